@@ -1,0 +1,263 @@
+"""The three controllers, wired like their Kubernetes counterparts."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from application.periodic import run_every
+from application.rate_limit import ControllerRateLimiter
+from application.workqueue import ShutDown, WorkQueue
+from domain.errors import CCMError
+from domain.ports import Clock, Metrics, NodeStore
+from domain.services import LabelSyncService, LifecycleService, RegistrationService
+from domain.services.registration import Outcome
+
+log = logging.getLogger(__name__)
+
+CLOUD_NODE = "cloud-node"
+CLOUD_NODE_LIFECYCLE = "cloud-node-lifecycle"
+CLOUD_NODE_LABEL_SYNC = "cloud-node-label-sync"
+ALL_CONTROLLERS = (CLOUD_NODE, CLOUD_NODE_LIFECYCLE, CLOUD_NODE_LABEL_SYNC)
+
+Handler = Callable[[str], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSettings:
+    """client-go's defaults: 5 ms doubling to 1000 s per item, 10 qps / burst 100 overall."""
+
+    base_delay: float = 0.005
+    max_delay: float = 1000.0
+    qps: float = 10.0
+    burst: int = 100
+
+
+def new_queue(name: str, clock: Clock, metrics: Metrics, settings: QueueSettings) -> WorkQueue:
+    limiter = ControllerRateLimiter(
+        clock=clock,
+        base_delay=settings.base_delay,
+        max_delay=settings.max_delay,
+        qps=settings.qps,
+        burst=settings.burst,
+    )
+    return WorkQueue(name=name, clock=clock, rate_limiter=limiter, metrics=metrics)
+
+
+async def _worker(queue: WorkQueue, handle: Handler, metrics: Metrics, clock: Clock) -> None:
+    """Take a key, handle it, then forget it (success) or requeue it with backoff."""
+    while True:
+        try:
+            key = await queue.get()
+        except ShutDown:
+            return
+        started = clock.monotonic()
+        try:
+            await handle(key)
+        except CCMError as err:
+            log.warning("%s: %s: %s (retry %d)", queue.name, key, err, queue.retries(key) + 1)
+            await queue.add_rate_limited(key)
+        except Exception:
+            log.exception(
+                "%s: %s: unexpected failure (retry %d)", queue.name, key, queue.retries(key) + 1
+            )
+            await queue.add_rate_limited(key)
+        else:
+            queue.forget(key)
+        finally:
+            metrics.queue_work_duration(queue=queue.name, seconds=clock.monotonic() - started)
+            await queue.done(key)
+
+
+async def run_workers(
+    queue: WorkQueue, handle: Handler, *, workers: int, metrics: Metrics, clock: Clock
+) -> None:
+    """``workers`` concurrent workers on one queue; the queue is shut down on exit."""
+    try:
+        async with asyncio.TaskGroup() as tg:
+            for i in range(workers):
+                tg.create_task(
+                    _worker(queue, handle, metrics, clock), name=f"{queue.name}-worker-{i}"
+                )
+    finally:
+        await queue.shutdown()
+
+
+class CloudNodeController:
+    """Initializes nodes that carry the uninitialized taint; syncs addresses.
+
+    Every watched add/update enqueues the node; ``workers`` take from the
+    queue; a periodic loop refreshes addresses every ``address_sync_period``.
+    """
+
+    name = CLOUD_NODE
+
+    def __init__(
+        self,
+        *,
+        service: RegistrationService,
+        nodes: NodeStore,
+        clock: Clock,
+        metrics: Metrics,
+        workers: int = 1,
+        address_sync_period: float = 300.0,
+        queue_settings: QueueSettings = QueueSettings(),
+    ) -> None:
+        self._service = service
+        self._nodes = nodes
+        self._clock = clock
+        self._metrics = metrics
+        self._workers = workers
+        self._period = address_sync_period
+        self.queue = new_queue(CLOUD_NODE, clock, metrics, queue_settings)
+
+    async def trigger(self, name: str) -> None:
+        """Sync this node now (e.g. the VM it waits for just appeared)."""
+        await self.queue.add(name)
+
+    async def _handle(self, name: str) -> None:
+        try:
+            result = await self._service.sync(name=name)
+        except CCMError:
+            self._metrics.node_synced(controller=CLOUD_NODE, result="error")
+            raise
+        self._metrics.node_synced(controller=CLOUD_NODE, result=result.outcome.value)
+        if result.outcome is Outcome.INITIALIZED and result.taint_removal_delay is not None:
+            self._metrics.taint_removal_delay(seconds=result.taint_removal_delay)
+
+    async def _watch(self) -> None:
+        async for node in self._nodes.watch():
+            await self.queue.add(node.name)
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._watch(), name="cloud-node-watch")
+            tg.create_task(
+                run_workers(
+                    self.queue,
+                    self._handle,
+                    workers=self._workers,
+                    metrics=self._metrics,
+                    clock=self._clock,
+                ),
+                name="cloud-node-workers",
+            )
+            tg.create_task(
+                run_every(
+                    self._clock, self._period, self._service.sync_addresses, name="address-sync"
+                ),
+                name="cloud-node-address-sync",
+            )
+
+
+class CloudNodeLifecycleController:
+    """Every ``period``: delete nodes whose VM is gone, taint those shut down.
+
+    ``trigger`` checks one node at once (its VM was removed in XO); the
+    queue de-duplicates a burst of removals into one check per node.
+    """
+
+    name = CLOUD_NODE_LIFECYCLE
+
+    def __init__(
+        self,
+        *,
+        service: LifecycleService,
+        clock: Clock,
+        metrics: Metrics,
+        period: float = 5.0,
+        queue_settings: QueueSettings = QueueSettings(),
+    ) -> None:
+        self._service = service
+        self._clock = clock
+        self._metrics = metrics
+        self._period = period
+        self.queue = new_queue(CLOUD_NODE_LIFECYCLE, clock, metrics, queue_settings)
+
+    async def trigger(self, name: str) -> None:
+        await self.queue.add(name)
+
+    async def _pass(self) -> None:
+        result = await self._service.run_pass()
+        for action, count in result.actions.items():
+            for _ in range(count):
+                self._metrics.node_synced(controller=CLOUD_NODE_LIFECYCLE, result=action.value)
+
+    async def _handle(self, name: str) -> None:
+        action = await self._service.check_by_name(name=name)
+        self._metrics.node_synced(controller=CLOUD_NODE_LIFECYCLE, result=action.value)
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(
+                run_every(self._clock, self._period, self._pass, name=CLOUD_NODE_LIFECYCLE)
+            )
+            tg.create_task(
+                run_workers(
+                    self.queue, self._handle, workers=1, metrics=self._metrics, clock=self._clock
+                )
+            )
+
+
+class CloudNodeLabelSyncController:
+    """Every ``period``: labels follow the VMs; ``trigger`` syncs one node at once."""
+
+    name = CLOUD_NODE_LABEL_SYNC
+
+    def __init__(
+        self,
+        *,
+        service: LabelSyncService,
+        clock: Clock,
+        metrics: Metrics,
+        period: float = 300.0,
+        queue_settings: QueueSettings = QueueSettings(),
+    ) -> None:
+        self._service = service
+        self._clock = clock
+        self._metrics = metrics
+        self._period = period
+        self.queue = new_queue(CLOUD_NODE_LABEL_SYNC, clock, metrics, queue_settings)
+        self._full_pass_requested = asyncio.Event()
+
+    async def trigger(self, name: str) -> None:
+        await self.queue.add(name)
+
+    def request_full_pass(self) -> None:
+        """Re-sync every node soon (the XO change stream reconnected)."""
+        self._full_pass_requested.set()
+
+    async def _pass(self) -> None:
+        result = await self._service.run_pass()
+        for outcome, count in (("updated", result.updated), ("error", result.failed)):
+            for _ in range(count):
+                self._metrics.node_synced(controller=CLOUD_NODE_LABEL_SYNC, result=outcome)
+
+    async def _handle(self, name: str) -> None:
+        changed = await self._service.sync_node(name=name)
+        self._metrics.node_synced(
+            controller=CLOUD_NODE_LABEL_SYNC, result="updated" if changed else "unchanged"
+        )
+
+    async def _on_request(self) -> None:
+        while True:
+            await self._full_pass_requested.wait()
+            self._full_pass_requested.clear()
+            try:
+                await self._pass()
+            except Exception:
+                log.exception("label sync pass after resync failed")
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(
+                run_every(self._clock, self._period, self._pass, name=CLOUD_NODE_LABEL_SYNC)
+            )
+            tg.create_task(self._on_request())
+            tg.create_task(
+                run_workers(
+                    self.queue, self._handle, workers=1, metrics=self._metrics, clock=self._clock
+                )
+            )

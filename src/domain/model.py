@@ -1,0 +1,232 @@
+"""Value objects: what the CCM knows of XO objects and of Nodes.
+
+They are frozen so a service can never mutate a cached object behind the
+cache's back; changes are expressed as :class:`NodeChange` values instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from types import MappingProxyType
+
+EMPTY: Mapping[str, str] = MappingProxyType({})
+
+
+class PowerState(StrEnum):
+    """XO's ``power_state`` of a VM."""
+
+    RUNNING = "Running"
+    HALTED = "Halted"
+    PAUSED = "Paused"
+    SUSPENDED = "Suspended"
+
+
+@dataclass(frozen=True, slots=True)
+class VM:
+    """A VM as the CCM needs it (a small subset of XO's ~3 KB object).
+
+    ``container`` is XO's ``$container``: the resident host while running, but
+    the *pool* (or a local SR's host) while halted, which is why the zone is
+    derived through :func:`domain.policies.metadata.resident_host_id`.
+    """
+
+    id: str
+    name_label: str
+    power_state: PowerState
+    pool_id: str
+    container: str
+    cpus: int
+    memory_bytes: int
+    main_ip_address: str | None = None
+    addresses: Mapping[str, str] = EMPTY
+    tags: tuple[str, ...] = ()
+
+    @property
+    def running(self) -> bool:
+        return self.power_state is PowerState.RUNNING
+
+
+@dataclass(frozen=True, slots=True)
+class Host:
+    id: str
+    name_label: str
+    pool_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Pool:
+    id: str
+    name_label: str
+
+
+class TaintEffect(StrEnum):
+    NO_SCHEDULE = "NoSchedule"
+    PREFER_NO_SCHEDULE = "PreferNoSchedule"
+    NO_EXECUTE = "NoExecute"
+
+
+@dataclass(frozen=True, slots=True)
+class Taint:
+    key: str
+    effect: TaintEffect
+    value: str = ""
+    time_added: datetime | None = field(default=None, compare=False)
+
+
+class AddressType(StrEnum):
+    HOSTNAME = "Hostname"
+    INTERNAL_IP = "InternalIP"
+    EXTERNAL_IP = "ExternalIP"
+    INTERNAL_DNS = "InternalDNS"
+    EXTERNAL_DNS = "ExternalDNS"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeAddress:
+    type: AddressType
+    address: str
+
+
+class Readiness(StrEnum):
+    """The Node's ``Ready`` condition; MISSING when kubelet never reported it."""
+
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+    MISSING = "Missing"
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """The fields of a Kubernetes Node the CCM reads, nothing more.
+
+    ``resource_version`` makes updates optimistic: a write built from a stale
+    copy is refused with a conflict instead of silently undoing another write.
+    """
+
+    name: str
+    uid: str = ""
+    resource_version: str = ""
+    provider_id: str = ""
+    system_uuid: str = ""
+    labels: Mapping[str, str] = EMPTY
+    annotations: Mapping[str, str] = EMPTY
+    taints: tuple[Taint, ...] = ()
+    addresses: tuple[NodeAddress, ...] = ()
+    readiness: Readiness = Readiness.MISSING
+    created_at: datetime | None = None
+
+    def has_taint(self, key: str) -> bool:
+        return any(t.key == key for t in self.taints)
+
+    @property
+    def ready(self) -> bool:
+        return self.readiness is Readiness.TRUE
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceMetadata:
+    """What XO says a Node should look like; each field names its destination.
+
+    - ``provider_id`` -> ``spec.providerID``
+    - ``instance_type`` -> ``node.kubernetes.io/instance-type`` (+ beta)
+    - ``region`` (pool uuid) -> ``topology.kubernetes.io/region`` (+ beta)
+    - ``zone`` (host uuid, empty while halted) -> ``topology.kubernetes.io/zone`` (+ beta)
+    - ``addresses`` -> ``status.addresses``
+    - ``additional_labels`` -> the ``*.k8s.xenorchestra/*`` labels
+    - ``shutdown`` -> the lifecycle controller's shutdown taint
+    """
+
+    provider_id: str
+    instance_type: str
+    region: str
+    zone: str
+    addresses: tuple[NodeAddress, ...]
+    additional_labels: Mapping[str, str]
+    shutdown: bool
+
+
+@dataclass(frozen=True, slots=True)
+class NodeChange:
+    """A minimal edit of a Node: only what differs, so no-op passes write nothing."""
+
+    provider_id: str | None = None
+    set_labels: Mapping[str, str] = EMPTY
+    remove_labels: frozenset[str] = frozenset()
+    add_taints: tuple[Taint, ...] = ()
+    remove_taint_keys: frozenset[str] = frozenset()
+    set_annotations: Mapping[str, str] = EMPTY
+
+    @property
+    def empty(self) -> bool:
+        return not (
+            self.provider_id
+            or self.set_labels
+            or self.remove_labels
+            or self.add_taints
+            or self.remove_taint_keys
+            or self.set_annotations
+        )
+
+    def apply(self, node: Node) -> Node:
+        """The Node as it will be once this change is written (pure)."""
+        labels = {k: v for k, v in node.labels.items() if k not in self.remove_labels}
+        labels.update(self.set_labels)
+        annotations = dict(node.annotations)
+        annotations.update(self.set_annotations)
+        taints = tuple(t for t in node.taints if t.key not in self.remove_taint_keys)
+        present = {(t.key, t.effect) for t in taints}
+        taints += tuple(t for t in self.add_taints if (t.key, t.effect) not in present)
+        return Node(
+            name=node.name,
+            uid=node.uid,
+            resource_version=node.resource_version,
+            provider_id=node.provider_id or (self.provider_id or ""),
+            system_uuid=node.system_uuid,
+            labels=MappingProxyType(labels),
+            annotations=MappingProxyType(annotations),
+            taints=taints,
+            addresses=node.addresses,
+            readiness=node.readiness,
+            created_at=node.created_at,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class InventorySnapshot:
+    """One consistent-enough read of XO: every VM, host and pool, by id.
+
+    A sync pass over N nodes works from one snapshot, so it costs three XO
+    requests however large N is.
+    """
+
+    vms: Mapping[str, VM]
+    hosts: Mapping[str, Host]
+    pools: Mapping[str, Pool]
+
+
+class ChangeKind(StrEnum):
+    ADDED = "add"
+    UPDATED = "update"
+    REMOVED = "remove"
+    RESYNC = "resync"
+
+
+@dataclass(frozen=True, slots=True)
+class VMChange:
+    """One entry of the XO change stream.
+
+    RESYNC means the stream was (re)connected and anything may have changed:
+    consumers re-list. For REMOVED, ``vm`` is the last known object.
+    """
+
+    kind: ChangeKind
+    vm: VM | None = None
+
+
+class EventType(StrEnum):
+    NORMAL = "Normal"
+    WARNING = "Warning"

@@ -1,0 +1,1 @@
+"""Pure functions that decide; the services only fetch, call these, and write."""

@@ -1,0 +1,73 @@
+"""The plan for a Node that carries the uninitialized taint, and the beta->GA
+label copy for Nodes that do not."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from domain import labels
+from domain.model import InstanceMetadata, Node, NodeAddress, NodeChange
+from domain.policies.addresses import missing_provided_ips, provided_node_ips
+
+
+@dataclass(frozen=True, slots=True)
+class InitPlan:
+    """One Node update, then the addresses; ``wait_reason`` set means: requeue, write nothing."""
+
+    change: NodeChange
+    addresses: tuple[NodeAddress, ...]
+    wait_reason: str = ""
+
+
+def plan_initialization(*, node: Node, metadata: InstanceMetadata) -> InitPlan:
+    """What initializing ``node`` with ``metadata`` writes.
+
+    - every kubelet-provided IP must be among the computed addresses, or the
+      node waits (initializing with the wrong addresses cannot be undone cleanly);
+    - ``spec.providerID`` only when empty (it is immutable);
+    - instance type, zone and region labels (GA and beta) when known;
+    - additional labels only where the node has none of that key, and never in
+      the ``kubernetes.io``/``k8s.io`` namespaces;
+    - the uninitialized taint removed.
+    """
+    provided = provided_node_ips(node.annotations)
+    missing = missing_provided_ips(provided_ips=provided, addresses=metadata.addresses)
+    if missing:
+        return InitPlan(
+            change=NodeChange(),
+            addresses=(),
+            wait_reason=(
+                f"provided node IP(s) {', '.join(missing)} not found among the VM's addresses "
+                f"{', '.join(a.address for a in metadata.addresses) or '(none)'}"
+            ),
+        )
+
+    wanted: dict[str, str] = {}
+    for key, value in metadata.additional_labels.items():
+        if key not in node.labels and not labels.in_kubernetes_namespace(key):
+            wanted[key] = value
+    for keys, value in (
+        ((labels.INSTANCE_TYPE, labels.INSTANCE_TYPE_BETA), metadata.instance_type),
+        ((labels.ZONE, labels.ZONE_BETA), metadata.zone),
+        ((labels.REGION, labels.REGION_BETA), metadata.region),
+    ):
+        if value:
+            wanted.update(dict.fromkeys(keys, value))
+    set_labels = {k: v for k, v in wanted.items() if node.labels.get(k) != v}
+
+    change = NodeChange(
+        provider_id=None if node.provider_id else metadata.provider_id,
+        set_labels=set_labels,
+        remove_taint_keys=frozenset({labels.UNINITIALIZED_TAINT_KEY}),
+    )
+    return InitPlan(change=change, addresses=metadata.addresses)
+
+
+def plan_beta_to_ga(node: Node) -> NodeChange:
+    """For an initialized node: copy each beta label to its GA twin where they differ."""
+    set_labels = {
+        ga: node.labels[beta]
+        for beta, ga in labels.BETA_TO_GA
+        if beta in node.labels and node.labels.get(ga) != node.labels[beta]
+    }
+    return NodeChange(set_labels=set_labels)

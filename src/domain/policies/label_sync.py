@@ -1,0 +1,81 @@
+"""The label-sync diff: labels follow the VM after migrations, pool moves, resizes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from domain import labels
+from domain.model import EventType, InstanceMetadata, Node, NodeChange
+
+
+@dataclass(frozen=True, slots=True)
+class NodeEventSpec:
+    type: EventType
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class LabelSyncPlan:
+    change: NodeChange
+    events: tuple[NodeEventSpec, ...]
+
+
+def plan_label_sync(*, node: Node, metadata: InstanceMetadata) -> LabelSyncPlan:
+    """Labels to update on an initialized node, and the events that explain them.
+
+    Only ``k8s.xenorchestra`` labels plus zone, region and instance type are
+    touched, and the topology ones only when the node already has them. The
+    first zone/region a node had is kept once in ``original_*``. An empty
+    zone (halted VM) never replaces a host.
+    """
+    if node.has_taint(labels.UNINITIALIZED_TAINT_KEY):
+        return LabelSyncPlan(change=NodeChange(), events=())
+    current = node.labels
+    update = {
+        key: value
+        for key, value in metadata.additional_labels.items()
+        if labels.XO_NAMESPACE in key and current.get(key) != value
+    }
+    events: list[NodeEventSpec] = []
+
+    old_zone = current.get(labels.ZONE)
+    if old_zone is not None and metadata.zone and old_zone != metadata.zone:
+        if labels.ORIGINAL_HOST_ID not in current:
+            update[labels.ORIGINAL_HOST_ID] = old_zone
+        update[labels.ZONE] = update[labels.ZONE_BETA] = metadata.zone
+        events.append(
+            NodeEventSpec(
+                EventType.WARNING,
+                "NodeZoneChanged",
+                f"Node {node.name} zone changed (node VM host changed): "
+                f"old={old_zone}, new={metadata.zone}",
+            )
+        )
+
+    old_region = current.get(labels.REGION)
+    if old_region is not None and metadata.region and old_region != metadata.region:
+        if labels.ORIGINAL_POOL_ID not in current:
+            update[labels.ORIGINAL_POOL_ID] = old_region
+        update[labels.REGION] = update[labels.REGION_BETA] = metadata.region
+        events.append(
+            NodeEventSpec(
+                EventType.WARNING,
+                "NodeRegionChanged",
+                f"Node {node.name} region changed (node VM pool changed): "
+                f"old={old_region}, new={metadata.region}",
+            )
+        )
+
+    old_type = current.get(labels.INSTANCE_TYPE)
+    if old_type is not None and metadata.instance_type and old_type != metadata.instance_type:
+        update[labels.INSTANCE_TYPE] = update[labels.INSTANCE_TYPE_BETA] = metadata.instance_type
+        events.append(
+            NodeEventSpec(
+                EventType.NORMAL,
+                "NodeInstanceTypeHasChanged",
+                f"Node {node.name} instance type has changed (node VM memory and/or CPUs "
+                f"changed): old={old_type}, new={metadata.instance_type}",
+            )
+        )
+    return LabelSyncPlan(change=NodeChange(set_labels=update), events=tuple(events))

@@ -1,0 +1,51 @@
+"""What the lifecycle controller does with one Node."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from domain import labels
+from domain.model import Node
+
+
+class VMState(StrEnum):
+    """What XO said about a node's VM, as far as the lifecycle rules care."""
+
+    RUNNING = "running"
+    SHUT_DOWN = "shut-down"
+    DELETED = "deleted"  # gone while its pool is known: the only state that deletes
+    POOL_UNKNOWN = "pool-unknown"  # gone with its pool: XO lost the pool, an outage
+    LOOKUP_FAILED = "lookup-failed"  # XO did not answer: nothing is known
+    NOT_OURS = "not-ours"  # empty or foreign providerID: exists, not shut down
+
+
+class LifecycleAction(StrEnum):
+    NOTHING = "nothing"
+    REMOVE_SHUTDOWN_TAINT = "remove-shutdown-taint"
+    ADD_SHUTDOWN_TAINT = "add-shutdown-taint"
+    DELETE_NODE = "delete-node"
+    KEEP_UNCERTAIN = "keep-uncertain"  # log why the node is left alone
+
+
+def needs_lookup(node: Node) -> bool:
+    """Only not-ready nodes cost an XO request; ready ones only lose the shutdown taint."""
+    return not node.ready
+
+
+def decide(*, node: Node, vm_state: VMState | None) -> LifecycleAction:
+    """The lifecycle rule for one node (``vm_state`` is None for ready nodes).
+
+    Ready: drop the shutdown taint if present. Not ready: delete only when
+    the VM is *known* deleted, taint when it is shut down, and never act on
+    an error or an unknown pool.
+    """
+    has_shutdown = node.has_taint(labels.SHUTDOWN_TAINT.key)
+    if node.ready:
+        return LifecycleAction.REMOVE_SHUTDOWN_TAINT if has_shutdown else LifecycleAction.NOTHING
+    if vm_state is VMState.DELETED:
+        return LifecycleAction.DELETE_NODE
+    if vm_state is VMState.SHUT_DOWN:
+        return LifecycleAction.NOTHING if has_shutdown else LifecycleAction.ADD_SHUTDOWN_TAINT
+    if vm_state in (VMState.POOL_UNKNOWN, VMState.LOOKUP_FAILED):
+        return LifecycleAction.KEEP_UNCERTAIN
+    return LifecycleAction.NOTHING

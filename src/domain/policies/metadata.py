@@ -1,0 +1,66 @@
+"""InstanceMetadata: what a Node should look like, given its VM, host and pool."""
+
+from __future__ import annotations
+
+from domain import labels
+from domain.model import VM, Host, InstanceMetadata, Node, Pool, PowerState
+from domain.policies.addresses import node_addresses, provided_node_ips
+from domain.policies.instance_type import instance_type
+from domain.policies.label_values import sanitize_label_value
+from domain.providerid import ProviderID, is_ours
+
+#: Power states in which ``$container`` is the host the VM runs on.
+_RESIDENT_STATES = frozenset({PowerState.RUNNING, PowerState.PAUSED})
+
+
+def resident_host_id(vm: VM) -> str:
+    """The host the VM runs on, or "" when XO does not say.
+
+    A halted VM's ``$container`` is its pool (or a local SR's host, which is
+    where it *could* start, not where it runs): never a zone.
+    """
+    if vm.power_state not in _RESIDENT_STATES or not vm.container or vm.container == vm.pool_id:
+        return ""
+    return vm.container
+
+
+def instance_metadata(
+    *, vm: VM, host: Host | None, pool: Pool | None, node: Node
+) -> InstanceMetadata:
+    """Metadata for ``node`` backed by ``vm``.
+
+    The providerID already on the node is kept verbatim (it is immutable);
+    otherwise it is built from the VM's pool and id. Host labels are only
+    produced when the VM is resident on a host.
+    """
+    provider_id = (
+        node.provider_id
+        if is_ours(node.provider_id)
+        else ProviderID(pool_id=vm.pool_id, vm_id=vm.id).format()
+    )
+    zone = resident_host_id(vm)
+    extra = {
+        labels.VM_NAME_LABEL: sanitize_label_value(vm.name_label),
+        labels.POOL_ID: sanitize_label_value(vm.pool_id),
+        labels.POOL_NAME_LABEL: sanitize_label_value(pool.name_label)
+        if pool
+        else labels.UNKNOWN_NAME,
+    }
+    if zone:
+        extra[labels.HOST_ID] = sanitize_label_value(zone)
+        extra[labels.HOST_NAME_LABEL] = (
+            sanitize_label_value(host.name_label)
+            if host and host.id == zone
+            else labels.UNKNOWN_NAME
+        )
+    return InstanceMetadata(
+        provider_id=provider_id,
+        instance_type=instance_type(cpus=vm.cpus, memory_bytes=vm.memory_bytes),
+        region=vm.pool_id,
+        zone=zone,
+        addresses=node_addresses(
+            vm=vm, node_name=node.name, provided_ips=provided_node_ips(node.annotations)
+        ),
+        additional_labels=extra,
+        shutdown=vm.power_state is not PowerState.RUNNING,
+    )

@@ -1,0 +1,151 @@
+"""The ports: what the services need from the world, as async Protocols.
+
+Every parameter is keyword-only so adapters cannot silently swap two ids.
+Each method's docstring is its contract; the contract tests hold every
+adapter to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
+from typing import Protocol
+
+from domain.model import (
+    VM,
+    EventType,
+    Host,
+    InventorySnapshot,
+    Node,
+    NodeAddress,
+    NodeChange,
+    Pool,
+    VMChange,
+)
+
+
+class Inventory(Protocol):
+    """Xen Orchestra, as far as the CCM reads it."""
+
+    async def get_vm(self, *, vm_id: str, pool_id: str = "") -> VM:
+        """The VM with this id.
+
+        Not found: with ``pool_id`` empty, VMNotFoundError; otherwise the pool is
+        checked and the error is VMDeletedError (pool known: the VM was
+        deleted) or PoolUnavailableError (pool unknown too: XO lost the pool).
+        Any other failure is an InventoryError, never "not found".
+        """
+        ...
+
+    async def find_vms_by_name(self, *, name_label: str) -> Sequence[VM]:
+        """Every VM whose ``name_label`` is exactly ``name_label``."""
+        ...
+
+    async def get_host(self, *, host_id: str) -> Host | None:
+        """The host, or None when XO does not know it; may be served from a cache."""
+        ...
+
+    async def get_pool(self, *, pool_id: str) -> Pool | None:
+        """The pool, or None when XO does not know it; may be served from a cache."""
+        ...
+
+    async def snapshot(self) -> InventorySnapshot:
+        """All VMs, hosts and pools: at most three XO requests, whatever their number."""
+        ...
+
+    def changes(self) -> AsyncIterator[VMChange]:
+        """VM changes as they happen; a RESYNC entry after every (re)connect."""
+        ...
+
+
+class NodeStore(Protocol):
+    """The Kubernetes Nodes, as far as the CCM reads and writes them."""
+
+    async def get(self, *, name: str) -> Node | None:
+        """The Node (from a cache when the adapter has one), or None."""
+        ...
+
+    async def list(self) -> Sequence[Node]:
+        """Every Node."""
+        ...
+
+    async def update(self, *, node: Node, change: NodeChange) -> Node:
+        """Write ``change`` onto ``node`` in one request, guarded by its resourceVersion.
+
+        Raises ConflictError if the Node changed since ``node`` was read,
+        NodeGoneError if it no longer exists. Setting a providerID on a Node
+        that already has a different one is refused (InvalidNodeError).
+        """
+        ...
+
+    async def set_addresses(self, *, node: Node, addresses: Sequence[NodeAddress]) -> Node:
+        """Replace ``status.addresses``."""
+        ...
+
+    async def delete(self, *, node: Node) -> None:
+        """Delete the Node, only if it still has ``node.uid`` (NodeGoneError otherwise)."""
+        ...
+
+    def watch(self) -> AsyncIterator[Node]:
+        """Every Node once, then every Node that is added or changed."""
+        ...
+
+
+class EventRecorder(Protocol):
+    """Kubernetes events about Nodes."""
+
+    async def record(
+        self, *, node: Node, type: EventType, reason: str, message: str, source: str
+    ) -> None:
+        """Record an event; never raises (events are best effort)."""
+        ...
+
+
+class Clock(Protocol):
+    """Time, so controllers can run on a fake clock in tests."""
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes back."""
+        ...
+
+    def now(self) -> datetime:
+        """The wall-clock time, timezone-aware (UTC)."""
+        ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` of this clock's time."""
+        ...
+
+
+class LeaderElector(Protocol):
+    """Who leads: controllers only run on the replica that holds the lease."""
+
+    async def acquire(self) -> None:
+        """Return once this replica leads (blocks while another one does)."""
+        ...
+
+    async def lost(self) -> None:
+        """Return when leadership is lost (could not renew, or revoked)."""
+        ...
+
+    async def release(self) -> None:
+        """Give leadership up (on clean shutdown), so another replica takes over at once."""
+        ...
+
+
+class Metrics(Protocol):
+    """What the controllers measure; adapters export it (Prometheus) or keep it (tests)."""
+
+    def queue_added(self, *, queue: str) -> None: ...
+
+    def queue_retried(self, *, queue: str) -> None: ...
+
+    def queue_depth(self, *, queue: str, depth: int) -> None: ...
+
+    def queue_work_duration(self, *, queue: str, seconds: float) -> None: ...
+
+    def node_synced(self, *, controller: str, result: str) -> None: ...
+
+    def taint_removal_delay(self, *, seconds: float) -> None: ...
+
+    def leader(self, *, is_leader: bool) -> None: ...

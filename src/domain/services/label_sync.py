@@ -1,0 +1,103 @@
+"""Label sync: the ``cloud-node-label-sync`` controller's work."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from domain import labels
+from domain.errors import CCMError, ProviderIDError, VMNotFoundError
+from domain.model import VM, Host, Node, NodeChange, Pool
+from domain.policies.label_sync import LabelSyncPlan, plan_label_sync
+from domain.policies.metadata import instance_metadata
+from domain.ports import EventRecorder, Inventory, NodeStore
+from domain.providerid import ProviderID, is_ours
+from domain.services.node_updates import update_on_conflict_retry
+
+log = logging.getLogger(__name__)
+
+SOURCE = "cloud-node-label-sync-controller"
+
+
+@dataclass(frozen=True, slots=True)
+class LabelSyncResult:
+    updated: int
+    failed: int
+
+
+def _vm_id(node: Node) -> str | None:
+    """The VM id of an initialized node of ours, else None (not label-synced)."""
+    if node.has_taint(labels.UNINITIALIZED_TAINT_KEY) or not is_ours(node.provider_id):
+        return None
+    try:
+        return ProviderID.parse(node.provider_id).vm_id
+    except ProviderIDError as err:
+        log.warning("node %s: %s", node.name, err)
+        return None
+
+
+class LabelSyncService:
+    """Keeps topology, instance-type and XO labels in step with each VM."""
+
+    def __init__(self, *, inventory: Inventory, nodes: NodeStore, events: EventRecorder) -> None:
+        self._inventory = inventory
+        self._nodes = nodes
+        self._events = events
+
+    async def run_pass(self) -> LabelSyncResult:
+        """Sync every initialized node from one inventory snapshot (O(1) XO requests)."""
+        targets = [(node, vm_id) for node in await self._nodes.list() if (vm_id := _vm_id(node))]
+        if not targets:
+            return LabelSyncResult(0, 0)
+        snap = await self._inventory.snapshot()
+        updated = failed = 0
+        for node, vm_id in targets:
+            vm = snap.vms.get(vm_id)
+            if vm is None:
+                continue  # gone or unreachable: the lifecycle controller's business
+            try:
+                host = snap.hosts.get(vm.container)
+                pool = snap.pools.get(vm.pool_id)
+                updated += await self._apply(node, vm, host, pool)
+            except CCMError as err:
+                failed += 1
+                log.warning("node %s: label sync failed: %s", node.name, err)
+        return LabelSyncResult(updated, failed)
+
+    async def sync_node(self, *, name: str) -> bool:
+        """Sync one node now (its VM changed); True when labels were written."""
+        node = await self._nodes.get(name=name)
+        vm_id = _vm_id(node) if node else None
+        if node is None or vm_id is None:
+            return False
+        try:
+            vm = await self._inventory.get_vm(vm_id=vm_id)
+        except VMNotFoundError:
+            return False
+        host = await self._inventory.get_host(host_id=vm.container) if vm.container else None
+        pool = await self._inventory.get_pool(pool_id=vm.pool_id) if vm.pool_id else None
+        return bool(await self._apply(node, vm, host, pool))
+
+    async def _apply(self, node: Node, vm: VM, host: Host | None, pool: Pool | None) -> int:
+        plans: list[LabelSyncPlan] = []
+
+        def plan(current: Node) -> NodeChange:
+            p = plan_label_sync(
+                node=current, metadata=instance_metadata(vm=vm, host=host, pool=pool, node=current)
+            )
+            plans.append(p)
+            return p.change
+
+        written, change = await update_on_conflict_retry(self._nodes, node, plan)
+        if change.empty:
+            return 0
+        log.info("node %s: labels updated %s", node.name, dict(change.set_labels))
+        for spec in plans[-1].events:
+            await self._events.record(
+                node=written,
+                type=spec.type,
+                reason=spec.reason,
+                message=spec.message,
+                source=SOURCE,
+            )
+        return 1

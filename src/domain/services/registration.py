@@ -1,0 +1,173 @@
+"""Node registration: the ``cloud-node`` controller's work on one Node."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from enum import StrEnum
+
+from domain import labels
+from domain.errors import CCMError, ProviderIDError
+from domain.model import EventType, Node, NodeAddress, NodeChange
+from domain.policies.addresses import node_addresses, provided_node_ips
+from domain.policies.initialization import plan_beta_to_ga, plan_initialization
+from domain.policies.metadata import instance_metadata
+from domain.ports import Clock, EventRecorder, Inventory, NodeStore
+from domain.providerid import ProviderID, is_ours
+from domain.services.node_updates import update_on_conflict_retry
+from domain.services.vm_lookup import locate_vm
+
+log = logging.getLogger(__name__)
+
+SOURCE = "cloud-node-controller"
+
+
+class RetryLater(CCMError):
+    """The node cannot be initialized yet; the controller requeues it with backoff."""
+
+
+class Outcome(StrEnum):
+    INITIALIZED = "initialized"
+    RECONCILED = "reconciled"  # an initialized node's beta labels copied to GA
+    UNCHANGED = "unchanged"
+    GONE = "gone"
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrationResult:
+    outcome: Outcome
+    #: seconds from the node's creation to the taint's removal, when known
+    taint_removal_delay: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AddressSyncResult:
+    patched: int
+    failed: int
+
+
+class RegistrationService:
+    """Initializes tainted Nodes from their VMs and keeps their addresses current."""
+
+    def __init__(
+        self,
+        *,
+        inventory: Inventory,
+        nodes: NodeStore,
+        events: EventRecorder,
+        clock: Clock,
+        match_by_name: bool = False,
+    ) -> None:
+        self._inventory = inventory
+        self._nodes = nodes
+        self._events = events
+        self._clock = clock
+        self._match_by_name = match_by_name
+
+    async def sync(self, *, name: str) -> RegistrationResult:
+        """Initialize or reconcile one node by name.
+
+        Raises RetryLater or any CCMError when the node must be retried later.
+        """
+        node = await self._nodes.get(name=name)
+        if node is None:
+            return RegistrationResult(Outcome.GONE)
+        if node.has_taint(labels.UNINITIALIZED_TAINT_KEY):
+            return await self._initialize(node)
+        _, change = await update_on_conflict_retry(self._nodes, node, plan_beta_to_ga)
+        return RegistrationResult(Outcome.UNCHANGED if change.empty else Outcome.RECONCILED)
+
+    async def _initialize(self, node: Node) -> RegistrationResult:
+        if node.provider_id and not is_ours(node.provider_id):
+            # Not ours: no metadata, but the taint must still go (as the
+            # Kubernetes cloud-node controller does for foreign instances).
+            log.info(
+                "node %s has foreign providerID %s: removing the taint only",
+                node.name,
+                node.provider_id,
+            )
+            written, _ = await update_on_conflict_retry(
+                self._nodes,
+                node,
+                lambda _n: NodeChange(
+                    remove_taint_keys=frozenset({labels.UNINITIALIZED_TAINT_KEY})
+                ),
+            )
+            return await self._done(written)
+
+        vm = await locate_vm(self._inventory, node, match_by_name=self._match_by_name)
+        host = await self._inventory.get_host(host_id=vm.container) if vm.container else None
+        pool = await self._inventory.get_pool(pool_id=vm.pool_id) if vm.pool_id else None
+        wait: list[str] = []
+        addresses: tuple[NodeAddress, ...] = ()
+
+        def plan(current: Node) -> NodeChange:
+            nonlocal addresses
+            if not current.has_taint(labels.UNINITIALIZED_TAINT_KEY):
+                return NodeChange()  # someone else initialized it meanwhile
+            metadata = instance_metadata(vm=vm, host=host, pool=pool, node=current)
+            init = plan_initialization(node=current, metadata=metadata)
+            if init.wait_reason:
+                wait.append(init.wait_reason)
+                return NodeChange()
+            addresses = init.addresses
+            return init.change
+
+        written, change = await update_on_conflict_retry(self._nodes, node, plan)
+        if wait:
+            raise RetryLater(f"node {node.name}: {wait[-1]}")
+        if change.empty:
+            return RegistrationResult(Outcome.UNCHANGED)
+        if addresses and tuple(written.addresses) != addresses:
+            written = await self._nodes.set_addresses(node=written, addresses=addresses)
+        return await self._done(written)
+
+    async def _done(self, node: Node) -> RegistrationResult:
+        await self._events.record(
+            node=node,
+            type=EventType.NORMAL,
+            reason="Synced",
+            message="Node synced successfully",
+            source=SOURCE,
+        )
+        delay = None
+        if node.created_at is not None:
+            delay = max(0.0, (self._clock.now() - node.created_at).total_seconds())
+        log.info("node %s initialized (providerID %s)", node.name, node.provider_id or "-")
+        return RegistrationResult(Outcome.INITIALIZED, taint_removal_delay=delay)
+
+    async def sync_addresses(self) -> AddressSyncResult:
+        """Refresh ``status.addresses`` of every initialized node of ours.
+
+        One inventory snapshot for the whole pass; a node whose VM is absent
+        or whose result is empty is skipped; only differences are written;
+        errors are logged, never retried here (the next pass retries).
+        """
+        candidates = []
+        for node in await self._nodes.list():
+            if node.has_taint(labels.UNINITIALIZED_TAINT_KEY) or not is_ours(node.provider_id):
+                continue
+            try:
+                candidates.append((node, ProviderID.parse(node.provider_id)))
+            except ProviderIDError as err:
+                log.warning("node %s: %s", node.name, err)
+        if not candidates:
+            return AddressSyncResult(0, 0)
+        snapshot = await self._inventory.snapshot()
+        patched = failed = 0
+        for node, pid in candidates:
+            vm = snapshot.vms.get(pid.vm_id)
+            if vm is None:
+                continue
+            addresses = node_addresses(
+                vm=vm, node_name=node.name, provided_ips=provided_node_ips(node.annotations)
+            )
+            if not addresses or tuple(node.addresses) == addresses:
+                continue
+            try:
+                await self._nodes.set_addresses(node=node, addresses=addresses)
+                patched += 1
+            except CCMError as err:
+                failed += 1
+                log.warning("node %s: address update failed: %s", node.name, err)
+        return AddressSyncResult(patched, failed)

@@ -1,0 +1,1 @@
+"""The composition root: the DI container, the CLI and the process main."""
