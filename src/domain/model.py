@@ -15,6 +15,10 @@ from types import MappingProxyType
 EMPTY: Mapping[str, str] = MappingProxyType({})
 
 
+def _empty() -> Mapping[str, str]:
+    return EMPTY
+
+
 class PowerState(StrEnum):
     """XO's ``power_state`` of a VM."""
 
@@ -41,7 +45,7 @@ class VM:
     cpus: int
     memory_bytes: int
     main_ip_address: str | None = None
-    addresses: Mapping[str, str] = EMPTY
+    addresses: Mapping[str, str] = field(default_factory=_empty)
     tags: tuple[str, ...] = ()
 
     @property
@@ -112,8 +116,8 @@ class Node:
     resource_version: str = ""
     provider_id: str = ""
     system_uuid: str = ""
-    labels: Mapping[str, str] = EMPTY
-    annotations: Mapping[str, str] = EMPTY
+    labels: Mapping[str, str] = field(default_factory=_empty)
+    annotations: Mapping[str, str] = field(default_factory=_empty)
     taints: tuple[Taint, ...] = ()
     addresses: tuple[NodeAddress, ...] = ()
     readiness: Readiness = Readiness.MISSING
@@ -138,6 +142,8 @@ class InstanceMetadata:
     - ``addresses`` -> ``status.addresses``
     - ``additional_labels`` -> the ``*.k8s.xenorchestra/*`` labels
     - ``shutdown`` -> the lifecycle controller's shutdown taint
+    - ``reported_ips``: every IP the VM's guest tools report, to validate
+      kubelet's ``--node-ip`` against (empty: nothing to validate against)
     """
 
     provider_id: str
@@ -147,6 +153,7 @@ class InstanceMetadata:
     addresses: tuple[NodeAddress, ...]
     additional_labels: Mapping[str, str]
     shutdown: bool
+    reported_ips: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,11 +161,11 @@ class NodeChange:
     """A minimal edit of a Node: only what differs, so no-op passes write nothing."""
 
     provider_id: str | None = None
-    set_labels: Mapping[str, str] = EMPTY
+    set_labels: Mapping[str, str] = field(default_factory=_empty)
     remove_labels: frozenset[str] = frozenset()
     add_taints: tuple[Taint, ...] = ()
     remove_taint_keys: frozenset[str] = frozenset()
-    set_annotations: Mapping[str, str] = EMPTY
+    set_annotations: Mapping[str, str] = field(default_factory=_empty)
 
     @property
     def empty(self) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from domain.model import (
     VM,
@@ -24,6 +24,7 @@ from domain.model import (
 )
 
 
+@runtime_checkable
 class Inventory(Protocol):
     """Xen Orchestra, as far as the CCM reads it."""
 
@@ -58,6 +59,7 @@ class Inventory(Protocol):
         ...
 
 
+@runtime_checkable
 class NodeStore(Protocol):
     """The Kubernetes Nodes, as far as the CCM reads and writes them."""
 
@@ -91,6 +93,7 @@ class NodeStore(Protocol):
         ...
 
 
+@runtime_checkable
 class EventRecorder(Protocol):
     """Kubernetes events about Nodes."""
 
@@ -101,6 +104,7 @@ class EventRecorder(Protocol):
         ...
 
 
+@runtime_checkable
 class Clock(Protocol):
     """Time, so controllers can run on a fake clock in tests."""
 
@@ -117,6 +121,7 @@ class Clock(Protocol):
         ...
 
 
+@runtime_checkable
 class LeaderElector(Protocol):
     """Who leads: controllers only run on the replica that holds the lease."""
 
@@ -133,6 +138,7 @@ class LeaderElector(Protocol):
         ...
 
 
+@runtime_checkable
 class Metrics(Protocol):
     """What the controllers measure; adapters export it (Prometheus) or keep it (tests)."""
 

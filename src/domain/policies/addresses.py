@@ -29,12 +29,25 @@ def node_addresses(
     return tuple(_dedupe(out))
 
 
+def reported_ips(vm: VM) -> frozenset[str]:
+    """Every IP the VM's guest tools report (``mainIpAddress`` and ``addresses``)."""
+    ips = set(vm.addresses.values())
+    if vm.main_ip_address:
+        ips.add(vm.main_ip_address)
+    return frozenset(ip for ip in ips if ip)
+
+
 def missing_provided_ips(
-    *, provided_ips: Sequence[str], addresses: Sequence[NodeAddress]
+    *, provided_ips: Sequence[str], reported: frozenset[str]
 ) -> tuple[str, ...]:
-    """Provided IPs absent from the computed addresses (initialization must wait)."""
-    have = {a.address for a in addresses}
-    return tuple(ip for ip in provided_ips if ip not in have)
+    """Provided IPs the VM does not report: initialization must wait.
+
+    A VM that reports no IP at all (no guest tools yet) cannot contradict
+    kubelet, so nothing is missing then.
+    """
+    if not reported:
+        return ()
+    return tuple(ip for ip in provided_ips if ip not in reported)
 
 
 def _dedupe(addresses: list[NodeAddress]) -> list[NodeAddress]:

@@ -22,7 +22,7 @@ class InitPlan:
 def plan_initialization(*, node: Node, metadata: InstanceMetadata) -> InitPlan:
     """What initializing ``node`` with ``metadata`` writes.
 
-    - every kubelet-provided IP must be among the computed addresses, or the
+    - every kubelet-provided IP must be among the IPs the VM reports, or the
       node waits (initializing with the wrong addresses cannot be undone cleanly);
     - ``spec.providerID`` only when empty (it is immutable);
     - instance type, zone and region labels (GA and beta) when known;
@@ -31,14 +31,14 @@ def plan_initialization(*, node: Node, metadata: InstanceMetadata) -> InitPlan:
     - the uninitialized taint removed.
     """
     provided = provided_node_ips(node.annotations)
-    missing = missing_provided_ips(provided_ips=provided, addresses=metadata.addresses)
+    missing = missing_provided_ips(provided_ips=provided, reported=metadata.reported_ips)
     if missing:
         return InitPlan(
             change=NodeChange(),
             addresses=(),
             wait_reason=(
-                f"provided node IP(s) {', '.join(missing)} not found among the VM's addresses "
-                f"{', '.join(a.address for a in metadata.addresses) or '(none)'}"
+                f"provided node IP(s) {', '.join(missing)} not among the VM's addresses "
+                f"({', '.join(sorted(metadata.reported_ips))})"
             ),
         )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from domain import labels
 from domain.model import VM, Host, InstanceMetadata, Node, Pool, PowerState
-from domain.policies.addresses import node_addresses, provided_node_ips
+from domain.policies.addresses import node_addresses, provided_node_ips, reported_ips
 from domain.policies.instance_type import instance_type
 from domain.policies.label_values import sanitize_label_value
 from domain.providerid import ProviderID, is_ours
@@ -63,4 +63,5 @@ def instance_metadata(
         ),
         additional_labels=extra,
         shutdown=vm.power_state is not PowerState.RUNNING,
+        reported_ips=reported_ips(vm),
     )

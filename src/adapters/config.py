@@ -1,0 +1,131 @@
+"""The cloud config: the reference CCM's file (``url``, ``insecure``, ``token``
+or ``username``/``password``) or its ``XOA_*`` environment variables.
+
+Every problem is a ConfigError whose message names the key and what is wrong,
+so the CLI can print one line and exit 1 before touching anything.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+
+class ConfigError(ValueError):
+    """The configuration is unusable; the message says why, in one line."""
+
+
+class CloudConfig(BaseModel):
+    """Connection settings for Xen Orchestra.
+
+    ``token`` must belong to an XO admin (the CCM lists every VM and pool).
+    Secrets are ``SecretStr`` so they never show up in a repr or a log.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    url: str
+    insecure: bool = False
+    token: SecretStr | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    client_timeout: float = Field(default=30.0, gt=0, alias="clientTimeout")
+    ca_file: Path | None = Field(default=None, alias="caFile")
+    max_concurrent_requests: int = Field(default=16, ge=1, alias="maxConcurrentRequests")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        url = url.strip()
+        if not url:
+            raise ValueError("url is empty")
+        scheme, sep, rest = url.partition("://")
+        if not sep or scheme.lower() not in ("http", "https") or not rest.strip("/"):
+            raise ValueError(f"url {url!r} must start with http:// or https:// and name a host")
+        return url.rstrip("/")
+
+    @model_validator(mode="after")
+    def _one_auth_method(self) -> CloudConfig:
+        has_token = bool(self.token and self.token.get_secret_value())
+        has_user = bool(self.username or (self.password and self.password.get_secret_value()))
+        if has_token and has_user:
+            raise ValueError("set either token or username/password, not both")
+        if not has_token and not has_user:
+            raise ValueError("set token, or username and password")
+        if has_user and not (self.username and self.password and self.password.get_secret_value()):
+            raise ValueError("username and password must both be set")
+        return self
+
+
+_ENV_KEYS = {
+    "XOA_URL": "url",
+    "XOA_TOKEN": "token",
+    "XOA_USER": "username",
+    "XOA_PASSWORD": "password",
+    "XOA_INSECURE": "insecure",
+    "XOA_CLIENT_TIMEOUT": "clientTimeout",
+    "XOA_CA_FILE": "caFile",
+}
+
+
+def _one_line(err: ValidationError, origin: str) -> str:
+    first = err.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "config"
+    msg = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key"
+    elif first["type"] == "missing":
+        msg = "is required"
+    return f"{origin}: {where}: {msg}"
+
+
+def parse_config(data: Mapping[str, Any], *, origin: str) -> CloudConfig:
+    try:
+        return CloudConfig.model_validate(dict(data))
+    except ValidationError as err:
+        raise ConfigError(_one_line(err, origin)) from None
+
+
+def load_config_file(path: str | Path) -> CloudConfig:
+    """Read the YAML cloud config; ``XOA_*`` variables are ignored when a file is given."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"cloud config {path}: cannot read: {err.strerror or err}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(
+            f"cloud config {path}: not valid YAML: {str(err).splitlines()[0]}"
+        ) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"cloud config {path}: must be a mapping of keys to values")
+    return parse_config(data, origin=f"cloud config {path}")
+
+
+def load_config_env(environ: Mapping[str, str] | None = None) -> CloudConfig:
+    """Build the config from ``XOA_*`` variables (used when no file is given)."""
+    env = os.environ if environ is None else environ
+    data = {key: env[var] for var, key in _ENV_KEYS.items() if env.get(var, "") != ""}
+    if not data:
+        raise ConfigError("no --cloud-config given and no XOA_URL in the environment")
+    return parse_config(data, origin="environment (XOA_*)")
+
+
+def load_config(path: str | None, environ: Mapping[str, str] | None = None) -> CloudConfig:
+    return load_config_file(path) if path else load_config_env(environ)

@@ -1,0 +1,88 @@
+"""The console script ``xenorchestra-cloud-controller-manager``.
+
+Without a sub-command it is the CCM, with every Kubernetes CCM flag;
+``demo`` and ``fake-xo`` are sub-commands for trying it out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from adapters.config import ConfigError, load_config
+from adapters.logging_setup import configure_logging, register_secret
+from entrypoints.flags import FlagError, add_flags, settings_from_args
+
+PROG = "xenorchestra-cloud-controller-manager"
+SUBCOMMANDS = ("demo", "fake-xo")
+
+
+def _fail(message: str) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return 1
+
+
+def ccm_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Kubernetes cloud controller manager for Xen Orchestra (XCP-ng). "
+        f"Sub-commands: {PROG} demo | fake-xo --help.",
+    )
+    add_flags(parser)
+    return parser
+
+
+def main_ccm(argv: Sequence[str]) -> int:
+    parser = ccm_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0) and 1
+    try:
+        settings = settings_from_args(args)
+        config = load_config(settings.cloud_config)
+    except (FlagError, ConfigError) as err:
+        return _fail(str(err))
+    for secret in (config.token, config.password):
+        register_secret(secret.get_secret_value() if secret else None)
+    configure_logging(verbosity=settings.v, json=settings.log_format == "json")
+    from entrypoints.app import run_ccm
+
+    return asyncio.run(run_ccm(settings, config))
+
+
+def main_demo(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog=f"{PROG} demo", description="Run the controllers on a demo world."
+    )
+    parser.add_argument(
+        "--v", type=int, default=0, help="controller log verbosity (default 0: quiet)"
+    )
+    args = parser.parse_args(argv)
+    configure_logging(verbosity=args.v) if args.v else configure_logging(
+        verbosity=0, sink=_null_sink
+    )
+    from entrypoints.demo import run_demo
+
+    return asyncio.run(run_demo())
+
+
+def _null_sink(_message: object) -> None:
+    """The demo prints its own story; controller logs only with --v."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "demo":
+        return main_demo(args[1:])
+    if args and args[0] == "fake-xo":
+        from entrypoints.fake_xo_command import main_fake_xo
+
+        return main_fake_xo(args[1:])
+    return main_ccm(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

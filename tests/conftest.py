@@ -1,0 +1,1 @@
+"""Shared test configuration: ``src`` is importable through the editable install."""

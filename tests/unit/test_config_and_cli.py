@@ -1,0 +1,322 @@
+"""Config, flags, the CLI's error path, the container and log redaction."""
+
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+
+import pytest
+
+from adapters.config import ConfigError, load_config, load_config_env, load_config_file
+from adapters.logging_setup import configure_logging, register_secret
+from adapters.memory import InMemoryInventory, InMemoryNodeStore
+from application.controllers import ALL_CONTROLLERS
+from entrypoints.cli import main
+from entrypoints.container import Container, in_memory_container
+from entrypoints.flags import (
+    FlagError,
+    Settings,
+    ccm_parser_for_tests,
+    parse_controllers,
+    parse_duration,
+    settings_from_args,
+)
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "problem"),
+    [
+        pytest.param("insecure: true\ntoken: t\n", "url: is required", id="no-url"),
+        pytest.param(
+            "url: xo.example.com\ntoken: t\n",
+            "must start with http:// or https://",
+            id="url-without-scheme",
+        ),
+        pytest.param(
+            "url: ftp://xo\ntoken: t\n",
+            "must start with http:// or https://",
+            id="url-wrong-scheme",
+        ),
+        pytest.param(
+            "url: https://xo\ntoken: t\nusername: u\npassword: p\n",
+            "not both",
+            id="token-and-username",
+        ),
+        pytest.param(
+            "url: https://xo\n", "set token, or username and password", id="no-credentials"
+        ),
+        pytest.param(
+            "url: https://xo\nusername: u\n", "must both be set", id="username-without-password"
+        ),
+        pytest.param(
+            "url: https://xo\ntoken: t\ninsecure: perhaps\n",
+            "insecure: Input should be a valid boolean",
+            id="bad-boolean",
+        ),
+        pytest.param("url: https://xo\ntoken: t\ntokn: x\n", "tokn: unknown key", id="unknown-key"),
+        pytest.param(
+            "url: https://xo\ntoken: t\nclientTimeout: -1\n", "clientTimeout", id="negative-timeout"
+        ),
+        pytest.param("- a\n- b\n", "must be a mapping", id="not-a-mapping"),
+        pytest.param("url: [unclosed\n", "not valid YAML", id="bad-yaml"),
+    ],
+)
+def test_bad_config_file_names_the_problem(tmp_path: Path, yaml_text: str, problem: str) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(ConfigError, match=problem.replace("(", r"\(")) as err:
+        load_config_file(path)
+    assert "\n" not in str(err.value)
+    assert str(path) in str(err.value)
+
+
+def test_unreadable_config_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config_file(tmp_path / "missing.yaml")
+
+
+def test_good_config_file_same_keys_as_reference(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("url: https://xo.example.com/\ninsecure: true\ntoken: abc\nclientTimeout: 10\n")
+    config = load_config_file(path)
+    assert config.url == "https://xo.example.com"
+    assert config.insecure
+    assert config.client_timeout == 10
+    assert "abc" not in repr(config)
+
+
+@pytest.mark.parametrize(
+    ("env", "outcome"),
+    [
+        pytest.param({"XOA_URL": "https://xo", "XOA_TOKEN": "t"}, None, id="token"),
+        pytest.param(
+            {"XOA_URL": "https://xo", "XOA_USER": "u", "XOA_PASSWORD": "p", "XOA_INSECURE": "true"},
+            None,
+            id="user-password",
+        ),
+        pytest.param({}, "no --cloud-config given and no XOA_URL", id="nothing"),
+        pytest.param(
+            {"XOA_URL": "https://xo", "XOA_TOKEN": "t", "XOA_INSECURE": "nope"},
+            "insecure",
+            id="bad-boolean",
+        ),
+        pytest.param(
+            {"XOA_URL": "https://xo", "XOA_TOKEN": "t", "XOA_USER": "u", "XOA_PASSWORD": "p"},
+            "not both",
+            id="both",
+        ),
+    ],
+)
+def test_config_from_environment(env: dict[str, str], outcome: str | None) -> None:
+    if outcome is None:
+        assert load_config_env(env).url == "https://xo"
+    else:
+        with pytest.raises(ConfigError, match=outcome):
+            load_config_env(env)
+
+
+def test_file_wins_over_environment(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("url: https://from-file\ntoken: t\n")
+    assert (
+        load_config(str(path), {"XOA_URL": "https://from-env", "XOA_TOKEN": "t"}).url
+        == "https://from-file"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("15s", 15),
+        ("5m", 300),
+        ("1m30s", 90),
+        ("500ms", 0.5),
+        ("2h", 7200),
+        ("0", 0),
+        ("1.5s", 1.5),
+    ],
+)
+def test_go_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["15", "5 m", "m5", "", "1x"])
+def test_bad_durations(text: str) -> None:
+    import argparse
+
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "enabled"),
+    [
+        pytest.param("*", ALL_CONTROLLERS, id="all"),
+        pytest.param(
+            "*,-cloud-node-lifecycle", ("cloud-node", "cloud-node-label-sync"), id="all-but-one"
+        ),
+        pytest.param("cloud-node", ("cloud-node",), id="only-one"),
+        pytest.param(
+            "cloud-node,cloud-node-label-sync", ("cloud-node", "cloud-node-label-sync"), id="two"
+        ),
+    ],
+)
+def test_controllers_flag(text: str, enabled: tuple[str, ...]) -> None:
+    assert parse_controllers(text) == enabled
+
+
+def _settings(*argv: str) -> Settings:
+    return settings_from_args(ccm_parser_for_tests().parse_args(list(argv)))
+
+
+def test_defaults_match_kubernetes_ccm() -> None:
+    s = _settings()
+    assert (s.leader_elect, s.leader_elect_lease_duration, s.leader_elect_renew_deadline) == (
+        True,
+        15,
+        10,
+    )
+    assert (s.leader_elect_retry_period, s.node_monitor_period, s.node_status_update_frequency) == (
+        2,
+        5,
+        300,
+    )
+    assert (s.kube_api_qps, s.kube_api_burst, s.secure_port, s.concurrent_node_syncs) == (
+        20,
+        30,
+        10258,
+        1,
+    )
+    assert s.leader_elect_resource_name == "cloud-controller-manager"
+
+
+def test_flags_in_kubernetes_style() -> None:
+    s = _settings(
+        "--leader-elect=false",
+        "--controllers=*,-cloud-node-label-sync",
+        "--v=4",
+        "--kube-api-qps=50",
+    )
+    assert not s.leader_elect
+    assert s.v == 4
+    assert s.kube_api_qps == 50
+    assert "cloud-node-label-sync" not in s.controllers
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        pytest.param(["--cloud-provider=aws"], id="other-provider"),
+        pytest.param(["--leader-elect-renew-deadline=20s"], id="renew-deadline-over-lease"),
+        pytest.param(["--v=11"], id="verbosity-too-high"),
+        pytest.param(["--tls-cert-file=/c.pem"], id="cert-without-key"),
+        pytest.param(
+            ["--controllers=-cloud-node,-cloud-node-lifecycle,-cloud-node-label-sync"],
+            id="nothing-left",
+        ),
+    ],
+)
+def test_inconsistent_flags(argv: list[str]) -> None:
+    with pytest.raises(FlagError):
+        _settings(*argv)
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "fragment"),
+    [
+        pytest.param(
+            ["--cloud-config=/nonexistent/config.yaml"], {}, "cannot read", id="unreadable-file"
+        ),
+        pytest.param([], {}, "no --cloud-config given and no XOA_URL", id="no-config"),
+        pytest.param(
+            [],
+            {"XOA_URL": "xo.lan", "XOA_TOKEN": "t"},
+            "must start with http",
+            id="url-without-scheme",
+        ),
+        pytest.param(["--leader-elect=maybe"], {}, "invalid boolean", id="bad-boolean-flag"),
+        pytest.param(
+            ["--controllers=cloud-thing"], {}, "unknown controller", id="unknown-controller"
+        ),
+    ],
+)
+def test_cli_bad_input_prints_one_line_and_exits_1(
+    argv: list[str],
+    env: dict[str, str],
+    fragment: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for var in ("XOA_URL", "XOA_TOKEN", "XOA_USER", "XOA_PASSWORD", "XOA_INSECURE"):
+        monkeypatch.delenv(var, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert fragment in err[-1]
+    assert err[-1].startswith("xenorchestra-cloud-controller-manager")
+
+
+def test_cli_help_lists_every_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    text = capsys.readouterr().out
+    for flag in (
+        "--cloud-provider",
+        "--cloud-config",
+        "--controllers",
+        "--leader-elect",
+        "--leader-elect-lease-duration",
+        "--leader-elect-renew-deadline",
+        "--leader-elect-retry-period",
+        "--leader-elect-resource-name",
+        "--leader-elect-resource-namespace",
+        "--concurrent-node-syncs",
+        "--node-status-update-frequency",
+        "--node-monitor-period",
+        "--kube-api-qps",
+        "--kube-api-burst",
+        "--kubeconfig",
+        "--secure-port",
+        "--bind-address",
+        "--v",
+    ):
+        assert flag in text
+
+
+def test_container_swaps_an_adapter_with_one_override() -> None:
+    container = in_memory_container()
+    mine = InMemoryInventory()
+    container.inventory.override(mine)
+    assert container.registration()._inventory is mine
+    assert container.label_sync()._inventory is mine
+    assert container.lifecycle()._inventory is mine
+
+
+def test_container_declares_without_building() -> None:
+    from adapters.config import CloudConfig
+
+    container = Container(
+        settings=Settings(), cloud_config=CloudConfig(url="https://xo", token="t")
+    )
+    container.nodes.override(InMemoryNodeStore())
+    assert isinstance(container.nodes(), InMemoryNodeStore)  # the kube client was never built
+
+
+def test_logs_never_show_registered_secrets() -> None:
+    buffer = io.StringIO()
+    secret = "s3cr3t-" + "token-value"  # built so no source line shown in a traceback holds it
+    register_secret(secret)
+    configure_logging(verbosity=10, sink=buffer)
+    logging.getLogger("domain.test").warning("token is %s", secret)
+    from loguru import logger
+
+    logger.trace("cookie authenticationToken={}", secret)
+    try:
+        raise RuntimeError(f"failed with {secret}")
+    except RuntimeError:
+        logger.exception("boom")
+    configure_logging(verbosity=0, sink=io.StringIO())
+    text = buffer.getvalue()
+    assert secret not in text
+    assert text.count("***") >= 2

@@ -1,0 +1,327 @@
+"""The three services on the in-memory adapters."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from adapters.memory import FakeClock, InMemoryEventRecorder, InMemoryInventory, InMemoryNodeStore
+from domain import labels as L
+from domain.errors import AmbiguousVMError, InventoryError, VMNotFoundError
+from domain.model import AddressType, NodeAddress, NodeChange, PowerState, Readiness
+from domain.policies.lifecycle import LifecycleAction
+from domain.policies.system_uuid import swap_little_endian
+from domain.services import LabelSyncService, LifecycleService, RegistrationService
+from domain.services.registration import Outcome, RetryLater
+
+from .factories import GIB, HOST_1, HOST_2, HOST_3, POOL_A, POOL_B, VM_1, VM_2, host, node, pool, vm
+
+
+class World:
+    def __init__(self) -> None:
+        self.xo = InMemoryInventory()
+        self.nodes = InMemoryNodeStore()
+        self.events = InMemoryEventRecorder()
+        self.clock = FakeClock()
+        self.xo.add_pool(pool())
+        self.xo.add_pool(pool(POOL_B, "Pool B"))
+        self.xo.add_host(host())
+        self.xo.add_host(host(HOST_2, "xcp-host-2"))
+        self.xo.add_host(host(HOST_3, "xcp-host-3", POOL_B))
+        self.registration = RegistrationService(
+            inventory=self.xo, nodes=self.nodes, events=self.events, clock=self.clock
+        )
+        self.lifecycle = LifecycleService(inventory=self.xo, nodes=self.nodes, events=self.events)
+        self.label_sync = LabelSyncService(inventory=self.xo, nodes=self.nodes, events=self.events)
+
+    async def join(self, name: str = "worker-1", **fields: object):  # type: ignore[no-untyped-def]
+        self.nodes.create(node(name, **fields))
+        await self.registration.sync(name=name)
+        return self.nodes.nodes[name]
+
+
+@pytest.fixture
+def world() -> World:
+    return World()
+
+
+async def test_registration_initializes_a_tainted_node(world: World) -> None:
+    world.xo.add_vm(vm())
+    world.nodes.create(node())
+    world.clock._t = 42.0
+    result = await world.registration.sync(name="worker-1")
+    n = world.nodes.nodes["worker-1"]
+    assert result.outcome is Outcome.INITIALIZED
+    assert result.taint_removal_delay == pytest.approx(42.0)
+    assert n.provider_id == f"xenorchestra://{POOL_A}/{VM_1}"
+    assert not n.has_taint(L.UNINITIALIZED_TAINT_KEY)
+    assert n.labels[L.ZONE] == HOST_1
+    assert n.labels[L.INSTANCE_TYPE_BETA] == "2vCPU-4GB"
+    assert n.addresses == (
+        NodeAddress(AddressType.EXTERNAL_IP, "10.1.6.166"),
+        NodeAddress(AddressType.HOSTNAME, "worker-1"),
+    )
+    assert world.events.reasons() == ["Synced"]
+    assert world.events.events[0].source == "cloud-node-controller"
+    assert world.nodes.writes == {"update": 1, "status": 1}
+
+
+async def test_registration_finds_a_little_endian_system_uuid(world: World) -> None:
+    world.xo.add_vm(vm())
+    n = await world.join(system_uuid=swap_little_endian(VM_1).upper())
+    assert n.provider_id.endswith(VM_1)
+
+
+async def test_registration_by_providerid_with_empty_pool(world: World) -> None:
+    world.xo.add_vm(vm())
+    n = await world.join(provider_id=f"xenorchestra:///{VM_1}", system_uuid="")
+    assert n.provider_id == f"xenorchestra:///{VM_1}"  # never rewritten
+    assert n.labels[L.REGION] == POOL_A
+
+
+async def test_registration_unknown_vm_is_retried_not_initialized(world: World) -> None:
+    world.nodes.create(node())
+    with pytest.raises(VMNotFoundError):
+        await world.registration.sync(name="worker-1")
+    assert world.nodes.nodes["worker-1"].has_taint(L.UNINITIALIZED_TAINT_KEY)
+    assert sum(world.nodes.writes.values()) == 0
+
+
+async def test_registration_provided_ip_mismatch_requeues_and_writes_nothing(world: World) -> None:
+    world.xo.add_vm(vm())
+    world.nodes.create(node(annotations={L.PROVIDED_NODE_IP: "10.9.9.9"}))
+    with pytest.raises(RetryLater, match=r"10\.9\.9\.9"):
+        await world.registration.sync(name="worker-1")
+    assert sum(world.nodes.writes.values()) == 0
+
+
+async def test_registration_by_name_when_enabled_and_unambiguous(world: World) -> None:
+    world.xo.add_vm(vm())
+    svc = RegistrationService(
+        inventory=world.xo,
+        nodes=world.nodes,
+        events=world.events,
+        clock=world.clock,
+        match_by_name=True,
+    )
+    world.nodes.create(node(system_uuid=""))
+    assert (await svc.sync(name="worker-1")).outcome is Outcome.INITIALIZED
+    world.xo.add_vm(vm(id=VM_2))  # a second VM of the same name
+    world.nodes.create(node("worker-1b", system_uuid=""))
+    world.xo.update_vm(VM_2, name_label="worker-1b")
+    world.xo.add_vm(vm(id="0" * 8 + "-0000-0000-0000-" + "0" * 12, name_label="worker-1b"))
+    with pytest.raises(AmbiguousVMError):
+        await svc.sync(name="worker-1b")
+
+
+async def test_registration_foreign_providerid_only_removes_taint(world: World) -> None:
+    n = await world.join(provider_id="aws:///eu-west-1a/i-0123")
+    assert not n.has_taint(L.UNINITIALIZED_TAINT_KEY)
+    assert L.ZONE not in n.labels
+    assert n.provider_id == "aws:///eu-west-1a/i-0123"
+
+
+async def test_registration_retries_on_conflict_and_keeps_the_other_writers_labels(
+    world: World,
+) -> None:
+    world.xo.add_vm(vm())
+    world.nodes.create(node())
+    stale = world.nodes.nodes["worker-1"]
+    world.nodes.touch("worker-1", labels={"team": "blue"})  # a concurrent writer
+    real_get = world.nodes.get
+
+    async def get_returning_stale_once(*, name: str):  # type: ignore[no-untyped-def]
+        world.nodes.get = real_get  # type: ignore[method-assign]
+        return stale
+
+    world.nodes.get = get_returning_stale_once  # type: ignore[method-assign]
+    await world.registration.sync(name="worker-1")
+    n = world.nodes.nodes["worker-1"]
+    assert n.labels["team"] == "blue"
+    assert n.labels[L.ZONE] == HOST_1
+
+
+async def test_registration_of_initialized_node_copies_beta_labels_without_xo(world: World) -> None:
+    world.xo.fail_with = InventoryError("XO down")
+    world.nodes.create(node(taints=(), labels={L.ZONE_BETA: HOST_1}))
+    result = await world.registration.sync(name="worker-1")
+    assert result.outcome is Outcome.RECONCILED
+    assert world.nodes.nodes["worker-1"].labels[L.ZONE] == HOST_1
+    assert sum(world.xo.requests.values()) == 0
+
+
+async def test_address_sync_patches_only_changes_from_one_snapshot(world: World) -> None:
+    world.xo.add_vm(vm())
+    world.xo.add_vm(vm(id=VM_2, name_label="worker-2", main_ip_address="10.0.0.2"))
+    await world.join()
+    await world.join("worker-2", system_uuid=VM_2)
+    world.xo.requests.clear()
+    writes = sum(world.nodes.writes.values())
+    assert (await world.registration.sync_addresses()).patched == 0
+    assert sum(world.nodes.writes.values()) == writes
+    world.xo.update_vm(VM_2, main_ip_address="10.0.0.3")
+    assert (await world.registration.sync_addresses()).patched == 1
+    assert (
+        NodeAddress(AddressType.EXTERNAL_IP, "10.0.0.3") in world.nodes.nodes["worker-2"].addresses
+    )
+    assert world.xo.requests == {"snapshot": 2}
+
+
+# -- lifecycle ---------------------------------------------------------------
+async def _not_ready(world: World, name: str = "worker-1") -> None:
+    world.nodes.set_readiness(name, Readiness.FALSE)
+
+
+async def test_lifecycle_deletes_node_whose_vm_is_deleted(world: World) -> None:
+    world.xo.add_vm(vm())
+    await world.join()
+    await _not_ready(world)
+    world.xo.delete_vm(VM_1)
+    result = await world.lifecycle.run_pass()
+    assert result.actions[LifecycleAction.DELETE_NODE] == 1
+    assert "worker-1" not in world.nodes.nodes
+    assert world.events.reasons()[-1] == "DeletingNode"
+
+
+async def test_lifecycle_keeps_node_when_pool_disconnected(world: World) -> None:
+    world.xo.add_vm(vm())
+    await world.join()
+    await _not_ready(world)
+    world.xo.disconnect_pool(POOL_A)
+    await world.lifecycle.run_pass()
+    assert "worker-1" in world.nodes.nodes
+
+
+async def test_lifecycle_keeps_node_on_lookup_error(world: World) -> None:
+    world.xo.add_vm(vm())
+    await world.join()
+    await _not_ready(world)
+    world.xo.fail_with = InventoryError("connection refused")
+    await world.lifecycle.run_pass()
+    assert "worker-1" in world.nodes.nodes
+
+
+async def test_lifecycle_empty_pool_providerid_uses_region_label_to_confirm(world: World) -> None:
+    world.xo.add_vm(vm())
+    await world.join(provider_id=f"xenorchestra:///{VM_1}")
+    await _not_ready(world)
+    world.xo.disconnect_pool(POOL_A)
+    await world.lifecycle.run_pass()
+    assert "worker-1" in world.nodes.nodes
+    world.xo.reconnect_pool(POOL_A)
+    world.xo.delete_vm(VM_1)
+    await world.lifecycle.run_pass()
+    assert "worker-1" not in world.nodes.nodes
+
+
+async def test_lifecycle_without_any_pool_hint_never_deletes(world: World) -> None:
+    world.xo.add_vm(vm())
+    await world.join(provider_id=f"xenorchestra:///{VM_1}")
+    world.nodes.touch("worker-1", labels={}, readiness=Readiness.FALSE)
+    world.xo.delete_vm(VM_1)
+    await world.lifecycle.run_pass()
+    assert "worker-1" in world.nodes.nodes
+
+
+async def test_lifecycle_shutdown_taint_added_then_removed_when_ready(world: World) -> None:
+    world.xo.add_vm(vm())
+    await world.join()
+    await _not_ready(world)
+    world.xo.stop_vm(VM_1)
+    await world.lifecycle.run_pass()
+    assert world.nodes.nodes["worker-1"].has_taint(L.SHUTDOWN_TAINT.key)
+    world.nodes.set_readiness("worker-1", Readiness.TRUE)
+    await world.lifecycle.run_pass()
+    assert not world.nodes.nodes["worker-1"].has_taint(L.SHUTDOWN_TAINT.key)
+
+
+async def test_lifecycle_ready_nodes_cost_no_xo_request(world: World) -> None:
+    world.xo.add_vm(vm())
+    await world.join()
+    world.xo.requests.clear()
+    await world.lifecycle.run_pass()
+    assert sum(world.xo.requests.values()) == 0
+
+
+async def test_lifecycle_failed_delete_emits_warning_and_keeps_going(world: World) -> None:
+    from domain.errors import NodeStoreError
+
+    world.xo.add_vm(vm())
+    await world.join()
+    await _not_ready(world)
+    world.xo.delete_vm(VM_1)
+    world.nodes.fail_writes = NodeStoreError("apiserver down")
+    await world.lifecycle.run_pass()
+    assert world.events.reasons()[-2:] == ["DeletingNode", "DeletingNodeFailed"]
+
+
+# -- label sync ----------------------------------------------------------------
+async def test_label_sync_follows_migration_resize_and_pool_move(world: World) -> None:
+    world.xo.add_vm(vm())
+    await world.join()
+    world.xo.migrate_vm(VM_1, host_id=HOST_2)
+    assert (await world.label_sync.run_pass()).updated == 1
+    n = world.nodes.nodes["worker-1"]
+    assert (n.labels[L.ZONE], n.labels[L.ORIGINAL_HOST_ID]) == (HOST_2, HOST_1)
+    world.xo.update_vm(VM_1, cpus=8, memory_bytes=16 * GIB)
+    await world.label_sync.run_pass()
+    assert world.nodes.nodes["worker-1"].labels[L.INSTANCE_TYPE] == "8vCPU-16GB"
+    world.xo.migrate_vm(VM_1, host_id=HOST_3)
+    await world.label_sync.run_pass()
+    n = world.nodes.nodes["worker-1"]
+    assert (n.labels[L.REGION], n.labels[L.ORIGINAL_POOL_ID]) == (POOL_B, POOL_A)
+    assert n.labels[L.ORIGINAL_HOST_ID] == HOST_1
+    assert n.provider_id == f"xenorchestra://{POOL_A}/{VM_1}"  # never rewritten
+    assert world.events.reasons() == [
+        "Synced",
+        "NodeZoneChanged",
+        "NodeInstanceTypeHasChanged",
+        "NodeZoneChanged",
+        "NodeRegionChanged",
+    ]
+
+
+async def test_label_sync_pass_that_changes_nothing_writes_nothing(world: World) -> None:
+    world.xo.add_vm(vm())
+    await world.join()
+    before = sum(world.nodes.writes.values())
+    assert (await world.label_sync.run_pass()).updated == 0
+    assert sum(world.nodes.writes.values()) == before
+
+
+async def test_label_sync_halted_vm_keeps_host_labels(world: World) -> None:
+    world.xo.add_vm(vm())
+    await world.join()
+    world.xo.stop_vm(VM_1)
+    await world.label_sync.run_pass()
+    n = world.nodes.nodes["worker-1"]
+    assert n.labels[L.ZONE] == HOST_1
+    assert n.labels[L.HOST_ID] == HOST_1
+
+
+async def test_label_sync_one_node_on_trigger(world: World) -> None:
+    world.xo.add_vm(vm())
+    await world.join()
+    world.xo.update_vm(VM_1, name_label="renamed")
+    assert await world.label_sync.sync_node(name="worker-1") is True
+    assert world.nodes.nodes["worker-1"].labels[L.VM_NAME_LABEL] == "renamed"
+    assert await world.label_sync.sync_node(name="worker-1") is False
+
+
+async def test_providerid_is_immutable_in_the_store(world: World) -> None:
+    from domain.errors import InvalidNodeError
+
+    world.xo.add_vm(vm())
+    n = await world.join()
+    with pytest.raises(InvalidNodeError):
+        await world.nodes.update(
+            node=n, change=NodeChange(provider_id=f"xenorchestra://{POOL_B}/{VM_1}")
+        )
+
+
+async def test_halted_vm_registration_has_no_zone(world: World) -> None:
+    world.xo.add_vm(replace(vm(), power_state=PowerState.HALTED, container=POOL_A))
+    n = await world.join()
+    assert L.ZONE not in n.labels
+    assert n.labels[L.REGION] == POOL_A
