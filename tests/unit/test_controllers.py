@@ -1,0 +1,143 @@
+"""The controllers end to end on the in-memory adapters and a fake clock."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+import pytest
+
+from adapters.memory import FakeClock, InMemoryEventRecorder, InMemoryInventory, InMemoryNodeStore
+from application.manager import LeaderGate
+from domain import labels as L
+from domain.errors import InventoryError
+from domain.model import Readiness
+from entrypoints.container import enabled_runnables, in_memory_container
+from entrypoints.flags import Settings
+
+from .factories import HOST_2, VM_1, host, node, pool, vm
+
+
+class Harness:
+    def __init__(self, **settings: object) -> None:
+        self.clock = FakeClock()
+        self.xo = InMemoryInventory()
+        self.nodes = InMemoryNodeStore()
+        self.events = InMemoryEventRecorder()
+        self.xo.add_pool(pool())
+        self.xo.add_host(host())
+        self.xo.add_host(host(HOST_2, "xcp-host-2"))
+        self.container = in_memory_container(Settings(leader_elect=False, **settings))  # type: ignore[arg-type]
+        self.container.clock.override(self.clock)
+        self.container.inventory.override(self.xo)
+        self.container.nodes.override(self.nodes)
+        self.container.events.override(self.events)
+        self.task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Harness:
+        gate: LeaderGate = self.container.gate()
+        self.task = asyncio.create_task(gate.run(enabled_runnables(self.container)))
+        await self.clock.settle()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.task is not None
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+
+
+async def test_new_node_is_initialized_from_the_watch() -> None:
+    async with Harness() as h:
+        h.xo.add_vm(vm())
+        h.nodes.create(node())
+        await h.clock.advance(0.001)
+        assert not h.nodes.nodes["worker-1"].has_taint(L.UNINITIALIZED_TAINT_KEY)
+
+
+async def test_node_whose_vm_appears_later_is_initialized_by_the_change_event() -> None:
+    async with Harness() as h:
+        h.nodes.create(node())
+        await h.clock.advance(0.001)
+        assert h.nodes.nodes["worker-1"].has_taint(L.UNINITIALIZED_TAINT_KEY)
+        h.xo.add_vm(vm())  # XO announces it; no need to wait for the backoff
+        await h.clock.settle()
+        assert not h.nodes.nodes["worker-1"].has_taint(L.UNINITIALIZED_TAINT_KEY)
+
+
+async def test_xo_outage_backs_off_then_recovers() -> None:
+    async with Harness() as h:
+        h.xo.add_vm(vm())
+        h.xo.fail_with = InventoryError("XO down")
+        h.nodes.create(node())
+        await h.clock.advance(1.0)
+        failures = h.xo.requests["get_vm"]
+        assert 5 <= failures <= 10  # 5 ms doubling: ~8 attempts in the first second
+        h.xo.fail_with = None
+        await h.clock.advance(2.0)
+        assert not h.nodes.nodes["worker-1"].has_taint(L.UNINITIALIZED_TAINT_KEY)
+
+
+async def test_migration_reaches_labels_through_the_change_stream() -> None:
+    async with Harness() as h:
+        h.xo.add_vm(vm())
+        h.nodes.create(node())
+        await h.clock.advance(0.001)
+        h.xo.migrate_vm(VM_1, host_id=HOST_2)
+        await h.clock.settle()  # no time passes: the event did it, not the 5-minute loop
+        assert h.nodes.nodes["worker-1"].labels[L.ZONE] == HOST_2
+        assert "NodeZoneChanged" in h.events.reasons()
+
+
+async def test_periodic_label_sync_catches_up_without_events() -> None:
+    async with Harness(node_status_update_frequency=300.0) as h:
+        h.xo.add_vm(vm())
+        h.nodes.create(node())
+        await h.clock.advance(0.001)
+        h.xo.vms[VM_1] = replace(h.xo.vms[VM_1], container=HOST_2)  # silently: no event
+        await h.clock.advance(299)
+        assert h.nodes.nodes["worker-1"].labels[L.ZONE] != HOST_2
+        await h.clock.advance(2)
+        assert h.nodes.nodes["worker-1"].labels[L.ZONE] == HOST_2
+
+
+async def test_removed_vm_triggers_an_immediate_lifecycle_check() -> None:
+    async with Harness(node_monitor_period=3600.0) as h:
+        h.xo.add_vm(vm())
+        h.nodes.create(node())
+        await h.clock.advance(0.001)
+        h.nodes.set_readiness("worker-1", Readiness.FALSE)
+        h.xo.delete_vm(VM_1)
+        await h.clock.settle()
+        assert "worker-1" not in h.nodes.nodes
+
+
+async def test_pool_disconnect_storm_deletes_nothing() -> None:
+    async with Harness() as h:
+        for i in range(50):
+            vm_id = f"{i:08x}-0000-4000-8000-000000000000"
+            h.xo.add_vm(vm(id=vm_id, name_label=f"w{i}"))
+            h.nodes.create(node(f"w{i}", system_uuid=vm_id))
+        await h.clock.advance(1)
+        for i in range(50):
+            h.nodes.set_readiness(f"w{i}", Readiness.UNKNOWN)
+        h.xo.disconnect_pool(pool().id)
+        await h.clock.advance(60)
+        assert len(h.nodes.nodes) == 50
+        assert "DeletingNode" not in h.events.reasons()
+
+
+@pytest.mark.parametrize(
+    ("controllers", "initialized"),
+    [
+        pytest.param(("cloud-node",), True, id="cloud-node-on"),
+        pytest.param(("cloud-node-lifecycle", "cloud-node-label-sync"), False, id="cloud-node-off"),
+    ],
+)
+async def test_disabled_controllers_do_not_run(
+    controllers: tuple[str, ...], initialized: bool
+) -> None:
+    async with Harness(controllers=controllers) as h:
+        h.xo.add_vm(vm())
+        h.nodes.create(node())
+        await h.clock.advance(1)
+        assert (not h.nodes.nodes["worker-1"].has_taint(L.UNINITIALIZED_TAINT_KEY)) is initialized
