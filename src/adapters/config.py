@@ -17,10 +17,20 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    IPvAnyNetwork,
     SecretStr,
     ValidationError,
     field_validator,
     model_validator,
+)
+
+from domain.options import (
+    AddressFamily,
+    AddressOptions,
+    CCMOptions,
+    DeletionOptions,
+    OutOfServiceOptions,
+    TagOptions,
 )
 
 
@@ -46,6 +56,22 @@ class CloudConfig(BaseModel):
     ca_file: Path | None = Field(default=None, alias="caFile")
     max_concurrent_requests: int = Field(default=16, ge=1, alias="maxConcurrentRequests")
 
+    # -- beyond the reference (defaults behave exactly like it) ---------------
+    match_by_name: bool = Field(default=False, alias="matchByName")
+    tag_label_prefix: str = Field(default="k8s.label/", alias="tagLabelPrefix")
+    tag_taint_prefix: str = Field(default="k8s.taint/", alias="tagTaintPrefix")
+    sync_taints: bool = Field(default=False, alias="syncTaints")
+    internal_cidrs: tuple[IPvAnyNetwork, ...] = Field(default=(), alias="internalCIDRs")
+    external_cidrs: tuple[IPvAnyNetwork, ...] = Field(default=(), alias="externalCIDRs")
+    exclude_cidrs: tuple[IPvAnyNetwork, ...] = Field(default=(), alias="excludeCIDRs")
+    address_family: AddressFamily = Field(default=AddressFamily.IPV4, alias="addressFamily")
+    deletion_confirm_delay: float = Field(default=30.0, ge=0, alias="deletionConfirmDelay")
+    deletion_rate_minimum: int = Field(default=5, ge=0, alias="deletionRateMinimum")
+    deletion_rate_percent: float = Field(default=10.0, ge=0, le=100, alias="deletionRatePercent")
+    deletion_rate_window: float = Field(default=600.0, gt=0, alias="deletionRateWindow")
+    out_of_service_taint: bool = Field(default=False, alias="outOfServiceTaint")
+    out_of_service_grace_period: float = Field(default=300.0, ge=0, alias="outOfServiceGracePeriod")
+
     @field_validator("url")
     @classmethod
     def _http_url(cls, url: str) -> str:
@@ -68,6 +94,33 @@ class CloudConfig(BaseModel):
         if has_user and not (self.username and self.password and self.password.get_secret_value()):
             raise ValueError("username and password must both be set")
         return self
+
+    def options(self, *, dry_run_deletions: bool = False) -> CCMOptions:
+        """The domain's view of the operator's choices."""
+        return CCMOptions(
+            tags=TagOptions(
+                label_prefix=self.tag_label_prefix,
+                taint_prefix=self.tag_taint_prefix,
+                sync_taints=self.sync_taints,
+            ),
+            addresses=AddressOptions(
+                internal_cidrs=tuple(self.internal_cidrs),
+                external_cidrs=tuple(self.external_cidrs),
+                exclude_cidrs=tuple(self.exclude_cidrs),
+                family=self.address_family,
+            ),
+            deletion=DeletionOptions(
+                confirm_delay=self.deletion_confirm_delay,
+                rate_minimum=self.deletion_rate_minimum,
+                rate_percent=self.deletion_rate_percent,
+                window=self.deletion_rate_window,
+                dry_run=dry_run_deletions,
+            ),
+            out_of_service=OutOfServiceOptions(
+                enabled=self.out_of_service_taint, grace_period=self.out_of_service_grace_period
+            ),
+            match_by_name=self.match_by_name,
+        )
 
 
 _ENV_KEYS = {

@@ -184,10 +184,15 @@ class CloudNodeLifecycleController:
         for action, count in result.actions.items():
             for _ in range(count):
                 self._metrics.node_synced(controller=CLOUD_NODE_LIFECYCLE, result=action.value)
+        for name, delay in result.rechecks.items():
+            await self.queue.add_after(name, delay)
 
     async def _handle(self, name: str) -> None:
-        action = await self._service.check_by_name(name=name)
-        self._metrics.node_synced(controller=CLOUD_NODE_LIFECYCLE, result=action.value)
+        result = await self._service.check_by_name(name=name)
+        self._metrics.node_synced(controller=CLOUD_NODE_LIFECYCLE, result=result.action.value)
+        if result.recheck_after is not None:
+            # Confirm the deletion as soon as the guard allows, not at the next pass.
+            await self.queue.add_after(name, result.recheck_after)
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tg:

@@ -144,6 +144,8 @@ class InstanceMetadata:
     - ``shutdown`` -> the lifecycle controller's shutdown taint
     - ``reported_ips``: every IP the VM's guest tools report, to validate
       kubelet's ``--node-ip`` against (empty: nothing to validate against)
+    - ``tag_labels``/``tag_taints`` -> labels and taints asked for by VM tags;
+      ``invalid_tags`` -> Warning events naming each tag and why
     """
 
     provider_id: str
@@ -154,6 +156,9 @@ class InstanceMetadata:
     additional_labels: Mapping[str, str]
     shutdown: bool
     reported_ips: frozenset[str] = frozenset()
+    tag_labels: Mapping[str, str] = field(default_factory=_empty)
+    tag_taints: tuple[Taint, ...] = ()
+    invalid_tags: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +170,7 @@ class NodeChange:
     remove_labels: frozenset[str] = frozenset()
     add_taints: tuple[Taint, ...] = ()
     remove_taint_keys: frozenset[str] = frozenset()
+    remove_taints: tuple[Taint, ...] = ()  # matched by key and effect
     set_annotations: Mapping[str, str] = field(default_factory=_empty)
 
     @property
@@ -175,7 +181,23 @@ class NodeChange:
             or self.remove_labels
             or self.add_taints
             or self.remove_taint_keys
+            or self.remove_taints
             or self.set_annotations
+        )
+
+    def merge(self, other: NodeChange) -> NodeChange:
+        """Both changes in one write (``other`` wins where they overlap)."""
+        return NodeChange(
+            provider_id=other.provider_id or self.provider_id,
+            set_labels={
+                **{k: v for k, v in self.set_labels.items() if k not in other.remove_labels},
+                **other.set_labels,
+            },
+            remove_labels=(self.remove_labels - set(other.set_labels)) | other.remove_labels,
+            add_taints=self.add_taints + other.add_taints,
+            remove_taint_keys=self.remove_taint_keys | other.remove_taint_keys,
+            remove_taints=self.remove_taints + other.remove_taints,
+            set_annotations={**self.set_annotations, **other.set_annotations},
         )
 
     def apply(self, node: Node) -> Node:
@@ -184,7 +206,12 @@ class NodeChange:
         labels.update(self.set_labels)
         annotations = dict(node.annotations)
         annotations.update(self.set_annotations)
-        taints = tuple(t for t in node.taints if t.key not in self.remove_taint_keys)
+        dropped = {(t.key, t.effect) for t in self.remove_taints}
+        taints = tuple(
+            t
+            for t in node.taints
+            if t.key not in self.remove_taint_keys and (t.key, t.effect) not in dropped
+        )
         present = {(t.key, t.effect) for t in taints}
         taints += tuple(t for t in self.add_taints if (t.key, t.effect) not in present)
         return Node(

@@ -34,6 +34,11 @@ from entrypoints.flags import Settings
 class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
     cloud_config = providers.Dependency(instance_of=CloudConfig)
+    options = providers.Singleton(
+        lambda config, settings: config.options(dry_run_deletions=settings.dry_run_deletions),
+        cloud_config,
+        settings,
+    )
 
     # -- ports ----------------------------------------------------------------
     clock = providers.Singleton(SystemClock)
@@ -46,13 +51,23 @@ class Container(containers.DeclarativeContainer):
 
     # -- services -------------------------------------------------------------
     registration = providers.Singleton(
-        RegistrationService, inventory=inventory, nodes=nodes, events=events, clock=clock
+        RegistrationService,
+        inventory=inventory,
+        nodes=nodes,
+        events=events,
+        clock=clock,
+        options=options,
     )
     lifecycle = providers.Singleton(
-        LifecycleService, inventory=inventory, nodes=nodes, events=events
+        LifecycleService,
+        inventory=inventory,
+        nodes=nodes,
+        events=events,
+        clock=clock,
+        options=options,
     )
     label_sync = providers.Singleton(
-        LabelSyncService, inventory=inventory, nodes=nodes, events=events
+        LabelSyncService, inventory=inventory, nodes=nodes, events=events, options=options
     )
 
     # -- controllers ----------------------------------------------------------

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from adapters.memory import InMemoryEventRecorder, InMemoryInventory, InMemoryNodeStore
 from domain import labels as L
 from domain.model import VM, Host, Node, Pool, PowerState, Readiness, Taint, TaintEffect
+from domain.options import CCMOptions, DeletionOptions
 from domain.policies.system_uuid import swap_little_endian
 from entrypoints.container import enabled_runnables, in_memory_container
 from entrypoints.flags import Settings
@@ -128,6 +129,8 @@ async def run_demo(out: Callable[[str], None] = print) -> int:
         node_status_update_frequency=2.0,
     )
     container = in_memory_container(settings)
+    # A short confirmation so the story fits in seconds (the default is 30 s).
+    container.options.override(CCMOptions(deletion=DeletionOptions(confirm_delay=1.0)))
     container.inventory.override(world.inventory)
     container.nodes.override(world.nodes)
     container.events.override(world.events)
@@ -165,6 +168,9 @@ async def run_demo(out: Callable[[str], None] = print) -> int:
         ok &= await _until(lambda: nodes.nodes["worker-2"].has_taint(L.SHUTDOWN_TAINT.key), printer)
 
         out("== 4. worker-3's VM is deleted in XO; its node goes NotReady (cloud-node-lifecycle)")
+        out(
+            "       (deleted only once XO confirms it gone twice, 1 s apart, and its pool is known)"
+        )
         world.inventory.delete_vm(VMS[3][1])
         nodes.set_readiness("worker-3", Readiness.FALSE)
         ok &= await _until(lambda: "worker-3" not in nodes.nodes, printer)

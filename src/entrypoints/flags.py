@@ -96,6 +96,7 @@ class Settings:
     tls_private_key_file: str | None = None
     v: int = 2
     log_format: str = "text"
+    dry_run_deletions: bool = False
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -193,6 +194,14 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
         help="log verbosity 0-10 (klog levels; default 2)",
     )
     a("--log-format", choices=("text", "json"), default=d.log_format, help="default text")
+    a(
+        "--dry-run-deletions",
+        type=parse_bool,
+        nargs="?",
+        const=True,
+        default=d.dry_run_deletions,
+        help="never delete a Node: log and record an event instead (default false)",
+    )
 
 
 class FlagError(ValueError):

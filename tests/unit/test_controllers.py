@@ -12,6 +12,7 @@ from application.manager import LeaderGate
 from domain import labels as L
 from domain.errors import InventoryError
 from domain.model import Readiness
+from domain.options import CCMOptions, DeletionOptions
 from entrypoints.container import enabled_runnables, in_memory_container
 from entrypoints.flags import Settings
 
@@ -32,6 +33,7 @@ class Harness:
         self.container.inventory.override(self.xo)
         self.container.nodes.override(self.nodes)
         self.container.events.override(self.events)
+        self.container.options.override(CCMOptions(deletion=DeletionOptions(confirm_delay=0)))
         self.task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Harness:

@@ -10,6 +10,7 @@ from adapters.memory import FakeClock, InMemoryEventRecorder, InMemoryInventory,
 from domain import labels as L
 from domain.errors import AmbiguousVMError, InventoryError, VMNotFoundError
 from domain.model import AddressType, NodeAddress, NodeChange, PowerState, Readiness
+from domain.options import CCMOptions, DeletionOptions
 from domain.policies.lifecycle import LifecycleAction
 from domain.policies.system_uuid import swap_little_endian
 from domain.services import LabelSyncService, LifecycleService, RegistrationService
@@ -32,7 +33,14 @@ class World:
         self.registration = RegistrationService(
             inventory=self.xo, nodes=self.nodes, events=self.events, clock=self.clock
         )
-        self.lifecycle = LifecycleService(inventory=self.xo, nodes=self.nodes, events=self.events)
+        # Deletion guards are tested on their own below; here a gone VM deletes at once.
+        self.lifecycle = LifecycleService(
+            inventory=self.xo,
+            nodes=self.nodes,
+            events=self.events,
+            clock=self.clock,
+            options=CCMOptions(deletion=DeletionOptions(confirm_delay=0)),
+        )
         self.label_sync = LabelSyncService(inventory=self.xo, nodes=self.nodes, events=self.events)
 
     async def join(self, name: str = "worker-1", **fields: object):  # type: ignore[no-untyped-def]
@@ -103,7 +111,7 @@ async def test_registration_by_name_when_enabled_and_unambiguous(world: World) -
         nodes=world.nodes,
         events=world.events,
         clock=world.clock,
-        match_by_name=True,
+        options=CCMOptions(match_by_name=True),
     )
     world.nodes.create(node(system_uuid=""))
     assert (await svc.sync(name="worker-1")).outcome is Outcome.INITIALIZED

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from domain import labels
 from domain.model import InstanceMetadata, Node, NodeAddress, NodeChange
 from domain.policies.addresses import missing_provided_ips, provided_node_ips
+from domain.policies.tags import plan_tag_change
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +29,7 @@ def plan_initialization(*, node: Node, metadata: InstanceMetadata) -> InitPlan:
     - instance type, zone and region labels (GA and beta) when known;
     - additional labels only where the node has none of that key, and never in
       the ``kubernetes.io``/``k8s.io`` namespaces;
+    - labels and taints from the VM's tags (see ``domain.policies.tags``);
     - the uninitialized taint removed.
     """
     provided = provided_node_ips(node.annotations)
@@ -60,7 +62,28 @@ def plan_initialization(*, node: Node, metadata: InstanceMetadata) -> InitPlan:
         set_labels=set_labels,
         remove_taint_keys=frozenset({labels.UNINITIALIZED_TAINT_KEY}),
     )
-    return InitPlan(change=change, addresses=metadata.addresses)
+    return InitPlan(
+        change=change.merge(tag_change(node, metadata, with_taints=True)),
+        addresses=metadata.addresses,
+    )
+
+
+def tag_change(node: Node, metadata: InstanceMetadata, *, with_taints: bool) -> NodeChange:
+    """The edit that makes the node's tag labels (and taints) match the VM's tags."""
+    set_labels, remove_labels, add, remove, annotations = plan_tag_change(
+        node_labels=node.labels,
+        node_taints=node.taints,
+        annotations=node.annotations,
+        wanted_labels=metadata.tag_labels,
+        wanted_taints=metadata.tag_taints if with_taints else None,
+    )
+    return NodeChange(
+        set_labels=set_labels,
+        remove_labels=remove_labels,
+        add_taints=add,
+        remove_taints=remove,
+        set_annotations=annotations,
+    )
 
 
 def plan_beta_to_ga(node: Node) -> NodeChange:

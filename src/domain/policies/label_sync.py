@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from domain import labels
 from domain.model import EventType, InstanceMetadata, Node, NodeChange
+from domain.policies.initialization import tag_change
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,13 +22,16 @@ class LabelSyncPlan:
     events: tuple[NodeEventSpec, ...]
 
 
-def plan_label_sync(*, node: Node, metadata: InstanceMetadata) -> LabelSyncPlan:
+def plan_label_sync(
+    *, node: Node, metadata: InstanceMetadata, sync_taints: bool = False
+) -> LabelSyncPlan:
     """Labels to update on an initialized node, and the events that explain them.
 
     Only ``k8s.xenorchestra`` labels plus zone, region and instance type are
     touched, and the topology ones only when the node already has them. The
     first zone/region a node had is kept once in ``original_*``. An empty
-    zone (halted VM) never replaces a host.
+    zone (halted VM) never replaces a host. Tag labels follow the tags; tag
+    taints only with ``sync_taints``.
     """
     if node.has_taint(labels.UNINITIALIZED_TAINT_KEY):
         return LabelSyncPlan(change=NodeChange(), events=())
@@ -78,4 +82,7 @@ def plan_label_sync(*, node: Node, metadata: InstanceMetadata) -> LabelSyncPlan:
                 f"changed): old={old_type}, new={metadata.instance_type}",
             )
         )
-    return LabelSyncPlan(change=NodeChange(set_labels=update), events=tuple(events))
+    change = NodeChange(set_labels=update).merge(
+        tag_change(node, metadata, with_taints=sync_taints)
+    )
+    return LabelSyncPlan(change=change, events=tuple(events))

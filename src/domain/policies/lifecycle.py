@@ -25,6 +25,10 @@ class LifecycleAction(StrEnum):
     ADD_SHUTDOWN_TAINT = "add-shutdown-taint"
     DELETE_NODE = "delete-node"
     KEEP_UNCERTAIN = "keep-uncertain"  # log why the node is left alone
+    # What the deletion guards turn DELETE_NODE into:
+    WAIT_CONFIRMATION = "wait-deletion-confirmation"
+    DELETION_RATE_LIMITED = "deletion-rate-limited"
+    DRY_RUN_DELETE = "dry-run-delete"
 
 
 def needs_lookup(node: Node) -> bool:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from domain import labels
 from domain.model import VM, Host, InstanceMetadata, Node, Pool, PowerState
+from domain.options import CCMOptions
 from domain.policies.addresses import node_addresses, provided_node_ips, reported_ips
 from domain.policies.instance_type import instance_type
 from domain.policies.label_values import sanitize_label_value
+from domain.policies.tags import from_tags
 from domain.providerid import ProviderID, is_ours
+
+DEFAULT_OPTIONS = CCMOptions()
 
 #: Power states in which ``$container`` is the host the VM runs on.
 _RESIDENT_STATES = frozenset({PowerState.RUNNING, PowerState.PAUSED})
@@ -25,7 +29,7 @@ def resident_host_id(vm: VM) -> str:
 
 
 def instance_metadata(
-    *, vm: VM, host: Host | None, pool: Pool | None, node: Node
+    *, vm: VM, host: Host | None, pool: Pool | None, node: Node, options: CCMOptions | None = None
 ) -> InstanceMetadata:
     """Metadata for ``node`` backed by ``vm``.
 
@@ -38,7 +42,9 @@ def instance_metadata(
         if is_ours(node.provider_id)
         else ProviderID(pool_id=vm.pool_id, vm_id=vm.id).format()
     )
+    options = options or DEFAULT_OPTIONS
     zone = resident_host_id(vm)
+    tags = from_tags(vm.tags, options.tags)
     extra = {
         labels.VM_NAME_LABEL: sanitize_label_value(vm.name_label),
         labels.POOL_ID: sanitize_label_value(vm.pool_id),
@@ -59,9 +65,15 @@ def instance_metadata(
         region=vm.pool_id,
         zone=zone,
         addresses=node_addresses(
-            vm=vm, node_name=node.name, provided_ips=provided_node_ips(node.annotations)
+            vm=vm,
+            node_name=node.name,
+            provided_ips=provided_node_ips(node.annotations),
+            options=options.addresses,
         ),
         additional_labels=extra,
         shutdown=vm.power_state is not PowerState.RUNNING,
         reported_ips=reported_ips(vm),
+        tag_labels=tags.labels,
+        tag_taints=tags.taints,
+        invalid_tags=tags.invalid,
     )

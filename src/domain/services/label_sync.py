@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from domain import labels
 from domain.errors import CCMError, ProviderIDError, VMNotFoundError
 from domain.model import VM, Host, Node, NodeChange, Pool
+from domain.options import CCMOptions
 from domain.policies.label_sync import LabelSyncPlan, plan_label_sync
 from domain.policies.metadata import instance_metadata
 from domain.ports import EventRecorder, Inventory, NodeStore
@@ -39,10 +40,18 @@ def _vm_id(node: Node) -> str | None:
 class LabelSyncService:
     """Keeps topology, instance-type and XO labels in step with each VM."""
 
-    def __init__(self, *, inventory: Inventory, nodes: NodeStore, events: EventRecorder) -> None:
+    def __init__(
+        self,
+        *,
+        inventory: Inventory,
+        nodes: NodeStore,
+        events: EventRecorder,
+        options: CCMOptions | None = None,
+    ) -> None:
         self._inventory = inventory
         self._nodes = nodes
         self._events = events
+        self._options = options or CCMOptions()
 
     async def run_pass(self) -> LabelSyncResult:
         """Sync every initialized node from one inventory snapshot (O(1) XO requests)."""
@@ -82,8 +91,11 @@ class LabelSyncService:
         plans: list[LabelSyncPlan] = []
 
         def plan(current: Node) -> NodeChange:
+            metadata = instance_metadata(
+                vm=vm, host=host, pool=pool, node=current, options=self._options
+            )
             p = plan_label_sync(
-                node=current, metadata=instance_metadata(vm=vm, host=host, pool=pool, node=current)
+                node=current, metadata=metadata, sync_taints=self._options.tags.sync_taints
             )
             plans.append(p)
             return p.change

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from domain import labels
 from domain.errors import (
@@ -16,8 +16,11 @@ from domain.errors import (
     VMNotFoundError,
 )
 from domain.model import EventType, Node, NodeChange
+from domain.options import CCMOptions
+from domain.policies.deletion_guard import DeletionGuard, Verdict
 from domain.policies.lifecycle import LifecycleAction, VMState, decide, needs_lookup
-from domain.ports import EventRecorder, Inventory, NodeStore
+from domain.policies.out_of_service import plan_out_of_service
+from domain.ports import Clock, EventRecorder, Inventory, NodeStore
 from domain.providerid import ProviderID, is_ours
 from domain.services.node_updates import update_on_conflict_retry
 from domain.services.vm_lookup import node_pool_hint
@@ -28,38 +31,108 @@ SOURCE = "cloud-node-lifecycle-controller"
 
 
 @dataclass(frozen=True, slots=True)
+class CheckResult:
+    action: LifecycleAction
+    #: check this node again after so many seconds (a deletion awaiting confirmation)
+    recheck_after: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class LifecyclePassResult:
     actions: Counter[LifecycleAction]
+    rechecks: dict[str, float] = field(default_factory=dict)
+
+
+def _taint_change(node: Node, action: LifecycleAction) -> NodeChange:
+    if action is LifecycleAction.REMOVE_SHUTDOWN_TAINT and node.has_taint(
+        labels.SHUTDOWN_TAINT.key
+    ):
+        return NodeChange(remove_taint_keys=frozenset({labels.SHUTDOWN_TAINT.key}))
+    if (
+        action is LifecycleAction.ADD_SHUTDOWN_TAINT
+        and not node.ready
+        and not node.has_taint(labels.SHUTDOWN_TAINT.key)
+    ):
+        return NodeChange(add_taints=(labels.SHUTDOWN_TAINT,))
+    return NodeChange()
 
 
 class LifecycleService:
-    """Deletes Nodes whose VM is gone and taints Nodes whose VM is shut down."""
+    """Deletes Nodes whose VM is gone and taints Nodes whose VM is shut down.
 
-    def __init__(self, *, inventory: Inventory, nodes: NodeStore, events: EventRecorder) -> None:
+    Deletion goes through a :class:`DeletionGuard` (confirmation delay, rate
+    breaker, dry run); the out-of-service taint is added after its grace
+    period when enabled.
+    """
+
+    def __init__(
+        self,
+        *,
+        inventory: Inventory,
+        nodes: NodeStore,
+        events: EventRecorder,
+        clock: Clock,
+        options: CCMOptions | None = None,
+    ) -> None:
         self._inventory = inventory
         self._nodes = nodes
         self._events = events
+        self._clock = clock
+        self._options = options or CCMOptions()
+        self.guard = DeletionGuard(self._options.deletion)
+        self._shut_down_since: dict[str, float] = {}
+        self._total_nodes = 0
 
     async def run_pass(self) -> LifecyclePassResult:
         """One pass over every node; a failure on one node never stops the pass."""
         actions: Counter[LifecycleAction] = Counter()
-        for node in await self._nodes.list():
-            actions[await self.check(node)] += 1
-        return LifecyclePassResult(actions)
+        rechecks: dict[str, float] = {}
+        all_nodes = await self._nodes.list()
+        self._total_nodes = len(all_nodes)
+        for node in all_nodes:
+            result = await self.check(node)
+            actions[result.action] += 1
+            if result.recheck_after is not None:
+                rechecks[node.name] = result.recheck_after
+        return LifecyclePassResult(actions, rechecks)
 
-    async def check_by_name(self, *, name: str) -> LifecycleAction:
+    async def check_by_name(self, *, name: str) -> CheckResult:
         """Check one node now (an XO change said its VM was removed)."""
         node = await self._nodes.get(name=name)
-        return LifecycleAction.NOTHING if node is None else await self.check(node)
+        if node is None:
+            return CheckResult(LifecycleAction.NOTHING)
+        if not self._total_nodes:
+            self._total_nodes = len(await self._nodes.list())
+        return await self.check(node)
 
-    async def check(self, node: Node) -> LifecycleAction:
+    async def check(self, node: Node) -> CheckResult:
         state = await self.vm_state(node) if needs_lookup(node) else None
         action = decide(node=node, vm_state=state)
+        now = self._clock.monotonic()
+        key = node.uid or node.name
+        recheck = None
+        if action is LifecycleAction.DELETE_NODE:
+            verdict = self.guard.check(uid=key, now=now, total_nodes=self._total_nodes)
+            if verdict is Verdict.WAIT_CONFIRMATION:
+                action, recheck = LifecycleAction.WAIT_CONFIRMATION, self.guard.confirm_in(key, now)
+                log.info(
+                    "node %s: VM gone, confirming in %.0fs before deleting", node.name, recheck
+                )
+            elif verdict is Verdict.RATE_LIMITED:
+                action = LifecycleAction.DELETION_RATE_LIMITED
+            elif self._options.deletion.dry_run:
+                action = LifecycleAction.DRY_RUN_DELETE
+        else:
+            self.guard.seen_present(key)
+        if state is VMState.SHUT_DOWN:
+            self._shut_down_since.setdefault(key, now)
+        elif state is not None or node.ready:
+            self._shut_down_since.pop(key, None)
         try:
             await self._apply(node, action, state)
         except CCMError as err:
             log.warning("node %s: %s failed: %s", node.name, action.value, err)
-        return action
+        return CheckResult(action, recheck)
 
     async def vm_state(self, node: Node) -> VMState:
         """What XO says about the node's VM; errors become states, never deletions."""
@@ -78,11 +151,7 @@ class LifecycleService:
             log.warning("node %s kept: %s", node.name, err)
             return VMState.POOL_UNKNOWN
         except VMNotFoundError as err:
-            log.warning(
-                "node %s kept: %s, and its pool is unknown: cannot confirm a deletion",
-                node.name,
-                err,
-            )
+            log.warning("node %s kept: %s, and no pool to confirm a deletion with", node.name, err)
             return VMState.POOL_UNKNOWN
         except InventoryError as err:
             log.warning("node %s kept: VM lookup failed: %s", node.name, err)
@@ -90,48 +159,73 @@ class LifecycleService:
         return VMState.RUNNING if vm.running else VMState.SHUT_DOWN
 
     async def _apply(self, node: Node, action: LifecycleAction, state: VMState | None) -> None:
-        if action is LifecycleAction.REMOVE_SHUTDOWN_TAINT:
-            await update_on_conflict_retry(
-                self._nodes,
-                node,
-                lambda n: (
-                    NodeChange(remove_taint_keys=frozenset({labels.SHUTDOWN_TAINT.key}))
-                    if n.has_taint(labels.SHUTDOWN_TAINT.key)
-                    else NodeChange()
-                ),
-            )
-        elif action is LifecycleAction.ADD_SHUTDOWN_TAINT:
-            await update_on_conflict_retry(
-                self._nodes,
-                node,
-                lambda n: (
-                    NodeChange()
-                    if n.has_taint(labels.SHUTDOWN_TAINT.key) or n.ready
-                    else NodeChange(add_taints=(labels.SHUTDOWN_TAINT,))
-                ),
-            )
-        elif action is LifecycleAction.DELETE_NODE:
+        if action is LifecycleAction.DELETE_NODE:
             await self._delete(node)
-        elif action is LifecycleAction.KEEP_UNCERTAIN:
+            return
+        if action is LifecycleAction.DRY_RUN_DELETE:
+            log.warning("node %s: VM deleted; --dry-run-deletions: not deleting", node.name)
+            await self._record(
+                node,
+                EventType.NORMAL,
+                "DeletingNodeDryRun",
+                f"Would delete node {node.name}: its VM no longer exists (dry run)",
+            )
+            return
+        if action is LifecycleAction.DELETION_RATE_LIMITED:
+            limit = self.guard.limit(self._total_nodes)
+            log.error(
+                "node %s: VM deleted but %d deletions in the window (limit %d): deletions paused",
+                node.name,
+                self.guard.deletions_in_window,
+                limit,
+            )
+            await self._record(
+                node,
+                EventType.WARNING,
+                "NodeDeletionRateLimited",
+                f"Not deleting node {node.name}: {self.guard.deletions_in_window} nodes deleted "
+                f"within {self._options.deletion.window:.0f}s (limit {limit}); deletions are "
+                "paused until an operator checks Xen Orchestra and restarts the CCM",
+            )
+            return
+        if action is LifecycleAction.KEEP_UNCERTAIN:
             log.info("node %s is not ready and its VM state is %s: left alone", node.name, state)
+        key = node.uid or node.name
+        since = self._shut_down_since.get(key)
+        now = self._clock.monotonic()
+
+        def plan(current: Node) -> NodeChange:
+            return _taint_change(current, action).merge(
+                plan_out_of_service(
+                    node=current,
+                    shut_down_for=None if since is None else now - since,
+                    options=self._options.out_of_service,
+                )
+            )
+
+        await update_on_conflict_retry(self._nodes, node, plan)
+
+    async def _record(self, node: Node, type: EventType, reason: str, message: str) -> None:
+        await self._events.record(
+            node=node, type=type, reason=reason, message=message, source=SOURCE
+        )
 
     async def _delete(self, node: Node) -> None:
-        await self._events.record(
-            node=node,
-            type=EventType.NORMAL,
-            reason="DeletingNode",
-            message=f"Deleting node {node.name} because it does not exist in the cloud provider",
-            source=SOURCE,
+        await self._record(
+            node,
+            EventType.NORMAL,
+            "DeletingNode",
+            f"Deleting node {node.name} because it does not exist in the cloud provider",
         )
         try:
             await self._nodes.delete(node=node)
         except CCMError as err:
-            await self._events.record(
-                node=node,
-                type=EventType.WARNING,
-                reason="DeletingNodeFailed",
-                message=f"Failed deleting node {node.name}: {err}",
-                source=SOURCE,
+            await self._record(
+                node,
+                EventType.WARNING,
+                "DeletingNodeFailed",
+                f"Failed deleting node {node.name}: {err}",
             )
             raise
+        self.guard.deleted(node.uid or node.name, self._clock.monotonic())
         log.info("node %s deleted: its VM no longer exists", node.name)

@@ -9,6 +9,7 @@ from enum import StrEnum
 from domain import labels
 from domain.errors import CCMError, ProviderIDError
 from domain.model import EventType, Node, NodeAddress, NodeChange
+from domain.options import CCMOptions
 from domain.policies.addresses import node_addresses, provided_node_ips
 from domain.policies.initialization import plan_beta_to_ga, plan_initialization
 from domain.policies.metadata import instance_metadata
@@ -56,13 +57,13 @@ class RegistrationService:
         nodes: NodeStore,
         events: EventRecorder,
         clock: Clock,
-        match_by_name: bool = False,
+        options: CCMOptions | None = None,
     ) -> None:
         self._inventory = inventory
         self._nodes = nodes
         self._events = events
         self._clock = clock
-        self._match_by_name = match_by_name
+        self._options = options or CCMOptions()
 
     async def sync(self, *, name: str) -> RegistrationResult:
         """Initialize or reconcile one node by name.
@@ -95,17 +96,21 @@ class RegistrationService:
             )
             return await self._done(written)
 
-        vm = await locate_vm(self._inventory, node, match_by_name=self._match_by_name)
+        vm = await locate_vm(self._inventory, node, match_by_name=self._options.match_by_name)
         host = await self._inventory.get_host(host_id=vm.container) if vm.container else None
         pool = await self._inventory.get_pool(pool_id=vm.pool_id) if vm.pool_id else None
         wait: list[str] = []
         addresses: tuple[NodeAddress, ...] = ()
+        invalid_tags: tuple[tuple[str, str], ...] = ()
 
         def plan(current: Node) -> NodeChange:
-            nonlocal addresses
+            nonlocal addresses, invalid_tags
             if not current.has_taint(labels.UNINITIALIZED_TAINT_KEY):
                 return NodeChange()  # someone else initialized it meanwhile
-            metadata = instance_metadata(vm=vm, host=host, pool=pool, node=current)
+            metadata = instance_metadata(
+                vm=vm, host=host, pool=pool, node=current, options=self._options
+            )
+            invalid_tags = metadata.invalid_tags
             init = plan_initialization(node=current, metadata=metadata)
             if init.wait_reason:
                 wait.append(init.wait_reason)
@@ -115,7 +120,22 @@ class RegistrationService:
 
         written, change = await update_on_conflict_retry(self._nodes, node, plan)
         if wait:
+            await self._events.record(
+                node=node,
+                type=EventType.WARNING,
+                reason="ProvidedNodeIPMismatch",
+                message=f"Waiting to initialize: {wait[-1]}",
+                source=SOURCE,
+            )
             raise RetryLater(f"node {node.name}: {wait[-1]}")
+        for tag, why in invalid_tags:
+            await self._events.record(
+                node=written,
+                type=EventType.WARNING,
+                reason="InvalidVMTag",
+                message=f"VM tag {tag!r} ignored: {why}",
+                source=SOURCE,
+            )
         if change.empty:
             return RegistrationResult(Outcome.UNCHANGED)
         if addresses and tuple(written.addresses) != addresses:
@@ -160,7 +180,10 @@ class RegistrationService:
             if vm is None:
                 continue
             addresses = node_addresses(
-                vm=vm, node_name=node.name, provided_ips=provided_node_ips(node.annotations)
+                vm=vm,
+                node_name=node.name,
+                provided_ips=provided_node_ips(node.annotations),
+                options=self._options.addresses,
             )
             if not addresses or tuple(node.addresses) == addresses:
                 continue

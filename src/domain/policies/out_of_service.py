@@ -1,0 +1,42 @@
+"""The out-of-service taint for nodes whose VM stays halted.
+
+Kubernetes only detaches volumes from a shut-down node after 6 minutes,
+unless the node carries ``node.kubernetes.io/out-of-service``; then
+stateful pods move at once. The CCM adds it after a grace period and
+removes the one it added (value ``nodeshutdown``) when the node is back.
+"""
+
+from __future__ import annotations
+
+from domain.model import Node, NodeChange, Taint, TaintEffect
+from domain.options import OutOfServiceOptions
+
+OUT_OF_SERVICE = Taint(
+    key="node.kubernetes.io/out-of-service", value="nodeshutdown", effect=TaintEffect.NO_EXECUTE
+)
+
+
+def has_our_out_of_service(node: Node) -> bool:
+    return any(
+        t.key == OUT_OF_SERVICE.key
+        and t.effect is OUT_OF_SERVICE.effect
+        and t.value == OUT_OF_SERVICE.value
+        for t in node.taints
+    )
+
+
+def plan_out_of_service(
+    *, node: Node, shut_down_for: float | None, options: OutOfServiceOptions
+) -> NodeChange:
+    """Add the taint once the VM has been down ``grace_period``; remove ours when it is not.
+
+    ``shut_down_for`` is how long the VM has been seen shut down (None: it is
+    not, or the node is Ready). An operator's own out-of-service taint (any
+    other value) is never removed.
+    """
+    ours = has_our_out_of_service(node)
+    if shut_down_for is None or node.ready:
+        return NodeChange(remove_taints=(OUT_OF_SERVICE,)) if ours else NodeChange()
+    if options.enabled and not ours and shut_down_for >= options.grace_period:
+        return NodeChange(add_taints=(OUT_OF_SERVICE,))
+    return NodeChange()
