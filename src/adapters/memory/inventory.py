@@ -60,11 +60,12 @@ class InMemoryInventory:
 
     async def get_host(self, *, host_id: str) -> Host | None:
         self._read("get_host")
-        host = self.hosts.get(host_id)
+        host = self.hosts.get(host_id.lower())
         return host if host is not None and host.pool_id not in self.disconnected else None
 
     async def get_pool(self, *, pool_id: str) -> Pool | None:
         self._read("get_pool")
+        pool_id = pool_id.lower()
         return None if pool_id in self.disconnected else self.pools.get(pool_id)
 
     async def snapshot(self) -> InventorySnapshot:
@@ -106,10 +107,15 @@ class InMemoryInventory:
         return vm
 
     def update_vm(self, vm_id: str, **fields: object) -> VM:
-        """Replace fields of a VM (any VM attribute) and publish an update."""
-        vm = replace(self.vms[vm_id], **fields)  # type: ignore[arg-type]
+        """Replace fields of a VM (any VM attribute) and publish an update.
+
+        Like XO with a field list, nothing is published when nothing changed.
+        """
+        old = self.vms[vm_id]
+        vm = replace(old, **fields)  # type: ignore[arg-type]
         self.vms[vm_id] = vm
-        self._publish(ChangeKind.UPDATED, vm)
+        if vm != old:
+            self._publish(ChangeKind.UPDATED, vm)
         return vm
 
     def delete_vm(self, vm_id: str) -> VM:
@@ -118,9 +124,15 @@ class InMemoryInventory:
         return vm
 
     def migrate_vm(self, vm_id: str, *, host_id: str) -> VM:
-        """Live-migrate to ``host_id`` (and to its pool, when it is in another)."""
+        """Migrate to ``host_id`` (and to its pool, when it is in another).
+
+        A halted VM resides nowhere: its ``$container`` becomes the new pool.
+        """
         host = self.hosts[host_id]
-        return self.update_vm(vm_id, container=host_id, pool_id=host.pool_id)
+        resident = self.vms[vm_id].power_state in (PowerState.RUNNING, PowerState.PAUSED)
+        return self.update_vm(
+            vm_id, container=host_id if resident else host.pool_id, pool_id=host.pool_id
+        )
 
     def stop_vm(self, vm_id: str) -> VM:
         vm = self.vms[vm_id]
@@ -132,8 +144,16 @@ class InMemoryInventory:
             addresses={},
         )
 
-    def start_vm(self, vm_id: str, *, host_id: str) -> VM:
-        return self.update_vm(vm_id, power_state=PowerState.RUNNING, container=host_id)
+    def start_vm(self, vm_id: str, *, host_id: str, main_ip_address: str | None = None) -> VM:
+        """Start on ``host_id``; guest tools report ``main_ip_address`` again when given."""
+        addresses = {"0/ipv4/0": main_ip_address} if main_ip_address else {}
+        return self.update_vm(
+            vm_id,
+            power_state=PowerState.RUNNING,
+            container=host_id,
+            main_ip_address=main_ip_address,
+            addresses=addresses,
+        )
 
     def disconnect_pool(self, pool_id: str) -> None:
         """XO loses the pool: its objects vanish, subscribers see ``remove``."""

@@ -1,0 +1,381 @@
+"""One pooled HTTP client for the XO REST API, and the mapping of its failures.
+
+Every XO request of the process goes through :class:`XOHttpClient`, so
+connection pooling, the concurrency bound, retries, error typing, metrics
+and logging are decided in one place. The rules:
+
+- transient failures (connection errors, timeouts, 5xx, 429) are retried
+  with exponential backoff and jitter, ``Retry-After`` honoured, under a
+  total deadline; nothing else is retried;
+- 404 becomes :class:`XONotFound` (the caller decides what absence means);
+- 401/403 become AuthenticationError, saying the token must be an admin's;
+- a body that is not the JSON XO documents becomes ProtocolError naming the
+  endpoint; the adapter never crashes on what a server sends.
+
+No message, log line or repr built here contains a credential: URLs carry
+none, and headers are never formatted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import random
+import ssl
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from loguru import logger
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_before_delay,
+)
+
+from adapters.xenorchestra import observer as obs
+from adapters.xenorchestra.auth import Credentials
+from adapters.xenorchestra.observer import NullObserver, XORequestObserver, safe_observe
+from adapters.xenorchestra.policy import RetryPolicy
+from domain.errors import AuthenticationError, InventoryError, ProtocolError
+
+API_PREFIX = "/rest/v0"
+ADMIN_HINT = "the token (or user) must belong to a Xen Orchestra admin"
+
+
+class XONotFound(InventoryError):
+    """XO answered 404 for this object or endpoint (internal to the adapter)."""
+
+    def __init__(self, endpoint: str, message: str) -> None:
+        super().__init__(f"{endpoint}: 404 {message}")
+        self.endpoint = endpoint
+
+
+class _Transient(Exception):
+    """A failure worth retrying; carries the server's Retry-After when it sent one."""
+
+    def __init__(self, message: str, *, kind: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.retry_after = retry_after
+
+
+class _TLSError(InventoryError):
+    """The TLS handshake failed: retrying cannot fix a certificate."""
+
+
+def _error_class(err: BaseException) -> str:
+    """The observer's short class for a failed attempt."""
+    if isinstance(err, _Transient):
+        return err.kind
+    if isinstance(err, XONotFound):
+        return obs.ERROR_NOT_FOUND
+    if isinstance(err, AuthenticationError):
+        return obs.ERROR_AUTH
+    if isinstance(err, ProtocolError):
+        return obs.ERROR_PROTOCOL
+    if isinstance(err, _TLSError):
+        return obs.ERROR_TLS
+    if isinstance(err, InventoryError):
+        return obs.ERROR_CLIENT
+    return "cancelled" if isinstance(err, asyncio.CancelledError) else "error"
+
+
+def error_message(response: httpx.Response) -> str:
+    """XO's ``{"error": ...}`` message, or the start of a plain-text body.
+
+    Older XO answers 401 with ``Unauthorized`` as text/plain, proxies answer
+    HTML: anything goes, so this never raises.
+    """
+    text = ""
+    try:
+        text = response.text
+        body = json.loads(text)
+        if isinstance(body, Mapping) and isinstance(body.get("error"), str):
+            return str(body["error"])[:200]
+    except (ValueError, UnicodeDecodeError, httpx.ResponseNotRead):
+        pass
+    text = " ".join(text.split())
+    return text[:120] or response.reason_phrase or "no message"
+
+
+def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> float | None:
+    """``Retry-After`` as seconds: delta-seconds or an HTTP date; None if absent/invalid."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def _is_tls_failure(err: BaseException) -> bool:
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError | ssl.CertificateError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+class XOHttpClient:
+    """The XO REST API at ``<url>/rest/v0``: JSON reads with retries, and the event stream."""
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        credentials: Credentials,
+        verify: ssl.SSLContext | bool = True,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+        max_concurrent_requests: int = 16,
+        observer: XORequestObserver | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._url = url.rstrip("/")
+        self._timeout = timeout
+        self._retry = retry or RetryPolicy()
+        self._observer: XORequestObserver = observer or NullObserver()
+        self._semaphore = asyncio.Semaphore(max_concurrent_requests)
+        self._auth_method = credentials.method
+        self._client = httpx.AsyncClient(
+            base_url=self._url + API_PREFIX,
+            headers={"Accept": "application/json", **credentials.headers()},
+            verify=verify,
+            timeout=httpx.Timeout(timeout),
+            transport=transport,
+            follow_redirects=False,
+            limits=httpx.Limits(
+                max_connections=max_concurrent_requests + 2,
+                max_keepalive_connections=max_concurrent_requests,
+            ),
+        )
+
+    def __repr__(self) -> str:
+        return f"XOHttpClient(url={self._url!r}, auth={self._auth_method!r})"
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    @property
+    def closed(self) -> bool:
+        return self._client.is_closed
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    # -- JSON requests -----------------------------------------------------
+    async def get_json(
+        self, path: str, *, endpoint: str, params: Mapping[str, str] | None = None
+    ) -> Any:
+        """GET ``path`` (relative to /rest/v0) and return its decoded JSON body."""
+        return await self.request_json("GET", path, endpoint=endpoint, params=params)
+
+    async def request_json(
+        self,
+        method: str,
+        path: str,
+        *,
+        endpoint: str,
+        params: Mapping[str, str] | None = None,
+        body: Any = None,
+        deadline: float | None = None,
+    ) -> Any:
+        """One logical request: retried while transient, typed errors otherwise."""
+        limit = self._retry.deadline if deadline is None else deadline
+        started = time.monotonic()
+        attempts = 0
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(_Transient),
+            wait=self._wait,
+            stop=stop_before_delay(limit),
+            before_sleep=lambda state: self._log_retry(endpoint, state),
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    attempts += 1
+                    remaining = limit - (time.monotonic() - started)
+                    return await self._attempt(
+                        method,
+                        path,
+                        endpoint=endpoint,
+                        params=params,
+                        body=body,
+                        attempt_timeout=max(0.05, min(self._timeout, remaining)),
+                    )
+        except _Transient as err:
+            elapsed = time.monotonic() - started
+            raise InventoryError(
+                f"Xen Orchestra {endpoint} failed after {attempts} attempt(s) in "
+                f"{elapsed:.1f}s: {err}"
+            ) from None
+        raise AssertionError("unreachable: tenacity neither returned nor raised")
+
+    def _wait(self, state: RetryCallState) -> float:
+        """Backoff before the next attempt; at least the server's Retry-After."""
+        r = self._retry
+        backoff = min(r.max_backoff, r.initial_backoff * 2.0 ** (state.attempt_number - 1))
+        backoff += random.uniform(0, r.jitter * backoff)
+        err = state.outcome.exception() if state.outcome else None
+        if isinstance(err, _Transient) and err.retry_after is not None:
+            return max(float(err.retry_after), 0.0)
+        return backoff
+
+    @staticmethod
+    def _log_retry(endpoint: str, state: RetryCallState) -> None:
+        err = state.outcome.exception() if state.outcome else None
+        logger.debug(
+            "XO {} attempt {} failed ({}); retrying in {:.2f}s",
+            endpoint,
+            state.attempt_number,
+            err,
+            state.upcoming_sleep,
+        )
+
+    async def _attempt(
+        self,
+        method: str,
+        path: str,
+        *,
+        endpoint: str,
+        params: Mapping[str, str] | None,
+        body: Any,
+        attempt_timeout: float,
+    ) -> Any:
+        async with self._semaphore:
+            started = time.monotonic()
+            error: str | None = None
+            try:
+                logger.trace("XO {} {} params={}", method, path, dict(params or {}))
+                response = await self._send(method, path, endpoint, params, body, attempt_timeout)
+                return self._interpret(response, endpoint=endpoint)
+            except BaseException as err:
+                error = _error_class(err)
+                raise
+            finally:
+                elapsed = time.monotonic() - started
+                safe_observe(self._observer, endpoint=endpoint, seconds=elapsed, error=error)
+                logger.trace("XO {} done in {:.3f}s error={}", endpoint, elapsed, error)
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        endpoint: str,
+        params: Mapping[str, str] | None,
+        body: Any,
+        attempt_timeout: float,
+    ) -> httpx.Response:
+        try:
+            return await self._client.request(
+                method,
+                path,
+                params=dict(params) if params else None,
+                json=body,
+                timeout=attempt_timeout,
+            )
+        except httpx.TimeoutException:
+            raise _Transient(
+                f"timed out after {attempt_timeout:.1f}s", kind=obs.ERROR_TIMEOUT
+            ) from None
+        except httpx.TransportError as err:
+            if _is_tls_failure(err):
+                raise _TLSError(
+                    f"Xen Orchestra {endpoint}: TLS handshake with {self._url} failed ({err}); "
+                    "set caFile to the CA that signed XO's certificate, or insecure: true "
+                    "to skip verification"
+                ) from None
+            raise _Transient(f"{type(err).__name__}: {err}", kind=obs.ERROR_CONNECTION) from None
+
+    def _interpret(self, response: httpx.Response, *, endpoint: str) -> Any:
+        """Decode a 2xx body, or raise the typed error for its status."""
+        status = response.status_code
+        if 200 <= status < 300:
+            if status == 204 or not response.content:
+                return None
+            try:
+                return json.loads(response.content)
+            except (ValueError, UnicodeDecodeError):
+                ctype = response.headers.get("content-type", "?")
+                raise ProtocolError(
+                    f"Xen Orchestra {endpoint}: the body is not JSON "
+                    f"({ctype}, {len(response.content)} bytes)"
+                ) from None
+        message = error_message(response)
+        if status == 404:
+            raise XONotFound(endpoint, message)
+        if status in (401, 403):
+            raise AuthenticationError(
+                f"Xen Orchestra refused {endpoint} ({status} {message}): {ADMIN_HINT}"
+            )
+        if status == 429 or status >= 500:
+            raise _Transient(
+                f"{status} {message}",
+                kind=obs.ERROR_RATE_LIMITED if status == 429 else obs.ERROR_5XX,
+                retry_after=retry_after_seconds(response.headers.get("retry-after")),
+            )
+        raise InventoryError(f"Xen Orchestra {endpoint}: {status} {message}")
+
+    # -- the event stream ----------------------------------------------------
+    @asynccontextmanager
+    async def stream(self, path: str, *, endpoint: str) -> AsyncIterator[httpx.Response]:
+        """Open a long-lived GET (server-sent events) without a read timeout.
+
+        Not retried and not bounded by the semaphore (it lives for hours);
+        the caller's watchdog replaces the read timeout. A non-2xx status
+        raises the same typed errors as :meth:`request_json` (a 5xx is a
+        plain InventoryError: the caller reconnects with its own backoff).
+        """
+        started = time.monotonic()
+        timeout = httpx.Timeout(self._timeout, read=None)
+        headers = {"Accept": "text/event-stream", "Cache-Control": "no-store"}
+        opened = False
+        try:
+            async with self._client.stream(
+                "GET", path, headers=headers, timeout=timeout
+            ) as response:
+                if response.status_code >= 300:
+                    await response.aread()
+                    self._interpret(response, endpoint=endpoint)
+                opened = True
+                safe_observe(
+                    self._observer,
+                    endpoint=endpoint,
+                    seconds=time.monotonic() - started,
+                    error=None,
+                )
+                yield response
+        except BaseException as err:
+            if not opened:
+                safe_observe(
+                    self._observer,
+                    endpoint=endpoint,
+                    seconds=time.monotonic() - started,
+                    error=_error_class(err)
+                    if not isinstance(err, httpx.TransportError)
+                    else (obs.ERROR_TLS if _is_tls_failure(err) else obs.ERROR_CONNECTION),
+                )
+            if isinstance(err, _Transient):
+                raise InventoryError(f"Xen Orchestra {endpoint}: {err}") from None
+            if isinstance(err, httpx.TransportError):
+                raise InventoryError(
+                    f"Xen Orchestra {endpoint}: {type(err).__name__}: {err}"
+                ) from None
+            raise

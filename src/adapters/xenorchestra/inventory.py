@@ -1,0 +1,241 @@
+"""The Inventory port over the XO REST API.
+
+Cost model (what keeps 1,000 nodes cheap):
+
+- ``snapshot()`` is exactly three requests (VMs, hosts, pools, each with a
+  field list), and it refills the host and pool caches;
+- ``get_host``/``get_pool`` answer from those caches and only ask XO on a
+  miss, so initializing a node whose host and pool are known costs one
+  request (``GET /vms/{id}``);
+- ``get_vm`` never trusts the cache to call a VM deleted: on a 404 it asks XO
+  whether the VM's pool still exists (the pool-disconnect trap in
+  ``xo-rest-api.md``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+from loguru import logger
+
+from adapters.config import CloudConfig
+from adapters.xenorchestra.auth import Credentials
+from adapters.xenorchestra.changes import ChangeStream
+from adapters.xenorchestra.http import XOHttpClient, XONotFound
+from adapters.xenorchestra.observer import XORequestObserver
+from adapters.xenorchestra.parsing import (
+    HOST_FIELDS,
+    POOL_FIELDS,
+    VM_FIELDS,
+    name_filter,
+    parse_host,
+    parse_list,
+    parse_pool,
+    parse_vm,
+)
+from adapters.xenorchestra.policy import RetryPolicy, StreamPolicy
+from adapters.xenorchestra.tls import tls_verify
+from domain.errors import PoolUnavailableError, ProtocolError, VMDeletedError, VMNotFoundError
+from domain.model import VM, Host, InventorySnapshot, Pool, VMChange
+
+VMS = "GET /vms"
+VM_BY_ID = "GET /vms/{id}"
+HOSTS = "GET /hosts"
+HOST_BY_ID = "GET /hosts/{id}"
+POOLS = "GET /pools"
+POOL_BY_ID = "GET /pools/{id}"
+
+
+def _segment(value: str) -> str:
+    """An id as one URL path segment (ids come from Nodes: never trust them)."""
+    return quote(value.strip().lower(), safe="")
+
+
+class XOInventory:
+    """Implements ``domain.ports.Inventory`` against a Xen Orchestra server.
+
+    Build it with :meth:`from_config`; close it with :meth:`aclose` or use it
+    as an async context manager. One instance per process: it owns the
+    connection pool and the host/pool caches.
+    """
+
+    def __init__(self, client: XOHttpClient, *, stream: StreamPolicy | None = None) -> None:
+        self._client = client
+        self._hosts: dict[str, Host] = {}
+        self._pools: dict[str, Pool] = {}
+        self._stream_policy = stream or StreamPolicy()
+
+    @classmethod
+    def from_config(
+        cls,
+        config: CloudConfig,
+        *,
+        observer: XORequestObserver | None = None,
+        retry: RetryPolicy | None = None,
+        stream: StreamPolicy | None = None,
+    ) -> XOInventory:
+        """The adapter for a cloud config (TLS, auth, timeout, concurrency from it)."""
+        credentials = Credentials(
+            token=config.token, username=config.username, password=config.password
+        )
+        client = XOHttpClient(
+            url=config.url,
+            credentials=credentials,
+            verify=tls_verify(insecure=config.insecure, ca_file=config.ca_file),
+            timeout=config.client_timeout,
+            retry=retry,
+            max_concurrent_requests=config.max_concurrent_requests,
+            observer=observer,
+        )
+        logger.debug(
+            "XO inventory for {} ({} auth, TLS {})",
+            config.url,
+            credentials.method,
+            "unverified" if config.insecure else f"verified, CA {config.ca_file or 'system'}",
+        )
+        return cls(client, stream=stream)
+
+    def __repr__(self) -> str:
+        return f"XOInventory({self._client!r})"
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def __aenter__(self) -> XOInventory:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # -- startup check ---------------------------------------------------
+    async def check(self) -> None:
+        """Prove XO answers and accepts the credentials: list one VM id.
+
+        Raises AuthenticationError, ProtocolError or InventoryError.
+        """
+        body = await self._client.get_json(
+            "/vms", endpoint=VMS, params={"limit": "1", "fields": "id"}
+        )
+        parse_list(body, endpoint=VMS)
+
+    # -- the port --------------------------------------------------------
+    async def get_vm(self, *, vm_id: str, pool_id: str = "") -> VM:
+        if vm_id.strip():
+            try:
+                body = await self._client.get_json(f"/vms/{_segment(vm_id)}", endpoint=VM_BY_ID)
+            except XONotFound:
+                pass
+            else:
+                return parse_vm(body, endpoint=VM_BY_ID)
+        if not pool_id:
+            raise VMNotFoundError(vm_id)
+        # The cache cannot tell a deletion from a pool XO just lost: ask XO.
+        pool = await self._fetch_pool(pool_id)
+        logger.debug(
+            "VM {} is 404; its pool {} is {}", vm_id, pool_id, "known" if pool else "unknown too"
+        )
+        if pool is None:
+            raise PoolUnavailableError(vm_id, pool_id)
+        raise VMDeletedError(vm_id, pool_id)
+
+    async def find_vms_by_name(self, *, name_label: str) -> Sequence[VM]:
+        body = await self._client.get_json(
+            "/vms",
+            endpoint=VMS,
+            params={"filter": name_filter(name_label), "fields": ",".join(VM_FIELDS)},
+        )
+        vms = [parse_vm(item, endpoint=VMS) for item in parse_list(body, endpoint=VMS)]
+        return [vm for vm in vms if vm.name_label == name_label]
+
+    async def get_host(self, *, host_id: str) -> Host | None:
+        key = host_id.strip().lower()
+        if not key:
+            return None
+        host = self._hosts.get(key)
+        if host is not None:
+            return host
+        logger.trace("host {} not cached: asking XO", key)
+        try:
+            body = await self._client.get_json(f"/hosts/{_segment(key)}", endpoint=HOST_BY_ID)
+        except XONotFound:
+            return None
+        host = parse_host(body, endpoint=HOST_BY_ID)
+        self._hosts[host.id] = host
+        return host
+
+    async def get_pool(self, *, pool_id: str) -> Pool | None:
+        key = pool_id.strip().lower()
+        if not key:
+            return None
+        pool = self._pools.get(key)
+        if pool is not None:
+            return pool
+        logger.trace("pool {} not cached: asking XO", key)
+        return await self._fetch_pool(key)
+
+    async def _fetch_pool(self, pool_id: str) -> Pool | None:
+        """Ask XO (never the cache) and keep the cache in step with the answer."""
+        key = pool_id.strip().lower()
+        try:
+            body = await self._client.get_json(f"/pools/{_segment(key)}", endpoint=POOL_BY_ID)
+        except XONotFound:
+            self._pools.pop(key, None)
+            return None
+        pool = parse_pool(body, endpoint=POOL_BY_ID)
+        self._pools[pool.id] = pool
+        return pool
+
+    async def snapshot(self) -> InventorySnapshot:
+        vms_body, hosts_body, pools_body = await asyncio.gather(
+            self._list("/vms", VMS, VM_FIELDS),
+            self._list("/hosts", HOSTS, HOST_FIELDS),
+            self._list("/pools", POOLS, POOL_FIELDS),
+        )
+        vms = {vm.id: vm for vm in (parse_vm(o, endpoint=VMS) for o in vms_body)}
+        hosts = {h.id: h for h in (parse_host(o, endpoint=HOSTS) for o in hosts_body)}
+        pools = {p.id: p for p in (parse_pool(o, endpoint=POOLS) for o in pools_body)}
+        self._hosts = dict(hosts)
+        self._pools = dict(pools)
+        logger.debug("XO snapshot: {} VMs, {} hosts, {} pools", len(vms), len(hosts), len(pools))
+        return InventorySnapshot(vms=vms, hosts=hosts, pools=pools)
+
+    async def _list(self, path: str, endpoint: str, fields: Sequence[str]) -> Sequence[Any]:
+        body = await self._client.get_json(
+            path, endpoint=endpoint, params={"fields": ",".join(fields)}
+        )
+        items = parse_list(body, endpoint=endpoint)
+        if any(not isinstance(item, dict) for item in items):
+            raise ProtocolError(f"Xen Orchestra {endpoint}: expected objects in the array")
+        return items
+
+    def changes(self) -> AsyncIterator[VMChange]:
+        """VM changes from XO's event stream (or polling on older XO); RESYNC first."""
+        return ChangeStream(
+            client=self._client,
+            policy=self._stream_policy,
+            snapshot=self.snapshot,
+            on_host=self._cache_host,
+            on_pool=self._cache_pool,
+        ).run()
+
+    # -- cache maintenance from events ------------------------------------
+    def _cache_host(self, host: Host, removed: bool) -> None:
+        if removed:
+            self._hosts.pop(host.id, None)
+        else:
+            self._hosts[host.id] = host
+
+    def _cache_pool(self, pool: Pool, removed: bool) -> None:
+        if removed:
+            self._pools.pop(pool.id, None)
+        else:
+            self._pools[pool.id] = pool

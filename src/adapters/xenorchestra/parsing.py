@@ -1,0 +1,168 @@
+"""XO JSON objects turned into domain values, defensively.
+
+Whatever a server (or a proxy in front of it) sends, the result is either a
+valid domain value or a ProtocolError that names the endpoint and what was
+wrong; never a KeyError or TypeError escaping into the controllers.
+
+The field lists are the only XO fields the CCM reads: bulk reads ask for
+exactly these (a full VM is ~3 KB, a picked one ~300 bytes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+from typing import Any, Final
+
+from domain.errors import ProtocolError
+from domain.model import VM, Host, Pool, PowerState
+
+#: ``fields=`` of a VM list; dotted paths are nested picks.
+VM_FIELDS: Final = (
+    "id",
+    "name_label",
+    "power_state",
+    "$pool",
+    "$container",
+    "CPUs.max",
+    "memory.size",
+    "mainIpAddress",
+    "addresses",
+    "tags",
+)
+HOST_FIELDS: Final = ("id", "name_label", "$pool")
+POOL_FIELDS: Final = ("id", "name_label")
+
+#: Event subscriptions pick top-level keys (nested objects come whole).
+VM_EVENT_FIELDS: Final = (
+    "id",
+    "name_label",
+    "power_state",
+    "$pool",
+    "$container",
+    "CPUs",
+    "memory",
+    "mainIpAddress",
+    "addresses",
+    "tags",
+)
+
+
+def _object(data: Any, endpoint: str, what: str) -> Mapping[str, Any]:
+    if not isinstance(data, Mapping):
+        raise ProtocolError(
+            f"Xen Orchestra {endpoint}: expected a {what} object, got {type(data).__name__}"
+        )
+    return data
+
+
+def _str(obj: Mapping[str, Any], key: str, endpoint: str, what: str, *, required: bool) -> str:
+    value = obj.get(key)
+    if value is None:
+        if required:
+            ident = obj.get("id")
+            suffix = f" {ident}" if isinstance(ident, str) else ""
+            raise ProtocolError(f"Xen Orchestra {endpoint}: {what}{suffix} has no {key!r}")
+        return ""
+    if not isinstance(value, str):
+        raise ProtocolError(
+            f"Xen Orchestra {endpoint}: {what} {key!r} is a {type(value).__name__}, not a string"
+        )
+    return value
+
+
+def _id(obj: Mapping[str, Any], endpoint: str, what: str) -> str:
+    ident = _str(obj, "id", endpoint, what, required=True)
+    if not ident:
+        raise ProtocolError(f"Xen Orchestra {endpoint}: {what} has an empty 'id'")
+    return ident.lower()
+
+
+def _int(obj: Mapping[str, Any], outer: str, inner: str, endpoint: str, vm_id: str) -> int:
+    nested = obj.get(outer)
+    if nested is None:
+        return 0
+    if not isinstance(nested, Mapping):
+        raise ProtocolError(f"Xen Orchestra {endpoint}: VM {vm_id} {outer!r} is not an object")
+    value = nested.get(inner)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ProtocolError(
+            f"Xen Orchestra {endpoint}: VM {vm_id} '{outer}.{inner}' is not a number"
+        )
+    return int(value)
+
+
+def parse_vm(data: Any, *, endpoint: str) -> VM:
+    """A VM from XO's object (full, or picked with :data:`VM_FIELDS`)."""
+    obj = _object(data, endpoint, "VM")
+    vm_id = _id(obj, endpoint, "VM")
+    raw_state = _str(obj, "power_state", endpoint, "VM", required=True)
+    try:
+        state = PowerState(raw_state)
+    except ValueError:
+        raise ProtocolError(
+            f"Xen Orchestra {endpoint}: VM {vm_id} has an unknown power_state {raw_state!r}"
+        ) from None
+    addresses = obj.get("addresses") or {}
+    if not isinstance(addresses, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in addresses.items()
+    ):
+        raise ProtocolError(
+            f"Xen Orchestra {endpoint}: VM {vm_id} 'addresses' is not a map of strings"
+        )
+    tags = obj.get("tags") or []
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise ProtocolError(f"Xen Orchestra {endpoint}: VM {vm_id} 'tags' is not a string list")
+    main_ip = _str(obj, "mainIpAddress", endpoint, "VM", required=False) or None
+    return VM(
+        id=vm_id,
+        name_label=_str(obj, "name_label", endpoint, "VM", required=False),
+        power_state=state,
+        pool_id=_str(obj, "$pool", endpoint, "VM", required=True).lower(),
+        container=_str(obj, "$container", endpoint, "VM", required=False).lower(),
+        cpus=_int(obj, "CPUs", "max", endpoint, vm_id),
+        memory_bytes=_int(obj, "memory", "size", endpoint, vm_id),
+        main_ip_address=main_ip,
+        addresses=MappingProxyType(dict(addresses)),
+        tags=tuple(tags),
+    )
+
+
+def parse_host(data: Any, *, endpoint: str) -> Host:
+    obj = _object(data, endpoint, "host")
+    return Host(
+        id=_id(obj, endpoint, "host"),
+        name_label=_str(obj, "name_label", endpoint, "host", required=False),
+        pool_id=_str(obj, "$pool", endpoint, "host", required=False).lower(),
+    )
+
+
+def parse_pool(data: Any, *, endpoint: str) -> Pool:
+    obj = _object(data, endpoint, "pool")
+    return Pool(
+        id=_id(obj, endpoint, "pool"),
+        name_label=_str(obj, "name_label", endpoint, "pool", required=False),
+    )
+
+
+def parse_list(data: Any, *, endpoint: str) -> Sequence[Any]:
+    """A collection answer must be a JSON array (of objects, when ``fields`` is set)."""
+    if not isinstance(data, list):
+        raise ProtocolError(
+            f"Xen Orchestra {endpoint}: expected a JSON array, got {type(data).__name__}"
+        )
+    return data
+
+
+def name_filter(name_label: str) -> str:
+    """An XO complex-matcher filter matching ``name_label`` exactly.
+
+    A regex, because a plain ``name_label:value`` is a case-insensitive
+    substring match and raw strings cannot hold spaces or colons. Escaped for
+    JavaScript regexes, including the ``/`` that would end the literal.
+    """
+    special = set("\\^$.*+?()[]{}|/-")
+    escaped = "".join("\\" + c if c in special else c for c in name_label)
+    return f"name_label:/^{escaped}$/"

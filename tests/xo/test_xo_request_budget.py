@@ -1,0 +1,115 @@
+"""What the controllers cost XO, counted by the fake server per endpoint.
+
+A pass over every node reads one snapshot (three list requests) whatever the
+node count; initializing a node whose host and pool are cached costs one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from adapters.fake_xo import FakeXOServer
+from adapters.memory import FakeClock, InMemoryEventRecorder, InMemoryNodeStore
+from adapters.xenorchestra import XOInventory
+from domain import labels
+from domain.model import Node, Taint, TaintEffect
+from domain.services import LabelSyncService, RegistrationService
+from tests.xo.support import World
+
+NODES = 1000
+SNAPSHOT = {"GET /vms": 1, "GET /hosts": 1, "GET /pools": 1}
+UNINITIALIZED = Taint(key=labels.UNINITIALIZED_TAINT_KEY, effect=TaintEffect.NO_SCHEDULE)
+
+
+def _initialized_nodes(vms: list[dict[str, Any]]) -> InMemoryNodeStore:
+    store = InMemoryNodeStore()
+    for vm in vms:
+        store.create(
+            Node(
+                name=vm["name_label"],
+                provider_id=f"xenorchestra://{vm['$pool']}/{vm['id']}",
+                system_uuid=vm["id"],
+            )
+        )
+    return store
+
+
+@pytest.fixture
+def fleet(xo: FakeXOServer, world: World) -> list[dict[str, Any]]:
+    vms = xo.populate(count=NODES // 2, pool_id=world.pool_a)
+    return vms + xo.populate(count=NODES - len(vms), pool_id=world.pool_b)
+
+
+async def test_a_label_sync_pass_over_1000_nodes_costs_one_snapshot(
+    xo: FakeXOServer, inventory: XOInventory, fleet: list[dict[str, Any]]
+) -> None:
+    nodes = _initialized_nodes(fleet)
+    service = LabelSyncService(inventory=inventory, nodes=nodes, events=InMemoryEventRecorder())
+    xo.reset_request_counts()
+
+    first = await service.run_pass()
+    first_counts = xo.request_counts()
+    xo.reset_request_counts()
+    second = await service.run_pass()
+
+    assert first_counts == SNAPSHOT
+    assert xo.request_counts() == SNAPSHOT
+    assert first.failed == 0
+    assert first.updated == NODES  # every node got its XO labels once...
+    assert second.updated == 0  # ...and a no-op pass writes nothing
+    node = nodes.nodes[fleet[0]["name_label"]]
+    assert node.labels[labels.POOL_ID] == fleet[0]["$pool"]
+
+
+async def test_an_address_sync_pass_over_1000_nodes_costs_one_snapshot(
+    xo: FakeXOServer, inventory: XOInventory, fleet: list[dict[str, Any]]
+) -> None:
+    nodes = _initialized_nodes(fleet)
+    service = RegistrationService(
+        inventory=inventory, nodes=nodes, events=InMemoryEventRecorder(), clock=FakeClock()
+    )
+    xo.reset_request_counts()
+
+    result = await service.sync_addresses()
+
+    assert xo.request_counts() == SNAPSHOT
+    assert (result.patched, result.failed) == (NODES, 0)
+
+
+@pytest.mark.parametrize(
+    ("warm", "expected"),
+    [
+        pytest.param(True, {"GET /vms/{id}": 1}, id="host-and-pool-cached"),
+        pytest.param(
+            False,
+            {"GET /vms/{id}": 1, "GET /hosts/{id}": 1, "GET /pools/{id}": 1},
+            id="cold-cache",
+        ),
+    ],
+)
+async def test_initializing_a_node_costs_one_request_when_host_and_pool_are_cached(
+    xo: FakeXOServer,
+    world: World,
+    inventory: XOInventory,
+    warm: bool,
+    expected: dict[str, int],
+) -> None:
+    vm = xo.add_vm(name_label="node-1", pool_id=world.pool_a, host_id=world.host_a2)
+    nodes = InMemoryNodeStore()
+    nodes.create(Node(name="node-1", system_uuid=vm["id"].upper(), taints=(UNINITIALIZED,)))
+    service = RegistrationService(
+        inventory=inventory, nodes=nodes, events=InMemoryEventRecorder(), clock=FakeClock()
+    )
+    if warm:
+        await inventory.snapshot()
+    xo.reset_request_counts()
+
+    await service.sync(name="node-1")
+
+    assert xo.request_counts() == expected
+    node = nodes.nodes["node-1"]
+    assert not node.has_taint(labels.UNINITIALIZED_TAINT_KEY)
+    assert node.provider_id == f"xenorchestra://{world.pool_a}/{vm['id']}"
+    assert node.labels[labels.HOST_NAME_LABEL] == "host-a2"
