@@ -60,13 +60,21 @@ def main_demo(argv: Sequence[str]) -> int:
     parser.add_argument(
         "--v", type=int, default=0, help="controller log verbosity (default 0: quiet)"
     )
-    args = parser.parse_args(argv)
-    configure_logging(verbosity=args.v) if args.v else configure_logging(
-        verbosity=0, sink=_null_sink
+    parser.add_argument(
+        "--xo",
+        choices=("memory", "fake-http"),
+        default="memory",
+        help="memory: an in-memory XO; fake-http: the fake XO server on loopback, "
+        "read through the real HTTP adapter and its change events (default memory)",
     )
+    args = parser.parse_args(argv)
+    if args.v:
+        configure_logging(verbosity=args.v)
+    else:
+        configure_logging(verbosity=0, sink=_null_sink)
     from entrypoints.demo import run_demo
 
-    return asyncio.run(run_demo())
+    return asyncio.run(run_demo(xo=args.xo))
 
 
 def _null_sink(_message: object) -> None:

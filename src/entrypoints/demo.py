@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from adapters.memory import InMemoryEventRecorder, InMemoryInventory, InMemoryNodeStore
 from domain import labels as L
 from domain.model import VM, Host, Node, Pool, PowerState, Readiness, Taint, TaintEffect
 from domain.options import CCMOptions, DeletionOptions
 from domain.policies.system_uuid import swap_little_endian
+from domain.ports import Inventory
 from entrypoints.container import enabled_runnables, in_memory_container
 from entrypoints.flags import Settings
 
@@ -43,34 +43,105 @@ UNINITIALIZED = Taint(key=L.UNINITIALIZED_TAINT_KEY, value="true", effect=TaintE
 HOST_NAMES = {h.id: h.name_label for h in HOSTS}
 
 
-@dataclass
-class DemoWorld:
-    inventory: InMemoryInventory
-    nodes: InMemoryNodeStore
-    events: InMemoryEventRecorder
+class XOSide:
+    """Where the demo's VMs live, and how the story changes them."""
+
+    inventory: Inventory
+    label: str
+
+    def migrate(self, vm_id: str, host_id: str) -> None:
+        raise NotImplementedError
+
+    def stop(self, vm_id: str) -> None:
+        raise NotImplementedError
+
+    def delete(self, vm_id: str) -> None:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        return None
 
 
-def build_world() -> DemoWorld:
-    xo = InMemoryInventory()
-    for pool in (POOL_PARIS, POOL_LYON):
-        xo.add_pool(pool)
-    for host in HOSTS:
-        xo.add_host(host)
-    for name, vm_id, host, cpus, gib, ip in VMS:
-        xo.add_vm(
-            VM(
-                id=vm_id,
+class MemoryXO(XOSide):
+    label = "in-memory XO"
+
+    def __init__(self) -> None:
+        xo = InMemoryInventory()
+        for pool in (POOL_PARIS, POOL_LYON):
+            xo.add_pool(pool)
+        for host in HOSTS:
+            xo.add_host(host)
+        for name, vm_id, host, cpus, gib, ip in VMS:
+            xo.add_vm(
+                VM(
+                    id=vm_id,
+                    name_label=name,
+                    power_state=PowerState.RUNNING,
+                    pool_id=host.pool_id,
+                    container=host.id,
+                    cpus=cpus,
+                    memory_bytes=gib * GIB,
+                    main_ip_address=ip,
+                    addresses={"0/ipv4/0": ip},
+                )
+            )
+        self.xo = xo
+        self.inventory = xo
+
+    def migrate(self, vm_id: str, host_id: str) -> None:
+        self.xo.migrate_vm(vm_id, host_id=host_id)
+
+    def stop(self, vm_id: str) -> None:
+        self.xo.stop_vm(vm_id)
+
+    def delete(self, vm_id: str) -> None:
+        self.xo.delete_vm(vm_id)
+
+
+class FakeHTTPXO(XOSide):
+    """The fake XO server on loopback, read through the real HTTP adapter and its events."""
+
+    label = "fake XO server over HTTP"
+
+    def __init__(self) -> None:
+        from adapters.fake_xo import FakeXOServer, FakeXOState
+
+        self.server = FakeXOServer(host="127.0.0.1", port=0, state=FakeXOState(), ping_interval=5.0)
+
+    async def start(self) -> None:
+        from adapters.config import CloudConfig
+        from adapters.xenorchestra import XOInventory
+
+        await self.server.start()
+        for pool in (POOL_PARIS, POOL_LYON):
+            self.server.add_pool(name_label=pool.name_label, pool_id=pool.id)
+        for host in HOSTS:
+            self.server.add_host(pool_id=host.pool_id, name_label=host.name_label, host_id=host.id)
+        for name, vm_id, host, cpus, gib, ip in VMS:
+            self.server.add_vm(
                 name_label=name,
-                power_state=PowerState.RUNNING,
+                vm_id=vm_id,
                 pool_id=host.pool_id,
-                container=host.id,
+                host_id=host.id,
                 cpus=cpus,
-                memory_bytes=gib * GIB,
-                main_ip_address=ip,
+                memory=gib * GIB,
                 addresses={"0/ipv4/0": ip},
             )
-        )
-    return DemoWorld(xo, InMemoryNodeStore(), InMemoryEventRecorder())
+        config = CloudConfig(url=self.server.url, token="fake-xo-token")
+        self.inventory = XOInventory.from_config(config)
+
+    def migrate(self, vm_id: str, host_id: str) -> None:
+        self.server.migrate_vm(vm_id, host_id=host_id)
+
+    def stop(self, vm_id: str) -> None:
+        self.server.stop_vm(vm_id)
+
+    def delete(self, vm_id: str) -> None:
+        self.server.delete_vm(vm_id)
+
+    async def aclose(self) -> None:
+        await self.inventory.aclose()  # type: ignore[attr-defined]
+        await self.server.stop()
 
 
 def describe(node: Node) -> str:
@@ -120,9 +191,22 @@ async def _until(predicate: Callable[[], bool], printer: Printer, limit: float =
     return done
 
 
-async def run_demo(out: Callable[[str], None] = print) -> int:
+async def run_demo(out: Callable[[str], None] = print, *, xo: str = "memory") -> int:
     """Run the story; returns 0 when every controller did what it should."""
-    world = build_world()
+    side: XOSide
+    if xo == "fake-http":
+        side = FakeHTTPXO()
+        await side.start()  # type: ignore[attr-defined]
+    else:
+        side = MemoryXO()
+    try:
+        return await _story(side, out)
+    finally:
+        await side.aclose()
+
+
+async def _story(side: XOSide, out: Callable[[str], None]) -> int:
+    world_nodes, world_events = InMemoryNodeStore(), InMemoryEventRecorder()
     settings = Settings(
         leader_elect=False,
         node_monitor_period=0.5,
@@ -131,16 +215,17 @@ async def run_demo(out: Callable[[str], None] = print) -> int:
     container = in_memory_container(settings)
     # A short confirmation so the story fits in seconds (the default is 30 s).
     container.options.override(CCMOptions(deletion=DeletionOptions(confirm_delay=1.0)))
-    container.inventory.override(world.inventory)
-    container.nodes.override(world.nodes)
-    container.events.override(world.events)
+    container.inventory.override(side.inventory)
+    container.nodes.override(world_nodes)
+    container.events.override(world_events)
 
-    printer = Printer(world.nodes, out)
+    printer = Printer(world_nodes, out)
     gate = container.gate()
     tasks = [
         asyncio.create_task(gate.run(enabled_runnables(container)), name="controllers"),
     ]
-    nodes = world.nodes
+    nodes = world_nodes
+    out(f"== XO: {side.label}; cluster: in-memory")
     ok = True
     try:
         out("== 1. four nodes join with the uninitialized taint")
@@ -157,21 +242,19 @@ async def run_demo(out: Callable[[str], None] = print) -> int:
         )
 
         out("== 2. worker-1 live-migrates from xcp-paris-1 to xcp-paris-2 (cloud-node-label-sync)")
-        world.inventory.migrate_vm(VMS[1][1], host_id=HOSTS[1].id)
+        side.migrate(VMS[1][1], HOSTS[1].id)
         ok &= await _until(
             lambda: nodes.nodes["worker-1"].labels.get(L.ZONE) == HOSTS[1].id, printer
         )
 
         out("== 3. worker-2's VM stops; kubelet stops reporting (cloud-node-lifecycle)")
-        world.inventory.stop_vm(VMS[2][1])
+        side.stop(VMS[2][1])
         nodes.set_readiness("worker-2", Readiness.UNKNOWN)
         ok &= await _until(lambda: nodes.nodes["worker-2"].has_taint(L.SHUTDOWN_TAINT.key), printer)
 
         out("== 4. worker-3's VM is deleted in XO; its node goes NotReady (cloud-node-lifecycle)")
-        out(
-            "       (deleted only once XO confirms it gone twice, 1 s apart, and its pool is known)"
-        )
-        world.inventory.delete_vm(VMS[3][1])
+        out("       (deleted once XO shows it gone twice, 1 s apart, with its pool known)")
+        side.delete(VMS[3][1])
         nodes.set_readiness("worker-3", Readiness.FALSE)
         ok &= await _until(lambda: "worker-3" not in nodes.nodes, printer)
     finally:
@@ -180,7 +263,7 @@ async def run_demo(out: Callable[[str], None] = print) -> int:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     out("== events recorded")
-    for e in world.events.events:
+    for e in world_events.events:
         out(f"  {e.type.value:<7} {e.reason:<26} {e.node:<16} {e.message}")
     out(
         "== demo " + ("finished: all three controllers acted" if ok else "FAILED: a step timed out")
