@@ -1,0 +1,44 @@
+"""The ports on a real Kubernetes API server, over the official ``kubernetes`` client.
+
+- :mod:`client`: ``connect()``/``KubeClient``: the sync client run in a bounded
+  thread pool, rate limited (``--kube-api-qps``/``--kube-api-burst``), retrying
+  429/5xx with backoff; JSON dicts in and out.
+- :mod:`nodes`: ``KubernetesNodeStore``: list+watch cache of lean domain Nodes,
+  resourceVersion-guarded merge patches.
+- :mod:`events`: ``KubernetesEventRecorder`` (core/v1 Events about Nodes) and
+  ``record_client_check_failure`` (the events.k8s.io/v1 startup warning).
+- :mod:`leader`: ``LeaseLeaderElector`` (coordination.k8s.io/v1 Lease).
+"""
+
+from adapters.kubernetes.client import (
+    ClientSettings,
+    KubeClient,
+    WatchStream,
+    connect,
+    load_configuration,
+)
+from adapters.kubernetes.errors import ApiError, ApiUnavailableError, KubeConfigError
+from adapters.kubernetes.events import KubernetesEventRecorder, record_client_check_failure
+from adapters.kubernetes.leader import LeaseLeaderElector, default_identity
+from adapters.kubernetes.nodes import KubernetesNodeStore
+from adapters.kubernetes.ratelimit import Backoff, TokenBucket
+from adapters.kubernetes.reflector import Reflector
+
+__all__ = [
+    "ApiError",
+    "ApiUnavailableError",
+    "Backoff",
+    "ClientSettings",
+    "KubeClient",
+    "KubeConfigError",
+    "KubernetesEventRecorder",
+    "KubernetesNodeStore",
+    "LeaseLeaderElector",
+    "Reflector",
+    "TokenBucket",
+    "WatchStream",
+    "connect",
+    "default_identity",
+    "load_configuration",
+    "record_client_check_failure",
+]

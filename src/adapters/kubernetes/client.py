@@ -1,0 +1,543 @@
+"""The Kubernetes API client: the official sync client, run off the event loop.
+
+Why the sync client in a bounded thread pool rather than ``kubernetes.aio``:
+``kubernetes.aio`` is marked experimental in 37.x and new; the sync client
+(urllib3) is what every other Python controller runs in production, its
+kubeconfig / in-cluster / token-refresh code is the mature one, and its
+failure modes are known. The CCM makes few, small requests (a handful per
+node per sync), so a small dedicated pool costs nothing measurable, and it
+bounds concurrency on its own. Nothing here blocks the loop:
+
+- every request runs on this client's own ``ThreadPoolExecutor`` (``workers``
+  threads) through ``loop.run_in_executor``, never the loop's default one;
+- config loading (file reads) runs in a one-shot thread;
+- each watch owns one thread that reads its stream; closing the watch shuts
+  the socket down from the loop (urllib3's ``HTTPResponse.shutdown``), which
+  wakes the blocked read, so no thread outlives ``aclose()``.
+
+Every call passes the client-side token bucket (``--kube-api-qps`` /
+``--kube-api-burst``) first, so a throttled caller waits without holding a
+thread, and 429/5xx answers are retried with jittered exponential backoff
+(``Retry-After`` honoured). Writes are guarded by resourceVersion or uid
+preconditions, so a replay after an ambiguous 5xx fails with a conflict at
+worst instead of applying twice.
+
+Responses are decoded to plain dicts rather than generated models: a Node is
+kilobytes of managedFields and images the CCM never reads, and pydantic
+validation of all that on every watch event is pure cost. Adapters convert
+the few fields they need into domain values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
+
+import urllib3
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+from loguru import logger
+
+from adapters.kubernetes.errors import ApiError, ApiUnavailableError, KubeConfigError
+from adapters.kubernetes.ratelimit import Backoff, TokenBucket
+
+JsonObject = dict[str, Any]
+Query = Sequence[tuple[str, str]]
+Timeout = float | tuple[float, float]
+T = TypeVar("T")
+
+MERGE_PATCH = "application/merge-patch+json"
+STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
+JSON = "application/json"
+
+_NETWORK_ERRORS = (urllib3.exceptions.HTTPError, OSError, ApiException)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSettings:
+    """How one client talks to the API server.
+
+    ``qps``/``burst`` are ``--kube-api-qps``/``--kube-api-burst`` (client-go
+    and the reference CCM default to 20/30). ``workers`` bounds concurrent
+    requests (watches have their own threads). ``max_retries`` applies to
+    429 and 5xx answers only.
+    """
+
+    qps: float = 20.0
+    burst: int = 30
+    workers: int = 4
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+    max_retries: int = 5
+    backoff_base: float = 0.1
+    backoff_max: float = 10.0
+    user_agent: str = "xenorchestra-cloud-controller-manager"
+
+    @property
+    def timeout(self) -> tuple[float, float]:
+        return (self.connect_timeout, self.read_timeout)
+
+
+async def run_in_thread(fn: Callable[[], T], *, name: str) -> T:
+    """Run ``fn`` in a one-shot thread and await its result.
+
+    For rare blocking calls (config loading, shutting a pool down) where
+    borrowing the loop's default executor would leave its threads around.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def deliver(ok: bool, value: Any) -> None:
+        if future.done():
+            return
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+    def target() -> None:
+        try:
+            result: Any = fn()
+            ok = True
+        except BaseException as err:  # delivered to the awaiting task
+            result, ok = err, False
+        with contextlib.suppress(RuntimeError):  # loop already closed: nobody waits
+            loop.call_soon_threadsafe(deliver, ok, result)
+
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    thread.start()
+    return await future
+
+
+def _load(kubeconfig: str | None, context: str | None) -> k8s.Configuration:
+    """Blocking: read the kubeconfig file (or the in-cluster service account files)."""
+    configuration = k8s.Configuration()
+    try:
+        if kubeconfig:
+            k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=kubeconfig,
+                context=context,
+                client_configuration=configuration,
+                persist_config=False,
+            )
+        else:
+            k8s_config.load_incluster_config(  # type: ignore[no-untyped-call]
+                client_configuration=configuration
+            )
+    except (ConfigException, OSError, ValueError, TypeError, KeyError) as err:
+        where = kubeconfig or "in-cluster service account"
+        raise KubeConfigError(f"kubeconfig {where}: {err}") from None
+    return configuration
+
+
+class _ConfigSource:
+    """A configuration given, or loaded once on first use (in a worker thread)."""
+
+    def __init__(self, value: k8s.Configuration | Callable[[], k8s.Configuration]) -> None:
+        self._lock = threading.Lock()
+        self._value = value if isinstance(value, k8s.Configuration) else None
+        self._loader = None if isinstance(value, k8s.Configuration) else value
+
+    def get(self) -> k8s.Configuration:
+        with self._lock:
+            if self._value is None:
+                assert self._loader is not None
+                self._value = self._loader()
+            return self._value
+
+
+async def load_configuration(
+    kubeconfig: str | None = None, *, context: str | None = None
+) -> k8s.Configuration:
+    """The client configuration from a kubeconfig file, or in-cluster when ``kubeconfig``
+    is empty (the service account token file is then re-read as it rotates)."""
+    return await run_in_thread(lambda: _load(kubeconfig, context), name="kube-config-load")
+
+
+async def connect(
+    kubeconfig: str | None = None,
+    *,
+    qps: float = 20.0,
+    burst: int = 30,
+    context: str | None = None,
+    settings: ClientSettings | None = None,
+    name: str = "kube",
+) -> KubeClient:
+    """A client whose configuration is loaded now (so a bad kubeconfig fails here):
+    ``await connect(flags.kubeconfig, qps=flags.kube_api_qps, burst=flags.kube_api_burst)``."""
+    configuration = await load_configuration(kubeconfig, context=context)
+    base = settings or ClientSettings()
+    return KubeClient(configuration, replace(base, qps=qps, burst=burst), name=name)
+
+
+class KubeClient:
+    """One API connection pool, one bounded thread pool, one token bucket.
+
+    ``request`` is the only way requests are made (watches: ``watch``), so
+    rate limiting, retries, timeouts, error decoding and request counting
+    apply to all of them. ``requests`` counts requests sent, per HTTP method
+    (retries included): tests use it to prove a no-op pass writes nothing.
+    """
+
+    def __init__(
+        self,
+        configuration: k8s.Configuration | _ConfigSource,
+        settings: ClientSettings | None = None,
+        *,
+        name: str = "kube",
+    ) -> None:
+        self._source = (
+            configuration
+            if isinstance(configuration, _ConfigSource)
+            else _ConfigSource(configuration)
+        )
+        self.settings = settings or ClientSettings()
+        self.name = name
+        self._api_lock = threading.Lock()
+        self._api: k8s.ApiClient | None = None
+        self._pool = ThreadPoolExecutor(
+            max_workers=self.settings.workers, thread_name_prefix=f"{name}-api"
+        )
+        self.limiter = TokenBucket(qps=self.settings.qps, burst=self.settings.burst)
+        self.requests: Counter[str] = Counter()
+        self._streams: set[WatchStream] = set()
+        self._closed = False
+
+    @classmethod
+    def from_kubeconfig(
+        cls,
+        kubeconfig: str | None = None,
+        *,
+        qps: float = 20.0,
+        burst: int = 30,
+        context: str | None = None,
+        settings: ClientSettings | None = None,
+        name: str = "kube",
+    ) -> KubeClient:
+        """A client for a synchronous composition root: does no I/O here.
+
+        The kubeconfig (in-cluster config when empty) is read by the first
+        request, in a worker thread; a bad one makes that request raise
+        KubeConfigError. Prefer ``await connect(...)`` to fail at startup.
+        """
+        source = _ConfigSource(lambda: _load(kubeconfig, context))
+        base = settings or ClientSettings()
+        return cls(source, replace(base, qps=qps, burst=burst), name=name)
+
+    def sibling(self, name: str, settings: ClientSettings | None = None) -> KubeClient:
+        """Another client on the same configuration with its own pool and bucket.
+
+        Leader election uses one (as client-go's does) so that controllers
+        saturating their own budget can never delay a lease renewal.
+        """
+        return KubeClient(self._source, settings or self.settings, name=name)
+
+    def _api_client(self) -> k8s.ApiClient:
+        """Runs in a worker thread: the generated ApiClient, built on first use.
+
+        urllib3 would retry a failed connection three times by default, each
+        up to the connect timeout: once is enough to cover a dropped
+        keep-alive connection, and keeps a request within its time budget
+        (lease renewals depend on it). Retries of answers are ours.
+        """
+        with self._api_lock:
+            if self._api is None:
+                configuration = self._source.get()
+                if configuration.retries is None:
+                    configuration.retries = urllib3.Retry(
+                        total=None, connect=1, read=0, redirect=0, status=0, other=0
+                    )
+                api = k8s.ApiClient(configuration)
+                api.user_agent = self.settings.user_agent
+                self._api = api
+            return self._api
+
+    @property
+    def writes(self) -> int:
+        """Requests that may change something (everything but GET)."""
+        return sum(n for method, n in self.requests.items() if method != "GET")
+
+    # -- plain requests ---------------------------------------------------
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Query = (),
+        body: Any = None,
+        content_type: str = JSON,
+        request_timeout: Timeout | None = None,
+        retries: int | None = None,
+    ) -> JsonObject:
+        """Send one request; the decoded JSON body, or ApiError.
+
+        429 and 5xx answers are retried (``retries`` overrides the setting);
+        a request that got no answer raises ApiUnavailableError at once.
+        """
+        if self._closed:
+            raise ApiUnavailableError("client closed", method=method, path=path)
+        headers = {"Accept": JSON}
+        if body is not None:
+            headers["Content-Type"] = content_type
+        budget = self.settings.max_retries if retries is None else retries
+        backoff = Backoff(base=self.settings.backoff_base, cap=self.settings.backoff_max)
+        loop = asyncio.get_running_loop()
+        attempt = 0
+        while True:
+            await self.limiter.acquire()
+            self.requests[method] += 1
+            try:
+                status, reason, resp_headers, data, decoded = await loop.run_in_executor(
+                    self._pool,
+                    self._send,
+                    method,
+                    path,
+                    query,
+                    headers,
+                    body,
+                    request_timeout or self.settings.timeout,
+                )
+            except _NETWORK_ERRORS as err:
+                raise ApiUnavailableError(_describe(err), method=method, path=path) from None
+            if decoded is not None:
+                return decoded
+            error = ApiError.from_response(
+                status, reason, data, method=method, path=path, headers=resp_headers
+            )
+            if not error.retryable or attempt >= budget:
+                raise error
+            attempt += 1
+            delay = error.retry_after if error.retry_after is not None else backoff.next()
+            logger.warning(
+                "kube {} {}: {} {}, retrying in {:.2f}s ({}/{})",
+                method,
+                path,
+                status,
+                error.reason,
+                delay,
+                attempt,
+                budget,
+            )
+            await asyncio.sleep(delay)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        query: Query,
+        headers: Mapping[str, str],
+        body: Any,
+        timeout: Timeout,
+    ) -> tuple[int, str, dict[str, str], bytes, JsonObject | None]:
+        """Runs in a pool thread: serialize (auth headers, token refresh), send, read,
+        and decode a successful answer (a large list is too much JSON for the loop)."""
+        response = self._open(method, path, query, headers, body, timeout)
+        try:
+            data = response.data or b""
+        finally:
+            response.release_conn()
+        decoded = _decode(data) if 200 <= response.status < 300 else None
+        return response.status, response.reason or "", dict(response.headers), data, decoded
+
+    def _open(
+        self,
+        method: str,
+        path: str,
+        query: Query,
+        headers: Mapping[str, str],
+        body: Any,
+        timeout: Timeout,
+    ) -> urllib3.BaseHTTPResponse:
+        api = self._api_client()
+        method, url, header_params, body, post_params = api.param_serialize(
+            method=method,
+            resource_path=path,
+            query_params=list(query),
+            header_params=dict(headers),
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        rest = api.call_api(method, url, header_params, body, post_params, _request_timeout=timeout)
+        response: urllib3.BaseHTTPResponse = rest.response
+        return response
+
+    # -- watches ----------------------------------------------------------
+    async def watch(self, path: str, *, query: Query, request_timeout: Timeout) -> WatchStream:
+        """Open a watch (``query`` must include ``watch=1``); read it with ``next_event``."""
+        if self._closed:
+            raise ApiUnavailableError("client closed", method="WATCH", path=path)
+        await self.limiter.acquire()
+        self.requests["WATCH"] += 1
+        stream = WatchStream(self, path)
+        self._streams.add(stream)
+        try:
+            await stream.open(query, request_timeout)
+        except BaseException:
+            self._streams.discard(stream)
+            await stream.aclose()
+            raise
+        return stream
+
+    def _forget(self, stream: WatchStream) -> None:
+        self._streams.discard(stream)
+
+    # -- lifecycle --------------------------------------------------------
+    async def aclose(self) -> None:
+        """Close every watch, wait for in-flight requests, close the connections."""
+        if self._closed:
+            return
+        self._closed = True
+        for stream in list(self._streams):
+            await stream.aclose()
+
+        def shutdown() -> None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            with self._api_lock:
+                if self._api is not None:
+                    self._api.close()  # type: ignore[no-untyped-call]
+
+        await run_in_thread(shutdown, name=f"{self.name}-close")
+
+    async def __aenter__(self) -> KubeClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+class WatchStream:
+    """One open watch: newline-delimited JSON events read by a dedicated thread.
+
+    The thread is this stream's alone, so a watch that waits minutes for an
+    event never occupies a worker of the request pool. ``aclose`` shuts the
+    socket's read side down, which ends a read blocked in that thread.
+    """
+
+    def __init__(self, client: KubeClient, path: str) -> None:
+        self._client = client
+        self.path = path
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{client.name}-watch")
+        self._response: urllib3.BaseHTTPResponse | None = None
+        self._chunks: Any = None
+        self._buffer = bytearray()
+        self._closed = False
+
+    async def open(self, query: Query, request_timeout: Timeout) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            status, reason, headers, data = await loop.run_in_executor(
+                self._thread, self._open, query, request_timeout
+            )
+        except _NETWORK_ERRORS as err:
+            raise ApiUnavailableError(_describe(err), method="WATCH", path=self.path) from None
+        if status != 200:
+            raise ApiError.from_response(
+                status, reason, data, method="WATCH", path=self.path, headers=headers
+            )
+
+    def _open(self, query: Query, timeout: Timeout) -> tuple[int, str, dict[str, str], bytes]:
+        response = self._client._open("GET", self.path, query, {"Accept": JSON}, None, timeout)
+        if response.status != 200:
+            try:
+                data = response.data or b""
+            finally:
+                response.release_conn()
+            return response.status, response.reason or "", dict(response.headers), data
+        self._response = response
+        self._chunks = response.stream(None)
+        return 200, "", {}, b""
+
+    async def next_event(self) -> JsonObject | None:
+        """The next event (``{"type": ..., "object": ...}``), or None when the server ended
+        the watch (its timeout) or the stream was closed."""
+        if self._closed:
+            return None
+        loop = asyncio.get_running_loop()
+        try:
+            event = await loop.run_in_executor(self._thread, self._read_event)
+        except _NETWORK_ERRORS as err:
+            if self._closed:
+                return None
+            raise ApiUnavailableError(_describe(err), method="WATCH", path=self.path) from None
+        except ValueError as err:
+            raise ApiError(0, "BadWatchEvent", str(err), method="WATCH", path=self.path) from None
+        return event
+
+    def _read_event(self) -> JsonObject | None:
+        """Runs in the stream's thread: the next line, decoded."""
+        line = self._readline()
+        if line is None:
+            return None
+        event = json.loads(line)
+        if not isinstance(event, dict):
+            raise ValueError("watch event is not a JSON object")
+        return event
+
+    def _readline(self) -> bytes | None:
+        """Runs in the stream's thread."""
+        while True:
+            newline = self._buffer.find(b"\n")
+            if newline >= 0:
+                line = bytes(self._buffer[:newline])
+                del self._buffer[: newline + 1]
+                if line.strip():
+                    return line
+                continue
+            if self._chunks is None or self._closed:
+                return None
+            try:
+                self._buffer += next(self._chunks)
+            except StopIteration:
+                self._chunks = None
+                rest = bytes(self._buffer).strip()
+                self._buffer.clear()
+                return rest or None
+
+    async def aclose(self) -> None:
+        """Stop reading and release the connection and the thread (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._client._forget(self)
+        response = self._response
+        if response is not None:
+            with contextlib.suppress(Exception):
+                response.shutdown()
+        loop = asyncio.get_running_loop()
+        closing: Future[None] = self._thread.submit(self._release)
+        self._thread.shutdown(wait=False)
+        with contextlib.suppress(Exception):
+            await asyncio.wrap_future(closing, loop=loop)
+
+    def _release(self) -> None:
+        """Runs in the stream's thread, after any read in progress has returned."""
+        response, self._response, self._chunks = self._response, None, None
+        if response is not None:
+            response.close()
+            response.release_conn()
+
+
+def _decode(data: bytes) -> JsonObject:
+    if not data:
+        return {}
+    value = json.loads(data)
+    return value if isinstance(value, dict) else {"items": value}
+
+
+def _describe(err: BaseException) -> str:
+    if isinstance(err, ApiException):
+        return f"{err.reason or type(err).__name__}".splitlines()[0]
+    return f"{type(err).__name__}: {err}"
+
+
+#: The name the composition root (``entrypoints.wiring``) uses.
+KubeAPI = KubeClient

@@ -1,0 +1,229 @@
+"""The NodeStore port on a real API server: an informer-style cache plus patches.
+
+Reads (``get``, ``list``, ``watch``) are answered from a list+watch cache, so a
+sync pass over a thousand nodes costs no request at all, like client-go's
+listers. Writes are single JSON merge patches built from the copy the caller
+read and guarded by its resourceVersion; their responses go straight into
+the cache, so the caller's next read sees its own write even before the
+watch event arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from urllib.parse import quote
+
+from loguru import logger
+
+from adapters.kubernetes.client import MERGE_PATCH, JsonObject, KubeClient
+from adapters.kubernetes.convert import addresses_patch, node_from_object, node_patch
+from adapters.kubernetes.errors import ApiError
+from adapters.kubernetes.reflector import Reflector
+from domain.errors import ConflictError, InvalidNodeError, NodeGoneError, NodeStoreError
+from domain.model import Node, NodeAddress, NodeChange
+
+NODES = "/api/v1/nodes"
+
+
+def _is_newer(candidate: Node, current: Node) -> bool:
+    """Whether ``candidate`` should replace ``current`` in the cache.
+
+    resourceVersions are opaque by contract but integers (etcd revisions) in
+    practice; comparing them keeps a late watch event from overwriting the
+    newer copy a write response already put in the cache. A different uid is
+    a re-created Node: always newer.
+    """
+    if candidate.uid != current.uid:
+        return True
+    try:
+        return int(candidate.resource_version) > int(current.resource_version)
+    except ValueError:
+        return candidate.resource_version != current.resource_version
+
+
+class KubernetesNodeStore:
+    """Implements ``domain.ports.NodeStore`` against kube-apiserver.
+
+    Call ``start()`` (or use ``async with``), then ``wait_synced()`` before
+    relying on reads; ``synced`` is what the readiness probe reports. Reads
+    wait for the first sync. The cache holds lean domain ``Node`` values.
+    """
+
+    def __init__(
+        self,
+        client: KubeClient,
+        *,
+        page_size: int = 500,
+        watch_timeout: float = 300.0,
+    ) -> None:
+        self._client = client
+        self._nodes: dict[str, Node] = {}
+        self._synced = asyncio.Event()
+        self._watchers: set[asyncio.Queue[Node]] = set()
+        self._task: asyncio.Task[None] | None = None
+        self.reflector = Reflector(
+            client,
+            path=NODES,
+            on_sync=self._replace,
+            on_event=self._on_event,
+            page_size=page_size,
+            watch_timeout=watch_timeout,
+        )
+
+    # -- lifecycle --------------------------------------------------------
+    async def start(self) -> None:
+        """Start listing and watching (returns at once; see ``wait_synced``)."""
+        if self._task is None:
+            self._task = asyncio.create_task(self.reflector.run(), name="kube-node-reflector")
+
+    async def stop(self) -> None:
+        """Stop watching; the cache keeps its last state."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def __aenter__(self) -> KubernetesNodeStore:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def synced(self) -> bool:
+        """True once the first list has filled the cache."""
+        return self._synced.is_set()
+
+    async def wait_synced(self) -> None:
+        """Return once the cache holds a full list (bound it with ``asyncio.timeout``)."""
+        if self._synced.is_set():
+            return
+        if self._task is None:
+            raise NodeStoreError("node store not started: call start() first")
+        await self._synced.wait()
+
+    # -- the cache --------------------------------------------------------
+    def _store(self, node: Node) -> Node:
+        current = self._nodes.get(node.name)
+        if current is not None and not _is_newer(node, current):
+            return current
+        self._nodes[node.name] = node
+        for queue in self._watchers:
+            queue.put_nowait(node)
+        return node
+
+    def _forget(self, name: str, uid: str = "") -> None:
+        current = self._nodes.get(name)
+        if current is not None and (not uid or current.uid == uid):
+            del self._nodes[name]
+
+    def _replace(self, items: Sequence[JsonObject]) -> None:
+        nodes = [node_from_object(obj) for obj in items]
+        names = {node.name for node in nodes}
+        for name in [n for n in self._nodes if n not in names]:
+            del self._nodes[name]
+        for node in nodes:
+            self._store(node)
+        if not self._synced.is_set():
+            logger.info("node cache synced ({} nodes)", len(nodes))
+        self._synced.set()
+
+    def _on_event(self, kind: str, obj: JsonObject) -> None:
+        node = node_from_object(obj)
+        if kind == "DELETED":
+            self._forget(node.name, node.uid)
+        else:
+            self._store(node)
+
+    # -- reads ------------------------------------------------------------
+    async def get(self, *, name: str) -> Node | None:
+        await self.wait_synced()
+        return self._nodes.get(name)
+
+    async def list(self) -> Sequence[Node]:
+        await self.wait_synced()
+        return list(self._nodes.values())
+
+    async def watch(self) -> AsyncIterator[Node]:
+        """Every cached Node, then every Node added or changed (deletions are not
+        reported: the port has no use for them)."""
+        await self.wait_synced()
+        queue: asyncio.Queue[Node] = asyncio.Queue()
+        self._watchers.add(queue)  # subscribe and snapshot with no await in between
+        snapshot = list(self._nodes.values())
+        try:
+            for node in snapshot:
+                yield node
+            while True:
+                yield await queue.get()
+        finally:
+            self._watchers.discard(queue)
+
+    # -- writes -----------------------------------------------------------
+    async def update(self, *, node: Node, change: NodeChange) -> Node:
+        patch = node_patch(node, change)
+        if patch is None:
+            return node
+        path = f"{NODES}/{quote(node.name, safe='')}"
+        try:
+            obj = await self._client.request("PATCH", path, body=patch, content_type=MERGE_PATCH)
+        except ApiError as err:
+            raise await self._translate(err, node) from None
+        return self._store(node_from_object(obj))
+
+    async def set_addresses(self, *, node: Node, addresses: Sequence[NodeAddress]) -> Node:
+        current = self._nodes.get(node.name)
+        base = current if current is not None and current.uid == node.uid else node
+        patch = addresses_patch(base, addresses)
+        if patch is None:
+            return base
+        path = f"{NODES}/{quote(node.name, safe='')}/status"
+        try:
+            obj = await self._client.request("PATCH", path, body=patch, content_type=MERGE_PATCH)
+        except ApiError as err:
+            raise await self._translate(err, node) from None
+        return self._store(node_from_object(obj))
+
+    async def delete(self, *, node: Node) -> None:
+        body: JsonObject | None = None
+        if node.uid:
+            body = {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": node.uid}}
+        path = f"{NODES}/{quote(node.name, safe='')}"
+        try:
+            await self._client.request("DELETE", path, body=body)
+        except ApiError as err:
+            if err.not_found or err.status == 409:
+                self._forget(node.name, node.uid)
+                raise NodeGoneError(f"node {node.name} (uid {node.uid or '-'}) is gone") from None
+            raise NodeStoreError(f"node {node.name}: delete failed: {err}") from None
+        self._forget(node.name, node.uid)
+
+    async def _translate(self, err: ApiError, node: Node) -> Exception:
+        if err.not_found:
+            self._forget(node.name)
+            return NodeGoneError(f"node {node.name} not found")
+        if err.conflict:
+            await self._refresh(node.name)
+            return ConflictError(
+                f"node {node.name}: {err.message or 'the object has been modified'}"
+            )
+        if err.invalid and "providerID" in err.message:
+            return InvalidNodeError(f"node {node.name}: {err.message}")
+        return NodeStoreError(f"node {node.name}: {err}")
+
+    async def _refresh(self, name: str) -> None:
+        """After a conflict, read the Node now so the caller's re-read is fresh (the
+        watch may not have delivered the newer version yet)."""
+        try:
+            obj = await self._client.request("GET", f"{NODES}/{quote(name, safe='')}")
+        except ApiError as err:
+            if err.not_found:
+                self._forget(name)
+            else:
+                logger.debug("node {}: refresh after conflict failed: {}", name, err)
+            return
+        self._store(node_from_object(obj))

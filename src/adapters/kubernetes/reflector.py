@@ -1,0 +1,159 @@
+"""List-then-watch a resource collection forever, as client-go's Reflector does.
+
+A cache fed by a bare watch drifts: connections drop, the server ends every
+watch after its timeout, and a resourceVersion kept too long gets compacted
+away (410 Gone). The reflector resumes each new watch from the last
+resourceVersion it saw (bookmarks keep that fresh even when nothing changes,
+so a reconnect rarely needs a re-list), re-lists when the server says the
+version is gone, and backs off (jittered, capped) on any other failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Sequence
+
+from loguru import logger
+
+from adapters.kubernetes.client import JsonObject, KubeClient, WatchStream
+from adapters.kubernetes.errors import ApiError
+from adapters.kubernetes.ratelimit import Backoff
+
+OnSync = Callable[[Sequence[JsonObject]], None]
+OnEvent = Callable[[str, JsonObject], None]
+
+
+class Reflector:
+    """Keeps ``on_sync``/``on_event`` informed of every object under ``path``.
+
+    ``on_sync(items)`` receives the full list after every (re-)list: the
+    receiver replaces its state with it. ``on_event(type, object)`` receives
+    ``ADDED``/``MODIFIED``/``DELETED`` in between. Both are called on the
+    loop and must not block.
+    """
+
+    def __init__(
+        self,
+        client: KubeClient,
+        *,
+        path: str,
+        on_sync: OnSync,
+        on_event: OnEvent,
+        page_size: int = 500,
+        watch_timeout: float = 300.0,
+        backoff_base: float = 0.8,
+        backoff_cap: float = 30.0,
+    ) -> None:
+        self._client = client
+        self.path = path
+        self._on_sync = on_sync
+        self._on_event = on_event
+        self._page_size = page_size
+        self._watch_timeout = watch_timeout
+        self._backoff = Backoff(base=backoff_base, cap=backoff_cap)
+        self._stream: WatchStream | None = None
+        #: The version the next watch resumes from; empty means "list first".
+        self.resource_version = ""
+        #: How many full lists were made (the first one included).
+        self.lists = 0
+        self.last_error: ApiError | None = None
+
+    async def run(self) -> None:
+        """List and watch until cancelled."""
+        gone_in_a_row = 0
+        while True:
+            try:
+                if not self.resource_version:
+                    await self._list()
+                    self._backoff.reset()
+                if await self._watch():
+                    self._backoff.reset()
+                    gone_in_a_row = 0
+            except ApiError as err:
+                self.last_error = err
+                if err.gone:
+                    gone_in_a_row += 1
+                    logger.info(
+                        "{}: resourceVersion {} is gone, re-listing",
+                        self.path,
+                        self.resource_version,
+                    )
+                    self.resource_version = ""
+                    if gone_in_a_row < 2:
+                        continue
+                delay = self._backoff.next()
+                logger.warning("{}: {} (retrying in {:.1f}s)", self.path, err, delay)
+                await asyncio.sleep(delay)
+            except Exception as err:  # a bad kubeconfig, an undecodable object: keep trying
+                # No traceback: loguru's diagnose mode would print frame locals,
+                # and the request frames hold the Authorization header.
+                delay = self._backoff.next()
+                logger.error(
+                    "{}: list/watch failed: {}: {} (retrying in {:.1f}s)",
+                    self.path,
+                    type(err).__name__,
+                    err,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+
+    async def _list(self) -> None:
+        items: list[JsonObject] = []
+        token = ""
+        while True:
+            query = [("limit", str(self._page_size))]
+            if token:
+                query.append(("continue", token))
+            page = await self._client.request("GET", self.path, query=query)
+            items.extend(page.get("items") or ())
+            meta = page.get("metadata") or {}
+            token = str(meta.get("continue") or "")
+            if not token:
+                version = str(meta.get("resourceVersion") or "")
+                break
+        self.lists += 1
+        self._on_sync(items)
+        self.resource_version = version
+        logger.debug("{}: listed {} objects at resourceVersion {}", self.path, len(items), version)
+
+    async def _watch(self) -> bool:
+        """One watch from ``resource_version``; True if it delivered anything."""
+        timeout = self._watch_timeout * random.uniform(1.0, 2.0)
+        query = [
+            ("watch", "1"),
+            ("resourceVersion", self.resource_version),
+            ("allowWatchBookmarks", "true"),
+            ("timeoutSeconds", str(int(timeout))),
+        ]
+        connect = self._client.settings.connect_timeout
+        logger.debug("{}: watching from resourceVersion {}", self.path, self.resource_version)
+        stream = await self._client.watch(
+            self.path, query=query, request_timeout=(connect, timeout + 30)
+        )
+        self._stream = stream
+        delivered = False
+        try:
+            while (event := await stream.next_event()) is not None:
+                kind = str(event.get("type", ""))
+                obj = event.get("object") or {}
+                if kind == "ERROR":
+                    raise ApiError.from_status_object(obj, method="WATCH", path=self.path)
+                version = str((obj.get("metadata") or {}).get("resourceVersion") or "")
+                if kind in ("ADDED", "MODIFIED", "DELETED"):
+                    self._on_event(kind, obj)
+                elif kind != "BOOKMARK":
+                    logger.debug("{}: ignoring watch event of type {!r}", self.path, kind)
+                    continue
+                if version:
+                    self.resource_version = version
+                delivered = True
+        finally:
+            self._stream = None
+            await stream.aclose()
+        return delivered
+
+    async def reconnect(self) -> None:
+        """End the current watch now; the next one resumes from ``resource_version``."""
+        if self._stream is not None:
+            await self._stream.aclose()

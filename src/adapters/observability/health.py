@@ -1,0 +1,154 @@
+"""The health and metrics endpoints, on ``--bind-address:--secure-port``.
+
+What Kubernetes probes and Prometheus scrape:
+
+- ``/healthz``, ``/livez``: 200 while the process (its event loop) answers;
+  a wedged loop fails the liveness probe by not answering at all;
+- ``/readyz``: 200 only when the readiness check passes (node cache synced
+  and XO reachable); otherwise 503 with the reason in the body, so
+  ``kubectl describe pod`` says *why* the pod is not ready;
+- ``/metrics``: the Prometheus text format (or OpenMetrics when asked).
+
+Served by aiohttp inside the CCM's own event loop (no extra thread), over
+TLS when a certificate and key are given, plain HTTP otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from aiohttp import web
+from loguru import logger
+
+from adapters.observability.metrics import PrometheusMetrics
+
+#: Returns True when ready, or (ready, reason) to say why not.
+ReadinessCheck = Callable[[], Awaitable[bool | tuple[bool, str]]]
+
+
+class HealthServer:
+    """``await start()`` inside a running loop, ``await stop()`` to close it.
+
+    ``port=0`` binds a free port (``port`` tells which after ``start``). The
+    TLS files are read at construction, so a wrong path fails at startup,
+    before anything is served.
+    """
+
+    def __init__(
+        self,
+        *,
+        metrics: PrometheusMetrics | None = None,
+        readiness: ReadinessCheck | None = None,
+        bind_address: str = "0.0.0.0",
+        port: int = 10258,
+        cert_file: str | Path | None = None,
+        key_file: str | Path | None = None,
+        readiness_timeout: float = 5.0,
+    ) -> None:
+        if (cert_file is None) != (key_file is None):
+            raise ValueError("TLS needs both a certificate file and a key file")
+        self._metrics = metrics
+        self._readiness = readiness
+        self._readiness_timeout = readiness_timeout
+        self.bind_address = bind_address
+        self._requested_port = port
+        self.port = port
+        self._ssl: ssl.SSLContext | None = None
+        if cert_file is not None and key_file is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            context.load_cert_chain(str(cert_file), str(key_file))
+            self._ssl = context
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def tls(self) -> bool:
+        return self._ssl is not None
+
+    @property
+    def url(self) -> str:
+        host = self.bind_address
+        if host in ("0.0.0.0", "", "::"):
+            host = "127.0.0.1"
+        elif ":" in host:
+            host = f"[{host}]"
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
+
+    def _app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/healthz", self._alive)
+        app.router.add_get("/livez", self._alive)
+        app.router.add_get("/readyz", self._ready)
+        app.router.add_get("/metrics", self._scrape)
+        return app
+
+    async def start(self) -> None:
+        if self._runner is not None:
+            return
+        runner = web.AppRunner(self._app(), access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(
+            runner,
+            self.bind_address,
+            self._requested_port,
+            ssl_context=self._ssl,
+            reuse_address=True,
+        )
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        for address in runner.addresses:
+            if isinstance(address, tuple) and len(address) >= 2:
+                self.port = int(address[1])
+                break
+        logger.info("serving /healthz /livez /readyz /metrics on {}", self.url)
+
+    async def stop(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def __aenter__(self) -> HealthServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- handlers -----------------------------------------------------------
+    async def _alive(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def _ready(self, request: web.Request) -> web.Response:
+        ready, reason = await self.check_ready()
+        if ready:
+            return web.Response(text="ok")
+        return web.Response(status=503, text=f"not ready: {reason}\n")
+
+    async def check_ready(self) -> tuple[bool, str]:
+        """Run the readiness check: (ready, reason); a failing or slow check is "not ready"."""
+        if self._readiness is None:
+            return True, ""
+        try:
+            async with asyncio.timeout(self._readiness_timeout):
+                result = await self._readiness()
+        except TimeoutError:
+            return False, f"readiness check did not answer within {self._readiness_timeout:g}s"
+        except Exception as err:
+            return False, f"readiness check failed: {err}"
+        if isinstance(result, tuple):
+            ready, reason = result
+            return bool(ready), reason or ("" if ready else "not ready")
+        return bool(result), "" if result else "not ready"
+
+    async def _scrape(self, request: web.Request) -> web.Response:
+        if self._metrics is None:
+            raise web.HTTPNotFound(text="metrics disabled\n")
+        body, content_type = self._metrics.render(request.headers.get("Accept", ""))
+        return web.Response(body=body, headers={"Content-Type": content_type})

@@ -1,0 +1,112 @@
+"""Fixtures for the tests against a real kube-apiserver (see real-kube-apiserver.md).
+
+- ``control_plane`` (session): etcd + kube-apiserver on free loopback ports,
+  RBAC on; yields a :class:`ControlPlane` (``server``, ``ca_file``,
+  ``admin_kubeconfig``, ``workdir``, ``startup_seconds``); stops both and
+  removes every file at the end.
+- ``admin_kubeconfig`` (session): the path of a system:masters kubeconfig.
+- ``kube`` (function): an admin ``KubeClient`` (no client-side rate limit)
+  for arranging and inspecting; closed after the test.
+- ``service_account`` (function): ``await service_account(name=..., cluster_role=...)``
+  creates the ServiceAccount, binds the role, mints a token (TokenRequest)
+  and returns a kubeconfig path for that identity.
+
+The binaries are looked up (and built, if absent: minutes) once collection
+is over, before any test starts, so a cold build never counts against a
+test's timeout; starting the control plane takes a few seconds and happens
+in the first integration test's setup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from adapters.kubernetes import KubeClient, connect
+
+from .controlplane import ControlPlane, find_binaries
+from .kube import service_account_kubeconfig
+
+_binaries: Path | Exception | None = None
+_started: list[ControlPlane] = []
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    global _binaries
+    if _binaries is None and any(i.get_closest_marker("integration") for i in session.items):
+        try:
+            _binaries = find_binaries()
+        except Exception as err:  # reported by the fixture, test by test
+            _binaries = err
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for cp in _started:
+        terminalreporter.write_line(
+            f"kube control plane: ready in {cp.startup_seconds:.2f}s (etcd + kube-apiserver)"
+        )
+
+
+@pytest.fixture(scope="session")
+def control_plane() -> Iterator[ControlPlane]:
+    binaries = _binaries if _binaries is not None else find_binaries()
+    if isinstance(binaries, Exception):
+        pytest.fail(f"control-plane binaries unavailable: {binaries}")
+    plane = ControlPlane(binaries)
+    try:
+        plane.start()
+        _started.append(plane)
+        yield plane
+    finally:
+        plane.stop()
+
+
+@pytest.fixture(scope="session")
+def admin_kubeconfig(control_plane: ControlPlane) -> Path:
+    return control_plane.admin_kubeconfig
+
+
+@pytest.fixture
+async def kube(admin_kubeconfig: Path) -> AsyncIterator[KubeClient]:
+    client = await connect(str(admin_kubeconfig), qps=0, burst=1, name="admin")
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+ServiceAccountFactory = Callable[..., Awaitable[Path]]
+
+
+@pytest.fixture
+def service_account(kube: KubeClient, control_plane: ControlPlane) -> ServiceAccountFactory:
+    async def make(
+        *, name: str, namespace: str = "kube-system", cluster_role: str | None = None
+    ) -> Path:
+        return await service_account_kubeconfig(
+            kube, control_plane, name=name, namespace=namespace, cluster_role=cluster_role
+        )
+
+    return make
+
+
+@pytest.fixture(autouse=True)
+async def _no_leftovers() -> AsyncIterator[None]:
+    """Every test stops what it started: no pending task, no extra thread."""
+    threads_before = set(threading.enumerate())
+    yield
+    me = asyncio.current_task()
+    pending = [t for t in asyncio.all_tasks() if t is not me and not t.done()]
+    assert not pending, f"tasks left running: {pending}"
+    deadline = time.monotonic() + 3.0
+    while True:
+        extra = [t for t in threading.enumerate() if t not in threads_before and t.is_alive()]
+        if not extra or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.02)
+    assert not extra, f"threads left running: {[t.name for t in extra]}"

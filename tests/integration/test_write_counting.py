@@ -1,0 +1,74 @@
+"""The registration service on the real node store: one initializing pass writes,
+the passes after it write nothing at all.
+
+XO is the in-memory inventory (the XO adapter has its own contract tests);
+what is counted is requests to the real API server.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from adapters.kubernetes import KubeClient, KubernetesEventRecorder, KubernetesNodeStore, connect
+from adapters.memory import FakeClock, InMemoryInventory
+from domain.model import VM, Host, Pool, PowerState
+from domain.services import RegistrationService
+
+from .controlplane import ControlPlane
+from .kube import UNINITIALIZED, create_node, get_node, unique
+from .waiting import until
+
+pytestmark = pytest.mark.integration
+
+
+async def test_initialization_writes_once_and_a_second_pass_writes_nothing(
+    kube: KubeClient, control_plane: ControlPlane
+) -> None:
+    pool, host, vm_id = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
+    inventory = InMemoryInventory()
+    inventory.add_pool(Pool(id=pool, name_label="Pool A"))
+    inventory.add_host(Host(id=host, name_label="host-1", pool_id=pool))
+    name = unique("e2e")
+    inventory.add_vm(
+        VM(
+            id=vm_id,
+            name_label=name,
+            power_state=PowerState.RUNNING,
+            pool_id=pool,
+            container=host,
+            cpus=2,
+            memory_bytes=4 * 1024**3,
+            main_ip_address="192.0.2.10",
+        )
+    )
+    await create_node(kube, name, system_uuid=vm_id)
+
+    ccm = await connect(str(control_plane.admin_kubeconfig), name="ccm")
+    async with ccm, KubernetesNodeStore(ccm) as nodes:
+        service = RegistrationService(
+            inventory=inventory,
+            nodes=nodes,
+            events=KubernetesEventRecorder(ccm),
+            clock=FakeClock(),
+        )
+        await until(lambda: nodes.get(name=name))
+
+        first = ccm.requests.copy()
+        await service.sync(name=name)
+        initializing = ccm.requests - first
+        # one node patch, one status patch, one Synced event
+        assert initializing == {"PATCH": 2, "POST": 1}
+
+        second = ccm.requests.copy()
+        await service.sync(name=name)
+        await service.sync_addresses()
+        assert ccm.requests - second == {}, "a pass with nothing to change must not write"
+
+    server = await get_node(kube, name)
+    assert server["spec"]["providerID"] == f"xenorchestra://{pool}/{vm_id}"
+    assert server["metadata"]["labels"]["node.kubernetes.io/instance-type"] == "2vCPU-4GB"
+    assert server["metadata"]["labels"]["topology.k8s.xenorchestra/pool_id"] == pool
+    assert UNINITIALIZED not in {t["key"] for t in server["spec"].get("taints") or []}
+    assert {"type": "ExternalIP", "address": "192.0.2.10"} in server["status"]["addresses"]
