@@ -51,8 +51,9 @@ def leader_elector(*, settings: Settings, api: Any) -> Any:
         return InMemoryLeaderElector(leading=True)
     from adapters.kubernetes.leader import LeaseLeaderElector
 
+    # Its own pool and request budget: busy controllers never delay a renewal.
     return LeaseLeaderElector(
-        api,
+        api.sibling("leader-election"),
         name=settings.leader_elect_resource_name,
         namespace=settings.leader_elect_resource_namespace,
         lease_duration=settings.leader_elect_lease_duration,

@@ -1,0 +1,134 @@
+"""The CCM process: connect, check XO, serve health, lead, run the controllers.
+
+Exit codes: 0 after a clean stop (SIGTERM/SIGINT), 1 when the startup check
+fails, the kubeconfig is unusable, or leadership is lost (the Deployment
+restarts the pod, as every Kubernetes controller manager expects).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+import time
+from typing import Any
+
+from loguru import logger
+
+from adapters.config import CloudConfig
+from adapters.kubernetes import KubeConfigError, connect, record_client_check_failure
+from adapters.observability.health import HealthServer
+from application.manager import LeadershipLost
+from domain.errors import InventoryError
+from entrypoints.container import Container, enabled_runnables
+from entrypoints.flags import Settings
+
+#: Readiness asks XO at most this often (probes come every few seconds).
+XO_READINESS_TTL = 10.0
+
+
+class Readiness:
+    """Ready once the node cache is synced and XO answered recently."""
+
+    def __init__(self, nodes: Any, inventory: Any) -> None:
+        self._nodes = nodes
+        self._inventory = inventory
+        self._checked_at = -XO_READINESS_TTL
+        self._xo_ok: tuple[bool, str] = (False, "XO not checked yet")
+
+    async def __call__(self) -> tuple[bool, str]:
+        if not self._nodes.synced:
+            return False, "node cache not synced yet"
+        now = time.monotonic()
+        if now - self._checked_at >= XO_READINESS_TTL:
+            self._checked_at = now
+            try:
+                await self._inventory.check()
+                self._xo_ok = (True, "ok")
+            except InventoryError as err:
+                self._xo_ok = (False, f"Xen Orchestra does not answer: {err}")
+        return self._xo_ok
+
+
+def _fail(message: str) -> int:
+    print(f"xenorchestra-cloud-controller-manager: error: {message}", file=sys.stderr)
+    return 1
+
+
+async def run_ccm(settings: Settings, config: CloudConfig) -> int:
+    """Run until stopped; see the module docstring for exit codes."""
+    try:
+        api = await connect(
+            settings.kubeconfig, qps=settings.kube_api_qps, burst=settings.kube_api_burst
+        )
+    except KubeConfigError as err:
+        return _fail(f"kubeconfig: {err}")
+    container = Container(settings=settings, cloud_config=config)
+    container.kube_api.override(api)
+    inventory = container.inventory()
+    try:
+        return await _run(container, settings, api, inventory)
+    finally:
+        with contextlib.suppress(Exception):
+            await inventory.aclose()
+        elector = container.leader_elector()
+        if hasattr(elector, "stop"):
+            with contextlib.suppress(Exception):
+                await elector.stop()
+        await api.aclose()
+
+
+async def _run(container: Container, settings: Settings, api: Any, inventory: Any) -> int:
+    try:
+        await inventory.check()
+    except InventoryError as err:
+        logger.error("Xen Orchestra check failed: {}", err)
+        await record_client_check_failure(api, error=str(err))
+        return _fail(f"cannot use Xen Orchestra at {settings_url(container)}: {err}")
+    logger.info("Xen Orchestra answers at {}", settings_url(container))
+
+    nodes = container.nodes()
+    await nodes.start()
+    health = HealthServer(
+        metrics=container.metrics(),
+        readiness=Readiness(nodes, inventory),
+        bind_address=settings.bind_address,
+        port=settings.secure_port,
+        cert_file=settings.tls_cert_file,
+        key_file=settings.tls_private_key_file,
+    )
+    await health.start()
+    logger.info("health and metrics on {}", health.url)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await nodes.wait_synced()
+        logger.info("node cache synced; controllers: {}", ", ".join(settings.controllers))
+        gate = container.gate()
+        running = asyncio.create_task(gate.run(enabled_runnables(container)), name="gate")
+        stopping = asyncio.create_task(stop.wait(), name="stop-signal")
+        done, _ = await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if running in done:
+            stopping.cancel()
+            running.result()  # raises LeadershipLost or a controller's crash
+            return 0
+        logger.info("stopping on signal")
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        return 0
+    except LeadershipLost:
+        logger.error("leader election lost: exiting so the pod restarts")
+        return 1
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        await health.stop()
+        await nodes.stop()
+
+
+def settings_url(container: Container) -> str:
+    url: str = container.cloud_config().url
+    return url
