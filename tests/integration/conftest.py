@@ -29,6 +29,7 @@ import pytest
 
 from adapters.kubernetes import KubeClient, connect
 
+from .ccm_process import CCMProcess
 from .controlplane import ControlPlane, find_binaries
 from .kube import service_account_kubeconfig
 
@@ -105,8 +106,26 @@ async def _no_leftovers() -> AsyncIterator[None]:
     assert not pending, f"tasks left running: {pending}"
     deadline = time.monotonic() + 3.0
     while True:
-        extra = [t for t in threading.enumerate() if t not in threads_before and t.is_alive()]
+        # The loop's default executor ("asyncio_N", e.g. for getaddrinfo) belongs to
+        # the loop and is joined when it closes.
+        extra = [
+            t
+            for t in threading.enumerate()
+            if t not in threads_before and t.is_alive() and not t.name.startswith("asyncio_")
+        ]
         if not extra or time.monotonic() > deadline:
             break
         await asyncio.sleep(0.02)
     assert not extra, f"threads left running: {[t.name for t in extra]}"
+
+
+@pytest.fixture
+async def ccm_processes() -> AsyncIterator[list[CCMProcess]]:
+    """CCM subprocesses started by the test; all stopped (SIGTERM) at its end."""
+    started: list[CCMProcess] = []
+    try:
+        yield started
+    finally:
+        for proc in started:
+            await proc.stop()
+            proc.cleanup()

@@ -1,0 +1,142 @@
+"""The CCM run as operators run it: the console script in a subprocess.
+
+Used by the end-to-end scenarios, the benchmarks and the fault-injection
+suite: it writes a cloud config for a fake XO, starts
+``xenorchestra-cloud-controller-manager`` with short leader-election
+timings on a free loopback port, waits for ``/readyz``, and stops it with
+SIGTERM (or kills it, to simulate a crash).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import httpx
+
+from .controlplane import free_port
+
+CONSOLE_SCRIPT = "xenorchestra-cloud-controller-manager"
+
+#: Fast enough for tests, still valid (retry < renew deadline < lease duration).
+FAST_LEADER_FLAGS = (
+    "--leader-elect-lease-duration=4s",
+    "--leader-elect-renew-deadline=3s",
+    "--leader-elect-retry-period=0.5s",
+)
+
+
+def console_script() -> str:
+    """The console script next to this interpreter (the project's venv)."""
+    import sys
+
+    candidate = Path(sys.executable).parent / CONSOLE_SCRIPT
+    found = str(candidate) if candidate.exists() else shutil.which(CONSOLE_SCRIPT)
+    if not found:
+        raise RuntimeError(f"{CONSOLE_SCRIPT} is not installed (pip install -e .)")
+    return found
+
+
+def write_cloud_config(url: str, *, token: str = "fake-xo-token", extra: str = "") -> Path:
+    handle, name = tempfile.mkstemp(prefix="xoccm-config-", suffix=".yaml")
+    with os.fdopen(handle, "w") as out:
+        out.write(f"url: {url}\ntoken: {token}\n{extra}")
+    return Path(name)
+
+
+class CCMProcess:
+    """One CCM process; ``log`` holds everything it printed."""
+
+    def __init__(
+        self,
+        *,
+        kubeconfig: Path | str,
+        cloud_config: Path | str,
+        flags: Sequence[str] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.port = free_port()
+        self.argv = [
+            console_script(),
+            f"--cloud-config={cloud_config}",
+            f"--kubeconfig={kubeconfig}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={self.port}",
+            "--v=4",
+            *FAST_LEADER_FLAGS,
+            *flags,
+        ]
+        self.env = {**os.environ, **(env or {})}
+        self.log_path = Path(tempfile.mkstemp(prefix="xoccm-log-", suffix=".txt")[1])
+        self.proc: asyncio.subprocess.Process | None = None
+        self.started_at = 0.0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    @property
+    def returncode(self) -> int | None:
+        return None if self.proc is None else self.proc.returncode
+
+    async def start(self) -> CCMProcess:
+        self.started_at = time.monotonic()
+        with self.log_path.open("wb") as log:
+            self.proc = await asyncio.create_subprocess_exec(
+                *self.argv, stdout=log, stderr=asyncio.subprocess.STDOUT, env=self.env
+            )
+        return self
+
+    async def get(self, path: str) -> httpx.Response:
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            return await client.get(self.url + path)
+
+    async def wait_ready(self, within: float = 20.0) -> None:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            if self.returncode is not None:
+                raise RuntimeError(f"CCM exited with {self.returncode}:\n{self.log[-3000:]}")
+            try:
+                if (await self.get("/readyz")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.1)
+        raise TimeoutError(f"CCM not ready within {within}s:\n{self.log[-3000:]}")
+
+    async def metrics(self) -> str:
+        return (await self.get("/metrics")).text
+
+    async def wait(self, within: float = 20.0) -> int:
+        assert self.proc is not None
+        return await asyncio.wait_for(self.proc.wait(), within)
+
+    async def stop(self, within: float = 15.0) -> int:
+        """SIGTERM, then SIGKILL if it does not stop in time."""
+        if self.proc is None or self.proc.returncode is not None:
+            return self.returncode or 0
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return await asyncio.wait_for(self.proc.wait(), within)
+        except TimeoutError:
+            return await self.kill()
+
+    async def kill(self) -> int:
+        """SIGKILL: a crash, the Lease is not released."""
+        assert self.proc is not None
+        if self.proc.returncode is None:
+            self.proc.kill()
+        return await self.proc.wait()
+
+    def cleanup(self) -> None:
+        self.log_path.unlink(missing_ok=True)
