@@ -42,7 +42,7 @@ class Container(containers.DeclarativeContainer):
 
     # -- ports ----------------------------------------------------------------
     clock = providers.Singleton(SystemClock)
-    metrics = providers.Singleton(wiring.prometheus_metrics)
+    metrics = providers.Singleton(wiring.prometheus_metrics, settings=settings)
     inventory = providers.Singleton(wiring.xo_inventory, config=cloud_config, observer=metrics)
     kube_api = providers.Singleton(wiring.kube_api, settings=settings)
     nodes = providers.Singleton(wiring.kube_node_store, api=kube_api)

@@ -12,10 +12,10 @@ from adapters.config import CloudConfig
 from entrypoints.flags import Settings
 
 
-def prometheus_metrics() -> Any:
+def prometheus_metrics(*, settings: Settings) -> Any:
     from adapters.observability.metrics import PrometheusMetrics
 
-    return PrometheusMetrics()
+    return PrometheusMetrics(leader_name=settings.leader_elect_resource_name)
 
 
 def xo_inventory(*, config: CloudConfig, observer: Any) -> Any:

@@ -2,8 +2,8 @@
 
 - ``control_plane`` (session): etcd + kube-apiserver on free loopback ports,
   RBAC on; yields a :class:`ControlPlane` (``server``, ``ca_file``,
-  ``admin_kubeconfig``, ``workdir``, ``startup_seconds``); stops both and
-  removes every file at the end.
+  ``admin_kubeconfig``, ``workdir``, ``startup_seconds``, ``audit_log`` and
+  ``read_audit_log()``); stops both and removes every file at the end.
 - ``admin_kubeconfig`` (session): the path of a system:masters kubeconfig.
 - ``kube`` (function): an admin ``KubeClient`` (no client-side rate limit)
   for arranging and inspecting; closed after the test.

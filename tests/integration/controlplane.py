@@ -31,6 +31,14 @@ from .pki import CertificateAuthority, CertPair, write_signing_key
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO_ROOT / "scripts" / "build-control-plane.sh"
 SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
+#: Every request at Metadata level (who, verb, resource; no bodies), logged once:
+#: when its response completes, or when it starts for a long-running watch.
+AUDIT_POLICY: dict[str, Any] = {
+    "apiVersion": "audit.k8s.io/v1",
+    "kind": "Policy",
+    "omitStages": ["RequestReceived"],
+    "rules": [{"level": "Metadata"}],
+}
 
 
 def find_binaries(*, build: bool = True) -> Path:
@@ -118,6 +126,17 @@ class ControlPlane:
     def admin_kubeconfig(self) -> Path:
         return self.workdir / "admin.kubeconfig"
 
+    @property
+    def audit_log(self) -> Path:
+        """kube-apiserver's audit log: one JSON event per line, at ``Metadata``
+        level, for every request once its response is complete (or has started,
+        for watches); see :meth:`read_audit_log`."""
+        return self.workdir / "audit.log"
+
+    @property
+    def audit_policy(self) -> Path:
+        return self.workdir / "audit-policy.yaml"
+
     def start(self, *, timeout: float = 60.0) -> None:
         started = time.monotonic()
         pki = self.workdir / "pki"
@@ -135,6 +154,7 @@ class ControlPlane:
         self.etcd_port, peer_port, self.api_port = free_port(), free_port(), free_port()
         logs = self.workdir / "logs"
         logs.mkdir()
+        self.audit_policy.write_text(yaml.safe_dump(AUDIT_POLICY), encoding="utf-8")
 
         self._spawn(
             "etcd",
@@ -176,6 +196,11 @@ class ControlPlane:
                 # reflector must survive; every other resource keeps its cache.
                 "--watch-cache-sizes=configmaps#0",
                 "--profiling=false",
+                # Who did what: the RBAC audit (tests/packaging) reads this log
+                # to prove every verb the shipped ClusterRole grants is used.
+                f"--audit-policy-file={self.audit_policy}",
+                f"--audit-log-path={self.audit_log}",
+                "--audit-log-mode=blocking",
                 "--v=0",
             ],
             logs,
@@ -229,6 +254,18 @@ class ControlPlane:
             lines = log.read_text(errors="replace").splitlines()[-15:]
             out.append(f"\n--- {log.name} ---\n" + "\n".join(lines))
         return "".join(out)
+
+    def read_audit_log(self) -> list[dict[str, Any]]:
+        """The audit events written so far (a partly written last line is skipped)."""
+        events: list[dict[str, Any]] = []
+        try:
+            text = self.audit_log.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return events
+        for line in text.splitlines():
+            with contextlib.suppress(ValueError):
+                events.append(json.loads(line))
+        return events
 
     def compact_etcd(self) -> int:
         """Compact etcd's history up to its current revision; returns that revision.

@@ -1,0 +1,1 @@
+"""Packaging and deployment: the chart, the manifests, RBAC and the image build."""

@@ -1,0 +1,340 @@
+"""The Helm chart, rendered with helm for the defaults and every ci/*-values.yaml.
+
+Each combination has a row of expectations below; a new ci file without a
+row fails, so CI never renders a combination nobody checks.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from adapters.config import parse_config
+
+from .chart import (
+    COMBINATIONS,
+    NAMESPACE,
+    RELEASE,
+    Obj,
+    RenderError,
+    ccm_container,
+    flags,
+    helm_lint,
+    helm_template,
+    manifest,
+    mount,
+    of_kind,
+    only,
+    pod_spec,
+    render,
+    volume,
+    workload,
+)
+from .checks import accepted_settings, assert_hardened
+
+CONFIG_DIR = "/etc/xenorchestra"
+MONITORING = ("Service", "ServiceMonitor", "PodMonitor")
+
+
+@dataclass(frozen=True)
+class Expected:
+    kind: str = "Deployment"
+    replicas: int | None = 2
+    #: where the cloud config comes from: inline (the chart's Secret),
+    #: existing (a Secret the user made) or env (XOA_* variables of a Secret)
+    source: str = "existing"
+    secret: str = RELEASE
+    key: str = "config.yaml"
+    host_network: bool = False
+    dns_policy: str = "ClusterFirst"
+    leader_elect: bool = True
+    flags: Mapping[str, str] = field(default_factory=dict)
+    monitoring: frozenset[str] = frozenset()
+    #: fields of the inline config, as parse_config reads them
+    config: Mapping[str, Any] = field(default_factory=dict)
+
+
+EXPECTED: dict[str, Expected] = {
+    "default": Expected(),
+    "daemonset": Expected(
+        kind="DaemonSet", replicas=None, source="inline", host_network=True, dns_policy="Default"
+    ),
+    "env-secret": Expected(source="env", secret="xo-env"),
+    "existing-secret": Expected(secret="my-xo-config", key="xo.yaml"),
+    "extras": Expected(
+        source="inline",
+        flags={"--node-monitor-period": "10s", "--concurrent-node-syncs": "4"},
+        config={"ca_file": Path("/etc/xo-ca/ca.pem")},
+    ),
+    "hostnetwork": Expected(
+        source="inline", host_network=True, dns_policy="ClusterFirstWithHostNet"
+    ),
+    "inline-password": Expected(
+        source="inline",
+        config={
+            "username": "admin@admin.net",
+            "token": None,
+            "insecure": True,
+            "sync_taints": True,
+            "deletion_confirm_delay": 60.0,
+        },
+    ),
+    "inline-token": Expected(
+        source="inline",
+        config={"url": "https://xoa.example.com", "username": None, "client_timeout": 30.0},
+    ),
+    "monitoring": Expected(source="inline", monitoring=frozenset(MONITORING)),
+    "single-replica": Expected(
+        replicas=1,
+        source="inline",
+        leader_elect=False,
+        flags={
+            "--v": "4",
+            "--log-format": "json",
+            "--dry-run-deletions": "true",
+            "--controllers": "cloud-node,cloud-node-lifecycle",
+        },
+    ),
+}
+
+CASES = [pytest.param(name, id=name) for name in COMBINATIONS]
+
+
+def expected(combination: str) -> Expected:
+    if combination not in EXPECTED:
+        pytest.fail(f"ci/{combination}-values.yaml has no row in EXPECTED")
+    return EXPECTED[combination]
+
+
+@pytest.mark.parametrize("combination", CASES)
+def test_the_chart_passes_strict_linting(helm: Path, combination: str) -> None:
+    linted = helm_lint(helm, combination)
+    assert linted.returncode == 0, linted.stdout + linted.stderr
+
+
+@pytest.mark.parametrize("combination", CASES)
+def test_the_workload_has_the_expected_kind_replicas_and_network(
+    helm: Path, combination: str
+) -> None:
+    want = expected(combination)
+    obj = workload(render(helm, combination))
+    spec = pod_spec(obj)
+    assert obj["kind"] == want.kind
+    assert obj["spec"].get("replicas") == want.replicas
+    assert spec["hostNetwork"] is want.host_network
+    assert spec["dnsPolicy"] == want.dns_policy
+
+
+@pytest.mark.parametrize("combination", CASES)
+def test_the_args_are_flags_the_ccm_accepts(helm: Path, combination: str) -> None:
+    want = expected(combination)
+    obj = workload(render(helm, combination))
+    settings = accepted_settings(obj)
+    assert settings.leader_elect is want.leader_elect
+    if want.leader_elect:
+        assert settings.leader_elect_resource_name == "cloud-controller-manager-xenorchestra"
+        assert settings.leader_elect_resource_namespace == NAMESPACE
+    assert settings.secure_port == 10258
+    assert flags(ccm_container(obj)).items() >= dict(want.flags).items()
+
+
+@pytest.mark.parametrize("combination", CASES)
+def test_the_pod_is_hardened_and_schedulable_before_nodes_are_initialized(
+    helm: Path, combination: str
+) -> None:
+    assert_hardened(workload(render(helm, combination)))
+
+
+@pytest.mark.parametrize("combination", CASES)
+def test_the_cloud_config_reaches_the_ccm_from_exactly_one_source(
+    helm: Path, combination: str
+) -> None:
+    want = expected(combination)
+    docs = render(helm, combination)
+    obj = workload(docs)
+    container = ccm_container(obj)
+    cloud_config = flags(container).get("--cloud-config")
+    secrets = of_kind(docs, "Secret")
+
+    if want.source == "env":
+        assert cloud_config is None
+        assert container["envFrom"] == [{"secretRef": {"name": want.secret}}]
+        assert volume(obj, "cloud-config") is None and mount(container, "cloud-config") is None
+        assert secrets == []
+        return
+
+    assert "envFrom" not in container
+    config_volume = volume(obj, "cloud-config")
+    config_mount = mount(container, "cloud-config")
+    assert config_volume is not None and config_mount is not None
+    assert config_mount == {"name": "cloud-config", "mountPath": CONFIG_DIR, "readOnly": True}
+    assert config_volume["secret"]["secretName"] == want.secret
+    assert config_volume["secret"]["items"] == [{"key": want.key, "path": "config.yaml"}]
+    assert config_volume["secret"]["defaultMode"] == 0o400
+    assert cloud_config == f"{CONFIG_DIR}/config.yaml"
+    annotations = obj["spec"]["template"]["metadata"].get("annotations") or {}
+
+    if want.source == "existing":
+        assert secrets == [], "the chart must not create a Secret the user provides"
+        assert "checksum/config" not in annotations
+        return
+
+    secret = only(docs, "Secret")
+    assert secret["metadata"]["name"] == want.secret
+    text = secret["stringData"][want.key]
+    config = parse_config(yaml.safe_load(text), origin="the chart's Secret")
+    for name, value in want.config.items():
+        assert getattr(config, name) == value, name
+    assert len(annotations["checksum/config"]) == 64  # rolls the pods when it changes
+
+
+@pytest.mark.parametrize("combination", CASES)
+def test_monitoring_objects_exist_only_when_enabled(helm: Path, combination: str) -> None:
+    want = expected(combination)
+    docs = render(helm, combination)
+    assert {d["kind"] for d in of_kind(docs, *MONITORING)} == want.monitoring
+    if not want.monitoring:
+        return
+    pod_labels = workload(docs)["spec"]["template"]["metadata"]["labels"]
+    service = only(docs, "Service")
+    service_monitor = only(docs, "ServiceMonitor")
+    pod_monitor = only(docs, "PodMonitor")
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    assert service["spec"]["ports"][0]["targetPort"] == "metrics"
+    selected = service_monitor["spec"]["selector"]["matchLabels"]
+    assert selected.items() <= service["metadata"]["labels"].items()
+    assert service_monitor["spec"]["endpoints"][0]["path"] == "/metrics"
+    assert service_monitor["metadata"]["labels"]["release"] == "prometheus"
+    assert pod_monitor["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    assert pod_monitor["spec"]["podMetricsEndpoints"][0] == {
+        "port": "metrics",
+        "path": "/metrics",
+        "interval": "30s",
+    }
+
+
+@pytest.mark.parametrize("combination", CASES)
+def test_the_objects_fit_together(helm: Path, combination: str) -> None:
+    docs = render(helm, combination)
+    obj = workload(docs)
+    account = only(docs, "ServiceAccount")
+    role = only(docs, "ClusterRole")
+    binding = only(docs, "ClusterRoleBinding")
+    for doc in docs:
+        if doc["kind"] not in ("ClusterRole", "ClusterRoleBinding"):
+            assert doc["metadata"]["namespace"] == NAMESPACE, doc["kind"]
+    assert pod_spec(obj)["serviceAccountName"] == account["metadata"]["name"]
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": account["metadata"]["name"], "namespace": NAMESPACE}
+    ]
+    selector = obj["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= obj["spec"]["template"]["metadata"]["labels"].items()
+
+
+def test_the_extra_values_are_all_rendered(helm: Path) -> None:
+    docs = render(helm, "extras")
+    obj = workload(docs)
+    spec = pod_spec(obj)
+    container = ccm_container(obj)
+    template = obj["spec"]["template"]["metadata"]
+    assert {"name": "TZ", "value": "UTC"} in container["env"]
+    assert volume(obj, "xo-ca") == {"name": "xo-ca", "configMap": {"name": "xo-ca"}}
+    assert mount(container, "xo-ca") == {
+        "name": "xo-ca",
+        "mountPath": "/etc/xo-ca",
+        "readOnly": True,
+    }
+    assert container["image"] == "registry.example.com/xoccm:v0.1.0"
+    assert spec["imagePullSecrets"] == [{"name": "regcred"}]
+    assert container["resources"]["requests"] == {"cpu": "100m", "memory": "192Mi"}
+    assert "requiredDuringSchedulingIgnoredDuringExecution" in spec["affinity"]["nodeAffinity"]
+    assert "podAntiAffinity" not in spec["affinity"]  # the user's affinity replaces ours
+    assert template["annotations"]["example.com/team"] == "platform"
+    assert template["labels"]["team"] == "platform"
+    assert {"key": "dedicated", "operator": "Equal", "value": "infra"}.items() <= next(
+        t for t in spec["tolerations"] if t["key"] == "dedicated"
+    ).items()
+    account = only(docs, "ServiceAccount")
+    assert account["metadata"]["annotations"] == {"example.com/owner": "platform"}
+
+
+@pytest.mark.parametrize(
+    ("chart", "plain"),
+    [
+        pytest.param("default", "deployment.yaml", id="deployment"),
+        pytest.param("env-secret", "variants/deployment-envfrom-secret.yaml", id="envfrom"),
+        pytest.param("hostnetwork", "variants/deployment-hostnetwork.yaml", id="hostnetwork"),
+        pytest.param("daemonset", "variants/daemonset-control-plane.yaml", id="daemonset"),
+    ],
+)
+def test_the_chart_runs_the_ccm_like_the_plain_manifest(helm: Path, chart: str, plain: str) -> None:
+    rendered, shipped = workload(render(helm, chart)), workload(manifest(plain))
+    assert rendered["kind"] == shipped["kind"]
+    assert accepted_settings(rendered) == accepted_settings(shipped)
+
+    def essentials(obj: Obj) -> dict[str, Any]:
+        spec, container = pod_spec(obj), ccm_container(obj)
+        return {
+            "hostNetwork": spec.get("hostNetwork", False),
+            "podSecurity": spec["securityContext"],
+            "priority": spec["priorityClassName"],
+            "tolerations": sorted(json.dumps(t, sort_keys=True) for t in spec["tolerations"]),
+            "security": container["securityContext"],
+            "resources": container["resources"],
+            "ports": container["ports"],
+            "probes": [container[p]["httpGet"] for p in ("livenessProbe", "readinessProbe")],
+        }
+
+    assert essentials(rendered) == essentials(shipped)
+
+
+@pytest.mark.parametrize(
+    ("set_values", "message"),
+    [
+        pytest.param(
+            ["config.url=https://xo", "config.token=t", "existingConfigSecret=mine"],
+            "choose one configuration source, not inline + existing",
+            id="inline-and-existing-secret",
+        ),
+        pytest.param(
+            ["existingConfigSecret=mine", "envFromSecret=env"],
+            "choose one configuration source, not existing + env",
+            id="existing-secret-and-env",
+        ),
+        pytest.param(
+            ["leaderElection.enabled=false"],
+            "leaderElection.enabled=false is only safe with replicaCount=1 "
+            "and daemonSet.enabled=false",
+            id="no-leader-election-with-two-replicas",
+        ),
+        pytest.param(
+            ["leaderElection.enabled=false", "replicaCount=1", "daemonSet.enabled=true"],
+            "leaderElection.enabled=false is only safe with replicaCount=1 "
+            "and daemonSet.enabled=false",
+            id="no-leader-election-in-daemonset-mode",
+        ),
+        pytest.param(
+            ["config.url=https://xo", "config.token=t", "config.username=u"],
+            "config: set either token or username/password, not both",
+            id="inline-token-and-username",
+        ),
+        pytest.param(
+            ["config.url=https://xo", "config.username=u"],
+            "config: set token, or username and password",
+            id="inline-username-without-password",
+        ),
+    ],
+)
+def test_contradictory_values_fail_the_render_with_a_message(
+    helm: Path, set_values: list[str], message: str
+) -> None:
+    with pytest.raises(RenderError) as refused:
+        helm_template(helm, set_values=set_values)
+    assert message in str(refused.value)

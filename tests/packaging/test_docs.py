@@ -1,0 +1,87 @@
+"""docs/metrics.md and docs/install.md stay true to the code and the manifests."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from adapters.observability.metrics import PrometheusMetrics
+from adapters.xenorchestra import observer
+from domain.policies.lifecycle import LifecycleAction
+from domain.services.registration import Outcome
+
+from .chart import MANIFESTS, PLAIN_MANIFESTS, REPO_ROOT
+
+METRICS_DOC = (REPO_ROOT / "docs" / "metrics.md").read_text(encoding="utf-8")
+INSTALL_DOC = (REPO_ROOT / "docs" / "install.md").read_text(encoding="utf-8")
+
+
+def exported() -> dict[str, tuple[str, set[str]]]:
+    """Every series family the CCM exports: name -> (type, label names)."""
+    metrics = PrometheusMetrics(process_metrics=False)
+    metrics.queue_added(queue="q")
+    metrics.queue_retried(queue="q")
+    metrics.queue_depth(queue="q", depth=1)
+    metrics.queue_work_duration(queue="q", seconds=0.1)
+    metrics.node_synced(controller="c", result="r")
+    metrics.taint_removal_delay(seconds=1.0)
+    metrics.leader(is_leader=True)
+    metrics.observe_xo_request(endpoint="GET /vms", seconds=0.1, error="timeout")
+    out = {}
+    for family in metrics.registry.collect():
+        name = family.name + ("_total" if family.type == "counter" else "")
+        labels = {k for s in family.samples for k in s.labels if k != "le"}
+        out[name] = (family.type, labels)
+    return out
+
+
+def doc_row(name: str) -> list[str]:
+    match = re.search(rf"^\| `{re.escape(name)}` \|(.*)$", METRICS_DOC, flags=re.MULTILINE)
+    assert match, f"docs/metrics.md has no row for {name}"
+    return [cell.strip() for cell in match[1].split("|")]
+
+
+@pytest.mark.parametrize("name", sorted(exported()))
+def test_every_exported_metric_is_documented_with_its_type_and_labels(name: str) -> None:
+    kind, labels = exported()[name]
+    row = doc_row(name)
+    assert row[0] == kind
+    assert set(re.findall(r"`([a-z_]+)`", row[1])) == labels
+
+
+@pytest.mark.parametrize(
+    ("controller", "results"),
+    [
+        pytest.param("cloud-node", [*(o.value for o in Outcome), "error"], id="cloud-node"),
+        pytest.param(
+            "cloud-node-lifecycle", [a.value for a in LifecycleAction], id="cloud-node-lifecycle"
+        ),
+        pytest.param(
+            "cloud-node-label-sync", ["updated", "unchanged", "error"], id="cloud-node-label-sync"
+        ),
+    ],
+)
+def test_every_node_sync_result_is_documented(controller: str, results: list[str]) -> None:
+    for result in results:
+        assert f"| `{controller}` | `{result}` |" in METRICS_DOC, result
+
+
+def test_every_xo_error_class_is_documented() -> None:
+    classes = [v for k, v in vars(observer).items() if k.startswith("ERROR_")]
+    assert classes
+    for value in classes:
+        assert f"`{value}`" in METRICS_DOC, value
+
+
+@pytest.mark.parametrize("path", [pytest.param(p, id=p) for p in PLAIN_MANIFESTS])
+def test_the_install_guide_covers_every_plain_manifest(path: str) -> None:
+    assert path in INSTALL_DOC or f"deploy/kubernetes/{path}" in INSTALL_DOC
+    assert (MANIFESTS / path).is_file()
+
+
+def test_the_install_guide_starts_troubleshooting_with_the_doctor_command() -> None:
+    troubleshooting = INSTALL_DOC.split("## Troubleshooting", 1)[1]
+    first = re.search(r"^### (.*)$", troubleshooting, flags=re.MULTILINE)
+    assert first and first[1] == "Start with `xenorchestra-cloud-controller-manager doctor`"
+    assert "--cloud-provider=external" in INSTALL_DOC

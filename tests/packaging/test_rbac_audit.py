@@ -1,0 +1,150 @@
+"""The ClusterRole grants what the code uses, no more: proved from the API
+server's own audit log while the CCM's Kubernetes code paths run under a
+token bound to nothing but deploy/kubernetes/rbac.yaml's ClusterRole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.kubernetes import (
+    KubeClient,
+    KubernetesEventRecorder,
+    KubernetesNodeStore,
+    LeaseLeaderElector,
+    connect,
+    record_client_check_failure,
+)
+from domain.errors import ConflictError
+from domain.model import AddressType, EventType, NodeAddress, NodeChange
+from tests.integration.conftest import ServiceAccountFactory
+from tests.integration.controlplane import ControlPlane
+from tests.integration.kube import (
+    RBAC_MANIFEST,
+    UNINITIALIZED,
+    apply_manifest,
+    create_node,
+    label_node,
+    unique,
+)
+from tests.integration.waiting import until
+
+from .chart import cluster_role_rules, manifest, only, render
+
+Grant = tuple[str, str, str]  # (apiGroup, resource[/subresource], verb)
+
+
+def test_the_chart_grants_exactly_what_the_plain_manifest_grants(helm: Path) -> None:
+    plain = only(manifest("rbac.yaml"), "ClusterRole")
+    charted = only(render(helm, "default"), "ClusterRole")
+    assert charted["rules"] == plain["rules"]
+    assert charted["metadata"]["name"] == plain["metadata"]["name"]
+
+
+def grants_used(events: Iterable[Mapping[str, Any]], username: str) -> dict[Grant, set[int]]:
+    """The (apiGroup, resource, verb) of each resource request ``username`` made,
+    with the HTTP status codes it got."""
+    used: dict[Grant, set[int]] = {}
+    for event in events:
+        ref = event.get("objectRef")
+        if event.get("user", {}).get("username") != username or not ref:
+            continue
+        resource = ref["resource"] + (f"/{ref['subresource']}" if ref.get("subresource") else "")
+        grant = (ref.get("apiGroup", ""), resource, event["verb"])
+        used.setdefault(grant, set()).add(int(event.get("responseStatus", {}).get("code", 0)))
+    return used
+
+
+async def exercise_the_ccm_code_paths(kube: KubeClient, ccm: KubeClient) -> None:
+    """Every Kubernetes request the CCM makes, through the adapters it makes them with."""
+    name = unique("audit")
+    await create_node(kube, name)
+    async with KubernetesNodeStore(ccm) as store:  # list, watch
+        await until(lambda: store.get(name=name))
+        stale = await store.get(name=name)
+        assert stale is not None
+        assert [n.name for n in await store.list() if n.name == name] == [name]
+        await label_node(kube, name, other="writer")
+        with pytest.raises(ConflictError):  # patch (409), then get: the re-read
+            await store.update(node=stale, change=NodeChange(set_labels={"a": "b"}))
+        fresh = await store.get(name=name)
+        assert fresh is not None and fresh.resource_version != stale.resource_version
+        written = await store.update(  # patch
+            node=fresh,
+            change=NodeChange(
+                provider_id="xenorchestra://pool/vm",
+                remove_taint_keys=frozenset({UNINITIALIZED}),
+            ),
+        )
+        written = await store.set_addresses(  # nodes/status patch
+            node=written, addresses=(NodeAddress(AddressType.HOSTNAME, name),)
+        )
+
+        recorder = KubernetesEventRecorder(ccm)
+        for _ in range(2):  # events create, then patch (the repeat)
+            await recorder.record(
+                node=written,
+                type=EventType.NORMAL,
+                reason="Synced",
+                message="Node synced successfully",
+                source="cloud-node-controller",
+            )
+        assert (recorder.recorded, recorder.failed) == (2, 0)
+        env = {"POD_NAME": unique("pod"), "POD_NAMESPACE": "kube-system", "POD_UID": "u"}
+        assert await record_client_check_failure(ccm, error="down", environ=env)  # create
+        assert await record_client_check_failure(ccm, error="down", environ=env)  # get, update
+
+        elector = LeaseLeaderElector(
+            ccm,
+            name=unique("audit-lease"),
+            lease_duration=3.0,
+            renew_deadline=2.0,
+            retry_period=0.3,
+        )
+        try:
+            async with asyncio.timeout(5):
+                await elector.acquire()  # get (404), create
+            await asyncio.sleep(0.8)  # renewals: update
+            assert elector.is_leader
+            await elector.release()  # update
+        finally:
+            await elector.stop()
+
+        await store.delete(node=written)  # delete
+        assert await store.get(name=name) is None
+
+
+@pytest.mark.integration
+async def test_every_verb_the_cluster_role_grants_is_used_by_the_code(
+    kube: KubeClient, control_plane: ControlPlane, service_account: ServiceAccountFactory
+) -> None:
+    granted = cluster_role_rules(manifest("rbac.yaml"))
+    role = only(manifest("rbac.yaml"), "ClusterRole")["metadata"]["name"]
+    await apply_manifest(kube, RBAC_MANIFEST)
+    account = unique("audit-ccm")
+    path = await service_account(name=account, cluster_role=role)
+    username = f"system:serviceaccount:kube-system:{account}"
+
+    ccm = await connect(str(path), name="audit-ccm")
+    try:
+        await exercise_the_ccm_code_paths(kube, ccm)
+    finally:
+        await ccm.aclose()
+
+    deadline = time.monotonic() + 10  # the last events may still be on their way
+    while True:
+        used = grants_used(control_plane.read_audit_log(), username)
+        if granted <= used.keys() or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.1)
+
+    forbidden = sorted(g for g, codes in used.items() if 403 in codes)
+    assert not forbidden, f"refused with 403: {forbidden}"
+    assert sorted(used.keys() - granted) == [], "used but not granted"
+    assert sorted(granted - used.keys()) == [], "granted but never used by the code"
