@@ -23,7 +23,15 @@ class InventoryError(CCMError):
 
 
 class AuthenticationError(InventoryError):
-    """XO refused the credentials (401/403)."""
+    """XO refused the credentials (401) or the privilege (403): ``status`` says which."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class UnavailableError(InventoryError):
+    """XO did not answer usefully within the retry deadline (connection, timeout, 5xx)."""
 
 
 class ProtocolError(InventoryError):

@@ -16,7 +16,7 @@ from adapters.logging_setup import configure_logging, register_secret
 from entrypoints.flags import FlagError, add_flags, settings_from_args
 
 PROG = "xenorchestra-cloud-controller-manager"
-SUBCOMMANDS = ("demo", "fake-xo")
+SUBCOMMANDS = ("demo", "fake-xo", "doctor")
 
 
 def _fail(message: str) -> int:
@@ -28,7 +28,7 @@ def ccm_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Kubernetes cloud controller manager for Xen Orchestra (XCP-ng). "
-        f"Sub-commands: {PROG} demo | fake-xo --help.",
+        f"Sub-commands: {PROG} demo | doctor | fake-xo --help.",
     )
     add_flags(parser)
     return parser
@@ -85,6 +85,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "demo":
         return main_demo(args[1:])
+    if args and args[0] == "doctor":
+        from entrypoints.doctor import main_doctor
+
+        return main_doctor(args[1:])
     if args and args[0] == "fake-xo":
         from entrypoints.fake_xo_command import main_fake_xo
 

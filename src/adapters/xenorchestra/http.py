@@ -42,7 +42,7 @@ from adapters.xenorchestra import observer as obs
 from adapters.xenorchestra.auth import Credentials
 from adapters.xenorchestra.observer import NullObserver, XORequestObserver, safe_observe
 from adapters.xenorchestra.policy import RetryPolicy
-from domain.errors import AuthenticationError, InventoryError, ProtocolError
+from domain.errors import AuthenticationError, InventoryError, ProtocolError, UnavailableError
 
 API_PREFIX = "/rest/v0"
 ADMIN_HINT = "the token (or user) must belong to a Xen Orchestra admin"
@@ -65,7 +65,7 @@ class _Transient(Exception):
         self.retry_after = retry_after
 
 
-class _TLSError(InventoryError):
+class TLSError(InventoryError):
     """The TLS handshake failed: retrying cannot fix a certificate."""
 
 
@@ -79,7 +79,7 @@ def _error_class(err: BaseException) -> str:
         return obs.ERROR_AUTH
     if isinstance(err, ProtocolError):
         return obs.ERROR_PROTOCOL
-    if isinstance(err, _TLSError):
+    if isinstance(err, TLSError):
         return obs.ERROR_TLS
     if isinstance(err, InventoryError):
         return obs.ERROR_CLIENT
@@ -222,7 +222,7 @@ class XOHttpClient:
                     )
         except _Transient as err:
             elapsed = time.monotonic() - started
-            raise InventoryError(
+            raise UnavailableError(
                 f"Xen Orchestra {endpoint} failed after {attempts} attempt(s) in "
                 f"{elapsed:.1f}s: {err}"
             ) from None
@@ -297,7 +297,7 @@ class XOHttpClient:
             ) from None
         except httpx.TransportError as err:
             if _is_tls_failure(err):
-                raise _TLSError(
+                raise TLSError(
                     f"Xen Orchestra {endpoint}: TLS handshake with {self._url} failed ({err}); "
                     "set caFile to the CA that signed XO's certificate, or insecure: true "
                     "to skip verification"
@@ -323,7 +323,8 @@ class XOHttpClient:
             raise XONotFound(endpoint, message)
         if status in (401, 403):
             raise AuthenticationError(
-                f"Xen Orchestra refused {endpoint} ({status} {message}): {ADMIN_HINT}"
+                f"Xen Orchestra refused {endpoint} ({status} {message}): {ADMIN_HINT}",
+                status=status,
             )
         if status == 429 or status >= 500:
             raise _Transient(
