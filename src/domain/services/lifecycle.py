@@ -10,6 +10,7 @@ from domain import labels
 from domain.errors import (
     CCMError,
     InventoryError,
+    NodeGoneError,
     PoolUnavailableError,
     ProviderIDError,
     VMDeletedError,
@@ -106,6 +107,13 @@ class LifecycleService:
         return await self.check(node)
 
     async def check(self, node: Node) -> CheckResult:
+        # A pass works from the list it read when it began; re-read the node so one
+        # deleted (or replaced) meanwhile, e.g. by an XO-event triggered check, is
+        # not acted on twice.
+        current = await self._nodes.get(name=node.name)
+        if current is None or (node.uid and current.uid != node.uid):
+            return CheckResult(LifecycleAction.NOTHING)
+        node = current
         state = await self.vm_state(node) if needs_lookup(node) else None
         action = decide(node=node, vm_state=state)
         now = self._clock.monotonic()
@@ -219,6 +227,9 @@ class LifecycleService:
         )
         try:
             await self._nodes.delete(node=node)
+        except NodeGoneError:
+            log.info("node %s was already deleted", node.name)
+            return
         except CCMError as err:
             await self._record(
                 node,
