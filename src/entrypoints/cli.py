@@ -67,6 +67,13 @@ def main_demo(argv: Sequence[str]) -> int:
         help="memory: an in-memory XO; fake-http: the fake XO server on loopback, "
         "read through the real HTTP adapter and its change events (default memory)",
     )
+    parser.add_argument(
+        "--cluster",
+        choices=("auto", "real", "memory"),
+        default="auto",
+        help="real: a local etcd + kube-apiserver (binaries from scripts/build-control-plane.sh); "
+        "memory: the in-memory cluster; auto: real when the binaries are built (default)",
+    )
     args = parser.parse_args(argv)
     if args.v:
         configure_logging(verbosity=args.v)
@@ -74,7 +81,7 @@ def main_demo(argv: Sequence[str]) -> int:
         configure_logging(verbosity=0, sink=_null_sink)
     from entrypoints.demo import run_demo
 
-    return asyncio.run(run_demo(xo=args.xo))
+    return asyncio.run(run_demo(xo=args.xo, cluster=args.cluster))
 
 
 def _null_sink(_message: object) -> None:

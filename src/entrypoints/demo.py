@@ -11,13 +11,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
 
 from adapters.memory import InMemoryEventRecorder, InMemoryInventory, InMemoryNodeStore
 from domain import labels as L
 from domain.model import VM, Host, Node, Pool, PowerState, Readiness, Taint, TaintEffect
 from domain.options import CCMOptions, DeletionOptions
 from domain.policies.system_uuid import swap_little_endian
-from domain.ports import Inventory
+from domain.ports import EventRecorder, Inventory, NodeStore
 from entrypoints.container import enabled_runnables, in_memory_container
 from entrypoints.flags import Settings
 
@@ -41,6 +43,9 @@ VMS = (
 )
 UNINITIALIZED = Taint(key=L.UNINITIALIZED_TAINT_KEY, value="true", effect=TaintEffect.NO_SCHEDULE)
 HOST_NAMES = {h.id: h.name_label for h in HOSTS}
+#: Added by the API server's admission to every new node and removed by
+#: kube-controller-manager, which the demo's bare control plane does not run.
+ADMISSION_TAINTS = frozenset({"node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"})
 
 
 class XOSide:
@@ -147,7 +152,14 @@ class FakeHTTPXO(XOSide):
 def describe(node: Node) -> str:
     """One line: what ``kubectl get node -L ...`` would show of the CCM's work."""
     zone = node.labels.get(L.ZONE, "")
-    taints = ",".join(f"{t.key.rsplit('/', 1)[-1]}:{t.effect.value}" for t in node.taints) or "-"
+    taints = (
+        ",".join(
+            f"{t.key.rsplit('/', 1)[-1]}:{t.effect.value}"
+            for t in node.taints
+            if t.key not in ADMISSION_TAINTS
+        )
+        or "-"
+    )
     xo = {k.split("/", 1)[1]: v for k, v in node.labels.items() if L.XO_NAMESPACE in k}
     shown = " ".join(
         f"{k}={xo[k]}"
@@ -161,18 +173,166 @@ def describe(node: Node) -> str:
     )
 
 
+class ClusterSide:
+    """Where the demo's Nodes live: kubelet's side of the story."""
+
+    label: str
+    nodes: NodeStore
+    events: EventRecorder
+
+    async def join(self, name: str, system_uuid: str) -> None:
+        raise NotImplementedError
+
+    async def set_readiness(self, name: str, readiness: Readiness) -> None:
+        raise NotImplementedError
+
+    async def current(self) -> dict[str, Node]:
+        return {n.name: n for n in await self.nodes.list()}
+
+    async def recorded_events(self) -> list[tuple[str, str, str, str]]:
+        """(type, reason, node, message) of every event about the demo's nodes."""
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        return None
+
+
+class MemoryCluster(ClusterSide):
+    label = "in-memory cluster"
+
+    def __init__(self) -> None:
+        self.store = InMemoryNodeStore()
+        self.recorder = InMemoryEventRecorder()
+        self.nodes, self.events = self.store, self.recorder
+
+    async def join(self, name: str, system_uuid: str) -> None:
+        self.store.create(
+            Node(
+                name=name,
+                system_uuid=system_uuid,
+                taints=(UNINITIALIZED,),
+                readiness=Readiness.TRUE,
+            )
+        )
+
+    async def set_readiness(self, name: str, readiness: Readiness) -> None:
+        self.store.set_readiness(name, readiness)
+
+    async def recorded_events(self) -> list[tuple[str, str, str, str]]:
+        return [(e.type.value, e.reason, e.node, e.message) for e in self.recorder.events]
+
+
+def _ready_condition(status: str) -> dict[str, str]:
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "type": "Ready",
+        "status": status,
+        "reason": "KubeletReady" if status == "True" else "KubeletNotReady",
+        "message": "posted by the demo's make-believe kubelet",
+        "lastHeartbeatTime": now,
+        "lastTransitionTime": now,
+    }
+
+
+class RealCluster(ClusterSide):
+    """A real etcd + kube-apiserver on loopback; the CCM uses its real Kubernetes adapter."""
+
+    label = "real kube-apiserver on loopback"
+
+    def __init__(self, bin_dir: Path) -> None:
+        from adapters.kubernetes.local_cluster import ControlPlane
+
+        self.plane = ControlPlane(bin_dir)
+
+    async def start(self) -> None:
+        from adapters.kubernetes import KubernetesEventRecorder, KubernetesNodeStore, connect
+
+        await asyncio.to_thread(self.plane.start)
+        self.client = await connect(str(self.plane.admin_kubeconfig), qps=200, burst=400)
+        self.store = KubernetesNodeStore(self.client)
+        await self.store.start()
+        await self.store.wait_synced()
+        self.nodes = self.store
+        self.events = KubernetesEventRecorder(self.client)
+
+    async def join(self, name: str, system_uuid: str) -> None:
+        node = {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
+            "spec": {
+                "taints": [
+                    {"key": L.UNINITIALIZED_TAINT_KEY, "value": "true", "effect": "NoSchedule"}
+                ]
+            },
+            "status": {
+                "nodeInfo": {"systemUUID": system_uuid, "kubeletVersion": "v1.36.3"},
+                "conditions": [_ready_condition("True")],
+            },
+        }
+        await self.client.request("POST", "/api/v1/nodes", body=node)
+
+    async def set_readiness(self, name: str, readiness: Readiness) -> None:
+        await self.client.request(
+            "PATCH",
+            f"/api/v1/nodes/{name}/status",
+            body={"status": {"conditions": [_ready_condition(readiness.value)]}},
+            content_type="application/strategic-merge-patch+json",
+        )
+
+    async def recorded_events(self) -> list[tuple[str, str, str, str]]:
+        answer = await self.client.request(
+            "GET", "/api/v1/events", query=[("fieldSelector", "involvedObject.kind=Node")]
+        )
+        items = sorted(answer.get("items", []), key=lambda e: e.get("firstTimestamp") or "")
+        return [
+            (e["type"], e["reason"], e["involvedObject"]["name"], e.get("message", ""))
+            for e in items
+        ]
+
+    async def aclose(self) -> None:
+        await self.store.stop()
+        await self.client.aclose()
+        await asyncio.to_thread(self.plane.stop)
+
+
+def kubectl_get_nodes(nodes: dict[str, Node]) -> list[str]:
+    """``kubectl get nodes -L topology.kubernetes.io/zone,node.kubernetes.io/instance-type``."""
+    rows = [("NAME", "STATUS", "ROLES", "ZONE", "INSTANCE-TYPE", "PROVIDER-ID")]
+    for name in sorted(nodes):
+        n = nodes[name]
+        status = "Ready" if n.ready else "NotReady"
+        if any(
+            t.effect.value == "NoSchedule" and t.key != L.UNINITIALIZED_TAINT_KEY for t in n.taints
+        ):
+            status += ",SchedulingDisabled" if False else ""
+        zone = n.labels.get(L.ZONE, "<none>")
+        rows.append(
+            (
+                name,
+                status,
+                "<none>",
+                HOST_NAMES.get(zone, zone),
+                n.labels.get(L.INSTANCE_TYPE, "<none>"),
+                n.provider_id or "<none>",
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+
+
 class Printer:
     """Prints every node whose visible state changed since the last look."""
 
-    def __init__(self, nodes: InMemoryNodeStore, out: Callable[[str], None]) -> None:
-        self._nodes = nodes
+    def __init__(self, cluster: ClusterSide, out: Callable[[str], None]) -> None:
+        self._cluster = cluster
         self._out = out
         self._seen: dict[str, str] = {}
         self._start = time.monotonic()
 
-    def look(self) -> None:
+    async def look(self) -> None:
         stamp = f"[{time.monotonic() - self._start:5.2f}s]"
-        current = {name: describe(node) for name, node in self._nodes.nodes.items()}
+        current = {name: describe(node) for name, node in (await self._cluster.current()).items()}
         for name, text in current.items():
             if self._seen.get(name) != text:
                 self._out(f"{stamp} {text}")
@@ -181,32 +341,63 @@ class Printer:
         self._seen = current
 
 
-async def _until(predicate: Callable[[], bool], printer: Printer, limit: float = 10.0) -> bool:
+async def _until(
+    predicate: Callable[[dict[str, Node]], bool], printer: Printer, limit: float = 15.0
+) -> bool:
     """Wait for the step's outcome, show it, and pause so each step reads apart."""
     deadline = time.monotonic() + limit
-    while not (done := predicate()) and time.monotonic() < deadline:  # noqa: ASYNC110 - polls a store
+    cluster = printer._cluster
+    while not (done := predicate(await cluster.current())) and time.monotonic() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.02)
-    printer.look()
+    await printer.look()
     await asyncio.sleep(0.3)
     return done
 
 
-async def run_demo(out: Callable[[str], None] = print, *, xo: str = "memory") -> int:
-    """Run the story; returns 0 when every controller did what it should."""
+async def run_demo(
+    out: Callable[[str], None] = print, *, xo: str = "memory", cluster: str = "auto"
+) -> int:
+    """Run the story; returns 0 when every controller did what it should.
+
+    ``cluster``: ``real`` (a local kube-apiserver; its binaries must be built),
+    ``memory``, or ``auto`` (real when the binaries are there, else memory).
+    """
+    from adapters.kubernetes.local_cluster import cached_binaries
+
     side: XOSide
-    if xo == "fake-http":
-        side = FakeHTTPXO()
-        await side.start()  # type: ignore[attr-defined]
+    kube: ClusterSide
+    bin_dir = cached_binaries() if cluster in ("auto", "real") else None
+    if cluster == "real" and bin_dir is None:
+        out("== no kube-apiserver/etcd binaries: run scripts/build-control-plane.sh first")
+        return 1
+    if bin_dir is not None:
+        real = RealCluster(bin_dir)
+        out("== starting etcd + kube-apiserver on loopback ...")
+        await real.start()
+        kube = real
     else:
-        side = MemoryXO()
+        if cluster == "auto":
+            out(
+                "== kube-apiserver binaries not built (scripts/build-control-plane.sh): "
+                "using the in-memory cluster"
+            )
+        kube = MemoryCluster()
     try:
-        return await _story(side, out)
+        if xo == "fake-http":
+            fake = FakeHTTPXO()
+            await fake.start()
+            side = fake
+        else:
+            side = MemoryXO()
+        try:
+            return await _story(side, kube, out)
+        finally:
+            await side.aclose()
     finally:
-        await side.aclose()
+        await kube.aclose()
 
 
-async def _story(side: XOSide, out: Callable[[str], None]) -> int:
-    world_nodes, world_events = InMemoryNodeStore(), InMemoryEventRecorder()
+async def _story(side: XOSide, kube: ClusterSide, out: Callable[[str], None]) -> int:
     settings = Settings(
         leader_elect=False,
         node_monitor_period=0.5,
@@ -216,55 +407,60 @@ async def _story(side: XOSide, out: Callable[[str], None]) -> int:
     # A short confirmation so the story fits in seconds (the default is 30 s).
     container.options.override(CCMOptions(deletion=DeletionOptions(confirm_delay=1.0)))
     container.inventory.override(side.inventory)
-    container.nodes.override(world_nodes)
-    container.events.override(world_events)
+    container.nodes.override(kube.nodes)
+    container.events.override(kube.events)
 
-    printer = Printer(world_nodes, out)
+    printer = Printer(kube, out)
     gate = container.gate()
     tasks = [
         asyncio.create_task(gate.run(enabled_runnables(container)), name="controllers"),
     ]
-    nodes = world_nodes
-    out(f"== XO: {side.label}; cluster: in-memory")
+    out(f"== XO: {side.label}; cluster: {kube.label}")
     ok = True
     try:
         out("== 1. four nodes join with the uninitialized taint")
         out("       (worker-3 reports its uuid little-endian, as UEFI guests do)")
         for name, vm_id, *_ in VMS:
             uuid = swap_little_endian(vm_id).upper() if name == "worker-3" else vm_id
-            nodes.create(
-                Node(name=name, system_uuid=uuid, taints=(UNINITIALIZED,), readiness=Readiness.TRUE)
-            )
-        printer.look()
+            await kube.join(name, uuid)
+        while len(await kube.current()) < len(VMS):  # noqa: ASYNC110 - a real cache fills by watch
+            await asyncio.sleep(0.01)
+        await printer.look()
         ok &= await _until(
-            lambda: all(not n.has_taint(L.UNINITIALIZED_TAINT_KEY) for n in nodes.nodes.values()),
+            lambda nodes: (
+                len(nodes) == len(VMS)
+                and all(not n.has_taint(L.UNINITIALIZED_TAINT_KEY) for n in nodes.values())
+            ),
             printer,
         )
 
         out("== 2. worker-1 live-migrates from xcp-paris-1 to xcp-paris-2 (cloud-node-label-sync)")
         side.migrate(VMS[1][1], HOSTS[1].id)
         ok &= await _until(
-            lambda: nodes.nodes["worker-1"].labels.get(L.ZONE) == HOSTS[1].id, printer
+            lambda nodes: nodes["worker-1"].labels.get(L.ZONE) == HOSTS[1].id, printer
         )
 
         out("== 3. worker-2's VM stops; kubelet stops reporting (cloud-node-lifecycle)")
         side.stop(VMS[2][1])
-        nodes.set_readiness("worker-2", Readiness.UNKNOWN)
-        ok &= await _until(lambda: nodes.nodes["worker-2"].has_taint(L.SHUTDOWN_TAINT.key), printer)
+        await kube.set_readiness("worker-2", Readiness.UNKNOWN)
+        ok &= await _until(lambda nodes: nodes["worker-2"].has_taint(L.SHUTDOWN_TAINT.key), printer)
 
         out("== 4. worker-3's VM is deleted in XO; its node goes NotReady (cloud-node-lifecycle)")
         out("       (deleted once XO shows it gone twice, 1 s apart, with its pool known)")
         side.delete(VMS[3][1])
-        nodes.set_readiness("worker-3", Readiness.FALSE)
-        ok &= await _until(lambda: "worker-3" not in nodes.nodes, printer)
+        await kube.set_readiness("worker-3", Readiness.FALSE)
+        ok &= await _until(lambda nodes: "worker-3" not in nodes, printer)
     finally:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
+    out("== kubectl get nodes -L topology.kubernetes.io/zone,node.kubernetes.io/instance-type")
+    for line in kubectl_get_nodes(await kube.current()):
+        out("  " + line)
     out("== events recorded")
-    for e in world_events.events:
-        out(f"  {e.type.value:<7} {e.reason:<26} {e.node:<16} {e.message}")
+    for type_, reason, node_name, message in await kube.recorded_events():
+        out(f"  {type_:<7} {reason:<26} {node_name:<16} {message}")
     out(
         "== demo " + ("finished: all three controllers acted" if ok else "FAILED: a step timed out")
     )
