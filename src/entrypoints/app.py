@@ -26,6 +26,8 @@ from entrypoints.flags import Settings
 
 #: Readiness asks XO at most this often (probes come every few seconds).
 XO_READINESS_TTL = 10.0
+#: How long the startup check and readiness retry XO before calling it down.
+STARTUP_CHECK_DEADLINE = 5.0
 
 
 class Readiness:
@@ -44,7 +46,7 @@ class Readiness:
         if now - self._checked_at >= XO_READINESS_TTL:
             self._checked_at = now
             try:
-                await self._inventory.check()
+                await self._inventory.check(deadline=STARTUP_CHECK_DEADLINE)
                 self._xo_ok = (True, "ok")
             except InventoryError as err:
                 self._xo_ok = (False, f"Xen Orchestra does not answer: {err}")
@@ -81,7 +83,9 @@ async def run_ccm(settings: Settings, config: CloudConfig) -> int:
 
 async def _run(container: Container, settings: Settings, api: Any, inventory: Any) -> int:
     try:
-        await inventory.check()
+        # Like the reference, check once (with a short retry window), then fail fast:
+        # a crash-looping pod with a FailedToCheckClient event says more than a hang.
+        await inventory.check(deadline=STARTUP_CHECK_DEADLINE)
     except InventoryError as err:
         logger.error("Xen Orchestra check failed: {}", err)
         await record_client_check_failure(api, error=str(err))

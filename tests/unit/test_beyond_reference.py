@@ -259,6 +259,32 @@ def test_deletion_rate_limit(nodes: int, limit: int) -> None:
     )  # latched
 
 
+def test_a_granted_deletion_holds_its_slot_until_released() -> None:
+    guard = DeletionGuard(DeletionOptions(confirm_delay=0, rate_minimum=1, rate_percent=0))
+    assert guard.check(uid="a", now=0, total_nodes=2) is Verdict.ALLOW
+    # a second path asks while "a" is still being deleted: the slot is taken
+    assert guard.check(uid="b", now=0, total_nodes=2) is Verdict.RATE_LIMITED
+
+
+def test_a_failed_deletion_gives_its_slot_back() -> None:
+    guard = DeletionGuard(DeletionOptions(confirm_delay=0, rate_minimum=2, rate_percent=0))
+    assert guard.check(uid="a", now=0, total_nodes=2) is Verdict.ALLOW
+    guard.release("a")
+    assert guard.deletions_in_window == 0
+    assert guard.check(uid="b", now=1, total_nodes=2) is Verdict.ALLOW
+
+
+async def test_concurrent_checks_of_one_node_delete_it_once() -> None:
+    import asyncio
+
+    lc = Lifecycle(CCMOptions(deletion=DeletionOptions(confirm_delay=0)))
+    lc.add("n", _uuid(1))
+    lc.xo.delete_vm(_uuid(1))
+    results = await asyncio.gather(lc.svc.check_by_name(name="n"), lc.svc.run_pass())
+    assert results[0].action is LifecycleAction.DELETE_NODE
+    assert lc.events.reasons() == ["DeletingNode"]
+
+
 def test_deletions_outside_the_window_do_not_count() -> None:
     guard = DeletionGuard(
         DeletionOptions(confirm_delay=0, rate_minimum=1, rate_percent=0, window=600)

@@ -117,13 +117,15 @@ class XOInventory:
         await self.aclose()
 
     # -- startup check ---------------------------------------------------
-    async def check(self) -> None:
+    async def check(self, *, deadline: float | None = None) -> None:
         """Prove XO answers and accepts the credentials: list one VM id.
 
-        Raises AuthenticationError, ProtocolError or InventoryError.
+        ``deadline`` bounds the retries (the startup check and readiness want an
+        answer within seconds, not the retry policy's full minute). Raises
+        AuthenticationError, ProtocolError or InventoryError.
         """
-        body = await self._client.get_json(
-            "/vms", endpoint=VMS, params={"limit": "1", "fields": "id"}
+        body = await self._client.request_json(
+            "GET", "/vms", endpoint=VMS, params={"limit": "1", "fields": "id"}, deadline=deadline
         )
         parse_list(body, endpoint=VMS)
 

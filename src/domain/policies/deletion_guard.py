@@ -8,6 +8,7 @@ resets (by restarting the CCM once the cause is understood).
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections import deque
 from enum import StrEnum
@@ -28,6 +29,7 @@ class DeletionGuard:
         self.options = options
         self._first_gone: dict[str, float] = {}
         self._deleted_at: deque[float] = deque()
+        self._reserved: dict[str, float] = {}
         self.tripped = False
 
     def limit(self, total_nodes: int) -> int:
@@ -53,6 +55,10 @@ class DeletionGuard:
         if len(self._deleted_at) >= self.limit(total_nodes):
             self.tripped = True
             return Verdict.RATE_LIMITED
+        # Reserve the slot now: a second check while this deletion is in flight
+        # must see it, or two paths could both take the last free slot.
+        self._deleted_at.append(now)
+        self._reserved[uid] = now
         return Verdict.ALLOW
 
     def seen_present(self, uid: str) -> None:
@@ -60,8 +66,17 @@ class DeletionGuard:
         self._first_gone.pop(uid, None)
 
     def deleted(self, uid: str, now: float) -> None:
+        """The deletion happened (its slot was reserved by ``check``, or is taken now)."""
         self._first_gone.pop(uid, None)
-        self._deleted_at.append(now)
+        if self._reserved.pop(uid, None) is None:
+            self._deleted_at.append(now)
+
+    def release(self, uid: str) -> None:
+        """The granted deletion did not happen: free its slot."""
+        at = self._reserved.pop(uid, None)
+        if at is not None:
+            with contextlib.suppress(ValueError):  # already out of the window
+                self._deleted_at.remove(at)
 
     @property
     def deletions_in_window(self) -> int:

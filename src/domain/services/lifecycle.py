@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -82,6 +83,7 @@ class LifecycleService:
         self._options = options or CCMOptions()
         self.guard = DeletionGuard(self._options.deletion)
         self._shut_down_since: dict[str, float] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
         self._total_nodes = 0
 
     async def run_pass(self) -> LifecyclePassResult:
@@ -107,6 +109,16 @@ class LifecycleService:
         return await self.check(node)
 
     async def check(self, node: Node) -> CheckResult:
+        """Check one node; the periodic pass and XO-event checks never overlap on it."""
+        lock = self._locks.setdefault(node.name, asyncio.Lock())
+        try:
+            async with lock:
+                return await self._check(node)
+        finally:
+            if not lock.locked() and self._locks.get(node.name) is lock:
+                del self._locks[node.name]
+
+    async def _check(self, node: Node) -> CheckResult:
         # A pass works from the list it read when it began; re-read the node so one
         # deleted (or replaced) meanwhile, e.g. by an XO-event triggered check, is
         # not acted on twice.
@@ -225,12 +237,15 @@ class LifecycleService:
             "DeletingNode",
             f"Deleting node {node.name} because it does not exist in the cloud provider",
         )
+        key = node.uid or node.name
         try:
             await self._nodes.delete(node=node)
         except NodeGoneError:
+            self.guard.release(key)  # nothing was deleted: give the slot back
             log.info("node %s was already deleted", node.name)
             return
         except CCMError as err:
+            self.guard.release(key)
             await self._record(
                 node,
                 EventType.WARNING,
@@ -238,5 +253,5 @@ class LifecycleService:
                 f"Failed deleting node {node.name}: {err}",
             )
             raise
-        self.guard.deleted(node.uid or node.name, self._clock.monotonic())
+        self.guard.deleted(key, self._clock.monotonic())
         log.info("node %s deleted: its VM no longer exists", node.name)
