@@ -384,12 +384,30 @@ def test_label_sync_skips_nodes_still_tainted() -> None:
     assert _sync(n, vm()).change.empty
 
 
-def test_label_sync_adds_missing_xo_labels_but_not_missing_topology() -> None:
+def test_label_sync_adds_missing_xo_labels_and_zone_but_not_region_or_type() -> None:
     n = node(taints=(), provider_id=PROVIDER_ID, labels={})
-    written = _sync(n, vm()).change.set_labels
-    assert L.POOL_ID in written
-    assert L.ZONE not in written
-    assert L.INSTANCE_TYPE not in written
+    plan = _sync(n, vm())
+    written = plan.change.set_labels
+    assert L.POOL_ID in written and L.INSTANCE_TYPE not in written and L.REGION not in written
+    assert (written[L.ZONE], written[L.ZONE_BETA]) == (HOST_1, HOST_1)
+
+
+def test_vm_halted_at_registration_gets_its_zone_once_running_without_original_or_event() -> None:
+    n = _initialized()
+    n = type(n)(
+        **{
+            **{f: getattr(n, f) for f in n.__slots__},
+            "labels": {
+                k: v
+                for k, v in n.labels.items()
+                if k not in (L.ZONE, L.ZONE_BETA, L.HOST_ID, L.HOST_NAME_LABEL)
+            },
+        }
+    )
+    plan = _sync(n, vm())
+    assert plan.change.set_labels[L.ZONE] == HOST_1
+    assert L.ORIGINAL_HOST_ID not in plan.change.set_labels
+    assert plan.events == ()
 
 
 def test_taint_effect_values_match_kubernetes() -> None:

@@ -113,3 +113,17 @@ async def test_initializing_a_node_costs_one_request_when_host_and_pool_are_cach
     assert not node.has_taint(labels.UNINITIALIZED_TAINT_KEY)
     assert node.provider_id == f"xenorchestra://{world.pool_a}/{vm['id']}"
     assert node.labels[labels.HOST_NAME_LABEL] == "host-a2"
+
+
+async def test_concurrent_misses_of_one_host_and_pool_cost_one_request_each(
+    xo: FakeXOServer, inventory: XOInventory, world: World
+) -> None:
+    import asyncio
+
+    host_id = world.host_a1
+    xo.reset_request_counts()
+    await asyncio.gather(
+        *(inventory.get_host(host_id=host_id) for _ in range(10)),
+        *(inventory.get_pool(pool_id=world.pool_a) for _ in range(10)),
+    )
+    assert xo.request_counts() == {"GET /hosts/{id}": 1, "GET /pools/{id}": 1}

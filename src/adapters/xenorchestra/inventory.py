@@ -15,9 +15,9 @@ Cost model (what keeps 1,000 nodes cheap):
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from loguru import logger
@@ -49,6 +49,8 @@ HOST_BY_ID = "GET /hosts/{id}"
 POOLS = "GET /pools"
 POOL_BY_ID = "GET /pools/{id}"
 
+T = TypeVar("T")
+
 
 def _segment(value: str) -> str:
     """An id as one URL path segment (ids come from Nodes: never trust them)."""
@@ -67,6 +69,7 @@ class XOInventory:
         self._client = client
         self._hosts: dict[str, Host] = {}
         self._pools: dict[str, Pool] = {}
+        self._inflight: dict[tuple[str, str], asyncio.Future[Any]] = {}
         self._stream_policy = stream or StreamPolicy()
 
     @classmethod
@@ -166,6 +169,9 @@ class XOInventory:
         if host is not None:
             return host
         logger.trace("host {} not cached: asking XO", key)
+        return await self._single_flight(("host", key), lambda: self._fetch_host(key))
+
+    async def _fetch_host(self, key: str) -> Host | None:
         try:
             body = await self._client.get_json(f"/hosts/{_segment(key)}", endpoint=HOST_BY_ID)
         except XONotFound:
@@ -173,6 +179,17 @@ class XOInventory:
         host = parse_host(body, endpoint=HOST_BY_ID)
         self._hosts[host.id] = host
         return host
+
+    async def _single_flight(self, key: tuple[str, str], fetch: Callable[[], Awaitable[T]]) -> T:
+        """One XO request per object at a time: concurrent workers missing the
+        same host or pool share the answer instead of each asking XO."""
+        pending = self._inflight.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(fetch())
+            self._inflight[key] = pending
+            pending.add_done_callback(lambda _f: self._inflight.pop(key, None))
+        result: T = await asyncio.shield(pending)
+        return result
 
     async def get_pool(self, *, pool_id: str) -> Pool | None:
         key = pool_id.strip().lower()
@@ -182,7 +199,7 @@ class XOInventory:
         if pool is not None:
             return pool
         logger.trace("pool {} not cached: asking XO", key)
-        return await self._fetch_pool(key)
+        return await self._single_flight(("pool", key), lambda: self._fetch_pool(key))
 
     async def _fetch_pool(self, pool_id: str) -> Pool | None:
         """Ask XO (never the cache) and keep the cache in step with the answer."""

@@ -28,7 +28,8 @@ def plan_label_sync(
     """Labels to update on an initialized node, and the events that explain them.
 
     Only ``k8s.xenorchestra`` labels plus zone, region and instance type are
-    touched, and the topology ones only when the node already has them. The
+    touched; region and instance type only when the node already has them, and
+    the zone also when it was missing (a VM halted at registration has none). The
     first zone/region a node had is kept once in ``original_*``. An empty
     zone (halted VM) never replaces a host. Tag labels follow the tags; tag
     taints only with ``sync_taints``.
@@ -44,7 +45,11 @@ def plan_label_sync(
     events: list[NodeEventSpec] = []
 
     old_zone = current.get(labels.ZONE)
-    if old_zone is not None and metadata.zone and old_zone != metadata.zone:
+    if old_zone is None and metadata.zone:
+        # Initialized while its VM was halted (no host then): the zone appears
+        # once the VM runs; nothing moved, so no original_* and no event.
+        update[labels.ZONE] = update[labels.ZONE_BETA] = metadata.zone
+    elif old_zone is not None and metadata.zone and old_zone != metadata.zone:
         if labels.ORIGINAL_HOST_ID not in current:
             update[labels.ORIGINAL_HOST_ID] = old_zone
         update[labels.ZONE] = update[labels.ZONE_BETA] = metadata.zone

@@ -306,12 +306,16 @@ class ControlPlane:
         return answer
 
     def stop(self) -> None:
-        """Stop kube-apiserver, then etcd, then delete every file."""
+        """Stop kube-apiserver, then etcd, then delete every file.
+
+        The cluster is thrown away, so a short grace is enough: kube-apiserver
+        with an open watch can take 15 s to finish a graceful stop.
+        """
         for _, proc in reversed(self._procs):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
                 try:
-                    proc.wait(timeout=10)
+                    proc.wait(timeout=3)
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait(timeout=10)
