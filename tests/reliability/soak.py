@@ -1,0 +1,419 @@
+"""The soak: ``python -m tests.reliability.soak [--minutes 10] [--nodes 500]``
+(``scripts/soak`` does the set-up first).
+
+One CCM process, ``--nodes`` Nodes (5 % NotReady with their VM running, 5 %
+NotReady with their VM halted) on two pools of three hosts, then for
+``--minutes``: epochs of random churn (live migrations, a few across pools, VMs
+stopped and started with their Node going NotReady and Ready, VMs deleted under
+NotReady Nodes, new Nodes joining) with one fault in the middle of each (XO
+down, 50 % 500s, XO slow, garbage bodies, token revoked, a pool disconnected,
+event streams dropped, kube-apiserver restarted), then a quiet spell in which
+all pending work must be done within a bound.
+
+The invariant tracker watches every Node version throughout (no wrong
+deletion, no label lost or corrupted); the CCM must never exit; its RSS is
+sampled every 5 s and must grow less than 10 % from the first epoch after the
+warm-up to the last (medians). Prints the checks and the RSS series, writes a
+JSON file, and exits 1 on any violation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import sys
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+
+from tests.bench.cluster import bench_client
+from tests.bench.plane import ManagedControlPlane
+from tests.bench.procfs import MIB, ProcSample, Sampler, machine, machine_line
+
+from .world import TOKEN, World, leading
+
+DEFAULT_OUT = Path("bench-results/soak.json")
+#: Deletions in a soak are many and all legitimate: let the breaker allow them
+#: (by default 10 % of the nodes per 10 min trip it, by design).
+SOAK_CONFIG = "deletionRatePercent: 100\n"
+CONVERGE_BOUND = 45.0
+RSS_GROWTH_LIMIT = 0.10
+
+
+def log(message: str) -> None:
+    print(f"[soak {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def layout(nodes: int) -> list[tuple[str, str, bool, bool]]:
+    out = []
+    for i in range(nodes):
+        pool = "a" if i % 3 else "b"
+        if i % 20 == 7:
+            out.append((f"{pool}-down-{i}", pool, True, False))
+        elif i % 20 == 13:
+            out.append((f"{pool}-halted-{i}", pool, False, False))
+        else:
+            out.append((f"{pool}-ready-{i}", pool, True, True))
+    return out
+
+
+class Soak:
+    def __init__(self, world: World, plane: ManagedControlPlane, rng: random.Random) -> None:
+        self.world = world
+        self.plane = plane
+        self.rng = rng
+        self.actions: Counter[str] = Counter()
+        self.epochs: list[dict[str, Any]] = []
+        self.violations: list[str] = []
+        self.faults = self._faults()
+
+    # -- roles by state -------------------------------------------------------
+    def _roles(self, running: bool | None, ready: bool | None) -> list[str]:
+        out = []
+        vms = self.world.xo.state.objects["VM"]
+        prefix = f"{self.world.run}-"
+        for name, member in self.world.members.items():
+            vm = vms.get(member.vm)
+            if vm is None or name not in self.world.watch.nodes:
+                continue
+            if running is not None and (vm["power_state"] == "Running") != running:
+                continue
+            if ready is not None and member.ready != ready:
+                continue
+            out.append(name.removeprefix(prefix))
+        return out
+
+    async def act(self) -> None:
+        w, rng = self.world, self.rng
+        roll = rng.random()
+        if roll < 0.45:
+            roles = self._roles(running=True, ready=None)
+            if roles:
+                role = rng.choice(roles)
+                if rng.random() < 0.1:  # across pools: region changes too
+                    other = "b" if w.member(role).pool == "a" else "a"
+                    w.migrate(role, host=rng.choice(w.hosts[other]))
+                    self.actions["migrate across pools"] += 1
+                else:
+                    w.migrate(role)
+                    self.actions["migrate"] += 1
+        elif roll < 0.6:
+            roles = self._roles(running=True, ready=True)
+            if roles:
+                role = rng.choice(roles)
+                w.stop_vm(role)
+                await w.set_ready(role, False)
+                self.actions["stop VM, node NotReady"] += 1
+        elif roll < 0.75:
+            roles = [r for r in self._roles(running=False, ready=False) if "-new-" not in r]
+            if roles:
+                role = rng.choice(roles)
+                w.start_vm(role)
+                await w.set_ready(role, True)
+                self.actions["start VM, node Ready"] += 1
+        elif roll < 0.87:
+            roles = self._roles(running=True, ready=True)
+            if roles:
+                role = rng.choice(roles)
+                await w.set_ready(role, False)
+                w.delete_vm(role)
+                self.actions["delete VM, node NotReady"] += 1
+        else:
+            await w.add_node(rng.choice("ab"))
+            self.actions["new node"] += 1
+
+    # -- faults -----------------------------------------------------------------
+    def _faults(self) -> dict[str, tuple[Callable[[], Awaitable[object]], ...]]:
+        xo = self.world.xo
+
+        async def sync(fn: Callable[[], object]) -> None:
+            fn()
+
+        async def restart_apiserver() -> None:
+            await asyncio.to_thread(self.plane.stop_apiserver, grace=2.0)
+            await asyncio.sleep(2.0)
+            await asyncio.to_thread(self.plane.start_apiserver)
+
+        async def nothing() -> None:
+            return None
+
+        dropping: list[asyncio.Task[None]] = []
+
+        async def drop_streams() -> None:
+            async def loop() -> None:
+                while True:
+                    xo.drop_event_streams()
+                    await asyncio.sleep(1.0)
+
+            dropping.append(asyncio.create_task(loop()))
+
+        async def stop_dropping() -> None:
+            for task in dropping:
+                task.cancel()
+            await asyncio.gather(*dropping, return_exceptions=True)
+            dropping.clear()
+
+        pool_b = self.world.pools["b"]
+        return {
+            "XO down": (xo.stop, xo.start),
+            "50% XO 500s": (
+                lambda: sync(lambda: xo.set_faults(error_rate=0.5, error_status=500)),
+                lambda: sync(xo.clear_faults),
+            ),
+            "XO answers after 3 s": (
+                lambda: sync(lambda: xo.set_faults(latency=3.0)),
+                lambda: sync(xo.clear_faults),
+            ),
+            "garbage bodies": (
+                lambda: sync(lambda: xo.set_faults(garbage=self.rng.choice(["html", "no-id"]))),
+                lambda: sync(xo.clear_faults),
+            ),
+            "token revoked": (
+                lambda: sync(lambda: xo.revoke_token(TOKEN)),
+                lambda: sync(lambda: xo.add_token(token=TOKEN)),
+            ),
+            "pool disconnected": (
+                lambda: sync(lambda: xo.disconnect_pool(pool_b)),
+                lambda: sync(lambda: xo.reconnect_pool(pool_b)),
+            ),
+            "event streams dropped": (drop_streams, stop_dropping),
+            "kube-apiserver restarted": (restart_apiserver, nothing),
+        }
+
+    # -- epochs --------------------------------------------------------------------
+    async def epoch(self, index: int, seconds: float, fault: str) -> None:
+        chaos = seconds * 0.6
+        started = time.monotonic()
+        before = sum(self.actions.values())
+        inject, clear = self.faults[fault]
+        fault_at, fault_for = chaos * 0.3, min(8.0, chaos * 0.4)
+        injected = cleared = False
+        while time.monotonic() - started < chaos:
+            elapsed = time.monotonic() - started
+            if not injected and elapsed >= fault_at:
+                await inject()
+                injected = True
+            if injected and not cleared and elapsed >= fault_at + fault_for:
+                await clear()
+                cleared = True
+            await self.act()
+            await asyncio.sleep(self.rng.uniform(0.3, 1.2))
+        if not cleared:
+            await clear()
+        quiet = time.monotonic()
+        try:
+            converged = round(await self.world.wait_converged(within=CONVERGE_BOUND), 1)
+        except AssertionError:
+            converged = None
+            pending = self.world.unconverged()
+            self.violations.append(
+                f"epoch {index} ({fault}): {len(pending)} items still pending "
+                f"{CONVERGE_BOUND:g}s after the churn stopped: {pending[:5]}"
+            )
+        rest = seconds - (time.monotonic() - started)
+        if rest > 0:
+            await asyncio.sleep(rest)
+        self.epochs.append(
+            {
+                "epoch": index,
+                "fault": fault,
+                "actions": sum(self.actions.values()) - before,
+                "converged_seconds_after_churn": converged,
+                "quiet_started": round(quiet - started, 1),
+                "nodes": len(self.world.watch.nodes),
+            }
+        )
+
+
+def rss_growth(
+    samples: Sequence[ProcSample], first: tuple[float, float], last: tuple[float, float]
+) -> dict[str, Any]:
+    def median_in(window: tuple[float, float]) -> float:
+        values = [s.rss for s in samples if window[0] <= s.at <= window[1]]
+        return statistics.median(values) if values else float("nan")
+
+    base, final = median_in(first), median_in(last)
+    return {
+        "baseline_rss_mib": round(base / MIB, 1),
+        "final_rss_mib": round(final / MIB, 1),
+        "growth": round(final / base - 1, 4) if base else None,
+        "peak_rss_mib": round(max(s.rss for s in samples) / MIB, 1),
+        "hwm_mib": round(samples[-1].hwm / MIB, 1),
+    }
+
+
+async def soak(args: argparse.Namespace) -> dict[str, Any]:
+    rng = random.Random(args.seed)
+    duration = args.minutes * 60
+    warmup = min(60.0, duration * 0.25)
+    epoch_seconds = 60.0 if args.minutes >= 5 else 40.0
+    epochs = max(2, int((duration - warmup) // epoch_seconds))
+    plane = await asyncio.to_thread(ManagedControlPlane.create, audit=False)
+    await asyncio.to_thread(plane.start)
+    result: dict[str, Any] = {
+        "machine": machine(),
+        "args": {k: str(v) for k, v in vars(args).items()},
+    }
+    try:
+        kube = await bench_client(plane.admin_kubeconfig, workers=16, name="soak")
+        try:
+            started = time.monotonic()
+            world = await World.create(
+                kube, plane.admin_kubeconfig, layout=layout(args.nodes), hosts_per_pool=3
+            )
+            try:
+                result.update(await _run(world, plane, rng, warmup, epoch_seconds, epochs, started))
+            finally:
+                await world.aclose()
+        finally:
+            await kube.aclose()
+    finally:
+        await asyncio.to_thread(plane.stop)
+    return result
+
+
+async def _run(
+    world: World,
+    plane: ManagedControlPlane,
+    rng: random.Random,
+    warmup: float,
+    epoch_seconds: float,
+    epochs: int,
+    started: float,
+) -> dict[str, Any]:
+    ccm = await world.start_ccm(
+        "--node-monitor-period=5s",
+        "--node-status-update-frequency=30s",
+        "--kube-api-qps=50",
+        "--kube-api-burst=100",
+        "--leader-elect-lease-duration=30s",
+        "--leader-elect-renew-deadline=20s",
+        "--leader-elect-retry-period=2s",
+        "--v=2",
+        extra_config=SOAK_CONFIG,
+        ready_within=60,
+    )
+    assert ccm.proc is not None
+    ready_at = time.monotonic()
+    sampler = Sampler(ccm.proc.pid, every=5.0).start()
+    log(f"{len(world.members)} nodes; CCM pid {ccm.proc.pid}; initializing them")
+    initialized = await world.wait_converged(within=300)
+    log(f"all initialized and converged in {initialized:.0f}s; warm-up {warmup:.0f}s of churn")
+    runner = Soak(world, plane, rng)
+    warm_end = time.monotonic() + warmup
+    while time.monotonic() < warm_end:
+        await runner.act()
+        await asyncio.sleep(rng.uniform(0.3, 1.2))
+    await world.wait_converged(within=CONVERGE_BOUND)
+    fault_names = list(runner.faults)
+    rng.shuffle(fault_names)
+    windows = []
+    for index in range(epochs):
+        fault = fault_names[index % len(fault_names)]
+        begin = time.monotonic()
+        log(f"epoch {index + 1}/{epochs}: churn with fault '{fault}'")
+        await runner.epoch(index + 1, epoch_seconds, fault)
+        windows.append((begin, time.monotonic()))
+        e = runner.epochs[-1]
+        log(
+            f"epoch {index + 1}: {e['actions']} actions, converged "
+            f"{e['converged_seconds_after_churn']}s after the churn, {e['nodes']} nodes, "
+            f"CCM alive: {ccm.returncode is None}"
+        )
+    samples = await sampler.stop()
+    alive = ccm.returncode is None
+    if not alive:
+        runner.violations.append(f"the CCM exited with {ccm.returncode}")
+    if not await leading(ccm):
+        runner.violations.append("the CCM is not leading at the end")
+    runner.violations += world.tracker.violations
+    rss = rss_growth(samples, windows[0], windows[-1])
+    if rss["growth"] is None or rss["growth"] >= RSS_GROWTH_LIMIT:
+        runner.violations.append(
+            f"RSS grew {rss['growth']:.1%} after warm-up (limit {RSS_GROWTH_LIMIT:.0%})"
+        )
+    t0 = samples[0].at
+    return {
+        "nodes": len(world.members),
+        "setup_seconds": round(ready_at - started, 1),
+        "initialization_seconds": round(initialized, 1),
+        "warmup_seconds": warmup,
+        "epoch_seconds": epoch_seconds,
+        "epochs": runner.epochs,
+        "actions": dict(runner.actions),
+        "invariant_checks": dict(world.tracker.checks),
+        "violations": runner.violations,
+        "ccm_alive": alive,
+        "rss": rss,
+        "rss_series_mib": [[round(s.at - t0), round(s.rss / MIB, 1)] for s in samples],
+        "cpu_seconds": round(samples[-1].cpu - samples[0].cpu, 1),
+        "log_tail": ccm.log[-3000:] if runner.violations else "",
+    }
+
+
+def render(result: dict[str, Any]) -> str:
+    lines = [machine_line(result["machine"])]
+    lines.append(
+        f"\nSoak: {result['nodes']} nodes (created over the run), "
+        f"{len(result['epochs'])} epochs of {result['epoch_seconds']:g}s "
+        f"after {result['warmup_seconds']:g}s of warm-up"
+    )
+    lines.append("\nepoch | fault                     | actions | converged after churn (s)")
+    for e in result["epochs"]:
+        conv = e["converged_seconds_after_churn"]
+        lines.append(
+            f"{e['epoch']:>5} | {e['fault']:<25} | {e['actions']:>7} | "
+            f"{conv if conv is not None else 'NOT within ' + str(CONVERGE_BOUND)}"
+        )
+    lines.append(
+        "\nactions: " + ", ".join(f"{k} {v}" for k, v in sorted(result["actions"].items()))
+    )
+    lines.append(
+        "invariant checks: "
+        + ", ".join(f"{k}: {v} checked" for k, v in sorted(result["invariant_checks"].items()))
+        + f"; CCM never exited: {result['ccm_alive']}"
+    )
+    rss = result["rss"]
+    lines.append(
+        f"RSS: {rss['baseline_rss_mib']} MiB (first epoch, median) -> {rss['final_rss_mib']} MiB "
+        f"(last epoch, median): {rss['growth']:+.1%} (limit +{RSS_GROWTH_LIMIT:.0%}); "
+        f"peak {rss['peak_rss_mib']} MiB; CPU {result['cpu_seconds']} s"
+    )
+    series = result["rss_series_mib"]
+    step = max(1, len(series) // 20)
+    lines.append("RSS over time (s: MiB): " + ", ".join(f"{t}: {m}" for t, m in series[::step]))
+    if result["violations"]:
+        lines.append("\nVIOLATIONS:")
+        lines += [f"  - {v}" for v in result["violations"]]
+    else:
+        lines.append("\nno violation")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="scripts/soak", description=__doc__)
+    parser.add_argument("--minutes", type=float, default=10.0, help="churn duration (default 10)")
+    parser.add_argument("--nodes", type=int, default=500, help="default 500")
+    parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"default {DEFAULT_OUT}")
+    args = parser.parse_args(argv)
+    logger.remove()
+    logger.add(sys.stderr, level="ERROR")
+    log(machine_line(machine()))
+    result = asyncio.run(soak(args))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(render(result))
+    print(f"\nresults: {args.out}")
+    return 1 if result["violations"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,213 @@
+"""Xen Orchestra misbehaves while the CCM runs: nothing is deleted that should not
+be, no label is lost or corrupted, the process keeps running, and the work that
+piled up during the fault (a migration, a VM stopped, a VM deleted under a
+NotReady node, a new node) is done within a stated bound once the fault clears.
+
+The bounds follow from the CCM's timings here: lifecycle every 1 s, label and
+address sync every 5 s, deletions confirmed after 2 s, and an XO request
+retried with backoff doubling from 0.2 s to 10 s (+50 % jitter) under a 60 s
+deadline, so a request that kept failing during the fault tries again at most
+15 s after it clears.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+
+from tests.bench.scenarios import metric
+
+from .world import World, fault_scenario, xo_errors
+
+pytestmark = [pytest.mark.integration, pytest.mark.reliability]
+
+#: The longest retry wait (10 s backoff + 50 % jitter) plus a pass, a deletion
+#: confirmation and slack for a 2-core CI machine.
+RETRY_BOUND = 25.0
+
+
+def slower_than(seconds: float) -> Callable[[str], bool]:
+    """``fault_seen`` check: some XO request took longer than ``seconds``."""
+
+    def check(text: str) -> bool:
+        total = metric(text, "xenorchestra_request_duration_seconds_count")
+        fast = metric(text, "xenorchestra_request_duration_seconds_bucket", le=f"{seconds}")
+        return total > fast
+
+    return check
+
+
+@pytest.mark.timeout(90)
+async def test_xo_down_deletes_nothing_and_the_work_is_done_once_it_answers_again(
+    world: World,
+) -> None:
+    await fault_scenario(
+        world,
+        name="XO down (connection refused)",
+        inject=world.xo.stop,
+        clear=world.xo.start,
+        fault_seconds=8,
+        bound=RETRY_BOUND,
+        fault_seen=xo_errors("connection"),
+    )
+
+
+@pytest.mark.timeout(90)
+async def test_half_of_xo_requests_answering_500_slow_the_work_down_but_break_nothing(
+    world: World,
+) -> None:
+    async def inject() -> None:
+        world.xo.set_faults(error_rate=0.5, error_status=500)
+
+    async def clear() -> None:
+        world.xo.clear_faults()
+
+    await fault_scenario(
+        world,
+        name="50% of XO requests answer 500",
+        inject=inject,
+        clear=clear,
+        fault_seconds=8,
+        bound=RETRY_BOUND,
+        fault_seen=xo_errors("5xx"),
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+async def test_xo_answering_after_ten_seconds_delays_work_without_losing_any(
+    world: World,
+) -> None:
+    async def inject() -> None:
+        world.xo.set_faults(latency=10.0)
+
+    async def clear() -> None:
+        world.xo.clear_faults()
+
+    await fault_scenario(
+        world,
+        name="XO answers after 10 s",
+        inject=inject,
+        clear=clear,
+        fault_seconds=15,
+        # requests already waiting finish their 10 s, then the retry bound
+        bound=RETRY_BOUND + 10,
+        fault_seen=slower_than(5.0),
+    )
+
+
+@pytest.mark.timeout(90)
+async def test_garbage_bodies_never_reach_a_label_nor_delete_a_node(world: World) -> None:
+    modes = ("html", "truncated", "shape", "no-id")
+    cycling: list[asyncio.Task[None]] = []
+
+    async def cycle() -> None:
+        while True:
+            for mode in modes:
+                world.xo.set_faults(garbage=mode)
+                await asyncio.sleep(2.5)
+
+    async def inject() -> None:
+        cycling.append(asyncio.create_task(cycle()))
+
+    async def clear() -> None:
+        for task in cycling:
+            task.cancel()
+        await asyncio.gather(*cycling, return_exceptions=True)
+        world.xo.clear_faults()
+
+    await fault_scenario(
+        world,
+        name="garbage bodies (html, truncated, shape, no-id)",
+        inject=inject,
+        clear=clear,
+        fault_seconds=10,
+        bound=RETRY_BOUND,
+        fault_seen=xo_errors("protocol"),
+    )
+
+
+@pytest.mark.timeout(90)
+async def test_a_revoked_token_pauses_the_work_and_a_valid_one_resumes_it(world: World) -> None:
+    token = "fake-xo-token"
+
+    async def inject() -> None:
+        world.xo.revoke_token(token)
+
+    async def clear() -> None:
+        world.xo.add_token(token=token)
+
+    await fault_scenario(
+        world,
+        name="token revoked mid-run",
+        inject=inject,
+        clear=clear,
+        fault_seconds=8,
+        bound=RETRY_BOUND,
+        fault_seen=xo_errors("auth"),
+    )
+
+
+@pytest.mark.timeout(90)
+async def test_a_disconnected_pool_keeps_its_nodes_and_their_labels(world: World) -> None:
+    async def inject() -> None:
+        world.xo.disconnect_pool(world.pools["b"])
+        # Its kubelets may go NotReady too: the most tempting case for a deletion.
+        await world.set_ready("b-ready-0", False)
+
+    async def clear() -> None:
+        world.xo.reconnect_pool(world.pools["b"])
+
+    await fault_scenario(
+        world,
+        name="pool disconnected",
+        inject=inject,
+        clear=clear,
+        fault_seconds=10,
+        bound=RETRY_BOUND,
+        pool="b",
+        fault_seen=lambda text: (
+            metric(
+                text,
+                "xenorchestra_ccm_node_syncs_total",
+                controller="cloud-node-lifecycle",
+                result="keep-uncertain",
+            )
+            > 0
+        ),
+    )
+    assert world.member("b-ready-0").name in world.watch.nodes
+
+
+@pytest.mark.timeout(90)
+async def test_dropped_event_streams_lose_no_change(world: World) -> None:
+    """With the label-sync period long (60 s), only the reconnected stream and its
+    resync can bring the changes made while it was down."""
+    dropping: list[asyncio.Task[None]] = []
+
+    async def keep_dropping() -> None:
+        while True:
+            world.xo.drop_event_streams()
+            await asyncio.sleep(0.5)
+
+    async def inject() -> None:
+        dropping.append(asyncio.create_task(keep_dropping()))
+
+    async def clear() -> None:
+        for task in dropping:
+            task.cancel()
+        await asyncio.gather(*dropping, return_exceptions=True)
+
+    await fault_scenario(
+        world,
+        name="event streams dropped",
+        inject=inject,
+        clear=clear,
+        fault_seconds=8,
+        # reconnect backoff (0.5 s doubling to 30 s, +50 %) is at most ~12 s after 8 s
+        bound=20,
+        flags=["--node-status-update-frequency=60s"],
+        fault_seen=lambda _: world.xo.request_counts().get("GET /events", 0) >= 3,
+    )
