@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 from adapters.memory import InMemoryEventRecorder, InMemoryInventory, InMemoryNodeStore
 from domain import labels as L
@@ -48,26 +49,22 @@ HOST_NAMES = {h.id: h.name_label for h in HOSTS}
 ADMISSION_TAINTS = frozenset({"node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"})
 
 
-class XOSide:
+class XOSide(Protocol):
     """Where the demo's VMs live, and how the story changes them."""
 
     inventory: Inventory
     label: str
 
-    def migrate(self, vm_id: str, host_id: str) -> None:
-        raise NotImplementedError
+    def migrate(self, vm_id: str, host_id: str) -> None: ...
 
-    def stop(self, vm_id: str) -> None:
-        raise NotImplementedError
+    def stop(self, vm_id: str) -> None: ...
 
-    def delete(self, vm_id: str) -> None:
-        raise NotImplementedError
+    def delete(self, vm_id: str) -> None: ...
 
-    async def aclose(self) -> None:
-        return None
+    async def aclose(self) -> None: ...
 
 
-class MemoryXO(XOSide):
+class MemoryXO:
     label = "in-memory XO"
 
     def __init__(self) -> None:
@@ -102,8 +99,11 @@ class MemoryXO(XOSide):
     def delete(self, vm_id: str) -> None:
         self.xo.delete_vm(vm_id)
 
+    async def aclose(self) -> None:
+        """Nothing to release."""
 
-class FakeHTTPXO(XOSide):
+
+class FakeHTTPXO:
     """The fake XO server on loopback, read through the real HTTP adapter and its events."""
 
     label = "fake XO server over HTTP"
@@ -173,31 +173,29 @@ def describe(node: Node) -> str:
     )
 
 
-class ClusterSide:
+class ClusterSide(Protocol):
     """Where the demo's Nodes live: kubelet's side of the story."""
 
     label: str
     nodes: NodeStore
     events: EventRecorder
 
-    async def join(self, name: str, system_uuid: str) -> None:
-        raise NotImplementedError
+    async def join(self, name: str, system_uuid: str) -> None: ...
 
-    async def set_readiness(self, name: str, readiness: Readiness) -> None:
-        raise NotImplementedError
+    async def set_readiness(self, name: str, readiness: Readiness) -> None: ...
 
     async def current(self) -> dict[str, Node]:
-        return {n.name: n for n in await self.nodes.list()}
+        """Every node, by name."""
+        ...
 
     async def recorded_events(self) -> list[tuple[str, str, str, str]]:
         """(type, reason, node, message) of every event about the demo's nodes."""
-        raise NotImplementedError
+        ...
 
-    async def aclose(self) -> None:
-        return None
+    async def aclose(self) -> None: ...
 
 
-class MemoryCluster(ClusterSide):
+class MemoryCluster:
     label = "in-memory cluster"
 
     def __init__(self) -> None:
@@ -221,6 +219,12 @@ class MemoryCluster(ClusterSide):
     async def recorded_events(self) -> list[tuple[str, str, str, str]]:
         return [(e.type.value, e.reason, e.node, e.message) for e in self.recorder.events]
 
+    async def current(self) -> dict[str, Node]:
+        return dict(self.store.nodes)
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
 
 def _ready_condition(status: str) -> dict[str, str]:
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -234,7 +238,7 @@ def _ready_condition(status: str) -> dict[str, str]:
     }
 
 
-class RealCluster(ClusterSide):
+class RealCluster:
     """A real etcd + kube-apiserver on loopback; the CCM uses its real Kubernetes adapter."""
 
     label = "real kube-apiserver on loopback"
@@ -294,6 +298,9 @@ class RealCluster(ClusterSide):
         await self.store.stop()
         await self.client.aclose()
         await asyncio.to_thread(self.plane.stop)
+
+    async def current(self) -> dict[str, Node]:
+        return {n.name: n for n in await self.store.list()}
 
 
 def kubectl_get_nodes(nodes: dict[str, Node]) -> list[str]:
