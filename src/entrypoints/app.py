@@ -74,10 +74,11 @@ async def run_ccm(settings: Settings, config: CloudConfig) -> int:
     finally:
         with contextlib.suppress(Exception):
             await inventory.aclose()
-        elector = container.leader_elector()
-        if hasattr(elector, "stop"):
+        if settings.leader_elect:
+            # Built lazily and cheaply (no I/O) if startup failed before the gate.
             with contextlib.suppress(Exception):
-                await elector.stop()
+                await container.leader_elector().stop()
+            await container.leader_api().aclose()
         await api.aclose()
 
 
@@ -89,8 +90,8 @@ async def _run(container: Container, settings: Settings, api: Any, inventory: An
     except InventoryError as err:
         logger.error("Xen Orchestra check failed: {}", err)
         await record_client_check_failure(api, error=str(err))
-        return _fail(f"cannot use Xen Orchestra at {settings_url(container)}: {err}")
-    logger.info("Xen Orchestra answers at {}", settings_url(container))
+        return _fail(f"cannot use Xen Orchestra at {container.cloud_config().url}: {err}")
+    logger.info("Xen Orchestra answers at {}", container.cloud_config().url)
 
     nodes = container.nodes()
     await nodes.start()
@@ -131,8 +132,3 @@ async def _run(container: Container, settings: Settings, api: Any, inventory: An
             loop.remove_signal_handler(sig)
         await health.stop()
         await nodes.stop()
-
-
-def settings_url(container: Container) -> str:
-    url: str = container.cloud_config().url
-    return url

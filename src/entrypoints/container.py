@@ -47,7 +47,8 @@ class Container(containers.DeclarativeContainer):
     kube_api = providers.Singleton(wiring.kube_api, settings=settings)
     nodes = providers.Singleton(wiring.kube_node_store, api=kube_api)
     events = providers.Singleton(wiring.kube_event_recorder, api=kube_api)
-    leader_elector = providers.Singleton(wiring.leader_elector, settings=settings, api=kube_api)
+    leader_api = providers.Singleton(wiring.leader_api, api=kube_api)
+    leader_elector = providers.Singleton(wiring.leader_elector, settings=settings, api=leader_api)
 
     # -- services -------------------------------------------------------------
     registration = providers.Singleton(
@@ -138,4 +139,5 @@ def in_memory_container(settings: Settings | None = None) -> Container:
     container.metrics.override(InMemoryMetrics())
     container.leader_elector.override(InMemoryLeaderElector(leading=True))
     container.kube_api.override(providers.Object(None))
+    container.leader_api.override(providers.Object(None))
     return container

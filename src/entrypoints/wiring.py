@@ -44,6 +44,12 @@ def kube_event_recorder(*, api: Any) -> Any:
     return KubernetesEventRecorder(api)
 
 
+def leader_api(*, api: Any) -> Any:
+    """A client of its own for leader election: its own pool and request budget,
+    so controllers saturating theirs can never delay a renewal."""
+    return api.sibling("leader-election")
+
+
 def leader_elector(*, settings: Settings, api: Any) -> Any:
     from adapters.memory import InMemoryLeaderElector
 
@@ -51,9 +57,8 @@ def leader_elector(*, settings: Settings, api: Any) -> Any:
         return InMemoryLeaderElector(leading=True)
     from adapters.kubernetes.leader import LeaseLeaderElector
 
-    # Its own pool and request budget: busy controllers never delay a renewal.
     return LeaseLeaderElector(
-        api.sibling("leader-election"),
+        api,
         name=settings.leader_elect_resource_name,
         namespace=settings.leader_elect_resource_namespace,
         lease_duration=settings.leader_elect_lease_duration,
