@@ -332,14 +332,14 @@ class Printer:
     """Prints every node whose visible state changed since the last look."""
 
     def __init__(self, cluster: ClusterSide, out: Callable[[str], None]) -> None:
-        self._cluster = cluster
+        self.cluster = cluster
         self._out = out
         self._seen: dict[str, str] = {}
         self._start = time.monotonic()
 
     async def look(self) -> None:
         stamp = f"[{time.monotonic() - self._start:5.2f}s]"
-        current = {name: describe(node) for name, node in (await self._cluster.current()).items()}
+        current = {name: describe(node) for name, node in (await self.cluster.current()).items()}
         for name, text in current.items():
             if self._seen.get(name) != text:
                 self._out(f"{stamp} {text}")
@@ -353,7 +353,7 @@ async def _until(
 ) -> bool:
     """Wait for the step's outcome, show it, and pause so each step reads apart."""
     deadline = time.monotonic() + limit
-    cluster = printer._cluster
+    cluster = printer.cluster
     while not (done := predicate(await cluster.current())) and time.monotonic() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.02)
     await printer.look()

@@ -50,6 +50,22 @@ def write_cloud_config(url: str, *, token: str = "fake-xo-token", extra: str = "
     return Path(name)
 
 
+def ccm_argv(
+    *, kubeconfig: Path | str, cloud_config: Path | str, port: int, flags: Sequence[str] = ()
+) -> list[str]:
+    """The command line of a test CCM: loopback health port, debug logs, fast leader election."""
+    return [
+        console_script(),
+        f"--cloud-config={cloud_config}",
+        f"--kubeconfig={kubeconfig}",
+        "--bind-address=127.0.0.1",
+        f"--secure-port={port}",
+        "--v=4",
+        *FAST_LEADER_FLAGS,
+        *flags,
+    ]
+
+
 class CCMProcess:
     """One CCM process; ``log`` holds everything it printed."""
 
@@ -62,16 +78,9 @@ class CCMProcess:
         env: dict[str, str] | None = None,
     ) -> None:
         self.port = free_port()
-        self.argv = [
-            console_script(),
-            f"--cloud-config={cloud_config}",
-            f"--kubeconfig={kubeconfig}",
-            "--bind-address=127.0.0.1",
-            f"--secure-port={self.port}",
-            "--v=4",
-            *FAST_LEADER_FLAGS,
-            *flags,
-        ]
+        self.argv = ccm_argv(
+            kubeconfig=kubeconfig, cloud_config=cloud_config, port=self.port, flags=flags
+        )
         self.env = {**os.environ, **(env or {})}
         self.log_path = Path(tempfile.mkstemp(prefix="xoccm-log-", suffix=".txt")[1])
         self.proc: asyncio.subprocess.Process | None = None

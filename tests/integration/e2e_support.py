@@ -45,7 +45,7 @@ from adapters.fake_xo import FakeXOControlClient
 from adapters.kubernetes import ApiError, KubeClient
 from adapters.kubernetes.convert import format_time
 
-from .ccm_process import FAST_LEADER_FLAGS, CCMProcess, console_script
+from .ccm_process import CCMProcess, ccm_argv, console_script
 from .controlplane import free_port
 from .kube import RBAC_MANIFEST, UNINITIALIZED, apply_manifest, create_node, get_node, unique
 from .waiting import until
@@ -186,17 +186,12 @@ class CCMDaemon:
         env: Mapping[str, str] | None = None,
     ) -> None:
         self.port = free_port()
-        self.argv = [
-            console_script(),
-            f"--cloud-config={cloud_config}",
-            f"--kubeconfig={kubeconfig}",
-            "--bind-address=127.0.0.1",
-            f"--secure-port={self.port}",
-            "--v=4",
-            *FAST_LEADER_FLAGS,
-            lease_flag(),
-            *flags,
-        ]
+        self.argv = ccm_argv(
+            kubeconfig=kubeconfig,
+            cloud_config=cloud_config,
+            port=self.port,
+            flags=[lease_flag(), *flags],
+        )
         self.env = {**os.environ, **(env or {})}
         self.log_path = Path(tempfile.mkstemp(prefix="xoccm-e2e-ccm-", suffix=".txt")[1])
         self.proc: subprocess.Popen[bytes] | None = None

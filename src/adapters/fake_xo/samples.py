@@ -7,7 +7,7 @@ works against hand-written minimal objects would break on the real thing.
 ``href`` is dropped (lists add it back); the pool's ``xo:clientInfo:*``
 entries (kilobytes of browser telemetry) are left out.
 
-Do not edit by hand: regenerate from the sample files.
+Keep them identical to the sample files when those change (they are data, not code).
 """
 
 from __future__ import annotations
