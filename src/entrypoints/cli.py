@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from adapters.config import ConfigError, load_config
 from adapters.logging_setup import configure_logging, register_secret
-from entrypoints.flags import FlagError, add_flags, settings_from_args
+from entrypoints.flags import FlagError, HelpRequested, parse_command_line
 
 PROG = "xenorchestra-cloud-controller-manager"
 SUBCOMMANDS = ("demo", "fake-xo", "doctor")
@@ -24,30 +24,34 @@ def _fail(message: str) -> int:
     return 1
 
 
-def ccm_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROG,
-        description="Kubernetes cloud controller manager for Xen Orchestra (XCP-ng). "
-        f"Sub-commands: {PROG} demo | doctor | fake-xo --help.",
-    )
-    add_flags(parser)
-    return parser
+def ccm_usage() -> str:
+    from entrypoints.go_flags import usage
+
+    return usage(PROG, (f"  {PROG} demo | doctor | fake-xo --help",))
 
 
 def main_ccm(argv: Sequence[str]) -> int:
-    parser = ccm_parser()
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as exit_:
-        return int(exit_.code or 0) and 1
+        settings = parse_command_line(list(argv))
+    except HelpRequested:
+        print(ccm_usage(), end="")
+        return 0
+    except FlagError as err:
+        return _fail(str(err))
+    if settings.version != "false":
+        from entrypoints.version import print_version
+
+        return print_version(settings.version)
     try:
-        settings = settings_from_args(args)
         config = load_config(settings.cloud_config)
-    except (FlagError, ConfigError) as err:
+    except ConfigError as err:
         return _fail(str(err))
     for secret in (config.token, config.password):
         register_secret(secret.get_secret_value() if secret else None)
     configure_logging(verbosity=settings.v, json=settings.log_format == "json")
+    from entrypoints.startup import log_startup
+
+    log_startup(settings, config)
     from entrypoints.app import run_ccm
 
     return asyncio.run(run_ccm(settings, config))

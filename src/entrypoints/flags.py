@@ -1,74 +1,125 @@
 """The Kubernetes cloud-controller-manager flags, parsed and validated.
 
-Same names, same defaults and the same ``--flag=value`` forms as every CCM
-built on ``k8s.io/cloud-provider``, so Deployment manifests carry over.
+The command line is the Go CCM's (``entrypoints.go_flags`` knows every one of
+its flags and parses them as pflag does); this module turns it into
+``Settings`` and applies Go's validation rules, so a Go manifest starts this
+CCM unchanged and a value Go refuses is refused here with one line.
 """
 
 from __future__ import annotations
 
 import argparse
-import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from application.controllers import ALL_CONTROLLERS
+from entrypoints import go_flags
+from entrypoints.go_flags import GoFlagError, ParsedFlags, go_bool, go_duration
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
-_UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+#: Canonical controller names (``k8s.io/cloud-provider/names`` and the Go CCM's
+#: label-sync controller) -> this CCM's controller names.
+CANONICAL_CONTROLLERS = {
+    "cloud-node-controller": "cloud-node",
+    "cloud-node-lifecycle-controller": "cloud-node-lifecycle",
+    "cloud-node-label-sync-controller": "cloud-node-label-sync",
+}
+#: Aliases Go resolves to controllers the Go CCM removed (its route and service
+#: controllers): named, they are refused as unknown, as Go refuses them.
+_GO_ALIASES = {
+    "cloud-node": "cloud-node-controller",
+    "cloud-node-lifecycle": "cloud-node-lifecycle-controller",
+    "cloud-node-label-sync": "cloud-node-label-sync-controller",
+    "service": "service-lb-controller",
+    "route": "node-route-controller",
+}
+#: Go names of the TLS 1.2 suites OpenSSL can serve, with OpenSSL's names.
+#: TLS 1.3 suites are always on (Go ignores them in this flag too).
+TLS_CIPHERS = {
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256": "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384": "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305": "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256": "ECDHE-RSA-AES128-GCM-SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384": "ECDHE-RSA-AES256-GCM-SHA384",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305": "ECDHE-RSA-CHACHA20-POLY1305",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-RSA-CHACHA20-POLY1305",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA": "ECDHE-ECDSA-AES128-SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA": "ECDHE-ECDSA-AES256-SHA",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA": "ECDHE-RSA-AES128-SHA",
+    "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA": "ECDHE-RSA-AES256-SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256": "ECDHE-ECDSA-AES128-SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256": "ECDHE-RSA-AES128-SHA256",
+    "TLS_RSA_WITH_AES_128_GCM_SHA256": "AES128-GCM-SHA256",
+    "TLS_RSA_WITH_AES_256_GCM_SHA384": "AES256-GCM-SHA384",
+    "TLS_RSA_WITH_AES_128_CBC_SHA": "AES128-SHA",
+    "TLS_RSA_WITH_AES_256_CBC_SHA": "AES256-SHA",
+    "TLS_RSA_WITH_AES_128_CBC_SHA256": "AES128-SHA256",
+}
+TLS13_CIPHERS = ("TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256")
+TLS_VERSIONS = ("VersionTLS10", "VersionTLS11", "VersionTLS12", "VersionTLS13")
+CONTENT_TYPES = ("application/json", "application/vnd.kubernetes.protobuf")
+
+
+class FlagError(ValueError):
+    """Flags that parse but do not make sense (together); the message is one line."""
 
 
 def parse_duration(text: str) -> float:
-    """A Go duration (``15s``, ``5m``, ``1m30s``, ``500ms``) in seconds."""
-    raw = text.strip()
-    if raw == "0":
-        return 0.0
-    pos, total = 0, 0.0
-    for match in _DURATION.finditer(raw):
-        if match.start() != pos:
-            break
-        total += float(match.group(1)) * _UNIT[match.group(2)]
-        pos = match.end()
-    if pos != len(raw) or not raw:
-        raise argparse.ArgumentTypeError(f"invalid duration {text!r} (use e.g. 15s, 5m, 1m30s)")
-    return total
+    """A Go duration in seconds, for argparse (``doctor``)."""
+    try:
+        return go_duration(text.strip())
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def parse_bool(text: str) -> bool:
-    value = text.strip().lower()
-    if value in ("true", "1", "t", "yes"):
-        return True
-    if value in ("false", "0", "f", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"invalid boolean {text!r} (use true or false)")
+    """A boolean for argparse (``doctor``): Go's spellings, and yes/no."""
+    value = text.strip()
+    if value.lower() in ("yes", "no"):
+        return value.lower() == "yes"
+    try:
+        return go_bool(value if value in ("true", "false") else value.lower())
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _controller(name: str) -> str | None:
+    """This CCM's name of a controller named by its alias or canonical name."""
+    if name in ALL_CONTROLLERS:
+        return name
+    return CANONICAL_CONTROLLERS.get(name)
+
+
+def resolve_controllers(items: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """``--controllers`` as Go reads it: ``*`` for all, ``name`` to enable, ``-name``
+    to disable, aliases and canonical names alike; the first mention of a controller
+    decides (``IsControllerEnabled``)."""
+    for item in items:
+        name = item.removeprefix("-")
+        if item != "*" and _controller(name) is None:
+            known = ", ".join(f"{a} ({c})" for a, c in list(_GO_ALIASES.items())[:3])
+            raise FlagError(
+                f'--controllers: "{name}" is not in the list of known controllers '
+                f"(known: {known}, or *)"
+            )
+    enabled = []
+    for controller in ALL_CONTROLLERS:
+        decided = None
+        star = False
+        for item in items:
+            if item == "*":
+                star = True
+            elif _controller(item.removeprefix("-")) == controller:
+                decided = not item.startswith("-")
+                break
+        if decided or (decided is None and star):
+            enabled.append(controller)
+    return tuple(enabled)
 
 
 def parse_controllers(text: str) -> tuple[str, ...]:
-    """``*`` (all), names, and ``-name`` to disable one, as kube's ``--controllers``."""
-    items = [c.strip() for c in text.split(",") if c.strip()]
-    enabled: list[str] = []
-    disabled = {c[1:] for c in items if c.startswith("-")}
-    for item in items:
-        name = item.lstrip("-")
-        if item != "*" and name not in ALL_CONTROLLERS:
-            raise argparse.ArgumentTypeError(
-                f"unknown controller {name!r} (known: {', '.join(ALL_CONTROLLERS)}, or *)"
-            )
-    if "*" in items:
-        enabled = [c for c in ALL_CONTROLLERS if c not in disabled]
-    enabled += [c for c in items if c in ALL_CONTROLLERS and c not in enabled]
-    return tuple(c for c in ALL_CONTROLLERS if c in enabled and c not in disabled)
-
-
-def _positive(kind: type[int] | type[float], minimum: float):  # type: ignore[no-untyped-def]
-    def convert(text: str) -> int | float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"{text} is below the minimum {minimum}")
-        return value
-
-    return convert
+    """``--controllers`` from its comma-separated text."""
+    return resolve_controllers([c.strip() for c in text.split(",") if c.strip()])
 
 
 @dataclass(frozen=True)
@@ -98,152 +149,180 @@ class Settings:
     log_format: str = "text"
     dry_run_deletions: bool = False
     extra: dict[str, str] = field(default_factory=dict)
+    # -- the rest of the Go CCM's flags with a meaning here
+    cluster_name: str = "kubernetes"
+    leader_elect_resource_lock: str = "leases"
+    controller_start_interval: float = 0.0
+    concurrent_node_status_updates: int = 0
+    min_resync_period: float = 43200.0
+    kube_api_content_type: str = "application/vnd.kubernetes.protobuf"
+    master: str | None = None
+    cert_dir: str | None = None
+    tls_cipher_suites: tuple[str, ...] = ()
+    tls_min_version: str = ""
+    tls_sni_cert_key: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
+    permit_address_sharing: bool = False
+    permit_port_sharing: bool = False
+    client_ca_file: str | None = None
+    authentication_kubeconfig: str | None = None
+    authentication_skip_lookup: bool = False
+    authentication_token_webhook_cache_ttl: float = 10.0
+    authentication_tolerate_lookup_failure: bool = False
+    authorization_kubeconfig: str | None = None
+    authorization_always_allow_paths: tuple[str, ...] = ("/healthz", "/readyz", "/livez")
+    authorization_webhook_cache_authorized_ttl: float = 10.0
+    authorization_webhook_cache_unauthorized_ttl: float = 10.0
+    #: Flags given that have no effect here (logged once at --v=2).
+    no_effect: tuple[str, ...] = ()
+    #: ``--version``: "false", "true", "raw", or a version string to print.
+    version: str = "false"
+
+    @property
+    def status_update_workers(self) -> int:
+        """Address-sync workers: ``--concurrent-node-status-updates``, else
+        ``--concurrent-node-syncs`` (Go's backwards-compatible rule)."""
+        return self.concurrent_node_status_updates or self.concurrent_node_syncs
 
 
-def add_flags(parser: argparse.ArgumentParser) -> None:
-    d = Settings()
-    a = parser.add_argument
-    a(
-        "--cloud-provider",
-        default=d.cloud_provider,
-        help="must be 'xenorchestra' (default %(default)s)",
-    )
-    a("--cloud-config", default=None, help="path of the XO config YAML (else the XOA_* variables)")
-    a(
-        "--controllers",
-        type=parse_controllers,
-        default=d.controllers,
-        help="controllers to run: '*' for all, a name to enable, '-name' to disable "
-        f"({', '.join(ALL_CONTROLLERS)}; default *)",
-    )
-    a(
-        "--leader-elect",
-        type=parse_bool,
-        nargs="?",
-        const=True,
-        default=d.leader_elect,
-        help="default true",
-    )
-    a(
-        "--leader-elect-lease-duration",
-        type=parse_duration,
-        default=d.leader_elect_lease_duration,
-        help="default 15s",
-    )
-    a(
-        "--leader-elect-renew-deadline",
-        type=parse_duration,
-        default=d.leader_elect_renew_deadline,
-        help="default 10s",
-    )
-    a(
-        "--leader-elect-retry-period",
-        type=parse_duration,
-        default=d.leader_elect_retry_period,
-        help="default 2s",
-    )
-    a(
-        "--leader-elect-resource-name",
-        default=d.leader_elect_resource_name,
-        help="Lease name (default %(default)s)",
-    )
-    a(
-        "--leader-elect-resource-namespace",
-        default=d.leader_elect_resource_namespace,
-        help="default %(default)s",
-    )
-    a(
-        "--concurrent-node-syncs",
-        type=_positive(int, 1),
-        default=d.concurrent_node_syncs,
-        help="cloud-node workers (default 1)",
-    )
-    a(
-        "--node-status-update-frequency",
-        type=parse_duration,
-        default=d.node_status_update_frequency,
-        help="address and label sync period (default 5m)",
-    )
-    a(
-        "--node-monitor-period",
-        type=parse_duration,
-        default=d.node_monitor_period,
-        help="lifecycle period (default 5s)",
-    )
-    a("--kube-api-qps", type=_positive(float, 0.001), default=d.kube_api_qps, help="default 20")
-    a("--kube-api-burst", type=_positive(int, 1), default=d.kube_api_burst, help="default 30")
-    a("--kubeconfig", default=None, help="kubeconfig path (default: in-cluster config)")
-    a(
-        "--secure-port",
-        type=_positive(int, 0),
-        default=d.secure_port,
-        help="health and metrics port (default 10258)",
-    )
-    a("--bind-address", default=d.bind_address, help="default %(default)s")
-    a(
-        "--tls-cert-file",
-        default=None,
-        help="serve health and metrics over TLS with this certificate",
-    )
-    a("--tls-private-key-file", default=None, help="the key of --tls-cert-file")
-    a(
-        "--v",
-        "-v",
-        type=_positive(int, 0),
-        default=d.v,
-        help="log verbosity 0-10 (klog levels; default 2)",
-    )
-    a("--log-format", choices=("text", "json"), default=d.log_format, help="default text")
-    a(
-        "--dry-run-deletions",
-        type=parse_bool,
-        nargs="?",
-        const=True,
-        default=d.dry_run_deletions,
-        help="never delete a Node: log and record an event instead (default false)",
-    )
+class HelpRequested(Exception):
+    """``--help``/``-h`` was given."""
 
 
-class FlagError(ValueError):
-    """Flags that parse but do not make sense together."""
+def parse_command_line(argv: list[str] | tuple[str, ...]) -> Settings:
+    """The Settings of a CCM command line; FlagError (one line) when it is refused.
+
+    Raises HelpRequested for ``--help``.
+    """
+    try:
+        parsed = go_flags.parse_go_flags(argv)
+    except GoFlagError as err:
+        raise FlagError(str(err)) from None
+    if parsed["help"]:
+        raise HelpRequested
+    refused = go_flags.refusals(parsed)
+    if refused:
+        raise FlagError(refused[0])
+    return settings_from_flags(parsed)
 
 
-def settings_from_args(args: argparse.Namespace) -> Settings:
-    s = Settings(**{k: v for k, v in vars(args).items() if k in Settings.__dataclass_fields__})
+def _none_if_empty(value: str) -> str | None:
+    return value or None
+
+
+def settings_from_flags(parsed: ParsedFlags) -> Settings:
+    values: dict[str, Any] = {}
+    for flag in go_flags.BY_NAME.values():
+        if flag.field is None:
+            continue
+        # --logging-format and --log-format share a field: the one given wins.
+        if flag.field in values and not parsed.was_set(flag.name):
+            continue
+        values[flag.field] = parsed[flag.name]
+    for key in (
+        "cloud_config",
+        "kubeconfig",
+        "tls_cert_file",
+        "tls_private_key_file",
+        "master",
+        "cert_dir",
+        "client_ca_file",
+        "authentication_kubeconfig",
+        "authorization_kubeconfig",
+    ):
+        values[key] = _none_if_empty(values[key])
+    values["cloud_provider"] = values["cloud_provider"] or "xenorchestra"
+    values["controllers"] = resolve_controllers(values["controllers"])
+    values["v"] = min(int(values["v"]), 10)  # klog accepts any level; 10 is the most verbose
+    values["no_effect"] = tuple(go_flags.without_effect(parsed))
+    settings = Settings(**values)
+    validate(settings, parsed)
+    return settings
+
+
+def validate(s: Settings, parsed: ParsedFlags | None = None) -> None:
+    """Go's validation rules (FlagError on the first broken one)."""
     if s.cloud_provider != "xenorchestra":
         raise FlagError(
             f"--cloud-provider={s.cloud_provider}: this binary only provides 'xenorchestra'"
         )
-    if s.v > 10:
-        raise FlagError(f"--v={s.v}: verbosity goes from 0 to 10")
-    if s.secure_port > 65535:
-        raise FlagError(f"--secure-port={s.secure_port}: not a TCP port")
+    if not 0 <= s.secure_port <= 65535:
+        raise FlagError(
+            f"--secure-port {s.secure_port} must be between 0 and 65535, inclusive. "
+            "0 for turning off secure port"
+        )
     if not s.controllers:
         raise FlagError("--controllers leaves no controller to run")
-    if s.leader_elect and not (
-        0
-        < s.leader_elect_retry_period
-        < s.leader_elect_renew_deadline
-        < s.leader_elect_lease_duration
-    ):
-        raise FlagError(
-            "leader election needs retry period < renew deadline < lease duration "
-            f"(got {s.leader_elect_retry_period}s, {s.leader_elect_renew_deadline}s, "
-            f"{s.leader_elect_lease_duration}s)"
+    if s.leader_elect and s.leader_elect_resource_lock != "leases":
+        raise FlagError('--leader-elect-resource-lock: resourceLock value must be "leases"')
+    if s.leader_elect:
+        lease, renew, retry = (
+            s.leader_elect_lease_duration,
+            s.leader_elect_renew_deadline,
+            s.leader_elect_retry_period,
         )
+        if min(lease, renew, retry) <= 0 or lease <= renew or renew <= 1.2 * retry:
+            raise FlagError(
+                "leader election needs lease duration > renew deadline > 1.2 x retry period "
+                f"(got {lease:g}s, {renew:g}s, {retry:g}s)"
+            )
     for name, value in (
         ("--node-monitor-period", s.node_monitor_period),
         ("--node-status-update-frequency", s.node_status_update_frequency),
     ):
         if value <= 0:
             raise FlagError(f"{name} must be positive")
+    for name, value in (
+        ("--min-resync-period", s.min_resync_period),
+        ("--controller-start-interval", s.controller_start_interval),
+        ("--authentication-token-webhook-cache-ttl", s.authentication_token_webhook_cache_ttl),
+        (
+            "--authorization-webhook-cache-authorized-ttl",
+            s.authorization_webhook_cache_authorized_ttl,
+        ),
+        (
+            "--authorization-webhook-cache-unauthorized-ttl",
+            s.authorization_webhook_cache_unauthorized_ttl,
+        ),
+    ):
+        if value < 0:
+            raise FlagError(f"{name} cannot be negative")
+    if s.concurrent_node_syncs <= 0:
+        raise FlagError("--concurrent-node-syncs must be a positive number")
+    if s.concurrent_node_status_updates < 0:
+        raise FlagError("--concurrent-node-status-updates cannot be a negative number")
+    if s.kube_api_qps <= 0:
+        raise FlagError(f"--kube-api-qps={s.kube_api_qps:g}: must be positive")
+    if s.kube_api_burst < 1:
+        raise FlagError(f"--kube-api-burst={s.kube_api_burst}: must be at least 1")
+    if s.kube_api_content_type not in CONTENT_TYPES:
+        raise FlagError(
+            f"--kube-api-content-type={s.kube_api_content_type}: use {' or '.join(CONTENT_TYPES)}"
+        )
     if bool(s.tls_cert_file) != bool(s.tls_private_key_file):
         raise FlagError("--tls-cert-file and --tls-private-key-file go together")
-    return s
-
-
-def ccm_parser_for_tests() -> argparse.ArgumentParser:
-    """A parser with every CCM flag (the CLI's, without its sub-commands)."""
-    parser = argparse.ArgumentParser(prog="xenorchestra-cloud-controller-manager")
-    add_flags(parser)
-    return parser
+    if s.tls_min_version and s.tls_min_version not in TLS_VERSIONS:
+        raise FlagError(
+            f"--tls-min-version: unknown tls version {s.tls_min_version!r} "
+            f"(possible values: {', '.join(TLS_VERSIONS)})"
+        )
+    for suite in s.tls_cipher_suites:
+        if suite not in TLS_CIPHERS and suite not in TLS13_CIPHERS:
+            raise FlagError(
+                f"--tls-cipher-suites: cipher suite {suite} not supported or doesn't exist"
+            )
+    if s.log_format not in ("text", "json"):
+        raise FlagError(f"--logging-format={s.log_format}: use text or json")
+    for path in s.authorization_always_allow_paths:
+        trimmed = path.removeprefix("/")
+        if "*" in trimmed[:-1]:
+            raise FlagError(
+                f"--authorization-always-allow-paths: only trailing * allowed in {path!r}"
+            )
+    if parsed is not None:
+        webhook_port = int(parsed["webhook-secure-port"])
+        if not 0 <= webhook_port <= 65535:
+            raise FlagError(
+                f"--webhook-secure-port {webhook_port} must be between 0 and 65535, inclusive"
+            )
+        if webhook_port == s.secure_port and webhook_port != 0:
+            raise FlagError("--webhook-secure-port cannot be the same value as --secure-port")
