@@ -1,13 +1,19 @@
 """The cloud config: the reference CCM's file (``url``, ``insecure``, ``token``
-or ``username``/``password``) or its ``XOA_*`` environment variables.
+or ``username``/``password``, ``clientTimeout``) or its ``XOA_*`` environment
+variables.
 
+Read as ``xenorchestra-k8s-common`` reads it: keys it does not know are ignored
+(here with one warning naming them), a ``token`` goes with a lone ``username``
+or ``password`` (only a full username *and* password pair excludes a token).
 Every problem is a ConfigError whose message names the key and what is wrong,
 so the CLI can print one line and exit 1 before touching anything.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -46,6 +52,8 @@ class CloudConfig(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    #: One line per thing the loader ignored (unknown keys), for the startup log.
+    warnings: tuple[str, ...] = Field(default=(), exclude=True, repr=False)
 
     url: str
     insecure: bool = False
@@ -83,17 +91,29 @@ class CloudConfig(BaseModel):
             raise ValueError(f"url {url!r} must start with http:// or https:// and name a host")
         return url.rstrip("/")
 
+    @field_validator("client_timeout", mode="before")
+    @classmethod
+    def _timeout(cls, value: Any) -> Any:
+        return parse_timeout(value)
+
     @model_validator(mode="after")
     def _one_auth_method(self) -> CloudConfig:
+        # xenorchestra-k8s-common's rule: a username *and* a password exclude a
+        # token; anything short of that pair needs the token (which is then used).
         has_token = bool(self.token and self.token.get_secret_value())
-        has_user = bool(self.username or (self.password and self.password.get_secret_value()))
-        if has_token and has_user:
-            raise ValueError("set either token or username/password, not both")
-        if not has_token and not has_user:
-            raise ValueError("set token, or username and password")
-        if has_user and not (self.username and self.password and self.password.get_secret_value()):
-            raise ValueError("username and password must both be set")
+        has_pair = bool(self.username and self.password and self.password.get_secret_value())
+        if has_pair and has_token:
+            raise ValueError("token is not allowed when username and password are set")
+        if not has_pair and not has_token:
+            if self.username or (self.password and self.password.get_secret_value()):
+                raise ValueError("username and password must both be set (or set token)")
+            raise ValueError("either token or username/password are required for authentication")
         return self
+
+    @property
+    def uses_token(self) -> bool:
+        """True when XO is authenticated with the token (never with both)."""
+        return bool(self.token and self.token.get_secret_value())
 
     def options(self, *, dry_run_deletions: bool = False) -> CCMOptions:
         """The domain's view of the operator's choices."""
@@ -134,6 +154,47 @@ _ENV_KEYS = {
 }
 
 
+_DURATION_PART = re.compile(r"([0-9]*)(?:\.([0-9]*))?(ns|us|µs|μs|ms|s|m|h)")
+_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+
+
+def parse_timeout(value: Any) -> Any:
+    """``clientTimeout``: a Go duration (``30s``, ``1m30s``, ``500ms``) or plain seconds
+    (``30``, ``2.5``); other values are left to the field's own validation."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return value
+    if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise ValueError(f"{value!r} is not a finite number of seconds")
+        return float(value)
+    text = value.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    pos, total = 0, 0.0
+    while pos < len(text):
+        match = _DURATION_PART.match(text, pos)
+        if not match or not (match.group(1) or match.group(2)):
+            raise ValueError(f"{value!r} is neither seconds (30) nor a duration (30s, 1m30s)")
+        total += float(f"{match.group(1) or 0}.{match.group(2) or 0}") * _UNITS[match.group(3)]
+        pos = match.end()
+    if not text:
+        raise ValueError("is empty")
+    return total
+
+
+def _known_keys() -> frozenset[str]:
+    keys = set()
+    for name, info in CloudConfig.model_fields.items():
+        if name == "warnings":
+            continue
+        keys.add(name)
+        if info.alias:
+            keys.add(info.alias)
+    return frozenset(keys)
+
+
 def _one_line(err: ValidationError, origin: str) -> str:
     first = err.errors()[0]
     where = ".".join(str(p) for p in first["loc"]) or "config"
@@ -146,8 +207,14 @@ def _one_line(err: ValidationError, origin: str) -> str:
 
 
 def parse_config(data: Mapping[str, Any], *, origin: str) -> CloudConfig:
+    """Validate ``data``; unknown keys are dropped with one warning naming them."""
+    known = _known_keys()
+    unknown = sorted(str(key) for key in data if str(key) not in known)
+    kept = {str(key): value for key, value in data.items() if str(key) in known}
+    if unknown:
+        kept["warnings"] = (f"{origin}: unknown keys ignored: {', '.join(unknown)}",)
     try:
-        return CloudConfig.model_validate(dict(data))
+        return CloudConfig.model_validate(kept)
     except ValidationError as err:
         raise ConfigError(_one_line(err, origin)) from None
 

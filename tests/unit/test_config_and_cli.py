@@ -17,10 +17,9 @@ from entrypoints.container import Container, in_memory_container
 from entrypoints.flags import (
     FlagError,
     Settings,
-    ccm_parser_for_tests,
+    parse_command_line,
     parse_controllers,
     parse_duration,
-    settings_from_args,
 )
 
 
@@ -40,11 +39,13 @@ from entrypoints.flags import (
         ),
         pytest.param(
             "url: https://xo\ntoken: t\nusername: u\npassword: p\n",
-            "not both",
-            id="token-and-username",
+            "token is not allowed when username and password are set",
+            id="token-and-username-password",
         ),
         pytest.param(
-            "url: https://xo\n", "set token, or username and password", id="no-credentials"
+            "url: https://xo\n",
+            "either token or username/password are required",
+            id="no-credentials",
         ),
         pytest.param(
             "url: https://xo\nusername: u\n", "must both be set", id="username-without-password"
@@ -54,7 +55,6 @@ from entrypoints.flags import (
             "insecure: Input should be a valid boolean",
             id="bad-boolean",
         ),
-        pytest.param("url: https://xo\ntoken: t\ntokn: x\n", "tokn: unknown key", id="unknown-key"),
         pytest.param(
             "url: https://xo\ntoken: t\nclientTimeout: -1\n", "clientTimeout", id="negative-timeout"
         ),
@@ -103,8 +103,13 @@ def test_good_config_file_same_keys_as_reference(tmp_path: Path) -> None:
         ),
         pytest.param(
             {"XOA_URL": "https://xo", "XOA_TOKEN": "t", "XOA_USER": "u", "XOA_PASSWORD": "p"},
-            "not both",
+            "token is not allowed",
             id="both",
+        ),
+        pytest.param(
+            {"XOA_URL": "https://xo", "XOA_TOKEN": "t", "XOA_CLIENT_TIMEOUT": "ten"},
+            "clientTimeout",
+            id="bad-timeout",
         ),
     ],
 )
@@ -141,7 +146,7 @@ def test_go_durations(text: str, seconds: float) -> None:
     assert parse_duration(text) == pytest.approx(seconds)
 
 
-@pytest.mark.parametrize("text", ["15", "5 m", "m5", "", "1x"])
+@pytest.mark.parametrize("text", ["15", "5 m", "m5", "", "1x", "1..5s"])
 def test_bad_durations(text: str) -> None:
     import argparse
 
@@ -167,7 +172,7 @@ def test_controllers_flag(text: str, enabled: tuple[str, ...]) -> None:
 
 
 def _settings(*argv: str) -> Settings:
-    return settings_from_args(ccm_parser_for_tests().parse_args(list(argv)))
+    return parse_command_line(list(argv))
 
 
 def test_defaults_match_kubernetes_ccm() -> None:
@@ -209,7 +214,7 @@ def test_flags_in_kubernetes_style() -> None:
     [
         pytest.param(["--cloud-provider=aws"], id="other-provider"),
         pytest.param(["--leader-elect-renew-deadline=20s"], id="renew-deadline-over-lease"),
-        pytest.param(["--v=11"], id="verbosity-too-high"),
+        pytest.param(["--leader-elect-retry-period=9s"], id="retry-period-over-renew/1.2"),
         pytest.param(["--tls-cert-file=/c.pem"], id="cert-without-key"),
         pytest.param(
             ["--controllers=-cloud-node,-cloud-node-lifecycle,-cloud-node-label-sync"],
@@ -236,8 +241,12 @@ def test_inconsistent_flags(argv: list[str]) -> None:
             id="url-without-scheme",
         ),
         pytest.param(["--leader-elect=maybe"], {}, "invalid boolean", id="bad-boolean-flag"),
+        pytest.param(["--no-such-flag"], {}, "unknown flag: --no-such-flag", id="unknown-flag"),
         pytest.param(
-            ["--controllers=cloud-thing"], {}, "unknown controller", id="unknown-controller"
+            ["--controllers=cloud-thing"],
+            {},
+            '"cloud-thing" is not in the list of known controllers',
+            id="unknown-controller",
         ),
     ],
 )
@@ -320,3 +329,55 @@ def test_logs_never_show_registered_secrets() -> None:
     text = buffer.getvalue()
     assert secret not in text
     assert text.count("***") >= 2
+
+
+# -- the Go CCM's config rules (xenorchestra-k8s-common) ------------------------------
+@pytest.mark.parametrize(
+    ("yaml_text", "token"),
+    [
+        pytest.param("token: t\nusername: u\n", True, id="token-and-lone-username"),
+        pytest.param("token: t\npassword: p\n", True, id="token-and-lone-password"),
+        pytest.param("username: u\npassword: p\n", False, id="username-and-password"),
+    ],
+)
+def test_token_versus_credentials_is_gos_rule(tmp_path: Path, yaml_text: str, token: bool) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(f"url: https://xo\n{yaml_text}")
+    assert load_config_file(path).uses_token is token
+
+
+def test_unknown_keys_warn_once_naming_them(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("url: https://xo\ntoken: t\ntokn: x\nregion: eu\n")
+    config = load_config_file(path)
+    assert config.warnings == (f"cloud config {path}: unknown keys ignored: region, tokn",)
+    assert config.uses_token
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [("30s", 30), ("1m30s", 90), ("500ms", 0.5), ("45", 45), ("2.5", 2.5), ("1h", 3600)],
+)
+def test_client_timeout_takes_go_durations_and_seconds(
+    tmp_path: Path, value: str, seconds: float
+) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(f"url: https://xo\ntoken: t\nclientTimeout: {value}\n")
+    assert load_config_file(path).client_timeout == pytest.approx(seconds)
+    env = {"XOA_URL": "https://xo", "XOA_TOKEN": "t", "XOA_CLIENT_TIMEOUT": value}
+    assert load_config_env(env).client_timeout == pytest.approx(seconds)
+
+
+def test_cli_warns_about_unknown_config_keys_and_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The warning is one line; the CLI gets past config loading (it then fails on
+    the missing kubeconfig, which proves it did not stop at the config)."""
+    path = tmp_path / "config.yaml"
+    path.write_text("url: https://xo\ntoken: t\nextraKey: 1\n")
+    code = main([f"--cloud-config={path}", f"--kubeconfig={tmp_path / 'none'}"])
+    err = capsys.readouterr().err
+    assert code == 1
+    warnings = [line for line in err.splitlines() if "unknown keys ignored" in line]
+    assert len(warnings) == 1 and "extraKey" in warnings[0]
+    assert "kubeconfig" in err.splitlines()[-1]
