@@ -84,7 +84,10 @@ def node_addresses(
     """The Node's addresses.
 
     Without address options: the reference's rule (provided IPs as
-    InternalIP, ``mainIpAddress`` as ExternalIP, the node name as Hostname).
+    InternalIP, ``mainIpAddress`` as ExternalIP, the node name as Hostname),
+    then ordered as cloud-provider's node controller orders them when kubelet
+    gave ``--node-ip`` (``GetNodeAddressesFromNodeIP``), so the list is the one
+    the Go CCM writes, element for element.
     With them: the guest addresses, classified by CIDR, filtered by family,
     ordered by CIDR preference. Provided IPs always win: when kubelet gave
     ``--node-ip``, no other InternalIP is added beside them.
@@ -93,6 +96,8 @@ def node_addresses(
     if options is None or not options.selecting:
         if vm.main_ip_address:
             out.append(NodeAddress(AddressType.EXTERNAL_IP, vm.main_ip_address))
+        out.append(NodeAddress(AddressType.HOSTNAME, node_name))
+        return tuple(_dedupe(_provided_first(provided_ips, out)))
     else:
         internal: list[tuple[int, int, str]] = []
         external: list[tuple[int, int, str]] = []
@@ -111,6 +116,28 @@ def node_addresses(
         out += [NodeAddress(AddressType.EXTERNAL_IP, ip) for *_, ip in sorted(external)]
     out.append(NodeAddress(AddressType.HOSTNAME, node_name))
     return tuple(_dedupe(out))
+
+
+def _same_ip(a: str, b: str) -> bool:
+    try:
+        return ipaddress.ip_address(a) == ipaddress.ip_address(b)
+    except ValueError:
+        return a == b
+
+
+def _provided_first(provided_ips: Sequence[str], addresses: list[NodeAddress]) -> list[NodeAddress]:
+    """cloud-provider's ``GetNodeAddressesFromNodeIP``: for each provided IP, every
+    address equal to it (any type), then the addresses of the types not matched."""
+    if not provided_ips:
+        return addresses
+    enforced: list[NodeAddress] = []
+    matched_types: set[AddressType] = set()
+    for ip in provided_ips:
+        for address in addresses:
+            if _same_ip(address.address, ip):
+                enforced.append(address)
+                matched_types.add(address.type)
+    return enforced + [a for a in addresses if a.type not in matched_types]
 
 
 def _dedupe(addresses: list[NodeAddress]) -> list[NodeAddress]:
