@@ -18,11 +18,12 @@ from loguru import logger
 
 from adapters.config import CloudConfig
 from adapters.kubernetes import KubeConfigError, connect, record_client_check_failure
-from adapters.observability.health import HealthServer
 from application.manager import LeadershipLost
 from domain.errors import InventoryError
 from entrypoints.container import Container, enabled_runnables
 from entrypoints.flags import Settings
+from entrypoints.runtime import staggered
+from entrypoints.serving import SecureServingError, secure_port
 
 #: Readiness asks XO at most this often (probes come every few seconds).
 XO_READINESS_TTL = 10.0
@@ -62,7 +63,10 @@ async def run_ccm(settings: Settings, config: CloudConfig) -> int:
     """Run until stopped; see the module docstring for exit codes."""
     try:
         api = await connect(
-            settings.kubeconfig, qps=settings.kube_api_qps, burst=settings.kube_api_burst
+            settings.kubeconfig,
+            qps=settings.kube_api_qps,
+            burst=settings.kube_api_burst,
+            master=settings.master,
         )
     except KubeConfigError as err:
         return _fail(f"kubeconfig: {err}")
@@ -94,17 +98,18 @@ async def _run(container: Container, settings: Settings, api: Any, inventory: An
     logger.info("Xen Orchestra answers at {}", container.cloud_config().url)
 
     nodes = container.nodes()
+    try:
+        health = await secure_port(
+            settings, metrics=container.metrics(), readiness=Readiness(nodes, inventory)
+        )
+    except SecureServingError as err:
+        return _fail(f"secure port: {err}")
+    try:
+        await health.start()
+    except OSError as err:
+        await health.stop()
+        return _fail(f"secure port {settings.bind_address}:{settings.secure_port}: {err}")
     await nodes.start()
-    health = HealthServer(
-        metrics=container.metrics(),
-        readiness=Readiness(nodes, inventory),
-        bind_address=settings.bind_address,
-        port=settings.secure_port,
-        cert_file=settings.tls_cert_file,
-        key_file=settings.tls_private_key_file,
-    )
-    await health.start()
-    logger.info("health and metrics on {}", health.url)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -113,7 +118,8 @@ async def _run(container: Container, settings: Settings, api: Any, inventory: An
         await nodes.wait_synced()
         logger.info("node cache synced; controllers: {}", ", ".join(settings.controllers))
         gate = container.gate()
-        running = asyncio.create_task(gate.run(enabled_runnables(container)), name="gate")
+        runnables = staggered(enabled_runnables(container), settings.controller_start_interval)
+        running = asyncio.create_task(gate.run(runnables), name="gate")
         stopping = asyncio.create_task(stop.wait(), name="stop-signal")
         done, _ = await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
         if running in done:

@@ -3,7 +3,7 @@
 Used by the end-to-end scenarios, the benchmarks and the fault-injection
 suite: it writes a cloud config for a fake XO, starts
 ``xenorchestra-cloud-controller-manager`` with short leader-election
-timings on a free loopback port, waits for ``/readyz``, and stops it with
+timings on a free loopback HTTPS port, waits for ``/readyz``, and stops it with
 SIGTERM (or kills it, to simulate a crash).
 """
 
@@ -23,6 +23,10 @@ import httpx
 from .controlplane import free_port
 
 CONSOLE_SCRIPT = "xenorchestra-cloud-controller-manager"
+
+#: /metrics open to anonymous scrapes, as the Go CCM's manifests open it (the
+#: test CCMs run outside a cluster with no review kubeconfig: nothing else answers).
+OPEN_PATHS = "--authorization-always-allow-paths=/healthz,/livez,/readyz,/metrics"
 
 #: Fast enough for tests, still valid (retry < renew deadline < lease duration).
 FAST_LEADER_FLAGS = (
@@ -61,6 +65,7 @@ def ccm_argv(
         "--bind-address=127.0.0.1",
         f"--secure-port={port}",
         "--v=4",
+        OPEN_PATHS,
         *FAST_LEADER_FLAGS,
         *flags,
     ]
@@ -88,7 +93,7 @@ class CCMProcess:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"https://127.0.0.1:{self.port}"
 
     @property
     def log(self) -> str:
@@ -107,7 +112,8 @@ class CCMProcess:
         return self
 
     async def get(self, path: str) -> httpx.Response:
-        async with httpx.AsyncClient(timeout=2.0) as client:
+        # The CCM serves a self-signed certificate (no --tls-cert-file), as Go's does.
+        async with httpx.AsyncClient(timeout=2.0, verify=False) as client:
             return await client.get(self.url + path)
 
     async def wait_ready(self, within: float = 20.0) -> None:

@@ -198,7 +198,7 @@ class CCMDaemon:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"https://127.0.0.1:{self.port}"
 
     @property
     def log(self) -> str:
@@ -216,7 +216,8 @@ class CCMDaemon:
         return self
 
     async def get(self, path: str) -> httpx.Response:
-        async with httpx.AsyncClient(timeout=2.0) as client:
+        # The CCM serves a self-signed certificate (no --tls-cert-file), as Go's does.
+        async with httpx.AsyncClient(timeout=2.0, verify=False) as client:
             return await client.get(self.url + path)
 
     async def wait_ready(self, within: float = 20.0) -> None:

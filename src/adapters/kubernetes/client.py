@@ -118,9 +118,18 @@ async def run_in_thread(fn: Callable[[], T], *, name: str) -> T:
     return await future
 
 
-def _load(kubeconfig: str | None, context: str | None) -> k8s.Configuration:
-    """Blocking: read the kubeconfig file (or the in-cluster service account files)."""
+def _load(
+    kubeconfig: str | None, context: str | None, master: str | None = None
+) -> k8s.Configuration:
+    """Blocking: read the kubeconfig file (or the in-cluster service account files).
+
+    ``master`` (``--master``) overrides the server, as client-go's
+    ``BuildConfigFromFlags`` does; alone, it is the server with no credentials.
+    """
     configuration = k8s.Configuration()
+    if master and not kubeconfig:
+        configuration.host = master.rstrip("/")
+        return configuration
     try:
         if kubeconfig:
             k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
@@ -136,6 +145,8 @@ def _load(kubeconfig: str | None, context: str | None) -> k8s.Configuration:
     except (ConfigException, OSError, ValueError, TypeError, KeyError) as err:
         where = kubeconfig or "in-cluster service account"
         raise KubeConfigError(f"kubeconfig {where}: {err}") from None
+    if master:
+        configuration.host = master.rstrip("/")
     return configuration
 
 
@@ -156,11 +167,11 @@ class _ConfigSource:
 
 
 async def load_configuration(
-    kubeconfig: str | None = None, *, context: str | None = None
+    kubeconfig: str | None = None, *, context: str | None = None, master: str | None = None
 ) -> k8s.Configuration:
     """The client configuration from a kubeconfig file, or in-cluster when ``kubeconfig``
     is empty (the service account token file is then re-read as it rotates)."""
-    return await run_in_thread(lambda: _load(kubeconfig, context), name="kube-config-load")
+    return await run_in_thread(lambda: _load(kubeconfig, context, master), name="kube-config-load")
 
 
 async def connect(
@@ -171,10 +182,11 @@ async def connect(
     context: str | None = None,
     settings: ClientSettings | None = None,
     name: str = "kube",
+    master: str | None = None,
 ) -> KubeClient:
     """A client whose configuration is loaded now (so a bad kubeconfig fails here):
     ``await connect(flags.kubeconfig, qps=flags.kube_api_qps, burst=flags.kube_api_burst)``."""
-    configuration = await load_configuration(kubeconfig, context=context)
+    configuration = await load_configuration(kubeconfig, context=context, master=master)
     base = settings or ClientSettings()
     return KubeClient(configuration, replace(base, qps=qps, burst=burst), name=name)
 

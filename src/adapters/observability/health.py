@@ -10,14 +10,17 @@ What Kubernetes probes and Prometheus scrape:
 - ``/metrics``: the Prometheus text format (or OpenMetrics when asked).
 
 Served by aiohttp inside the CCM's own event loop (no extra thread), over
-TLS when a certificate and key are given, plain HTTP otherwise.
+TLS when a certificate and key (or a ready TLS context) are given, plain HTTP
+otherwise. The CCM serves it over HTTPS behind delegated authentication and
+authorization (``secure_serving``, ``delegated_auth``): ``middlewares`` run
+before every handler, unknown paths included.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from aiohttp import web
@@ -47,6 +50,9 @@ class HealthServer:
         cert_file: str | Path | None = None,
         key_file: str | Path | None = None,
         readiness_timeout: float = 5.0,
+        ssl_context: ssl.SSLContext | None = None,
+        middlewares: Sequence[Callable[..., Awaitable[web.StreamResponse]]] = (),
+        reuse_port: bool = False,
     ) -> None:
         if (cert_file is None) != (key_file is None):
             raise ValueError("TLS needs both a certificate file and a key file")
@@ -56,7 +62,9 @@ class HealthServer:
         self.bind_address = bind_address
         self._requested_port = port
         self.port = port
-        self._ssl: ssl.SSLContext | None = None
+        self._ssl: ssl.SSLContext | None = ssl_context
+        self._middlewares = tuple(middlewares)
+        self._reuse_port = reuse_port
         if cert_file is not None and key_file is not None:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -78,7 +86,7 @@ class HealthServer:
         return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
 
     def _app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=self._middlewares)
         app.router.add_get("/healthz", self._alive)
         app.router.add_get("/livez", self._alive)
         app.router.add_get("/readyz", self._ready)
@@ -96,6 +104,7 @@ class HealthServer:
             self._requested_port,
             ssl_context=self._ssl,
             reuse_address=True,
+            reuse_port=self._reuse_port or None,
         )
         try:
             await site.start()

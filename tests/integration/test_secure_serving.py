@@ -1,0 +1,317 @@
+"""The secure port as a Kubernetes component serves it, on the real kube-apiserver:
+HTTPS (self-signed, --cert-dir, given files), TokenReview authentication,
+SubjectAccessReview authorization, always-allowed paths, x509 client certificates."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+from adapters.kubernetes import KubeClient
+from adapters.observability import PrometheusMetrics
+from entrypoints.flags import Settings, parse_command_line
+from entrypoints.serving import SecurePort, SecureServingError, secure_port
+
+from .controlplane import ControlPlane, free_port
+from .kube import apply_object, mint_token, unique
+from .pki import CertificateAuthority
+
+pytestmark = pytest.mark.integration
+
+Factory = Callable[..., Awaitable[Path]]
+
+
+async def start(*argv: str) -> SecurePort:
+    settings = parse_command_line(
+        ["--bind-address=127.0.0.1", f"--secure-port={free_port()}", *argv]
+    )
+    port = await secure_port(settings, metrics=PrometheusMetrics(), readiness=None)
+    await port.start()
+    return port
+
+
+@pytest.fixture
+async def ports() -> AsyncIterator[list[SecurePort]]:
+    started: list[SecurePort] = []
+    yield started
+    for port in started:
+        await port.stop()
+
+
+def url(port: SecurePort, path: str) -> str:
+    assert port.server is not None
+    return f"https://127.0.0.1:{port.server.port}{path}"
+
+
+async def get(
+    port: SecurePort,
+    path: str,
+    *,
+    token: str | None = None,
+    verify: ssl.SSLContext | bool = False,
+    cert: tuple[str, str] | None = None,
+) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if cert is not None:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        context.load_cert_chain(*cert)
+        verify = context
+    async with httpx.AsyncClient(verify=verify, timeout=10) as client:
+        return await client.get(url(port, path), headers=headers)
+
+
+@pytest.fixture
+async def delegator(service_account: Factory, kube: KubeClient) -> Path:
+    """The CCM's identity: allowed to create TokenReviews and SubjectAccessReviews
+    (system:auth-delegator) and to read the authentication ConfigMap, as the
+    shipped RBAC grants."""
+    name = unique("xoccm-delegator")
+    path = await service_account(name=name, cluster_role="system:auth-delegator")
+    await apply_object(
+        kube,
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": name, "namespace": "kube-system"},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": "extension-apiserver-authentication-reader",
+            },
+            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": "kube-system"}],
+        },
+    )
+    return path
+
+
+async def scraper_token(kube: KubeClient, *, allowed: bool) -> str:
+    """A ServiceAccount token; with ``allowed``, bound to get on /metrics."""
+    name = unique("scraper")
+    await apply_object(
+        kube,
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": name, "namespace": "kube-system"},
+        },
+    )
+    if allowed:
+        await apply_object(
+            kube,
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRole",
+                "metadata": {"name": name},
+                "rules": [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}],
+            },
+        )
+        await apply_object(
+            kube,
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRoleBinding",
+                "metadata": {"name": name},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": name,
+                },
+                "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": "kube-system"}],
+            },
+        )
+    return await mint_token(kube, namespace="kube-system", service_account=name)
+
+
+async def test_metrics_need_a_token_authorized_by_a_subject_access_review(
+    ports: list[SecurePort], delegator: Path, kube: KubeClient
+) -> None:
+    port = await start(
+        f"--authentication-kubeconfig={delegator}", f"--authorization-kubeconfig={delegator}"
+    )
+    ports.append(port)
+    anonymous = await get(port, "/metrics")
+    assert anonymous.status_code == 403
+    assert anonymous.json()["message"] == (
+        'forbidden: User "system:anonymous" cannot get path "/metrics"'
+    )
+    for open_path in ("/healthz", "/livez", "/readyz"):
+        assert (await get(port, open_path)).status_code == 200
+
+    allowed = await scraper_token(kube, allowed=True)
+    scrape = await get(port, "/metrics", token=allowed)
+    assert scrape.status_code == 200
+    assert "# TYPE" in scrape.text
+
+    denied = await scraper_token(kube, allowed=False)
+    assert (await get(port, "/metrics", token=denied)).status_code == 403
+    bogus = await get(port, "/metrics", token="not-a-real-token")
+    assert bogus.status_code == 401
+    assert bogus.json()["reason"] == "Unauthorized"
+    # An unknown path is authorized before it is found: anonymous gets 403, not 404.
+    assert (await get(port, "/configz")).status_code == 403
+    assert (await get(port, "/configz", token=allowed)).status_code == 403
+
+    # Answers are cached (--authentication-token-webhook-cache-ttl, --authorization-*-ttl).
+    assert port.auth is not None
+    reviews = (port.auth.token_reviews, port.auth.access_reviews)
+    assert (await get(port, "/metrics", token=allowed)).status_code == 200
+    assert (port.auth.token_reviews, port.auth.access_reviews) == reviews
+
+
+async def test_always_allow_paths_are_honoured_without_any_review(
+    ports: list[SecurePort],
+) -> None:
+    """The Go manifests' --authorization-always-allow-paths=...,/metrics, outside a
+    cluster and without review kubeconfigs: /metrics answers anyone."""
+    port = await start(
+        "--authorization-always-allow-paths=/healthz,/livez,/readyz,/metrics,/debug/*"
+    )
+    ports.append(port)
+    assert (await get(port, "/metrics")).status_code == 200
+    assert (await get(port, "/debug/anything")).status_code == 404  # allowed, then not found
+    assert (await get(port, "/configz")).status_code == 403
+    # No TokenReview client: a token is not looked at (the request is anonymous).
+    assert (await get(port, "/metrics", token="whatever")).status_code == 200
+
+
+async def test_secure_port_zero_serves_nothing() -> None:
+    settings = parse_command_line(["--secure-port=0"])
+    port = await secure_port(settings, metrics=None, readiness=None)
+    assert port.server is None
+
+
+async def served_certificate(port: SecurePort) -> x509.Certificate:
+    """The certificate the server presents (read in a thread: the server runs on
+    this loop)."""
+    assert port.server is not None
+    address = ("127.0.0.1", port.server.port)
+    pem = await asyncio.to_thread(ssl.get_server_certificate, address)
+    return x509.load_pem_x509_certificate(pem.encode())
+
+
+async def test_a_self_signed_certificate_is_served_like_client_go_makes_it(
+    ports: list[SecurePort],
+) -> None:
+    port = await start()
+    ports.append(port)
+    cert = await served_certificate(port)
+    common_name = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+    issuer = cert.issuer.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+    assert str(common_name).startswith("localhost@")
+    assert str(issuer).startswith("localhost-ca@")
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "localhost" in san.get_values_for_type(x509.DNSName)
+    assert [str(ip) for ip in san.get_values_for_type(x509.IPAddress)] == [
+        "127.0.0.1"
+    ]  # 127.0.0.1 is the bind address too: listed once
+    assert (await get(port, "/healthz")).status_code == 200
+
+
+async def test_cert_dir_keeps_the_generated_pair_across_restarts(
+    ports: list[SecurePort], tmp_path: Path
+) -> None:
+    cert_dir = tmp_path / "certs"
+    first = await start(f"--cert-dir={cert_dir}")
+    ports.append(first)
+    crt, key = cert_dir / "cloud-controller-manager.crt", cert_dir / "cloud-controller-manager.key"
+    assert crt.exists() and key.exists()
+    assert key.stat().st_mode & 0o077 == 0
+    # The written chain (certificate + CA) lets a client verify the server.
+    trusted = ssl.create_default_context(cafile=str(crt))
+    assert (await get(first, "/healthz", verify=trusted)).status_code == 200
+    await first.stop()
+    ports.remove(first)
+    second = await start(f"--cert-dir={cert_dir}")
+    ports.append(second)
+    assert (await served_certificate(second)).serial_number == served_certificate_serial(crt)
+
+
+def served_certificate_serial(path: Path) -> int:
+    return x509.load_pem_x509_certificate(path.read_bytes()).serial_number
+
+
+async def test_given_certificate_files_are_served(ports: list[SecurePort], tmp_path: Path) -> None:
+    ca = CertificateAuthority(tmp_path, common_name="operator-ca")
+    pair = ca.issue("serving", common_name="ccm.example", hosts=("127.0.0.1",), server=True)
+    port = await start(f"--tls-cert-file={pair.cert}", f"--tls-private-key-file={pair.key}")
+    ports.append(port)
+    trusted = ssl.create_default_context(cafile=str(ca.cert))
+    assert (await get(port, "/healthz", verify=trusted)).status_code == 200
+
+
+async def test_client_certificates_from_client_ca_file(
+    ports: list[SecurePort], tmp_path: Path, delegator: Path, kube: KubeClient
+) -> None:
+    """x509 authentication: CN is the user, O the groups; system:masters is always
+    allowed, another user goes through a SubjectAccessReview."""
+    ca = CertificateAuthority(tmp_path, common_name="scrapers-ca")
+    master = ca.issue("master", common_name="prometheus", organizations=("system:masters",))
+    nobody = ca.issue("nobody", common_name=unique("nobody"))
+    port = await start(
+        f"--client-ca-file={ca.cert}",
+        f"--authentication-kubeconfig={delegator}",
+        f"--authorization-kubeconfig={delegator}",
+    )
+    ports.append(port)
+    ok = await get(port, "/metrics", cert=(str(master.cert), str(master.key)))
+    assert ok.status_code == 200
+    denied = await get(port, "/metrics", cert=(str(nobody.cert), str(nobody.key)))
+    assert denied.status_code == 403
+    assert "nobody-" in denied.json()["message"]
+    assert (await get(port, "/metrics")).status_code == 403
+
+
+async def test_client_ca_is_looked_up_in_the_cluster(
+    ports: list[SecurePort], delegator: Path, control_plane: ControlPlane
+) -> None:
+    """Without --client-ca-file, the CA of extension-apiserver-authentication is used:
+    the cluster admin's certificate (system:masters) is accepted."""
+    port = await start(
+        f"--authentication-kubeconfig={delegator}", f"--authorization-kubeconfig={delegator}"
+    )
+    ports.append(port)
+    admin = control_plane.admin_cert
+    assert admin is not None
+    assert (await get(port, "/metrics", cert=(str(admin.cert), str(admin.key)))).status_code == 200
+
+
+async def test_failed_lookup_stops_the_start_unless_tolerated(
+    service_account: Factory, ports: list[SecurePort]
+) -> None:
+    """An identity that cannot read the ConfigMap: exit, or go on when tolerated."""
+    blind = await service_account(name=unique("xoccm-blind"), cluster_role="system:auth-delegator")
+    settings = parse_command_line(
+        [
+            "--bind-address=127.0.0.1",
+            f"--secure-port={free_port()}",
+            f"--authentication-kubeconfig={blind}",
+        ]
+    )
+    with pytest.raises(SecureServingError, match="extension-apiserver-authentication"):
+        await secure_port(settings, metrics=None, readiness=None)
+    port = await start(
+        f"--authentication-kubeconfig={blind}", "--authentication-tolerate-lookup-failure"
+    )
+    ports.append(port)
+    assert (await get(port, "/healthz")).status_code == 200
+    skipped = await start(f"--authentication-kubeconfig={blind}", "--authentication-skip-lookup")
+    ports.append(skipped)
+
+
+async def test_a_bad_review_kubeconfig_is_one_error(tmp_path: Path) -> None:
+    settings = Settings(
+        bind_address="127.0.0.1",
+        secure_port=free_port(),
+        authentication_kubeconfig=str(tmp_path / "missing"),
+    )
+    with pytest.raises(SecureServingError, match="delegated authentication kubeconfig"):
+        await secure_port(settings, metrics=None, readiness=None)
