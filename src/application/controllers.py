@@ -103,6 +103,7 @@ class CloudNodeController:
         metrics: Metrics,
         workers: int = 1,
         address_sync_period: float = 300.0,
+        address_workers: int = 1,
         queue_settings: QueueSettings = QueueSettings(),
     ) -> None:
         self._service = service
@@ -111,6 +112,7 @@ class CloudNodeController:
         self._metrics = metrics
         self._workers = workers
         self._period = address_sync_period
+        self._address_workers = address_workers
         self.queue = new_queue(CLOUD_NODE, clock, metrics, queue_settings)
 
     async def trigger(self, name: str) -> None:
@@ -131,6 +133,9 @@ class CloudNodeController:
         async for node in self._nodes.watch():
             await self.queue.add(node.name)
 
+    async def _sync_addresses(self) -> object:
+        return await self._service.sync_addresses(workers=self._address_workers)
+
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._watch(), name="cloud-node-watch")
@@ -145,9 +150,7 @@ class CloudNodeController:
                 name="cloud-node-workers",
             )
             tg.create_task(
-                run_every(
-                    self._clock, self._period, self._service.sync_addresses, name="address-sync"
-                ),
+                run_every(self._clock, self._period, self._sync_addresses, name="address-sync"),
                 name="cloud-node-address-sync",
             )
 

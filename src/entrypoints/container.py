@@ -45,7 +45,7 @@ class Container(containers.DeclarativeContainer):
     metrics = providers.Singleton(wiring.prometheus_metrics, settings=settings)
     inventory = providers.Singleton(wiring.xo_inventory, config=cloud_config, observer=metrics)
     kube_api = providers.Singleton(wiring.kube_api, settings=settings)
-    nodes = providers.Singleton(wiring.kube_node_store, api=kube_api)
+    nodes = providers.Singleton(wiring.kube_node_store, api=kube_api, settings=settings)
     events = providers.Singleton(wiring.kube_event_recorder, api=kube_api)
     leader_api = providers.Singleton(wiring.leader_api, api=kube_api)
     leader_elector = providers.Singleton(wiring.leader_elector, settings=settings, api=leader_api)
@@ -80,6 +80,7 @@ class Container(containers.DeclarativeContainer):
         metrics=metrics,
         workers=settings.provided.concurrent_node_syncs,
         address_sync_period=settings.provided.node_status_update_frequency,
+        address_workers=settings.provided.status_update_workers,
     )
     cloud_node_lifecycle = providers.Singleton(
         CloudNodeLifecycleController,

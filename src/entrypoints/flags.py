@@ -161,7 +161,6 @@ class Settings:
     tls_cipher_suites: tuple[str, ...] = ()
     tls_min_version: str = ""
     tls_sni_cert_key: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
-    permit_address_sharing: bool = False
     permit_port_sharing: bool = False
     client_ca_file: str | None = None
     authentication_kubeconfig: str | None = None

@@ -503,9 +503,8 @@ GO_FLAGS: tuple[GoFlag, ...] = (
         "permit-address-sharing",
         "bool",
         False,
-        _I,
-        "SO_REUSEADDR on the secure port",
-        "permit_address_sharing",
+        _N,
+        "SO_REUSEADDR is always set, as Go sets it on Linux listeners",
     ),
     _f(
         "permit-port-sharing",

@@ -32,10 +32,11 @@ def kube_api(*, settings: Settings) -> Any:
     )
 
 
-def kube_node_store(*, api: Any) -> Any:
+def kube_node_store(*, api: Any, settings: Settings | None = None) -> Any:
     from adapters.kubernetes.nodes import KubernetesNodeStore
 
-    return KubernetesNodeStore(api)
+    resync = settings.min_resync_period if settings is not None else 0.0
+    return KubernetesNodeStore(api, resync_period=resync)
 
 
 def kube_event_recorder(*, api: Any) -> Any:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 from collections.abc import AsyncIterator, Sequence
 from urllib.parse import quote
 
@@ -57,8 +58,13 @@ class KubernetesNodeStore:
         *,
         page_size: int = 500,
         watch_timeout: float = 300.0,
+        resync_period: float = 0.0,
     ) -> None:
         self._client = client
+        #: ``--min-resync-period``: every cached Node is handed to the watchers
+        #: again after a random time in [p, 2p), as a shared informer resyncs.
+        self.resync_period = resync_period
+        self._resync_task: asyncio.Task[None] | None = None
         self._nodes: dict[str, Node] = {}
         self._synced = asyncio.Event()
         self._watchers: set[asyncio.Queue[Node]] = set()
@@ -77,14 +83,17 @@ class KubernetesNodeStore:
         """Start listing and watching (returns at once; see ``wait_synced``)."""
         if self._task is None:
             self._task = asyncio.create_task(self.reflector.run(), name="kube-node-reflector")
+        if self._resync_task is None and self.resync_period > 0:
+            self._resync_task = asyncio.create_task(self._resync(), name="kube-node-resync")
 
     async def stop(self) -> None:
         """Stop watching; the cache keeps its last state."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for task in (self._task, self._resync_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = self._resync_task = None
 
     async def __aenter__(self) -> KubernetesNodeStore:
         await self.start()
@@ -115,6 +124,18 @@ class KubernetesNodeStore:
         for queue in self._watchers:
             queue.put_nowait(node)
         return node
+
+    async def _resync(self) -> None:
+        await self._synced.wait()
+        while True:
+            await asyncio.sleep(self.resync_period * random.uniform(1.0, 2.0))
+            self.resync()
+
+    def resync(self) -> None:
+        """Hand every cached Node to the watchers again (no API call)."""
+        for node in list(self._nodes.values()):
+            for queue in self._watchers:
+                queue.put_nowait(node)
 
     def _forget(self, name: str, uid: str = "") -> None:
         current = self._nodes.get(name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from enum import StrEnum
@@ -156,11 +157,12 @@ class RegistrationService:
         log.info("node %s initialized (providerID %s)", node.name, node.provider_id or "-")
         return RegistrationResult(Outcome.INITIALIZED, taint_removal_delay=delay)
 
-    async def sync_addresses(self) -> AddressSyncResult:
+    async def sync_addresses(self, *, workers: int = 1) -> AddressSyncResult:
         """Refresh ``status.addresses`` of every initialized node of ours.
 
         One inventory snapshot for the whole pass; a node whose VM is absent
-        or whose result is empty is skipped; only differences are written;
+        or whose result is empty is skipped; only differences are written, by
+        up to ``workers`` concurrent patches (``--concurrent-node-status-updates``);
         errors are logged, never retried here (the next pass retries).
         """
         candidates = []
@@ -174,7 +176,7 @@ class RegistrationService:
         if not candidates:
             return AddressSyncResult(0, 0)
         snapshot = await self._inventory.snapshot()
-        patched = failed = 0
+        changes = []
         for node, pid in candidates:
             vm = snapshot.vms.get(pid.vm_id)
             if vm is None:
@@ -187,10 +189,18 @@ class RegistrationService:
             )
             if not addresses or tuple(node.addresses) == addresses:
                 continue
-            try:
-                await self._nodes.set_addresses(node=node, addresses=addresses)
-                patched += 1
-            except CCMError as err:
-                failed += 1
-                log.warning("node %s: address update failed: %s", node.name, err)
-        return AddressSyncResult(patched, failed)
+            changes.append((node, addresses))
+        outcomes: list[bool] = []
+        slots = asyncio.Semaphore(max(1, workers))
+
+        async def patch(node: Node, addresses: tuple[NodeAddress, ...]) -> None:
+            async with slots:
+                try:
+                    await self._nodes.set_addresses(node=node, addresses=addresses)
+                    outcomes.append(True)
+                except CCMError as err:
+                    outcomes.append(False)
+                    log.warning("node %s: address update failed: %s", node.name, err)
+
+        await asyncio.gather(*(patch(node, addresses) for node, addresses in changes))
+        return AddressSyncResult(outcomes.count(True), outcomes.count(False))
