@@ -27,7 +27,7 @@ def _fail(message: str) -> int:
 def ccm_usage() -> str:
     from entrypoints.go_flags import usage
 
-    return usage(PROG, (f"  {PROG} demo | doctor | fake-xo --help",))
+    return usage(PROG, (f"       {PROG} demo | doctor | fake-xo --help",))
 
 
 def main_ccm(argv: Sequence[str]) -> int:

@@ -794,12 +794,12 @@ def classes() -> dict[str, FlagClass]:
 def usage(prog: str, extra: Iterable[str] = ()) -> str:
     """``--help`` text: every flag with its type, default and meaning here."""
     lines = [
+        f"usage: {prog} [flags]",
+        *extra,
+        "",
         "Kubernetes cloud controller manager for Xen Orchestra (XCP-ng), a drop-in for the",
         "Go CCM: every Go flag is accepted. Classes: [implemented], [no effect] (logged at",
         "--v=2), [refused when enabled].",
-        "",
-        f"Usage:\n  {prog} [flags]",
-        *extra,
         "",
         "Flags:",
     ]

@@ -7,6 +7,7 @@ the TokenRequest API, against an API server that authorizes with RBAC only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -118,10 +119,14 @@ async def test_events_work_with_the_shipped_role(kube: KubeClient, ccm: KubeClie
     assert await record_client_check_failure(ccm, error="down", environ=env)  # get + update
 
 
+#: The Lease the shipped Role grants (the Go manifests' --leader-elect-resource-name).
+LEASE = "cloud-controller-manager-xenorchestra"
+
+
 async def test_leader_election_works_with_the_shipped_role(
     kube: KubeClient, ccm: KubeClient
 ) -> None:
-    name = unique("rbac-lease")
+    name = LEASE
     elector = LeaseLeaderElector(
         ccm,
         name=name,
@@ -158,9 +163,21 @@ async def test_leader_election_works_with_the_shipped_role(
         pytest.param("GET", "/api/v1/namespaces/default/pods", None, id="list-pods"),
         pytest.param(
             "DELETE",
-            "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/x",
+            f"/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/{LEASE}",
             None,
-            id="delete-leases",
+            id="delete-the-lease",
+        ),
+        pytest.param(
+            "GET",
+            "/apis/coordination.k8s.io/v1/namespaces/default/leases",
+            None,
+            id="leases-elsewhere",
+        ),
+        pytest.param(
+            "POST",
+            "/apis/events.k8s.io/v1/namespaces/default/events",
+            {"metadata": {"name": "x"}},
+            id="events-k8s-io-elsewhere",
         ),
     ],
 )
@@ -205,21 +222,58 @@ async def test_a_service_account_bound_to_the_role_can_list_nodes(
     assert answer["kind"] == "NodeList"
 
 
+async def test_the_identity_cannot_write_another_lease(kube: KubeClient, ccm: KubeClient) -> None:
+    """Node heartbeats and other controllers' Leases are out of reach: only the
+    leader Lease and its -deletion-breaker twin may be read or written."""
+    other = unique("someone-elses-lease")
+    path = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases"
+    lease = {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {"name": other, "namespace": "kube-system"},
+        "spec": {"holderIdentity": "someone"},
+    }
+    created = await kube.request("POST", path, body=lease)
+    for method, body in (("GET", None), ("PUT", created), ("DELETE", None)):
+        with pytest.raises(ApiError) as refused:
+            await ccm.request(method, f"{path}/{other}", body=body)
+        assert refused.value.status == 403, method
+    node_lease = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/any-node"
+    with pytest.raises(ApiError) as refused:
+        await ccm.request("GET", node_lease)
+    assert refused.value.status == 403
+    breaker = f"{path}/{LEASE}-deletion-breaker"
+    with contextlib.suppress(ApiError):
+        await kube.request("DELETE", breaker)
+    await ccm.request(
+        "POST", path, body={**lease, "metadata": {"name": f"{LEASE}-deletion-breaker"}}
+    )
+    assert (await ccm.request("GET", breaker))["spec"]["holderIdentity"] == "someone"
+    await kube.request("DELETE", breaker)
+
+
 def test_the_manifest_asks_for_exactly_the_verbs_the_code_uses() -> None:
     docs = [d for d in yaml.safe_load_all(RBAC_MANIFEST.read_text()) if d]
-    [role] = [d for d in docs if d["kind"] == "ClusterRole"]
     granted = {
-        (group, resource): set(rule["verbs"])
-        for rule in role["rules"]
+        (
+            d["kind"],
+            d["metadata"].get("namespace", ""),
+            group,
+            resource,
+            tuple(rule.get("resourceNames", ())),
+        ): set(rule["verbs"])
+        for d in docs
+        if d["kind"] in ("ClusterRole", "Role")
+        for rule in d["rules"]
         for group in rule["apiGroups"]
         for resource in rule["resources"]
     }
+    lease_names = (LEASE, f"{LEASE}-deletion-breaker")
     assert granted == {
-        ("", "nodes"): {"get", "list", "watch", "patch", "delete"},
-        ("", "nodes/status"): {"patch"},
-        ("", "events"): {"create", "patch"},
-        ("events.k8s.io", "events"): {"get", "create", "update"},
-        ("coordination.k8s.io", "leases"): {"get", "create", "update"},
+        ("ClusterRole", "", "", "nodes", ()): {"get", "list", "watch", "patch", "delete"},
+        ("ClusterRole", "", "", "nodes/status", ()): {"patch"},
+        ("ClusterRole", "", "", "events", ()): {"create", "patch"},
+        ("Role", "kube-system", "events.k8s.io", "events", ()): {"get", "create", "update"},
+        ("Role", "kube-system", "coordination.k8s.io", "leases", lease_names): {"get", "update"},
+        ("Role", "kube-system", "coordination.k8s.io", "leases", ()): {"create"},
     }
-    kinds = sorted(d["kind"] for d in docs)
-    assert kinds == ["ClusterRole", "ClusterRoleBinding", "ServiceAccount"]

@@ -138,11 +138,11 @@ def mount(container: Mapping[str, Any], name: str) -> Obj | None:
     return next((m for m in container.get("volumeMounts", []) if m["name"] == name), None)
 
 
-def cluster_role_rules(docs: Iterable[Obj]) -> set[tuple[str, str, str]]:
-    """The ClusterRole's grants as (apiGroup, resource, verb) triples."""
-    role = only(docs, "ClusterRole")
+def role_rules(docs: Iterable[Obj]) -> set[tuple[str, str, str]]:
+    """The grants of every ClusterRole and Role as (apiGroup, resource, verb) triples."""
     return {
         (group, resource, verb)
+        for role in of_kind(docs, "ClusterRole", "Role")
         for rule in role["rules"]
         for group in rule["apiGroups"]
         for resource in rule["resources"]

@@ -49,8 +49,9 @@ def assert_hardened(obj: Obj) -> None:
     pod_security = spec["securityContext"]
     assert pod_security["runAsNonRoot"] is True
     assert pod_security["runAsUser"] == RUN_AS
-    assert pod_security["seccompProfile"] == {"type": "RuntimeDefault"}
     security = container["securityContext"]
+    seccomp = pod_security.get("seccompProfile") or security.get("seccompProfile")
+    assert seccomp == {"type": "RuntimeDefault"}
     assert security["readOnlyRootFilesystem"] is True
     assert security["allowPrivilegeEscalation"] is False
     assert security["capabilities"]["drop"] == ["ALL"]
@@ -66,7 +67,11 @@ def assert_hardened(obj: Obj) -> None:
     port = next(p for p in container["ports"] if p["name"] == "metrics")
     assert port["containerPort"] == int(flags(container)["--secure-port"])
     for probe, path in (("livenessProbe", "/livez"), ("readinessProbe", "/readyz")):
-        assert container[probe]["httpGet"] == {"path": path, "port": "metrics"}, probe
+        assert container[probe]["httpGet"] == {
+            "path": path,
+            "port": "metrics",
+            "scheme": "HTTPS",
+        }, probe
 
     tmp = mount(container, "tmp")
     assert tmp is not None and tmp["mountPath"] == "/tmp"

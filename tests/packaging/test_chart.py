@@ -45,15 +45,17 @@ MONITORING = ("Service", "ServiceMonitor", "PodMonitor")
 @dataclass(frozen=True)
 class Expected:
     kind: str = "Deployment"
-    replicas: int | None = 2
-    #: where the cloud config comes from: inline (the chart's Secret),
-    #: existing (a Secret the user made) or env (XOA_* variables of a Secret)
-    source: str = "existing"
+    replicas: int | None = 1
+    #: where the cloud config comes from: inline (the chart's Secret), existing
+    #: (a Secret the user made), env (XOA_* variables of a Secret) or none (no
+    #: --cloud-config: XOA_* from extraEnvs, as the Go chart without config)
+    source: str = "none"
     secret: str = RELEASE
     key: str = "config.yaml"
+    path: str = "config.yaml"
     host_network: bool = False
-    dns_policy: str = "ClusterFirst"
-    leader_elect: bool = True
+    dns_policy: str = "Default"
+    leader_elect: bool = False
     flags: Mapping[str, str] = field(default_factory=dict)
     monitoring: frozenset[str] = frozenset()
     #: fields of the inline config, as parse_config reads them
@@ -61,19 +63,34 @@ class Expected:
 
 
 EXPECTED: dict[str, Expected] = {
-    "default": Expected(),
+    "default": Expected(flags={"--v": "2"}),
     "daemonset": Expected(
-        kind="DaemonSet", replicas=None, source="inline", host_network=True, dns_policy="Default"
+        kind="DaemonSet", replicas=None, source="inline", host_network=True, leader_elect=True
     ),
-    "env-secret": Expected(source="env", secret="xo-env"),
-    "existing-secret": Expected(secret="my-xo-config", key="xo.yaml"),
+    "env-secret": Expected(
+        source="env", secret="xenorchestra-config", replicas=2, leader_elect=True
+    ),
+    "existing-secret": Expected(
+        secret="my-xo-config", key="xo.yaml", path="xo-config.yaml", source="existing"
+    ),
     "extras": Expected(
         source="inline",
+        replicas=3,
+        leader_elect=True,
         flags={"--node-monitor-period": "10s", "--concurrent-node-syncs": "4"},
         config={"ca_file": Path("/etc/xo-ca/ca.pem")},
     ),
+    "go-install-guide": Expected(
+        source="inline",
+        flags={"--v": "5"},
+        config={"url": "http://xo.example.com", "insecure": False},
+    ),
     "hostnetwork": Expected(
-        source="inline", host_network=True, dns_policy="ClusterFirstWithHostNet"
+        source="inline",
+        replicas=2,
+        leader_elect=True,
+        host_network=True,
+        dns_policy="ClusterFirstWithHostNet",
     ),
     "inline-password": Expected(
         source="inline",
@@ -90,10 +107,9 @@ EXPECTED: dict[str, Expected] = {
         config={"url": "https://xoa.example.com", "username": None, "client_timeout": 30.0},
     ),
     "monitoring": Expected(source="inline", monitoring=frozenset(MONITORING)),
+    "plain-deployment": Expected(source="existing", replicas=2, leader_elect=True),
     "single-replica": Expected(
-        replicas=1,
         source="inline",
-        leader_elect=False,
         flags={
             "--v": "4",
             "--log-format": "json",
@@ -137,10 +153,15 @@ def test_the_args_are_flags_the_ccm_accepts(helm: Path, combination: str) -> Non
     obj = workload(render(helm, combination))
     settings = accepted_settings(obj)
     assert settings.leader_elect is want.leader_elect
-    if want.leader_elect:
-        assert settings.leader_elect_resource_name == "cloud-controller-manager-xenorchestra"
-        assert settings.leader_elect_resource_namespace == NAMESPACE
+    assert settings.leader_elect_resource_name == "cloud-controller-manager-xenorchestra"
+    assert settings.leader_elect_resource_namespace == NAMESPACE
     assert settings.secure_port == 10258
+    assert settings.authorization_always_allow_paths == (
+        "/healthz",
+        "/livez",
+        "/readyz",
+        "/metrics",
+    )
     assert flags(ccm_container(obj)).items() >= dict(want.flags).items()
 
 
@@ -162,9 +183,12 @@ def test_the_cloud_config_reaches_the_ccm_from_exactly_one_source(
     cloud_config = flags(container).get("--cloud-config")
     secrets = of_kind(docs, "Secret")
 
-    if want.source == "env":
+    if want.source in ("env", "none"):
         assert cloud_config is None
-        assert container["envFrom"] == [{"secretRef": {"name": want.secret}}]
+        if want.source == "env":
+            assert container["envFrom"] == [{"secretRef": {"name": want.secret}}]
+        else:
+            assert "envFrom" not in container
         assert volume(obj, "cloud-config") is None and mount(container, "cloud-config") is None
         assert secrets == []
         return
@@ -175,9 +199,9 @@ def test_the_cloud_config_reaches_the_ccm_from_exactly_one_source(
     assert config_volume is not None and config_mount is not None
     assert config_mount == {"name": "cloud-config", "mountPath": CONFIG_DIR, "readOnly": True}
     assert config_volume["secret"]["secretName"] == want.secret
-    assert config_volume["secret"]["items"] == [{"key": want.key, "path": "config.yaml"}]
+    assert config_volume["secret"]["items"] == [{"key": want.key, "path": want.path}]
     assert config_volume["secret"]["defaultMode"] == 0o400
-    assert cloud_config == f"{CONFIG_DIR}/config.yaml"
+    assert cloud_config == f"{CONFIG_DIR}/{want.path}"
     annotations = obj["spec"]["template"]["metadata"].get("annotations") or {}
 
     if want.source == "existing":
@@ -216,7 +240,10 @@ def test_monitoring_objects_exist_only_when_enabled(helm: Path, combination: str
         "port": "metrics",
         "path": "/metrics",
         "interval": "30s",
+        "scheme": "https",
+        "tlsConfig": {"insecureSkipVerify": True},
     }
+    assert service_monitor["spec"]["endpoints"][0]["scheme"] == "https"
 
 
 @pytest.mark.parametrize("combination", CASES)
@@ -225,15 +252,19 @@ def test_the_objects_fit_together(helm: Path, combination: str) -> None:
     obj = workload(docs)
     account = only(docs, "ServiceAccount")
     role = only(docs, "ClusterRole")
-    binding = only(docs, "ClusterRoleBinding")
     for doc in docs:
         if doc["kind"] not in ("ClusterRole", "ClusterRoleBinding"):
             assert doc["metadata"]["namespace"] == NAMESPACE, doc["kind"]
     assert pod_spec(obj)["serviceAccountName"] == account["metadata"]["name"]
-    assert binding["roleRef"]["name"] == role["metadata"]["name"]
-    assert binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": account["metadata"]["name"], "namespace": NAMESPACE}
-    ]
+    roles = {r["metadata"]["name"] for r in of_kind(docs, "ClusterRole", "Role")}
+    builtin = {"system:auth-delegator", "extension-apiserver-authentication-reader"}
+    bindings = of_kind(docs, "ClusterRoleBinding", "RoleBinding")
+    assert {b["roleRef"]["name"] for b in bindings} == roles | builtin
+    assert role["metadata"]["name"] == f"system:{RELEASE}"
+    for binding in bindings:
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": account["metadata"]["name"], "namespace": NAMESPACE}
+        ]
     selector = obj["spec"]["selector"]["matchLabels"]
     assert selector.items() <= obj["spec"]["template"]["metadata"]["labels"].items()
 
@@ -258,6 +289,12 @@ def test_the_extra_values_are_all_rendered(helm: Path) -> None:
     assert "podAntiAffinity" not in spec["affinity"]  # the user's affinity replaces ours
     assert template["annotations"]["example.com/team"] == "platform"
     assert template["labels"]["team"] == "platform"
+    assert spec["hostAliases"] == [{"ip": "10.0.0.10", "hostnames": ["xoa.example.com"]}]
+    assert [c["name"] for c in spec["initContainers"]] == ["wait-for-xo"]
+    assert obj["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxUnavailable": 2, "maxSurge": 1},
+    }
     assert {"key": "dedicated", "operator": "Equal", "value": "infra"}.items() <= next(
         t for t in spec["tolerations"] if t["key"] == "dedicated"
     ).items()
@@ -268,7 +305,7 @@ def test_the_extra_values_are_all_rendered(helm: Path) -> None:
 @pytest.mark.parametrize(
     ("chart", "plain"),
     [
-        pytest.param("default", "deployment.yaml", id="deployment"),
+        pytest.param("plain-deployment", "deployment.yaml", id="deployment"),
         pytest.param("env-secret", "variants/deployment-envfrom-secret.yaml", id="envfrom"),
         pytest.param("hostnetwork", "variants/deployment-hostnetwork.yaml", id="hostnetwork"),
         pytest.param("daemonset", "variants/daemonset-control-plane.yaml", id="daemonset"),
@@ -290,6 +327,11 @@ def test_the_chart_runs_the_ccm_like_the_plain_manifest(helm: Path, chart: str, 
             "resources": container["resources"],
             "ports": container["ports"],
             "probes": [container[p]["httpGet"] for p in ("livenessProbe", "readinessProbe")],
+            "affinity": spec.get("affinity"),
+            "spread": spec.get("topologySpreadConstraints"),
+            "dnsPolicy": spec["dnsPolicy"],
+            "strategy": obj["spec"].get("strategy") or obj["spec"].get("updateStrategy"),
+            "selector": obj["spec"]["selector"],
         }
 
     assert essentials(rendered) == essentials(shipped)
@@ -299,42 +341,62 @@ def test_the_chart_runs_the_ccm_like_the_plain_manifest(helm: Path, chart: str, 
     ("set_values", "message"),
     [
         pytest.param(
-            ["config.url=https://xo", "config.token=t", "existingConfigSecret=mine"],
-            "choose one configuration source, not inline + existing",
-            id="inline-and-existing-secret",
-        ),
-        pytest.param(
             ["existingConfigSecret=mine", "envFromSecret=env"],
-            "choose one configuration source, not existing + env",
+            "choose one configuration source, not existingConfigSecret + envFromSecret",
             id="existing-secret-and-env",
         ),
         pytest.param(
-            ["leaderElection.enabled=false"],
-            "leaderElection.enabled=false is only safe with replicaCount=1 "
-            "and daemonSet.enabled=false",
+            ["config.url=https://xo", "config.token=t", "envFromSecret=env"],
+            "choose one configuration source, not config + envFromSecret",
+            id="inline-and-env",
+        ),
+        pytest.param(
+            ["leaderElection.enabled=false", "replicaCount=2"],
+            "leaderElection.enabled=false is only safe with replicaCount=1 and useDaemonSet=false",
             id="no-leader-election-with-two-replicas",
         ),
         pytest.param(
-            ["leaderElection.enabled=false", "replicaCount=1", "daemonSet.enabled=true"],
-            "leaderElection.enabled=false is only safe with replicaCount=1 "
-            "and daemonSet.enabled=false",
+            ["leaderElection.enabled=false", "useDaemonSet=true"],
+            "leaderElection.enabled=false is only safe with replicaCount=1 and useDaemonSet=false",
             id="no-leader-election-in-daemonset-mode",
         ),
         pytest.param(
-            ["config.url=https://xo", "config.token=t", "config.username=u"],
-            "config: set either token or username/password, not both",
-            id="inline-token-and-username",
+            ["config.url=https://xo", "config.token=t", "config.username=u", "config.password=p"],
+            "config: token is not allowed when username and password are set",
+            id="inline-token-and-credentials",
         ),
         pytest.param(
             ["config.url=https://xo", "config.username=u"],
-            "config: set token, or username and password",
+            "config: either token or username/password are required for authentication",
             id="inline-username-without-password",
         ),
+        pytest.param(["config.token=t"], "config: url is required", id="inline-without-url"),
+        pytest.param(["logVerbosityLevel=five"], "logVerbosityLevel", id="mistyped-value"),
+        pytest.param(["useHostNetwrok=true"], "useHostNetwrok", id="unknown-key"),
+        pytest.param(["image.tagg=v1"], "tagg", id="unknown-nested-key"),
     ],
 )
-def test_contradictory_values_fail_the_render_with_a_message(
+def test_contradictory_or_unknown_values_fail_the_render_naming_them(
     helm: Path, set_values: list[str], message: str
 ) -> None:
     with pytest.raises(RenderError) as refused:
         helm_template(helm, set_values=set_values)
     assert message in str(refused.value)
+
+
+def test_a_token_beside_a_lone_username_renders_as_go_accepts_it(helm: Path) -> None:
+    docs = helm_template(
+        helm, set_values=["config.url=https://xo", "config.token=t", "config.username=u"]
+    )
+    secret = only(docs, "Secret")
+    config = parse_config(yaml.safe_load(secret["stringData"]["config.yaml"]), origin="chart")
+    assert config.uses_token
+
+
+def test_existing_secret_wins_over_config_as_in_the_go_chart(helm: Path) -> None:
+    docs = helm_template(
+        helm,
+        set_values=["config.url=https://xo", "config.token=t", "existingConfigSecret=mine"],
+    )
+    assert of_kind(docs, "Secret") == []
+    assert volume(workload(docs), "cloud-config")["secret"]["secretName"] == "mine"  # type: ignore[index]

@@ -53,7 +53,7 @@ def test_the_workload_is_hardened_and_runs_as_the_rbac_service_account(
     assert_hardened(obj)
     spec = pod_spec(obj)
     assert spec.get("hostNetwork", False) is host_network
-    if host_network:
+    if host_network and kind == "DaemonSet":
         assert spec["dnsPolicy"] == "Default"  # cluster DNS may not run yet
     account = only(RBAC, "ServiceAccount")["metadata"]
     assert (spec["serviceAccountName"], NAMESPACE) == (account["name"], account["namespace"])
@@ -76,8 +76,12 @@ def test_the_cloud_config_reaches_the_ccm(path: str, kind: str, host_network: bo
     container = ccm_container(obj)
     if "envFrom" in container:
         [source] = container["envFrom"]
-        secret = only(docs, "Secret")
-        assert source == {"secretRef": {"name": secret["metadata"]["name"]}}
+        # The Go CCM's Secret, kept out of the workload file so applying it never
+        # overwrites the operator's (an example sits beside it).
+        assert all(d["kind"] != "Secret" for d in docs)
+        secret = only(manifest("variants/xenorchestra-config-secret.yaml"), "Secret")
+        assert source == {"secretRef": {"name": "xenorchestra-config"}}
+        assert secret["metadata"]["name"] == "xenorchestra-config"
         assert "--cloud-config" not in flags(container)
         config = load_config_env(secret["stringData"])
         assert config.url == "https://xoa.example.com"
@@ -104,12 +108,54 @@ def test_the_example_cloud_configs_are_valid(text: str) -> None:
     assert config.token is not None and config.username is None
 
 
-def test_the_rbac_manifest_holds_the_identity_and_its_role() -> None:
+def test_the_rbac_manifest_holds_the_identity_and_its_roles() -> None:
     kinds = sorted(d["kind"] for d in RBAC)
-    assert kinds == ["ClusterRole", "ClusterRoleBinding", "ServiceAccount"]
-    role, binding = only(RBAC, "ClusterRole"), only(RBAC, "ClusterRoleBinding")
-    account = only(RBAC, "ServiceAccount")["metadata"]
-    assert binding["roleRef"]["name"] == role["metadata"]["name"]
-    assert binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": account["name"], "namespace": account["namespace"]}
+    assert kinds == [
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ClusterRoleBinding",
+        "Role",
+        "Role",
+        "RoleBinding",
+        "RoleBinding",
+        "RoleBinding",
+        "ServiceAccount",
     ]
+    account = only(RBAC, "ServiceAccount")["metadata"]
+    roles = {d["metadata"]["name"] for d in RBAC if d["kind"] in ("ClusterRole", "Role")}
+    builtin = {"system:auth-delegator", "extension-apiserver-authentication-reader"}
+    bindings = [d for d in RBAC if d["kind"].endswith("Binding")]
+    assert {b["roleRef"]["name"] for b in bindings} == roles | builtin
+    for binding in bindings:
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": account["name"], "namespace": account["namespace"]}
+        ]
+
+
+GO_SELECTOR = {
+    "app.kubernetes.io/name": "xenorchestra-cloud-controller-manager",
+    "app.kubernetes.io/instance": "xenorchestra-cloud-controller-manager",
+}
+
+
+@pytest.mark.parametrize(("path", "kind", "host_network"), WORKLOADS)
+def test_the_workloads_have_the_go_ccms_name_and_selector(
+    path: str, kind: str, host_network: bool
+) -> None:
+    obj = workload(manifest(path))
+    assert obj["metadata"]["name"] == "xenorchestra-cloud-controller-manager"
+    assert obj["spec"]["selector"] == {"matchLabels": GO_SELECTOR}
+    assert obj["spec"]["template"]["metadata"]["labels"].items() >= GO_SELECTOR.items()
+
+
+def test_the_rbac_objects_have_the_go_ccms_names() -> None:
+    names = {(d["kind"], d["metadata"]["name"]) for d in RBAC}
+    assert {
+        ("ServiceAccount", "xenorchestra-cloud-controller-manager"),
+        ("ClusterRole", "system:xenorchestra-cloud-controller-manager"),
+        ("ClusterRoleBinding", "system:xenorchestra-cloud-controller-manager"),
+        (
+            "RoleBinding",
+            "system:xenorchestra-cloud-controller-manager:extension-apiserver-authentication-reader",
+        ),
+    } <= names

@@ -1,11 +1,14 @@
-"""The ClusterRole grants what the code uses, no more: proved from the API
-server's own audit log while the CCM's Kubernetes code paths run under a
-token bound to nothing but deploy/kubernetes/rbac.yaml's ClusterRole.
+"""The shipped RBAC grants what the code uses, no more: proved from the API
+server's own audit log while the CCM's Kubernetes code paths run under a token
+bound to nothing but deploy/kubernetes/rbac.yaml's roles (its ClusterRole, its
+namespaced Roles for the Lease and events.k8s.io, and the built-in roles of
+delegated authentication).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -14,6 +17,7 @@ from typing import Any
 import pytest
 
 from adapters.kubernetes import (
+    ApiError,
     KubeClient,
     KubernetesEventRecorder,
     KubernetesNodeStore,
@@ -21,30 +25,83 @@ from adapters.kubernetes import (
     connect,
     record_client_check_failure,
 )
+from adapters.observability.delegated_auth import (
+    ANONYMOUS_USER,
+    DelegatedAuth,
+    Unauthorized,
+    client_ca_from_cluster,
+)
 from domain.errors import ConflictError
 from domain.model import AddressType, EventType, NodeAddress, NodeChange
 from tests.integration.conftest import ServiceAccountFactory
 from tests.integration.controlplane import ControlPlane
 from tests.integration.kube import (
-    RBAC_MANIFEST,
     UNINITIALIZED,
-    apply_manifest,
+    apply_object,
     create_node,
     label_node,
     unique,
 )
 from tests.integration.waiting import until
 
-from .chart import cluster_role_rules, manifest, only, render
+from .chart import manifest, render, role_rules
 
 Grant = tuple[str, str, str]  # (apiGroup, resource[/subresource], verb)
 
 
+#: What the built-in roles bound by the manifest grant, as far as the code uses it.
+BUILTIN = {
+    ("authentication.k8s.io", "tokenreviews", "create"),  # system:auth-delegator
+    ("authorization.k8s.io", "subjectaccessreviews", "create"),  # system:auth-delegator
+    ("", "configmaps", "get"),  # extension-apiserver-authentication-reader
+}
+LEASE = "cloud-controller-manager-xenorchestra"
+
+
+def rbac_objects(docs: Iterable[Mapping[str, Any]]) -> list[tuple[str, str, Any]]:
+    """Roles and bindings, comparable (kind, namespaced name, rules or roleRef)."""
+    out = []
+    for d in docs:
+        if d["kind"] in ("ClusterRole", "Role"):
+            out.append(
+                (
+                    d["kind"],
+                    f"{d['metadata'].get('namespace', '')}/{d['metadata']['name']}",
+                    d["rules"],
+                )
+            )
+        elif d["kind"] in ("ClusterRoleBinding", "RoleBinding"):
+            out.append(
+                (
+                    d["kind"],
+                    f"{d['metadata'].get('namespace', '')}/{d['metadata']['name']}",
+                    d["roleRef"],
+                )
+            )
+    return sorted(out, key=lambda o: (o[0], o[1]))
+
+
 def test_the_chart_grants_exactly_what_the_plain_manifest_grants(helm: Path) -> None:
-    plain = only(manifest("rbac.yaml"), "ClusterRole")
-    charted = only(render(helm, "default"), "ClusterRole")
-    assert charted["rules"] == plain["rules"]
-    assert charted["metadata"]["name"] == plain["metadata"]["name"]
+    assert rbac_objects(render(helm, "default")) == rbac_objects(manifest("rbac.yaml"))
+
+
+async def bind_like_the_manifest(kube: KubeClient, account: str) -> None:
+    """The manifest's roles, and its bindings re-made for ``account`` only."""
+    await apply_object(
+        kube,
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": account, "namespace": "kube-system"},
+        },
+    )
+    for doc in manifest("rbac.yaml"):
+        if doc["kind"] in ("ClusterRole", "Role"):
+            await apply_object(kube, doc)
+        elif doc["kind"] in ("ClusterRoleBinding", "RoleBinding"):
+            meta = {**doc["metadata"], "name": f"{doc['metadata']['name']}:{account}"}
+            subjects = [{"kind": "ServiceAccount", "name": account, "namespace": "kube-system"}]
+            await apply_object(kube, {**doc, "metadata": meta, "subjects": subjects})
 
 
 def grants_used(events: Iterable[Mapping[str, Any]], username: str) -> dict[Grant, set[int]]:
@@ -100,9 +157,20 @@ async def exercise_the_ccm_code_paths(kube: KubeClient, ccm: KubeClient) -> None
         assert await record_client_check_failure(ccm, error="down", environ=env)  # create
         assert await record_client_check_failure(ccm, error="down", environ=env)  # get, update
 
+        auth = DelegatedAuth(authentication=ccm, authorization=ccm)
+        with pytest.raises(Unauthorized):  # tokenreviews create
+            await auth._review_token("not-a-token")
+        allowed, _ = await auth.authorize(ANONYMOUS_USER, "/metrics", "get")  # SAR create
+        assert allowed is False
+        assert await client_ca_from_cluster(ccm)  # configmaps get
+
+        with contextlib.suppress(ApiError):  # a Lease left by another test expires first
+            await kube.request(
+                "DELETE", f"/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/{LEASE}"
+            )
         elector = LeaseLeaderElector(
             ccm,
-            name=unique("audit-lease"),
+            name=LEASE,
             lease_duration=3.0,
             renew_deadline=2.0,
             retry_period=0.3,
@@ -124,11 +192,10 @@ async def exercise_the_ccm_code_paths(kube: KubeClient, ccm: KubeClient) -> None
 async def test_every_verb_the_cluster_role_grants_is_used_by_the_code(
     kube: KubeClient, control_plane: ControlPlane, service_account: ServiceAccountFactory
 ) -> None:
-    granted = cluster_role_rules(manifest("rbac.yaml"))
-    role = only(manifest("rbac.yaml"), "ClusterRole")["metadata"]["name"]
-    await apply_manifest(kube, RBAC_MANIFEST)
+    granted = role_rules(manifest("rbac.yaml"))
     account = unique("audit-ccm")
-    path = await service_account(name=account, cluster_role=role)
+    await bind_like_the_manifest(kube, account)
+    path = await service_account(name=account)
     username = f"system:serviceaccount:kube-system:{account}"
 
     ccm = await connect(str(path), name="audit-ccm")
@@ -146,5 +213,6 @@ async def test_every_verb_the_cluster_role_grants_is_used_by_the_code(
 
     forbidden = sorted(g for g, codes in used.items() if 403 in codes)
     assert not forbidden, f"refused with 403: {forbidden}"
-    assert sorted(used.keys() - granted) == [], "used but not granted"
+    assert sorted(used.keys() - granted - BUILTIN) == [], "used but not granted"
     assert sorted(granted - used.keys()) == [], "granted but never used by the code"
+    assert used.keys() >= BUILTIN, "the built-in roles are bound for nothing"

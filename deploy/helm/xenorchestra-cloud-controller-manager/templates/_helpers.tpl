@@ -35,25 +35,62 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 {{- end -}}
 
-{{/* Which configuration source is used; fails on several. With none, the
-     Secret named like the release is mounted (created beforehand by kubectl). */}}
-{{- define "xoccm.configSource" -}}
-{{- $sources := list -}}
-{{- if .Values.config.url }}{{ $sources = append $sources "inline" }}{{ end -}}
-{{- if .Values.existingConfigSecret }}{{ $sources = append $sources "existing" }}{{ end -}}
-{{- if .Values.envFromSecret }}{{ $sources = append $sources "env" }}{{ end -}}
-{{- if eq (len $sources) 0 -}}
-{{- $sources = list "existing" -}}
-{{- else if gt (len $sources) 1 -}}
-{{- fail (printf "choose one configuration source, not %s" (join " + " $sources)) -}}
-{{- end -}}
-{{- first $sources -}}
+{{/* An alias of an earlier version of this chart wins when set, else the Go key. */}}
+{{- define "xoccm.verbosity" -}}
+{{- if kindIs "invalid" .Values.logVerbosity }}{{ .Values.logVerbosityLevel }}{{ else }}{{ .Values.logVerbosity }}{{ end -}}
 {{- end -}}
 
-{{- define "xoccm.configSecretName" -}}
-{{- if .Values.existingConfigSecret -}}
-{{- .Values.existingConfigSecret -}}
+{{- define "xoccm.hostNetwork" -}}
+{{- if kindIs "invalid" .Values.hostNetwork }}{{ .Values.useHostNetwork }}{{ else }}{{ .Values.hostNetwork }}{{ end -}}
+{{- end -}}
+
+{{- define "xoccm.daemonSet" -}}
+{{- if kindIs "invalid" .Values.daemonSet.enabled }}{{ .Values.useDaemonSet }}{{ else }}{{ .Values.daemonSet.enabled }}{{ end -}}
+{{- end -}}
+
+{{/* --leader-elect: as set, else the Go chart's rule (off with one replica outside
+     DaemonSet mode). Off with several replicas fails the render. */}}
+{{- define "xoccm.leaderElect" -}}
+{{- $daemonSet := eq (include "xoccm.daemonSet" .) "true" -}}
+{{- $single := and (eq (int .Values.replicaCount) 1) (not $daemonSet) -}}
+{{- if kindIs "invalid" .Values.leaderElection.enabled -}}
+{{- ternary "false" "true" $single -}}
+{{- else if .Values.leaderElection.enabled -}}
+true
+{{- else if $single -}}
+false
 {{- else -}}
-{{- include "xoccm.fullname" . -}}
+{{- fail "leaderElection.enabled=false is only safe with replicaCount=1 and useDaemonSet=false" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The cloud config written by the chart: `config` merged with extraConfig. */}}
+{{- define "xoccm.inlineConfig" -}}
+{{- $config := dict -}}
+{{- with .Values.config }}{{ $config = merge $config (deepCopy .) }}{{ end -}}
+{{- with .Values.extraConfig }}{{ $config = merge $config (deepCopy .) }}{{ end -}}
+{{- toYaml $config -}}
+{{- end -}}
+
+{{/* Which configuration source is used: existing (existingConfigSecret, which wins
+     over config as in the Go chart), inline (config), env (envFromSecret) or none
+     (no --cloud-config: XOA_* variables from extraEnvs, as in the Go chart). */}}
+{{- define "xoccm.configSource" -}}
+{{- $inline := ne (include "xoccm.inlineConfig" .) "{}" -}}
+{{- if and .Values.envFromSecret (or .Values.existingConfigSecret $inline) -}}
+{{- fail (printf "choose one configuration source, not %s + envFromSecret" (ternary "existingConfigSecret" "config" (not (empty .Values.existingConfigSecret)))) -}}
+{{- end -}}
+{{- if .Values.existingConfigSecret -}}existing
+{{- else if $inline -}}inline
+{{- else if .Values.envFromSecret -}}env
+{{- else -}}none
+{{- end -}}
+{{- end -}}
+
+{{- define "xoccm.configPath" -}}
+{{- if eq (include "xoccm.configSource" .) "existing" -}}
+/etc/xenorchestra/{{ .Values.existingConfigSecretPath }}
+{{- else -}}
+/etc/xenorchestra/config.yaml
 {{- end -}}
 {{- end -}}
