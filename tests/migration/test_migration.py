@@ -333,3 +333,33 @@ async def test_a_go_deployment_with_another_selector_would_fail_to_apply(
         await apply(kube, ours)
     assert refused.value.status == 422
     assert "immutable" in str(refused.value)
+
+
+async def test_swapping_only_the_image_keeps_working_with_the_go_rbac(
+    kube: KubeClient, control_plane: ControlPlane, clean_install: None
+) -> None:
+    """Only the image of the Go Deployment swapped: its args, its ServiceAccount
+    and its ClusterRole (no Role of this CCM, no auth-delegator binding). /metrics is
+    among the always-allowed paths, so no review is needed."""
+    args = go_manifest_args()["cloud-controller-manager.yml"]
+    await apply_all(kube, go_install(args))
+    token = await mint_token(kube, namespace=NAMESPACE, service_account=NAME)
+    state, vms = xo_world()
+    async with FakeXOServer(state=state, token=XO_TOKEN) as xo:
+        ccm = PodCCM(
+            args=args,
+            control_plane=control_plane,
+            token=token,
+            env={"XOA_URL": xo.url, "XOA_TOKEN": XO_TOKEN},
+        ).start()
+        name = unique("image-swap")
+        try:
+            await ccm.wait_ready()
+            await create_node(kube, name, system_uuid=vms[0]["id"])
+            await until(lambda: initialized(kube, name, vms[0]), within=20)
+            assert (await ccm.get("/metrics")).status_code == 200
+        finally:
+            code = ccm.stop()
+            ccm.cleanup()
+            await delete_node(kube, name)
+        assert code == 0

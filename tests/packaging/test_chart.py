@@ -400,3 +400,16 @@ def test_existing_secret_wins_over_config_as_in_the_go_chart(helm: Path) -> None
     )
     assert of_kind(docs, "Secret") == []
     assert volume(workload(docs), "cloud-config")["secret"]["secretName"] == "mine"  # type: ignore[index]
+
+
+def test_every_value_is_in_the_schema_and_the_readme() -> None:
+    import re
+
+    from .chart import CHART
+
+    values = yaml.safe_load((CHART / "values.yaml").read_text(encoding="utf-8"))
+    schema = json.loads((CHART / "values.schema.json").read_text(encoding="utf-8"))
+    readme = (CHART / "README.md").read_text(encoding="utf-8")
+    assert set(values) == set(schema["properties"])
+    for key in values:
+        assert re.search(rf"`{key}[`.]", readme), f"{key} is not in the chart README"
