@@ -238,7 +238,7 @@ def config_invalid(origin: str, message: str) -> Finding:
     lowered = message.lower()
     if "unknown key" in lowered:
         fix = "remove or correct the key: keys are case-sensitive (see docs/configuration.md)"
-    elif "not both" in lowered:
+    elif "not both" in lowered or "token is not allowed" in lowered:
         fix = "keep one method: token (an admin's API token, recommended) or username + password"
     elif "yaml" in lowered or "mapping" in lowered:
         fix = "the file must be a YAML mapping, e.g. `url: https://xo.example.org` + `token: ...`"
@@ -249,6 +249,16 @@ def config_invalid(origin: str, message: str) -> Finding:
     else:
         fix = "correct the key named in the message (see docs/configuration.md)"
     return fail(CONFIG, origin, message, fix)
+
+
+def config_ignored(origin: str, message: str) -> Finding:
+    """Keys the CCM ignores (as the Go CCM does): most often a typo."""
+    return warn(
+        CONFIG,
+        origin,
+        message.removeprefix(f"{origin}: "),
+        "remove or correct the key: keys are case-sensitive (see docs/configuration.md)",
+    )
 
 
 def diagnose_config(
@@ -461,6 +471,8 @@ class Permission:
     group: str = ""
     subresource: str = ""
     namespace: str = ""
+    #: The one object the shipped RBAC grants the verb on (Roles with resourceNames).
+    name: str = ""
 
     @property
     def resource_name(self) -> str:
@@ -469,12 +481,16 @@ class Permission:
 
 
 def required_permissions(
-    *, lease_namespace: str = "kube-system", startup_event_namespace: str = "kube-system"
+    *,
+    lease_namespace: str = "kube-system",
+    startup_event_namespace: str = "kube-system",
+    lease_name: str = "",
 ) -> tuple[Permission, ...]:
     """Every verb of ``deploy/kubernetes/rbac.yaml``: what the CCM's code requests.
 
     Core events about Nodes go to ``default`` (as kube's controllers do);
-    the startup ``FailedToCheckClient`` event to the pod's namespace.
+    the startup ``FailedToCheckClient`` event to the pod's namespace; the Lease
+    is read and written by name (the shipped Role names it), created without.
     """
     nodes = tuple(Permission(v, "nodes") for v in ("get", "list", "watch", "patch", "delete"))
     return (
@@ -487,7 +503,13 @@ def required_permissions(
             for v in ("get", "create", "update")
         ),
         *(
-            Permission(v, "leases", group="coordination.k8s.io", namespace=lease_namespace)
+            Permission(
+                v,
+                "leases",
+                group="coordination.k8s.io",
+                namespace=lease_namespace,
+                name="" if v == "create" else lease_name,
+            )
             for v in ("get", "create", "update")
         ),
     )

@@ -238,7 +238,7 @@ def _load_config(path: str | None) -> tuple[CloudConfig | None, Finding]:
 
 
 def _auth_method(config: CloudConfig) -> str:
-    return "token" if config.token else "username/password"
+    return "token" if config.uses_token else "username/password"
 
 
 # -- Xen Orchestra --------------------------------------------------------------------
@@ -418,6 +418,7 @@ async def _read_kube(
     permissions = dx.required_permissions(
         lease_namespace=opts.lease_namespace,
         startup_event_namespace=os.environ.get("POD_NAMESPACE") or "kube-system",
+        lease_name=opts.lease_name,
     )
     answers = await asyncio.gather(*(_review(kube, p) for p in permissions))
     out.findings.extend(dx.diagnose_access(identity, dict(zip(permissions, answers, strict=True))))
@@ -475,6 +476,7 @@ async def _review(kube: KubeClient, perm: Permission) -> bool | None:
         "resource": perm.resource,
         "subresource": perm.subresource,
         "namespace": perm.namespace,
+        "name": perm.name,
     }
     try:
         answer = await kube.request(
@@ -556,6 +558,9 @@ async def run_doctor(opts: DoctorOptions) -> Report:
                 ca_file=str(config.ca_file or ""),
                 auth_method=_auth_method(config),
             )
+            xo.findings[1:1] = [
+                dx.config_ignored(config_finding.subject, w) for w in config.warnings
+            ]
         else:
             report.findings.append(config_finding)
         try:

@@ -25,7 +25,14 @@ from domain.policies.initialization import plan_initialization
 from domain.policies.metadata import instance_metadata
 from entrypoints.doctor import main_doctor
 from tests.integration.controlplane import ControlPlane, write_kubeconfig
-from tests.integration.kube import RBAC_MANIFEST, apply_manifest, create_node, mint_token, unique
+from tests.integration.kube import (
+    RBAC_MANIFEST,
+    apply_manifest,
+    create_node,
+    grant_shipped_roles,
+    mint_token,
+    unique,
+)
 from tests.xo.pki import ThrowawayPKI
 from tests.xo.support import TOKEN, World, make_inventory
 
@@ -82,6 +89,9 @@ async def delete_lease(kube: KubeClient) -> None:
 async def ccm_kubeconfig(kube: KubeClient, control_plane: ControlPlane) -> Path:
     """The identity the CCM runs as: deploy/kubernetes/rbac.yaml's ServiceAccount."""
     await apply_manifest(kube, RBAC_MANIFEST)
+    # The Lease Role made for the Lease these tests use, as the chart makes it for
+    # leaderElection.resourceName.
+    await grant_shipped_roles(kube, account=SA_NAME, lease=LEASE_NAME)
     token = await mint_token(kube, namespace=SA_NAMESPACE, service_account=SA_NAME)
     return write_kubeconfig(
         control_plane.workdir / f"{unique('doctor')}.kubeconfig",

@@ -303,11 +303,12 @@ def test_a_missing_events_endpoint_is_a_warning(
 
 
 # -- Kubernetes ---------------------------------------------------------------------------
-def test_the_permissions_checked_are_exactly_the_shipped_cluster_role() -> None:
+def test_the_permissions_checked_are_exactly_the_shipped_roles() -> None:
     manifests = yaml.safe_load_all(RBAC_MANIFEST.read_text(encoding="utf-8"))
-    role = next(m for m in manifests if m and m["kind"] == "ClusterRole")
+    roles = [m for m in manifests if m and m["kind"] in ("ClusterRole", "Role")]
     shipped = {
         (group, resource, verb)
+        for role in roles
         for rule in role["rules"]
         for group in rule["apiGroups"]
         for resource in rule["resources"]

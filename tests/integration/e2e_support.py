@@ -47,7 +47,15 @@ from adapters.kubernetes.convert import format_time
 
 from .ccm_process import CCMProcess, ccm_argv, console_script
 from .controlplane import free_port
-from .kube import RBAC_MANIFEST, UNINITIALIZED, apply_manifest, create_node, get_node, unique
+from .kube import (
+    RBAC_MANIFEST,
+    UNINITIALIZED,
+    apply_manifest,
+    create_node,
+    get_node,
+    grant_shipped_roles,
+    unique,
+)
 from .waiting import until
 
 GIB = 1024**3
@@ -283,15 +291,19 @@ class SharedCCM:
             return self.daemon
         try:
             kubeconfig = self.admin_kubeconfig
+            flags = list(self.flags)
             if self.identity == "serviceaccount":
                 await apply_manifest(kube, RBAC_MANIFEST)
                 account = unique("xoccm-e2e")
+                lease = unique("xoccm-e2e")
                 kubeconfig = await service_account(name=account, cluster_role=CLUSTER_ROLE)
+                await grant_shipped_roles(kube, account=account, lease=lease)
+                flags.append(lease_flag(lease))
                 self.username = f"system:serviceaccount:kube-system:{account}"
             async with self.xo.control() as control:
                 before = await subscription_count(control)
                 self.daemon = CCMDaemon(
-                    kubeconfig=kubeconfig, cloud_config=self.config, flags=self.flags
+                    kubeconfig=kubeconfig, cloud_config=self.config, flags=flags
                 ).start()
                 await self.daemon.wait_ready()
                 # Leading and subscribed: XO changes reach it from now on.

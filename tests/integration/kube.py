@@ -211,3 +211,30 @@ async def service_account_kubeconfig(
         user=f"system:serviceaccount:{namespace}:{name}",
         token=token,
     )
+
+
+async def grant_shipped_roles(kube: KubeClient, *, account: str, lease: str) -> None:
+    """Bind ServiceAccount ``kube-system/account`` to the namespaced Roles of the
+    shipped RBAC (rbac.yaml), made for Lease ``lease`` as the chart makes them for
+    ``leaderElection.resourceName``: the test CCMs each lead their own Lease."""
+    shipped = "system:xenorchestra-cloud-controller-manager:"
+    for doc in load_manifest(RBAC_MANIFEST):
+        name = doc["metadata"]["name"]
+        if doc["kind"] == "Role" and name.startswith(shipped):
+            rules = [
+                {**rule, "resourceNames": [lease, f"{lease}-deletion-breaker"]}
+                if rule.get("resourceNames")
+                else rule
+                for rule in doc["rules"]
+            ]
+            role = {**doc, "metadata": {**doc["metadata"], "name": f"{name}:{account}"}}
+            await apply_object(kube, {**role, "rules": rules})
+        elif doc["kind"] == "RoleBinding" and name.startswith(shipped):
+            meta = {**doc["metadata"], "name": f"{name}:{account}"}
+            ref = doc["roleRef"]
+            if ref["kind"] == "Role" and ref["name"].startswith(shipped):
+                ref = {**ref, "name": f"{ref['name']}:{account}"}
+            subjects = [{"kind": "ServiceAccount", "name": account, "namespace": "kube-system"}]
+            await apply_object(
+                kube, {**doc, "metadata": meta, "roleRef": ref, "subjects": subjects}
+            )
