@@ -720,6 +720,17 @@ def parse_go_flags(argv: Sequence[str]) -> ParsedFlags:
         values[flag.name] = value
         given.append(flag.name)
 
+    def following(flag: GoFlag, missing: str) -> str:
+        """The value of a flag written without ``=``: true for booleans, else the
+        next argument."""
+        nonlocal i
+        if flag.kind in _BARE_OK:
+            return "true"
+        if i < len(args):
+            i += 1
+            return args[i - 1]
+        raise GoFlagError(f"flag needs an argument: {missing}")
+
     while i < len(args):
         arg = args[i]
         i += 1
@@ -734,15 +745,7 @@ def parse_go_flags(argv: Sequence[str]) -> ParsedFlags:
             if flag is None or not name or name.startswith("-"):
                 raise GoFlagError(f"unknown flag: --{name}")
             shown = f"--{name}"
-            if not has_value:
-                if flag.kind in _BARE_OK:
-                    text = "true"
-                elif i < len(args):
-                    text = args[i]
-                    i += 1
-                else:
-                    raise GoFlagError(f"flag needs an argument: {shown}")
-            assign(flag, text, shown)
+            assign(flag, text if has_value else following(flag, shown), shown)
         elif arg.startswith("-") and len(arg) > 1:
             short, body = arg[1], arg[2:]
             flag = BY_SHORTHAND.get(short)
@@ -755,13 +758,8 @@ def parse_go_flags(argv: Sequence[str]) -> ParsedFlags:
                 if flag.kind in _BARE_OK:
                     raise GoFlagError(f"unknown shorthand flag: {body[0]!r} in {arg}")
                 text = body
-            elif flag.kind in _BARE_OK:
-                text = "true"
-            elif i < len(args):
-                text = args[i]
-                i += 1
             else:
-                raise GoFlagError(f"flag needs an argument: 'v' in -{short}")
+                text = following(flag, f"{short!r} in -{short}")
             assign(flag, text, shown)
         elif arg:
             raise GoFlagError(f"this command does not take any arguments, got {arg!r}")

@@ -4,6 +4,8 @@ kube-apiserver: --min-resync-period, --master."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -17,53 +19,53 @@ from .kube import create_node, delete_node, unique
 pytestmark = pytest.mark.integration
 
 
-async def test_min_resync_period_hands_every_cached_node_to_watchers_again(
+@pytest.fixture
+async def one_node(
     control_plane: ControlPlane, kube: KubeClient
-) -> None:
+) -> AsyncIterator[tuple[str, KubeClient]]:
+    """A Node of this test, and a client of its own for the store under test."""
     name = unique("resync")
     await create_node(kube, name)
     client = await connect(str(control_plane.admin_kubeconfig), name="resync")
-    store = KubernetesNodeStore(client, resync_period=0.2)
     try:
-        async with store:
-            seen = 0
-            gets_before = client.requests["GET"]
-            async with asyncio.timeout(10):
-                async for node in store.watch():
-                    if node.name == name:
-                        seen += 1
-                    if seen >= 3:
-                        break
-            # Re-delivered from the cache: at most the watch reconnects, no re-list per resync.
-            assert client.requests["GET"] - gets_before <= 2
+        yield name, client
     finally:
         await client.aclose()
         await delete_node(kube, name)
 
 
-async def test_without_resync_a_node_is_delivered_once(
-    control_plane: ControlPlane, kube: KubeClient
+async def deliveries(store: KubernetesNodeStore, name: str, *, within: float, up_to: int) -> int:
+    """How often the watch hands ``name`` over within ``within`` seconds (at most ``up_to``)."""
+    seen = 0
+
+    async def count() -> None:
+        nonlocal seen
+        async for node in store.watch():
+            seen += node.name == name
+            if seen >= up_to:
+                return
+
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(within):
+            await count()
+    return seen
+
+
+async def test_min_resync_period_hands_every_cached_node_to_watchers_again(
+    one_node: tuple[str, KubeClient],
 ) -> None:
-    name = unique("no-resync")
-    await create_node(kube, name)
-    client = await connect(str(control_plane.admin_kubeconfig), name="no-resync")
-    store = KubernetesNodeStore(client)
-    try:
-        async with store:
-            seen = 0
+    name, client = one_node
+    async with KubernetesNodeStore(client, resync_period=0.2) as store:
+        gets_before = client.requests["GET"]
+        assert await deliveries(store, name, within=10, up_to=3) == 3
+        # Re-delivered from the cache: no re-list per resync (the watch may reconnect).
+        assert client.requests["GET"] - gets_before <= 2
 
-            async def count() -> None:
-                nonlocal seen
-                async for node in store.watch():
-                    seen += node.name == name
 
-            with pytest.raises(TimeoutError):
-                async with asyncio.timeout(1.0):
-                    await count()
-            assert seen == 1
-    finally:
-        await client.aclose()
-        await delete_node(kube, name)
+async def test_without_resync_a_node_is_delivered_once(one_node: tuple[str, KubeClient]) -> None:
+    name, client = one_node
+    async with KubernetesNodeStore(client) as store:
+        assert await deliveries(store, name, within=1.0, up_to=3) == 1
 
 
 async def test_master_overrides_the_kubeconfig_server(

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -282,6 +282,9 @@ class PodCCM:
         }
         self.log_path = self.dir / "log.txt"
         self.proc: subprocess.Popen[bytes] | None = None
+        #: Exit code and log once stopped by :func:`running`.
+        self.exit_code: int | None = None
+        self.final_log = ""
 
     def start(self) -> PodCCM:
         with self.log_path.open("wb") as log:
@@ -330,6 +333,20 @@ class PodCCM:
         for path in self.dir.iterdir():
             path.unlink()
         self.dir.rmdir()
+
+
+@contextlib.asynccontextmanager
+async def running(ccm: PodCCM) -> AsyncIterator[PodCCM]:
+    """Start ``ccm``, wait until ready, yield it; then SIGTERM it, keep its exit code
+    and log (``exit_code``, ``final_log``) and remove its files."""
+    ccm.start()
+    try:
+        await ccm.wait_ready()
+        yield ccm
+    finally:
+        ccm.exit_code = ccm.stop()
+        ccm.final_log = ccm.log
+        ccm.cleanup()
 
 
 def container_of(obj: Mapping[str, Any]) -> Mapping[str, Any]:

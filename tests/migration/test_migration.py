@@ -52,6 +52,7 @@ from .go_install import (
     go_install,
     go_manifest_args,
     object_path,
+    running,
 )
 
 pytestmark = pytest.mark.integration
@@ -147,6 +148,21 @@ async def initialized(kube: KubeClient, name: str, vm: dict[str, Any]) -> bool:
     return node["spec"].get("providerID", "").endswith(vm["id"]) and UNINITIALIZED not in taints
 
 
+@contextlib.asynccontextmanager
+async def a_new_node(
+    kube: KubeClient, vm: dict[str, Any], prefix: str
+) -> AsyncIterator[dict[str, Any]]:
+    """A kubelet registers a Node for ``vm``; yields it once the CCM initialized it;
+    deletes it at the end."""
+    name = unique(prefix)
+    try:
+        await create_node(kube, name, system_uuid=vm["id"])
+        await until(lambda: initialized(kube, name, vm), within=20)
+        yield await get_node(kube, name)
+    finally:
+        await delete_node(kube, name)
+
+
 # -- (a) -------------------------------------------------------------------------------
 @pytest.mark.parametrize("manifest", sorted(go_manifest_args()))
 async def test_the_args_of_each_go_manifest_start_this_ccm(
@@ -161,18 +177,9 @@ async def test_the_args_of_each_go_manifest_start_this_ccm(
     token = await mint_token(kube, namespace=NAMESPACE, service_account=NAME)
     state, vms = xo_world()
     async with FakeXOServer(state=state, token=XO_TOKEN) as xo:
-        ccm = PodCCM(
-            args=args,
-            control_plane=control_plane,
-            token=token,
-            env={"XOA_URL": xo.url, "XOA_TOKEN": XO_TOKEN, "XOA_INSECURE": "false"},
-        ).start()
-        name = unique("go-args")
-        try:
-            await ccm.wait_ready()
-            await create_node(kube, name, system_uuid=vms[0]["id"])
-            await until(lambda: initialized(kube, name, vms[0]), within=20)
-            node = await get_node(kube, name)
+        env = {"XOA_URL": xo.url, "XOA_TOKEN": XO_TOKEN, "XOA_INSECURE": "false"}
+        ccm = PodCCM(args=args, control_plane=control_plane, token=token, env=env)
+        async with running(ccm), a_new_node(kube, vms[0], "go-args") as node:
             assert node["metadata"]["labels"]["node.kubernetes.io/instance-type"] == "2vCPU-2GB"
             assert (await ccm.get("/healthz")).status_code == 200
             scrape = await ccm.get("/metrics")  # in the Go args' always-allow paths
@@ -180,12 +187,7 @@ async def test_the_args_of_each_go_manifest_start_this_ccm(
             assert metric(scrape.text, "xenorchestra_ccm_node_syncs_total") >= 1
             assert (await ccm.get("/configz")).status_code == 403
             assert "without effect here: --use-service-account-credentials" in ccm.log
-        finally:
-            code = ccm.stop()
-            log = ccm.log
-            ccm.cleanup()
-            await delete_node(kube, name)
-        assert code == 0, log[-3000:]
+        assert ccm.exit_code == 0, ccm.final_log[-3000:]
 
 
 # -- (b) and (d) ------------------------------------------------------------------------
@@ -222,15 +224,13 @@ async def test_kubectl_swap_from_a_go_install_and_back(
                 for a in container_of(deployment)["args"]
             ]
             token = await mint_token(kube, namespace=NAMESPACE, service_account=NAME)
-            ccm = PodCCM(args=args, control_plane=control_plane, token=token).start()
+            ccm = PodCCM(args=args, control_plane=control_plane, token=token)
             fresh = unique("new-node")
-            try:
-                await ccm.wait_ready()
+            names.append(fresh)
+            async with running(ccm):
                 # Step 5: nothing changes on the nodes the Go CCM initialized, once
-                # label sync and address sync have been over them...
-
-                # Both periodic passes (label sync, address sync) start with leadership,
-                # each from one XO snapshot (VMs, hosts, pools).
+                # label sync and address sync have been over them. Both periodic passes
+                # start with leadership, each from one XO snapshot (VMs, hosts, pools).
                 def both_passes_read_xo() -> bool:
                     return xo.counts["GET /pools"] >= 2
 
@@ -238,10 +238,10 @@ async def test_kubectl_swap_from_a_go_install_and_back(
                     await until(both_passes_read_xo, within=20)
                 except TimeoutError:
                     pytest.fail(f"no periodic pass: {dict(xo.counts)}\n{ccm.log[-3000:]}")
-                await create_node(kube, fresh, system_uuid=vms[0]["id"])
                 # ...and a new node is initialized (the same VM: a second kubelet).
+                await create_node(kube, fresh, system_uuid=vms[0]["id"])
                 await until(lambda: initialized(kube, fresh, vms[0]), within=20)
-                after = {n: essentials(await get_node(kube, n)) for n in names}
+                after = {n: essentials(await get_node(kube, n)) for n in before}
                 assert after == before
                 new = essentials(await get_node(kube, fresh))
                 assert (
@@ -253,11 +253,7 @@ async def test_kubectl_swap_from_a_go_install_and_back(
                     }.items()
                 )
                 assert (await kube.request("GET", LEASE_PATH))["spec"]["holderIdentity"]
-            finally:
-                code = ccm.stop()
-                log = ccm.log
-                ccm.cleanup()
-            assert code == 0, log[-3000:]
+            assert ccm.exit_code == 0, ccm.final_log[-3000:]
 
             # (d) Roll back: apply the Go objects again, delete the ones only this CCM has.
             await apply_all(kube, go_objects)
@@ -276,12 +272,10 @@ async def test_kubectl_swap_from_a_go_install_and_back(
             assert back["spec"]["selector"] == {"matchLabels": SELECTOR}
             for obj in only_ours:
                 assert not await exists(kube, obj)
-            assert {n: essentials(await get_node(kube, n)) for n in names} == before
+            assert {n: essentials(await get_node(kube, n)) for n in before} == before
         finally:
-            for name in [*names]:
+            for name in names:
                 await delete_node(kube, name)
-            with contextlib.suppress(Exception):
-                await delete_node(kube, fresh)
 
 
 async def test_the_env_variant_reads_the_go_secret(
@@ -302,21 +296,10 @@ async def test_the_env_variant_reads_the_go_secret(
         env = {key: base64.b64decode(value).decode() for key, value in stored["data"].items()}
         assert env["XOA_URL"] == xo.url  # not overwritten by an example
         token = await mint_token(kube, namespace=NAMESPACE, service_account=NAME)
-        ccm = PodCCM(
-            args=container["args"], control_plane=control_plane, token=token, env=env
-        ).start()
-        name = unique("env-node")
-        try:
-            await ccm.wait_ready()
-            await create_node(kube, name, system_uuid=vms[1]["id"])
-            await until(lambda: initialized(kube, name, vms[1]), within=20)
-            node = await get_node(kube, name)
+        ccm = PodCCM(args=container["args"], control_plane=control_plane, token=token, env=env)
+        async with running(ccm), a_new_node(kube, vms[1], "env-node") as node:
             assert node["metadata"]["labels"]["node.kubernetes.io/instance-type"] == "4vCPU-4GB"
-        finally:
-            code = ccm.stop()
-            ccm.cleanup()
-            await delete_node(kube, name)
-        assert code == 0
+        assert ccm.exit_code == 0, ccm.final_log[-3000:]
 
 
 async def test_a_go_deployment_with_another_selector_would_fail_to_apply(
@@ -346,20 +329,8 @@ async def test_swapping_only_the_image_keeps_working_with_the_go_rbac(
     token = await mint_token(kube, namespace=NAMESPACE, service_account=NAME)
     state, vms = xo_world()
     async with FakeXOServer(state=state, token=XO_TOKEN) as xo:
-        ccm = PodCCM(
-            args=args,
-            control_plane=control_plane,
-            token=token,
-            env={"XOA_URL": xo.url, "XOA_TOKEN": XO_TOKEN},
-        ).start()
-        name = unique("image-swap")
-        try:
-            await ccm.wait_ready()
-            await create_node(kube, name, system_uuid=vms[0]["id"])
-            await until(lambda: initialized(kube, name, vms[0]), within=20)
+        env = {"XOA_URL": xo.url, "XOA_TOKEN": XO_TOKEN}
+        ccm = PodCCM(args=args, control_plane=control_plane, token=token, env=env)
+        async with running(ccm), a_new_node(kube, vms[0], "image-swap"):
             assert (await ccm.get("/metrics")).status_code == 200
-        finally:
-            code = ccm.stop()
-            ccm.cleanup()
-            await delete_node(kube, name)
-        assert code == 0
+        assert ccm.exit_code == 0, ccm.final_log[-3000:]

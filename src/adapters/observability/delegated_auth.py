@@ -204,15 +204,7 @@ class DelegatedAuth:
         assert self._authn is not None
         self.token_reviews += 1
         try:
-            answer = await self._authn.request(
-                "POST",
-                TOKEN_REVIEWS,
-                body={
-                    "apiVersion": "authentication.k8s.io/v1",
-                    "kind": "TokenReview",
-                    "spec": {"token": token},
-                },
-            )
+            answer = await _review(self._authn, TOKEN_REVIEWS, "TokenReview", {"token": token})
         except ApiError as err:
             logger.warning("TokenReview failed: {}", err)
             raise Unauthorized("token review failed") from None
@@ -253,15 +245,7 @@ class DelegatedAuth:
             spec["uid"] = user.uid
         if user.extra:
             spec["extra"] = {k: list(v) for k, v in user.extra.items()}
-        answer = await self._authz.request(
-            "POST",
-            ACCESS_REVIEWS,
-            body={
-                "apiVersion": "authorization.k8s.io/v1",
-                "kind": "SubjectAccessReview",
-                "spec": spec,
-            },
-        )
+        answer = await _review(self._authz, ACCESS_REVIEWS, "SubjectAccessReview", spec)
         status = answer.get("status") or {}
         decision = (bool(status.get("allowed")), str(status.get("reason") or ""))
         self._decisions.put(key, decision, self._allowed_ttl if decision[0] else self._denied_ttl)
@@ -296,6 +280,15 @@ class DelegatedAuth:
             return await handler(request)
 
         return guard
+
+
+async def _review(
+    client: KubeClient, path: str, kind: str, spec: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Create a review (TokenReview, SubjectAccessReview): its answer."""
+    group = path.split("/")[2]  # /apis/<group>/v1/...
+    body = {"apiVersion": f"{group}/v1", "kind": kind, "spec": dict(spec)}
+    return await client.request("POST", path, body=body)
 
 
 def _with_authenticated(user: User) -> User:
