@@ -121,7 +121,7 @@ def enabled_runnables(container: Container) -> list[Runnable]:
 def in_memory_container(settings: Settings | None = None) -> Container:
     """A container whose every port is an in-memory adapter: for the demo,
     tests, and platforms that plug their own adapters in one by one."""
-    from adapters.memory import (
+    from adapters.testing.memory import (
         InMemoryEventRecorder,
         InMemoryInventory,
         InMemoryLeaderElector,

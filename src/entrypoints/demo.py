@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-from adapters.memory import InMemoryEventRecorder, InMemoryInventory, InMemoryNodeStore
+from adapters.testing.memory import InMemoryEventRecorder, InMemoryInventory, InMemoryNodeStore
 from domain import labels as L
 from domain.model import VM, Host, Node, Pool, PowerState, Readiness, Taint, TaintEffect
 from domain.options import CCMOptions, DeletionOptions
@@ -109,7 +109,7 @@ class FakeHTTPXO:
     label = "fake XO server over HTTP"
 
     def __init__(self) -> None:
-        from adapters.fake_xo import FakeXOServer, FakeXOState
+        from adapters.testing.fake_xo import FakeXOServer, FakeXOState
 
         self.server = FakeXOServer(host="127.0.0.1", port=0, state=FakeXOState(), ping_interval=5.0)
 
@@ -244,7 +244,7 @@ class RealCluster:
     label = "real kube-apiserver on loopback"
 
     def __init__(self, bin_dir: Path) -> None:
-        from adapters.kubernetes.local_cluster import ControlPlane
+        from adapters.testing.local_cluster import ControlPlane
 
         self.plane = ControlPlane(bin_dir)
 
@@ -369,7 +369,7 @@ async def run_demo(
     ``cluster``: ``real`` (a local kube-apiserver; its binaries must be built),
     ``memory``, or ``auto`` (real when the binaries are there, else memory).
     """
-    from adapters.kubernetes.local_cluster import cached_binaries
+    from adapters.testing.local_cluster import cached_binaries
 
     side: XOSide
     kube: ClusterSide

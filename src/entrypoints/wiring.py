@@ -51,10 +51,10 @@ def leader_api(*, api: Any) -> Any:
 
 
 def leader_elector(*, settings: Settings, api: Any) -> Any:
-    from adapters.memory import InMemoryLeaderElector
-
     if not settings.leader_elect:
-        return InMemoryLeaderElector(leading=True)
+        from adapters.sole_leader import SoleLeader
+
+        return SoleLeader()
     from adapters.kubernetes.leader import LeaseLeaderElector
 
     return LeaseLeaderElector(

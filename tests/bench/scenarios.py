@@ -27,7 +27,6 @@ from typing import Any
 from loguru import logger
 
 from adapters.config import CloudConfig
-from adapters.fake_xo import FakeXOServer
 from adapters.kubernetes import (
     ClientSettings,
     KubeClient,
@@ -36,6 +35,7 @@ from adapters.kubernetes import (
     connect,
 )
 from adapters.system_clock import SystemClock
+from adapters.testing.fake_xo import FakeXOServer
 from adapters.xenorchestra import XOInventory
 from domain import labels
 from domain.services import LabelSyncService, RegistrationService

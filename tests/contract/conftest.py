@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from adapters.fake_xo import FakeXOControlClient, FakeXOServer
+from adapters.testing.fake_xo import FakeXOControlClient, FakeXOServer
 from tests.contract.drivers import Driver, MemoryDriver, XOHTTPDriver
 from tests.xo.support import (
     HOST_A1,

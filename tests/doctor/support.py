@@ -15,10 +15,10 @@ from typing import Any
 
 import yaml
 
-from adapters.fake_xo import FakeXOServer
 from adapters.kubernetes import ApiError, KubeClient
 from adapters.kubernetes.client import run_in_thread
 from adapters.kubernetes.convert import format_micro_time
+from adapters.testing.fake_xo import FakeXOServer
 from domain import labels
 from domain.model import InventorySnapshot, Node, Taint, TaintEffect
 from domain.policies.initialization import plan_initialization

@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from adapters.fake_xo import FakeXOControlClient, FakeXOServer
 from adapters.kubernetes import KubeClient
+from adapters.testing.fake_xo import FakeXOControlClient, FakeXOServer
 from domain import labels as L
 
 from .ccm_process import CCMProcess

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from adapters.fake_xo import FakeXOServer
 from adapters.kubernetes import ApiUnavailableError, KubeClient
+from adapters.testing.fake_xo import FakeXOServer
 from domain import labels
 from tests.bench.cluster import (
     SHUTDOWN_TAINT,

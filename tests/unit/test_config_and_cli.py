@@ -10,7 +10,7 @@ import pytest
 
 from adapters.config import ConfigError, load_config, load_config_env, load_config_file
 from adapters.logging_setup import configure_logging, register_secret
-from adapters.memory import InMemoryInventory, InMemoryNodeStore
+from adapters.testing.memory import InMemoryInventory, InMemoryNodeStore
 from application.controllers import ALL_CONTROLLERS
 from entrypoints.cli import main
 from entrypoints.container import Container, in_memory_container

@@ -7,7 +7,12 @@ from dataclasses import replace
 
 import pytest
 
-from adapters.memory import FakeClock, InMemoryEventRecorder, InMemoryInventory, InMemoryNodeStore
+from adapters.testing.memory import (
+    FakeClock,
+    InMemoryEventRecorder,
+    InMemoryInventory,
+    InMemoryNodeStore,
+)
 from application.manager import LeaderGate
 from domain import labels as L
 from domain.errors import InventoryError

@@ -6,7 +6,12 @@ from dataclasses import replace
 
 import pytest
 
-from adapters.memory import FakeClock, InMemoryEventRecorder, InMemoryInventory, InMemoryNodeStore
+from adapters.testing.memory import (
+    FakeClock,
+    InMemoryEventRecorder,
+    InMemoryInventory,
+    InMemoryNodeStore,
+)
 from domain import labels as L
 from domain.errors import AmbiguousVMError, InventoryError, VMNotFoundError
 from domain.model import AddressType, NodeAddress, NodeChange, PowerState, Readiness

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from adapters.config import CloudConfig
-from adapters.fake_xo import FakeXOServer
+from adapters.testing.fake_xo import FakeXOServer
 from adapters.xenorchestra import RetryPolicy, StreamPolicy, XOInventory
 from domain.model import VMChange
 

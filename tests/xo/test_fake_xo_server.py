@@ -13,7 +13,7 @@ import httpx
 import pytest
 from httpx_sse import aconnect_sse
 
-from adapters.fake_xo import (
+from adapters.testing.fake_xo import (
     FakeXOControlClient,
     FakeXOControlError,
     FakeXOServer,
@@ -330,7 +330,7 @@ async def test_the_fake_xo_command_serves_until_sigterm(tmp_path: Path) -> None:
     state = tmp_path / "state.json"
     script = (
         "import argparse, asyncio, sys\n"
-        "from adapters.fake_xo import add_arguments, serve\n"
+        "from adapters.testing.fake_xo import add_arguments, serve\n"
         "parser = argparse.ArgumentParser()\n"
         "add_arguments(parser)\n"
         "sys.exit(asyncio.run(serve(parser.parse_args(sys.argv[1:]))))\n"

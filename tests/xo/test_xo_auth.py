@@ -8,7 +8,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from adapters.fake_xo import FakeXOServer
+from adapters.testing.fake_xo import FakeXOServer
 from adapters.xenorchestra import Credentials, XOInventory
 from domain.errors import AuthenticationError
 from tests.xo.support import PASSWORD, TOKEN, USERNAME, World, make_inventory

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from adapters.fake_xo import FakeXOServer
+from adapters.testing.fake_xo import FakeXOServer
 from adapters.xenorchestra import StreamPolicy, XOInventory
 from adapters.xenorchestra.changes import diff_vms
 from domain.model import VM, ChangeKind, PowerState, VMChange

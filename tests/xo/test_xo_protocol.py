@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from adapters.fake_xo import FakeXOServer
+from adapters.testing.fake_xo import FakeXOServer
 from adapters.xenorchestra import XOInventory
 from adapters.xenorchestra.parsing import name_filter, parse_host, parse_pool, parse_vm
 from domain.errors import ProtocolError

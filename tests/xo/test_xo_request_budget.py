@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from adapters.fake_xo import FakeXOServer
-from adapters.memory import FakeClock, InMemoryEventRecorder, InMemoryNodeStore
+from adapters.testing.fake_xo import FakeXOServer
+from adapters.testing.memory import FakeClock, InMemoryEventRecorder, InMemoryNodeStore
 from adapters.xenorchestra import XOInventory
 from domain import labels
 from domain.model import Node, Taint, TaintEffect

@@ -10,7 +10,7 @@ import pytest
 from pydantic import SecretStr
 
 from adapters.config import CloudConfig
-from adapters.fake_xo import FakeXOServer
+from adapters.testing.fake_xo import FakeXOServer
 from adapters.xenorchestra import RetryPolicy, XOInventory
 from adapters.xenorchestra.http import retry_after_seconds
 from domain.errors import InventoryError, VMNotFoundError

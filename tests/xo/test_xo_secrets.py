@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from loguru import logger
 
-from adapters.fake_xo import FakeXOServer
+from adapters.testing.fake_xo import FakeXOServer
 from adapters.xenorchestra import XOInventory
 from domain.errors import AuthenticationError, CCMError
 from tests.xo.support import (

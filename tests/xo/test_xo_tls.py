@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.fake_xo import FakeXOServer
+from adapters.testing.fake_xo import FakeXOServer
 from domain.errors import InventoryError
 from tests.xo.pki import ThrowawayPKI, make_pki
 from tests.xo.support import TOKEN, RecordingObserver, make_inventory

@@ -8,9 +8,8 @@ import asyncio
 class InMemoryLeaderElector:
     """Implements the LeaderElector port.
 
-    ``InMemoryLeaderElector(leading=True)`` leads at once and forever: that is
-    also what ``--leader-elect=false`` uses. Tests call ``grant()`` and
-    ``revoke()`` to drive the gate.
+    ``InMemoryLeaderElector(leading=True)`` leads at once (until revoked).
+    Tests call ``grant()`` and ``revoke()`` to drive the gate.
     """
 
     def __init__(self, *, leading: bool = False) -> None:

@@ -27,12 +27,12 @@ from typing import Any
 from aiohttp import web
 from loguru import logger
 
-from adapters.fake_xo.api import RestAPI
-from adapters.fake_xo.control import ControlAPI
-from adapters.fake_xo.events import EventHub
-from adapters.fake_xo.faults import AuthDB, Faults
-from adapters.fake_xo.objects import GIB
-from adapters.fake_xo.state import FakeXOState
+from adapters.testing.fake_xo.api import RestAPI
+from adapters.testing.fake_xo.control import ControlAPI
+from adapters.testing.fake_xo.events import EventHub
+from adapters.testing.fake_xo.faults import AuthDB, Faults
+from adapters.testing.fake_xo.objects import GIB
+from adapters.testing.fake_xo.state import FakeXOState
 
 
 class FakeXOServer:

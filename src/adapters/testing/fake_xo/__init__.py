@@ -13,12 +13,12 @@ API (``/_control``) and Python methods drive the world and inject faults.
 - ``cli``: the ``fake-xo`` sub-command (``add_arguments``, ``serve``).
 """
 
-from adapters.fake_xo.cli import add_arguments, serve
-from adapters.fake_xo.client import FakeXOControlClient, FakeXOControlError
-from adapters.fake_xo.faults import Faults
-from adapters.fake_xo.matcher import FilterSyntaxError, parse_filter
-from adapters.fake_xo.server import FakeXOServer
-from adapters.fake_xo.state import FakeXOState, StateError
+from adapters.testing.fake_xo.cli import add_arguments, serve
+from adapters.testing.fake_xo.client import FakeXOControlClient, FakeXOControlError
+from adapters.testing.fake_xo.faults import Faults
+from adapters.testing.fake_xo.matcher import FilterSyntaxError, parse_filter
+from adapters.testing.fake_xo.server import FakeXOServer
+from adapters.testing.fake_xo.state import FakeXOState, StateError
 
 __all__ = [
     "FakeXOControlClient",

@@ -7,12 +7,12 @@ behaves like the real system where the services could notice the difference
 their VMs), and offers methods to drive it (add a VM, migrate it, stop it...).
 """
 
-from adapters.memory.clock import FakeClock
-from adapters.memory.events import InMemoryEventRecorder, RecordedEvent
-from adapters.memory.inventory import InMemoryInventory
-from adapters.memory.leader import InMemoryLeaderElector
-from adapters.memory.metrics import InMemoryMetrics
-from adapters.memory.nodes import InMemoryNodeStore
+from adapters.testing.memory.clock import FakeClock
+from adapters.testing.memory.events import InMemoryEventRecorder, RecordedEvent
+from adapters.testing.memory.inventory import InMemoryInventory
+from adapters.testing.memory.leader import InMemoryLeaderElector
+from adapters.testing.memory.metrics import InMemoryMetrics
+from adapters.testing.memory.nodes import InMemoryNodeStore
 
 __all__ = [
     "FakeClock",

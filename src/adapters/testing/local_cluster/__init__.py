@@ -6,7 +6,7 @@ kubelet, no controller-manager. Binaries come from
 ``scripts/build-control-plane.sh`` (built from their Go modules, cached).
 """
 
-from adapters.kubernetes.local_cluster.control_plane import (
+from adapters.testing.local_cluster.control_plane import (
     ControlPlane,
     cached_binaries,
     find_binaries,

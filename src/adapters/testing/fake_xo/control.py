@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from adapters.fake_xo.state import StateError
+from adapters.testing.fake_xo.state import StateError
 
 if TYPE_CHECKING:
-    from adapters.fake_xo.server import FakeXOServer
+    from adapters.testing.fake_xo.server import FakeXOServer
 
 PREFIX = "/_control"
 Body = dict[str, Any]

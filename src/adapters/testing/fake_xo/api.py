@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from adapters.fake_xo.events import encode_frame
-from adapters.fake_xo.matcher import FilterSyntaxError, parse_filter
-from adapters.fake_xo.objects import pick
-from adapters.fake_xo.state import COLLECTIONS
+from adapters.testing.fake_xo.events import encode_frame
+from adapters.testing.fake_xo.matcher import FilterSyntaxError, parse_filter
+from adapters.testing.fake_xo.objects import pick
+from adapters.testing.fake_xo.state import COLLECTIONS
 
 if TYPE_CHECKING:
-    from adapters.fake_xo.server import FakeXOServer
+    from adapters.testing.fake_xo.server import FakeXOServer
 
 API = "/rest/v0"
 PING = "GET /ping"

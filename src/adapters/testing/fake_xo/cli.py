@@ -13,8 +13,8 @@ import signal
 import sys
 from pathlib import Path
 
-from adapters.fake_xo.server import FakeXOServer
-from adapters.fake_xo.state import FakeXOState
+from adapters.testing.fake_xo.server import FakeXOServer
+from adapters.testing.fake_xo.state import FakeXOState
 
 
 def _listen(value: str) -> tuple[str, int]:
