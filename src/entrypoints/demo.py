@@ -119,11 +119,13 @@ class FakeHTTPXO:
 
         await self.server.start()
         for pool in (POOL_PARIS, POOL_LYON):
-            self.server.add_pool(name_label=pool.name_label, pool_id=pool.id)
+            self.server.state.add_pool(name_label=pool.name_label, pool_id=pool.id)
         for host in HOSTS:
-            self.server.add_host(pool_id=host.pool_id, name_label=host.name_label, host_id=host.id)
+            self.server.state.add_host(
+                pool_id=host.pool_id, name_label=host.name_label, host_id=host.id
+            )
         for name, vm_id, host, cpus, gib, ip in VMS:
-            self.server.add_vm(
+            self.server.state.add_vm(
                 name_label=name,
                 vm_id=vm_id,
                 pool_id=host.pool_id,
@@ -136,13 +138,13 @@ class FakeHTTPXO:
         self.inventory = XOInventory.from_config(config)
 
     def migrate(self, vm_id: str, host_id: str) -> None:
-        self.server.migrate_vm(vm_id, host_id=host_id)
+        self.server.state.migrate_vm(vm_id, host_id=host_id)
 
     def stop(self, vm_id: str) -> None:
-        self.server.stop_vm(vm_id)
+        self.server.state.stop_vm(vm_id)
 
     def delete(self, vm_id: str) -> None:
-        self.server.delete_vm(vm_id)
+        self.server.state.delete_vm(vm_id)
 
     async def aclose(self) -> None:
         await self.inventory.aclose()  # type: ignore[attr-defined]

@@ -218,7 +218,7 @@ class Cluster:
         host_id = host_id or self.world.host_a1
         pool_id = self.world.pool_b if host_id == self.world.host_b1 else self.world.pool_a
         return str(
-            self.xo.add_vm(name_label=name, host_id=host_id, pool_id=pool_id, **fields)["id"]
+            self.xo.state.add_vm(name_label=name, host_id=host_id, pool_id=pool_id, **fields)["id"]
         )
 
     async def add_initialized_nodes(

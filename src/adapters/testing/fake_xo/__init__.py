@@ -5,10 +5,11 @@ Objects come from XO's own samples; collections honour ``fields``,
 server-sent events and the pool-disconnect behaviour are XO's. A control
 API (``/_control``) and Python methods drive the world and inject faults.
 
-- ``server``: :class:`FakeXOServer` (start/stop in a running loop, the driving methods);
+- ``server``: :class:`FakeXOServer` (start/stop in a running loop; composes the parts);
 - ``state``: the world and its invariants; ``objects``: objects from the samples;
 - ``api``: the REST routes; ``events``: SSE connections and subscriptions;
-- ``matcher``: the filter language; ``faults``: faults and authentication;
+- ``matcher``: the filter language; ``faults``: faults, their injection, authentication;
+- ``counter``: requests per endpoint; ``samples`` (+ ``sample_objects/*.json``): XO's objects;
 - ``control``: the ``/_control`` routes; ``client``: an HTTP client for them;
 - ``cli``: the ``fake-xo`` sub-command (``add_arguments``, ``serve``).
 """

@@ -11,17 +11,16 @@ import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
-from adapters.testing.fake_xo.events import encode_frame
+from adapters.testing.fake_xo.counter import RequestCounter
+from adapters.testing.fake_xo.events import EventHub
+from adapters.testing.fake_xo.faults import AuthDB, FaultInjector
 from adapters.testing.fake_xo.matcher import FilterSyntaxError, parse_filter
 from adapters.testing.fake_xo.objects import pick
-from adapters.testing.fake_xo.state import COLLECTIONS
-
-if TYPE_CHECKING:
-    from adapters.testing.fake_xo.server import FakeXOServer
+from adapters.testing.fake_xo.state import COLLECTIONS, FakeXOState
 
 API = "/rest/v0"
 PING = "GET /ping"
@@ -84,10 +83,22 @@ def _garble(response: web.Response, mode: str) -> web.Response:
 
 
 class RestAPI:
-    """Handlers bound to one server's state, hub, faults and auth."""
+    """Handlers bound to one world (state), its event hub, faults, users and counter."""
 
-    def __init__(self, xo: FakeXOServer) -> None:
-        self.xo = xo
+    def __init__(
+        self,
+        *,
+        state: FakeXOState,
+        hub: EventHub,
+        faults: FaultInjector,
+        auth: AuthDB,
+        counter: RequestCounter,
+    ) -> None:
+        self.state = state
+        self.hub = hub
+        self.faults = faults
+        self.auth = auth
+        self.counter = counter
 
     def register(self, app: web.Application) -> None:
         r = app.router
@@ -105,12 +116,11 @@ class RestAPI:
         if not request.path.startswith(API + "/"):
             return await handler(request)
         endpoint = endpoint_of(request)
-        self.xo.count(endpoint)
-        faults = self.xo.faults
-        if endpoint != PING and faults.applies_to(endpoint):
-            injected = await self._inject(endpoint)
+        self.counter.count(endpoint)
+        if endpoint != PING:
+            injected = await self.faults.inject(endpoint)
             if injected is not None:
-                return injected
+                return error(injected.status, injected.message, headers=injected.headers)
         if endpoint != PING:
             denied = self._authenticate(request)
             if denied is not None:
@@ -121,36 +131,16 @@ class RestAPI:
             return error(404, "no such route")
         except web.HTTPMethodNotAllowed:
             return error(405, "method not allowed")
-        garbage = faults.garbage
+        garbage = self.faults.active.garbage
         if (
             garbage
-            and faults.applies_to(endpoint)
+            and self.faults.applies_to(endpoint)
             and isinstance(response, web.Response)
             and 200 <= response.status < 300
             and endpoint != EVENTS
         ):
             return _garble(response, garbage)
         return response
-
-    async def _inject(self, endpoint: str) -> web.Response | None:
-        faults = self.xo.faults
-        if faults.latency > 0:
-            await asyncio.sleep(faults.latency)
-        if faults.hang:
-            await self.xo.wait_hang_released()
-        fail = faults.fail_next > 0
-        if fail:
-            faults.fail_next -= 1
-        elif faults.error_rate > 0:
-            fail = self.xo.random.random() < faults.error_rate
-        if not fail:
-            return None
-        headers = {}
-        if faults.retry_after is not None:
-            headers["Retry-After"] = f"{faults.retry_after:g}"
-        status = faults.error_status
-        message = "too many requests" if status == 429 else "injected failure"
-        return error(status, message, headers=headers)
 
     def _authenticate(self, request: web.Request) -> web.Response | None:
         token = request.cookies.get("authenticationToken") or request.cookies.get("token")
@@ -159,14 +149,14 @@ class RestAPI:
             return error(400, MULTIPLE_AUTH)
         admin: bool | None = None
         if token:
-            admin = self.xo.auth.check_token(token)
+            admin = self.auth.check_token(token)
         elif authorization:
-            checked = self.xo.auth.check_basic(authorization)
+            checked = self.auth.check_basic(authorization)
             if checked == "throttled":
                 return error(500, "too fast authentication tries")
             admin = checked
         if admin is None:
-            if self.xo.faults.legacy_auth_errors:
+            if self.faults.active.legacy_auth_errors:
                 return web.Response(status=401, text="Unauthorized", content_type="text/plain")
             return error(
                 401, "invalid credentials", headers={"WWW-Authenticate": 'Basic realm="xo"'}
@@ -181,7 +171,7 @@ class RestAPI:
     def _lister(self, collection: str, type_: str) -> Handler:
         async def handle(request: web.Request) -> web.StreamResponse:
             query = request.query
-            objs = list(self.xo.state.all_visible(type_)) if request[ADMIN_KEY] else []
+            objs = list(self.state.all_visible(type_)) if request[ADMIN_KEY] else []
             if "filter" in query:
                 try:
                     matcher = parse_filter(query["filter"])
@@ -216,7 +206,7 @@ class RestAPI:
     def _getter(self, type_: str) -> Handler:
         async def handle(request: web.Request) -> web.StreamResponse:
             obj_id = request.match_info["id"]
-            obj = self.xo.state.get(type_, obj_id)
+            obj = self.state.get(type_, obj_id)
             if obj is None:
                 return error(404, f"no such {type_} {obj_id}", data={"id": obj_id, "type": type_})
             if not request[ADMIN_KEY]:
@@ -227,7 +217,7 @@ class RestAPI:
 
     # -- events ----------------------------------------------------------------
     async def events(self, request: web.Request) -> web.StreamResponse:
-        if not self.xo.faults.events_enabled:
+        if not self.faults.active.events_enabled:
             return web.Response(
                 status=404, text="Cannot GET /rest/v0/events", content_type="text/html"
             )
@@ -235,19 +225,19 @@ class RestAPI:
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )
         await response.prepare(request)
-        conn = self.xo.hub.open()
+        conn = self.hub.open()
 
         async def send(event: str, data: Any) -> None:
-            await response.write(encode_frame(event, data, compact=self.xo.compact_frames))
+            await response.write(self.hub.frame(event, data))
 
         try:
             await send("init", {"id": conn.id})
             while True:
                 try:
-                    async with asyncio.timeout(self.xo.ping_interval):
+                    async with asyncio.timeout(self.hub.ping_interval):
                         frame = await conn.queue.get()
                 except TimeoutError:
-                    if self.xo.faults.mute_pings:
+                    if self.faults.active.mute_pings:
                         continue
                     frame = ("ping", {"ping": int(time.time() * 1000)})
                 if frame is None:
@@ -256,7 +246,7 @@ class RestAPI:
         except ConnectionError:
             pass  # the client went away
         finally:
-            self.xo.hub.close(conn.id)
+            self.hub.close(conn.id)
         return response
 
     async def subscribe(self, request: web.Request) -> web.Response:
@@ -271,12 +261,12 @@ class RestAPI:
             fields is None or (isinstance(fields, list) and all(isinstance(f, str) for f in fields))
         ):
             return error(422, "invalid parameters", data={"collection": collection})
-        if not self.xo.hub.subscribe(connection, collection, fields):
+        if not self.hub.subscribe(connection, collection, fields):
             return error(404, f"no such connection {connection}", data={"id": connection})
         return web.json_response({"id": collection}, status=201)
 
     async def unsubscribe(self, request: web.Request) -> web.Response:
         connection = request.match_info["id"]
-        if not self.xo.hub.unsubscribe(connection, request.match_info["collection"]):
+        if not self.hub.unsubscribe(connection, request.match_info["collection"]):
             return error(404, f"no such subscription on {connection}", data={"id": connection})
         return web.Response(status=204)

@@ -72,7 +72,7 @@ def build_server(args: argparse.Namespace) -> FakeXOServer:
     else:
         state = FakeXOState.from_samples()
     if args.vms:
-        state.populate(vms=args.vms)
+        state.populate(count=args.vms)
     users = {}
     for entry in args.user:
         name, sep, password = entry.partition(":")

@@ -5,21 +5,22 @@ migrate, start, stop, rename, resize and tag VMs, add hosts and pools,
 disconnect pools, inject faults and read request counts. JSON in, JSON out;
 not authenticated (the server binds loopback by default) and never counted.
 
-Every route maps onto one :class:`FakeXOServer` method, so in-process tests
-and HTTP clients drive exactly the same code.
+Every route maps onto one method of the server's parts (the state, the
+fault injector, the event hub, the users, the request counter), so
+in-process tests and HTTP clients drive exactly the same code.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
-from adapters.testing.fake_xo.state import StateError
-
-if TYPE_CHECKING:
-    from adapters.testing.fake_xo.server import FakeXOServer
+from adapters.testing.fake_xo.counter import RequestCounter
+from adapters.testing.fake_xo.events import EventHub
+from adapters.testing.fake_xo.faults import AuthDB, FaultInjector
+from adapters.testing.fake_xo.state import FakeXOState, StateError
 
 PREFIX = "/_control"
 Body = dict[str, Any]
@@ -31,45 +32,57 @@ def _fail(status: int, message: str) -> web.Response:
 
 
 class ControlAPI:
-    def __init__(self, xo: FakeXOServer) -> None:
-        self.xo = xo
+    """The ``/_control`` routes over one server's parts; ``save_state`` writes the
+    world to a file (the body's ``path``, else the server's ``--state`` file)."""
+
+    def __init__(
+        self,
+        *,
+        state: FakeXOState,
+        hub: EventHub,
+        faults: FaultInjector,
+        auth: AuthDB,
+        counter: RequestCounter,
+        save_state: Callable[[str | None], dict[str, str]],
+    ) -> None:
+        self.state = state
+        self.hub = hub
+        self.faults = faults
+        self.auth = auth
+        self.counter = counter
+        self.save_state = save_state
 
     def register(self, app: web.Application) -> None:
-        xo = self.xo
+        state, faults, auth, counter = self.state, self.faults, self.auth, self.counter
         vm = f"{PREFIX}/vms/{{id}}"
         routes: list[tuple[str, str, Action, int]] = [
-            ("GET", f"{PREFIX}/state", lambda r, b: xo.state.to_json(), 200),
-            ("POST", f"{PREFIX}/state/save", lambda r, b: xo.save_state(b.get("path")), 200),
-            ("POST", f"{PREFIX}/pools", lambda r, b: xo.add_pool(**_args(b, POOL)), 201),
-            ("POST", f"{PREFIX}/pools/{{id}}/disconnect", self._pool(xo.disconnect_pool), 200),
-            ("POST", f"{PREFIX}/pools/{{id}}/reconnect", self._pool(xo.reconnect_pool), 200),
-            ("POST", f"{PREFIX}/hosts", lambda r, b: xo.add_host(**_args(b, HOST)), 201),
-            ("POST", f"{PREFIX}/vms", lambda r, b: xo.add_vm(**_args(b, VM)), 201),
-            ("POST", f"{PREFIX}/vms/populate", lambda r, b: _ids(xo.populate(**b)), 201),
-            ("DELETE", vm, lambda r, b: xo.delete_vm(_id(r)), 200),
-            ("POST", f"{vm}/migrate", lambda r, b: xo.migrate_vm(_id(r), **b), 200),
-            ("POST", f"{vm}/start", lambda r, b: xo.start_vm(_id(r), **b), 200),
-            ("POST", f"{vm}/stop", lambda r, b: xo.stop_vm(_id(r)), 200),
-            ("POST", f"{vm}/rename", lambda r, b: xo.rename_vm(_id(r), **b), 200),
-            ("POST", f"{vm}/resize", lambda r, b: xo.resize_vm(_id(r), **b), 200),
-            ("POST", f"{vm}/tags", lambda r, b: xo.tag_vm(_id(r), **b), 200),
-            ("POST", f"{vm}/addresses", lambda r, b: xo.set_addresses(_id(r), **b), 200),
-            ("PATCH", vm, lambda r, b: xo.patch_vm(_id(r), fields=b), 200),
-            ("GET", f"{PREFIX}/faults", lambda r, b: xo.faults.to_json(), 200),
-            ("POST", f"{PREFIX}/faults", lambda r, b: xo.set_faults(**b).to_json(), 200),
-            ("DELETE", f"{PREFIX}/faults", lambda r, b: xo.clear_faults().to_json(), 200),
-            (
-                "POST",
-                f"{PREFIX}/events/drop",
-                lambda r, b: {"dropped": xo.drop_event_streams()},
-                200,
-            ),
-            ("POST", f"{PREFIX}/events/settings", lambda r, b: xo.set_event_settings(**b), 200),
-            ("POST", f"{PREFIX}/tokens", lambda r, b: xo.add_token(**b), 201),
+            ("GET", f"{PREFIX}/state", lambda r, b: state.to_json(), 200),
+            ("POST", f"{PREFIX}/state/save", lambda r, b: self.save_state(b.get("path")), 200),
+            ("POST", f"{PREFIX}/pools", lambda r, b: state.add_pool(**_args(b, POOL)), 201),
+            ("POST", f"{PREFIX}/pools/{{id}}/disconnect", self._pool(state.disconnect_pool), 200),
+            ("POST", f"{PREFIX}/pools/{{id}}/reconnect", self._pool(state.reconnect_pool), 200),
+            ("POST", f"{PREFIX}/hosts", lambda r, b: state.add_host(**_args(b, HOST)), 201),
+            ("POST", f"{PREFIX}/vms", lambda r, b: state.add_vm(**_args(b, VM)), 201),
+            ("POST", f"{PREFIX}/vms/populate", lambda r, b: _ids(state.populate(**b)), 201),
+            ("DELETE", vm, lambda r, b: state.delete_vm(_id(r)), 200),
+            ("POST", f"{vm}/migrate", lambda r, b: state.migrate_vm(_id(r), **b), 200),
+            ("POST", f"{vm}/start", lambda r, b: state.start_vm(_id(r), **b), 200),
+            ("POST", f"{vm}/stop", lambda r, b: state.stop_vm(_id(r)), 200),
+            ("POST", f"{vm}/rename", lambda r, b: state.rename_vm(_id(r), **b), 200),
+            ("POST", f"{vm}/resize", lambda r, b: state.resize_vm(_id(r), **b), 200),
+            ("POST", f"{vm}/tags", lambda r, b: state.tag_vm(_id(r), **b), 200),
+            ("POST", f"{vm}/addresses", lambda r, b: state.set_addresses(_id(r), **b), 200),
+            ("PATCH", vm, lambda r, b: state.patch_vm(_id(r), fields=b), 200),
+            ("GET", f"{PREFIX}/faults", lambda r, b: faults.active.to_json(), 200),
+            ("POST", f"{PREFIX}/faults", lambda r, b: faults.set(**b).to_json(), 200),
+            ("DELETE", f"{PREFIX}/faults", lambda r, b: faults.clear().to_json(), 200),
+            ("POST", f"{PREFIX}/events/drop", lambda r, b: {"dropped": self.hub.drop_all()}, 200),
+            ("POST", f"{PREFIX}/events/settings", lambda r, b: self.hub.configure(**b), 200),
+            ("POST", f"{PREFIX}/tokens", lambda r, b: auth.add_token(**b), 201),
             ("DELETE", f"{PREFIX}/tokens/{{token}}", self._revoke, 200),
-            ("POST", f"{PREFIX}/users", lambda r, b: xo.add_user(**b), 201),
-            ("GET", f"{PREFIX}/requests", lambda r, b: xo.request_report(), 200),
-            ("DELETE", f"{PREFIX}/requests", lambda r, b: xo.reset_request_counts(), 200),
+            ("POST", f"{PREFIX}/users", lambda r, b: auth.add_user(**b), 201),
+            ("GET", f"{PREFIX}/requests", lambda r, b: counter.report(), 200),
+            ("DELETE", f"{PREFIX}/requests", lambda r, b: counter.reset(), 200),
         ]
         for method, path, action, status in routes:
             app.router.add_route(method, path, self._wrap(action, status))
@@ -79,7 +92,7 @@ class ControlAPI:
         return lambda request, body: method(request.match_info["id"])
 
     def _revoke(self, request: web.Request, body: Body) -> None:
-        self.xo.revoke_token(request.match_info["token"])
+        self.auth.revoke_token(request.match_info["token"])
 
     @staticmethod
     def _wrap(action: Action, status: int) -> Callable[[web.Request], Awaitable[web.Response]]:

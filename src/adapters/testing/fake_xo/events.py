@@ -33,11 +33,31 @@ class Connection:
 
 
 class EventHub:
-    """Routes state changes to the subscribed connections."""
+    """Routes state changes to the subscribed connections.
 
-    def __init__(self) -> None:
+    ``ping_interval`` (XO's 30 s by default) and ``compact`` (older servers'
+    ``event:x`` frame spelling) shape what every stream sends.
+    """
+
+    def __init__(self, *, ping_interval: float = 30.0, compact: bool = False) -> None:
         self.connections: dict[str, Connection] = {}
+        self.ping_interval = ping_interval
+        self.compact = compact
         self._seq = itertools.count(1)
+
+    def configure(
+        self, *, ping_interval: float | None = None, compact: bool | None = None
+    ) -> dict[str, Any]:
+        if ping_interval is not None:
+            if ping_interval <= 0:
+                raise ValueError("ping_interval must be positive")
+            self.ping_interval = float(ping_interval)
+        if compact is not None:
+            self.compact = bool(compact)
+        return {"ping_interval": self.ping_interval, "compact": self.compact}
+
+    def frame(self, event: str, data: Any) -> bytes:
+        return encode_frame(event, data, compact=self.compact)
 
     def open(self) -> Connection:
         conn = Connection(id=f"{next(self._seq)}-{secrets.token_hex(4)}")

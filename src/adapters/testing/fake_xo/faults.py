@@ -9,8 +9,10 @@ endpoint template (``GET /vms/{id}``) when ``endpoint`` is set.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import random
 import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
@@ -63,6 +65,72 @@ class Faults:
             setattr(self, key, value)
 
 
+@dataclass(frozen=True, slots=True)
+class InjectedError:
+    """The answer an injected failure replaces the real one with."""
+
+    status: int
+    message: str
+    headers: dict[str, str]
+
+
+class FaultInjector:
+    """The active :class:`Faults` and their effect on one API request.
+
+    ``set`` and ``clear`` change the faults (hung requests are released as
+    soon as ``hang`` is off); :meth:`inject` runs before a request's handler:
+    it waits (latency, hang) and returns the error to answer instead, if any.
+    ``seed`` fixes the random draws of ``error_rate``.
+    """
+
+    def __init__(self, *, seed: int | None = None) -> None:
+        self.active = Faults()
+        self.random = random.Random(seed)
+        self._hang_released = asyncio.Event()
+
+    def set(self, **changes: Any) -> Faults:
+        """Change some faults (``latency=0.1``, ``fail_next=2``, ``garbage="html"``...)."""
+        self.active.update(changes)
+        if not self.active.hang:
+            self.release_hangs()
+        return self.active
+
+    def clear(self) -> Faults:
+        self.active = Faults()
+        self.release_hangs()
+        return self.active
+
+    def release_hangs(self) -> None:
+        """Let every hung request go on (a cleared fault, or the server stopping)."""
+        self._hang_released.set()
+        self._hang_released = asyncio.Event()
+
+    def applies_to(self, endpoint: str) -> bool:
+        return self.active.applies_to(endpoint)
+
+    async def inject(self, endpoint: str) -> InjectedError | None:
+        faults = self.active
+        if not faults.applies_to(endpoint):
+            return None
+        if faults.latency > 0:
+            await asyncio.sleep(faults.latency)
+        if faults.hang:
+            await self._hang_released.wait()
+        fail = faults.fail_next > 0
+        if fail:
+            faults.fail_next -= 1
+        elif faults.error_rate > 0:
+            fail = self.random.random() < faults.error_rate
+        if not fail:
+            return None
+        headers = {}
+        if faults.retry_after is not None:
+            headers["Retry-After"] = f"{faults.retry_after:g}"
+        status = faults.error_status
+        message = "too many requests" if status == 429 else "injected failure"
+        return InjectedError(status, message, headers)
+
+
 @dataclass(slots=True)
 class AuthDB:
     """Tokens and users, as XO's authentication would see them.
@@ -75,6 +143,15 @@ class AuthDB:
     users: dict[str, tuple[str, bool]] = field(default_factory=dict)  # name -> (password, admin)
     throttle: float = 2.0
     _last_failure: dict[str, float] = field(default_factory=dict)
+
+    def add_token(self, *, token: str, admin: bool = True) -> None:
+        self.tokens[token] = admin
+
+    def revoke_token(self, token: str) -> None:
+        self.tokens.pop(token, None)
+
+    def add_user(self, *, username: str, password: str, admin: bool = True) -> None:
+        self.users[username] = (password, admin)
 
     def check_token(self, token: str) -> bool | None:
         """True/False: admin or not; None: invalid."""

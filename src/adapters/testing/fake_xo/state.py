@@ -256,9 +256,9 @@ class FakeXOState:
 
     # -- bulk and samples --------------------------------------------------
     def populate(
-        self, *, vms: int, pool_id: str | None = None, prefix: str = "vm", running: bool = True
+        self, *, count: int, pool_id: str | None = None, prefix: str = "vm", running: bool = True
     ) -> list[dict[str, Any]]:
-        """Add ``vms`` VMs named ``<prefix>-<n>`` spread over the pool's hosts."""
+        """Add ``count`` VMs named ``<prefix>-<n>`` spread over the pool's hosts."""
         pool_id = (pool_id or self._default_pool()).lower()
         hosts = [h["id"] for h in self.objects["host"].values() if h["$pool"] == pool_id]
         start = len(self.objects["VM"])
@@ -269,7 +269,7 @@ class FakeXOState:
                 host_id=hosts[n % len(hosts)] if hosts else None,
                 power_state="Running" if running else "Halted",
             )
-            for n in range(vms)
+            for n in range(count)
         ]
 
     @classmethod
