@@ -27,20 +27,27 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 
 from domain import labels
-from domain.errors import ProviderIDError
+from domain.errors import ProviderIDError, VMDeletedError
+from domain.matching import (
+    MatchedBy,
+    SnapshotMatch,
+    VMIndex,
+    locate_in_snapshot,
+    placement_pools,
+    system_uuid_candidates,
+)
 from domain.model import VM, Host, InventorySnapshot, Node, NodeChange, Pool
 from domain.options import CCMOptions
 from domain.policies.initialization import plan_initialization
 from domain.policies.label_sync import plan_label_sync
 from domain.policies.lifecycle import LifecycleAction, VMState, decide
 from domain.policies.metadata import instance_metadata
-from domain.policies.system_uuid import swap_little_endian
-from domain.providerid import PREFIX, ProviderID, is_ours, is_uuid
+from domain.providerid import PREFIX, ProviderID, is_ours
 
 DEFAULT_OPTIONS = CCMOptions()
 
@@ -608,117 +615,34 @@ def diagnose_node_list(count: int) -> Finding:
 
 
 # -- nodes -------------------------------------------------------------------------
-class MatchedBy(StrEnum):
-    PROVIDER_ID = "providerID"
-    SYSTEM_UUID = "systemUUID"
-    SYSTEM_UUID_SWAPPED = "little-endian systemUUID"
-    NAME_LABEL = "name_label"
+VMLookup = SnapshotMatch
 
 
-@dataclass(frozen=True, slots=True)
-class VMLookup:
-    """Which VM backs a node, found in one snapshot the way the CCM finds it.
-
-    ``pool_id`` is the pool that must still be known for a missing VM to
-    count as deleted (``domain.services.vm_lookup.node_pool_hint``).
-    """
-
-    vm: VM | None = None
-    matched_by: MatchedBy | None = None
-    tried: tuple[str, ...] = ()
-    pool_id: str = ""
-    pool_known: bool = False
-    ambiguous: tuple[str, ...] = ()
-
-
-class VMIndex:
-    """A snapshot indexed once for per-node lookups (by id, and by name when enabled)."""
-
-    def __init__(self, snapshot: InventorySnapshot) -> None:
-        self.snapshot = snapshot
-        self._by_id = {vm_id.lower(): vm for vm_id, vm in snapshot.vms.items()}
-        self._pools = {p.lower() for p in snapshot.pools}
-        self._by_name: dict[str, list[VM]] | None = None
-
-    def vm(self, vm_id: str) -> VM | None:
-        return self._by_id.get(vm_id.lower())
-
-    def pool_known(self, pool_id: str) -> bool:
-        return pool_id.lower() in self._pools
-
-    def named(self, name: str) -> list[VM]:
-        if self._by_name is None:
-            self._by_name = {}
-            for vm in self.snapshot.vms.values():
-                self._by_name.setdefault(vm.name_label, []).append(vm)
-        return self._by_name.get(name, [])
-
-    def host(self, host_id: str) -> Host | None:
-        return self.snapshot.hosts.get(host_id)
-
-    def pool(self, pool_id: str) -> Pool | None:
-        return self.snapshot.pools.get(pool_id)
-
-
-def pool_hint(node: Node, provider_id: ProviderID) -> str:
-    """As ``node_pool_hint``: the providerID's pool, else the region label."""
-    return provider_id.pool_id or node.labels.get(labels.REGION, "")
-
-
-def find_vm(node: Node, index: VMIndex, *, match_by_name: bool = False) -> VMLookup:
-    """The node's VM: by our providerID; else systemUUID, its little-endian twin, the name.
+def find_vm(node: Node, index: VMIndex, *, match_by_name: bool = False) -> SnapshotMatch:
+    """The node's VM in one snapshot, by the CCM's own rule (``domain.matching``).
 
     A foreign providerID is looked up by systemUUID too, only to tell the
     operator whether the node is an XO VM after all. A malformed providerID
     of ours finds nothing (:func:`diagnose_node` names the problem).
     """
-    if is_ours(node.provider_id):
-        try:
-            pid = ProviderID.parse(node.provider_id)
-        except ProviderIDError:
-            return VMLookup()
-        vm = index.vm(pid.vm_id)
-        hint = pool_hint(node, pid)
-        return VMLookup(
-            vm=vm,
-            matched_by=MatchedBy.PROVIDER_ID if vm else None,
-            tried=(pid.vm_id,),
-            pool_id=hint,
-            pool_known=bool(hint) and index.pool_known(hint),
-        )
-    tried: list[str] = []
-    uuid = node.system_uuid.strip().lower()
-    if is_uuid(uuid):
-        for candidate, how in (
-            (uuid, MatchedBy.SYSTEM_UUID),
-            (swap_little_endian(uuid), MatchedBy.SYSTEM_UUID_SWAPPED),
-        ):
-            if candidate in tried:
-                continue
-            tried.append(candidate)
-            vm = index.vm(candidate)
-            if vm is not None:
-                return VMLookup(vm, how, tuple(tried), vm.pool_id, index.pool_known(vm.pool_id))
-    if match_by_name:
-        matches = index.named(node.name)
-        tried.append(f"name_label={node.name}")
-        if len(matches) == 1:
-            vm = matches[0]
-            return VMLookup(
-                vm, MatchedBy.NAME_LABEL, tuple(tried), vm.pool_id, index.pool_known(vm.pool_id)
-            )
-        if len(matches) > 1:
-            return VMLookup(tried=tuple(tried), ambiguous=tuple(sorted(v.id for v in matches)))
-    return VMLookup(tried=tuple(tried))
+    if node.provider_id and not is_ours(node.provider_id):
+        return locate_in_snapshot(replace(node, provider_id=""), index, match_by_name=False)
+    return locate_in_snapshot(node, index, match_by_name=match_by_name)
 
 
-def vm_state(lookup: VMLookup) -> VMState:
+def vm_state(lookup: SnapshotMatch) -> VMState:
     """What the lifecycle controller would conclude from this lookup."""
     if lookup.vm is not None:
         return VMState.RUNNING if lookup.vm.running else VMState.SHUT_DOWN
-    if lookup.pool_id and lookup.pool_known:
+    if isinstance(lookup.verdict, VMDeletedError):
         return VMState.DELETED
     return VMState.POOL_UNKNOWN
+
+
+def _pools(pools: Iterable[str]) -> str:
+    """``pool X`` or ``pools X, Y``."""
+    names = sorted(pools)
+    return f"pool {names[0]}" if len(names) == 1 else f"pools {', '.join(names)}"
 
 
 _KUBELET_FIX = (
@@ -946,14 +870,14 @@ def _vm_findings(
         elif how is MatchedBy.SYSTEM_UUID:
             out.append(ok(NODE_VM, name, f"{_describe_vm(vm)}, found by systemUUID"))
         else:
-            uuid = node.system_uuid.strip().lower()
-            if is_uuid(uuid) and vm.id.lower() not in (uuid, swap_little_endian(uuid)):
+            twins = system_uuid_candidates(node.system_uuid)
+            if twins and vm.id.lower() not in twins:
                 out.append(
                     warn(
                         NODE_VM,
                         name,
                         f"providerID names {_describe_vm(vm)}, but kubelet reports systemUUID "
-                        f"{uuid}, neither that VM's id nor its little-endian form: this Node "
+                        f"{twins[0]}, neither that VM's id nor its little-endian form: this Node "
                         "object was registered by another VM (cloned or re-created?)",
                         _IMMUTABLE_FIX.format(name=name),
                     )
@@ -988,7 +912,7 @@ def _vm_findings(
 
     if not node.ready:
         return _lifecycle_findings(node, lookup, options)
-    if not lookup.pool_id:
+    if not lookup.pools:
         return [
             fail(
                 NODE_VM,
@@ -998,13 +922,13 @@ def _vm_findings(
                 "check the VM in XO; if it is gone for good, delete the node",
             )
         ]
-    if not lookup.pool_known:
+    if lookup.unknown_pools:
         return [
             fail(
                 NODE_VM,
                 name,
-                f"protected: VM {pid.vm_id} and its pool {lookup.pool_id} are unknown to XO "
-                "(pool disconnected?): the CCM does not treat the VM as deleted",
+                f"protected: VM {pid.vm_id} and its {_pools(lookup.unknown_pools)} are unknown to "
+                "XO (pool disconnected?): the CCM does not treat the VM as deleted",
                 _POOL_FIX,
             )
         ]
@@ -1012,7 +936,7 @@ def _vm_findings(
         fail(
             NODE_VM,
             name,
-            f"VM {pid.vm_id} is gone from pool {lookup.pool_id}, yet the node is Ready: "
+            f"VM {pid.vm_id} is gone from {_pools(lookup.pools)}, yet the node is Ready: "
             "kubelet runs on another machine than the providerID says",
             _IMMUTABLE_FIX.format(name=name),
         )
@@ -1033,14 +957,15 @@ def _lifecycle_findings(node: Node, lookup: VMLookup, options: CCMOptions) -> li
             warn(
                 NODE_LIFECYCLE,
                 name,
-                f"{readiness} and its VM {vm_id} is gone while pool {lookup.pool_id} is known: "
+                f"{readiness} and its VM {vm_id} is gone while {_pools(lookup.pools)} "
+                f"{'is' if len(lookup.pools) == 1 else 'are'} known: "
                 "cloud-node-lifecycle will delete this node (once it has seen the VM gone "
                 f"twice, {options.deletion.confirm_delay:g}s apart)",
                 "nothing, if the VM was deleted on purpose; otherwise restore it in XO now",
             )
         ]
     if state is VMState.POOL_UNKNOWN:
-        if not lookup.pool_id:
+        if not lookup.pools:
             return [
                 fail(
                     NODE_LIFECYCLE,
@@ -1055,7 +980,7 @@ def _lifecycle_findings(node: Node, lookup: VMLookup, options: CCMOptions) -> li
                 NODE_LIFECYCLE,
                 name,
                 f"{readiness}, protected: VM {lookup.tried[0] if lookup.tried else '?'} and its "
-                f"pool {lookup.pool_id} are unknown to XO (pool disconnected?), so "
+                f"{_pools(lookup.unknown_pools)} are unknown to XO (pool disconnected?), so "
                 "cloud-node-lifecycle keeps the node",
                 _POOL_FIX,
             )
@@ -1128,15 +1053,8 @@ def diagnose_nodes(
 
 
 def pool_hints(nodes: Iterable[Node]) -> list[str]:
-    """Pool ids the nodes name (providerID, else region label), most named first."""
-    counts: Counter[str] = Counter()
-    for node in nodes:
-        if is_ours(node.provider_id):
-            try:
-                pid = ProviderID.parse(node.provider_id)
-            except ProviderIDError:
-                continue
-            hint = pool_hint(node, pid)
-            if hint:
-                counts[hint] += 1
+    """Pool ids the nodes of ours were placed in (``placement_pools``), most named first."""
+    counts = Counter(
+        p for node in nodes if is_ours(node.provider_id) for p in placement_pools(node)
+    )
     return [pool_id for pool_id, _ in counts.most_common()]

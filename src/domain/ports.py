@@ -7,9 +7,9 @@ adapter to it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 from domain.model import (
     VM,
@@ -24,17 +24,18 @@ from domain.model import (
 )
 
 
-@runtime_checkable
 class Inventory(Protocol):
     """Xen Orchestra, as far as the CCM reads it."""
 
-    async def get_vm(self, *, vm_id: str, pool_id: str = "") -> VM:
+    async def get_vm(self, *, vm_id: str, confirm_pools: Collection[str] = ()) -> VM:
         """The VM with this id.
 
-        Not found: with ``pool_id`` empty, VMNotFoundError; otherwise the pool is
-        checked and the error is VMDeletedError (pool known: the VM was
-        deleted) or PoolUnavailableError (pool unknown too: XO lost the pool).
-        Any other failure is an InventoryError, never "not found".
+        Not found: with no ``confirm_pools``, VMNotFoundError. Otherwise every
+        one of those pools is asked of XO (never a cache) and the error is
+        VMDeletedError only if XO knows them all (the VM was deleted), else
+        PoolUnavailableError naming the unknown ones (XO lost a pool): see
+        ``domain.matching.absence_verdict``. Any other failure is an
+        InventoryError, never "not found".
         """
         ...
 
@@ -59,7 +60,6 @@ class Inventory(Protocol):
         ...
 
 
-@runtime_checkable
 class NodeStore(Protocol):
     """The Kubernetes Nodes, as far as the CCM reads and writes them."""
 
@@ -93,7 +93,6 @@ class NodeStore(Protocol):
         ...
 
 
-@runtime_checkable
 class EventRecorder(Protocol):
     """Kubernetes events about Nodes."""
 
@@ -104,7 +103,6 @@ class EventRecorder(Protocol):
         ...
 
 
-@runtime_checkable
 class Clock(Protocol):
     """Time, so controllers can run on a fake clock in tests."""
 
@@ -121,7 +119,6 @@ class Clock(Protocol):
         ...
 
 
-@runtime_checkable
 class LeaderElector(Protocol):
     """Who leads: controllers only run on the replica that holds the lease."""
 
@@ -138,7 +135,6 @@ class LeaderElector(Protocol):
         ...
 
 
-@runtime_checkable
 class Metrics(Protocol):
     """What the controllers measure; adapters export it (Prometheus) or keep it (tests)."""
 

@@ -439,7 +439,10 @@ def test_the_vm_is_found_in_the_snapshot_as_the_ccm_finds_it(
     lookup = dx.find_vm(node, INDEX, match_by_name=match_by_name)
 
     assert (lookup.vm.id if lookup.vm else None, lookup.matched_by) == (vm_id, how)
-    assert (lookup.pool_id, lookup.pool_known) == (pool_id, pool_known)
+    # The pools the absence is judged by (the node's placement pools, and the found
+    # VM's own): here at most one, known or not.
+    assert lookup.pools == (frozenset({pool_id}) if pool_id else frozenset())
+    assert lookup.unknown_pools == (() if pool_known or not pool_id else (pool_id,))
 
 
 def test_the_little_endian_twin_is_tried_after_the_uuid_itself() -> None:

@@ -62,12 +62,12 @@ async def _exercise(xo: FakeXOServer, world: World, inv: XOInventory, texts: lis
     for fault in ({"fail_next": 5}, {"garbage": "html"}):
         xo.faults.set(**fault)
         try:
-            await inv.get_vm(vm_id=VM_ID, pool_id=world.pool_a)
+            await inv.get_vm(vm_id=VM_ID, confirm_pools=[world.pool_a])
         except CCMError as err:
             failures.append(err)
         xo.faults.clear()
     try:
-        await inv.get_vm(vm_id=VM_ID, pool_id=world.pool_a)
+        await inv.get_vm(vm_id=VM_ID, confirm_pools=[world.pool_a])
     except CCMError as err:
         failures.append(err)
     xo.auth.revoke_token(TOKEN)

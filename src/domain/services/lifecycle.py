@@ -17,15 +17,15 @@ from domain.errors import (
     VMDeletedError,
     VMNotFoundError,
 )
+from domain.matching import placement_pools, vm_id_candidates
 from domain.model import EventType, Node, NodeChange
 from domain.options import CCMOptions
 from domain.policies.deletion_guard import DeletionGuard, Verdict
 from domain.policies.lifecycle import LifecycleAction, VMState, decide, needs_lookup
 from domain.policies.out_of_service import plan_out_of_service
 from domain.ports import Clock, EventRecorder, Inventory, NodeStore
-from domain.providerid import ProviderID, is_ours
+from domain.providerid import is_ours
 from domain.services.node_updates import update_on_conflict_retry
-from domain.services.vm_lookup import node_pool_hint
 
 log = logging.getLogger(__name__)
 
@@ -159,12 +159,12 @@ class LifecycleService:
         if not is_ours(node.provider_id):
             return VMState.NOT_OURS
         try:
-            pid = ProviderID.parse(node.provider_id)
+            (vm_id,) = vm_id_candidates(node)
         except ProviderIDError as err:
             log.warning("node %s: %s", node.name, err)
             return VMState.LOOKUP_FAILED
         try:
-            vm = await self._inventory.get_vm(vm_id=pid.vm_id, pool_id=node_pool_hint(node, pid))
+            vm = await self._inventory.get_vm(vm_id=vm_id, confirm_pools=placement_pools(node))
         except VMDeletedError:
             return VMState.DELETED
         except PoolUnavailableError as err:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import replace
 
-from domain.errors import InventoryError, PoolUnavailableError, VMDeletedError, VMNotFoundError
+from domain.errors import InventoryError
+from domain.matching import absence_verdict
 from domain.model import VM, ChangeKind, Host, InventorySnapshot, Pool, PowerState, VMChange
 
 
@@ -39,16 +40,13 @@ class InMemoryInventory:
         vm = self.vms.get(vm_id)
         return vm if vm is not None and vm.pool_id not in self.disconnected else None
 
-    async def get_vm(self, *, vm_id: str, pool_id: str = "") -> VM:
+    async def get_vm(self, *, vm_id: str, confirm_pools: Collection[str] = ()) -> VM:
         self._read("get_vm")
         vm = self._visible_vm(vm_id.lower())
         if vm is not None:
             return vm
-        if not pool_id:
-            raise VMNotFoundError(vm_id)
-        if await self.get_pool(pool_id=pool_id) is None:
-            raise PoolUnavailableError(vm_id, pool_id)
-        raise VMDeletedError(vm_id, pool_id)
+        known = {p: await self.get_pool(pool_id=p) is not None for p in sorted(confirm_pools)}
+        raise absence_verdict(vm_id, known)
 
     async def find_vms_by_name(self, *, name_label: str) -> Sequence[VM]:
         self._read("find_vms_by_name")
