@@ -45,10 +45,6 @@ class WorkQueue:
     def __len__(self) -> int:
         return len(self._queue)
 
-    @property
-    def pending_delayed(self) -> int:
-        return len(self._waiting_at)
-
     def _ensure_waiter(self) -> None:
         if self._waiter_task is None and not self._shutdown:
             self._waiter_task = asyncio.get_running_loop().create_task(

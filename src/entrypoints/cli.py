@@ -13,15 +13,10 @@ from collections.abc import Sequence
 
 from adapters.config import ConfigError, load_config
 from adapters.logging_setup import configure_logging, register_secret
+from entrypoints.console import PROG, fail
 from entrypoints.flags import FlagError, add_flags, settings_from_args
 
-PROG = "xenorchestra-cloud-controller-manager"
 SUBCOMMANDS = ("demo", "fake-xo", "doctor")
-
-
-def _fail(message: str) -> int:
-    print(f"{PROG}: error: {message}", file=sys.stderr)
-    return 1
 
 
 def ccm_parser() -> argparse.ArgumentParser:
@@ -44,7 +39,7 @@ def main_ccm(argv: Sequence[str]) -> int:
         settings = settings_from_args(args)
         config = load_config(settings.cloud_config)
     except (FlagError, ConfigError) as err:
-        return _fail(str(err))
+        return fail(str(err))
     for secret in (config.token, config.password):
         register_secret(secret.get_secret_value() if secret else None)
     configure_logging(verbosity=settings.v, json=settings.log_format == "json")

@@ -240,10 +240,3 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     if bool(s.tls_cert_file) != bool(s.tls_private_key_file):
         raise FlagError("--tls-cert-file and --tls-private-key-file go together")
     return s
-
-
-def ccm_parser_for_tests() -> argparse.ArgumentParser:
-    """A parser with every CCM flag (the CLI's, without its sub-commands)."""
-    parser = argparse.ArgumentParser(prog="xenorchestra-cloud-controller-manager")
-    add_flags(parser)
-    return parser

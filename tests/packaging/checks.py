@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from entrypoints.flags import Settings, ccm_parser_for_tests, settings_from_args
+from entrypoints.cli import ccm_parser
+from entrypoints.flags import Settings, settings_from_args
 
 from .chart import Obj, ccm_container, flags, mount, pod_spec
 
@@ -39,7 +40,7 @@ def accepted_settings(obj: Obj) -> Settings:
     """The container's args through the CCM's own flag parser: every flag exists,
     every value parses, and they make sense together."""
     args = [str(a) for a in ccm_container(obj).get("args", [])]
-    namespace = ccm_parser_for_tests().parse_args(args)
+    namespace = ccm_parser().parse_args(args)
     return settings_from_args(namespace)
 
 

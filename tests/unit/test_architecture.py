@@ -35,3 +35,10 @@ def test_every_real_adapter_is_barred_from_the_test_kits() -> None:
     assert real, "no adapters found"
     assert real <= set(ban["source_modules"])
     assert {"domain", "application"} <= set(ban["source_modules"])
+
+
+def test_mypy_strict_covers_every_top_level_package() -> None:
+    mypy = _pyproject()["tool"]["mypy"]
+    packages = {p.name for p in SRC.iterdir() if (p / "__init__.py").exists()}
+    assert mypy["strict"] is True
+    assert set(mypy["packages"]) == packages

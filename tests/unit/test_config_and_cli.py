@@ -12,16 +12,16 @@ from adapters.config import ConfigError, load_config, load_config_env, load_conf
 from adapters.logging_setup import configure_logging, register_secret
 from adapters.testing.memory import InMemoryInventory, InMemoryNodeStore
 from application.controllers import ALL_CONTROLLERS
-from entrypoints.cli import main
-from entrypoints.container import Container, in_memory_container
+from entrypoints.cli import ccm_parser, main
+from entrypoints.container import Container
 from entrypoints.flags import (
     FlagError,
     Settings,
-    ccm_parser_for_tests,
     parse_controllers,
     parse_duration,
     settings_from_args,
 )
+from entrypoints.in_memory import in_memory_container
 
 
 @pytest.mark.parametrize(
@@ -167,7 +167,7 @@ def test_controllers_flag(text: str, enabled: tuple[str, ...]) -> None:
 
 
 def _settings(*argv: str) -> Settings:
-    return settings_from_args(ccm_parser_for_tests().parse_args(list(argv)))
+    return settings_from_args(ccm_parser().parse_args(list(argv)))
 
 
 def test_defaults_match_kubernetes_ccm() -> None:
@@ -291,6 +291,29 @@ def test_container_swaps_an_adapter_with_one_override() -> None:
     assert container.registration()._inventory is mine
     assert container.label_sync()._inventory is mine
     assert container.lifecycle()._inventory is mine
+
+
+async def test_the_container_opens_and_closes_what_the_process_uses() -> None:
+    # Resources are built on first use and closed by shutdown, dependents first;
+    # --leader-elect=false selects the sole leader, never a Lease.
+    from adapters.config import CloudConfig
+    from adapters.sole_leader import SoleLeader
+    from entrypoints.container import provide, shutdown
+
+    container = in_memory_container()
+    container.inventory.reset_override()  # the real XO adapter, built but never asked
+    container.cloud_config.override(CloudConfig(url="https://xo.invalid", token="t"))
+    inventory = await provide(container.inventory)
+    assert type(inventory).__name__ == "XOInventory"
+    assert container.inventory.initialized
+    await shutdown(container)
+    assert not container.inventory.initialized
+
+    plain = Container(
+        settings=Settings(leader_elect=False),
+        cloud_config=CloudConfig(url="https://xo.invalid", token="t"),
+    )
+    assert isinstance(plain.leader_elector(), SoleLeader)
 
 
 def test_container_declares_without_building() -> None:

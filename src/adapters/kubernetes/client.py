@@ -537,7 +537,3 @@ def _describe(err: BaseException) -> str:
     if isinstance(err, ApiException):
         return f"{err.reason or type(err).__name__}".splitlines()[0]
     return f"{type(err).__name__}: {err}"
-
-
-#: The name the composition root (``entrypoints.wiring``) uses.
-KubeAPI = KubeClient

@@ -1,0 +1,178 @@
+"""The production adapters, built for the container: one function per adapter.
+
+Each function is what one container provider calls, so the container reads
+as a table and this module holds the construction details (and the only
+imports of the real adapters). A function that opens something is an async
+generator: the container runs it as a ``Resource``, and leaving its
+``async with`` (after the ``yield``) is that adapter's teardown, run by
+``shutdown_resources()``.
+Nothing here is called at import time, and an embedder who overrides an
+adapter never builds (or connects) the one it replaced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+
+from adapters.config import CloudConfig
+from adapters.kubernetes import (
+    ClientSettings,
+    KubeClient,
+    KubernetesEventRecorder,
+    KubernetesNodeStore,
+    LeaseLeaderElector,
+    connect,
+)
+from adapters.observability.health import HealthServer
+from adapters.observability.metrics import PrometheusMetrics
+from adapters.xenorchestra import RetryPolicy, XOInventory, XORequestObserver
+from application.change_router import ChangeRouter
+from application.controllers import (
+    CLOUD_NODE,
+    CLOUD_NODE_LABEL_SYNC,
+    CLOUD_NODE_LIFECYCLE,
+    CloudNodeController,
+    CloudNodeLabelSyncController,
+    CloudNodeLifecycleController,
+)
+from application.manager import Runnable
+from domain.options import CCMOptions
+from domain.ports import Inventory, NodeStore
+from entrypoints.flags import Settings
+from entrypoints.lifecycle import Readiness
+
+
+def ccm_options(*, config: CloudConfig, settings: Settings) -> CCMOptions:
+    """The domain options: the cloud config's, with ``--dry-run-deletions`` applied."""
+    return config.options(dry_run_deletions=settings.dry_run_deletions)
+
+
+# -- clients -------------------------------------------------------------------
+async def kube_client(
+    *, settings: Settings, client_settings: ClientSettings, name: str = "kube"
+) -> AsyncIterator[KubeClient]:
+    """The API client; the kubeconfig is read now, so a bad one fails at startup
+    (KubeConfigError)."""
+    client = await connect(
+        settings.kubeconfig,
+        qps=settings.kube_api_qps,
+        burst=settings.kube_api_burst,
+        settings=client_settings,
+        name=name,
+    )
+    async with client:
+        yield client
+
+
+async def leader_client(*, client: KubeClient) -> AsyncIterator[KubeClient]:
+    """A client of its own for leader election: its own pool and request budget,
+    so controllers saturating theirs can never delay a renewal."""
+    async with client.sibling("leader-election") as sibling:
+        yield sibling
+
+
+async def xo_inventory(
+    *, config: CloudConfig, observer: XORequestObserver, retry: RetryPolicy
+) -> AsyncIterator[XOInventory]:
+    """The XO REST adapter (its connection pool closes at teardown)."""
+    async with XOInventory.from_config(config, observer=observer, retry=retry) as inventory:
+        yield inventory
+
+
+def xo_request_observer(*, metrics: PrometheusMetrics) -> XORequestObserver:
+    """Who hears of every XO request: the metrics (``doctor`` counts them instead)."""
+    return metrics
+
+
+# -- ports ----------------------------------------------------------------------
+def prometheus_metrics(*, settings: Settings) -> PrometheusMetrics:
+    return PrometheusMetrics(leader_name=settings.leader_elect_resource_name)
+
+
+async def node_store(*, client: KubeClient) -> AsyncIterator[KubernetesNodeStore]:
+    """The Node cache: listing and watching from start until teardown."""
+    async with KubernetesNodeStore(client) as store:
+        yield store
+
+
+def event_recorder(*, client: KubeClient) -> KubernetesEventRecorder:
+    return KubernetesEventRecorder(client)
+
+
+def election_mode(*, settings: Settings) -> str:
+    """The ``leader_elector`` selector's key: ``lease`` or ``sole`` (``--leader-elect=false``)."""
+    return "lease" if settings.leader_elect else "sole"
+
+
+async def lease_elector(
+    *, settings: Settings, client: KubeClient
+) -> AsyncIterator[LeaseLeaderElector]:
+    """Lease election with the ``--leader-elect-*`` flags; teardown stops renewing
+    (a clean shutdown has released the Lease already, through the gate)."""
+    elector = LeaseLeaderElector(
+        client,
+        name=settings.leader_elect_resource_name,
+        namespace=settings.leader_elect_resource_namespace,
+        lease_duration=settings.leader_elect_lease_duration,
+        renew_deadline=settings.leader_elect_renew_deadline,
+        retry_period=settings.leader_elect_retry_period,
+    )
+    try:
+        yield elector
+    finally:
+        await elector.stop()
+
+
+async def health_server(
+    *, settings: Settings, metrics: PrometheusMetrics, readiness: Readiness
+) -> AsyncIterator[HealthServer]:
+    """``/healthz``, ``/readyz`` and ``/metrics`` on ``--bind-address:--secure-port``."""
+    server = HealthServer(
+        metrics=metrics,
+        readiness=readiness,
+        bind_address=settings.bind_address,
+        port=settings.secure_port,
+        cert_file=settings.tls_cert_file,
+        key_file=settings.tls_private_key_file,
+    )
+    async with server:
+        yield server
+
+
+# -- the controllers' runtime ------------------------------------------------------
+def change_router(
+    *,
+    inventory: Inventory,
+    nodes: NodeStore,
+    enabled: Sequence[str],
+    cloud_node: CloudNodeController,
+    lifecycle: CloudNodeLifecycleController,
+    label_sync: CloudNodeLabelSyncController,
+) -> ChangeRouter:
+    """The XO change router, poking only the controllers ``--controllers`` enables."""
+    return ChangeRouter(
+        inventory=inventory,
+        nodes=nodes,
+        on_vm_changed=[label_sync.trigger] if CLOUD_NODE_LABEL_SYNC in enabled else [],
+        on_vm_removed=[lifecycle.trigger] if CLOUD_NODE_LIFECYCLE in enabled else [],
+        on_new_vm=[cloud_node.trigger] if CLOUD_NODE in enabled else [],
+        on_resync=[label_sync.request_full_pass] if CLOUD_NODE_LABEL_SYNC in enabled else [],
+    )
+
+
+def enabled_runnables(
+    *,
+    enabled: Sequence[str],
+    cloud_node: CloudNodeController,
+    lifecycle: CloudNodeLifecycleController,
+    label_sync: CloudNodeLabelSyncController,
+    router: ChangeRouter,
+) -> list[Runnable]:
+    """What the leader gate runs: the enabled controllers, then the change router
+    (it runs only while leading, like they do)."""
+    controllers: dict[str, Runnable] = {
+        CLOUD_NODE: cloud_node,
+        CLOUD_NODE_LIFECYCLE: lifecycle,
+        CLOUD_NODE_LABEL_SYNC: label_sync,
+    }
+    return [*(c for name, c in controllers.items() if name in enabled), router]
