@@ -37,7 +37,7 @@ from urllib.parse import quote
 
 from adapters.config import CloudConfig, ConfigError, load_config
 from adapters.kubernetes import ApiError, ClientSettings, KubeClient, KubeConfigError
-from adapters.kubernetes.client import load_configuration
+from adapters.kubernetes.configuration import load_configuration
 from adapters.kubernetes.convert import node_from_object, parse_time
 from adapters.logging_setup import configure_logging, mask_secrets, register_secret
 from adapters.xenorchestra import Credentials, RetryPolicy, XOHttpClient, XOInventory

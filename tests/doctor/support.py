@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from adapters.kubernetes import ApiError, KubeClient
-from adapters.kubernetes.client import run_in_thread
+from adapters.kubernetes.configuration import run_in_thread
 from adapters.kubernetes.convert import format_micro_time
 from adapters.testing.fake_xo import FakeXOServer
 from domain import labels

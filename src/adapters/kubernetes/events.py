@@ -24,10 +24,11 @@ from urllib.parse import quote
 
 from loguru import logger
 
-from adapters.kubernetes.client import STRATEGIC_MERGE_PATCH, JsonObject, KubeClient
+from adapters.kubernetes.client import STRATEGIC_MERGE_PATCH, KubeClient
 from adapters.kubernetes.convert import format_micro_time, format_time
 from adapters.kubernetes.errors import ApiError
 from adapters.kubernetes.ratelimit import TokenBucket
+from adapters.kubernetes.wire import JsonObject
 from domain.model import EventType, Node
 
 #: Cluster-scoped objects' events live here (client-go's choice).
