@@ -107,6 +107,11 @@ class XOInventory:
     def __repr__(self) -> str:
         return f"XOInventory({self._client!r})"
 
+    @property
+    def client(self) -> XOHttpClient:
+        """The HTTP client underneath (``doctor`` probes endpoints the port does not cover)."""
+        return self._client
+
     async def aclose(self) -> None:
         await self._client.aclose()
 
