@@ -32,8 +32,9 @@ class Inventory(Protocol):
 
         Not found: with no ``confirm_pools``, VMNotFoundError. Otherwise every
         one of those pools is asked of XO (never a cache) and the error is
-        VMDeletedError only if XO knows them all (the VM was deleted), else
-        PoolUnavailableError naming the unknown ones (XO lost a pool): see
+        VMDeletedError only if XO knows them all and the VM is still absent
+        after their answers (the VM was deleted), else PoolUnavailableError
+        naming the unknown ones (XO lost a pool): see
         ``domain.matching.absence_verdict``. Any other failure is an
         InventoryError, never "not found".
         """

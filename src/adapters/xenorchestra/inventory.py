@@ -10,7 +10,8 @@ Cost model (what keeps 1,000 nodes cheap):
 - ``get_vm`` never trusts the cache to call a VM deleted: on a 404 it asks XO
   whether each pool the node was placed in still exists (the pool-disconnect
   trap in ``xo-rest-api.md``), concurrently, one request per pool however
-  many nodes ask at once (single flight).
+  many nodes ask at once (single flight); when they all do, it asks for the VM
+  once more, so a pool reconnected meanwhile is not read as a deletion.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from adapters.xenorchestra.parsing import (
 )
 from adapters.xenorchestra.policy import RetryPolicy, StreamPolicy
 from adapters.xenorchestra.tls import tls_verify
-from domain.errors import ProtocolError
+from domain.errors import ProtocolError, VMDeletedError
 from domain.matching import absence_verdict
 from domain.model import VM, Host, InventorySnapshot, Pool, VMChange
 
@@ -141,20 +142,32 @@ class XOInventory:
 
     # -- the port --------------------------------------------------------
     async def get_vm(self, *, vm_id: str, confirm_pools: Collection[str] = ()) -> VM:
-        if vm_id.strip():
-            try:
-                body = await self._client.get_json(f"/vms/{_segment(vm_id)}", endpoint=VM_BY_ID)
-            except XONotFound:
-                pass
-            else:
-                return parse_vm(body, endpoint=VM_BY_ID)
+        vm = await self._find_vm(vm_id)
+        if vm is not None:
+            return vm
         # The cache cannot tell a deletion from a pool XO just lost: ask XO, for
         # every pool; a pass over many nodes of one pool shares each request.
         keys = sorted({p.strip().lower() for p in confirm_pools if p.strip()})
         answers = await asyncio.gather(*(self._confirm_pool(key) for key in keys))
         known = {key: pool is not None for key, pool in zip(keys, answers, strict=True)}
         logger.debug("VM {} is 404; its pools: {}", vm_id, known or "none to check")
-        raise absence_verdict(vm_id, known)
+        verdict = absence_verdict(vm_id, known)
+        if isinstance(verdict, VMDeletedError):
+            # A pool reconnected while we asked brings its VMs back: only a VM
+            # absent on both sides of the pool answers counts as deleted.
+            vm = await self._find_vm(vm_id)
+            if vm is not None:
+                return vm
+        raise verdict
+
+    async def _find_vm(self, vm_id: str) -> VM | None:
+        if not vm_id.strip():
+            return None
+        try:
+            body = await self._client.get_json(f"/vms/{_segment(vm_id)}", endpoint=VM_BY_ID)
+        except XONotFound:
+            return None
+        return parse_vm(body, endpoint=VM_BY_ID)
 
     async def _confirm_pool(self, key: str) -> Pool | None:
         """XO's answer for the pool now (never the cache); concurrent askers share it."""
