@@ -13,6 +13,7 @@ adapter never builds (or connects) the one it replaced.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 
 from adapters.config import CloudConfig
 from adapters.kubernetes import (
@@ -140,39 +141,42 @@ async def health_server(
 
 
 # -- the controllers' runtime ------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class EnabledControllers:
+    """The three controllers and the names ``--controllers`` enables."""
+
+    enabled: Sequence[str]
+    cloud_node: CloudNodeController
+    lifecycle: CloudNodeLifecycleController
+    label_sync: CloudNodeLabelSyncController
+
+    def on(self, name: str) -> bool:
+        return name in self.enabled
+
+
 def change_router(
-    *,
-    inventory: Inventory,
-    nodes: NodeStore,
-    enabled: Sequence[str],
-    cloud_node: CloudNodeController,
-    lifecycle: CloudNodeLifecycleController,
-    label_sync: CloudNodeLabelSyncController,
+    *, inventory: Inventory, nodes: NodeStore, controllers: EnabledControllers
 ) -> ChangeRouter:
-    """The XO change router, poking only the controllers ``--controllers`` enables."""
+    """The XO change router, poking only the enabled controllers."""
+    c = controllers
+    sync = c.on(CLOUD_NODE_LABEL_SYNC)
     return ChangeRouter(
         inventory=inventory,
         nodes=nodes,
-        on_vm_changed=[label_sync.trigger] if CLOUD_NODE_LABEL_SYNC in enabled else [],
-        on_vm_removed=[lifecycle.trigger] if CLOUD_NODE_LIFECYCLE in enabled else [],
-        on_new_vm=[cloud_node.trigger] if CLOUD_NODE in enabled else [],
-        on_resync=[label_sync.request_full_pass] if CLOUD_NODE_LABEL_SYNC in enabled else [],
+        on_vm_changed=[c.label_sync.trigger] if sync else [],
+        on_vm_removed=[c.lifecycle.trigger] if c.on(CLOUD_NODE_LIFECYCLE) else [],
+        on_new_vm=[c.cloud_node.trigger] if c.on(CLOUD_NODE) else [],
+        on_resync=[c.label_sync.request_full_pass] if sync else [],
     )
 
 
-def enabled_runnables(
-    *,
-    enabled: Sequence[str],
-    cloud_node: CloudNodeController,
-    lifecycle: CloudNodeLifecycleController,
-    label_sync: CloudNodeLabelSyncController,
-    router: ChangeRouter,
-) -> list[Runnable]:
+def enabled_runnables(*, controllers: EnabledControllers, router: ChangeRouter) -> list[Runnable]:
     """What the leader gate runs: the enabled controllers, then the change router
     (it runs only while leading, like they do)."""
-    controllers: dict[str, Runnable] = {
-        CLOUD_NODE: cloud_node,
-        CLOUD_NODE_LIFECYCLE: lifecycle,
-        CLOUD_NODE_LABEL_SYNC: label_sync,
+    c = controllers
+    named: dict[str, Runnable] = {
+        CLOUD_NODE: c.cloud_node,
+        CLOUD_NODE_LIFECYCLE: c.lifecycle,
+        CLOUD_NODE_LABEL_SYNC: c.label_sync,
     }
-    return [*(c for name, c in controllers.items() if name in enabled), router]
+    return [*(runnable for name, runnable in named.items() if c.on(name)), router]

@@ -26,7 +26,7 @@ resolves either kind.
 from __future__ import annotations
 
 import inspect
-from typing import Any, TypeVar, cast
+from typing import Any, ClassVar, TypeVar, cast
 
 from dependency_injector import containers, providers
 
@@ -112,65 +112,51 @@ class Container(containers.DeclarativeContainer):
     health = Service(build.health_server, settings=settings, metrics=metrics, readiness=readiness)
 
     # -- services ---------------------------------------------------------------
-    registration = providers.Singleton(
-        RegistrationService,
-        inventory=inventory,
-        nodes=nodes,
-        events=events,
-        clock=clock,
-        options=options,
-    )
-    lifecycle = providers.Singleton(
-        LifecycleService,
-        inventory=inventory,
-        nodes=nodes,
-        events=events,
-        clock=clock,
-        options=options,
-    )
-    label_sync = providers.Singleton(
-        LabelSyncService, inventory=inventory, nodes=nodes, events=events, options=options
-    )
+    # What every service reads and writes through (registration and lifecycle
+    # also take the clock).
+    _ports: ClassVar[dict[str, providers.Provider[Any]]] = {
+        "inventory": inventory,
+        "nodes": nodes,
+        "events": events,
+        "options": options,
+    }
+    registration = providers.Singleton(RegistrationService, clock=clock, **_ports)
+    lifecycle = providers.Singleton(LifecycleService, clock=clock, **_ports)
+    label_sync = providers.Singleton(LabelSyncService, **_ports)
 
     # -- controllers --------------------------------------------------------------
+    _timing: ClassVar[dict[str, providers.Provider[Any]]] = {"clock": clock, "metrics": metrics}
     cloud_node = providers.Singleton(
         CloudNodeController,
         service=registration,
         nodes=nodes,
-        clock=clock,
-        metrics=metrics,
         workers=settings.provided.concurrent_node_syncs,
         address_sync_period=settings.provided.node_status_update_frequency,
+        **_timing,
     )
     cloud_node_lifecycle = providers.Singleton(
         CloudNodeLifecycleController,
         service=lifecycle,
-        clock=clock,
-        metrics=metrics,
         period=settings.provided.node_monitor_period,
+        **_timing,
     )
     cloud_node_label_sync = providers.Singleton(
         CloudNodeLabelSyncController,
         service=label_sync,
-        clock=clock,
-        metrics=metrics,
         period=settings.provided.node_status_update_frequency,
+        **_timing,
+    )
+    controllers = providers.Singleton(
+        build.EnabledControllers,
+        enabled=settings.provided.controllers,
+        cloud_node=cloud_node,
+        lifecycle=cloud_node_lifecycle,
+        label_sync=cloud_node_label_sync,
     )
     change_router = providers.Singleton(
-        build.change_router,
-        inventory=inventory,
-        nodes=nodes,
-        enabled=settings.provided.controllers,
-        cloud_node=cloud_node,
-        lifecycle=cloud_node_lifecycle,
-        label_sync=cloud_node_label_sync,
+        build.change_router, inventory=inventory, nodes=nodes, controllers=controllers
     )
     runnables = providers.Singleton(
-        build.enabled_runnables,
-        enabled=settings.provided.controllers,
-        cloud_node=cloud_node,
-        lifecycle=cloud_node_lifecycle,
-        label_sync=cloud_node_label_sync,
-        router=change_router,
+        build.enabled_runnables, controllers=controllers, router=change_router
     )
     gate = providers.Singleton(LeaderGate, elector=leader_elector, metrics=metrics)

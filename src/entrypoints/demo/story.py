@@ -16,7 +16,7 @@ from domain.model import Node, Readiness
 from domain.policies.system_uuid import swap_little_endian
 from entrypoints.container import Container, provide, shutdown
 from entrypoints.demo.cluster import ClusterSide, MemoryCluster, RealCluster
-from entrypoints.demo.world import HOST_NAMES, HOSTS, TOKEN, VMS, FakeHTTPXO, MemoryXO, XOSide
+from entrypoints.demo.world import HOST_NAMES, HOSTS, TOKEN, VMS, XOSide, fake_http_xo, memory_xo
 from entrypoints.flags import Settings
 from entrypoints.in_memory import PLACEHOLDER_CONFIG, InMemoryCluster, InMemoryXO
 
@@ -179,13 +179,12 @@ async def _sides(
     container: Container, server: FakeXOServer | None, *, real_cluster: bool
 ) -> tuple[XOSide, ClusterSide]:
     """Both sides of the story, on the very adapters the container gives the CCM."""
-    side: XOSide
     if server is not None:
-        side = FakeHTTPXO(server)
+        side = fake_http_xo(server)
     else:
         inventory = container.inventory()
         assert isinstance(inventory, InMemoryInventory)
-        side = MemoryXO(inventory)
+        side = memory_xo(inventory)
     kube: ClusterSide
     if real_cluster:
         store = await provide(container.nodes)  # starts the Node cache

@@ -32,83 +32,77 @@ UNINITIALIZED = Taint(key=L.UNINITIALIZED_TAINT_KEY, value="true", effect=TaintE
 HOST_NAMES = {h.id: h.name_label for h in HOSTS}
 
 
-class XOSide(Protocol):
-    """Where the demo's VMs live, and how the story changes them."""
+#: The demo's VMs, running on their hosts, as XO reports them.
+DEMO_VMS = tuple(
+    VM(
+        id=vm_id,
+        name_label=name,
+        power_state=PowerState.RUNNING,
+        pool_id=host.pool_id,
+        container=host.id,
+        cpus=cpus,
+        memory_bytes=gib * GIB,
+        main_ip_address=ip,
+        addresses={"0/ipv4/0": ip},
+    )
+    for name, vm_id, host, cpus, gib, ip in VMS
+)
 
-    @property
-    def label(self) -> str: ...
 
-    def migrate(self, vm_id: str, host_id: str) -> None: ...
+class Drivable(Protocol):
+    """What the story does to XO: both the in-memory inventory and the fake's state can."""
 
-    def stop(self, vm_id: str) -> None: ...
+    def migrate_vm(self, vm_id: str, *, host_id: str) -> object: ...
 
-    def delete(self, vm_id: str) -> None: ...
+    def stop_vm(self, vm_id: str) -> object: ...
+
+    def delete_vm(self, vm_id: str) -> object: ...
 
 
-class MemoryXO:
+class XOSide:
+    """Where the demo's VMs live (``label``), and how the story changes them."""
+
+    def __init__(self, label: str, xo: Drivable) -> None:
+        self.label = label
+        self._xo = xo
+
+    def migrate(self, vm_id: str, host_id: str) -> None:
+        self._xo.migrate_vm(vm_id, host_id=host_id)
+
+    def stop(self, vm_id: str) -> None:
+        self._xo.stop_vm(vm_id)
+
+    def delete(self, vm_id: str) -> None:
+        self._xo.delete_vm(vm_id)
+
+
+def memory_xo(xo: InMemoryInventory) -> XOSide:
     """The container's in-memory inventory, filled with the world."""
-
-    label = "in-memory XO"
-
-    def __init__(self, xo: InMemoryInventory) -> None:
-        for pool in (POOL_PARIS, POOL_LYON):
-            xo.add_pool(pool)
-        for host in HOSTS:
-            xo.add_host(host)
-        for name, vm_id, host, cpus, gib, ip in VMS:
-            xo.add_vm(
-                VM(
-                    id=vm_id,
-                    name_label=name,
-                    power_state=PowerState.RUNNING,
-                    pool_id=host.pool_id,
-                    container=host.id,
-                    cpus=cpus,
-                    memory_bytes=gib * GIB,
-                    main_ip_address=ip,
-                    addresses={"0/ipv4/0": ip},
-                )
-            )
-        self.xo = xo
-
-    def migrate(self, vm_id: str, host_id: str) -> None:
-        self.xo.migrate_vm(vm_id, host_id=host_id)
-
-    def stop(self, vm_id: str) -> None:
-        self.xo.stop_vm(vm_id)
-
-    def delete(self, vm_id: str) -> None:
-        self.xo.delete_vm(vm_id)
+    for pool in (POOL_PARIS, POOL_LYON):
+        xo.add_pool(pool)
+    for host in HOSTS:
+        xo.add_host(host)
+    for vm in DEMO_VMS:
+        xo.add_vm(vm)
+    return XOSide("in-memory XO", xo)
 
 
-class FakeHTTPXO:
-    """The fake XO server on loopback (the CCM reads it through its real HTTP adapter
-    and its change events); ``server`` must be started, it is filled here."""
-
-    label = "fake XO server over HTTP"
-
-    def __init__(self, server: FakeXOServer) -> None:
-        self.state = server.state
-        for pool in (POOL_PARIS, POOL_LYON):
-            self.state.add_pool(name_label=pool.name_label, pool_id=pool.id)
-        for host in HOSTS:
-            self.state.add_host(pool_id=host.pool_id, name_label=host.name_label, host_id=host.id)
-        for name, vm_id, host, cpus, gib, ip in VMS:
-            self.state.add_vm(
-                name_label=name,
-                vm_id=vm_id,
-                pool_id=host.pool_id,
-                host_id=host.id,
-                cpus=cpus,
-                memory=gib * GIB,
-                addresses={"0/ipv4/0": ip},
-            )
-
-    def migrate(self, vm_id: str, host_id: str) -> None:
-        self.state.migrate_vm(vm_id, host_id=host_id)
-
-    def stop(self, vm_id: str) -> None:
-        self.state.stop_vm(vm_id)
-
-    def delete(self, vm_id: str) -> None:
-        self.state.delete_vm(vm_id)
+def fake_http_xo(server: FakeXOServer) -> XOSide:
+    """The fake XO server on loopback (started), filled with the world: the CCM reads
+    it through its real HTTP adapter and its change events."""
+    state = server.state
+    for pool in (POOL_PARIS, POOL_LYON):
+        state.add_pool(name_label=pool.name_label, pool_id=pool.id)
+    for host in HOSTS:
+        state.add_host(pool_id=host.pool_id, name_label=host.name_label, host_id=host.id)
+    for vm in DEMO_VMS:
+        state.add_vm(
+            name_label=vm.name_label,
+            vm_id=vm.id,
+            pool_id=vm.pool_id,
+            host_id=vm.container,
+            cpus=vm.cpus,
+            memory=vm.memory_bytes,
+            addresses=dict(vm.addresses),
+        )
+    return XOSide("fake XO server over HTTP", state)

@@ -9,7 +9,8 @@ API (``/_control``) and Python methods drive the world and inject faults.
 - ``state``: the world and its invariants; ``objects``: objects from the samples;
 - ``api``: the REST routes; ``events``: SSE connections and subscriptions;
 - ``matcher``: the filter language; ``faults``: faults, their injection, authentication;
-- ``counter``: requests per endpoint; ``samples`` (+ ``sample_objects/*.json``): XO's objects;
+- ``counter``: requests per endpoint; ``parts``: what the routes are built from;
+- ``samples`` (+ ``sample_objects/*.json``): XO's own objects;
 - ``control``: the ``/_control`` routes; ``client``: an HTTP client for them;
 - ``cli``: the ``fake-xo`` sub-command (``add_arguments``, ``serve``).
 """

@@ -15,12 +15,10 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters.testing.fake_xo.counter import RequestCounter
-from adapters.testing.fake_xo.events import EventHub
-from adapters.testing.fake_xo.faults import AuthDB, FaultInjector
 from adapters.testing.fake_xo.matcher import FilterSyntaxError, parse_filter
 from adapters.testing.fake_xo.objects import pick
-from adapters.testing.fake_xo.state import COLLECTIONS, FakeXOState
+from adapters.testing.fake_xo.parts import Parts
+from adapters.testing.fake_xo.state import COLLECTIONS
 
 API = "/rest/v0"
 PING = "GET /ping"
@@ -85,20 +83,12 @@ def _garble(response: web.Response, mode: str) -> web.Response:
 class RestAPI:
     """Handlers bound to one world (state), its event hub, faults, users and counter."""
 
-    def __init__(
-        self,
-        *,
-        state: FakeXOState,
-        hub: EventHub,
-        faults: FaultInjector,
-        auth: AuthDB,
-        counter: RequestCounter,
-    ) -> None:
-        self.state = state
-        self.hub = hub
-        self.faults = faults
-        self.auth = auth
-        self.counter = counter
+    def __init__(self, parts: Parts) -> None:
+        self.state = parts.state
+        self.hub = parts.hub
+        self.faults = parts.faults
+        self.auth = parts.auth
+        self.counter = parts.requests
 
     def register(self, app: web.Application) -> None:
         r = app.router

@@ -17,10 +17,8 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters.testing.fake_xo.counter import RequestCounter
-from adapters.testing.fake_xo.events import EventHub
-from adapters.testing.fake_xo.faults import AuthDB, FaultInjector
-from adapters.testing.fake_xo.state import FakeXOState, StateError
+from adapters.testing.fake_xo.parts import Parts
+from adapters.testing.fake_xo.state import StateError
 
 PREFIX = "/_control"
 Body = dict[str, Any]
@@ -35,25 +33,13 @@ class ControlAPI:
     """The ``/_control`` routes over one server's parts; ``save_state`` writes the
     world to a file (the body's ``path``, else the server's ``--state`` file)."""
 
-    def __init__(
-        self,
-        *,
-        state: FakeXOState,
-        hub: EventHub,
-        faults: FaultInjector,
-        auth: AuthDB,
-        counter: RequestCounter,
-        save_state: Callable[[str | None], dict[str, str]],
-    ) -> None:
-        self.state = state
-        self.hub = hub
-        self.faults = faults
-        self.auth = auth
-        self.counter = counter
+    def __init__(self, parts: Parts, *, save_state: Callable[[str | None], dict[str, str]]) -> None:
+        self.parts = parts
         self.save_state = save_state
 
     def register(self, app: web.Application) -> None:
-        state, faults, auth, counter = self.state, self.faults, self.auth, self.counter
+        p = self.parts
+        state, hub, faults, auth, counter = p.state, p.hub, p.faults, p.auth, p.requests
         vm = f"{PREFIX}/vms/{{id}}"
         routes: list[tuple[str, str, Action, int]] = [
             ("GET", f"{PREFIX}/state", lambda r, b: state.to_json(), 200),
@@ -76,8 +62,8 @@ class ControlAPI:
             ("GET", f"{PREFIX}/faults", lambda r, b: faults.active.to_json(), 200),
             ("POST", f"{PREFIX}/faults", lambda r, b: faults.set(**b).to_json(), 200),
             ("DELETE", f"{PREFIX}/faults", lambda r, b: faults.clear().to_json(), 200),
-            ("POST", f"{PREFIX}/events/drop", lambda r, b: {"dropped": self.hub.drop_all()}, 200),
-            ("POST", f"{PREFIX}/events/settings", lambda r, b: self.hub.configure(**b), 200),
+            ("POST", f"{PREFIX}/events/drop", lambda r, b: {"dropped": hub.drop_all()}, 200),
+            ("POST", f"{PREFIX}/events/settings", lambda r, b: hub.configure(**b), 200),
             ("POST", f"{PREFIX}/tokens", lambda r, b: auth.add_token(**b), 201),
             ("DELETE", f"{PREFIX}/tokens/{{token}}", self._revoke, 200),
             ("POST", f"{PREFIX}/users", lambda r, b: auth.add_user(**b), 201),
@@ -92,7 +78,7 @@ class ControlAPI:
         return lambda request, body: method(request.match_info["id"])
 
     def _revoke(self, request: web.Request, body: Body) -> None:
-        self.auth.revoke_token(request.match_info["token"])
+        self.parts.auth.revoke_token(request.match_info["token"])
 
     @staticmethod
     def _wrap(action: Action, status: int) -> Callable[[web.Request], Awaitable[web.Response]]:

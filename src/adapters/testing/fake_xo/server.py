@@ -31,6 +31,7 @@ from adapters.testing.fake_xo.control import ControlAPI
 from adapters.testing.fake_xo.counter import RequestCounter
 from adapters.testing.fake_xo.events import EventHub
 from adapters.testing.fake_xo.faults import AuthDB, FaultInjector
+from adapters.testing.fake_xo.parts import Parts
 from adapters.testing.fake_xo.state import FakeXOState
 
 
@@ -87,23 +88,17 @@ class FakeXOServer:
         return f"{scheme}://{host}:{self.port}"
 
     def make_app(self) -> web.Application:
-        rest = RestAPI(
+        parts = Parts(
             state=self.state,
             hub=self.hub,
             faults=self.faults,
             auth=self.auth,
-            counter=self.requests,
+            requests=self.requests,
         )
+        rest = RestAPI(parts)
         app = web.Application(middlewares=[rest.middleware])
         rest.register(app)
-        ControlAPI(
-            state=self.state,
-            hub=self.hub,
-            faults=self.faults,
-            auth=self.auth,
-            counter=self.requests,
-            save_state=self.save_state,
-        ).register(app)
+        ControlAPI(parts, save_state=self.save_state).register(app)
         return app
 
     async def start(self) -> None:
