@@ -152,3 +152,24 @@ class Metrics(Protocol):
     def taint_removal_delay(self, *, seconds: float) -> None: ...
 
     def leader(self, *, is_leader: bool) -> None: ...
+
+    def declare_node_syncs(self, *, controller: str, results: Sequence[str]) -> None:
+        """The results ``controller`` may report to ``node_synced``, so each series
+        exists (at 0) before its first sync: alerts and dashboards can rely on it."""
+        ...
+
+    def nodes_waiting_initialization(
+        self, *, count: int, oldest_created_at: datetime | None
+    ) -> None:
+        """Nodes still carrying the uninitialized taint, and the creation time of the
+        oldest of them (None when there is none or it is unknown)."""
+        ...
+
+    def node_deletion(self, *, outcome: str) -> None:
+        """One deletion decided by the lifecycle controller: ``deleted``, ``refused``
+        (the breaker), ``dry-run`` or ``failed``."""
+        ...
+
+    def deletion_breaker(self, *, tripped: bool, deletions_in_window: int, limit: int) -> None:
+        """The deletion breaker's state after a lifecycle check."""
+        ...

@@ -96,8 +96,10 @@ async def node_store(*, client: KubeClient) -> AsyncIterator[KubernetesNodeStore
         yield store
 
 
-def event_recorder(*, client: KubeClient) -> KubernetesEventRecorder:
-    return KubernetesEventRecorder(client)
+def event_recorder(
+    *, client: KubeClient, observer: PrometheusMetrics | None = None
+) -> KubernetesEventRecorder:
+    return KubernetesEventRecorder(client, observer=observer)
 
 
 def election_mode(*, settings: Settings) -> str:

@@ -100,7 +100,7 @@ class Container(containers.DeclarativeContainer):
         build.xo_inventory, config=cloud_config, observer=xo_observer, retry=xo_retry
     )
     nodes = Service(build.node_store, client=kube_client)
-    events = providers.Singleton(build.event_recorder, client=kube_client)
+    events = providers.Singleton(build.event_recorder, client=kube_client, observer=metrics)
     leader_elector = providers.Selector(
         providers.Callable(build.election_mode, settings=settings),
         lease=providers.Resource(build.lease_elector, settings=settings, client=leader_client),
@@ -121,7 +121,7 @@ class Container(containers.DeclarativeContainer):
         "options": options,
     }
     registration = providers.Singleton(RegistrationService, clock=clock, **_ports)
-    lifecycle = providers.Singleton(LifecycleService, clock=clock, **_ports)
+    lifecycle = providers.Singleton(LifecycleService, clock=clock, metrics=metrics, **_ports)
     label_sync = providers.Singleton(LabelSyncService, **_ports)
 
     # -- controllers --------------------------------------------------------------

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime
 
 
 class InMemoryMetrics:
@@ -14,6 +16,13 @@ class InMemoryMetrics:
         self.durations: list[tuple[str, float]] = []
         self.taint_removal_delays: list[float] = []
         self.is_leader = False
+        #: controller -> the results it declared
+        self.declared_node_syncs: dict[str, tuple[str, ...]] = {}
+        #: (count, oldest creation time) as last reported
+        self.waiting: tuple[int, datetime | None] = (0, None)
+        self.deletions: Counter[str] = Counter()
+        #: (tripped, deletions in window, limit) as last reported
+        self.breaker: tuple[bool, int, int] = (False, 0, 0)
 
     def queue_added(self, *, queue: str) -> None:
         self.counters[("queue_added", queue)] += 1
@@ -35,3 +44,17 @@ class InMemoryMetrics:
 
     def leader(self, *, is_leader: bool) -> None:
         self.is_leader = is_leader
+
+    def declare_node_syncs(self, *, controller: str, results: Sequence[str]) -> None:
+        self.declared_node_syncs[controller] = tuple(results)
+
+    def nodes_waiting_initialization(
+        self, *, count: int, oldest_created_at: datetime | None
+    ) -> None:
+        self.waiting = (count, oldest_created_at)
+
+    def node_deletion(self, *, outcome: str) -> None:
+        self.deletions[outcome] += 1
+
+    def deletion_breaker(self, *, tripped: bool, deletions_in_window: int, limit: int) -> None:
+        self.breaker = (tripped, deletions_in_window, limit)
