@@ -143,13 +143,20 @@ class CloudNodeController:
             await self.queue.add(node.name)
 
     async def report_waiting(self) -> None:
-        """Count the nodes still carrying the uninitialized taint, and the oldest one."""
-        waiting = [
-            n for n in await self._nodes.list() if n.has_taint(labels.UNINITIALIZED_TAINT_KEY)
-        ]
+        """Count the nodes still carrying the uninitialized taint (and the oldest one),
+        and those that will never get it nor a providerID."""
+        all_nodes = await self._nodes.list()
+        waiting = [n for n in all_nodes if n.has_taint(labels.UNINITIALIZED_TAINT_KEY)]
         created = [n.created_at for n in waiting if n.created_at is not None]
         self._metrics.nodes_waiting_initialization(
             count=len(waiting), oldest_created_at=min(created, default=None)
+        )
+        self._metrics.nodes_without_provider_id(
+            count=sum(
+                1
+                for n in all_nodes
+                if not n.provider_id and not n.has_taint(labels.UNINITIALIZED_TAINT_KEY)
+            )
         )
 
     async def run(self) -> None:

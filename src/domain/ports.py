@@ -165,6 +165,11 @@ class Metrics(Protocol):
         oldest of them (None when there is none or it is unknown)."""
         ...
 
+    def nodes_without_provider_id(self, *, count: int) -> None:
+        """Nodes with neither a providerID nor the uninitialized taint: the CCM never
+        initializes them (typically a kubelet without --cloud-provider=external)."""
+        ...
+
     def node_deletion(self, *, outcome: str) -> None:
         """One deletion decided by the lifecycle controller: ``deleted``, ``refused``
         (the breaker), ``dry-run`` or ``failed``."""

@@ -104,7 +104,7 @@ def test_the_deletion_outcomes_are_the_ones_the_adapter_creates_series_for() -> 
     assert tuple(o.value for o in DeletionOutcome) == DELETION_OUTCOMES
 
 
-async def test_the_cloud_node_controller_reports_the_nodes_waiting_and_the_oldest() -> None:
+async def test_the_cloud_node_controller_counts_waiting_and_unregistered_nodes() -> None:
     older = datetime(2026, 1, 1, 10, 0, tzinfo=UTC)
     newer = datetime(2026, 1, 1, 10, 5, tzinfo=UTC)
     async with Harness() as h:
@@ -112,8 +112,11 @@ async def test_the_cloud_node_controller_reports_the_nodes_waiting_and_the_oldes
         # No VM in XO yet: both nodes keep their uninitialized taint.
         h.nodes.create(node("w1", system_uuid=_uuid(1), created_at=newer))
         h.nodes.create(node("w2", system_uuid=_uuid(2), created_at=older))
+        # A kubelet without --cloud-provider=external: no taint, no providerID, ever.
+        h.nodes.create(node("w3", system_uuid=_uuid(3), taints=()))
         await h.clock.advance(10.0)
         assert metrics.waiting == (2, older)
+        assert metrics.without_provider_id == 1
 
         h.xo.add_vm(vm(id=_uuid(2), name_label="w2"))
         h.xo.add_vm(vm(id=_uuid(1), name_label="w1"))

@@ -139,6 +139,12 @@ class PrometheusMetrics:
             "0 when none waits",
             registry=r,
         )
+        self.nodes_unregistered = Gauge(
+            "xenorchestra_ccm_nodes_without_provider_id",
+            "Nodes with neither a providerID nor the uninitialized taint (kubelet without "
+            "--cloud-provider=external: never initialized)",
+            registry=r,
+        )
         self.node_deletions = Counter(
             "xenorchestra_ccm_node_deletions",
             "Node deletions decided by the lifecycle controller, by outcome",
@@ -232,6 +238,9 @@ class PrometheusMetrics:
         self.nodes_waiting.set(count)
         created = oldest_created_at.timestamp() if oldest_created_at and count else 0.0
         self.oldest_waiting_created.set(created)
+
+    def nodes_without_provider_id(self, *, count: int) -> None:
+        self.nodes_unregistered.set(count)
 
     def node_deletion(self, *, outcome: str) -> None:
         self.node_deletions.labels(outcome=outcome).inc()

@@ -20,6 +20,7 @@ class InMemoryMetrics:
         self.declared_node_syncs: dict[str, tuple[str, ...]] = {}
         #: (count, oldest creation time) as last reported
         self.waiting: tuple[int, datetime | None] = (0, None)
+        self.without_provider_id = 0
         self.deletions: Counter[str] = Counter()
         #: (tripped, deletions in window, limit) as last reported
         self.breaker: tuple[bool, int, int] = (False, 0, 0)
@@ -52,6 +53,9 @@ class InMemoryMetrics:
         self, *, count: int, oldest_created_at: datetime | None
     ) -> None:
         self.waiting = (count, oldest_created_at)
+
+    def nodes_without_provider_id(self, *, count: int) -> None:
+        self.without_provider_id = count
 
     def node_deletion(self, *, outcome: str) -> None:
         self.deletions[outcome] += 1
