@@ -212,14 +212,21 @@ def _matches(labels: Mapping[str, str], label: str, op: str, value: str) -> bool
 
 def missing(selector: Selector, samples: Samples) -> str | None:
     """Why ``selector`` would find nothing in ``samples`` (None: it finds series,
-    with every label the expression groups or matches on)."""
+    with every label the expression groups or matches on).
+
+    ``=`` and ``=~`` matchers must all match one series; a ``!=`` or ``!~`` matcher
+    excludes, so its label need only exist (``error!="not_found"`` is right to
+    select nothing while XO has only answered 404s).
+    """
     if selector.name not in samples:
         return f"{selector.name} is not exported"
     wanted = [m for m in selector.matchers if m[0] not in TARGET_LABELS]
-    found = [s for s in samples[selector.name] if all(_matches(s, *m) for m in wanted)]
+    positive = [m for m in wanted if m[1] in ("=", "=~")]
+    found = [s for s in samples[selector.name] if all(_matches(s, *m) for m in positive)]
     if not found:
         return f"no {selector.name} series matches {selector}"
-    for label in sorted(selector.grouped_by - TARGET_LABELS):
+    excluded = {label for label, op, _ in wanted if op in ("!=", "!~")}
+    for label in sorted((selector.grouped_by | excluded) - TARGET_LABELS):
         if not any(label in s for s in found):
             return f"{selector} has no label {label!r} to group or match on"
     return None
