@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from adapters.kubernetes import KubeClient
-from tests.alerts.conftest import find_promtool
+from tests.alerts.conftest import PROMTOOL
 from tests.alerts.monitoring import (
     DASHBOARD_FILE,
     DEFAULT_JOB_SELECTOR,
@@ -119,7 +119,7 @@ def test_thresholds_selector_runbooks_and_labels_are_values(helm: Path, tmp_path
     path = tmp_path / "chart.rules.yaml"
     path.write_text(yaml.safe_dump({"groups": groups}), encoding="utf-8")
     done = subprocess.run(
-        [str(find_promtool()), "check", "rules", str(path)],
+        [str(PROMTOOL.path()), "check", "rules", str(path)],
         capture_output=True,
         text=True,
         timeout=60,
