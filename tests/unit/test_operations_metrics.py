@@ -11,15 +11,15 @@ from datetime import UTC, datetime
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from adapters.memory import (
+from adapters.observability import PrometheusMetrics
+from adapters.observability.metrics import DELETION_OUTCOMES
+from adapters.testing.memory import (
     FakeClock,
     InMemoryEventRecorder,
     InMemoryInventory,
     InMemoryMetrics,
     InMemoryNodeStore,
 )
-from adapters.observability import PrometheusMetrics
-from adapters.observability.metrics import DELETION_OUTCOMES
 from application.controllers import SYNC_RESULTS, QueueSettings, new_queue
 from domain.errors import NodeStoreError
 from domain.model import PowerState, Readiness

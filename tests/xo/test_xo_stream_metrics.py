@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from adapters.fake_xo import FakeXOServer
 from adapters.observability import PrometheusMetrics
+from adapters.testing.fake_xo import FakeXOServer
 from adapters.xenorchestra import RetryPolicy
 from domain.errors import InventoryError
 from domain.model import ChangeKind
@@ -49,12 +49,12 @@ async def test_the_stream_reports_connected_down_and_stopped(
             assert stream_state(metrics) == one_hot("connected")
             assert supported(metrics) == 1
 
-            xo.revoke_token(TOKEN)
-            xo.drop_event_streams()
+            xo.auth.revoke_token(TOKEN)
+            xo.hub.drop_all()
             await until(lambda: stream_state(metrics) == one_hot("down"), within=5)
             assert supported(metrics) == 1  # XO still serves events: down is worth an alert
 
-            xo.add_token(token=TOKEN)
+            xo.auth.add_token(token=TOKEN)
             assert (await changes.next()).kind is ChangeKind.RESYNC
             assert stream_state(metrics) == one_hot("connected")
         assert stream_state(metrics) == one_hot("stopped")
@@ -63,7 +63,7 @@ async def test_the_stream_reports_connected_down_and_stopped(
 async def test_an_xo_without_events_reports_polling_and_unsupported(
     xo: FakeXOServer, world: World
 ) -> None:
-    xo.set_faults(events_enabled=False)
+    xo.faults.set(events_enabled=False)
     metrics = PrometheusMetrics(process_metrics=False)
 
     async with (
@@ -92,10 +92,10 @@ async def test_only_an_answer_from_xo_moves_the_last_success_time(
     assert started <= at_start <= time.time()  # the start time until XO first answers
     quick = RetryPolicy(deadline=0.2, initial_backoff=0.01, max_backoff=0.02, jitter=0.1)
     async with make_inventory(xo, observer=metrics, retry=quick) as inv:
-        xo.set_faults(fail_next=1000)
+        xo.faults.set(fail_next=1000)
         with pytest.raises(InventoryError, match="503"):
             await inv.snapshot()
         assert last() == at_start  # 503s are not answers
-        xo.clear_faults()
+        xo.faults.clear()
         await inv.get_host(host_id="00000000-0000-4000-8000-000000000000")  # 404: XO answered
         assert last() > at_start
