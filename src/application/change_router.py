@@ -1,8 +1,9 @@
 """XO change events turned into work for the controllers.
 
 A VM change names a VM; the controllers work on Nodes. The router maps one
-to the other (providerID, else systemUUID for nodes still waiting for their
-VM) and pokes the right controller, so a live migration reaches its node in
+to the other with the domain's matching rule (``domain.matching``: the
+providerID, else systemUUID for nodes still waiting for their VM) and pokes
+the right controller, so a live migration reaches its node in
 well under a second instead of at the next 5-minute label sync.
 """
 
@@ -12,26 +13,21 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from domain import labels
+from domain.errors import ProviderIDError
+from domain.matching import vm_id_candidates
 from domain.model import ChangeKind, Node, VMChange
-from domain.policies.system_uuid import swap_little_endian
 from domain.ports import Inventory, NodeStore
-from domain.providerid import ProviderID, is_ours
 
 log = logging.getLogger(__name__)
 
 Trigger = Callable[[str], Awaitable[None]]
 
 
-def _node_vm_ids(node: Node) -> set[str]:
-    if is_ours(node.provider_id):
-        try:
-            return {ProviderID.parse(node.provider_id).vm_id}
-        except ValueError:
-            return set()
-    if node.provider_id or not node.system_uuid:
-        return set()
-    uuid = node.system_uuid.lower()
-    return {uuid, swap_little_endian(uuid)}
+def _node_vm_ids(node: Node) -> tuple[str, ...]:
+    try:
+        return vm_id_candidates(node)
+    except ProviderIDError:
+        return ()
 
 
 class ChangeRouter:

@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from application.periodic import run_every
 from application.rate_limit import ControllerRateLimiter
 from application.workqueue import ShutDown, WorkQueue
+from domain import labels
 from domain.errors import CCMError
+from domain.policies.lifecycle import LifecycleAction
 from domain.ports import Clock, Metrics, NodeStore
 from domain.services import LabelSyncService, LifecycleService, RegistrationService
 from domain.services.registration import Outcome
@@ -21,6 +23,14 @@ CLOUD_NODE = "cloud-node"
 CLOUD_NODE_LIFECYCLE = "cloud-node-lifecycle"
 CLOUD_NODE_LABEL_SYNC = "cloud-node-label-sync"
 ALL_CONTROLLERS = (CLOUD_NODE, CLOUD_NODE_LIFECYCLE, CLOUD_NODE_LABEL_SYNC)
+#: Every ``node_synced`` result each controller reports.
+SYNC_RESULTS = {
+    CLOUD_NODE: (*(o.value for o in Outcome), "error"),
+    CLOUD_NODE_LIFECYCLE: tuple(a.value for a in LifecycleAction),
+    CLOUD_NODE_LABEL_SYNC: ("updated", "unchanged", "error"),
+}
+#: How often the cloud-node controller counts the nodes still waiting for it.
+WAITING_REPORT_PERIOD = 10.0
 
 Handler = Callable[[str], Awaitable[None]]
 
@@ -114,6 +124,7 @@ class CloudNodeController:
         self._period = address_sync_period
         self._address_workers = address_workers
         self.queue = new_queue(CLOUD_NODE, clock, metrics, queue_settings)
+        metrics.declare_node_syncs(controller=CLOUD_NODE, results=SYNC_RESULTS[CLOUD_NODE])
 
     async def trigger(self, name: str) -> None:
         """Sync this node now (e.g. the VM it waits for just appeared)."""
@@ -136,6 +147,23 @@ class CloudNodeController:
     async def _sync_addresses(self) -> object:
         return await self._service.sync_addresses(workers=self._address_workers)
 
+    async def report_waiting(self) -> None:
+        """Count the nodes still carrying the uninitialized taint (and the oldest one),
+        and those that will never get it nor a providerID."""
+        all_nodes = await self._nodes.list()
+        waiting = [n for n in all_nodes if n.has_taint(labels.UNINITIALIZED_TAINT_KEY)]
+        created = [n.created_at for n in waiting if n.created_at is not None]
+        self._metrics.nodes_waiting_initialization(
+            count=len(waiting), oldest_created_at=min(created, default=None)
+        )
+        self._metrics.nodes_without_provider_id(
+            count=sum(
+                1
+                for n in all_nodes
+                if not n.provider_id and not n.has_taint(labels.UNINITIALIZED_TAINT_KEY)
+            )
+        )
+
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._watch(), name="cloud-node-watch")
@@ -152,6 +180,12 @@ class CloudNodeController:
             tg.create_task(
                 run_every(self._clock, self._period, self._sync_addresses, name="address-sync"),
                 name="cloud-node-address-sync",
+            )
+            tg.create_task(
+                run_every(
+                    self._clock, WAITING_REPORT_PERIOD, self.report_waiting, name="waiting-nodes"
+                ),
+                name="cloud-node-waiting-report",
             )
 
 
@@ -178,6 +212,9 @@ class CloudNodeLifecycleController:
         self._metrics = metrics
         self._period = period
         self.queue = new_queue(CLOUD_NODE_LIFECYCLE, clock, metrics, queue_settings)
+        metrics.declare_node_syncs(
+            controller=CLOUD_NODE_LIFECYCLE, results=SYNC_RESULTS[CLOUD_NODE_LIFECYCLE]
+        )
 
     async def trigger(self, name: str) -> None:
         await self.queue.add(name)
@@ -228,6 +265,9 @@ class CloudNodeLabelSyncController:
         self._metrics = metrics
         self._period = period
         self.queue = new_queue(CLOUD_NODE_LABEL_SYNC, clock, metrics, queue_settings)
+        metrics.declare_node_syncs(
+            controller=CLOUD_NODE_LABEL_SYNC, results=SYNC_RESULTS[CLOUD_NODE_LABEL_SYNC]
+        )
         self._full_pass_requested = asyncio.Event()
 
     async def trigger(self, name: str) -> None:

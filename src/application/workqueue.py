@@ -41,13 +41,11 @@ class WorkQueue:
         self._waiter_wakeup = asyncio.Event()
         self._shutdown = False
         self._waiter_task: asyncio.Task[None] | None = None
+        # Present from the start, as client-go's are: an empty queue reads 0, not nothing.
+        metrics.queue_depth(queue=name, depth=0)
 
     def __len__(self) -> int:
         return len(self._queue)
-
-    @property
-    def pending_delayed(self) -> int:
-        return len(self._waiting_at)
 
     def _ensure_waiter(self) -> None:
         if self._waiter_task is None and not self._shutdown:

@@ -6,6 +6,8 @@ not tell": only the first may ever lead to a Node being deleted.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class CCMError(Exception):
     """Base of every error the domain knows about."""
@@ -41,7 +43,7 @@ class ProtocolError(InventoryError):
 class VMNotFoundError(InventoryError):
     """XO has no VM with this id, and nothing proves it was deleted.
 
-    Raised when the VM's pool is not known to the caller (no pool id to check).
+    Raised when the caller named no pool to confirm the absence with.
     """
 
     def __init__(self, vm_id: str, message: str | None = None) -> None:
@@ -49,32 +51,41 @@ class VMNotFoundError(InventoryError):
         self.vm_id = vm_id
 
 
-class VMDeletedError(VMNotFoundError):
-    """The VM is gone while its pool is still known to XO: it was deleted."""
+def _pools(pools: Sequence[str]) -> str:
+    return f"pool {pools[0]}" if len(pools) == 1 else f"pools {', '.join(pools)}"
 
-    def __init__(self, vm_id: str, pool_id: str) -> None:
-        super().__init__(vm_id, f"VM {vm_id} no longer exists in pool {pool_id}")
-        self.pool_id = pool_id
+
+class VMDeletedError(VMNotFoundError):
+    """The VM is gone while every pool it was placed in is still known to XO: deleted."""
+
+    def __init__(self, vm_id: str, pools: Sequence[str]) -> None:
+        super().__init__(vm_id, f"VM {vm_id} no longer exists in {_pools(pools)}")
+        self.pools = tuple(pools)
 
 
 class PoolUnavailableError(VMNotFoundError):
-    """The VM and its pool are both unknown to XO: XO lost the pool.
+    """The VM is unknown and so is a pool it was placed in: XO lost that pool.
 
     XO drops every object of a pool it is disconnected from, so this is an
-    outage, not a deletion.
+    outage, not a deletion. ``pools`` are the unknown ones.
     """
 
-    def __init__(self, vm_id: str, pool_id: str) -> None:
+    def __init__(self, vm_id: str, pools: Sequence[str]) -> None:
+        unknown = _pools(pools)
         super().__init__(
             vm_id,
-            f"VM {vm_id} not found and its pool {pool_id} is unknown to Xen Orchestra "
-            "(pool disconnected?): not treated as deleted",
+            f"VM {vm_id} not found and its {unknown} {'is' if len(pools) == 1 else 'are'} "
+            "unknown to Xen Orchestra (pool disconnected?): not treated as deleted",
         )
-        self.pool_id = pool_id
+        self.pools = tuple(pools)
 
 
 class AmbiguousVMError(InventoryError):
-    """Several VMs match a node by name: refusing to guess."""
+    """Several VMs match a node by name: refusing to guess (``vm_ids`` says which)."""
+
+    def __init__(self, message: str, *, vm_ids: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.vm_ids = tuple(vm_ids)
 
 
 class NodeStoreError(CCMError):

@@ -7,9 +7,9 @@ adapter to it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 from domain.model import (
     VM,
@@ -24,17 +24,19 @@ from domain.model import (
 )
 
 
-@runtime_checkable
 class Inventory(Protocol):
     """Xen Orchestra, as far as the CCM reads it."""
 
-    async def get_vm(self, *, vm_id: str, pool_id: str = "") -> VM:
+    async def get_vm(self, *, vm_id: str, confirm_pools: Collection[str] = ()) -> VM:
         """The VM with this id.
 
-        Not found: with ``pool_id`` empty, VMNotFoundError; otherwise the pool is
-        checked and the error is VMDeletedError (pool known: the VM was
-        deleted) or PoolUnavailableError (pool unknown too: XO lost the pool).
-        Any other failure is an InventoryError, never "not found".
+        Not found: with no ``confirm_pools``, VMNotFoundError. Otherwise every
+        one of those pools is asked of XO (never a cache) and the error is
+        VMDeletedError only if XO knows them all and the VM is still absent
+        after their answers (the VM was deleted), else PoolUnavailableError
+        naming the unknown ones (XO lost a pool): see
+        ``domain.matching.absence_verdict``. Any other failure is an
+        InventoryError, never "not found".
         """
         ...
 
@@ -59,7 +61,6 @@ class Inventory(Protocol):
         ...
 
 
-@runtime_checkable
 class NodeStore(Protocol):
     """The Kubernetes Nodes, as far as the CCM reads and writes them."""
 
@@ -93,7 +94,6 @@ class NodeStore(Protocol):
         ...
 
 
-@runtime_checkable
 class EventRecorder(Protocol):
     """Kubernetes events about Nodes."""
 
@@ -104,7 +104,6 @@ class EventRecorder(Protocol):
         ...
 
 
-@runtime_checkable
 class Clock(Protocol):
     """Time, so controllers can run on a fake clock in tests."""
 
@@ -121,7 +120,6 @@ class Clock(Protocol):
         ...
 
 
-@runtime_checkable
 class LeaderElector(Protocol):
     """Who leads: controllers only run on the replica that holds the lease."""
 
@@ -138,7 +136,6 @@ class LeaderElector(Protocol):
         ...
 
 
-@runtime_checkable
 class Metrics(Protocol):
     """What the controllers measure; adapters export it (Prometheus) or keep it (tests)."""
 
@@ -155,3 +152,29 @@ class Metrics(Protocol):
     def taint_removal_delay(self, *, seconds: float) -> None: ...
 
     def leader(self, *, is_leader: bool) -> None: ...
+
+    def declare_node_syncs(self, *, controller: str, results: Sequence[str]) -> None:
+        """The results ``controller`` may report to ``node_synced``, so each series
+        exists (at 0) before its first sync: alerts and dashboards can rely on it."""
+        ...
+
+    def nodes_waiting_initialization(
+        self, *, count: int, oldest_created_at: datetime | None
+    ) -> None:
+        """Nodes still carrying the uninitialized taint, and the creation time of the
+        oldest of them (None when there is none or it is unknown)."""
+        ...
+
+    def nodes_without_provider_id(self, *, count: int) -> None:
+        """Nodes with neither a providerID nor the uninitialized taint: the CCM never
+        initializes them (typically a kubelet without --cloud-provider=external)."""
+        ...
+
+    def node_deletion(self, *, outcome: str) -> None:
+        """One deletion decided by the lifecycle controller: ``deleted``, ``refused``
+        (the breaker), ``dry-run`` or ``failed``."""
+        ...
+
+    def deletion_breaker(self, *, tripped: bool, deletions_in_window: int, limit: int) -> None:
+        """The deletion breaker's state after a lifecycle check."""
+        ...

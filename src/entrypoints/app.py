@@ -1,115 +1,74 @@
 """The CCM process: connect, check XO, serve health, lead, run the controllers.
 
+Everything is built by the container (:mod:`entrypoints.container`); this
+module only orders the phases and maps their outcome to an exit code:
+
+1. ``Connection`` resources: the Kubernetes client (a bad kubeconfig
+   exits 1 here) and the XO adapter;
+2. the startup check: XO must answer within seconds, else a
+   ``FailedToCheckClient`` Warning event and exit 1, like the reference;
+3. ``Service`` resources: the Node cache starts, the secure port serves
+   (a port that cannot be set up or bound exits 1);
+4. once the cache is synced, the leader gate runs the enabled controllers
+   (``--controller-start-interval`` apart);
+5. whatever happened, ``shutdown`` closes what was opened,
+   dependents first.
+
 Exit codes: 0 after a clean stop (SIGTERM/SIGINT), 1 when the startup check
-fails, the kubeconfig is unusable, or leadership is lost (the Deployment
-restarts the pod, as every Kubernetes controller manager expects).
+fails, the kubeconfig or the secure port is unusable, or leadership is lost
+(the Deployment restarts the pod, as every Kubernetes controller manager expects).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
-import sys
-import time
-from typing import Any
 
 from loguru import logger
 
 from adapters.config import CloudConfig
-from adapters.kubernetes import KubeConfigError, connect, record_client_check_failure
+from adapters.kubernetes import KubeConfigError, record_client_check_failure
 from application.manager import LeadershipLost
 from domain.errors import InventoryError
-from entrypoints.container import Container, enabled_runnables
+from entrypoints.console import fail
+from entrypoints.container import Connection, Container, Service, provide, shutdown, start
 from entrypoints.flags import Settings
-from entrypoints.runtime import staggered
-from entrypoints.serving import SecureServingError, secure_port
-
-#: Readiness asks XO at most this often (probes come every few seconds).
-XO_READINESS_TTL = 10.0
-#: How long the startup check and readiness retry XO before calling it down.
-STARTUP_CHECK_DEADLINE = 5.0
-
-
-class Readiness:
-    """Ready once the node cache is synced and XO answered recently."""
-
-    def __init__(self, nodes: Any, inventory: Any) -> None:
-        self._nodes = nodes
-        self._inventory = inventory
-        self._checked_at = -XO_READINESS_TTL
-        self._xo_ok: tuple[bool, str] = (False, "XO not checked yet")
-
-    async def __call__(self) -> tuple[bool, str]:
-        if not self._nodes.synced:
-            return False, "node cache not synced yet"
-        now = time.monotonic()
-        if now - self._checked_at >= XO_READINESS_TTL:
-            self._checked_at = now
-            try:
-                await self._inventory.check(deadline=STARTUP_CHECK_DEADLINE)
-                self._xo_ok = (True, "ok")
-            except InventoryError as err:
-                self._xo_ok = (False, f"Xen Orchestra does not answer: {err}")
-        return self._xo_ok
-
-
-def _fail(message: str) -> int:
-    print(f"xenorchestra-cloud-controller-manager: error: {message}", file=sys.stderr)
-    return 1
+from entrypoints.lifecycle import STARTUP_CHECK_DEADLINE
+from entrypoints.serving import SecureServingError
 
 
 async def run_ccm(settings: Settings, config: CloudConfig) -> int:
     """Run until stopped; see the module docstring for exit codes."""
-    try:
-        api = await connect(
-            settings.kubeconfig,
-            qps=settings.kube_api_qps,
-            burst=settings.kube_api_burst,
-            master=settings.master,
-        )
-    except KubeConfigError as err:
-        return _fail(f"kubeconfig: {err}")
     container = Container(settings=settings, cloud_config=config)
-    container.kube_api.override(api)
-    inventory = container.inventory()
     try:
-        return await _run(container, settings, api, inventory)
+        return await _run(container, settings)
     finally:
-        with contextlib.suppress(Exception):
-            await inventory.aclose()
-        if settings.leader_elect:
-            # Built lazily and cheaply (no I/O) if startup failed before the gate.
-            with contextlib.suppress(Exception):
-                await container.leader_elector().stop()
-            await container.leader_api().aclose()
-        await api.aclose()
+        await shutdown(container)
 
 
-async def _run(container: Container, settings: Settings, api: Any, inventory: Any) -> int:
+async def _run(container: Container, settings: Settings) -> int:
+    try:
+        await start(container, Connection)
+    except KubeConfigError as err:
+        return fail(f"kubeconfig: {err}")
+    inventory = await provide(container.inventory)
+    url = container.cloud_config().url
     try:
         # Like the reference, check once (with a short retry window), then fail fast:
         # a crash-looping pod with a FailedToCheckClient event says more than a hang.
         await inventory.check(deadline=STARTUP_CHECK_DEADLINE)
     except InventoryError as err:
         logger.error("Xen Orchestra check failed: {}", err)
-        await record_client_check_failure(api, error=str(err))
-        return _fail(f"cannot use Xen Orchestra at {container.cloud_config().url}: {err}")
-    logger.info("Xen Orchestra answers at {}", container.cloud_config().url)
+        await record_client_check_failure(await provide(container.kube_client), error=str(err))
+        return fail(f"cannot use Xen Orchestra at {url}: {err}")
+    logger.info("Xen Orchestra answers at {}", url)
 
-    nodes = container.nodes()
     try:
-        health = await secure_port(
-            settings, metrics=container.metrics(), readiness=Readiness(nodes, inventory)
-        )
+        await start(container, Service)
     except SecureServingError as err:
-        return _fail(f"secure port: {err}")
-    try:
-        await health.start()
-    except OSError as err:
-        await health.stop()
-        return _fail(f"secure port {settings.bind_address}:{settings.secure_port}: {err}")
-    await nodes.start()
+        return fail(f"secure port: {err}")
+    logger.info("health and metrics on {}", (await provide(container.health)).url)
+    nodes = await provide(container.nodes)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -117,8 +76,8 @@ async def _run(container: Container, settings: Settings, api: Any, inventory: An
     try:
         await nodes.wait_synced()
         logger.info("node cache synced; controllers: {}", ", ".join(settings.controllers))
-        gate = container.gate()
-        runnables = staggered(enabled_runnables(container), settings.controller_start_interval)
+        gate = await provide(container.gate)
+        runnables = await provide(container.runnables)
         running = asyncio.create_task(gate.run(runnables), name="gate")
         stopping = asyncio.create_task(stop.wait(), name="stop-signal")
         done, _ = await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -136,5 +95,3 @@ async def _run(container: Container, settings: Settings, api: Any, inventory: An
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
-        await health.stop()
-        await nodes.stop()

@@ -13,15 +13,10 @@ from collections.abc import Sequence
 
 from adapters.config import ConfigError, load_config
 from adapters.logging_setup import configure_logging, register_secret
+from entrypoints.console import PROG, fail
 from entrypoints.flags import FlagError, HelpRequested, parse_command_line
 
-PROG = "xenorchestra-cloud-controller-manager"
 SUBCOMMANDS = ("demo", "fake-xo", "doctor")
-
-
-def _fail(message: str) -> int:
-    print(f"{PROG}: error: {message}", file=sys.stderr)
-    return 1
 
 
 def ccm_usage() -> str:
@@ -37,7 +32,7 @@ def main_ccm(argv: Sequence[str]) -> int:
         print(ccm_usage(), end="")
         return 0
     except FlagError as err:
-        return _fail(str(err))
+        return fail(str(err))
     if settings.version != "false":
         from entrypoints.version import print_version
 
@@ -45,7 +40,7 @@ def main_ccm(argv: Sequence[str]) -> int:
     try:
         config = load_config(settings.cloud_config)
     except ConfigError as err:
-        return _fail(str(err))
+        return fail(str(err))
     for secret in (config.token, config.password):
         register_secret(secret.get_secret_value() if secret else None)
     configure_logging(verbosity=settings.v, json=settings.log_format == "json")

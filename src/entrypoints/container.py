@@ -1,144 +1,182 @@
 """The composition root: one provider per port, everything else built from them.
 
-Production wiring talks to Xen Orchestra over HTTP and to the Kubernetes API.
-Any adapter is replaced with one ``override`` call, which is how the demo runs
-on the in-memory adapters and how a larger platform embeds the controllers::
+The process, the demo, ``doctor`` and the tests all build the CCM here; none
+of them connects to anything by hand. Its shape:
 
-    container = Container(settings=settings, cloud_config=config)
-    container.inventory.override(my_inventory)
+- inputs: ``settings`` (the flags) and ``cloud_config`` (the XO config), plus
+  ``kube_client_settings``, ``xo_retry`` and ``xo_observer`` for callers with
+  other budgets (``doctor``);
+- clients and servers are ``Resource`` providers: built on first use, each
+  with its own teardown, all closed by ``await container.shutdown_resources()``
+  (dependents first: :func:`shutdown`). Two phases are started by type
+  (:func:`start`): ``Connection`` opens the Kubernetes client and the XO
+  adapter; ``Service`` starts the Node cache and the secure port (its
+  TokenReview and SubjectAccessReview clients are Resources too);
+- ``leader_elector`` is a ``Selector``: a Lease, or ``SoleLeader`` with
+  ``--leader-elect=false``;
+- services, controllers, the change router and the leader gate are
+  ``Singleton`` providers over the ports.
 
-Nothing is constructed, and no I/O happens, until a provider is called.
+Swapping an adapter is one ``override`` (``container.inventory.override(mine)``);
+:func:`entrypoints.in_memory.in_memory_container` swaps whole sides at once.
+Nothing is constructed, and no I/O happens, until a provider is called. A
+provider that depends on a ``Resource`` returns an awaitable: :func:`provide`
+resolves either kind.
 """
 
 from __future__ import annotations
 
+import inspect
+from typing import Any, ClassVar, TypeVar, cast
+
 from dependency_injector import containers, providers
 
 from adapters.config import CloudConfig
+from adapters.kubernetes import ClientSettings
+from adapters.sole_leader import SoleLeader
 from adapters.system_clock import SystemClock
-from application.change_router import ChangeRouter
+from adapters.xenorchestra import RetryPolicy
 from application.controllers import (
-    CLOUD_NODE,
-    CLOUD_NODE_LABEL_SYNC,
-    CLOUD_NODE_LIFECYCLE,
     CloudNodeController,
     CloudNodeLabelSyncController,
     CloudNodeLifecycleController,
 )
-from application.manager import LeaderGate, Runnable
+from application.manager import LeaderGate
 from domain.services import LabelSyncService, LifecycleService, RegistrationService
-from entrypoints import wiring
+from entrypoints import adapter_builders as build
 from entrypoints.flags import Settings
+from entrypoints.lifecycle import Readiness
+
+T = TypeVar("T")
+
+
+class Connection(providers.Resource[T]):
+    """A client opened at startup, before anything runs (a bad kubeconfig fails here)."""
+
+
+class Service(providers.Resource[T]):
+    """Started once Xen Orchestra answered the startup check."""
+
+
+async def provide(provider: providers.Provider[T]) -> T:
+    """What ``provider`` provides, awaited when it depends on an async ``Resource``."""
+    value: object = provider()
+    if inspect.isawaitable(value):
+        value = await value
+    return cast(T, value)
+
+
+async def start(container: containers.Container, phase: type[providers.Resource[Any]]) -> None:
+    """Initialize every ``Resource`` of type ``phase`` (:class:`Connection`, :class:`Service`)."""
+    pending = container.init_resources(phase)
+    if pending is not None:
+        await pending
+
+
+async def shutdown(container: containers.Container) -> None:
+    """Tear down every ``Resource`` that was initialized, dependents first."""
+    pending = container.shutdown_resources()
+    if pending is not None:
+        await pending
 
 
 class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
     cloud_config = providers.Dependency(instance_of=CloudConfig)
-    options = providers.Singleton(
-        lambda config, settings: config.options(dry_run_deletions=settings.dry_run_deletions),
-        cloud_config,
-        settings,
-    )
+    options = providers.Singleton(build.ccm_options, config=cloud_config, settings=settings)
+    kube_client_settings = providers.Singleton(ClientSettings)
+    xo_retry = providers.Singleton(RetryPolicy)
 
-    # -- ports ----------------------------------------------------------------
+    # -- clients ----------------------------------------------------------------
+    kube_client = Connection(
+        build.kube_client, settings=settings, client_settings=kube_client_settings
+    )
+    leader_client = providers.Resource(build.leader_client, client=kube_client)
+
+    # -- ports ------------------------------------------------------------------
     clock = providers.Singleton(SystemClock)
-    metrics = providers.Singleton(wiring.prometheus_metrics, settings=settings)
-    inventory = providers.Singleton(wiring.xo_inventory, config=cloud_config, observer=metrics)
-    kube_api = providers.Singleton(wiring.kube_api, settings=settings)
-    nodes = providers.Singleton(wiring.kube_node_store, api=kube_api, settings=settings)
-    events = providers.Singleton(wiring.kube_event_recorder, api=kube_api)
-    leader_api = providers.Singleton(wiring.leader_api, api=kube_api)
-    leader_elector = providers.Singleton(wiring.leader_elector, settings=settings, api=leader_api)
-
-    # -- services -------------------------------------------------------------
-    registration = providers.Singleton(
-        RegistrationService,
-        inventory=inventory,
-        nodes=nodes,
-        events=events,
-        clock=clock,
-        options=options,
+    metrics = providers.Singleton(build.prometheus_metrics, settings=settings)
+    xo_observer = providers.Singleton(build.xo_request_observer, metrics=metrics)
+    inventory = Connection(
+        build.xo_inventory, config=cloud_config, observer=xo_observer, retry=xo_retry
     )
-    lifecycle = providers.Singleton(
-        LifecycleService,
-        inventory=inventory,
-        nodes=nodes,
-        events=events,
-        clock=clock,
-        options=options,
-    )
-    label_sync = providers.Singleton(
-        LabelSyncService, inventory=inventory, nodes=nodes, events=events, options=options
+    nodes = Service(build.node_store, client=kube_client, settings=settings)
+    events = providers.Singleton(build.event_recorder, client=kube_client, observer=metrics)
+    leader_elector = providers.Selector(
+        providers.Callable(build.election_mode, settings=settings),
+        lease=providers.Resource(build.lease_elector, settings=settings, client=leader_client),
+        sole=providers.Singleton(SoleLeader),
     )
 
-    # -- controllers ----------------------------------------------------------
+    # -- servers ----------------------------------------------------------------
+    readiness = providers.Singleton(Readiness, nodes=nodes, inventory=inventory)
+    # The secure port's delegation clients: --authentication-kubeconfig and
+    # --authorization-kubeconfig, else in-cluster, else none (never --kubeconfig).
+    authentication_client = providers.Resource(
+        build.review_client, settings=settings, purpose="authentication"
+    )
+    authorization_client = providers.Resource(
+        build.review_client, settings=settings, purpose="authorization"
+    )
+    health = Service(
+        build.health_server,
+        settings=settings,
+        metrics=metrics,
+        readiness=readiness,
+        authentication=authentication_client,
+        authorization=authorization_client,
+    )
+
+    # -- services ---------------------------------------------------------------
+    # What every service reads and writes through (registration and lifecycle
+    # also take the clock).
+    _ports: ClassVar[dict[str, providers.Provider[Any]]] = {
+        "inventory": inventory,
+        "nodes": nodes,
+        "events": events,
+        "options": options,
+    }
+    registration = providers.Singleton(RegistrationService, clock=clock, **_ports)
+    lifecycle = providers.Singleton(LifecycleService, clock=clock, metrics=metrics, **_ports)
+    label_sync = providers.Singleton(LabelSyncService, **_ports)
+
+    # -- controllers --------------------------------------------------------------
+    _timing: ClassVar[dict[str, providers.Provider[Any]]] = {"clock": clock, "metrics": metrics}
     cloud_node = providers.Singleton(
         CloudNodeController,
         service=registration,
         nodes=nodes,
-        clock=clock,
-        metrics=metrics,
         workers=settings.provided.concurrent_node_syncs,
         address_sync_period=settings.provided.node_status_update_frequency,
         address_workers=settings.provided.status_update_workers,
+        **_timing,
     )
     cloud_node_lifecycle = providers.Singleton(
         CloudNodeLifecycleController,
         service=lifecycle,
-        clock=clock,
-        metrics=metrics,
         period=settings.provided.node_monitor_period,
+        **_timing,
     )
     cloud_node_label_sync = providers.Singleton(
         CloudNodeLabelSyncController,
         service=label_sync,
-        clock=clock,
-        metrics=metrics,
         period=settings.provided.node_status_update_frequency,
+        **_timing,
+    )
+    controllers = providers.Singleton(
+        build.EnabledControllers,
+        enabled=settings.provided.controllers,
+        cloud_node=cloud_node,
+        lifecycle=cloud_node_lifecycle,
+        label_sync=cloud_node_label_sync,
+    )
+    change_router = providers.Singleton(
+        build.change_router, inventory=inventory, nodes=nodes, controllers=controllers
+    )
+    runnables = providers.Singleton(
+        build.enabled_runnables,
+        controllers=controllers,
+        router=change_router,
+        start_interval=settings.provided.controller_start_interval,
     )
     gate = providers.Singleton(LeaderGate, elector=leader_elector, metrics=metrics)
-
-
-def enabled_runnables(container: Container) -> list[Runnable]:
-    """The controllers ``--controllers`` enables, plus the XO change router
-    that pokes them (it only runs while leading, like they do)."""
-    enabled = set(container.settings().controllers)
-    cloud_node = container.cloud_node() if CLOUD_NODE in enabled else None
-    lifecycle = container.cloud_node_lifecycle() if CLOUD_NODE_LIFECYCLE in enabled else None
-    label_sync = container.cloud_node_label_sync() if CLOUD_NODE_LABEL_SYNC in enabled else None
-    runnables: list[Runnable] = [c for c in (cloud_node, lifecycle, label_sync) if c is not None]
-    router = ChangeRouter(
-        inventory=container.inventory(),
-        nodes=container.nodes(),
-        on_vm_changed=[label_sync.trigger] if label_sync else [],
-        on_vm_removed=[lifecycle.trigger] if lifecycle else [],
-        on_new_vm=[cloud_node.trigger] if cloud_node else [],
-        on_resync=[label_sync.request_full_pass] if label_sync else [],
-    )
-    runnables.append(router)
-    return runnables
-
-
-def in_memory_container(settings: Settings | None = None) -> Container:
-    """A container whose every port is an in-memory adapter: for the demo,
-    tests, and platforms that plug their own adapters in one by one."""
-    from adapters.memory import (
-        InMemoryEventRecorder,
-        InMemoryInventory,
-        InMemoryLeaderElector,
-        InMemoryMetrics,
-        InMemoryNodeStore,
-    )
-
-    container = Container(
-        settings=settings or Settings(leader_elect=False),
-        cloud_config=CloudConfig(url="http://in-memory.invalid", token="in-memory"),
-    )
-    container.inventory.override(InMemoryInventory())
-    container.nodes.override(InMemoryNodeStore())
-    container.events.override(InMemoryEventRecorder())
-    container.metrics.override(InMemoryMetrics())
-    container.leader_elector.override(InMemoryLeaderElector(leading=True))
-    container.kube_api.override(providers.Object(None))
-    container.leader_api.override(providers.Object(None))
-    return container

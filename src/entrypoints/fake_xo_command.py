@@ -6,8 +6,8 @@ import argparse
 import asyncio
 from collections.abc import Sequence
 
-from adapters.fake_xo import add_arguments, serve
 from adapters.logging_setup import configure_logging
+from adapters.testing.fake_xo import add_arguments, serve
 
 
 def main_fake_xo(argv: Sequence[str]) -> int:

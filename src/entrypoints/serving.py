@@ -2,8 +2,9 @@
 authorization, as ``k8s.io/cloud-provider`` sets it up.
 
 - ``--secure-port=0``: nothing is served;
-- the review clients: ``--authentication-kubeconfig`` / ``--authorization-kubeconfig``,
-  else the in-cluster service account; outside a cluster without them, no reviews
+- the review clients (:func:`review_client`, opened and closed by the container):
+  ``--authentication-kubeconfig`` / ``--authorization-kubeconfig``, else the
+  in-cluster service account; outside a cluster without them, no reviews
   (tokens are ignored, only the always-allowed paths answer), as Go's
   ``RemoteKubeConfigFileOptional`` does. They never fall back to ``--kubeconfig``;
 - the client CA: ``--client-ca-file``, else (unless ``--authentication-skip-lookup``)
@@ -14,14 +15,15 @@ authorization, as ``k8s.io/cloud-provider`` sets it up.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from loguru import logger
 
 from adapters.kubernetes import ApiError, KubeConfigError, connect
-from adapters.kubernetes.client import ClientSettings, KubeClient, run_in_thread
+from adapters.kubernetes.client import ClientSettings, KubeClient
+from adapters.kubernetes.configuration import run_in_thread
 from adapters.observability.delegated_auth import DelegatedAuth, client_ca_from_cluster
 from adapters.observability.health import HealthServer, ReadinessCheck
 from adapters.observability.secure_serving import (
@@ -45,11 +47,15 @@ class SecureServingError(Exception):
 
 @dataclass
 class SecurePort:
-    """The server and the clients it owns (closed with it)."""
+    """The server (None with ``--secure-port=0``) and its authentication and
+    authorization; the review clients it uses are not its own (the container's)."""
 
     server: HealthServer | None
     auth: DelegatedAuth | None = None
-    clients: list[KubeClient] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return self.server.url if self.server is not None else "(not served)"
 
     async def start(self) -> None:
         if self.server is not None:
@@ -58,8 +64,6 @@ class SecurePort:
     async def stop(self) -> None:
         if self.server is not None:
             await self.server.stop()
-        for client in self.clients:
-            await client.aclose()
 
 
 def in_cluster() -> bool:
@@ -70,7 +74,8 @@ def in_cluster() -> bool:
 
 
 async def review_client(kubeconfig: str | None, *, purpose: str) -> KubeClient | None:
-    """A client for the reviews of ``purpose`` ("authentication"/"authorization")."""
+    """A client for the reviews of ``purpose`` ("authentication"/"authorization"),
+    or None when there is none to use; the caller closes it."""
     name = f"delegated-{purpose}"
     if kubeconfig:
         try:
@@ -121,25 +126,25 @@ async def _client_ca(settings: Settings, client: KubeClient | None) -> bytes | N
 
 
 async def secure_port(
-    settings: Settings, *, metrics: Any, readiness: ReadinessCheck | None
+    settings: Settings,
+    *,
+    metrics: Any,
+    readiness: ReadinessCheck | None,
+    authentication: KubeClient | None = None,
+    authorization: KubeClient | None = None,
 ) -> SecurePort:
-    """The secure port the flags describe (not started yet)."""
+    """The secure port the flags describe (not started yet), reviewing tokens
+    with ``authentication`` and requests with ``authorization`` (:func:`review_client`)."""
     if settings.secure_port == 0:
         logger.info("--secure-port=0: health and metrics are not served")
         return SecurePort(None)
-    port = SecurePort(None)
+    authn, authz = authentication, authorization
+    if authz is None:
+        logger.warning(
+            "No authorization-kubeconfig provided, so SubjectAccessReview of "
+            "authorization tokens won't work."
+        )
     try:
-        authn = await review_client(settings.authentication_kubeconfig, purpose="authentication")
-        if authn is not None:
-            port.clients.append(authn)
-        authz = await review_client(settings.authorization_kubeconfig, purpose="authorization")
-        if authz is not None:
-            port.clients.append(authz)
-        else:
-            logger.warning(
-                "No authorization-kubeconfig provided, so SubjectAccessReview of "
-                "authorization tokens won't work."
-            )
         client_ca = await _client_ca(settings, authn)
         options = ServingOptions(
             bind_address=settings.bind_address,
@@ -157,12 +162,9 @@ async def secure_port(
         )
         # File reads and an RSA key generation: off the loop.
         context, origin = await run_in_thread(lambda: build_ssl_context(options), name="tls-setup")
-    except SecureServingError:
-        await port.stop()
-        raise
     except ServingError as err:
-        await port.stop()
         raise SecureServingError(str(err)) from None
+    port = SecurePort(None)
     port.auth = DelegatedAuth(
         authentication=authn,
         authorization=authz,

@@ -27,7 +27,6 @@ from typing import Any
 from loguru import logger
 
 from adapters.config import CloudConfig
-from adapters.fake_xo import FakeXOServer
 from adapters.kubernetes import (
     ClientSettings,
     KubeClient,
@@ -36,6 +35,7 @@ from adapters.kubernetes import (
     connect,
 )
 from adapters.system_clock import SystemClock
+from adapters.testing.fake_xo import FakeXOServer
 from adapters.xenorchestra import XOInventory
 from domain import labels
 from domain.services import LabelSyncService, RegistrationService
@@ -124,11 +124,12 @@ class BenchEnv:
     async def fake_xo(self, *, hosts: int) -> tuple[FakeXOServer, str, list[str]]:
         xo = FakeXOServer(token=TOKEN, ping_interval=30.0, seed=7)
         await xo.start()
-        pool = xo.add_pool(name_label="bench-pool")["id"]
+        pool = xo.state.add_pool(name_label="bench-pool")["id"]
         host_ids = [
-            xo.add_host(pool_id=pool, name_label=f"xcp-host-{i:02d}")["id"] for i in range(hosts)
+            xo.state.add_host(pool_id=pool, name_label=f"xcp-host-{i:02d}")["id"]
+            for i in range(hosts)
         ]
-        xo.set_faults(latency=self.latency)
+        xo.faults.set(latency=self.latency)
         return xo, pool, host_ids
 
     async def start_ccm(
@@ -209,7 +210,7 @@ async def registration(
     burst = flag_value(flags, "kube-api-burst", DEFAULT_BURST)
     xo, pool, _ = await env.fake_xo(hosts=hosts)
     try:
-        vms = [vm["id"] for vm in xo.populate(count=nodes, pool_id=pool, prefix=run)]
+        vms = [vm["id"] for vm in xo.state.populate(count=nodes, pool_id=pool, prefix=run)]
         names = [f"{run}-{i:05d}" for i in range(nodes)]
         objects = [
             kubelet_node(name, run=run, system_uuid=vm) for name, vm in zip(names, vms, strict=True)
@@ -218,7 +219,7 @@ async def registration(
         await asyncio.sleep(1.0)  # the XO change stream connects and resyncs
         watch = await NodeWatch(env.kube, f"{run}-").start()
         try:
-            xo.reset_request_counts()
+            xo.requests.reset()
             offset = env.plane.audit_offset()
             assert ccm.proc is not None
             sampler = Sampler(ccm.proc.pid, every=0.5).start()
@@ -247,7 +248,7 @@ async def registration(
             samples = await sampler.stop()
             text = await ccm.metrics()
             kube_counts = env.plane.requests_since(offset)
-            xo_counts = xo.request_counts()
+            xo_counts = xo.requests.snapshot()
         finally:
             await watch.stop()
         exit_code = await env.stop_ccm(ccm)
@@ -297,7 +298,7 @@ async def grow_fleet(env: BenchEnv, size: int, *, hosts: int = 20) -> dict[str, 
     started = time.monotonic()
     missing = size - len(env.fleet_vms)
     if missing > 0:
-        added = xo.populate(count=missing, pool_id=env.fleet_pool, prefix="fleet")
+        added = xo.state.populate(count=missing, pool_id=env.fleet_pool, prefix="fleet")
         env.fleet_vms.extend(vm["id"] for vm in added)
     timings["xo_populate_seconds"] = round(time.monotonic() - started, 2)
     if env.fleet_nodes >= size:
@@ -366,7 +367,7 @@ async def _passes(
             # The first pass converges whatever the setup left different; the
             # second is the steady state: nothing changed since the last pass.
             for attempt in ("converge", "noop"):
-                xo.reset_request_counts()
+                xo.requests.reset()
                 before = client.requests.copy()
                 started = time.monotonic()
                 await run_pass()
@@ -375,7 +376,7 @@ async def _passes(
                 kube.subtract(before)
                 kube_requests = {k: v for k, v in kube.items() if v}
                 kube_writes = sum(v for k, v in kube_requests.items() if k != "GET")
-                xo_counts = xo.request_counts()
+                xo_counts = xo.requests.snapshot()
                 row[f"{name}_{attempt}"] = {
                     "xo_requests": sum(xo_counts.values()),
                     "xo_by_endpoint": dict(sorted(xo_counts.items())),
@@ -402,7 +403,7 @@ async def reaction(
     migration_delays: list[float] = []
     deletion_delays: list[float] = []
     try:
-        vms = [vm["id"] for vm in xo.populate(count=nodes, pool_id=pool, prefix=run)]
+        vms = [vm["id"] for vm in xo.state.populate(count=nodes, pool_id=pool, prefix=run)]
         names = [f"{run}-{i:03d}" for i in range(nodes)]
         watch = await NodeWatch(env.kube, f"{run}-").start()
         ccm = await env.start_ccm(
@@ -420,7 +421,7 @@ async def reaction(
                 current = xo.state.objects["VM"][vm]["$container"]
                 target = next(h for h in hosts if h != current)
                 started = time.monotonic()
-                xo.migrate_vm(vm, host_id=target)
+                xo.state.migrate_vm(vm, host_id=target)
 
                 def moved(name: str = name, target: str = target) -> bool:
                     view = watch.nodes.get(name)
@@ -436,7 +437,7 @@ async def reaction(
             await asyncio.sleep(6.0)  # a lifecycle pass sees them NotReady, VMs running
             started = time.monotonic()
             for _, vm in doomed:
-                xo.delete_vm(vm)
+                xo.state.delete_vm(vm)
             await watch.wait_for(
                 lambda: all(n in watch.deleted_at for n, _ in doomed), within=confirm_delay + 60
             )
@@ -503,12 +504,12 @@ async def footprint(
     try:
         await asyncio.sleep(5.0)  # startup passes (label, address) over every node
         offset = env.plane.audit_offset()
-        xo.reset_request_counts()
+        xo.requests.reset()
         sampler = Sampler(ccm.proc.pid, every=0.5).start()
         await asyncio.sleep(window)
         samples = await sampler.stop()
         kube_counts = env.plane.requests_since(offset)
-        xo_counts = xo.request_counts()
+        xo_counts = xo.requests.snapshot()
         alive = ccm.returncode is None
     finally:
         exit_code = await env.stop_ccm(ccm)

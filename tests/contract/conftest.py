@@ -1,13 +1,37 @@
-"""The two contract subjects, each with the same two-pool world."""
+"""The contract subjects of every port, each given the same world.
+
+The Inventory: the in-memory twin and the HTTP adapter against the fake XO.
+The NodeStore, LeaderElector and EventRecorder: the in-memory kits and the
+Kubernetes adapters on the real kube-apiserver (those subjects are marked
+``integration``: they need the control-plane binaries). The clock's
+subjects live with its contract (no world to build).
+"""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import pytest
 
-from adapters.fake_xo import FakeXOControlClient, FakeXOServer
+from adapters.kubernetes import KubeClient, KubernetesNodeStore, connect
+from adapters.testing.fake_xo import FakeXOControlClient, FakeXOServer
 from tests.contract.drivers import Driver, MemoryDriver, XOHTTPDriver
+from tests.contract.port_drivers import (
+    EventLog,
+    KubernetesEventLog,
+    KubernetesNodeWorld,
+    Leadership,
+    LeaseLeadership,
+    MemoryEventLog,
+    MemoryLeadership,
+    MemoryNodeWorld,
+    NodeWorld,
+    SoleLeadership,
+)
+from tests.integration import conftest as integration
+from tests.integration.controlplane import ControlPlane
 from tests.xo.support import (
     HOST_A1,
     HOST_A2,
@@ -51,3 +75,67 @@ async def _build_world(driver: Driver) -> None:
     await driver.add_host(host_id=HOST_A1, pool_id=POOL_A, name_label="host a1")
     await driver.add_host(host_id=HOST_A2, pool_id=POOL_A, name_label="host a2")
     await driver.add_host(host_id=HOST_B1, pool_id=POOL_B, name_label="host b1")
+
+
+# -- the other ports: in memory, and on the real kube-apiserver (integration) -----------
+REAL = pytest.mark.integration
+control_plane = integration.control_plane
+admin_kubeconfig = integration.admin_kubeconfig
+_no_leftovers = integration._no_leftovers
+
+
+@pytest.fixture(params=["memory", pytest.param("kubernetes", marks=REAL)])
+async def nodes(request: pytest.FixtureRequest) -> AsyncIterator[NodeWorld]:
+    if request.param == "memory":
+        yield MemoryNodeWorld()
+        return
+    async with _admin(request) as admin, _client(request, "contract") as client:
+        world = KubernetesNodeWorld(admin, KubernetesNodeStore(client))
+        try:
+            async with world.kubernetes:
+                async with asyncio.timeout(10):
+                    await world.kubernetes.wait_synced()
+                yield world
+        finally:
+            await world.cleanup()
+
+
+@pytest.fixture(params=["memory", "sole", pytest.param("lease", marks=REAL)])
+async def leadership(request: pytest.FixtureRequest) -> AsyncIterator[Leadership]:
+    if request.param == "memory":
+        yield MemoryLeadership()
+        return
+    if request.param == "sole":
+        yield SoleLeadership()
+        return
+    plane: ControlPlane = request.getfixturevalue("control_plane")
+    lease = LeaseLeadership(lambda: connect(str(plane.admin_kubeconfig), name="leader-election"))
+    try:
+        yield await lease.start()
+    finally:
+        await lease.cleanup()
+
+
+@pytest.fixture(params=["memory", pytest.param("kubernetes", marks=REAL)])
+async def event_log(request: pytest.FixtureRequest) -> AsyncIterator[EventLog]:
+    if request.param == "memory":
+        yield MemoryEventLog()
+        return
+    async with _admin(request) as admin:
+        log = KubernetesEventLog(admin)
+        try:
+            yield log
+        finally:
+            await log.cleanup()
+
+
+@asynccontextmanager
+async def _client(request: pytest.FixtureRequest, name: str) -> AsyncIterator[KubeClient]:
+    """A client of the session's control plane (an async fixture cannot ask for ``kube``)."""
+    plane: ControlPlane = request.getfixturevalue("control_plane")
+    async with await connect(str(plane.admin_kubeconfig), qps=50, burst=50, name=name) as client:
+        yield client
+
+
+def _admin(request: pytest.FixtureRequest) -> AbstractAsyncContextManager[KubeClient]:
+    return _client(request, "admin")

@@ -11,8 +11,8 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Protocol
 
-from adapters.fake_xo import FakeXOControlClient
-from adapters.memory import InMemoryInventory
+from adapters.testing.fake_xo import FakeXOControlClient
+from adapters.testing.memory import InMemoryInventory
 from domain.model import VM, Host, Pool, PowerState
 from domain.ports import Inventory
 

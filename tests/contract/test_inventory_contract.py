@@ -13,10 +13,10 @@ from contextlib import aclosing
 import pytest
 
 from domain.errors import PoolUnavailableError, VMDeletedError, VMNotFoundError
+from domain.matching import locate_vm
 from domain.model import ChangeKind, Node, PowerState, VMChange
 from domain.policies.metadata import resident_host_id
 from domain.policies.system_uuid import swap_little_endian
-from domain.services.vm_lookup import locate_vm
 from tests.contract.drivers import GIB, Driver
 from tests.xo.support import HOST_A1, HOST_A2, HOST_B1, POOL_A, POOL_B, next_change
 
@@ -57,7 +57,7 @@ async def test_get_vm_finds_a_vm_by_id_whatever_the_case(subject: Driver, spelli
 async def test_get_vm_returns_what_xo_reports_of_a_running_vm(subject: Driver) -> None:
     await add_running(subject)
 
-    vm = await subject.inventory.get_vm(vm_id=VM_1, pool_id=POOL_A)
+    vm = await subject.inventory.get_vm(vm_id=VM_1, confirm_pools=[POOL_A])
 
     assert vm.name_label == "node-1"
     assert vm.power_state is PowerState.RUNNING
@@ -94,47 +94,75 @@ async def test_locate_vm_falls_back_to_the_little_endian_system_uuid(subject: Dr
 
 
 # -- "gone" is not "deleted" -----------------------------------------------------
-async def _vm_deleted(driver: Driver) -> str:
+async def _vm_deleted(driver: Driver) -> tuple[str, ...]:
     await add_running(driver)
     await driver.delete_vm(VM_1)
-    return POOL_A
+    return (POOL_A,)
 
 
-async def _pool_disconnected(driver: Driver) -> str:
+async def _pool_disconnected(driver: Driver) -> tuple[str, ...]:
     await add_running(driver)
     await driver.disconnect_pool(POOL_A)
-    return POOL_A
+    return (POOL_A,)
 
 
-async def _pool_never_known(driver: Driver) -> str:
-    return UNKNOWN_POOL
+async def _pool_never_known(driver: Driver) -> tuple[str, ...]:
+    return (UNKNOWN_POOL,)
 
 
-async def _no_pool_given(driver: Driver) -> str:
+async def _no_pool_given(driver: Driver) -> tuple[str, ...]:
     await add_running(driver)
     await driver.delete_vm(VM_1)
-    return ""
+    return ()
+
+
+async def _moved_then_new_pool_lost(driver: Driver) -> tuple[str, ...]:
+    # Registered in pool A, now in pool B, which XO loses: A still answers.
+    await add_running(driver)
+    await driver.migrate_vm(VM_1, host_id=HOST_B1)
+    await driver.disconnect_pool(POOL_B)
+    return (POOL_A, POOL_B)
+
+
+async def _deleted_after_a_move(driver: Driver) -> tuple[str, ...]:
+    await add_running(driver)
+    await driver.migrate_vm(VM_1, host_id=HOST_B1)
+    await driver.delete_vm(VM_1)
+    return (POOL_A, POOL_B)
 
 
 @pytest.mark.parametrize(
-    ("arrange", "expected"),
+    ("arrange", "expected", "unknown"),
     [
-        pytest.param(_no_pool_given, VMNotFoundError, id="no-pool-id-not-found"),
-        pytest.param(_vm_deleted, VMDeletedError, id="pool-known-deleted"),
-        pytest.param(_pool_disconnected, PoolUnavailableError, id="pool-disconnected-unavailable"),
-        pytest.param(_pool_never_known, PoolUnavailableError, id="pool-unknown-unavailable"),
+        pytest.param(_no_pool_given, VMNotFoundError, (), id="no-pool-id-not-found"),
+        pytest.param(_vm_deleted, VMDeletedError, (), id="pool-known-deleted"),
+        pytest.param(
+            _pool_disconnected, PoolUnavailableError, (POOL_A,), id="pool-disconnected-unavailable"
+        ),
+        pytest.param(
+            _pool_never_known, PoolUnavailableError, (UNKNOWN_POOL,), id="pool-unknown-unavailable"
+        ),
+        pytest.param(
+            _moved_then_new_pool_lost,
+            PoolUnavailableError,
+            (POOL_B,),
+            id="one-of-two-pools-lost-unavailable",
+        ),
+        pytest.param(_deleted_after_a_move, VMDeletedError, (), id="both-pools-known-deleted"),
     ],
 )
-async def test_a_missing_vm_is_deleted_only_when_its_pool_is_still_known(
-    subject: Driver, arrange: object, expected: type[VMNotFoundError]
+async def test_a_missing_vm_is_deleted_only_when_every_pool_it_was_in_is_still_known(
+    subject: Driver, arrange: object, expected: type[VMNotFoundError], unknown: tuple[str, ...]
 ) -> None:
-    pool_id = await arrange(subject)  # type: ignore[operator]
+    pools = await arrange(subject)  # type: ignore[operator]
 
     with pytest.raises(VMNotFoundError) as caught:
-        await subject.inventory.get_vm(vm_id=VM_1, pool_id=pool_id)
+        await subject.inventory.get_vm(vm_id=VM_1, confirm_pools=pools)
 
     assert type(caught.value) is expected
     assert caught.value.vm_id == VM_1
+    if isinstance(caught.value, PoolUnavailableError):
+        assert caught.value.pools == unknown
 
 
 async def test_a_reconnected_pool_brings_its_vms_back(subject: Driver) -> None:
@@ -142,7 +170,7 @@ async def test_a_reconnected_pool_brings_its_vms_back(subject: Driver) -> None:
     await subject.disconnect_pool(POOL_A)
     await subject.reconnect_pool(POOL_A)
 
-    vm = await subject.inventory.get_vm(vm_id=VM_1, pool_id=POOL_A)
+    vm = await subject.inventory.get_vm(vm_id=VM_1, confirm_pools=[POOL_A])
 
     assert vm.id == VM_1
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.fake_xo import FakeXOServer
 from adapters.kubernetes import KubeClient
+from adapters.testing.fake_xo import FakeXOServer
 from tests.integration import conftest as integration
 from tests.integration.controlplane import ControlPlane
 from tests.xo.pki import ThrowawayPKI, make_pki

@@ -15,10 +15,10 @@ from typing import Any
 
 import yaml
 
-from adapters.fake_xo import FakeXOServer
 from adapters.kubernetes import ApiError, KubeClient
-from adapters.kubernetes.client import run_in_thread
+from adapters.kubernetes.configuration import run_in_thread
 from adapters.kubernetes.convert import format_micro_time
+from adapters.testing.fake_xo import FakeXOServer
 from domain import labels
 from domain.model import InventorySnapshot, Node, Taint, TaintEffect
 from domain.policies.initialization import plan_initialization
@@ -228,7 +228,7 @@ class Cluster:
         host_id = host_id or self.world.host_a1
         pool_id = self.world.pool_b if host_id == self.world.host_b1 else self.world.pool_a
         return str(
-            self.xo.add_vm(name_label=name, host_id=host_id, pool_id=pool_id, **fields)["id"]
+            self.xo.state.add_vm(name_label=name, host_id=host_id, pool_id=pool_id, **fields)["id"]
         )
 
     async def add_initialized_nodes(

@@ -1,4 +1,4 @@
-"""The decisions of ``doctor`` (domain.diagnosis), table by table, without any server."""
+"""The decisions of ``doctor`` (entrypoints.doctor), table by table, without any server."""
 
 from __future__ import annotations
 
@@ -10,23 +10,35 @@ from types import MappingProxyType
 import pytest
 import yaml
 
-from domain import diagnosis as dx
 from domain import labels
-from domain.diagnosis import (
-    Finding,
-    LeaseInfo,
-    MatchedBy,
-    Permission,
-    ProbeAnswer,
-    Status,
-    VMIndex,
-    XOProblem,
-)
+from domain.matching import MatchedBy, VMIndex
 from domain.model import VM, InventorySnapshot, Node, PowerState, Readiness, Taint, TaintEffect
 from domain.options import CCMOptions
 from domain.policies.initialization import plan_initialization
 from domain.policies.metadata import instance_metadata
 from domain.policies.system_uuid import swap_little_endian
+from entrypoints.doctor.config import config_invalid, config_unreadable, diagnose_config
+from entrypoints.doctor.findings import (
+    Finding,
+    Status,
+    condense,
+    exit_code,
+    fail,
+    format_age,
+    ok,
+    redact_url,
+    summarize,
+)
+from entrypoints.doctor.kube import LeaseInfo, diagnose_lease, lease_unreadable
+from entrypoints.doctor.nodes import diagnose_nodes, find_vm, ranked_placement_pools
+from entrypoints.doctor.rbac import Permission, diagnose_access, required_permissions
+from entrypoints.doctor.xo import (
+    ProbeAnswer,
+    XOProblem,
+    diagnose_events,
+    diagnose_xo_access,
+    diagnose_xo_failure,
+)
 from tests.integration.kube import RBAC_MANIFEST
 from tests.unit.factories import (
     HOST_1,
@@ -124,13 +136,13 @@ def test_exit_code_is_2_when_incomplete_then_1_when_failing_else_0(
     statuses: tuple[Status, ...], code: int
 ) -> None:
     findings = [f(s) for s in statuses]
-    assert dx.exit_code(findings) == code
-    assert dx.summarize(findings).exit_code == code
-    assert dx.summarize(findings).text.endswith(f"(exit {code})")
+    assert exit_code(findings) == code
+    assert summarize(findings).exit_code == code
+    assert summarize(findings).text.endswith(f"(exit {code})")
 
 
 def test_the_summary_counts_each_status() -> None:
-    summary = dx.summarize([f(Status.OK), f(Status.OK), f(Status.WARN), f(Status.FAIL)])
+    summary = summarize([f(Status.OK), f(Status.OK), f(Status.WARN), f(Status.FAIL)])
 
     assert summary.counts == {Status.OK: 2, Status.WARN: 1, Status.FAIL: 1, Status.UNKNOWN: 0}
     assert summary.text == (
@@ -141,13 +153,13 @@ def test_the_summary_counts_each_status() -> None:
 def test_routine_node_oks_fold_into_one_line_per_check() -> None:
     findings = [
         f(Status.OK, "config"),
-        dx.ok("node.vm", "a", "VM a", routine=True),
-        dx.fail("node.vm", "b", "no VM", "fix"),
-        dx.ok("node.vm", "c", "VM c", routine=True),
-        dx.ok("node.init", "d", "being initialized"),
+        ok("node.vm", "a", "VM a", routine=True),
+        fail("node.vm", "b", "no VM", "fix"),
+        ok("node.vm", "c", "VM c", routine=True),
+        ok("node.init", "d", "being initialized"),
     ]
 
-    folded = dx.condense(findings)
+    folded = condense(findings)
 
     assert [(x.check, x.subject, x.message) for x in folded] == [
         ("config", "s", "m"),
@@ -155,7 +167,7 @@ def test_routine_node_oks_fold_into_one_line_per_check() -> None:
         ("node.vm", "b", "no VM"),
         ("node.init", "d", "being initialized"),
     ]
-    assert dx.exit_code(folded) == dx.exit_code(findings)
+    assert exit_code(folded) == exit_code(findings)
 
 
 @pytest.mark.parametrize(
@@ -175,7 +187,7 @@ def test_routine_node_oks_fold_into_one_line_per_check() -> None:
     ],
 )
 def test_ages_read_like_kubectl(seconds: float, text: str) -> None:
-    assert dx.format_age(seconds) == text
+    assert format_age(seconds) == text
 
 
 @pytest.mark.parametrize(
@@ -187,7 +199,7 @@ def test_ages_read_like_kubectl(seconds: float, text: str) -> None:
     ],
 )
 def test_urls_are_shown_without_credentials(url: str, shown: str) -> None:
-    assert dx.redact_url(url) == shown
+    assert redact_url(url) == shown
 
 
 # -- config -------------------------------------------------------------------------------
@@ -203,16 +215,14 @@ def test_urls_are_shown_without_credentials(url: str, shown: str) -> None:
     ],
 )
 def test_an_invalid_config_gets_the_fix_for_its_key(message: str, fix: str) -> None:
-    finding = dx.config_invalid(
-        "cloud config /etc/xo.yaml", f"cloud config /etc/xo.yaml: {message}"
-    )
+    finding = config_invalid("cloud config /etc/xo.yaml", f"cloud config /etc/xo.yaml: {message}")
 
     assert (finding.status, finding.check, finding.message) == (Status.FAIL, "config", message)
     assert fix in finding.fix
 
 
 def test_an_unreadable_config_means_nothing_could_be_checked() -> None:
-    finding = dx.config_unreadable("cloud config /etc/xo.yaml", "cannot read: No such file")
+    finding = config_unreadable("cloud config /etc/xo.yaml", "cannot read: No such file")
 
     assert finding.status is Status.UNKNOWN
 
@@ -230,7 +240,7 @@ def test_an_unreadable_config_means_nothing_could_be_checked() -> None:
 def test_how_xo_is_reached_is_judged(
     url: str, insecure: bool, ca_file: str, status: Status, phrase: str
 ) -> None:
-    parsed, reached = dx.diagnose_config(
+    parsed, reached = diagnose_config(
         origin="cloud config f", url=url, insecure=insecure, ca_file=ca_file, auth_method="token"
     )
 
@@ -256,7 +266,7 @@ def test_how_xo_is_reached_is_judged(
 def test_each_xo_failure_is_named_with_its_fix(
     problem: XOProblem, ca_file: str, status: Status, check: str, fix: str
 ) -> None:
-    finding = dx.diagnose_xo_failure(
+    finding = diagnose_xo_failure(
         problem, url="https://u:p@xo", detail="the detail", ca_file=ca_file
     )
 
@@ -277,7 +287,7 @@ def test_each_xo_failure_is_named_with_its_fix(
 def test_an_admin_sees_pools_and_a_non_admin_is_told_apart(
     pools: int, probe: ProbeAnswer | None, status: Status, phrase: str
 ) -> None:
-    finding = dx.diagnose_xo_access(
+    finding = diagnose_xo_access(
         url="https://xo", vms=5, hosts=1, pools=pools, probe_pool=POOL_A, probe=probe
     )
 
@@ -296,7 +306,7 @@ def test_an_admin_sees_pools_and_a_non_admin_is_told_apart(
 def test_a_missing_events_endpoint_is_a_warning(
     available: bool | None, status: Status, phrase: str
 ) -> None:
-    finding = dx.diagnose_events("https://xo", available=available, detail="boom")
+    finding = diagnose_events("https://xo", available=available, detail="boom")
 
     assert (finding.status, finding.check) == (status, "xo.events")
     assert phrase in finding.message
@@ -316,14 +326,14 @@ def test_the_permissions_checked_are_exactly_the_shipped_roles() -> None:
     }
     checked = {
         (p.group, f"{p.resource}/{p.subresource}" if p.subresource else p.resource, p.verb)
-        for p in dx.required_permissions()
+        for p in required_permissions()
     }
 
     assert checked == shipped
 
 
 def test_permissions_follow_the_lease_namespace() -> None:
-    leases = [p for p in dx.required_permissions(lease_namespace="ccm") if p.resource == "leases"]
+    leases = [p for p in required_permissions(lease_namespace="ccm") if p.resource == "leases"]
 
     assert {p.namespace for p in leases} == {"ccm"}
 
@@ -364,7 +374,7 @@ def test_each_verb_the_identity_lacks_is_named(
             return None
         return (p.verb, p.resource_name) not in denied
 
-    found = dx.diagnose_access(identity, {p: answer(p) for p in dx.required_permissions()})
+    found = diagnose_access(identity, {p: answer(p) for p in required_permissions()})
 
     assert_findings(found, expected)
     assert all(identity in x.fix for x in found if x.status is Status.FAIL)
@@ -387,7 +397,7 @@ def test_each_verb_the_identity_lacks_is_named(
 def test_the_lease_must_be_held_and_renewed_in_time(
     lease: LeaseInfo | None, status: Status, phrase: str
 ) -> None:
-    finding = dx.diagnose_lease(lease, namespace="kube-system", name="ccm", now=NOW)
+    finding = diagnose_lease(lease, namespace="kube-system", name="ccm", now=NOW)
 
     assert (finding.status, finding.check, finding.subject) == (
         status,
@@ -437,14 +447,17 @@ def test_the_vm_is_found_in_the_snapshot_as_the_ccm_finds_it(
     pool_id: str,
     pool_known: bool,
 ) -> None:
-    lookup = dx.find_vm(node, INDEX, match_by_name=match_by_name)
+    lookup = find_vm(node, INDEX, match_by_name=match_by_name)
 
     assert (lookup.vm.id if lookup.vm else None, lookup.matched_by) == (vm_id, how)
-    assert (lookup.pool_id, lookup.pool_known) == (pool_id, pool_known)
+    # The pools the absence is judged by (the node's placement pools, and the found
+    # VM's own): here at most one, known or not.
+    assert lookup.pools == (frozenset({pool_id}) if pool_id else frozenset())
+    assert lookup.unknown_pools == (() if pool_known or not pool_id else (pool_id,))
 
 
 def test_the_little_endian_twin_is_tried_after_the_uuid_itself() -> None:
-    lookup = dx.find_vm(registered(system_uuid=VM_3), INDEX)
+    lookup = find_vm(registered(system_uuid=VM_3), INDEX)
 
     assert lookup.tried == (VM_3, swap_little_endian(VM_3))
 
@@ -452,7 +465,7 @@ def test_the_little_endian_twin_is_tried_after_the_uuid_itself() -> None:
 def test_several_vms_with_the_node_name_are_ambiguous() -> None:
     twins = InventorySnapshot(vms={VM_1: vm(), VM_2: vm(id=VM_2)}, hosts={}, pools={POOL_A: pool()})
 
-    lookup = dx.find_vm(registered(system_uuid=""), VMIndex(twins), match_by_name=True)
+    lookup = find_vm(registered(system_uuid=""), VMIndex(twins), match_by_name=True)
 
     assert lookup.vm is None and lookup.ambiguous == tuple(sorted((VM_1, VM_2)))
 
@@ -675,7 +688,7 @@ OK_INITIALIZED: list[Expected] = [
 def test_each_node_is_judged_by_the_controllers_rules(
     node: Node, snapshot: InventorySnapshot, expected: list[Expected]
 ) -> None:
-    assert_findings(dx.diagnose_nodes([node], snapshot, now=NOW), expected)
+    assert_findings(diagnose_nodes([node], snapshot, now=NOW), expected)
 
 
 @pytest.mark.parametrize(
@@ -684,7 +697,7 @@ def test_each_node_is_judged_by_the_controllers_rules(
 def test_a_node_is_stuck_once_tainted_longer_than_the_grace(grace: float, status: Status) -> None:
     node = registered(created_at=NOW - timedelta(minutes=10))
 
-    found = dx.diagnose_nodes([node], SNAPSHOT, now=NOW, uninitialized_grace=grace)
+    found = diagnose_nodes([node], SNAPSHOT, now=NOW, uninitialized_grace=grace)
 
     assert [x.status for x in found if x.check == "node.init"] == [status]
 
@@ -696,7 +709,7 @@ def test_without_xo_only_what_the_node_object_tells_is_checked() -> None:
         registered("w-3", created_at=NOW - timedelta(hours=1)),
     ]
 
-    found = dx.diagnose_nodes(nodes, None, now=NOW)
+    found = diagnose_nodes(nodes, None, now=NOW)
 
     assert_findings(
         found,
@@ -716,7 +729,7 @@ def test_invalid_vm_tags_are_named() -> None:
         vms={VM_1: vm(tags=("k8s.label/bad key=x",))}, hosts=SNAPSHOT.hosts, pools=SNAPSHOT.pools
     )
 
-    found = dx.diagnose_nodes([WORKER], tagged, now=NOW)
+    found = diagnose_nodes([WORKER], tagged, now=NOW)
 
     assert ("warn", "node.tags") in [(x.status.value, x.check) for x in found]
 
@@ -726,18 +739,18 @@ def test_match_by_name_follows_the_cloud_config() -> None:
     by_name = CCMOptions(match_by_name=True)
 
     assert_findings(
-        dx.diagnose_nodes([node], SNAPSHOT, now=NOW, options=by_name),
+        diagnose_nodes([node], SNAPSHOT, now=NOW, options=by_name),
         [
             ("ok", "node.providerID", "not set yet"),
             ("ok", "node.vm", "found by name (matchByName)"),
             ("ok", "node.init", "being initialized"),
         ],
     )
-    without = dx.diagnose_nodes([node], SNAPSHOT, now=NOW)
+    without = diagnose_nodes([node], SNAPSHOT, now=NOW)
     assert "set matchByName: true" in next(x.fix for x in without if x.check == "node.vm")
 
 
-def test_pool_hints_rank_the_pools_the_nodes_name() -> None:
+def test_the_pools_the_nodes_were_placed_in_are_ranked_most_named_first() -> None:
     nodes = [
         initialized("a"),
         initialized("b"),
@@ -746,7 +759,7 @@ def test_pool_hints_rank_the_pools_the_nodes_name() -> None:
         registered("e", provider_id=f"xenorchestra:///{VM_3}"),
     ]
 
-    assert dx.pool_hints(nodes) == [POOL_A, POOL_B]
+    assert ranked_placement_pools(nodes) == [POOL_A, POOL_B]
 
 
 def test_node_lookups_are_dict_lookups_in_one_index(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -764,14 +777,14 @@ def test_node_lookups_are_dict_lookups_in_one_index(monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setattr(VMIndex, "named", counting)
 
-    found = dx.diagnose_nodes(nodes, snapshot, now=NOW)
+    found = diagnose_nodes(nodes, snapshot, now=NOW)
 
     assert len(found) == 3 * 5000 and not calls
 
 
 @pytest.mark.parametrize(("forbidden", "fix"), [(True, "may get leases"), (False, "again")])
 def test_an_unreadable_lease_is_a_warning(forbidden: bool, fix: str) -> None:
-    finding = dx.lease_unreadable(
+    finding = lease_unreadable(
         namespace="kube-system", name="ccm", detail="403 Forbidden", forbidden=forbidden
     )
 

@@ -35,7 +35,7 @@ async def test_a_healthy_cluster_is_all_ok_and_doctor_writes_nothing(cluster: Cl
         }
     )
     before = await state_of_cluster(cluster.kube)
-    cluster.xo.reset_request_counts()
+    cluster.xo.requests.reset()
 
     outcome = await cluster.doctor()
 
@@ -56,7 +56,7 @@ async def test_a_healthy_cluster_is_all_ok_and_doctor_writes_nothing(cluster: Cl
     assert outcome.table.rstrip().endswith("all good (exit 0)")
     # Read-only: no node, Lease or event changed; XO only saw GETs.
     assert await state_of_cluster(cluster.kube) == before
-    counts = cluster.xo.request_counts()
+    counts = cluster.xo.requests.snapshot()
     assert counts and all(endpoint.startswith("GET ") for endpoint in counts), counts
     assert set(outcome.document["requests"]["kubernetes"]) <= {"GET", "POST"}
 
@@ -165,7 +165,7 @@ async def test_a_refused_token_is_named(cluster: Cluster) -> None:
 
 
 async def test_username_and_password_work_and_stay_secret(cluster: Cluster) -> None:
-    cluster.xo.add_user(username="ccm-admin", password="pw-7c1e9b2d")
+    cluster.xo.auth.add_user(username="ccm-admin", password="pw-7c1e9b2d")
 
     outcome = await cluster.doctor(
         config=cluster.config(token=None, username="ccm-admin", password="pw-7c1e9b2d")
@@ -178,7 +178,7 @@ async def test_username_and_password_work_and_stay_secret(cluster: Cluster) -> N
 
 async def test_a_non_admin_token_is_named(cluster: Cluster) -> None:
     await cluster.add_initialized_nodes({"worker-1": cluster.add_vm("worker-1")})
-    cluster.xo.add_token(token="viewer-token-0042", admin=False)
+    cluster.xo.auth.add_token(token="viewer-token-0042", admin=False)
 
     outcome = await cluster.doctor(config=cluster.config(token="viewer-token-0042"))
 
@@ -220,7 +220,7 @@ async def test_insecure_tls_is_a_warning(cluster: Cluster) -> None:
 
 
 async def test_an_xo_without_events_endpoint_is_a_warning(cluster: Cluster) -> None:
-    cluster.xo.set_faults(events_enabled=False)
+    cluster.xo.faults.set(events_enabled=False)
 
     outcome = await cluster.doctor()
 
@@ -348,7 +348,7 @@ async def test_a_foreign_provider_id_is_named(cluster: Cluster) -> None:
 async def test_a_ready_node_whose_vm_is_not_found_is_named(cluster: Cluster) -> None:
     vm_id = cluster.add_vm("worker-1")
     await cluster.add_initialized_nodes({"worker-1": vm_id})
-    cluster.xo.delete_vm(vm_id)
+    cluster.xo.state.delete_vm(vm_id)
     await cluster.add_node(
         "lost-1", system_uuid="0f4a29b7-7d53-4c39-9f61-1a8d2e5b3c70", uninitialized=True
     )
@@ -414,7 +414,7 @@ async def test_labels_that_differ_from_xo_after_a_migration_are_named(cluster: C
     w = cluster.world
     vm_id = cluster.add_vm("worker-1", host_id=w.host_a1)
     await cluster.add_initialized_nodes({"worker-1": vm_id})
-    cluster.xo.migrate_vm(vm_id, host_id=w.host_a2)
+    cluster.xo.state.migrate_vm(vm_id, host_id=w.host_a2)
 
     outcome = await cluster.doctor()
 
@@ -448,11 +448,11 @@ async def test_what_the_lifecycle_controller_will_do_with_a_not_ready_node(
     cluster.add_vm("other-a", host_id=w.host_a2)  # pool A stays visible whatever happens
     await cluster.add_initialized_nodes({"worker-1": vm_id}, ready="False")
     if mistake == "deleted":
-        cluster.xo.delete_vm(vm_id)
+        cluster.xo.state.delete_vm(vm_id)
     elif mistake == "pool-disconnected":
-        cluster.xo.disconnect_pool(w.pool_b)
+        cluster.xo.state.disconnect_pool(w.pool_b)
     elif mistake == "halted":
-        cluster.xo.stop_vm(vm_id)
+        cluster.xo.state.stop_vm(vm_id)
 
     outcome = await cluster.doctor()
 
@@ -462,7 +462,7 @@ async def test_what_the_lifecycle_controller_will_do_with_a_not_ready_node(
 
 # -- cost ----------------------------------------------------------------------------------
 async def test_xo_requests_do_not_grow_with_the_number_of_nodes(cluster: Cluster) -> None:
-    vms = cluster.xo.populate(count=200, pool_id=cluster.world.pool_a, prefix="worker")
+    vms = cluster.xo.state.populate(count=200, pool_id=cluster.world.pool_a, prefix="worker")
     names = {vm["name_label"]: vm["id"] for vm in vms}
     argv = ["--cloud-config", str(cluster.config()), "--kubeconfig", str(cluster.kubeconfig)]
     counts: dict[int, dict[str, int]] = {}
@@ -470,12 +470,12 @@ async def test_xo_requests_do_not_grow_with_the_number_of_nodes(cluster: Cluster
     first = dict(list(names.items())[:20])
     for size, batch in ((20, first), (200, {k: v for k, v in names.items() if k not in first})):
         await cluster.add_initialized_nodes(batch)
-        cluster.xo.reset_request_counts()
+        cluster.xo.requests.reset()
         code, text = await run_doctor(*argv, "--output", "json")
         document = json.loads(text)
         assert code == 0, text
         assert f"{size} nodes listed" in text
-        counts[size] = cluster.xo.request_counts()
+        counts[size] = cluster.xo.requests.snapshot()
         kube_counts[size] = document["requests"]["kubernetes"]
         assert document["requests"]["xo"] == counts[size]
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.fake_xo import FakeXOControlClient
 from adapters.kubernetes import KubeClient
+from adapters.testing.fake_xo import FakeXOControlClient
 
 from .conftest import ServiceAccountFactory
 from .e2e_support import CCMDaemon, FakeXOProcess, Nodes, SharedCCM

@@ -41,9 +41,9 @@ from urllib.parse import quote
 
 import httpx
 
-from adapters.fake_xo import FakeXOControlClient
 from adapters.kubernetes import ApiError, KubeClient
 from adapters.kubernetes.convert import format_time
+from adapters.testing.fake_xo import FakeXOControlClient
 
 from .ccm_process import CCMProcess, ccm_argv, console_script
 from .controlplane import free_port

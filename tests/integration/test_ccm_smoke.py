@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.fake_xo import FakeXOServer, FakeXOState
 from adapters.kubernetes import KubeClient
+from adapters.testing.fake_xo import FakeXOServer, FakeXOState
 
 from .ccm_process import CCMProcess, write_cloud_config
 from .kube import create_node, delete_node, get_node, unique

@@ -15,8 +15,8 @@ from collections.abc import Callable
 
 import pytest
 
-from adapters.fake_xo import FakeXOControlClient
 from adapters.kubernetes import KubeClient
+from adapters.testing.fake_xo import FakeXOControlClient
 from domain import labels as L
 
 from .controlplane import ControlPlane

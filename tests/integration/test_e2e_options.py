@@ -14,8 +14,8 @@ from collections.abc import Callable
 
 import pytest
 
-from adapters.fake_xo import FakeXOControlClient
 from adapters.kubernetes import KubeClient
+from adapters.testing.fake_xo import FakeXOControlClient
 from domain import labels as L
 
 from .e2e_fixtures import ccm, fake_xo, identity, nodes, shared_ccm, xo  # noqa: F401 (fixtures)

@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from adapters.fake_xo import FakeXOControlClient, FakeXOServer
 from adapters.kubernetes import KubeClient
+from adapters.testing.fake_xo import FakeXOControlClient, FakeXOServer
 from domain import labels as L
 
 from .ccm_process import CCMProcess
@@ -443,10 +443,10 @@ async def test_an_xo_that_answers_wrongly_never_gets_a_node_deleted(
     uncertain = lifecycle_results(await ccm.metrics(), "keep-uncertain")
 
     if failure == "revoked token":
-        xo_server.revoke_token(TOKEN)
+        xo_server.auth.revoke_token(TOKEN)
     else:  # the VM is 404, but the pool confirming it answers a proxy's HTML page
-        xo_server.set_faults(garbage="html", endpoint="GET /pools/{id}")
-    xo_server.delete_vm(vm["id"])
+        xo_server.faults.set(garbage="html", endpoint="GET /pools/{id}")
+    xo_server.state.delete_vm(vm["id"])
     try:
 
         async def several_passes() -> bool:
@@ -457,8 +457,8 @@ async def test_an_xo_that_answers_wrongly_never_gets_a_node_deleted(
         assert await node_or_none(kube, name) is not None
         assert not await node_events(kube, name, reason="DeletingNode")
     finally:
-        xo_server.add_token(token=TOKEN)
-        xo_server.clear_faults()
+        xo_server.auth.add_token(token=TOKEN)
+        xo_server.faults.clear()
     # XO answers properly again: the VM is known to be gone, the node goes.
     await wait_gone(kube, name, within=20)
 
@@ -499,7 +499,7 @@ async def _ten_not_ready_nodes_and_a_slow_xo(
         for vm_id in vm_ids
     ]
     await asyncio.sleep(0.5)  # the CCM's node cache has them all
-    xo_server.set_faults(latency=0.2, endpoint=VM_BY_ID)
+    xo_server.faults.set(latency=0.2, endpoint=VM_BY_ID)
     return ccm, vm_ids, names
 
 
@@ -512,7 +512,7 @@ async def _deleted_once(kube: KubeClient, xo_server: FakeXOServer, name: str) ->
 
     with contextlib.suppress(TimeoutError):  # the pass is over by then
         await until(deleted_again, within=3, every=0.1)
-    xo_server.clear_faults()
+    xo_server.faults.clear()
     failed = await node_events(kube, name, reason="DeletingNodeFailed")
     assert not failed, [e["message"] for e in failed]
     deleting = await node_events(kube, name, reason="DeletingNode")
@@ -607,18 +607,18 @@ async def test_the_rate_breaker_holds_when_both_lifecycle_paths_delete_at_once(
 
     await until(decided, within=20, every=0.1)
     await asyncio.sleep(1.5)  # another pass
-    xo_server.clear_faults()
+    xo_server.faults.clear()
     gone = [n for n in pair if await node_or_none(kube, n) is None]
     assert len(gone) == 1, f"limit 1, deleted {gone}"
 
 
 async def _wait_for_a_pass_to_start(xo_server: FakeXOServer) -> None:
     """Until VM lookups resume after a quiet second: a lifecycle pass began."""
-    last, quiet_since = xo_server.request_counts().get(VM_BY_ID, 0), time.monotonic()
+    last, quiet_since = xo_server.requests.snapshot().get(VM_BY_ID, 0), time.monotonic()
     async with asyncio.timeout(20):
         while True:
             await asyncio.sleep(0.02)
-            count = xo_server.request_counts().get(VM_BY_ID, 0)
+            count = xo_server.requests.snapshot().get(VM_BY_ID, 0)
             if count == last:
                 continue
             if time.monotonic() - quiet_since > 0.7:

@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from adapters.fake_xo import FakeXOControlClient
 from adapters.kubernetes import KubeClient
+from adapters.testing.fake_xo import FakeXOControlClient
 from domain import labels as L
 
 from .e2e_fixtures import ccm, fake_xo, identity, nodes, shared_ccm, xo  # noqa: F401 (fixtures)
@@ -160,21 +160,19 @@ async def test_a_foreign_provider_id_only_loses_the_taint_and_is_never_deleted(
 
 
 # -- XO outages ----------------------------------------------------------------------------
-async def test_a_disconnected_pool_never_deletes_its_not_ready_nodes(
-    ccm: CCMDaemon, kube: KubeClient, xo: FakeXOControlClient, nodes: Nodes
+async def assert_kept_while_pool_disconnected(
+    ccm: CCMDaemon, kube: KubeClient, xo: FakeXOControlClient, name: str, pool_id: str
 ) -> None:
-    world = await World.create(xo, hosts=1)
-    vm = await world.vm()
-    name = await nodes.create("e2e-outage", system_uuid=vm["id"])
-    await wait_initialized(kube, name)
-    await set_ready(kube, name, "False")
+    """Disconnect ``pool_id`` from XO: pass after pass, well past the 1 s
+    confirmation delay, the NotReady node ``name`` is left alone; then reconnect it."""
     kept_before = lifecycle_results(await ccm.metrics(), "keep-uncertain")
-
     disconnected_at = time.monotonic()
-    await xo.disconnect_pool(world.pool_id)
+    await xo.disconnect_pool(pool_id)
     try:
 
         async def several_passes_kept_it() -> bool:
+            deleting = await node_events(kube, name, reason="DeletingNode")
+            assert not deleting, f"{name} deleted: {deleting[0]['message']}"
             kept = lifecycle_results(await ccm.metrics(), "keep-uncertain")
             return kept >= kept_before + 4
 
@@ -187,9 +185,59 @@ async def test_a_disconnected_pool_never_deletes_its_not_ready_nodes(
         assert SHUTDOWN_TAINT not in taints(node)
         assert not await node_events(kube, name, reason="DeletingNode")
     finally:
-        await xo.reconnect_pool(world.pool_id)
+        await xo.reconnect_pool(pool_id)
     await asyncio.sleep(1.5)  # a pass or more after the pool came back
     assert await node_or_none(kube, name) is not None
+
+
+async def test_a_disconnected_pool_never_deletes_its_not_ready_nodes(
+    ccm: CCMDaemon, kube: KubeClient, xo: FakeXOControlClient, nodes: Nodes
+) -> None:
+    world = await World.create(xo, hosts=1)
+    vm = await world.vm()
+    name = await nodes.create("e2e-outage", system_uuid=vm["id"])
+    await wait_initialized(kube, name)
+    await set_ready(kube, name, "False")
+
+    await assert_kept_while_pool_disconnected(ccm, kube, xo, name, world.pool_id)
+
+
+async def test_a_node_moved_to_another_pool_is_kept_when_xo_loses_the_new_pool(
+    ccm: CCMDaemon, kube: KubeClient, xo: FakeXOControlClient, nodes: Nodes
+) -> None:
+    # The providerID keeps the registration pool; the VM now lives in the second
+    # one. XO losing the second pool makes the VM 404 while the first pool still
+    # answers: that must not read as "deleted" (issue 13, case 1).
+    first = await World.create(xo, hosts=1, pool_name="registered pool")
+    second = await World.create(xo, hosts=1, pool_name="current pool")
+    vm = await first.vm()
+    name = await nodes.create("e2e-movelost", system_uuid=vm["id"])
+    node = await wait_initialized(kube, name)
+    assert node["spec"]["providerID"] == provider_id(first.pool_id, vm["id"])
+    await xo.migrate_vm(vm["id"], host_id=second.host_id(0))
+    await wait_node(kube, name, lambda n: labels(n)[L.REGION] == second.pool_id)
+    await set_ready(kube, name, "False")
+
+    await assert_kept_while_pool_disconnected(ccm, kube, xo, name, second.pool_id)
+
+    # Every pool it was placed in answers again: a deletion now is a deletion.
+    await xo.delete_vm(vm["id"])
+    await wait_gone(kube, name)
+
+
+async def test_a_kubelet_provider_id_naming_the_wrong_pool_is_kept_when_xo_loses_the_vms_pool(
+    ccm: CCMDaemon, kube: KubeClient, xo: FakeXOControlClient, nodes: Nodes
+) -> None:
+    # kubelet --provider-id names a pool XO knows, but not the VM's own.
+    wrong = await World.create(xo, hosts=1, pool_name="named pool")
+    actual = await World.create(xo, hosts=1, pool_name="actual pool")
+    vm = await actual.vm()
+    name = await nodes.create("e2e-wrongpool", provider_id=provider_id(wrong.pool_id, vm["id"]))
+    node = await wait_initialized(kube, name)
+    assert labels(node)[L.REGION] == actual.pool_id
+    await set_ready(kube, name, "False")
+
+    await assert_kept_while_pool_disconnected(ccm, kube, xo, name, actual.pool_id)
 
 
 # -- labels follow the VM --------------------------------------------------------------

@@ -12,7 +12,7 @@ import uuid
 import pytest
 
 from adapters.kubernetes import KubeClient, KubernetesEventRecorder, KubernetesNodeStore, connect
-from adapters.memory import FakeClock, InMemoryInventory
+from adapters.testing.memory import FakeClock, InMemoryInventory
 from domain.model import VM, Host, Pool, PowerState
 from domain.services import RegistrationService
 

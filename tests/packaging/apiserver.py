@@ -15,9 +15,13 @@ from adapters.kubernetes import ApiError, KubeClient
 APPLY_PATCH = "application/apply-patch+yaml"
 FIELD_MANAGER = "xoccm-packaging-tests"
 
-#: The Prometheus operator's two kinds, reduced to what the API server needs to
-#: serve them: any spec is accepted (the real CRDs are not needed to dry-run).
-MONITORING_KINDS = {"ServiceMonitor": "servicemonitors", "PodMonitor": "podmonitors"}
+#: The Prometheus operator's kinds the chart renders, reduced to what the API server
+#: needs to serve them: any spec is accepted (the real CRDs are not needed to dry-run).
+MONITORING_KINDS = {
+    "ServiceMonitor": "servicemonitors",
+    "PodMonitor": "podmonitors",
+    "PrometheusRule": "prometheusrules",
+}
 
 
 def monitoring_crd(kind: str, plural: str) -> dict[str, Any]:

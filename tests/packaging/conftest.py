@@ -12,13 +12,10 @@ is over, before any test starts, so they never count against a test's timeout.
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
-import tests.integration.conftest as integration
 from tests.integration.conftest import (
     _no_leftovers,
     admin_kubeconfig,
@@ -26,42 +23,17 @@ from tests.integration.conftest import (
     kube,
     service_account,
 )
-
-from .chart import REPO_ROOT
+from tests.tools import InstalledTool, prepare_after_collection
 
 __all__ = ["_no_leftovers", "admin_kubeconfig", "control_plane", "kube", "service_account"]
 
-INSTALL_HELM = REPO_ROOT / "scripts" / "install-helm.sh"
-
-_helm: Path | Exception | None = None
-
-
-def find_helm() -> Path:
-    override = os.environ.get("XOCCM_HELM")
-    if override:
-        return Path(override)
-    done = subprocess.run(
-        ["bash", str(INSTALL_HELM)], check=True, capture_output=True, text=True, timeout=3600
-    )
-    return Path(done.stdout.strip().splitlines()[-1])
+HELM = InstalledTool("helm", variable="XOCCM_HELM", script="install-helm.sh")
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    global _helm
-    here = Path(__file__).parent
-    mine = [i for i in session.items if here in Path(str(i.path)).parents]
-    if _helm is None and any("helm" in getattr(i, "fixturenames", ()) for i in mine):
-        try:
-            _helm = find_helm()
-        except Exception as err:  # reported by the fixture, test by test
-            _helm = err
-    if any(i.get_closest_marker("integration") for i in mine):
-        integration.pytest_collection_finish(session)
+    prepare_after_collection(session, __file__, HELM)
 
 
 @pytest.fixture(scope="session")
 def helm() -> Path:
-    found = _helm if _helm is not None else find_helm()
-    if isinstance(found, Exception):
-        pytest.fail(f"helm unavailable ({INSTALL_HELM}): {found}")
-    return found
+    return HELM.path()

@@ -149,7 +149,7 @@ class Soak:
         async def drop_streams() -> None:
             async def loop() -> None:
                 while True:
-                    xo.drop_event_streams()
+                    xo.hub.drop_all()
                     await asyncio.sleep(1.0)
 
             dropping.append(asyncio.create_task(loop()))
@@ -164,24 +164,24 @@ class Soak:
         return {
             "XO down": (xo.stop, xo.start),
             "50% XO 500s": (
-                lambda: sync(lambda: xo.set_faults(error_rate=0.5, error_status=500)),
-                lambda: sync(xo.clear_faults),
+                lambda: sync(lambda: xo.faults.set(error_rate=0.5, error_status=500)),
+                lambda: sync(xo.faults.clear),
             ),
             "XO answers after 3 s": (
-                lambda: sync(lambda: xo.set_faults(latency=3.0)),
-                lambda: sync(xo.clear_faults),
+                lambda: sync(lambda: xo.faults.set(latency=3.0)),
+                lambda: sync(xo.faults.clear),
             ),
             "garbage bodies": (
-                lambda: sync(lambda: xo.set_faults(garbage=self.rng.choice(["html", "no-id"]))),
-                lambda: sync(xo.clear_faults),
+                lambda: sync(lambda: xo.faults.set(garbage=self.rng.choice(["html", "no-id"]))),
+                lambda: sync(xo.faults.clear),
             ),
             "token revoked": (
-                lambda: sync(lambda: xo.revoke_token(TOKEN)),
-                lambda: sync(lambda: xo.add_token(token=TOKEN)),
+                lambda: sync(lambda: xo.auth.revoke_token(TOKEN)),
+                lambda: sync(lambda: xo.auth.add_token(token=TOKEN)),
             ),
             "pool disconnected": (
-                lambda: sync(lambda: xo.disconnect_pool(pool_b)),
-                lambda: sync(lambda: xo.reconnect_pool(pool_b)),
+                lambda: sync(lambda: xo.state.disconnect_pool(pool_b)),
+                lambda: sync(lambda: xo.state.reconnect_pool(pool_b)),
             ),
             "event streams dropped": (drop_streams, stop_dropping),
             "kube-apiserver restarted": (restart_apiserver, nothing),

@@ -59,10 +59,10 @@ async def test_half_of_xo_requests_answering_500_slow_the_work_down_but_break_no
     world: World,
 ) -> None:
     async def inject() -> None:
-        world.xo.set_faults(error_rate=0.5, error_status=500)
+        world.xo.faults.set(error_rate=0.5, error_status=500)
 
     async def clear() -> None:
-        world.xo.clear_faults()
+        world.xo.faults.clear()
 
     await fault_scenario(
         world,
@@ -81,10 +81,10 @@ async def test_xo_answering_after_ten_seconds_delays_work_without_losing_any(
     world: World,
 ) -> None:
     async def inject() -> None:
-        world.xo.set_faults(latency=10.0)
+        world.xo.faults.set(latency=10.0)
 
     async def clear() -> None:
-        world.xo.clear_faults()
+        world.xo.faults.clear()
 
     await fault_scenario(
         world,
@@ -106,7 +106,7 @@ async def test_garbage_bodies_never_reach_a_label_nor_delete_a_node(world: World
     async def cycle() -> None:
         while True:
             for mode in modes:
-                world.xo.set_faults(garbage=mode)
+                world.xo.faults.set(garbage=mode)
                 await asyncio.sleep(2.5)
 
     async def inject() -> None:
@@ -116,7 +116,7 @@ async def test_garbage_bodies_never_reach_a_label_nor_delete_a_node(world: World
         for task in cycling:
             task.cancel()
         await asyncio.gather(*cycling, return_exceptions=True)
-        world.xo.clear_faults()
+        world.xo.faults.clear()
 
     await fault_scenario(
         world,
@@ -134,10 +134,10 @@ async def test_a_revoked_token_pauses_the_work_and_a_valid_one_resumes_it(world:
     token = "fake-xo-token"
 
     async def inject() -> None:
-        world.xo.revoke_token(token)
+        world.xo.auth.revoke_token(token)
 
     async def clear() -> None:
-        world.xo.add_token(token=token)
+        world.xo.auth.add_token(token=token)
 
     await fault_scenario(
         world,
@@ -153,12 +153,12 @@ async def test_a_revoked_token_pauses_the_work_and_a_valid_one_resumes_it(world:
 @pytest.mark.timeout(90)
 async def test_a_disconnected_pool_keeps_its_nodes_and_their_labels(world: World) -> None:
     async def inject() -> None:
-        world.xo.disconnect_pool(world.pools["b"])
+        world.xo.state.disconnect_pool(world.pools["b"])
         # Its kubelets may go NotReady too: the most tempting case for a deletion.
         await world.set_ready("b-ready-0", False)
 
     async def clear() -> None:
-        world.xo.reconnect_pool(world.pools["b"])
+        world.xo.state.reconnect_pool(world.pools["b"])
 
     await fault_scenario(
         world,
@@ -189,7 +189,7 @@ async def test_dropped_event_streams_lose_no_change(world: World) -> None:
 
     async def keep_dropping() -> None:
         while True:
-            world.xo.drop_event_streams()
+            world.xo.hub.drop_all()
             await asyncio.sleep(0.5)
 
     async def inject() -> None:
@@ -209,5 +209,5 @@ async def test_dropped_event_streams_lose_no_change(world: World) -> None:
         # reconnect backoff (0.5 s doubling to 30 s, +50 %) is at most ~12 s after 8 s
         bound=20,
         flags=["--node-status-update-frequency=60s"],
-        fault_seen=lambda _: world.xo.request_counts().get("GET /events", 0) >= 3,
+        fault_seen=lambda _: world.xo.requests.snapshot().get("GET /events", 0) >= 3,
     )

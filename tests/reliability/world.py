@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from adapters.fake_xo import FakeXOServer
 from adapters.kubernetes import ApiUnavailableError, KubeClient
+from adapters.testing.fake_xo import FakeXOServer
 from domain import labels
 from tests.bench.cluster import (
     SHUTDOWN_TAINT,
@@ -119,10 +119,10 @@ class World:
         world = cls(kube=kube, kubeconfig=kubeconfig, xo=xo, run=f"rel-{uuid.uuid4().hex[:6]}")
         try:
             for key in ("a", "b"):
-                pool = xo.add_pool(name_label=f"Pool {key.upper()}")["id"]
+                pool = xo.state.add_pool(name_label=f"Pool {key.upper()}")["id"]
                 world.pools[key] = pool
                 world.hosts[key] = [
-                    xo.add_host(pool_id=pool, name_label=f"xcp-{key}{i}")["id"]
+                    xo.state.add_host(pool_id=pool, name_label=f"xcp-{key}{i}")["id"]
                     for i in range(hosts_per_pool)
                 ]
             await world.watch.start()
@@ -144,7 +144,7 @@ class World:
         history = VMHistory(pools={self.pools[pool]}, names={name})
         if host:
             history.hosts.add(host)
-        vm = self.xo.add_vm(
+        vm = self.xo.state.add_vm(
             name_label=name,
             pool_id=self.pools[pool],
             host_id=host,
@@ -198,21 +198,21 @@ class World:
         target_pool = self.xo.state.objects["host"][target]["$pool"]
         self.history[member.vm].hosts.add(target)
         self.history[member.vm].pools.add(target_pool)
-        self.xo.migrate_vm(member.vm, host_id=target)
+        self.xo.state.migrate_vm(member.vm, host_id=target)
         member.pool = next(k for k, p in self.pools.items() if p == target_pool)
         return target
 
     def stop_vm(self, role: str) -> None:
-        self.xo.stop_vm(self.member(role).vm)
+        self.xo.state.stop_vm(self.member(role).vm)
 
     def start_vm(self, role: str) -> None:
         member = self.member(role)
         host = self.hosts[member.pool][0]
         self.history[member.vm].hosts.add(host)
-        self.xo.start_vm(member.vm, host_id=host)
+        self.xo.state.start_vm(member.vm, host_id=host)
 
     def delete_vm(self, role: str) -> None:
-        self.xo.delete_vm(self.member(role).vm)
+        self.xo.state.delete_vm(self.member(role).vm)
 
     async def set_ready(self, role: str, ready: bool) -> None:
         member = self.member(role)

@@ -10,10 +10,10 @@ import pytest
 
 from adapters.config import ConfigError, load_config, load_config_env, load_config_file
 from adapters.logging_setup import configure_logging, register_secret
-from adapters.memory import InMemoryInventory, InMemoryNodeStore
+from adapters.testing.memory import InMemoryInventory, InMemoryNodeStore
 from application.controllers import ALL_CONTROLLERS
 from entrypoints.cli import main
-from entrypoints.container import Container, in_memory_container
+from entrypoints.container import Container
 from entrypoints.flags import (
     FlagError,
     Settings,
@@ -21,6 +21,7 @@ from entrypoints.flags import (
     parse_controllers,
     parse_duration,
 )
+from entrypoints.in_memory import in_memory_container
 
 
 @pytest.mark.parametrize(
@@ -300,6 +301,29 @@ def test_container_swaps_an_adapter_with_one_override() -> None:
     assert container.registration()._inventory is mine
     assert container.label_sync()._inventory is mine
     assert container.lifecycle()._inventory is mine
+
+
+async def test_the_container_opens_and_closes_what_the_process_uses() -> None:
+    # Resources are built on first use and closed by shutdown, dependents first;
+    # --leader-elect=false selects the sole leader, never a Lease.
+    from adapters.config import CloudConfig
+    from adapters.sole_leader import SoleLeader
+    from entrypoints.container import provide, shutdown
+
+    container = in_memory_container()
+    container.inventory.reset_override()  # the real XO adapter, built but never asked
+    container.cloud_config.override(CloudConfig(url="https://xo.invalid", token="t"))
+    inventory = await provide(container.inventory)
+    assert type(inventory).__name__ == "XOInventory"
+    assert container.inventory.initialized
+    await shutdown(container)
+    assert not container.inventory.initialized
+
+    plain = Container(
+        settings=Settings(leader_elect=False),
+        cloud_config=CloudConfig(url="https://xo.invalid", token="t"),
+    )
+    assert isinstance(plain.leader_elector(), SoleLeader)
 
 
 def test_container_declares_without_building() -> None:

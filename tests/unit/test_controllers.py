@@ -7,38 +7,42 @@ from dataclasses import replace
 
 import pytest
 
-from adapters.memory import FakeClock, InMemoryEventRecorder, InMemoryInventory, InMemoryNodeStore
+from adapters.testing.memory import (
+    FakeClock,
+    InMemoryEventRecorder,
+    InMemoryInventory,
+    InMemoryNodeStore,
+)
 from application.manager import LeaderGate
 from domain import labels as L
 from domain.errors import InventoryError
 from domain.model import Readiness
 from domain.options import CCMOptions, DeletionOptions
-from entrypoints.container import enabled_runnables, in_memory_container
 from entrypoints.flags import Settings
+from entrypoints.in_memory import in_memory_container
 
 from .factories import HOST_2, VM_1, host, node, pool, vm
 
 
 class Harness:
     def __init__(self, **settings: object) -> None:
+        self.container = in_memory_container(Settings(leader_elect=False, **settings))  # type: ignore[arg-type]
+        # Swapped: time, and the deletion confirmation (immediate here).
         self.clock = FakeClock()
-        self.xo = InMemoryInventory()
-        self.nodes = InMemoryNodeStore()
-        self.events = InMemoryEventRecorder()
+        self.container.clock.override(self.clock)
+        self.container.options.override(CCMOptions(deletion=DeletionOptions(confirm_delay=0)))
+        # The container's own in-memory adapters, driven and inspected by the tests.
+        self.xo: InMemoryInventory = self.container.inventory()
+        self.nodes: InMemoryNodeStore = self.container.nodes()
+        self.events: InMemoryEventRecorder = self.container.events()
         self.xo.add_pool(pool())
         self.xo.add_host(host())
         self.xo.add_host(host(HOST_2, "xcp-host-2"))
-        self.container = in_memory_container(Settings(leader_elect=False, **settings))  # type: ignore[arg-type]
-        self.container.clock.override(self.clock)
-        self.container.inventory.override(self.xo)
-        self.container.nodes.override(self.nodes)
-        self.container.events.override(self.events)
-        self.container.options.override(CCMOptions(deletion=DeletionOptions(confirm_delay=0)))
         self.task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Harness:
         gate: LeaderGate = self.container.gate()
-        self.task = asyncio.create_task(gate.run(enabled_runnables(self.container)))
+        self.task = asyncio.create_task(gate.run(self.container.runnables()))
         await self.clock.settle()
         return self
 

@@ -6,7 +6,12 @@ from dataclasses import replace
 
 import pytest
 
-from adapters.memory import FakeClock, InMemoryEventRecorder, InMemoryInventory, InMemoryNodeStore
+from adapters.testing.memory import (
+    FakeClock,
+    InMemoryEventRecorder,
+    InMemoryInventory,
+    InMemoryNodeStore,
+)
 from domain import labels as L
 from domain.errors import AmbiguousVMError, InventoryError, VMNotFoundError
 from domain.model import AddressType, NodeAddress, NodeChange, PowerState, Readiness
@@ -228,6 +233,36 @@ async def test_lifecycle_without_any_pool_hint_never_deletes(world: World) -> No
     await world.join(provider_id=f"xenorchestra:///{VM_1}")
     world.nodes.touch("worker-1", labels={}, readiness=Readiness.FALSE)
     world.xo.delete_vm(VM_1)
+    await world.lifecycle.run_pass()
+    assert "worker-1" in world.nodes.nodes
+
+
+async def test_lifecycle_keeps_a_moved_node_when_xo_loses_its_new_pool(world: World) -> None:
+    # Registered in pool A (the providerID keeps it), label sync follows the VM to
+    # pool B; XO then loses pool B while A still answers.
+    world.xo.add_vm(vm())
+    await world.join()
+    world.xo.migrate_vm(VM_1, host_id=HOST_3)
+    await world.label_sync.run_pass()
+    assert world.nodes.nodes["worker-1"].labels[L.REGION] == POOL_B
+    await _not_ready(world)
+    world.xo.disconnect_pool(POOL_B)
+    result = await world.lifecycle.run_pass()
+    assert result.actions[LifecycleAction.KEEP_UNCERTAIN] == 1
+    assert "worker-1" in world.nodes.nodes
+    world.xo.reconnect_pool(POOL_B)
+    world.xo.delete_vm(VM_1)
+    await world.lifecycle.run_pass()
+    assert "worker-1" not in world.nodes.nodes
+
+
+async def test_lifecycle_keeps_a_node_whose_provider_id_names_another_pool(world: World) -> None:
+    # kubelet --provider-id names pool B (known to XO); the VM lives in pool A.
+    world.xo.add_vm(vm())
+    await world.join(provider_id=f"xenorchestra://{POOL_B}/{VM_1}")
+    assert world.nodes.nodes["worker-1"].labels[L.REGION] == POOL_A
+    await _not_ready(world)
+    world.xo.disconnect_pool(POOL_A)
     await world.lifecycle.run_pass()
     assert "worker-1" in world.nodes.nodes
 

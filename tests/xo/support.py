@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from adapters.config import CloudConfig
-from adapters.fake_xo import FakeXOServer
+from adapters.testing.fake_xo import FakeXOServer
 from adapters.xenorchestra import RetryPolicy, StreamPolicy, XOInventory
 from domain.model import VMChange
 
@@ -135,11 +135,11 @@ HOST_B1 = "b61a5c92-700e-4966-a13b-00633f03eea8"
 
 def build_world(xo: FakeXOServer) -> World:
     """Two pools: A (hosts A1, A2) and B (host B1)."""
-    xo.add_pool(name_label="Pool A", pool_id=POOL_A)
-    xo.add_pool(name_label="Pool B", pool_id=POOL_B)
-    xo.add_host(pool_id=POOL_A, name_label="host a1", host_id=HOST_A1)
-    xo.add_host(pool_id=POOL_A, name_label="host a2", host_id=HOST_A2)
-    xo.add_host(pool_id=POOL_B, name_label="host b1", host_id=HOST_B1)
+    xo.state.add_pool(name_label="Pool A", pool_id=POOL_A)
+    xo.state.add_pool(name_label="Pool B", pool_id=POOL_B)
+    xo.state.add_host(pool_id=POOL_A, name_label="host a1", host_id=HOST_A1)
+    xo.state.add_host(pool_id=POOL_A, name_label="host a2", host_id=HOST_A2)
+    xo.state.add_host(pool_id=POOL_B, name_label="host b1", host_id=HOST_B1)
     return World(POOL_A, POOL_B, HOST_A1, HOST_A2, HOST_B1)
 
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from httpx_sse import aconnect_sse
 
-from adapters.fake_xo import (
+from adapters.testing.fake_xo import (
     FakeXOControlClient,
     FakeXOControlError,
     FakeXOServer,
@@ -34,7 +34,7 @@ async def api(xo: FakeXOServer) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 def vm(xo: FakeXOServer, world: World) -> dict[str, Any]:
-    return xo.add_vm(
+    return xo.state.add_vm(
         name_label="Web (1)", vm_id=VM_ID, pool_id=world.pool_a, host_id=world.host_a2, tags=["k8s"]
     )
 
@@ -52,7 +52,7 @@ def test_sample_world_ids_are_consistent() -> None:
 
 
 def test_a_stopped_vm_looks_like_the_halted_sample(xo: FakeXOServer, vm: dict[str, Any]) -> None:
-    halted = xo.stop_vm(VM_ID)
+    halted = xo.state.stop_vm(VM_ID)
 
     assert set(halted) == set(samples.VM_HALTED)
     assert halted["$container"] == halted["$pool"]
@@ -112,7 +112,7 @@ async def test_filter_applies_before_limit(
     params: dict[str, str],
     expected: int,
 ) -> None:
-    xo.populate(count=3, pool_id=world.pool_b, prefix="node")
+    xo.state.populate(count=3, pool_id=world.pool_b, prefix="node")
 
     response = await api.get("/vms", params=params)
 
@@ -123,8 +123,8 @@ async def test_filter_applies_before_limit(
 async def test_pool_filter_with_dollar_pool(
     xo: FakeXOServer, api: httpx.AsyncClient, world: World
 ) -> None:
-    in_b = {v["id"] for v in xo.populate(count=2, pool_id=world.pool_b)}
-    xo.populate(count=2, pool_id=world.pool_a)
+    in_b = {v["id"] for v in xo.state.populate(count=2, pool_id=world.pool_b)}
+    xo.state.populate(count=2, pool_id=world.pool_a)
 
     items = (
         await api.get("/vms", params={"filter": f"$pool:{world.pool_b}", "fields": "id"})
@@ -200,13 +200,13 @@ async def test_unknown_or_other_type_ids_are_404_with_xos_error_body(
 async def test_a_disconnected_pool_and_its_objects_answer_404_until_reconnected(
     xo: FakeXOServer, api: httpx.AsyncClient, vm: dict[str, Any], world: World
 ) -> None:
-    xo.disconnect_pool(world.pool_a)
+    xo.state.disconnect_pool(world.pool_a)
     during = [
         (await api.get(p)).status_code
         for p in (f"/vms/{VM_ID}", f"/hosts/{world.host_a1}", f"/pools/{world.pool_a}")
     ]
     listed = (await api.get("/pools", params={"fields": "id"})).json()
-    xo.reconnect_pool(world.pool_a)
+    xo.state.reconnect_pool(world.pool_a)
 
     assert during == [404, 404, 404]
     assert [p["id"] for p in listed] == [world.pool_b]
@@ -216,7 +216,7 @@ async def test_a_disconnected_pool_and_its_objects_answer_404_until_reconnected(
 async def test_a_non_admin_sees_empty_lists(
     xo: FakeXOServer, vm: dict[str, Any], world: World
 ) -> None:
-    xo.add_token(token="viewer", admin=False)
+    xo.auth.add_token(token="viewer", admin=False)
     async with httpx.AsyncClient(
         base_url=xo.url, headers={"Cookie": "authenticationToken=viewer"}
     ) as client:
@@ -246,13 +246,13 @@ async def test_the_event_protocol_follows_xo(
         sub = await api.post(
             f"/events/{conn}/subscriptions", json={"collection": "VM", "fields": ["id", "tags"]}
         )
-        xo.patch_vm(VM_ID, fields={"name_description": "not picked"})
-        xo.tag_vm(VM_ID, tags=["k8s", "gpu"])
+        xo.state.patch_vm(VM_ID, fields={"name_description": "not picked"})
+        xo.state.tag_vm(VM_ID, tags=["k8s", "gpu"])
         update = await asyncio.wait_for(frames.get(), 5)
         replaced = await api.post(
             f"/events/{conn}/subscriptions", json={"collection": "VM", "fields": ["id"]}
         )
-        xo.delete_vm(VM_ID)
+        xo.state.delete_vm(VM_ID)
         remove = await asyncio.wait_for(frames.get(), 5)
         ping = await asyncio.wait_for(frames.get(), 5)
         deleted = await api.delete(f"/events/{conn}/subscriptions/VM")
@@ -276,7 +276,7 @@ async def test_the_event_protocol_follows_xo(
 async def test_events_endpoint_is_404_on_an_older_xo(
     xo: FakeXOServer, api: httpx.AsyncClient
 ) -> None:
-    xo.set_faults(events_enabled=False)
+    xo.faults.set(events_enabled=False)
 
     response = await api.get("/events")
 
@@ -316,7 +316,7 @@ async def test_the_control_api_drives_the_world_over_http(xo: FakeXOServer) -> N
 async def test_state_round_trips_through_a_json_file(
     xo: FakeXOServer, vm: dict[str, Any], world: World, tmp_path: Path
 ) -> None:
-    xo.disconnect_pool(world.pool_b)
+    xo.state.disconnect_pool(world.pool_b)
     path = tmp_path / "xo.json"
 
     xo.save_state(path)
@@ -330,7 +330,7 @@ async def test_the_fake_xo_command_serves_until_sigterm(tmp_path: Path) -> None:
     state = tmp_path / "state.json"
     script = (
         "import argparse, asyncio, sys\n"
-        "from adapters.fake_xo import add_arguments, serve\n"
+        "from adapters.testing.fake_xo import add_arguments, serve\n"
         "parser = argparse.ArgumentParser()\n"
         "add_arguments(parser)\n"
         "sys.exit(asyncio.run(serve(parser.parse_args(sys.argv[1:]))))\n"

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from adapters.fake_xo import FakeXOServer
+from adapters.testing.fake_xo import FakeXOServer
 from adapters.xenorchestra import Credentials, XOInventory
 from domain.errors import AuthenticationError
 from tests.xo.support import PASSWORD, TOKEN, USERNAME, World, make_inventory
@@ -26,7 +26,7 @@ VM_ID = "f07ab729-c0e8-721c-45ec-f11276377030"
 async def test_the_adapter_authenticates_with_a_token_or_a_password(
     xo: FakeXOServer, world: World, token: str | None, username: str | None, password: str | None
 ) -> None:
-    xo.add_vm(name_label="n1", vm_id=VM_ID, pool_id=world.pool_a)
+    xo.state.add_vm(name_label="n1", vm_id=VM_ID, pool_id=world.pool_a)
 
     async with make_inventory(xo, token=token, username=username, password=password) as inv:
         await inv.check()
@@ -50,7 +50,7 @@ async def test_refused_credentials_raise_an_authentication_error_with_the_admin_
     password: str | None,
     legacy: bool,
 ) -> None:
-    xo.set_faults(legacy_auth_errors=legacy)
+    xo.faults.set(legacy_auth_errors=legacy)
 
     async with make_inventory(xo, token=token, username=username, password=password) as inv:
         with pytest.raises(AuthenticationError) as caught:
@@ -59,14 +59,14 @@ async def test_refused_credentials_raise_an_authentication_error_with_the_admin_
     message = str(caught.value)
     assert "401" in message
     assert "admin" in message
-    assert xo.request_counts() == {"GET /vms": 1}  # never retried
+    assert xo.requests.snapshot() == {"GET /vms": 1}  # never retried
 
 
 async def test_a_non_admin_token_is_refused_with_403_and_the_admin_hint(
     xo: FakeXOServer, world: World
 ) -> None:
-    xo.add_vm(name_label="n1", vm_id=VM_ID, pool_id=world.pool_a)
-    xo.add_token(token="viewer-token", admin=False)
+    xo.state.add_vm(name_label="n1", vm_id=VM_ID, pool_id=world.pool_a)
+    xo.auth.add_token(token="viewer-token", admin=False)
 
     async with make_inventory(xo, token="viewer-token") as inv:
         with pytest.raises(AuthenticationError) as caught:
@@ -80,7 +80,7 @@ async def test_a_token_revoked_while_running_turns_reads_into_authentication_err
     xo: FakeXOServer, world: World, inventory: XOInventory
 ) -> None:
     await inventory.snapshot()
-    xo.revoke_token(TOKEN)
+    xo.auth.revoke_token(TOKEN)
 
     with pytest.raises(AuthenticationError):
         await inventory.snapshot()

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from adapters.fake_xo import FakeXOServer
+from adapters.testing.fake_xo import FakeXOServer
 from adapters.xenorchestra import StreamPolicy, XOInventory
 from adapters.xenorchestra.changes import diff_vms
 from domain.model import VM, ChangeKind, PowerState, VMChange
@@ -32,11 +32,11 @@ async def stream(inventory: XOInventory) -> AsyncIterator[ChangeCollector]:
 async def test_both_frame_spellings_are_understood(
     xo: FakeXOServer, world: World, inventory: XOInventory, compact: bool
 ) -> None:
-    xo.set_event_settings(compact=compact)
+    xo.hub.configure(compact=compact)
 
     async with collecting(inventory.changes()) as changes:
         first = await changes.next()
-        xo.add_vm(name_label="n1", vm_id=VM_1, pool_id=world.pool_a)
+        xo.state.add_vm(name_label="n1", vm_id=VM_1, pool_id=world.pool_a)
         added = await changes.next()
 
     assert first.kind is ChangeKind.RESYNC
@@ -46,10 +46,10 @@ async def test_both_frame_spellings_are_understood(
 async def test_updates_of_fields_the_ccm_does_not_read_are_not_streamed(
     xo: FakeXOServer, world: World, stream: ChangeCollector
 ) -> None:
-    xo.add_vm(name_label="n1", vm_id=VM_1, pool_id=world.pool_a)
+    xo.state.add_vm(name_label="n1", vm_id=VM_1, pool_id=world.pool_a)
     await stream.next()
-    xo.patch_vm(VM_1, fields={"name_description": "changed", "auto_poweron": True})
-    xo.rename_vm(VM_1, name_label="n1-renamed")
+    xo.state.patch_vm(VM_1, fields={"name_description": "changed", "auto_poweron": True})
+    xo.state.rename_vm(VM_1, name_label="n1-renamed")
 
     change = await stream.next()
 
@@ -61,11 +61,11 @@ async def test_updates_of_fields_the_ccm_does_not_read_are_not_streamed(
 async def test_resize_and_tags_are_streamed_as_updates(
     xo: FakeXOServer, world: World, stream: ChangeCollector
 ) -> None:
-    xo.add_vm(name_label="n1", vm_id=VM_1, pool_id=world.pool_a)
+    xo.state.add_vm(name_label="n1", vm_id=VM_1, pool_id=world.pool_a)
     await stream.next()
-    xo.resize_vm(VM_1, cpus=8, memory=16 * 1024**3)
+    xo.state.resize_vm(VM_1, cpus=8, memory=16 * 1024**3)
     resized = await stream.next()
-    xo.tag_vm(VM_1, tags=["gpu"])
+    xo.state.tag_vm(VM_1, tags=["gpu"])
     tagged = await stream.next()
 
     assert resized.vm is not None
@@ -77,7 +77,7 @@ async def test_resize_and_tags_are_streamed_as_updates(
 async def test_a_silent_stream_is_declared_dead_and_reconnected(
     xo: FakeXOServer, world: World
 ) -> None:
-    xo.set_faults(mute_pings=True)
+    xo.faults.set(mute_pings=True)
     policy = StreamPolicy(ping_timeout=0.3, reconnect_initial=0.01, reconnect_max=0.05)
 
     async with (
@@ -86,12 +86,12 @@ async def test_a_silent_stream_is_declared_dead_and_reconnected(
     ):
         first = await changes.next()
         second = await changes.next(within=3)
-        xo.clear_faults()
-        xo.add_vm(name_label="n1", vm_id=VM_1, pool_id=world.pool_a)
+        xo.faults.clear()
+        xo.state.add_vm(name_label="n1", vm_id=VM_1, pool_id=world.pool_a)
         added = await changes.next()
 
     assert (first.kind, second.kind) == (ChangeKind.RESYNC, ChangeKind.RESYNC)
-    assert xo.request_counts()["GET /events"] == 2
+    assert xo.requests.snapshot()["GET /events"] == 2
     assert _kinds([added]) == [(ChangeKind.ADDED, VM_1)]
 
 
@@ -106,7 +106,7 @@ async def test_pings_keep_a_quiet_stream_alive(xo: FakeXOServer, world: World) -
         with pytest.raises(TimeoutError):
             await changes.next(within=0.8)  # pings every 0.2 s: no reconnect
 
-    assert xo.request_counts()["GET /events"] == 1
+    assert xo.requests.snapshot()["GET /events"] == 1
 
 
 @pytest.mark.parametrize(
@@ -121,7 +121,7 @@ async def test_pings_keep_a_quiet_stream_alive(xo: FakeXOServer, world: World) -
 async def test_a_failed_connect_is_retried_and_then_resyncs(
     xo: FakeXOServer, world: World, inventory: XOInventory, fault: dict[str, object]
 ) -> None:
-    xo.set_faults(**fault)
+    xo.faults.set(**fault)
 
     async with collecting(inventory.changes()) as changes:
         first = await changes.next()
@@ -132,16 +132,16 @@ async def test_a_failed_connect_is_retried_and_then_resyncs(
 async def test_a_revoked_token_keeps_the_stream_retrying_until_it_is_back(
     xo: FakeXOServer, world: World, stream: ChangeCollector
 ) -> None:
-    xo.revoke_token(TOKEN)
-    xo.drop_event_streams()
+    xo.auth.revoke_token(TOKEN)
+    xo.hub.drop_all()
     with pytest.raises(TimeoutError):
         await stream.next(within=0.3)
-    xo.add_token(token=TOKEN)
+    xo.auth.add_token(token=TOKEN)
 
     resync = await stream.next()
 
     assert resync.kind is ChangeKind.RESYNC
-    assert xo.request_counts()["GET /events"] >= 3
+    assert xo.requests.snapshot()["GET /events"] >= 3
 
 
 async def test_host_and_pool_events_keep_the_caches_fresh(
@@ -149,11 +149,11 @@ async def test_host_and_pool_events_keep_the_caches_fresh(
 ) -> None:
     await inventory.snapshot()
     new_host = "5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a8b"
-    xo.add_host(pool_id=world.pool_a, name_label="late host", host_id=new_host)
-    xo.disconnect_pool(world.pool_b)
-    xo.add_vm(name_label="marker", vm_id=VM_1, pool_id=world.pool_a)
+    xo.state.add_host(pool_id=world.pool_a, name_label="late host", host_id=new_host)
+    xo.state.disconnect_pool(world.pool_b)
+    xo.state.add_vm(name_label="marker", vm_id=VM_1, pool_id=world.pool_a)
     await stream.next()  # the marker's add comes after the host and pool frames
-    xo.reset_request_counts()
+    xo.requests.reset()
 
     host = await inventory.get_host(host_id=new_host)
     gone_host = await inventory.get_host(host_id=world.host_b1)
@@ -163,26 +163,26 @@ async def test_host_and_pool_events_keep_the_caches_fresh(
     assert host.name_label == "late host"
     assert (gone_host, gone_pool) == (None, None)
     # the new host came from the cache; the gone ones were evicted, so XO was asked (404)
-    assert xo.request_counts() == {"GET /hosts/{id}": 1, "GET /pools/{id}": 1}
+    assert xo.requests.snapshot() == {"GET /hosts/{id}": 1, "GET /pools/{id}": 1}
 
 
 # -- polling fallback ---------------------------------------------------------------
 async def test_without_an_events_endpoint_the_stream_polls_and_diffs(
     xo: FakeXOServer, world: World, stream_policy: StreamPolicy
 ) -> None:
-    xo.set_faults(events_enabled=False)
-    xo.add_vm(name_label="n1", vm_id=VM_1, pool_id=world.pool_a)
+    xo.faults.set(events_enabled=False)
+    xo.state.add_vm(name_label="n1", vm_id=VM_1, pool_id=world.pool_a)
 
     async with (
         make_inventory(xo, stream=stream_policy) as inv,
         collecting(inv.changes()) as changes,
     ):
         first = await changes.next()
-        xo.add_vm(name_label="n2", vm_id=VM_2, pool_id=world.pool_a)
+        xo.state.add_vm(name_label="n2", vm_id=VM_2, pool_id=world.pool_a)
         added = await changes.next()
-        xo.stop_vm(VM_1)
+        xo.state.stop_vm(VM_1)
         stopped = await changes.next()
-        xo.delete_vm(VM_2)
+        xo.state.delete_vm(VM_2)
         removed = await changes.next()
 
     assert first.kind is ChangeKind.RESYNC
@@ -193,7 +193,7 @@ async def test_without_an_events_endpoint_the_stream_polls_and_diffs(
     ]
     assert stopped.vm is not None
     assert stopped.vm.power_state is PowerState.HALTED
-    assert xo.request_counts()["GET /events"] == 1  # asked once, then polled
+    assert xo.requests.snapshot()["GET /events"] == 1  # asked once, then polled
 
 
 @pytest.fixture
@@ -239,7 +239,7 @@ async def test_closing_the_inventory_ends_a_running_change_stream(
     first = await anext(changes)
 
     await inv.aclose()
-    xo.drop_event_streams()
+    xo.hub.drop_all()
 
     with pytest.raises(StopAsyncIteration):
         await asyncio.wait_for(anext(changes), 5)

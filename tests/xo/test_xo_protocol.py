@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from adapters.fake_xo import FakeXOServer
+from adapters.testing.fake_xo import FakeXOServer
 from adapters.xenorchestra import XOInventory
 from adapters.xenorchestra.parsing import name_filter, parse_host, parse_pool, parse_vm
 from domain.errors import ProtocolError
@@ -48,11 +48,11 @@ async def _get_host(inv: XOInventory) -> object:
 async def test_a_malformed_answer_is_a_protocol_error_naming_the_endpoint(
     xo: FakeXOServer, world: World, garbage: str, call: Call, endpoint: str
 ) -> None:
-    xo.add_vm(name_label="n1", vm_id=VM_ID, pool_id=world.pool_a)
-    xo.add_host(
+    xo.state.add_vm(name_label="n1", vm_id=VM_ID, pool_id=world.pool_a)
+    xo.state.add_host(
         pool_id=world.pool_a, name_label="h", host_id="00000000-0000-4000-8000-000000000000"
     )
-    xo.set_faults(garbage=garbage)
+    xo.faults.set(garbage=garbage)
     observer = RecordingObserver()
 
     async with make_inventory(xo, observer=observer) as inv:
@@ -60,12 +60,12 @@ async def test_a_malformed_answer_is_a_protocol_error_naming_the_endpoint(
             await call(inv)
 
     assert endpoint in str(caught.value)
-    assert sum(xo.request_counts().values()) <= 3  # never retried
+    assert sum(xo.requests.snapshot().values()) <= 3  # never retried
 
 
 @pytest.mark.parametrize("garbage", ["html", "truncated", "shape"])
 async def test_the_startup_check_reports_a_malformed_answer(xo: FakeXOServer, garbage: str) -> None:
-    xo.set_faults(garbage=garbage)
+    xo.faults.set(garbage=garbage)
 
     async with make_inventory(xo) as inv:
         with pytest.raises(ProtocolError, match="GET /vms"):

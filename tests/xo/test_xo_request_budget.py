@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from adapters.fake_xo import FakeXOServer
-from adapters.memory import FakeClock, InMemoryEventRecorder, InMemoryNodeStore
+from adapters.testing.fake_xo import FakeXOServer
+from adapters.testing.memory import FakeClock, InMemoryEventRecorder, InMemoryNodeStore
 from adapters.xenorchestra import XOInventory
 from domain import labels
 from domain.model import Node, Taint, TaintEffect
@@ -38,8 +38,8 @@ def _initialized_nodes(vms: list[dict[str, Any]]) -> InMemoryNodeStore:
 
 @pytest.fixture
 def fleet(xo: FakeXOServer, world: World) -> list[dict[str, Any]]:
-    vms = xo.populate(count=NODES // 2, pool_id=world.pool_a)
-    return vms + xo.populate(count=NODES - len(vms), pool_id=world.pool_b)
+    vms = xo.state.populate(count=NODES // 2, pool_id=world.pool_a)
+    return vms + xo.state.populate(count=NODES - len(vms), pool_id=world.pool_b)
 
 
 async def test_a_label_sync_pass_over_1000_nodes_costs_one_snapshot(
@@ -47,15 +47,15 @@ async def test_a_label_sync_pass_over_1000_nodes_costs_one_snapshot(
 ) -> None:
     nodes = _initialized_nodes(fleet)
     service = LabelSyncService(inventory=inventory, nodes=nodes, events=InMemoryEventRecorder())
-    xo.reset_request_counts()
+    xo.requests.reset()
 
     first = await service.run_pass()
-    first_counts = xo.request_counts()
-    xo.reset_request_counts()
+    first_counts = xo.requests.snapshot()
+    xo.requests.reset()
     second = await service.run_pass()
 
     assert first_counts == SNAPSHOT
-    assert xo.request_counts() == SNAPSHOT
+    assert xo.requests.snapshot() == SNAPSHOT
     assert first.failed == 0
     assert first.updated == NODES  # every node got its XO labels once...
     assert second.updated == 0  # ...and a no-op pass writes nothing
@@ -70,11 +70,11 @@ async def test_an_address_sync_pass_over_1000_nodes_costs_one_snapshot(
     service = RegistrationService(
         inventory=inventory, nodes=nodes, events=InMemoryEventRecorder(), clock=FakeClock()
     )
-    xo.reset_request_counts()
+    xo.requests.reset()
 
     result = await service.sync_addresses()
 
-    assert xo.request_counts() == SNAPSHOT
+    assert xo.requests.snapshot() == SNAPSHOT
     assert (result.patched, result.failed) == (NODES, 0)
 
 
@@ -96,7 +96,7 @@ async def test_initializing_a_node_costs_one_request_when_host_and_pool_are_cach
     warm: bool,
     expected: dict[str, int],
 ) -> None:
-    vm = xo.add_vm(name_label="node-1", pool_id=world.pool_a, host_id=world.host_a2)
+    vm = xo.state.add_vm(name_label="node-1", pool_id=world.pool_a, host_id=world.host_a2)
     nodes = InMemoryNodeStore()
     nodes.create(Node(name="node-1", system_uuid=vm["id"].upper(), taints=(UNINITIALIZED,)))
     service = RegistrationService(
@@ -104,11 +104,11 @@ async def test_initializing_a_node_costs_one_request_when_host_and_pool_are_cach
     )
     if warm:
         await inventory.snapshot()
-    xo.reset_request_counts()
+    xo.requests.reset()
 
     await service.sync(name="node-1")
 
-    assert xo.request_counts() == expected
+    assert xo.requests.snapshot() == expected
     node = nodes.nodes["node-1"]
     assert not node.has_taint(labels.UNINITIALIZED_TAINT_KEY)
     assert node.provider_id == f"xenorchestra://{world.pool_a}/{vm['id']}"
@@ -121,9 +121,9 @@ async def test_concurrent_misses_of_one_host_and_pool_cost_one_request_each(
     import asyncio
 
     host_id = world.host_a1
-    xo.reset_request_counts()
+    xo.requests.reset()
     await asyncio.gather(
         *(inventory.get_host(host_id=host_id) for _ in range(10)),
         *(inventory.get_pool(pool_id=world.pool_a) for _ in range(10)),
     )
-    assert xo.request_counts() == {"GET /hosts/{id}": 1, "GET /pools/{id}": 1}
+    assert xo.requests.snapshot() == {"GET /hosts/{id}": 1, "GET /pools/{id}": 1}

@@ -10,7 +10,7 @@ import pytest
 from pydantic import SecretStr
 
 from adapters.config import CloudConfig
-from adapters.fake_xo import FakeXOServer
+from adapters.testing.fake_xo import FakeXOServer
 from adapters.xenorchestra import RetryPolicy, XOInventory
 from adapters.xenorchestra.http import retry_after_seconds
 from domain.errors import InventoryError, VMNotFoundError
@@ -31,15 +31,15 @@ VM_ID = "f07ab729-c0e8-721c-45ec-f11276377030"
 async def test_transient_failures_are_retried_until_xo_answers(
     xo: FakeXOServer, world: World, status: int, failures: int
 ) -> None:
-    xo.add_vm(name_label="n1", vm_id=VM_ID, pool_id=world.pool_a)
-    xo.set_faults(fail_next=failures, error_status=status)
+    xo.state.add_vm(name_label="n1", vm_id=VM_ID, pool_id=world.pool_a)
+    xo.faults.set(fail_next=failures, error_status=status)
     observer = RecordingObserver()
 
     async with make_inventory(xo, observer=observer) as inv:
         vm = await inv.get_vm(vm_id=VM_ID)
 
     assert vm.id == VM_ID
-    assert xo.request_counts() == {"GET /vms/{id}": failures + 1}
+    assert xo.requests.snapshot() == {"GET /vms/{id}": failures + 1}
     expected_error = "429" if status == 429 else "5xx"
     assert observer.calls == [("GET /vms/{id}", expected_error)] * failures + [
         ("GET /vms/{id}", None)
@@ -47,7 +47,7 @@ async def test_transient_failures_are_retried_until_xo_answers(
 
 
 async def test_retry_after_is_honoured(xo: FakeXOServer, world: World) -> None:
-    xo.set_faults(fail_next=1, error_status=429, retry_after=0.3)
+    xo.faults.set(fail_next=1, error_status=429, retry_after=0.3)
 
     async with make_inventory(xo) as inv:
         started = time.monotonic()
@@ -55,13 +55,13 @@ async def test_retry_after_is_honoured(xo: FakeXOServer, world: World) -> None:
         elapsed = time.monotonic() - started
 
     assert elapsed >= 0.3
-    assert sum(xo.request_counts().values()) == 4  # three lists, one of them twice
+    assert sum(xo.requests.snapshot().values()) == 4  # three lists, one of them twice
 
 
 async def test_a_retry_after_beyond_the_deadline_gives_up_at_once(
     xo: FakeXOServer, world: World
 ) -> None:
-    xo.set_faults(fail_next=1, error_status=503, retry_after=120, endpoint="GET /vms")
+    xo.faults.set(fail_next=1, error_status=503, retry_after=120, endpoint="GET /vms")
 
     async with make_inventory(xo) as inv:
         started = time.monotonic()
@@ -69,7 +69,7 @@ async def test_a_retry_after_beyond_the_deadline_gives_up_at_once(
             await inv.check()
 
     assert time.monotonic() - started < 1.0
-    assert xo.request_counts() == {"GET /vms": 1}
+    assert xo.requests.snapshot() == {"GET /vms": 1}
 
 
 @pytest.mark.parametrize(
@@ -82,7 +82,7 @@ async def test_a_retry_after_beyond_the_deadline_gives_up_at_once(
 async def test_the_deadline_bounds_a_call_waits_and_timeouts_included(
     xo: FakeXOServer, world: World, faults: dict[str, object], match: str
 ) -> None:
-    xo.set_faults(**faults)
+    xo.faults.set(**faults)
     retry = RetryPolicy(deadline=0.6, initial_backoff=0.05, max_backoff=0.1, jitter=0.1)
 
     async with make_inventory(xo, retry=retry, client_timeout=0.25) as inv:
@@ -90,7 +90,7 @@ async def test_the_deadline_bounds_a_call_waits_and_timeouts_included(
         with pytest.raises(InventoryError, match=match) as caught:
             await inv.get_vm(vm_id=VM_ID)
         elapsed = time.monotonic() - started
-        xo.clear_faults()
+        xo.faults.clear()
 
     assert 0.2 <= elapsed < 1.2
     assert "attempt(s)" in str(caught.value)
@@ -110,13 +110,13 @@ async def test_other_client_errors_are_not_retried(
     xo: FakeXOServer, world: World, status: int, exception: type[Exception]
 ) -> None:
     if status != 404:
-        xo.set_faults(fail_next=1, error_status=status)
+        xo.faults.set(fail_next=1, error_status=status)
 
     async with make_inventory(xo) as inv:
         with pytest.raises(exception):
             await inv.get_vm(vm_id=VM_ID)
 
-    assert xo.request_counts() == {"GET /vms/{id}": 1}
+    assert xo.requests.snapshot() == {"GET /vms/{id}": 1}
 
 
 async def test_a_dead_server_is_retried_then_reported_as_unreachable(xo: FakeXOServer) -> None:
@@ -147,7 +147,7 @@ async def test_a_failing_observer_never_fails_a_request(xo: FakeXOServer, world:
 async def test_concurrent_requests_are_bounded_by_max_concurrent_requests(
     xo: FakeXOServer, world: World
 ) -> None:
-    xo.set_faults(latency=0.1)
+    xo.faults.set(latency=0.1)
     config = CloudConfig(url=xo.url, token=SecretStr(TOKEN), maxConcurrentRequests=2)
     unknown_pools = [f"{n:08d}-0000-4000-8000-000000000000" for n in range(4)]
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from loguru import logger
 
-from adapters.fake_xo import FakeXOServer
+from adapters.testing.fake_xo import FakeXOServer
 from adapters.xenorchestra import XOInventory
 from domain.errors import AuthenticationError, CCMError
 from tests.xo.support import (
@@ -45,7 +45,7 @@ def trace_log() -> Iterator[list[str]]:
 
 async def _exercise(xo: FakeXOServer, world: World, inv: XOInventory, texts: list[str]) -> None:
     """Every code path that talks to XO, successes and failures."""
-    xo.add_vm(name_label="n1", vm_id=VM_ID, pool_id=world.pool_a)
+    xo.state.add_vm(name_label="n1", vm_id=VM_ID, pool_id=world.pool_a)
     await inv.check()
     await inv.snapshot()
     await inv.get_vm(vm_id=VM_ID)
@@ -53,24 +53,24 @@ async def _exercise(xo: FakeXOServer, world: World, inv: XOInventory, texts: lis
     await inv.get_host(host_id="00000000-0000-4000-8000-000000000000")
     async with collecting(inv.changes()) as changes:
         await changes.next()
-        xo.stop_vm(VM_ID)
+        xo.state.stop_vm(VM_ID)
         await changes.next()
-        xo.drop_event_streams()
+        xo.hub.drop_all()
         await changes.next()
-    xo.delete_vm(VM_ID)
+    xo.state.delete_vm(VM_ID)
     failures: list[CCMError] = []
     for fault in ({"fail_next": 5}, {"garbage": "html"}):
-        xo.set_faults(**fault)
+        xo.faults.set(**fault)
         try:
-            await inv.get_vm(vm_id=VM_ID, pool_id=world.pool_a)
+            await inv.get_vm(vm_id=VM_ID, confirm_pools=[world.pool_a])
         except CCMError as err:
             failures.append(err)
-        xo.clear_faults()
+        xo.faults.clear()
     try:
-        await inv.get_vm(vm_id=VM_ID, pool_id=world.pool_a)
+        await inv.get_vm(vm_id=VM_ID, confirm_pools=[world.pool_a])
     except CCMError as err:
         failures.append(err)
-    xo.revoke_token(TOKEN)
+    xo.auth.revoke_token(TOKEN)
     xo.auth.users.clear()
     with pytest.raises(AuthenticationError) as refused:
         await inv.check()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.fake_xo import FakeXOServer
+from adapters.testing.fake_xo import FakeXOServer
 from domain.errors import InventoryError
 from tests.xo.pki import ThrowawayPKI, make_pki
 from tests.xo.support import TOKEN, RecordingObserver, make_inventory
@@ -21,7 +21,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> ThrowawayPKI:
 @pytest.fixture
 async def tls_xo(pki: ThrowawayPKI) -> AsyncIterator[FakeXOServer]:
     async with FakeXOServer(token=TOKEN, ssl_context=pki.server_context()) as server:
-        server.add_pool(name_label="p")
+        server.state.add_pool(name_label="p")
         yield server
 
 
@@ -42,7 +42,7 @@ async def test_xo_over_https_is_accepted(
         await inv.check()
 
     assert tls_xo.url.startswith("https://")
-    assert tls_xo.request_counts() == {"GET /vms": 1}
+    assert tls_xo.requests.snapshot() == {"GET /vms": 1}
 
 
 @pytest.mark.parametrize(
@@ -64,7 +64,7 @@ async def test_an_unverifiable_certificate_is_refused_at_once(
 
     assert "caFile" in str(caught.value)
     assert observer.calls == [("GET /vms", "tls")]  # not retried: a retry cannot fix it
-    assert tls_xo.request_counts() == {}
+    assert tls_xo.requests.snapshot() == {}
 
 
 async def test_an_unreadable_ca_file_is_a_configuration_error(

@@ -2,7 +2,8 @@
 
 - :mod:`client`: ``connect()``/``KubeClient``: the sync client run in a bounded
   thread pool, rate limited (``--kube-api-qps``/``--kube-api-burst``), retrying
-  429/5xx with backoff; JSON dicts in and out.
+  429/5xx with backoff; JSON dicts in and out (:mod:`wire`); its watches
+  (:mod:`watch`); where its configuration comes from (:mod:`configuration`).
 - :mod:`nodes`: ``KubernetesNodeStore``: list+watch cache of lean domain Nodes,
   resourceVersion-guarded merge patches.
 - :mod:`events`: ``KubernetesEventRecorder`` (core/v1 Events about Nodes) and
@@ -10,19 +11,15 @@
 - :mod:`leader`: ``LeaseLeaderElector`` (coordination.k8s.io/v1 Lease).
 """
 
-from adapters.kubernetes.client import (
-    ClientSettings,
-    KubeClient,
-    WatchStream,
-    connect,
-    load_configuration,
-)
+from adapters.kubernetes.client import ClientSettings, KubeClient, connect
+from adapters.kubernetes.configuration import load_configuration
 from adapters.kubernetes.errors import ApiError, ApiUnavailableError, KubeConfigError
 from adapters.kubernetes.events import KubernetesEventRecorder, record_client_check_failure
 from adapters.kubernetes.leader import LeaseLeaderElector, default_identity
 from adapters.kubernetes.nodes import KubernetesNodeStore
 from adapters.kubernetes.ratelimit import Backoff, TokenBucket
 from adapters.kubernetes.reflector import Reflector
+from adapters.kubernetes.watch import WatchStream
 
 __all__ = [
     "ApiError",

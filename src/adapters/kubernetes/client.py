@@ -31,35 +31,38 @@ the few fields they need into domain values.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import threading
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import urllib3
 from kubernetes import client as k8s
-from kubernetes import config as k8s_config
-from kubernetes.client.exceptions import ApiException
-from kubernetes.config.config_exception import ConfigException
 from loguru import logger
 
-from adapters.kubernetes.errors import ApiError, ApiUnavailableError, KubeConfigError
+from adapters.kubernetes.configuration import (
+    ConfigSource,
+    load_configuration,
+    load_kubeconfig,
+    run_in_thread,
+)
+from adapters.kubernetes.errors import (
+    NETWORK_ERRORS,
+    ApiError,
+    ApiUnavailableError,
+    describe_network_error,
+)
 from adapters.kubernetes.ratelimit import Backoff, TokenBucket
+from adapters.kubernetes.watch import WatchStream
+from adapters.kubernetes.wire import JSON, JsonObject, Query, Timeout
 
-JsonObject = dict[str, Any]
-Query = Sequence[tuple[str, str]]
-Timeout = float | tuple[float, float]
 T = TypeVar("T")
 
 MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
-JSON = "application/json"
-
-_NETWORK_ERRORS = (urllib3.exceptions.HTTPError, OSError, ApiException)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,93 +88,6 @@ class ClientSettings:
     @property
     def timeout(self) -> tuple[float, float]:
         return (self.connect_timeout, self.read_timeout)
-
-
-async def run_in_thread(fn: Callable[[], T], *, name: str) -> T:
-    """Run ``fn`` in a one-shot thread and await its result.
-
-    For rare blocking calls (config loading, shutting a pool down) where
-    borrowing the loop's default executor would leave its threads around.
-    """
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[T] = loop.create_future()
-
-    def deliver(ok: bool, value: Any) -> None:
-        if future.done():
-            return
-        if ok:
-            future.set_result(value)
-        else:
-            future.set_exception(value)
-
-    def target() -> None:
-        try:
-            result: Any = fn()
-            ok = True
-        except BaseException as err:  # delivered to the awaiting task
-            result, ok = err, False
-        with contextlib.suppress(RuntimeError):  # loop already closed: nobody waits
-            loop.call_soon_threadsafe(deliver, ok, result)
-
-    thread = threading.Thread(target=target, name=name, daemon=True)
-    thread.start()
-    return await future
-
-
-def _load(
-    kubeconfig: str | None, context: str | None, master: str | None = None
-) -> k8s.Configuration:
-    """Blocking: read the kubeconfig file (or the in-cluster service account files).
-
-    ``master`` (``--master``) overrides the server, as client-go's
-    ``BuildConfigFromFlags`` does; alone, it is the server with no credentials.
-    """
-    configuration = k8s.Configuration()
-    if master and not kubeconfig:
-        configuration.host = master.rstrip("/")
-        return configuration
-    try:
-        if kubeconfig:
-            k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
-                config_file=kubeconfig,
-                context=context,
-                client_configuration=configuration,
-                persist_config=False,
-            )
-        else:
-            k8s_config.load_incluster_config(  # type: ignore[no-untyped-call]
-                client_configuration=configuration
-            )
-    except (ConfigException, OSError, ValueError, TypeError, KeyError) as err:
-        where = kubeconfig or "in-cluster service account"
-        raise KubeConfigError(f"kubeconfig {where}: {err}") from None
-    if master:
-        configuration.host = master.rstrip("/")
-    return configuration
-
-
-class _ConfigSource:
-    """A configuration given, or loaded once on first use (in a worker thread)."""
-
-    def __init__(self, value: k8s.Configuration | Callable[[], k8s.Configuration]) -> None:
-        self._lock = threading.Lock()
-        self._value = value if isinstance(value, k8s.Configuration) else None
-        self._loader = None if isinstance(value, k8s.Configuration) else value
-
-    def get(self) -> k8s.Configuration:
-        with self._lock:
-            if self._value is None:
-                assert self._loader is not None
-                self._value = self._loader()
-            return self._value
-
-
-async def load_configuration(
-    kubeconfig: str | None = None, *, context: str | None = None, master: str | None = None
-) -> k8s.Configuration:
-    """The client configuration from a kubeconfig file, or in-cluster when ``kubeconfig``
-    is empty (the service account token file is then re-read as it rotates)."""
-    return await run_in_thread(lambda: _load(kubeconfig, context, master), name="kube-config-load")
 
 
 async def connect(
@@ -202,15 +118,15 @@ class KubeClient:
 
     def __init__(
         self,
-        configuration: k8s.Configuration | _ConfigSource,
+        configuration: k8s.Configuration | ConfigSource,
         settings: ClientSettings | None = None,
         *,
         name: str = "kube",
     ) -> None:
         self._source = (
             configuration
-            if isinstance(configuration, _ConfigSource)
-            else _ConfigSource(configuration)
+            if isinstance(configuration, ConfigSource)
+            else ConfigSource(configuration)
         )
         self.settings = settings or ClientSettings()
         self.name = name
@@ -241,9 +157,15 @@ class KubeClient:
         request, in a worker thread; a bad one makes that request raise
         KubeConfigError. Prefer ``await connect(...)`` to fail at startup.
         """
-        source = _ConfigSource(lambda: _load(kubeconfig, context))
+        source = ConfigSource(lambda: load_kubeconfig(kubeconfig, context))
         base = settings or ClientSettings()
         return cls(source, replace(base, qps=qps, burst=burst), name=name)
+
+    @property
+    def server(self) -> str:
+        """The API server's URL as the configuration names it ("" until it is loaded)."""
+        configuration = self._source.loaded
+        return str(configuration.host or "") if configuration is not None else ""
 
     def sibling(self, name: str, settings: ClientSettings | None = None) -> KubeClient:
         """Another client on the same configuration with its own pool and bucket.
@@ -318,8 +240,10 @@ class KubeClient:
                     body,
                     request_timeout or self.settings.timeout,
                 )
-            except _NETWORK_ERRORS as err:
-                raise ApiUnavailableError(_describe(err), method=method, path=path) from None
+            except NETWORK_ERRORS as err:
+                raise ApiUnavailableError(
+                    describe_network_error(err), method=method, path=path
+                ) from None
             if decoded is not None:
                 return decoded
             error = ApiError.from_response(
@@ -389,7 +313,7 @@ class KubeClient:
             raise ApiUnavailableError("client closed", method="WATCH", path=path)
         await self.limiter.acquire()
         self.requests["WATCH"] += 1
-        stream = WatchStream(self, path)
+        stream = WatchStream(path, open_response=self._open, on_close=self._forget, name=self.name)
         self._streams.add(stream)
         try:
             await stream.open(query, request_timeout)
@@ -426,130 +350,8 @@ class KubeClient:
         await self.aclose()
 
 
-class WatchStream:
-    """One open watch: newline-delimited JSON events read by a dedicated thread.
-
-    The thread is this stream's alone, so a watch that waits minutes for an
-    event never occupies a worker of the request pool. ``aclose`` shuts the
-    socket's read side down, which ends a read blocked in that thread.
-    """
-
-    def __init__(self, client: KubeClient, path: str) -> None:
-        self._client = client
-        self.path = path
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{client.name}-watch")
-        self._response: urllib3.BaseHTTPResponse | None = None
-        self._chunks: Any = None
-        self._buffer = bytearray()
-        self._closed = False
-
-    async def open(self, query: Query, request_timeout: Timeout) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            status, reason, headers, data = await loop.run_in_executor(
-                self._thread, self._open, query, request_timeout
-            )
-        except _NETWORK_ERRORS as err:
-            raise ApiUnavailableError(_describe(err), method="WATCH", path=self.path) from None
-        if status != 200:
-            raise ApiError.from_response(
-                status, reason, data, method="WATCH", path=self.path, headers=headers
-            )
-
-    def _open(self, query: Query, timeout: Timeout) -> tuple[int, str, dict[str, str], bytes]:
-        response = self._client._open("GET", self.path, query, {"Accept": JSON}, None, timeout)
-        if response.status != 200:
-            try:
-                data = response.data or b""
-            finally:
-                response.release_conn()
-            return response.status, response.reason or "", dict(response.headers), data
-        self._response = response
-        self._chunks = response.stream(None)
-        return 200, "", {}, b""
-
-    async def next_event(self) -> JsonObject | None:
-        """The next event (``{"type": ..., "object": ...}``), or None when the server ended
-        the watch (its timeout) or the stream was closed."""
-        if self._closed:
-            return None
-        loop = asyncio.get_running_loop()
-        try:
-            event = await loop.run_in_executor(self._thread, self._read_event)
-        except _NETWORK_ERRORS as err:
-            if self._closed:
-                return None
-            raise ApiUnavailableError(_describe(err), method="WATCH", path=self.path) from None
-        except ValueError as err:
-            raise ApiError(0, "BadWatchEvent", str(err), method="WATCH", path=self.path) from None
-        return event
-
-    def _read_event(self) -> JsonObject | None:
-        """Runs in the stream's thread: the next line, decoded."""
-        line = self._readline()
-        if line is None:
-            return None
-        event = json.loads(line)
-        if not isinstance(event, dict):
-            raise ValueError("watch event is not a JSON object")
-        return event
-
-    def _readline(self) -> bytes | None:
-        """Runs in the stream's thread."""
-        while True:
-            newline = self._buffer.find(b"\n")
-            if newline >= 0:
-                line = bytes(self._buffer[:newline])
-                del self._buffer[: newline + 1]
-                if line.strip():
-                    return line
-                continue
-            if self._chunks is None or self._closed:
-                return None
-            try:
-                self._buffer += next(self._chunks)
-            except StopIteration:
-                self._chunks = None
-                rest = bytes(self._buffer).strip()
-                self._buffer.clear()
-                return rest or None
-
-    async def aclose(self) -> None:
-        """Stop reading and release the connection and the thread (idempotent)."""
-        if self._closed:
-            return
-        self._closed = True
-        self._client._forget(self)
-        response = self._response
-        if response is not None:
-            with contextlib.suppress(Exception):
-                response.shutdown()
-        loop = asyncio.get_running_loop()
-        closing: Future[None] = self._thread.submit(self._release)
-        self._thread.shutdown(wait=False)
-        with contextlib.suppress(Exception):
-            await asyncio.wrap_future(closing, loop=loop)
-
-    def _release(self) -> None:
-        """Runs in the stream's thread, after any read in progress has returned."""
-        response, self._response, self._chunks = self._response, None, None
-        if response is not None:
-            response.close()
-            response.release_conn()
-
-
 def _decode(data: bytes) -> JsonObject:
     if not data:
         return {}
     value = json.loads(data)
     return value if isinstance(value, dict) else {"items": value}
-
-
-def _describe(err: BaseException) -> str:
-    if isinstance(err, ApiException):
-        return f"{err.reason or type(err).__name__}".splitlines()[0]
-    return f"{type(err).__name__}: {err}"
-
-
-#: The name the composition root (``entrypoints.wiring``) uses.
-KubeAPI = KubeClient

@@ -13,6 +13,19 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import urllib3
+from kubernetes.client.exceptions import ApiException
+
+#: What a request (or a watch read) raises when no answer came back.
+NETWORK_ERRORS = (urllib3.exceptions.HTTPError, OSError, ApiException)
+
+
+def describe_network_error(err: BaseException) -> str:
+    """One line for a network failure (never the request's headers)."""
+    if isinstance(err, ApiException):
+        return f"{err.reason or type(err).__name__}".splitlines()[0]
+    return f"{type(err).__name__}: {err}"
+
 
 class KubeConfigError(ValueError):
     """No usable kubeconfig / in-cluster configuration."""

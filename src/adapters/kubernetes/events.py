@@ -20,14 +20,16 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 from urllib.parse import quote
 
 from loguru import logger
 
-from adapters.kubernetes.client import STRATEGIC_MERGE_PATCH, JsonObject, KubeClient
+from adapters.kubernetes.client import STRATEGIC_MERGE_PATCH, KubeClient
 from adapters.kubernetes.convert import format_micro_time, format_time
 from adapters.kubernetes.errors import ApiError
 from adapters.kubernetes.ratelimit import TokenBucket
+from adapters.kubernetes.wire import JsonObject
 from domain.model import EventType, Node
 
 #: Cluster-scoped objects' events live here (client-go's choice).
@@ -40,6 +42,13 @@ PROVIDER_NAME = "xenorchestra"
 CCM_CLIENT_NAME = "xenorchestra-cloud-controller-manager"
 REASON_FAILED_TO_CHECK_CLIENT = "FailedToCheckClient"
 ACTION_CHECK_CLIENT = "CheckClient"
+
+
+class EventObserver(Protocol):
+    """Told what became of each node event: ``recorded``, ``dropped`` (spam filter)
+    or ``failed`` (the API server refused it or could not be reached)."""
+
+    def observe_kubernetes_event(self, *, type: str, result: str) -> None: ...
 
 
 @dataclass(slots=True)
@@ -64,8 +73,10 @@ class KubernetesEventRecorder:
         host: str | None = None,
         namespace: str = EVENT_NAMESPACE,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        observer: EventObserver | None = None,
     ) -> None:
         self._client = client
+        self._observer = observer
         self._host = host if host is not None else socket.gethostname()
         self._namespace = namespace
         self._now = clock
@@ -82,9 +93,18 @@ class KubernetesEventRecorder:
             await self._record(node, type, reason, message, source)
         except Exception as err:  # best effort, by contract
             self.failed += 1
+            self._observe(type, "failed")
             logger.warning(
                 "could not record event {} {} on node {}: {}", type.value, reason, node.name, err
             )
+
+    def _observe(self, kind: EventType, result: str) -> None:
+        if self._observer is None:
+            return
+        try:
+            self._observer.observe_kubernetes_event(type=kind.value, result=result)
+        except Exception as err:  # the observer is someone else's code
+            logger.warning("event observer failed: {}", err.__class__.__name__)
 
     async def _record(
         self, node: Node, type: EventType, reason: str, message: str, source: str
@@ -92,6 +112,7 @@ class KubernetesEventRecorder:
         logger.debug("event on node {}: {} {}: {}", node.name, type.value, reason, message)
         if not self._allow(source, node):
             self.dropped += 1
+            self._observe(type, "dropped")
             logger.debug("event {} on node {} dropped (spam filter)", reason, node.name)
             return
         key = (source, self._host, node.name, node.uid, type.value, reason, message)
@@ -107,6 +128,7 @@ class KubernetesEventRecorder:
                     "PATCH", path, body=patch, content_type=STRATEGIC_MERGE_PATCH, retries=1
                 )
                 self.recorded += 1
+                self._observe(type, "recorded")
                 return
             except ApiError as err:
                 if not err.not_found:  # expired (events live an hour): create anew
@@ -120,6 +142,7 @@ class KubernetesEventRecorder:
         while len(self._seen) > _CACHE_SIZE:
             self._seen.popitem(last=False)
         self.recorded += 1
+        self._observe(type, "recorded")
 
     def _event(
         self,

@@ -38,9 +38,10 @@ from urllib.parse import quote
 
 from loguru import logger
 
-from adapters.kubernetes.client import JsonObject, KubeClient
+from adapters.kubernetes.client import KubeClient
 from adapters.kubernetes.convert import format_micro_time
 from adapters.kubernetes.errors import ApiError
+from adapters.kubernetes.wire import JsonObject
 
 #: client-go's JitterFactor: acquire retries wait retry_period * [1, 1.2).
 JITTER = 1.2

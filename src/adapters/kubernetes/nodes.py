@@ -18,10 +18,11 @@ from urllib.parse import quote
 
 from loguru import logger
 
-from adapters.kubernetes.client import MERGE_PATCH, JsonObject, KubeClient
+from adapters.kubernetes.client import MERGE_PATCH, KubeClient
 from adapters.kubernetes.convert import addresses_patch, node_from_object, node_patch
 from adapters.kubernetes.errors import ApiError
 from adapters.kubernetes.reflector import Reflector
+from adapters.kubernetes.wire import JsonObject
 from domain.errors import ConflictError, InvalidNodeError, NodeGoneError, NodeStoreError
 from domain.model import Node, NodeAddress, NodeChange
 

@@ -16,9 +16,11 @@ from collections.abc import Callable, Sequence
 
 from loguru import logger
 
-from adapters.kubernetes.client import JsonObject, KubeClient, WatchStream
+from adapters.kubernetes.client import KubeClient
 from adapters.kubernetes.errors import ApiError
 from adapters.kubernetes.ratelimit import Backoff
+from adapters.kubernetes.watch import WatchStream
+from adapters.kubernetes.wire import JsonObject
 
 OnSync = Callable[[Sequence[JsonObject]], None]
 OnEvent = Callable[[str, JsonObject], None]

@@ -14,6 +14,10 @@ one), so tests and embedders can create as many as they like without
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
+from datetime import datetime
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -30,6 +34,17 @@ _WORK_BUCKETS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
 _TAINT_BUCKETS = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 180.0, 240.0, 300.0)
 #: XO REST calls: tens of milliseconds usually, up to the client timeout.
 _XO_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+#: ``xenorchestra_ccm_node_deletions_total`` outcomes (the lifecycle service's).
+DELETION_OUTCOMES = ("deleted", "refused", "dry-run", "failed")
+#: ``xenorchestra_event_stream_state`` states: ``stopped`` is a replica that does not
+#: lead (only the leader streams), ``down`` a stream lost and being reopened.
+STREAM_STATES = ("connected", "polling", "down", "stopped")
+#: Kubernetes Event types and what became of each event.
+EVENT_TYPES = ("Normal", "Warning")
+EVENT_RESULTS = ("recorded", "dropped", "failed")
+#: XO error classes that still mean XO answered (a 404 is an answer).
+_ANSWERED = (None, "not_found")
 
 
 class PrometheusMetrics:
@@ -105,6 +120,87 @@ class PrometheusMetrics:
             ["endpoint", "error"],
             registry=r,
         )
+        self._add_operations_series(r)
+
+    def _add_operations_series(self, r: CollectorRegistry) -> None:
+        """The series the shipped alerts and dashboard read (deploy/monitoring/).
+
+        Every labelled one is created at start for each label value it can take,
+        so a rule sees 0 rather than nothing before the first event.
+        """
+        self.nodes_waiting = Gauge(
+            "xenorchestra_ccm_nodes_waiting_initialization",
+            "Nodes carrying the uninitialized taint, as the cloud-node controller last saw them",
+            registry=r,
+        )
+        self.oldest_waiting_created = Gauge(
+            "xenorchestra_ccm_oldest_waiting_node_creation_timestamp_seconds",
+            "Creation time (Unix seconds) of the oldest node waiting for initialization; "
+            "0 when none waits",
+            registry=r,
+        )
+        self.nodes_unregistered = Gauge(
+            "xenorchestra_ccm_nodes_without_provider_id",
+            "Nodes with neither a providerID nor the uninitialized taint (kubelet without "
+            "--cloud-provider=external: never initialized)",
+            registry=r,
+        )
+        self.node_deletions = Counter(
+            "xenorchestra_ccm_node_deletions",
+            "Node deletions decided by the lifecycle controller, by outcome",
+            ["outcome"],
+            registry=r,
+        )
+        for outcome in DELETION_OUTCOMES:
+            self.node_deletions.labels(outcome=outcome)
+        self.breaker_tripped = Gauge(
+            "xenorchestra_ccm_deletion_breaker_tripped",
+            "1 once the deletion breaker tripped (deletions paused until a restart), else 0",
+            registry=r,
+        )
+        self.breaker_deletions = Gauge(
+            "xenorchestra_ccm_deletion_breaker_window_deletions",
+            "Node deletions within the breaker's sliding window",
+            registry=r,
+        )
+        self.breaker_limit = Gauge(
+            "xenorchestra_ccm_deletion_breaker_limit",
+            "Deletions the breaker allows within its window (max(minimum, percent of nodes))",
+            registry=r,
+        )
+        self.kube_events = Counter(
+            "xenorchestra_ccm_events",
+            "Kubernetes Events about nodes, by type and what became of them",
+            ["type", "result"],
+            registry=r,
+        )
+        for type_ in EVENT_TYPES:
+            for result in EVENT_RESULTS:
+                self.kube_events.labels(type=type_, result=result)
+        self.stream_state = Gauge(
+            "xenorchestra_event_stream_state",
+            "1 for the current state of the XO change stream, 0 for the others",
+            ["state"],
+            registry=r,
+        )
+        self._set_stream_state("stopped")
+        self.events_supported = Gauge(
+            "xenorchestra_events_supported",
+            "1 once XO served its event stream, 0 while unknown or after XO answered "
+            "404 (older than 5.113: the CCM polls)",
+            registry=r,
+        )
+        self.last_xo_success = Gauge(
+            "xenorchestra_last_successful_request_timestamp_seconds",
+            "When XO last answered a request (Unix seconds; a 404 counts as an answer); "
+            "the CCM's start time until then",
+            registry=r,
+        )
+        self.last_xo_success.set(time.time())
+
+    def _set_stream_state(self, state: str) -> None:
+        for known in STREAM_STATES:
+            self.stream_state.labels(state=known).set(1 if known == state else 0)
 
     # -- domain.ports.Metrics ---------------------------------------------
     def queue_added(self, *, queue: str) -> None:
@@ -115,6 +211,10 @@ class PrometheusMetrics:
 
     def queue_depth(self, *, queue: str, depth: int) -> None:
         self.queue_depth_gauge.labels(name=queue).set(depth)
+        # A queue reports its depth when it is created: its other series start at 0 then.
+        self.queue_adds.labels(name=queue)
+        self.queue_retries.labels(name=queue)
+        self.queue_work_duration_seconds.labels(name=queue)
 
     def queue_work_duration(self, *, queue: str, seconds: float) -> None:
         self.queue_work_duration_seconds.labels(name=queue).observe(seconds)
@@ -128,6 +228,33 @@ class PrometheusMetrics:
     def leader(self, *, is_leader: bool) -> None:
         self.leader_status.labels(name=self._leader_name).set(1 if is_leader else 0)
 
+    def declare_node_syncs(self, *, controller: str, results: Sequence[str]) -> None:
+        for result in results:
+            self.node_syncs.labels(controller=controller, result=result)
+
+    def nodes_waiting_initialization(
+        self, *, count: int, oldest_created_at: datetime | None
+    ) -> None:
+        self.nodes_waiting.set(count)
+        created = oldest_created_at.timestamp() if oldest_created_at and count else 0.0
+        self.oldest_waiting_created.set(created)
+
+    def nodes_without_provider_id(self, *, count: int) -> None:
+        self.nodes_unregistered.set(count)
+
+    def node_deletion(self, *, outcome: str) -> None:
+        self.node_deletions.labels(outcome=outcome).inc()
+
+    def deletion_breaker(self, *, tripped: bool, deletions_in_window: int, limit: int) -> None:
+        self.breaker_tripped.set(1 if tripped else 0)
+        self.breaker_deletions.set(deletions_in_window)
+        self.breaker_limit.set(limit)
+
+    # -- the Kubernetes event recorder -------------------------------------
+    def observe_kubernetes_event(self, *, type: str, result: str) -> None:
+        """One node event: ``recorded``, ``dropped`` (spam filter) or ``failed``."""
+        self.kube_events.labels(type=type, result=result).inc()
+
     # -- the XO adapter -----------------------------------------------------
     def observe_xo_request(self, *, endpoint: str, seconds: float, error: str | None) -> None:
         """One XO request: its duration, and its error kind when it failed.
@@ -138,6 +265,18 @@ class PrometheusMetrics:
         self.xo_request_duration_seconds.labels(endpoint=endpoint).observe(seconds)
         if error is not None:
             self.xo_request_errors.labels(endpoint=endpoint, error=error).inc()
+        if error in _ANSWERED:
+            self.last_xo_success.set(time.time())
+
+    def observe_xo_event_stream(
+        self, *, state: str | None = None, supported: bool | None = None
+    ) -> None:
+        """The change stream's state (one of STREAM_STATES) and, when XO just told,
+        whether it serves events; None leaves either as it is."""
+        if state is not None:
+            self._set_stream_state(state)
+        if supported is not None:
+            self.events_supported.set(1 if supported else 0)
 
     # -- exposition ---------------------------------------------------------
     def render(self, accept: str = "") -> tuple[bytes, str]:

@@ -28,6 +28,7 @@ from urllib.parse import quote
 from httpx_sse import EventSource, ServerSentEvent
 from loguru import logger
 
+from adapters.xenorchestra import observer as obs
 from adapters.xenorchestra.http import XOHttpClient, XONotFound
 from adapters.xenorchestra.parsing import (
     HOST_FIELDS,
@@ -92,7 +93,22 @@ class ChangeStream:
         self._on_pool = on_pool
 
     async def run(self) -> AsyncGenerator[VMChange, None]:
-        """Yield changes forever: reconnect with backoff, poll when events are missing."""
+        """Yield changes forever: reconnect with backoff, poll when events are missing.
+
+        The stream's state goes to the client's observer (``/metrics``): connected,
+        polling, down while reconnecting, stopped once this generator ends.
+        """
+        try:
+            async with aclosing(self._run()) as changes:
+                async for change in changes:
+                    yield change
+        finally:
+            self._report(obs.STREAM_STOPPED)
+
+    def _report(self, state: str | None, supported: bool | None = None) -> None:
+        obs.safe_observe_stream(self._client.observer, state=state, supported=supported)
+
+    async def _run(self) -> AsyncGenerator[VMChange, None]:
         delay = self._policy.reconnect_initial
         while not self._client.closed:
             pause = delay * (1 + random.uniform(0, 0.5))
@@ -101,19 +117,23 @@ class ChangeStream:
                     async for change in session:
                         if change.kind is ChangeKind.RESYNC:
                             delay = self._policy.reconnect_initial
+                            self._report(obs.STREAM_CONNECTED)
                         yield change
             except EventsUnsupported:
                 logger.info(
                     "XO has no events endpoint (older than 5.113): polling every {}s",
                     self._policy.poll_interval,
                 )
+                self._report(obs.STREAM_POLLING, supported=False)
                 async with aclosing(self._poll()) as polling:
                     async for change in polling:
                         yield change
                 return
             except AuthenticationError as err:
+                self._report(obs.STREAM_DOWN)
                 logger.error("XO event stream refused: {}; retrying in {:.1f}s", err, pause)
             except InventoryError as err:
+                self._report(obs.STREAM_DOWN)
                 logger.warning("XO event stream lost: {}; reconnecting in {:.1f}s", err, pause)
             except RuntimeError:
                 if self._client.closed:
@@ -128,6 +148,7 @@ class ChangeStream:
         """One connection: init, subscribe, RESYNC, then changes until it dies."""
         try:
             async with self._client.stream("/events", endpoint=EVENTS) as response:
+                self._report(None, supported=True)  # XO serves events
                 frames = EventSource(response).aiter_sse()
                 async with aclosing(frames):
                     init = await self._next(frames)

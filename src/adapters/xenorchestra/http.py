@@ -334,6 +334,11 @@ class XOHttpClient:
             )
         raise InventoryError(f"Xen Orchestra {endpoint}: {status} {message}")
 
+    @property
+    def observer(self) -> XORequestObserver:
+        """Who measures this client's requests (the change stream reports there too)."""
+        return self._observer
+
     # -- the event stream ----------------------------------------------------
     @asynccontextmanager
     async def stream(self, path: str, *, endpoint: str) -> AsyncIterator[httpx.Response]:

@@ -8,14 +8,16 @@ Cost model (what keeps 1,000 nodes cheap):
   miss, so initializing a node whose host and pool are known costs one
   request (``GET /vms/{id}``);
 - ``get_vm`` never trusts the cache to call a VM deleted: on a 404 it asks XO
-  whether the VM's pool still exists (the pool-disconnect trap in
-  ``xo-rest-api.md``).
+  whether each pool the node was placed in still exists (the pool-disconnect
+  trap in ``xo-rest-api.md``), concurrently, one request per pool however
+  many nodes ask at once (single flight); when they all do, it asks for the VM
+  once more, so a pool reconnected meanwhile is not read as a deletion.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -39,7 +41,8 @@ from adapters.xenorchestra.parsing import (
 )
 from adapters.xenorchestra.policy import RetryPolicy, StreamPolicy
 from adapters.xenorchestra.tls import tls_verify
-from domain.errors import PoolUnavailableError, ProtocolError, VMDeletedError, VMNotFoundError
+from domain.errors import ProtocolError, VMDeletedError
+from domain.matching import absence_verdict
 from domain.model import VM, Host, InventorySnapshot, Pool, VMChange
 
 VMS = "GET /vms"
@@ -105,6 +108,11 @@ class XOInventory:
     def __repr__(self) -> str:
         return f"XOInventory({self._client!r})"
 
+    @property
+    def client(self) -> XOHttpClient:
+        """The HTTP client underneath (``doctor`` probes endpoints the port does not cover)."""
+        return self._client
+
     async def aclose(self) -> None:
         await self._client.aclose()
 
@@ -133,24 +141,37 @@ class XOInventory:
         parse_list(body, endpoint=VMS)
 
     # -- the port --------------------------------------------------------
-    async def get_vm(self, *, vm_id: str, pool_id: str = "") -> VM:
-        if vm_id.strip():
-            try:
-                body = await self._client.get_json(f"/vms/{_segment(vm_id)}", endpoint=VM_BY_ID)
-            except XONotFound:
-                pass
-            else:
-                return parse_vm(body, endpoint=VM_BY_ID)
-        if not pool_id:
-            raise VMNotFoundError(vm_id)
-        # The cache cannot tell a deletion from a pool XO just lost: ask XO.
-        pool = await self._fetch_pool(pool_id)
-        logger.debug(
-            "VM {} is 404; its pool {} is {}", vm_id, pool_id, "known" if pool else "unknown too"
-        )
-        if pool is None:
-            raise PoolUnavailableError(vm_id, pool_id)
-        raise VMDeletedError(vm_id, pool_id)
+    async def get_vm(self, *, vm_id: str, confirm_pools: Collection[str] = ()) -> VM:
+        vm = await self._find_vm(vm_id)
+        if vm is not None:
+            return vm
+        # The cache cannot tell a deletion from a pool XO just lost: ask XO, for
+        # every pool; a pass over many nodes of one pool shares each request.
+        keys = sorted({p.strip().lower() for p in confirm_pools if p.strip()})
+        answers = await asyncio.gather(*(self._confirm_pool(key) for key in keys))
+        known = {key: pool is not None for key, pool in zip(keys, answers, strict=True)}
+        logger.debug("VM {} is 404; its pools: {}", vm_id, known or "none to check")
+        verdict = absence_verdict(vm_id, known)
+        if isinstance(verdict, VMDeletedError):
+            # A pool reconnected while we asked brings its VMs back: only a VM
+            # absent on both sides of the pool answers counts as deleted.
+            vm = await self._find_vm(vm_id)
+            if vm is not None:
+                return vm
+        raise verdict
+
+    async def _find_vm(self, vm_id: str) -> VM | None:
+        if not vm_id.strip():
+            return None
+        try:
+            body = await self._client.get_json(f"/vms/{_segment(vm_id)}", endpoint=VM_BY_ID)
+        except XONotFound:
+            return None
+        return parse_vm(body, endpoint=VM_BY_ID)
+
+    async def _confirm_pool(self, key: str) -> Pool | None:
+        """XO's answer for the pool now (never the cache); concurrent askers share it."""
+        return await self._single_flight(("confirm-pool", key), lambda: self._fetch_pool(key))
 
     async def find_vms_by_name(self, *, name_label: str) -> Sequence[VM]:
         body = await self._client.get_json(

@@ -32,6 +32,25 @@ class XORequestObserver(Protocol):
         ...
 
 
+#: The change stream's states reported to an observer that has
+#: ``observe_xo_event_stream`` (optional: older observers only measure requests).
+STREAM_CONNECTED: Final = "connected"
+STREAM_POLLING: Final = "polling"
+STREAM_DOWN: Final = "down"
+STREAM_STOPPED: Final = "stopped"
+
+
+class XOEventStreamObserver(Protocol):
+    """Receives the change stream's state each time it changes."""
+
+    def observe_xo_event_stream(
+        self, *, state: str | None = None, supported: bool | None = None
+    ) -> None:
+        """``state`` one of the STREAM_* values (None: unchanged); ``supported`` True once
+        XO served its event stream, False once it answered 404 on it, None: unchanged."""
+        ...
+
+
 class NullObserver:
     """The default observer: measures nothing."""
 
@@ -47,3 +66,16 @@ def safe_observe(
         observer.observe_xo_request(endpoint=endpoint, seconds=seconds, error=error)
     except Exception as err:  # the observer is someone else's code
         logger.warning("XO request observer failed: {}", type(err).__name__)
+
+
+def safe_observe_stream(
+    observer: object, *, state: str | None, supported: bool | None = None
+) -> None:
+    """Report the stream's state, if ``observer`` listens to it; never raises."""
+    report = getattr(observer, "observe_xo_event_stream", None)
+    if report is None:
+        return
+    try:
+        report(state=state, supported=supported)
+    except Exception as err:  # the observer is someone else's code
+        logger.warning("XO event stream observer failed: {}", type(err).__name__)

@@ -81,3 +81,7 @@ class DeletionGuard:
     @property
     def deletions_in_window(self) -> int:
         return len(self._deleted_at)
+
+    def deletions_within_window(self, now: float) -> int:
+        """Deletions (granted or done) in the window ending at ``now``; pure."""
+        return sum(1 for at in self._deleted_at if at > now - self.options.window)

@@ -7,12 +7,13 @@ from dataclasses import dataclass
 
 from domain import labels
 from domain.errors import CCMError, ProviderIDError, VMNotFoundError
+from domain.matching import vm_id_candidates
 from domain.model import VM, Host, Node, NodeChange, Pool
 from domain.options import CCMOptions
 from domain.policies.label_sync import LabelSyncPlan, plan_label_sync
 from domain.policies.metadata import instance_metadata
 from domain.ports import EventRecorder, Inventory, NodeStore
-from domain.providerid import ProviderID, is_ours
+from domain.providerid import is_ours
 from domain.services.node_updates import update_on_conflict_retry
 
 log = logging.getLogger(__name__)
@@ -31,10 +32,11 @@ def _vm_id(node: Node) -> str | None:
     if node.has_taint(labels.UNINITIALIZED_TAINT_KEY) or not is_ours(node.provider_id):
         return None
     try:
-        return ProviderID.parse(node.provider_id).vm_id
+        (vm_id,) = vm_id_candidates(node)
     except ProviderIDError as err:
         log.warning("node %s: %s", node.name, err)
         return None
+    return vm_id
 
 
 class LabelSyncService:

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from domain import labels
 from domain.errors import (
@@ -17,19 +18,28 @@ from domain.errors import (
     VMDeletedError,
     VMNotFoundError,
 )
+from domain.matching import placement_pools, vm_id_candidates
 from domain.model import EventType, Node, NodeChange
 from domain.options import CCMOptions
 from domain.policies.deletion_guard import DeletionGuard, Verdict
 from domain.policies.lifecycle import LifecycleAction, VMState, decide, needs_lookup
 from domain.policies.out_of_service import plan_out_of_service
-from domain.ports import Clock, EventRecorder, Inventory, NodeStore
-from domain.providerid import ProviderID, is_ours
+from domain.ports import Clock, EventRecorder, Inventory, Metrics, NodeStore
+from domain.providerid import is_ours
 from domain.services.node_updates import update_on_conflict_retry
-from domain.services.vm_lookup import node_pool_hint
 
 log = logging.getLogger(__name__)
 
 SOURCE = "cloud-node-lifecycle-controller"
+
+
+class DeletionOutcome(StrEnum):
+    """What became of a deletion the lifecycle decision asked for (Metrics port)."""
+
+    DELETED = "deleted"
+    REFUSED = "refused"  # the breaker
+    DRY_RUN = "dry-run"
+    FAILED = "failed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,12 +85,14 @@ class LifecycleService:
         events: EventRecorder,
         clock: Clock,
         options: CCMOptions | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._inventory = inventory
         self._nodes = nodes
         self._events = events
         self._clock = clock
         self._options = options or CCMOptions()
+        self._metrics = metrics
         self.guard = DeletionGuard(self._options.deletion)
         self._shut_down_since: dict[str, float] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -97,6 +109,7 @@ class LifecycleService:
             actions[result.action] += 1
             if result.recheck_after is not None:
                 rechecks[node.name] = result.recheck_after
+        self._report_breaker()
         return LifecyclePassResult(actions, rechecks)
 
     async def check_by_name(self, *, name: str) -> CheckResult:
@@ -106,7 +119,21 @@ class LifecycleService:
             return CheckResult(LifecycleAction.NOTHING)
         if not self._total_nodes:
             self._total_nodes = len(await self._nodes.list())
-        return await self.check(node)
+        result = await self.check(node)
+        self._report_breaker()
+        return result
+
+    def _report_breaker(self) -> None:
+        if self._metrics is not None:
+            self._metrics.deletion_breaker(
+                tripped=self.guard.tripped,
+                deletions_in_window=self.guard.deletions_within_window(self._clock.monotonic()),
+                limit=self.guard.limit(self._total_nodes),
+            )
+
+    def _count_deletion(self, outcome: DeletionOutcome) -> None:
+        if self._metrics is not None:
+            self._metrics.node_deletion(outcome=outcome.value)
 
     async def check(self, node: Node) -> CheckResult:
         """Check one node; the periodic pass and XO-event checks never overlap on it."""
@@ -159,12 +186,12 @@ class LifecycleService:
         if not is_ours(node.provider_id):
             return VMState.NOT_OURS
         try:
-            pid = ProviderID.parse(node.provider_id)
+            (vm_id,) = vm_id_candidates(node)
         except ProviderIDError as err:
             log.warning("node %s: %s", node.name, err)
             return VMState.LOOKUP_FAILED
         try:
-            vm = await self._inventory.get_vm(vm_id=pid.vm_id, pool_id=node_pool_hint(node, pid))
+            vm = await self._inventory.get_vm(vm_id=vm_id, confirm_pools=placement_pools(node))
         except VMDeletedError:
             return VMState.DELETED
         except PoolUnavailableError as err:
@@ -183,6 +210,7 @@ class LifecycleService:
             await self._delete(node)
             return
         if action is LifecycleAction.DRY_RUN_DELETE:
+            self._count_deletion(DeletionOutcome.DRY_RUN)
             log.warning("node %s: VM deleted; --dry-run-deletions: not deleting", node.name)
             await self._record(
                 node,
@@ -192,6 +220,7 @@ class LifecycleService:
             )
             return
         if action is LifecycleAction.DELETION_RATE_LIMITED:
+            self._count_deletion(DeletionOutcome.REFUSED)
             limit = self.guard.limit(self._total_nodes)
             log.error(
                 "node %s: VM deleted but %d deletions in the window (limit %d): deletions paused",
@@ -246,6 +275,7 @@ class LifecycleService:
             return
         except CCMError as err:
             self.guard.release(key)
+            self._count_deletion(DeletionOutcome.FAILED)
             await self._record(
                 node,
                 EventType.WARNING,
@@ -254,4 +284,5 @@ class LifecycleService:
             )
             raise
         self.guard.deleted(key, self._clock.monotonic())
+        self._count_deletion(DeletionOutcome.DELETED)
         log.info("node %s deleted: its VM no longer exists", node.name)

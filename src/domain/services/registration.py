@@ -9,15 +9,15 @@ from enum import StrEnum
 
 from domain import labels
 from domain.errors import CCMError, ProviderIDError
+from domain.matching import locate_vm, vm_id_candidates
 from domain.model import EventType, Node, NodeAddress, NodeChange
 from domain.options import CCMOptions
 from domain.policies.addresses import node_addresses, provided_node_ips
 from domain.policies.initialization import plan_beta_to_ga, plan_initialization
 from domain.policies.metadata import instance_metadata
 from domain.ports import Clock, EventRecorder, Inventory, NodeStore
-from domain.providerid import ProviderID, is_ours
+from domain.providerid import is_ours
 from domain.services.node_updates import update_on_conflict_retry
-from domain.services.vm_lookup import locate_vm
 
 log = logging.getLogger(__name__)
 
@@ -170,15 +170,17 @@ class RegistrationService:
             if node.has_taint(labels.UNINITIALIZED_TAINT_KEY) or not is_ours(node.provider_id):
                 continue
             try:
-                candidates.append((node, ProviderID.parse(node.provider_id)))
+                (vm_id,) = vm_id_candidates(node)
             except ProviderIDError as err:
                 log.warning("node %s: %s", node.name, err)
+                continue
+            candidates.append((node, vm_id))
         if not candidates:
             return AddressSyncResult(0, 0)
         snapshot = await self._inventory.snapshot()
         changes = []
-        for node, pid in candidates:
-            vm = snapshot.vms.get(pid.vm_id)
+        for node, vm_id in candidates:
+            vm = snapshot.vms.get(vm_id)
             if vm is None:
                 continue
             addresses = node_addresses(

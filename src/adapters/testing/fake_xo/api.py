@@ -1,0 +1,262 @@
+"""The fake XO's REST API (``/rest/v0``), as ``xo-rest-api.md`` describes it.
+
+One middleware does what every real request goes through, in XO's order:
+counting (per endpoint template, for benchmarks), injected faults,
+authentication; then the handler; then garbage-body faults on the way out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from adapters.testing.fake_xo.matcher import FilterSyntaxError, parse_filter
+from adapters.testing.fake_xo.objects import pick
+from adapters.testing.fake_xo.parts import Parts
+from adapters.testing.fake_xo.state import COLLECTIONS
+
+API = "/rest/v0"
+PING = "GET /ping"
+EVENTS = "GET /events"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+MULTIPLE_AUTH = "Having multiple authentication methods is not supported, please choose one"
+ADMIN_KEY = web.RequestKey("xo_admin", bool)
+
+
+def error(
+    status: int,
+    message: str,
+    *,
+    data: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    """XO's error body: ``{"error": message, "data": ...}``."""
+    body: dict[str, Any] = {"error": message}
+    if data is not None:
+        body["data"] = data
+    return web.json_response(body, status=status, headers=headers)
+
+
+def pretty(data: Any, *, status: int = 200) -> web.Response:
+    """XO pretty-prints JSON (and gzips it when the client accepts gzip)."""
+    response = web.Response(
+        text=json.dumps(data, indent=2), status=status, content_type="application/json"
+    )
+    response.enable_compression()
+    return response
+
+
+def endpoint_of(request: web.Request) -> str:
+    """``GET /vms/{id}``: the route template without the API prefix."""
+    resource = request.match_info.route.resource
+    template = resource.canonical if resource is not None else "(unmatched)"
+    return f"{request.method} {template.removeprefix(API)}"
+
+
+def _garble(response: web.Response, mode: str) -> web.Response:
+    if mode == "html":
+        return web.Response(
+            text="<html><body><h1>502 Bad Gateway</h1></body></html>", content_type="text/html"
+        )
+    if mode == "truncated":
+        return web.Response(text='[{"id": "f07ab729-', content_type="application/json")
+    try:
+        data = json.loads(response.body) if isinstance(response.body, bytes) else None
+    except ValueError:
+        data = None
+    if mode == "shape":
+        return pretty({"items": data} if isinstance(data, list) else ["unexpected"])
+    # "no-id": the same objects without their id
+    if isinstance(data, list):
+        return pretty([{k: v for k, v in o.items() if k != "id"} for o in data])
+    if isinstance(data, dict):
+        return pretty({k: v for k, v in data.items() if k != "id"})
+    return response
+
+
+class RestAPI:
+    """Handlers bound to one world (state), its event hub, faults, users and counter."""
+
+    def __init__(self, parts: Parts) -> None:
+        self.state = parts.state
+        self.hub = parts.hub
+        self.faults = parts.faults
+        self.auth = parts.auth
+        self.counter = parts.requests
+
+    def register(self, app: web.Application) -> None:
+        r = app.router
+        r.add_get(f"{API}/ping", self.ping)
+        for collection, type_ in COLLECTIONS.items():
+            r.add_get(f"{API}/{collection}", self._lister(collection, type_))
+            r.add_get(f"{API}/{collection}/{{id}}", self._getter(type_))
+        r.add_get(f"{API}/events", self.events)
+        r.add_post(f"{API}/events/{{id}}/subscriptions", self.subscribe)
+        r.add_delete(f"{API}/events/{{id}}/subscriptions/{{collection}}", self.unsubscribe)
+
+    # -- middleware ---------------------------------------------------------
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not request.path.startswith(API + "/"):
+            return await handler(request)
+        endpoint = endpoint_of(request)
+        self.counter.count(endpoint)
+        if endpoint != PING:
+            injected = await self.faults.inject(endpoint)
+            if injected is not None:
+                return error(injected.status, injected.message, headers=injected.headers)
+        if endpoint != PING:
+            denied = self._authenticate(request)
+            if denied is not None:
+                return denied
+        try:
+            response = await handler(request)
+        except web.HTTPNotFound:
+            return error(404, "no such route")
+        except web.HTTPMethodNotAllowed:
+            return error(405, "method not allowed")
+        garbage = self.faults.active.garbage
+        if (
+            garbage
+            and self.faults.applies_to(endpoint)
+            and isinstance(response, web.Response)
+            and 200 <= response.status < 300
+            and endpoint != EVENTS
+        ):
+            return _garble(response, garbage)
+        return response
+
+    def _authenticate(self, request: web.Request) -> web.Response | None:
+        token = request.cookies.get("authenticationToken") or request.cookies.get("token")
+        authorization = request.headers.get("Authorization")
+        if token and authorization:
+            return error(400, MULTIPLE_AUTH)
+        admin: bool | None = None
+        if token:
+            admin = self.auth.check_token(token)
+        elif authorization:
+            checked = self.auth.check_basic(authorization)
+            if checked == "throttled":
+                return error(500, "too fast authentication tries")
+            admin = checked
+        if admin is None:
+            if self.faults.active.legacy_auth_errors:
+                return web.Response(status=401, text="Unauthorized", content_type="text/plain")
+            return error(
+                401, "invalid credentials", headers={"WWW-Authenticate": 'Basic realm="xo"'}
+            )
+        request[ADMIN_KEY] = admin
+        return None
+
+    # -- handlers -------------------------------------------------------------
+    async def ping(self, request: web.Request) -> web.Response:
+        return web.json_response({"result": "pong", "timestamp": int(time.time() * 1000)})
+
+    def _lister(self, collection: str, type_: str) -> Handler:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            query = request.query
+            objs = list(self.state.all_visible(type_)) if request[ADMIN_KEY] else []
+            if "filter" in query:
+                try:
+                    matcher = parse_filter(query["filter"])
+                except FilterSyntaxError as err:
+                    return error(400, str(err))
+                objs = [o for o in objs if matcher.match(o)]
+            if "limit" in query:
+                try:
+                    limit = int(query["limit"])
+                    if limit < 0:
+                        raise ValueError(limit)
+                except ValueError:
+                    return error(422, "invalid parameters", data={"limit": query["limit"]})
+                objs = objs[:limit]
+            fields = query.get("fields")
+            items: list[Any] = []
+            for obj in objs:
+                href = f"{API}/{collection}/{obj['id']}"
+                if fields is None:
+                    items.append(href)
+                elif fields == "*":
+                    items.append({**obj, "href": href})
+                else:
+                    items.append({**pick(obj, fields.split(",")), "href": href})
+            if query.get("ndjson") == "true":
+                lines = "".join(json.dumps(item) + "\n" for item in items)
+                return web.Response(text=lines, content_type="application/x-ndjson")
+            return pretty(items)
+
+        return handle
+
+    def _getter(self, type_: str) -> Handler:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            obj_id = request.match_info["id"]
+            obj = self.state.get(type_, obj_id)
+            if obj is None:
+                return error(404, f"no such {type_} {obj_id}", data={"id": obj_id, "type": type_})
+            if not request[ADMIN_KEY]:
+                return error(403, "not enough privileges", data={"id": obj_id, "type": type_})
+            return pretty(obj)
+
+        return handle
+
+    # -- events ----------------------------------------------------------------
+    async def events(self, request: web.Request) -> web.StreamResponse:
+        if not self.faults.active.events_enabled:
+            return web.Response(
+                status=404, text="Cannot GET /rest/v0/events", content_type="text/html"
+            )
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
+        await response.prepare(request)
+        conn = self.hub.open()
+
+        async def send(event: str, data: Any) -> None:
+            await response.write(self.hub.frame(event, data))
+
+        try:
+            await send("init", {"id": conn.id})
+            while True:
+                try:
+                    async with asyncio.timeout(self.hub.ping_interval):
+                        frame = await conn.queue.get()
+                except TimeoutError:
+                    if self.faults.active.mute_pings:
+                        continue
+                    frame = ("ping", {"ping": int(time.time() * 1000)})
+                if frame is None:
+                    break
+                await send(*frame)
+        except ConnectionError:
+            pass  # the client went away
+        finally:
+            self.hub.close(conn.id)
+        return response
+
+    async def subscribe(self, request: web.Request) -> web.Response:
+        connection = request.match_info["id"]
+        try:
+            body = await request.json()
+        except ValueError:
+            return error(400, "invalid JSON body")
+        collection = body.get("collection") if isinstance(body, dict) else None
+        fields = body.get("fields") if isinstance(body, dict) else None
+        if collection not in ("VM", "host", "pool") or not (
+            fields is None or (isinstance(fields, list) and all(isinstance(f, str) for f in fields))
+        ):
+            return error(422, "invalid parameters", data={"collection": collection})
+        if not self.hub.subscribe(connection, collection, fields):
+            return error(404, f"no such connection {connection}", data={"id": connection})
+        return web.json_response({"id": collection}, status=201)
+
+    async def unsubscribe(self, request: web.Request) -> web.Response:
+        connection = request.match_info["id"]
+        if not self.hub.unsubscribe(connection, request.match_info["collection"]):
+            return error(404, f"no such subscription on {connection}", data={"id": connection})
+        return web.Response(status=204)

@@ -1,0 +1,22 @@
+"""What a fake XO is made of, handed to its route classes as one value."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from adapters.testing.fake_xo.counter import RequestCounter
+from adapters.testing.fake_xo.events import EventHub
+from adapters.testing.fake_xo.faults import AuthDB, FaultInjector
+from adapters.testing.fake_xo.state import FakeXOState
+
+
+@dataclass(frozen=True, slots=True)
+class Parts:
+    """The world (``state``), its event streams (``hub``), the injected failures
+    (``faults``), who may log in (``auth``) and what was asked (``requests``)."""
+
+    state: FakeXOState
+    hub: EventHub
+    faults: FaultInjector
+    auth: AuthDB
+    requests: RequestCounter

@@ -1,0 +1,172 @@
+"""Xen Orchestra in memory: VMs, hosts, pools, a change stream, pool outages."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator, Collection, Sequence
+from dataclasses import replace
+
+from domain.errors import InventoryError
+from domain.matching import absence_verdict
+from domain.model import VM, ChangeKind, Host, InventorySnapshot, Pool, PowerState, VMChange
+
+
+class InMemoryInventory:
+    """Implements the Inventory port the way XO behaves.
+
+    Like XO, a disconnected pool's VMs, hosts and the pool itself disappear
+    (with ``remove`` changes) until it reconnects. ``requests`` counts calls
+    per method, as the fake XO server counts HTTP requests. ``fail_with``
+    makes every read raise that error (XO down).
+    """
+
+    def __init__(self) -> None:
+        self.vms: dict[str, VM] = {}
+        self.hosts: dict[str, Host] = {}
+        self.pools: dict[str, Pool] = {}
+        self.disconnected: set[str] = set()
+        self.requests: Counter[str] = Counter()
+        self.fail_with: InventoryError | None = None
+        self._subscribers: list[asyncio.Queue[VMChange]] = []
+
+    # -- the port ---------------------------------------------------------
+    def _read(self, what: str) -> None:
+        self.requests[what] += 1
+        if self.fail_with is not None:
+            raise self.fail_with
+
+    def _visible_vm(self, vm_id: str) -> VM | None:
+        vm = self.vms.get(vm_id)
+        return vm if vm is not None and vm.pool_id not in self.disconnected else None
+
+    async def get_vm(self, *, vm_id: str, confirm_pools: Collection[str] = ()) -> VM:
+        self._read("get_vm")
+        vm = self._visible_vm(vm_id.lower())
+        if vm is not None:
+            return vm
+        known = {p: await self.get_pool(pool_id=p) is not None for p in sorted(confirm_pools)}
+        raise absence_verdict(vm_id, known)
+
+    async def find_vms_by_name(self, *, name_label: str) -> Sequence[VM]:
+        self._read("find_vms_by_name")
+        return [
+            vm
+            for vm in self.vms.values()
+            if vm.name_label == name_label and self._visible_vm(vm.id)
+        ]
+
+    async def get_host(self, *, host_id: str) -> Host | None:
+        self._read("get_host")
+        host = self.hosts.get(host_id.lower())
+        return host if host is not None and host.pool_id not in self.disconnected else None
+
+    async def get_pool(self, *, pool_id: str) -> Pool | None:
+        self._read("get_pool")
+        pool_id = pool_id.lower()
+        return None if pool_id in self.disconnected else self.pools.get(pool_id)
+
+    async def snapshot(self) -> InventorySnapshot:
+        self._read("snapshot")
+        return InventorySnapshot(
+            vms={i: v for i, v in self.vms.items() if v.pool_id not in self.disconnected},
+            hosts={i: h for i, h in self.hosts.items() if h.pool_id not in self.disconnected},
+            pools={i: p for i, p in self.pools.items() if i not in self.disconnected},
+        )
+
+    async def changes(self) -> AsyncIterator[VMChange]:
+        queue: asyncio.Queue[VMChange] = asyncio.Queue()
+        self._subscribers.append(queue)
+        try:
+            yield VMChange(ChangeKind.RESYNC)
+            while True:
+                yield await queue.get()
+        finally:
+            self._subscribers.remove(queue)
+
+    # -- driving it ---------------------------------------------------------
+    def _publish(self, kind: ChangeKind, vm: VM | None) -> None:
+        if vm is not None and vm.pool_id in self.disconnected:
+            return
+        for queue in self._subscribers:
+            queue.put_nowait(VMChange(kind, vm))
+
+    def add_pool(self, pool: Pool) -> Pool:
+        self.pools[pool.id] = pool
+        return pool
+
+    def add_host(self, host: Host) -> Host:
+        self.hosts[host.id] = host
+        return host
+
+    def add_vm(self, vm: VM) -> VM:
+        self.vms[vm.id] = vm
+        self._publish(ChangeKind.ADDED, vm)
+        return vm
+
+    def update_vm(self, vm_id: str, **fields: object) -> VM:
+        """Replace fields of a VM (any VM attribute) and publish an update.
+
+        Like XO with a field list, nothing is published when nothing changed.
+        """
+        old = self.vms[vm_id]
+        vm = replace(old, **fields)  # type: ignore[arg-type]
+        self.vms[vm_id] = vm
+        if vm != old:
+            self._publish(ChangeKind.UPDATED, vm)
+        return vm
+
+    def delete_vm(self, vm_id: str) -> VM:
+        vm = self.vms.pop(vm_id)
+        self._publish(ChangeKind.REMOVED, vm)
+        return vm
+
+    def migrate_vm(self, vm_id: str, *, host_id: str) -> VM:
+        """Migrate to ``host_id`` (and to its pool, when it is in another).
+
+        A halted VM resides nowhere: its ``$container`` becomes the new pool.
+        """
+        host = self.hosts[host_id]
+        resident = self.vms[vm_id].power_state in (PowerState.RUNNING, PowerState.PAUSED)
+        return self.update_vm(
+            vm_id, container=host_id if resident else host.pool_id, pool_id=host.pool_id
+        )
+
+    def stop_vm(self, vm_id: str) -> VM:
+        vm = self.vms[vm_id]
+        return self.update_vm(
+            vm_id,
+            power_state=PowerState.HALTED,
+            container=vm.pool_id,
+            main_ip_address=None,
+            addresses={},
+        )
+
+    def start_vm(self, vm_id: str, *, host_id: str, main_ip_address: str | None = None) -> VM:
+        """Start on ``host_id``; guest tools report ``main_ip_address`` again when given."""
+        addresses = {"0/ipv4/0": main_ip_address} if main_ip_address else {}
+        return self.update_vm(
+            vm_id,
+            power_state=PowerState.RUNNING,
+            container=host_id,
+            main_ip_address=main_ip_address,
+            addresses=addresses,
+        )
+
+    def disconnect_pool(self, pool_id: str) -> None:
+        """XO loses the pool: its objects vanish, subscribers see ``remove``."""
+        gone = [vm for vm in self.vms.values() if vm.pool_id == pool_id]
+        for vm in gone:
+            self._publish(ChangeKind.REMOVED, vm)
+        self.disconnected.add(pool_id)
+
+    def reconnect_pool(self, pool_id: str) -> None:
+        self.disconnected.discard(pool_id)
+        for vm in self.vms.values():
+            if vm.pool_id == pool_id:
+                self._publish(ChangeKind.ADDED, vm)
+
+    def drop_streams(self) -> None:
+        """Simulate a reconnect of the change stream: everyone must re-list."""
+        for queue in self._subscribers:
+            queue.put_nowait(VMChange(ChangeKind.RESYNC))

@@ -1,0 +1,212 @@
+"""Deletion safety (confirmation, rate breaker, dry run) and the out-of-service taint."""
+
+from __future__ import annotations
+
+import pytest
+
+from adapters.testing.memory import (
+    FakeClock,
+    InMemoryEventRecorder,
+    InMemoryInventory,
+    InMemoryNodeStore,
+)
+from domain.model import PowerState, Readiness, Taint, TaintEffect
+from domain.options import (
+    CCMOptions,
+    DeletionOptions,
+    OutOfServiceOptions,
+    TagOptions,
+)
+from domain.policies.deletion_guard import DeletionGuard, Verdict
+from domain.policies.lifecycle import LifecycleAction
+from domain.policies.out_of_service import OUT_OF_SERVICE, plan_out_of_service
+from domain.services import LifecycleService
+
+from .factories import POOL_A, VM_1, node, pool, vm
+
+TAGS = TagOptions()
+
+
+# -- deletion guard -------------------------------------------------------------------
+def test_deletion_needs_two_sightings_confirm_delay_apart() -> None:
+    guard = DeletionGuard(DeletionOptions(confirm_delay=30))
+    assert guard.check(uid="n", now=0, total_nodes=10) is Verdict.WAIT_CONFIRMATION
+    assert guard.check(uid="n", now=29, total_nodes=10) is Verdict.WAIT_CONFIRMATION
+    assert guard.confirm_in("n", 29) == pytest.approx(1)
+    assert guard.check(uid="n", now=30, total_nodes=10) is Verdict.ALLOW
+
+
+def test_vm_seen_again_resets_the_confirmation() -> None:
+    guard = DeletionGuard(DeletionOptions(confirm_delay=30))
+    guard.check(uid="n", now=0, total_nodes=10)
+    guard.seen_present("n")
+    assert guard.check(uid="n", now=40, total_nodes=10) is Verdict.WAIT_CONFIRMATION
+
+
+@pytest.mark.parametrize(
+    ("nodes", "limit"),
+    [
+        pytest.param(10, 5, id="minimum-5"),
+        pytest.param(100, 10, id="10-percent"),
+        pytest.param(1000, 100, id="1000-nodes"),
+    ],
+)
+def test_deletion_rate_limit(nodes: int, limit: int) -> None:
+    guard = DeletionGuard(DeletionOptions(confirm_delay=0))
+    assert guard.limit(nodes) == limit
+    for i in range(limit):
+        assert guard.check(uid=f"n{i}", now=i, total_nodes=nodes) is Verdict.ALLOW
+        guard.deleted(f"n{i}", i)
+    assert guard.check(uid="one-more", now=limit, total_nodes=nodes) is Verdict.RATE_LIMITED
+    assert (
+        guard.check(uid="later", now=10_000, total_nodes=nodes) is Verdict.RATE_LIMITED
+    )  # latched
+
+
+def test_a_granted_deletion_holds_its_slot_until_released() -> None:
+    guard = DeletionGuard(DeletionOptions(confirm_delay=0, rate_minimum=1, rate_percent=0))
+    assert guard.check(uid="a", now=0, total_nodes=2) is Verdict.ALLOW
+    # a second path asks while "a" is still being deleted: the slot is taken
+    assert guard.check(uid="b", now=0, total_nodes=2) is Verdict.RATE_LIMITED
+
+
+def test_a_failed_deletion_gives_its_slot_back() -> None:
+    guard = DeletionGuard(DeletionOptions(confirm_delay=0, rate_minimum=2, rate_percent=0))
+    assert guard.check(uid="a", now=0, total_nodes=2) is Verdict.ALLOW
+    guard.release("a")
+    assert guard.deletions_in_window == 0
+    assert guard.check(uid="b", now=1, total_nodes=2) is Verdict.ALLOW
+
+
+async def test_concurrent_checks_of_one_node_delete_it_once() -> None:
+    import asyncio
+
+    lc = Lifecycle(CCMOptions(deletion=DeletionOptions(confirm_delay=0)))
+    lc.add("n", _uuid(1))
+    lc.xo.delete_vm(_uuid(1))
+    results = await asyncio.gather(lc.svc.check_by_name(name="n"), lc.svc.run_pass())
+    assert results[0].action is LifecycleAction.DELETE_NODE
+    assert lc.events.reasons() == ["DeletingNode"]
+
+
+def test_deletions_outside_the_window_do_not_count() -> None:
+    guard = DeletionGuard(
+        DeletionOptions(confirm_delay=0, rate_minimum=1, rate_percent=0, window=600)
+    )
+    guard.deleted("a", 0)
+    assert guard.check(uid="b", now=601, total_nodes=1) is Verdict.ALLOW
+
+
+class Lifecycle:
+    def __init__(self, options: CCMOptions) -> None:
+        self.xo, self.nodes, self.events, self.clock = (
+            InMemoryInventory(),
+            InMemoryNodeStore(),
+            InMemoryEventRecorder(),
+            FakeClock(),
+        )
+        self.xo.add_pool(pool())
+        self.svc = LifecycleService(
+            inventory=self.xo,
+            nodes=self.nodes,
+            events=self.events,
+            clock=self.clock,
+            options=options,
+        )
+
+    def add(self, name: str, vm_id: str, *, running: bool = True) -> None:
+        self.xo.add_vm(
+            vm(id=vm_id, power_state=PowerState.RUNNING if running else PowerState.HALTED)
+        )
+        self.nodes.create(
+            node(
+                name,
+                taints=(),
+                provider_id=f"xenorchestra://{POOL_A}/{vm_id}",
+                readiness=Readiness.FALSE,
+            )
+        )
+
+
+def _uuid(i: int) -> str:
+    return f"{i:08x}-0000-4000-8000-000000000000"
+
+
+async def test_lifecycle_confirms_before_deleting() -> None:
+    lc = Lifecycle(CCMOptions(deletion=DeletionOptions(confirm_delay=30)))
+    lc.add("n", _uuid(1))
+    lc.xo.delete_vm(_uuid(1))
+    first = await lc.svc.check_by_name(name="n")
+    assert first.action is LifecycleAction.WAIT_CONFIRMATION and first.recheck_after == 30
+    lc.clock._t = 30
+    assert (await lc.svc.check_by_name(name="n")).action is LifecycleAction.DELETE_NODE
+    assert "n" not in lc.nodes.nodes
+
+
+async def test_lifecycle_rate_breaker_stops_deleting_and_warns() -> None:
+    lc = Lifecycle(CCMOptions(deletion=DeletionOptions(confirm_delay=0)))
+    for i in range(8):
+        lc.add(f"n{i}", _uuid(i))
+        lc.xo.delete_vm(_uuid(i))
+    result = await lc.svc.run_pass()
+    assert result.actions[LifecycleAction.DELETE_NODE] == 5
+    assert result.actions[LifecycleAction.DELETION_RATE_LIMITED] == 3
+    assert len(lc.nodes.nodes) == 3
+    assert lc.events.reasons().count("NodeDeletionRateLimited") == 3
+
+
+async def test_dry_run_deletions_only_records() -> None:
+    lc = Lifecycle(CCMOptions(deletion=DeletionOptions(confirm_delay=0, dry_run=True)))
+    lc.add("n", _uuid(1))
+    lc.xo.delete_vm(_uuid(1))
+    assert (await lc.svc.check_by_name(name="n")).action is LifecycleAction.DRY_RUN_DELETE
+    assert "n" in lc.nodes.nodes and lc.events.reasons() == ["DeletingNodeDryRun"]
+
+
+# -- out of service ---------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("enabled", "down_for", "ready", "has", "change"),
+    [
+        pytest.param(True, 299.0, False, False, "none", id="within-grace-nothing"),
+        pytest.param(True, 300.0, False, False, "add", id="after-grace-added"),
+        pytest.param(False, 9999.0, False, False, "none", id="disabled-never-added"),
+        pytest.param(True, None, True, True, "remove", id="ready-again-removed"),
+        pytest.param(True, None, False, True, "remove", id="vm-running-again-removed"),
+        pytest.param(True, 9999.0, False, True, "none", id="already-there"),
+    ],
+)
+def test_out_of_service_policy(
+    enabled: bool, down_for: float | None, ready: bool, has: bool, change: str
+) -> None:
+    n = node(
+        taints=(OUT_OF_SERVICE,) if has else (),
+        readiness=Readiness.TRUE if ready else Readiness.FALSE,
+    )
+    got = plan_out_of_service(
+        node=n,
+        shut_down_for=down_for,
+        options=OutOfServiceOptions(enabled=enabled, grace_period=300),
+    )
+    kind = "add" if got.add_taints else "remove" if got.remove_taints else "none"
+    assert kind == change
+
+
+def test_operators_own_out_of_service_taint_is_kept() -> None:
+    theirs = Taint(OUT_OF_SERVICE.key, TaintEffect.NO_EXECUTE, "maintenance")
+    n = node(taints=(theirs,), readiness=Readiness.TRUE)
+    assert plan_out_of_service(
+        node=n, shut_down_for=None, options=OutOfServiceOptions(enabled=True)
+    ).empty
+
+
+async def test_out_of_service_after_grace_then_removed_when_ready() -> None:
+    lc = Lifecycle(CCMOptions(out_of_service=OutOfServiceOptions(enabled=True, grace_period=60)))
+    lc.add("n", VM_1, running=False)
+    await lc.svc.run_pass()
+    assert OUT_OF_SERVICE not in lc.nodes.nodes["n"].taints
+    lc.clock._t = 61
+    await lc.svc.run_pass()
+    assert OUT_OF_SERVICE in lc.nodes.nodes["n"].taints
+    lc.nodes.set_readiness("n", Readiness.TRUE)
+    await lc.svc.run_pass()
+    assert OUT_OF_SERVICE not in lc.nodes.nodes["n"].taints

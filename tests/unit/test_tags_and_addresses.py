@@ -1,0 +1,240 @@
+"""XO tags to labels and taints, and the choice of a node's addresses."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from adapters.testing.memory import (
+    FakeClock,
+    InMemoryEventRecorder,
+    InMemoryInventory,
+    InMemoryNodeStore,
+)
+from domain.model import AddressType, NodeAddress, Taint, TaintEffect
+from domain.options import (
+    AddressFamily,
+    AddressOptions,
+    TagOptions,
+)
+from domain.policies.addresses import node_addresses
+from domain.policies.label_sync import plan_label_sync
+from domain.policies.metadata import instance_metadata
+from domain.policies.tags import MANAGED_LABELS, MANAGED_TAINTS, from_tags
+from domain.services import LabelSyncService, RegistrationService
+
+from .factories import POOL_A, VM_1, host, node, pool, vm
+
+TAGS = TagOptions()
+
+
+# -- tags -----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("tag", "label"),
+    [
+        pytest.param("k8s.label/role=db", ("role", "db"), id="simple"),
+        pytest.param(
+            "k8s.label/example.com/tier=gold", ("example.com/tier", "gold"), id="prefixed-key"
+        ),
+        pytest.param("k8s.label/empty=", ("empty", ""), id="empty-value"),
+        pytest.param(
+            "k8s.label/node-role.kubernetes.io/worker=",
+            ("node-role.kubernetes.io/worker", ""),
+            id="node-role-allowed",
+        ),
+    ],
+)
+def test_label_tags(tag: str, label: tuple[str, str]) -> None:
+    result = from_tags([tag], TAGS)
+    assert dict(result.labels) == dict([label]) and result.invalid == ()
+
+
+@pytest.mark.parametrize(
+    ("tag", "why"),
+    [
+        pytest.param("k8s.label/role", "missing '=<value>'", id="no-value"),
+        pytest.param("k8s.label/-bad=x", "name", id="bad-name"),
+        pytest.param("k8s.label/role=" + "x" * 64, "value", id="value-too-long"),
+        pytest.param("k8s.label/role=a b", "value", id="value-with-space"),
+        pytest.param("k8s.label/Example.COM/x=y", "prefix", id="uppercase-prefix"),
+        pytest.param(
+            "k8s.label/kubernetes.io/hostname=evil",
+            "belongs to Kubernetes",
+            id="kubernetes-namespace",
+        ),
+        pytest.param(
+            "k8s.label/topology.k8s.xenorchestra/pool_id=x", "reserved", id="ccm-namespace"
+        ),
+        pytest.param("k8s.taint/dedicated=db:NoWay", "effect", id="bad-effect"),
+        pytest.param("k8s.taint/dedicated=db", "missing ':<Effect>'", id="no-effect"),
+        pytest.param("k8s.taint/bad key:NoSchedule", "name", id="bad-taint-key"),
+    ],
+)
+def test_invalid_tags_are_reported_not_applied(tag: str, why: str) -> None:
+    result = from_tags([tag], TAGS)
+    assert not result.labels and not result.taints
+    assert result.invalid[0][0] == tag and why in result.invalid[0][1]
+
+
+@pytest.mark.parametrize(
+    ("tag", "taint"),
+    [
+        pytest.param(
+            "k8s.taint/dedicated=db:NoSchedule",
+            Taint("dedicated", TaintEffect.NO_SCHEDULE, "db"),
+            id="with-value",
+        ),
+        pytest.param(
+            "k8s.taint/gpu:NoExecute", Taint("gpu", TaintEffect.NO_EXECUTE, ""), id="without-value"
+        ),
+    ],
+)
+def test_taint_tags(tag: str, taint: Taint) -> None:
+    assert from_tags([tag], TAGS).taints == (taint,)
+
+
+def test_unrelated_tags_and_custom_prefixes() -> None:
+    opts = TagOptions(label_prefix="kube/", taint_prefix="kube-taint/")
+    result = from_tags(["prod", "k8s.label/a=b", "kube/a=c", "kube-taint/t:NoSchedule"], opts)
+    assert dict(result.labels) == {"a": "c"} and len(result.taints) == 1
+
+
+def _md(n, the_vm):  # type: ignore[no-untyped-def]
+    return instance_metadata(vm=the_vm, host=host(), pool=pool(), node=n)
+
+
+def test_tag_labels_are_recorded_and_removed_with_their_tag() -> None:
+    n = node(taints=(), provider_id=f"xenorchestra://{POOL_A}/{VM_1}", labels={"team": "ops"})
+    first = plan_label_sync(
+        node=n, metadata=_md(n, vm(tags=("k8s.label/role=db", "k8s.label/team=x")))
+    )
+    assert first.change.set_labels["role"] == "db"
+    assert "team" not in first.change.set_labels  # somebody else's label: untouched
+    assert first.change.set_annotations == {MANAGED_LABELS: "role"}
+    n = first.change.apply(n)
+    gone = plan_label_sync(node=n, metadata=_md(n, vm(tags=())))
+    assert gone.change.remove_labels == {"role"}
+    assert gone.change.set_annotations == {MANAGED_LABELS: ""}
+    n = gone.change.apply(n)
+    assert (
+        n.labels == {**{k: v for k, v in n.labels.items()}, "team": "ops"}
+        and "role" not in n.labels
+    )
+
+
+def test_tag_taints_only_at_registration_unless_sync_taints() -> None:
+    n = node(taints=(), provider_id=f"xenorchestra://{POOL_A}/{VM_1}")
+    md = _md(n, vm(tags=("k8s.taint/gpu:NoSchedule",)))
+    assert plan_label_sync(node=n, metadata=md).change.add_taints == ()
+    synced = plan_label_sync(node=n, metadata=md, sync_taints=True)
+    assert synced.change.add_taints == (Taint("gpu", TaintEffect.NO_SCHEDULE),)
+    assert synced.change.set_annotations[MANAGED_TAINTS] == "gpu:NoSchedule"
+    n = synced.change.apply(n)
+    removed = plan_label_sync(node=n, metadata=_md(n, vm(tags=())), sync_taints=True)
+    assert removed.change.apply(n).taints == ()
+
+
+async def test_registration_applies_tags_and_warns_about_invalid_ones() -> None:
+    xo, nodes, events = InMemoryInventory(), InMemoryNodeStore(), InMemoryEventRecorder()
+    xo.add_pool(pool())
+    xo.add_host(host())
+    xo.add_vm(
+        vm(tags=("k8s.label/role=db", "k8s.taint/dedicated=db:NoSchedule", "k8s.label/bad key=x"))
+    )
+    nodes.create(node())
+    svc = RegistrationService(inventory=xo, nodes=nodes, events=events, clock=FakeClock())
+    await svc.sync(name="worker-1")
+    n = nodes.nodes["worker-1"]
+    assert n.labels["role"] == "db"
+    assert Taint("dedicated", TaintEffect.NO_SCHEDULE, "db") in n.taints
+    warnings = [e for e in events.events if e.reason == "InvalidVMTag"]
+    assert len(warnings) == 1 and "k8s.label/bad key=x" in warnings[0].message
+
+
+# -- address selection -------------------------------------------------------------
+def nets(*cidrs: str) -> tuple:  # type: ignore[type-arg]
+    return tuple(ipaddress.ip_network(c) for c in cidrs)
+
+
+GUEST = {
+    "0/ipv4/0": "192.168.1.10",
+    "1/ipv4/0": "10.0.0.5",
+    "0/ipv6/0": "fe80::1",
+    "0/ipv6/1": "2001:db8::5",
+    "2/ipv4/0": "172.17.0.1",
+}
+
+
+@pytest.mark.parametrize(
+    ("options", "provided", "expected"),
+    [
+        pytest.param(None, (), [("ExternalIP", "10.1.6.166")], id="no-options-equals-reference"),
+        pytest.param(
+            AddressOptions(
+                internal_cidrs=nets("10.0.0.0/8"), external_cidrs=nets("192.168.0.0/16")
+            ),
+            (),
+            [("InternalIP", "10.0.0.5"), ("ExternalIP", "192.168.1.10")],
+            id="classified-by-cidr-internal-without-node-ip",
+        ),
+        pytest.param(
+            AddressOptions(exclude_cidrs=nets("172.17.0.0/16")),
+            (),
+            [("InternalIP", "192.168.1.10"), ("InternalIP", "10.0.0.5")],
+            id="exclusions-only-everything-else-internal",
+        ),
+        pytest.param(
+            AddressOptions(internal_cidrs=nets("10.0.0.0/8", "192.168.0.0/16")),
+            (),
+            [("InternalIP", "10.0.0.5"), ("InternalIP", "192.168.1.10")],
+            id="ordered-by-cidr-preference",
+        ),
+        pytest.param(
+            AddressOptions(internal_cidrs=nets("2001:db8::/32"), family=AddressFamily.IPV6),
+            (),
+            [("InternalIP", "2001:db8::5")],
+            id="ipv6-only-link-local-dropped",
+        ),
+        pytest.param(
+            AddressOptions(
+                internal_cidrs=nets("10.0.0.0/8", "2001:db8::/32"), family=AddressFamily.DUALSTACK
+            ),
+            (),
+            [("InternalIP", "10.0.0.5"), ("InternalIP", "2001:db8::5")],
+            id="dualstack",
+        ),
+        pytest.param(
+            AddressOptions(internal_cidrs=nets("10.0.0.0/8")),
+            ("192.168.1.10",),
+            [("InternalIP", "192.168.1.10")],
+            id="provided-ip-wins-over-other-internal",
+        ),
+    ],
+)
+def test_address_selection(
+    options: AddressOptions | None, provided: tuple[str, ...], expected: list[tuple[str, str]]
+) -> None:
+    got = node_addresses(
+        vm=vm(addresses=GUEST), node_name="n", provided_ips=provided, options=options
+    )
+    assert got[-1] == NodeAddress(AddressType.HOSTNAME, "n")
+    assert [(a.type.value, a.address) for a in got[:-1]] == expected
+
+
+async def test_label_sync_service_follows_tag_changes() -> None:
+    xo, nodes, events = InMemoryInventory(), InMemoryNodeStore(), InMemoryEventRecorder()
+    xo.add_pool(pool())
+    xo.add_host(host())
+    xo.add_vm(vm(tags=("k8s.label/role=db",)))
+    nodes.create(node())
+    await RegistrationService(inventory=xo, nodes=nodes, events=events, clock=FakeClock()).sync(
+        name="worker-1"
+    )
+    sync = LabelSyncService(inventory=xo, nodes=nodes, events=events)
+    xo.update_vm(VM_1, tags=("k8s.label/role=cache",))
+    await sync.run_pass()
+    assert nodes.nodes["worker-1"].labels["role"] == "cache"
+    xo.update_vm(VM_1, tags=())
+    await sync.run_pass()
+    assert "role" not in nodes.nodes["worker-1"].labels

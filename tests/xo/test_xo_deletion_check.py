@@ -1,0 +1,53 @@
+"""A VM's 404 counts as a deletion only if it holds on both sides of the pool check.
+
+``get_vm`` asks for the VM, then (on a 404) for every pool the node was placed
+in. A pool XO reconnects in between brings the VM back: the first 404 was the
+outage, not a deletion. With ``deletionConfirmDelay: 0`` one such sighting
+would delete the node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from adapters.testing.fake_xo import FakeXOServer
+from domain.errors import VMDeletedError
+from tests.xo.support import World, make_inventory
+
+VM_ID = "f07ab729-c0e8-721c-45ec-f11276377030"
+POOL_CHECK = "GET /pools/{id}"
+
+
+async def test_a_pool_reconnected_during_the_check_brings_the_vm_back(
+    xo: FakeXOServer, world: World
+) -> None:
+    xo.state.add_vm(name_label="n1", vm_id=VM_ID, pool_id=world.pool_a)
+    xo.state.disconnect_pool(world.pool_a)
+    # The pool check is slow: XO reconnects the pool while it is on its way.
+    xo.faults.set(latency=0.3, endpoint=POOL_CHECK)
+
+    async with make_inventory(xo) as inv:
+        lookup = asyncio.create_task(inv.get_vm(vm_id=VM_ID, confirm_pools=[world.pool_a]))
+        while not xo.requests.snapshot().get(POOL_CHECK):  # noqa: ASYNC110 - the VM is 404 now
+            await asyncio.sleep(0.01)
+        xo.state.reconnect_pool(world.pool_a)
+        vm = await lookup
+
+    assert vm.id == VM_ID
+
+
+async def test_a_vm_absent_before_and_after_the_pool_check_is_deleted(
+    xo: FakeXOServer, world: World
+) -> None:
+    xo.state.add_vm(name_label="n1", vm_id=VM_ID, pool_id=world.pool_a)
+    xo.state.delete_vm(VM_ID)
+
+    async with make_inventory(xo) as inv:
+        with pytest.raises(VMDeletedError):
+            await inv.get_vm(vm_id=VM_ID, confirm_pools=[world.pool_a, world.pool_b])
+
+    # One request for the VM on each side of the pool checks, one per pool.
+    counts = xo.requests.snapshot()
+    assert (counts["GET /vms/{id}"], counts[POOL_CHECK]) == (2, 2)
