@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from adapters.fake_xo import FakeXOServer, FakeXOState
 from adapters.kubernetes import ApiError, KubeClient
+from adapters.testing.fake_xo import FakeXOServer, FakeXOState
 from tests.integration.controlplane import ControlPlane
 from tests.integration.e2e_support import metric
 from tests.integration.kube import (
@@ -232,12 +232,12 @@ async def test_kubectl_swap_from_a_go_install_and_back(
                 # label sync and address sync have been over them. Both periodic passes
                 # start with leadership, each from one XO snapshot (VMs, hosts, pools).
                 def both_passes_read_xo() -> bool:
-                    return xo.counts["GET /pools"] >= 2
+                    return xo.requests.snapshot().get("GET /pools", 0) >= 2
 
                 try:
                     await until(both_passes_read_xo, within=20)
                 except TimeoutError:
-                    pytest.fail(f"no periodic pass: {dict(xo.counts)}\n{ccm.log[-3000:]}")
+                    pytest.fail(f"no periodic pass: {xo.requests.snapshot()}\n{ccm.log[-3000:]}")
                 # ...and a new node is initialized (the same VM: a second kubelet).
                 await create_node(kube, fresh, system_uuid=vms[0]["id"])
                 await until(lambda: initialized(kube, fresh, vms[0]), within=20)

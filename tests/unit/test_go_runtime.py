@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from adapters.memory import InMemoryNodeStore
+from adapters.testing.memory import InMemoryNodeStore
 from domain.model import Node, NodeAddress
 from entrypoints.runtime import staggered
 
@@ -56,8 +56,8 @@ class SlowStore(InMemoryNodeStore):
 
 @pytest.mark.parametrize("workers", [1, 3])
 async def test_address_sync_patches_with_the_status_update_workers(workers: int) -> None:
-    from entrypoints.container import in_memory_container
     from entrypoints.flags import Settings
+    from entrypoints.in_memory import in_memory_container
 
     from .factories import node, vm
 
