@@ -1,8 +1,9 @@
 """The Go CCM's command line, parsed the way pflag parses it.
 
-Every flag of the Go CCM v1.1.0 (``k8s.io/cloud-provider`` 0.36) is known here
-with its type and default, so a manifest written for the Go binary starts this
-one unchanged. Syntax is pflag's: ``--flag=value``, ``--flag value`` (not for
+Every flag of the Go CCM v1.1.0 (``k8s.io/cloud-provider`` 0.36) is known, with
+its type and default (the table: :mod:`entrypoints.go_flag_table`; the value
+types: :mod:`entrypoints.go_values`), so a manifest written for the Go binary
+starts this one unchanged. Syntax is pflag's: ``--flag=value``, ``--flag value`` (not for
 booleans), bare ``--flag`` for booleans, ``-v 4`` / ``-v=4`` / ``-v4``, ``--``
 ends the flags, a repeated list flag appends, any other repeated flag keeps the
 last value. Values are validated as Go validates them (``strconv.ParseBool``,
@@ -18,671 +19,50 @@ Each flag has one of three classes (``docs/configuration.md`` lists them):
 
 from __future__ import annotations
 
-import csv
-import ipaddress
-import math
-import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-IMPLEMENTED = "implemented"
-NO_EFFECT = "no-effect"
-REFUSED = "refused"
-FlagClass = Literal["implemented", "no-effect", "refused"]
+from entrypoints.go_flag_table import BY_NAME, BY_SHORTHAND, GO_FLAGS, OWN_FLAGS
+from entrypoints.go_values import (
+    ACCUMULATING,
+    BARE_OK,
+    IMPLEMENTED,
+    NO_EFFECT,
+    REFUSED,
+    FlagClass,
+    GoFlag,
+    format_duration,
+    go_bool,
+    go_duration,
+    go_int,
+)
+
+__all__ = [
+    "BY_NAME",
+    "GO_FLAGS",
+    "IMPLEMENTED",
+    "NO_EFFECT",
+    "OWN_FLAGS",
+    "REFUSED",
+    "FlagClass",
+    "GoFlag",
+    "GoFlagError",
+    "ParsedFlags",
+    "classes",
+    "format_duration",
+    "go_bool",
+    "go_duration",
+    "go_int",
+    "parse_go_flags",
+    "refusals",
+    "usage",
+    "without_effect",
+]
 
 
 class GoFlagError(ValueError):
     """A command line pflag would refuse; the message is one line."""
-
-
-# -- value parsers: one per pflag/klog value type -------------------------------
-_TRUE = {"1", "t", "T", "TRUE", "true", "True"}
-_FALSE = {"0", "f", "F", "FALSE", "false", "False"}
-
-
-def go_bool(text: str) -> bool:
-    """``strconv.ParseBool``."""
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise ValueError(f"invalid boolean {text!r} (use true or false)")
-
-
-_DURATION_PART = re.compile(r"([0-9]*)(?:\.([0-9]*))?(ns|us|µs|μs|ms|s|m|h)")
-_UNIT_SECONDS = {
-    "ns": 1e-9,
-    "us": 1e-6,
-    "µs": 1e-6,
-    "μs": 1e-6,
-    "ms": 1e-3,
-    "s": 1.0,
-    "m": 60.0,
-    "h": 3600.0,
-}
-
-
-def go_duration(text: str) -> float:
-    """``time.ParseDuration`` in seconds: ``15s``, ``1m30s``, ``1.5h``, ``-2s``, ``0``."""
-    raw = text
-    sign = 1.0
-    if raw[:1] in ("-", "+"):
-        sign = -1.0 if raw[0] == "-" else 1.0
-        raw = raw[1:]
-    if raw == "0":
-        return 0.0
-    if not raw:
-        raise ValueError(f"invalid duration {text!r}")
-    pos, total = 0, 0.0
-    while pos < len(raw):
-        match = _DURATION_PART.match(raw, pos)
-        if not match or not (match.group(1) or match.group(2)):
-            if match is None and re.match(r"[0-9.]+$", raw[pos:]):
-                raise ValueError(f"invalid duration {text!r}: missing unit (e.g. 15s, 5m)")
-            raise ValueError(f"invalid duration {text!r} (use e.g. 15s, 5m, 1m30s)")
-        whole = match.group(1) or "0"
-        frac = match.group(2) or ""
-        total += float(f"{whole}.{frac or '0'}") * _UNIT_SECONDS[match.group(3)]
-        pos = match.end()
-    if total * 1e9 > 2**63 - 1:
-        raise ValueError(f"invalid duration {text!r}: overflow")
-    return sign * total
-
-
-def go_int(bits: int) -> Callable[[str], int]:
-    """``strconv.ParseInt(s, 0, bits)``: decimal, ``0x``, ``0o``/``0``, ``0b``, ``_``."""
-
-    def parse(text: str) -> int:
-        body = text[1:] if text[:1] in "+-" else text
-        if not body or body.startswith("_") or body.endswith("_") or "__" in body:
-            raise ValueError(f"invalid integer {text!r}")
-        if "_" in body and not re.match(r"0[xXbBoO]?", body):
-            raise ValueError(f"invalid integer {text!r}")
-        lowered = body.lower()
-        try:
-            if lowered.startswith(("0x", "0b", "0o")):
-                value = int(body, 0)
-            elif len(body) > 1 and body.startswith("0"):
-                value = int(body.replace("_", ""), 8)
-            else:
-                value = int(body, 10)
-        except ValueError:
-            raise ValueError(f"invalid integer {text!r}") from None
-        if text.startswith("-"):
-            value = -value
-        if not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
-            raise ValueError(f"integer {text!r} out of range for int{bits}")
-        return value
-
-    return parse
-
-
-def go_float32(text: str) -> float:
-    """``strconv.ParseFloat(s, 32)``."""
-    try:
-        value = float(text.replace("_", "") if re.match(r"^[+-]?\d", text) else text)
-    except ValueError:
-        raise ValueError(f"invalid number {text!r}") from None
-    if math.isinf(value) and text.strip("+-").lower() not in ("inf", "infinity"):
-        raise ValueError(f"number {text!r} out of range")
-    if abs(value) > 3.4028234663852886e38 and not math.isinf(value):
-        raise ValueError(f"number {text!r} out of range for float32")
-    return value
-
-
-def go_strings(text: str) -> tuple[str, ...]:
-    """pflag's ``StringSlice``: one CSV record (quotes allowed); empty means none."""
-    if text == "":
-        return ()
-    try:
-        rows = list(csv.reader([text]))
-    except csv.Error as err:
-        raise ValueError(f"invalid list {text!r}: {err}") from None
-    return tuple(rows[0]) if rows else ()
-
-
-def go_int32_slice(text: str) -> tuple[int, ...]:
-    parse = go_int(32)
-    if text.strip("[]") == "":
-        return ()
-    return tuple(parse(part.strip()) for part in text.strip("[]").split(","))
-
-
-def go_ip(text: str) -> str:
-    """``net.ParseIP`` (pflag trims spaces first)."""
-    try:
-        return str(ipaddress.ip_address(text.strip()))
-    except ValueError:
-        raise ValueError(f"invalid IP address {text!r}") from None
-
-
-def go_map_string_bool(text: str) -> dict[str, bool]:
-    """``cliflag.MapStringBool``: ``Gate1=true,Gate2=false``."""
-    out: dict[str, bool] = {}
-    for pair in (p.strip() for p in text.split(",")):
-        if not pair:
-            continue
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise ValueError(f"malformed pair {pair!r}, expect string=bool")
-        out[key.strip()] = go_bool(value.strip())
-    return out
-
-
-def go_named_cert_key(text: str) -> tuple[str, str, tuple[str, ...]]:
-    """``cliflag.NamedCertKey``: ``cert.pem,key.pem`` or ``cert.pem,key.pem:name1,*.name2``."""
-    files, sep, names = text.partition(":")
-    parts = [p.strip() for p in files.split(",")]
-    if len(parts) != 2 or not all(parts):
-        raise ValueError(f"expected comma separated certificate and key file paths in {text!r}")
-    listed = tuple(n.strip() for n in names.split(",") if n.strip()) if sep else ()
-    return parts[0], parts[1], listed
-
-
-def klog_level(text: str) -> int:
-    """klog's ``Level``: ``strconv.ParseUint(s, 0, 32)``."""
-    if text.startswith("-"):
-        raise ValueError(f"invalid verbosity {text!r}")
-    return go_int(64)(text) if text else 0
-
-
-_QUANTITY = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+|[KMGTPE]i?|[munkMGTPE])?$")
-
-
-def k8s_quantity(text: str) -> str:
-    """A ``resource.Quantity`` (``64Ki``, ``1M``, ``0``)."""
-    if not _QUANTITY.match(text):
-        raise ValueError(f"invalid quantity {text!r} (e.g. 64Ki)")
-    return text
-
-
-def klog_vmodule(text: str) -> str:
-    """klog's ``moduleSpec``: ``pattern=N,pattern=N``."""
-    for part in (p for p in text.split(",") if p):
-        pattern, sep, level = part.partition("=")
-        if not sep or not pattern or not level.isdigit():
-            raise ValueError(f"invalid vmodule entry {part!r} (use pattern=N)")
-    return text
-
-
-def version_value(text: str) -> str:
-    """component-base's ``--version``: ``true``/``false``, ``raw``, or a version to report."""
-    if text == "raw":
-        return "raw"
-    try:
-        return "true" if go_bool(text) else "false"
-    except ValueError:
-        if re.match(r"^v?\d+\.\d+", text):
-            return text
-        raise ValueError(f"invalid --version value {text!r} (true, false or raw)") from None
-
-
-def go_string(text: str) -> str:
-    return text
-
-
-_PARSERS: dict[str, Callable[[str], Any]] = {
-    "bool": go_bool,
-    "string": go_string,
-    "duration": go_duration,
-    "int": go_int(64),
-    "int32": go_int(32),
-    "float32": go_float32,
-    "strings": go_strings,
-    "int32Slice": go_int32_slice,
-    "ip": go_ip,
-    "mapStringBool": go_map_string_bool,
-    "namedCertKey": go_named_cert_key,
-    "Level": klog_level,
-    "quantity": k8s_quantity,
-    "moduleSpec": klog_vmodule,
-    "version": version_value,
-}
-#: Types whose repeated use accumulates instead of replacing.
-_ACCUMULATING = {"strings", "int32Slice", "namedCertKey", "mapStringBool"}
-#: Types written bare (``--flag``) meaning true.
-_BARE_OK = {"bool", "version"}
-
-
-@dataclass(frozen=True)
-class GoFlag:
-    """One flag of the Go binary: its pflag type, its default, what it does here."""
-
-    name: str
-    kind: str
-    default: Any
-    klass: FlagClass
-    help: str
-    #: The Settings field it sets (implemented flags), else None.
-    field: str | None = None
-    #: For ``refused`` flags: the reason when the given value turns the feature on.
-    refuse: Callable[[Any], str | None] | None = None
-    shorthand: str | None = None
-    #: Deprecated or hidden in Go's ``--help`` (still accepted there).
-    hidden: bool = False
-
-    def parse(self, text: str) -> Any:
-        return _PARSERS[self.kind](text)
-
-
-def _refuse_true(reason: str) -> Callable[[Any], str | None]:
-    return lambda value: reason if value else None
-
-
-def _refuse_webhooks(value: Any) -> str | None:
-    names = [n.lstrip("-") for n in value if n != "*"]
-    if names:
-        return (
-            f"webhook {names[0]!r} is not in the list of known webhooks "
-            "(this CCM provides none, like the Go CCM)"
-        )
-    return None
-
-
-_DUR = "duration"
-_I, _N, _R = IMPLEMENTED, NO_EFFECT, REFUSED
-
-
-def _f(
-    name: str,
-    kind: str,
-    default: Any,
-    klass: FlagClass,
-    help: str,
-    field: str | None = None,
-    **extra: Any,
-) -> GoFlag:
-    return GoFlag(name, kind, default, klass, help, field, **extra)
-
-
-#: Every flag of the Go CCM's ``--help``, in its order, plus two hidden deprecated ones.
-GO_FLAGS: tuple[GoFlag, ...] = (
-    # -- debugging
-    _f("contention-profiling", "bool", False, _N, "Go lock profiling (no Go runtime here)"),
-    _f("profiling", "bool", True, _N, "Go pprof handlers (no Go runtime here)"),
-    # -- leader migration
-    _f(
-        "enable-leader-migration",
-        "bool",
-        False,
-        _R,
-        "migrating controllers between controller managers",
-        refuse=_refuse_true("leader migration is not supported: run one CCM per Lease"),
-    ),
-    _f("leader-migration-config", "string", "", _N, "only read with --enable-leader-migration"),
-    # -- generic
-    _f(
-        "allocate-node-cidrs",
-        "bool",
-        False,
-        _R,
-        "allocate pod CIDRs to nodes",
-        refuse=_refuse_true(
-            "allocating node CIDRs is not done by this CCM (nor by the Go CCM): "
-            "let kube-controller-manager or the CNI allocate them"
-        ),
-    ),
-    _f("cidr-allocator-type", "string", "RangeAllocator", _N, "only with --allocate-node-cidrs"),
-    _f("cloud-config", "string", "", _I, "XO config YAML (else XOA_* variables)", "cloud_config"),
-    _f("cloud-provider", "string", "", _I, "must be xenorchestra", "cloud_provider"),
-    _f("cluster-cidr", "string", "", _N, "only with --allocate-node-cidrs"),
-    _f("cluster-name", "string", "kubernetes", _I, "cluster name, logged at start", "cluster_name"),
-    _f(
-        "configure-cloud-routes",
-        "bool",
-        True,
-        _N,
-        "routes need the route controller, which neither CCM has",
-    ),
-    _f(
-        "controller-start-interval",
-        _DUR,
-        0.0,
-        _I,
-        "pause (jittered) between starting controllers",
-        "controller_start_interval",
-    ),
-    _f("controllers", "strings", ("*",), _I, "controllers to run (* , name, -name)", "controllers"),
-    _f("external-cloud-volume-plugin", "string", "", _N, "in-tree volume plugins only"),
-    _f("feature-gates", "mapStringBool", {}, _N, "Kubernetes feature gates (none apply here)"),
-    _f("kube-api-burst", "int32", 30, _I, "API client burst", "kube_api_burst"),
-    _f(
-        "kube-api-content-type",
-        "string",
-        "application/vnd.kubernetes.protobuf",
-        _I,
-        "content type of requests (JSON is sent; protobuf is accepted as a request for it)",
-        "kube_api_content_type",
-    ),
-    _f("kube-api-qps", "float32", 20.0, _I, "API client QPS", "kube_api_qps"),
-    _f("leader-elect", "bool", True, _I, "leader election", "leader_elect"),
-    _f(
-        "leader-elect-lease-duration",
-        _DUR,
-        15.0,
-        _I,
-        "lease duration",
-        "leader_elect_lease_duration",
-    ),
-    _f(
-        "leader-elect-renew-deadline",
-        _DUR,
-        10.0,
-        _I,
-        "renew deadline",
-        "leader_elect_renew_deadline",
-    ),
-    _f(
-        "leader-elect-resource-lock",
-        "string",
-        "leases",
-        _I,
-        "lock kind: only leases (as Go)",
-        "leader_elect_resource_lock",
-    ),
-    _f(
-        "leader-elect-resource-name",
-        "string",
-        "cloud-controller-manager",
-        _I,
-        "Lease name",
-        "leader_elect_resource_name",
-    ),
-    _f(
-        "leader-elect-resource-namespace",
-        "string",
-        "kube-system",
-        _I,
-        "Lease namespace",
-        "leader_elect_resource_namespace",
-    ),
-    _f(
-        "leader-elect-retry-period",
-        _DUR,
-        2.0,
-        _I,
-        "retry period",
-        "leader_elect_retry_period",
-    ),
-    _f(
-        "min-resync-period",
-        _DUR,
-        43200.0,
-        _I,
-        "node cache resync: every node re-delivered after [p, 2p)",
-        "min_resync_period",
-    ),
-    _f(
-        "node-monitor-period",
-        _DUR,
-        5.0,
-        _I,
-        "cloud-node-lifecycle period",
-        "node_monitor_period",
-    ),
-    _f(
-        "route-reconciliation-period",
-        _DUR,
-        10.0,
-        _N,
-        "routes (no route controller)",
-    ),
-    _f(
-        "use-service-account-credentials",
-        "bool",
-        False,
-        _N,
-        "one identity for all controllers here",
-    ),
-    _f(
-        "allow-untagged-cloud",
-        "bool",
-        False,
-        _N,
-        "deprecated in Go; XO has no cluster tag",
-        hidden=True,
-    ),
-    _f("node-sync-period", _DUR, 0.0, _N, "deprecated no-op in Go", hidden=True),
-    # -- cloud-node controller
-    _f(
-        "concurrent-node-status-updates",
-        "int32",
-        0,
-        _I,
-        "address-sync workers (0: --concurrent-node-syncs)",
-        "concurrent_node_status_updates",
-    ),
-    _f(
-        "concurrent-node-syncs",
-        "int32",
-        1,
-        _I,
-        "cloud-node and label-sync workers",
-        "concurrent_node_syncs",
-    ),
-    # -- service controller
-    _f("concurrent-service-syncs", "int32", 1, _N, "load balancers (no service controller)"),
-    # -- webhooks
-    _f(
-        "webhooks",
-        "strings",
-        (),
-        _R,
-        "cloud provider webhooks",
-        refuse=_refuse_webhooks,
-    ),
-    _f("webhook-bind-address", "ip", "0.0.0.0", _N, "webhooks are never served"),
-    _f("webhook-cert-dir", "string", "", _N, "webhooks are never served"),
-    _f("webhook-disable-http2-serving", "bool", False, _N, "webhooks are never served"),
-    _f("webhook-secure-port", "int", 10260, _N, "webhooks are never served"),
-    _f("webhook-tls-cert-file", "string", "", _N, "webhooks are never served"),
-    _f("webhook-tls-cipher-suites", "strings", (), _N, "webhooks are never served"),
-    _f("webhook-tls-curve-preferences", "int32Slice", (), _N, "webhooks are never served"),
-    _f("webhook-tls-min-version", "string", "", _N, "webhooks are never served"),
-    _f("webhook-tls-private-key-file", "string", "", _N, "webhooks are never served"),
-    _f("webhook-tls-sni-cert-key", "namedCertKey", (), _N, "webhooks are never served"),
-    # -- secure serving
-    _f("bind-address", "ip", "0.0.0.0", _I, "address of --secure-port", "bind_address"),
-    _f("cert-dir", "string", "", _I, "where a generated certificate is kept", "cert_dir"),
-    _f(
-        "disable-http2-serving",
-        "bool",
-        False,
-        _N,
-        "HTTP/2 is never served here (HTTP/1.1 only)",
-    ),
-    _f(
-        "http2-max-streams-per-connection",
-        "int",
-        0,
-        _N,
-        "HTTP/2 is never served here",
-    ),
-    _f(
-        "permit-address-sharing",
-        "bool",
-        False,
-        _N,
-        "SO_REUSEADDR is always set, as Go sets it on Linux listeners",
-    ),
-    _f(
-        "permit-port-sharing",
-        "bool",
-        False,
-        _I,
-        "SO_REUSEPORT on the secure port",
-        "permit_port_sharing",
-    ),
-    _f("secure-port", "int", 10258, _I, "HTTPS port (0: off)", "secure_port"),
-    _f("tls-cert-file", "string", "", _I, "serving certificate", "tls_cert_file"),
-    _f(
-        "tls-cipher-suites",
-        "strings",
-        (),
-        _I,
-        "TLS 1.2 cipher suites (Go names)",
-        "tls_cipher_suites",
-    ),
-    _f(
-        "tls-curve-preferences",
-        "int32Slice",
-        (),
-        _N,
-        "Go curve ids (OpenSSL picks curves here)",
-    ),
-    _f("tls-min-version", "string", "", _I, "VersionTLS12 or VersionTLS13", "tls_min_version"),
-    _f(
-        "tls-private-key-file",
-        "string",
-        "",
-        _I,
-        "key of --tls-cert-file",
-        "tls_private_key_file",
-    ),
-    _f(
-        "tls-sni-cert-key",
-        "namedCertKey",
-        (),
-        _I,
-        "extra certificates chosen by SNI name",
-        "tls_sni_cert_key",
-    ),
-    # -- authentication
-    _f(
-        "authentication-kubeconfig",
-        "string",
-        "",
-        _I,
-        "kubeconfig for TokenReviews (else in-cluster)",
-        "authentication_kubeconfig",
-    ),
-    _f(
-        "authentication-skip-lookup",
-        "bool",
-        False,
-        _I,
-        "do not read the client CA from the cluster",
-        "authentication_skip_lookup",
-    ),
-    _f(
-        "authentication-token-webhook-cache-ttl",
-        _DUR,
-        10.0,
-        _I,
-        "TokenReview answer cache",
-        "authentication_token_webhook_cache_ttl",
-    ),
-    _f(
-        "authentication-tolerate-lookup-failure",
-        "bool",
-        False,
-        _I,
-        "start even if the cluster lookup fails",
-        "authentication_tolerate_lookup_failure",
-    ),
-    _f(
-        "client-ca-file",
-        "string",
-        "",
-        _I,
-        "CA bundle for x509 client certificates",
-        "client_ca_file",
-    ),
-    _f("requestheader-allowed-names", "strings", (), _N, "front-proxy authentication"),
-    _f("requestheader-client-ca-file", "string", "", _N, "front-proxy authentication"),
-    _f(
-        "requestheader-extra-headers-prefix",
-        "strings",
-        ("x-remote-extra-",),
-        _N,
-        "front-proxy authentication",
-    ),
-    _f(
-        "requestheader-group-headers",
-        "strings",
-        ("x-remote-group",),
-        _N,
-        "front-proxy authentication",
-    ),
-    _f("requestheader-uid-headers", "strings", (), _N, "front-proxy authentication"),
-    _f(
-        "requestheader-username-headers",
-        "strings",
-        ("x-remote-user",),
-        _N,
-        "front-proxy authentication",
-    ),
-    # -- authorization
-    _f(
-        "authorization-always-allow-paths",
-        "strings",
-        ("/healthz", "/readyz", "/livez"),
-        _I,
-        "paths served without authorization",
-        "authorization_always_allow_paths",
-    ),
-    _f(
-        "authorization-kubeconfig",
-        "string",
-        "",
-        _I,
-        "kubeconfig for SubjectAccessReviews (else in-cluster)",
-        "authorization_kubeconfig",
-    ),
-    _f(
-        "authorization-webhook-cache-authorized-ttl",
-        _DUR,
-        10.0,
-        _I,
-        "cache of allowed reviews",
-        "authorization_webhook_cache_authorized_ttl",
-    ),
-    _f(
-        "authorization-webhook-cache-unauthorized-ttl",
-        _DUR,
-        10.0,
-        _I,
-        "cache of denied reviews",
-        "authorization_webhook_cache_unauthorized_ttl",
-    ),
-    # -- misc
-    _f("kubeconfig", "string", "", _I, "kubeconfig (else in-cluster)", "kubeconfig"),
-    _f("master", "string", "", _I, "API server URL, overrides the kubeconfig's", "master"),
-    _f(
-        "node-status-update-frequency",
-        _DUR,
-        300.0,
-        _I,
-        "address and label sync period",
-        "node_status_update_frequency",
-    ),
-    # -- global
-    _f("help", "bool", False, _I, "print the flags and exit", shorthand="h"),
-    _f("log-flush-frequency", _DUR, 5.0, _N, "logs are written at once here"),
-    _f("log-text-info-buffer-size", "quantity", "", _N, "logs are written at once here"),
-    _f("log-text-split-stream", "bool", False, _N, "all logs go to stderr here"),
-    _f("logging-format", "string", "text", _I, "text or json (alias --log-format)", "log_format"),
-    _f("v", "Level", 0, _I, "log verbosity 0-10", "v", shorthand="v"),
-    _f("version", "version", "false", _I, "print the version and exit", "version"),
-    _f("vmodule", "moduleSpec", "", _N, "per-file verbosity (loguru has none)"),
-)
-
-#: Flags of this CCM only (not in the Go binary).
-OWN_FLAGS: tuple[GoFlag, ...] = (
-    _f("log-format", "string", "text", _I, "text or json", "log_format"),
-    _f(
-        "dry-run-deletions",
-        "bool",
-        False,
-        _I,
-        "never delete a Node: log and record an event instead",
-        "dry_run_deletions",
-    ),
-)
-
-BY_NAME: dict[str, GoFlag] = {f.name: f for f in (*GO_FLAGS, *OWN_FLAGS)}
-BY_SHORTHAND: dict[str, GoFlag] = {f.shorthand: f for f in BY_NAME.values() if f.shorthand}
 
 
 @dataclass(frozen=True)
@@ -712,7 +92,7 @@ def parse_go_flags(argv: Sequence[str]) -> ParsedFlags:
             value = flag.parse(text)
         except ValueError as err:
             raise GoFlagError(f'invalid argument "{text}" for "{shown}" flag: {err}') from None
-        if flag.kind in _ACCUMULATING and flag.name in given:
+        if flag.kind in ACCUMULATING and flag.name in given:
             previous = values[flag.name]
             value = {**previous, **value} if isinstance(value, dict) else (*previous, *value)
         elif flag.kind == "namedCertKey":
@@ -724,7 +104,7 @@ def parse_go_flags(argv: Sequence[str]) -> ParsedFlags:
         """The value of a flag written without ``=``: true for booleans, else the
         next argument."""
         nonlocal i
-        if flag.kind in _BARE_OK:
+        if flag.kind in BARE_OK:
             return "true"
         if i < len(args):
             i += 1
@@ -755,7 +135,7 @@ def parse_go_flags(argv: Sequence[str]) -> ParsedFlags:
             if body.startswith("="):
                 text = body[1:]
             elif body:
-                if flag.kind in _BARE_OK:
+                if flag.kind in BARE_OK:
                     raise GoFlagError(f"unknown shorthand flag: {body[0]!r} in {arg}")
                 text = body
             else:
@@ -806,7 +186,7 @@ def usage(prog: str, extra: Iterable[str] = ()) -> str:
         if flag.hidden:
             continue
         short = f"-{flag.shorthand}, " if flag.shorthand else "    "
-        kind = "" if flag.kind in _BARE_OK else f" {flag.kind}"
+        kind = "" if flag.kind in BARE_OK else f" {flag.kind}"
         default = _show_default(flag)
         lines.append(f"  {short}--{flag.name}{kind}")
         lines.append(f"        {flag.help}{label[flag.klass]}{default}")
@@ -822,18 +202,3 @@ def _show_default(flag: GoFlag) -> str:
     if flag.kind == "duration":
         return f" (default {format_duration(value)})"
     return f" (default {value})"
-
-
-def format_duration(seconds: float) -> str:
-    """A Go-style duration string (``15s``, ``5m0s``, ``12h0m0s``, ``500ms``)."""
-    if seconds == 0:
-        return "0s"
-    if seconds < 1:
-        return f"{seconds * 1000:g}ms"
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{int(hours)}h{int(minutes)}m{secs:g}s"
-    if minutes:
-        return f"{int(minutes)}m{secs:g}s"
-    return f"{secs:g}s"
