@@ -240,10 +240,14 @@ def test_monitoring_objects_exist_only_when_enabled(helm: Path, combination: str
         "port": "metrics",
         "path": "/metrics",
         "interval": "30s",
+        "honorLabels": True,
         "scheme": "https",
         "tlsConfig": {"insecureSkipVerify": True},
     }
     assert service_monitor["spec"]["endpoints"][0]["scheme"] == "https"
+    # The XO series' own `endpoint` label (the route) stays `endpoint`, not
+    # `exported_endpoint`: the dashboard's "by route" panels read it.
+    assert service_monitor["spec"]["endpoints"][0]["honorLabels"] is True
 
 
 @pytest.mark.parametrize("combination", CASES)
