@@ -45,8 +45,9 @@ NO_SUCH_VM = "0b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e"
 
 
 def ccm_flags() -> list[str]:
-    """The CCM's flags in this test: the one place to adapt if /metrics needs
-    credentials (e.g. --authorization-always-allow-paths=/metrics,... )."""
+    """The CCM's flags in this test (the one place to adapt). /metrics needs no
+    credentials: every test CCM's command line (``ccm_argv``) carries OPEN_PATHS,
+    the Go manifests' --authorization-always-allow-paths=...,/metrics."""
     return ["--node-monitor-period=1s"]
 
 
