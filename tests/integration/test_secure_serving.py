@@ -1,12 +1,16 @@
 """The secure port as a Kubernetes component serves it, on the real kube-apiserver:
 HTTPS (self-signed, --cert-dir, given files), TokenReview authentication,
-SubjectAccessReview authorization, always-allowed paths, x509 client certificates."""
+SubjectAccessReview authorization, always-allowed paths, x509 client certificates.
+
+Each port is built as the process builds it: the container's ``health`` Service,
+its review clients the container's Resources, all closed by ``shutdown``."""
 
 from __future__ import annotations
 
 import asyncio
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -14,10 +18,12 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from adapters.kubernetes import KubeClient
-from adapters.observability import PrometheusMetrics
+from adapters.kubernetes import ApiUnavailableError, KubeClient
+from adapters.observability.delegated_auth import DelegatedAuth
+from adapters.observability.health import HealthServer
+from entrypoints.container import Container, provide, shutdown
 from entrypoints.flags import Settings, parse_command_line
-from entrypoints.serving import SecurePort, SecureServingError, secure_port
+from entrypoints.serving import SecurePort, SecureServingError
 
 from .controlplane import ControlPlane, free_port
 from .kube import apply_object, mint_token, unique
@@ -28,30 +34,62 @@ pytestmark = pytest.mark.integration
 Factory = Callable[..., Awaitable[Path]]
 
 
-async def start(*argv: str) -> SecurePort:
-    settings = parse_command_line(
-        ["--bind-address=127.0.0.1", f"--secure-port={free_port()}", *argv]
+async def always_ready() -> bool:
+    return True
+
+
+@dataclass
+class Served:
+    """A started secure port and the container that built it."""
+
+    container: Container
+    port: SecurePort
+
+    @property
+    def server(self) -> HealthServer | None:
+        return self.port.server
+
+    @property
+    def auth(self) -> DelegatedAuth | None:
+        return self.port.auth
+
+    async def stop(self) -> None:
+        await shutdown(self.container)
+
+
+async def serve(settings: Settings) -> Served:
+    """The ``health`` Service of the CCM's container (not its Node cache nor XO:
+    readiness is always true here); SecureServingError when it cannot be set up."""
+    container = Container(settings=settings)
+    container.readiness.override(always_ready)
+    try:
+        return Served(container, await provide(container.health))
+    except BaseException:
+        await shutdown(container)
+        raise
+
+
+async def start(*argv: str) -> Served:
+    return await serve(
+        parse_command_line(["--bind-address=127.0.0.1", f"--secure-port={free_port()}", *argv])
     )
-    port = await secure_port(settings, metrics=PrometheusMetrics(), readiness=None)
-    await port.start()
-    return port
 
 
 @pytest.fixture
-async def ports() -> AsyncIterator[list[SecurePort]]:
-    started: list[SecurePort] = []
+async def ports() -> AsyncIterator[list[Served]]:
+    started: list[Served] = []
     yield started
     for port in started:
         await port.stop()
 
 
-def url(port: SecurePort, path: str) -> str:
+def url(port: Served, path: str) -> str:
     assert port.server is not None
     return f"https://127.0.0.1:{port.server.port}{path}"
 
 
 async def get(
-    port: SecurePort,
+    port: Served,
     path: str,
     *,
     token: str | None = None,
@@ -132,7 +170,7 @@ async def scraper_token(kube: KubeClient, *, allowed: bool) -> str:
 
 
 async def test_metrics_need_a_token_authorized_by_a_subject_access_review(
-    ports: list[SecurePort], delegator: Path, kube: KubeClient
+    ports: list[Served], delegator: Path, kube: KubeClient
 ) -> None:
     port = await start(
         f"--authentication-kubeconfig={delegator}", f"--authorization-kubeconfig={delegator}"
@@ -167,8 +205,28 @@ async def test_metrics_need_a_token_authorized_by_a_subject_access_review(
     assert (port.auth.token_reviews, port.auth.access_reviews) == reviews
 
 
+async def test_the_review_clients_are_the_containers_and_close_with_it(
+    delegator: Path,
+) -> None:
+    """No hand-made clients: TokenReviews and SubjectAccessReviews go through the
+    container's Resources, which shutdown closes (after the server)."""
+    port = await start(
+        f"--authentication-kubeconfig={delegator}", f"--authorization-kubeconfig={delegator}"
+    )
+    authn = await provide(port.container.authentication_client)
+    authz = await provide(port.container.authorization_client)
+    assert authn is not None and authz is not None and authn is not authz
+    assert (authn.name, authz.name) == ("delegated-authentication", "delegated-authorization")
+    await port.stop()
+    assert not port.container.authentication_client.initialized
+    assert not port.container.authorization_client.initialized
+    for client in (authn, authz):
+        with pytest.raises(ApiUnavailableError, match="client closed"):
+            await client.request("GET", "/version")
+
+
 async def test_always_allow_paths_are_honoured_without_any_review(
-    ports: list[SecurePort],
+    ports: list[Served],
 ) -> None:
     """The Go manifests' --authorization-always-allow-paths=...,/metrics, outside a
     cluster and without review kubeconfigs: /metrics answers anyone."""
@@ -184,12 +242,12 @@ async def test_always_allow_paths_are_honoured_without_any_review(
 
 
 async def test_secure_port_zero_serves_nothing() -> None:
-    settings = parse_command_line(["--secure-port=0"])
-    port = await secure_port(settings, metrics=None, readiness=None)
+    port = await serve(parse_command_line(["--secure-port=0"]))
     assert port.server is None
+    await port.stop()
 
 
-async def served_certificate(port: SecurePort) -> x509.Certificate:
+async def served_certificate(port: Served) -> x509.Certificate:
     """The certificate the server presents (read in a thread: the server runs on
     this loop)."""
     assert port.server is not None
@@ -199,7 +257,7 @@ async def served_certificate(port: SecurePort) -> x509.Certificate:
 
 
 async def test_a_self_signed_certificate_is_served_like_client_go_makes_it(
-    ports: list[SecurePort],
+    ports: list[Served],
 ) -> None:
     port = await start()
     ports.append(port)
@@ -217,7 +275,7 @@ async def test_a_self_signed_certificate_is_served_like_client_go_makes_it(
 
 
 async def test_cert_dir_keeps_the_generated_pair_across_restarts(
-    ports: list[SecurePort], tmp_path: Path
+    ports: list[Served], tmp_path: Path
 ) -> None:
     cert_dir = tmp_path / "certs"
     first = await start(f"--cert-dir={cert_dir}")
@@ -239,7 +297,7 @@ def served_certificate_serial(path: Path) -> int:
     return x509.load_pem_x509_certificate(path.read_bytes()).serial_number
 
 
-async def test_given_certificate_files_are_served(ports: list[SecurePort], tmp_path: Path) -> None:
+async def test_given_certificate_files_are_served(ports: list[Served], tmp_path: Path) -> None:
     ca = CertificateAuthority(tmp_path, common_name="operator-ca")
     pair = ca.issue("serving", common_name="ccm.example", hosts=("127.0.0.1",), server=True)
     port = await start(f"--tls-cert-file={pair.cert}", f"--tls-private-key-file={pair.key}")
@@ -249,7 +307,7 @@ async def test_given_certificate_files_are_served(ports: list[SecurePort], tmp_p
 
 
 async def test_client_certificates_from_client_ca_file(
-    ports: list[SecurePort], tmp_path: Path, delegator: Path, kube: KubeClient
+    ports: list[Served], tmp_path: Path, delegator: Path, kube: KubeClient
 ) -> None:
     """x509 authentication: CN is the user, O the groups; system:masters is always
     allowed, another user goes through a SubjectAccessReview."""
@@ -271,7 +329,7 @@ async def test_client_certificates_from_client_ca_file(
 
 
 async def test_client_ca_is_looked_up_in_the_cluster(
-    ports: list[SecurePort], delegator: Path, control_plane: ControlPlane
+    ports: list[Served], delegator: Path, control_plane: ControlPlane
 ) -> None:
     """Without --client-ca-file, the CA of extension-apiserver-authentication is used:
     the cluster admin's certificate (system:masters) is accepted."""
@@ -285,7 +343,7 @@ async def test_client_ca_is_looked_up_in_the_cluster(
 
 
 async def test_failed_lookup_stops_the_start_unless_tolerated(
-    service_account: Factory, ports: list[SecurePort]
+    service_account: Factory, ports: list[Served]
 ) -> None:
     """An identity that cannot read the ConfigMap: exit, or go on when tolerated."""
     blind = await service_account(name=unique("xoccm-blind"), cluster_role="system:auth-delegator")
@@ -297,7 +355,7 @@ async def test_failed_lookup_stops_the_start_unless_tolerated(
         ]
     )
     with pytest.raises(SecureServingError, match="extension-apiserver-authentication"):
-        await secure_port(settings, metrics=None, readiness=None)
+        await serve(settings)
     port = await start(
         f"--authentication-kubeconfig={blind}", "--authentication-tolerate-lookup-failure"
     )
@@ -314,4 +372,4 @@ async def test_a_bad_review_kubeconfig_is_one_error(tmp_path: Path) -> None:
         authentication_kubeconfig=str(tmp_path / "missing"),
     )
     with pytest.raises(SecureServingError, match="delegated authentication kubeconfig"):
-        await secure_port(settings, metrics=None, readiness=None)
+        await serve(settings)
