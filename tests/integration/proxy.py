@@ -1,9 +1,19 @@
-"""A TCP proxy that a test can cut, to make the API server unreachable for one client."""
+"""Proxies in front of the API server: a TCP one a test can cut (a partition), and
+an HTTP one whose rules answer or alter chosen requests (a server, or a middlebox,
+answering what the API does not document)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import httpx
+from aiohttp import web
+
+from adapters.testing.local_cluster.pki import CertPair
 
 
 class TcpProxy:
@@ -56,3 +66,88 @@ class TcpProxy:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
         self._writers.clear()
+
+
+Upstream = tuple[int, dict[str, str], bytes]
+#: A rule sees each request first; it may answer it (a response), or let it pass (None).
+#: ``forward()`` sends the request on and returns the server's whole answer.
+Rule = Callable[[web.Request, Callable[[], Awaitable[Upstream]]], Awaitable[web.Response | None]]
+
+_HOP_BY_HOP = frozenset(
+    ("connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding", "host")
+)
+
+
+class HttpProxy:
+    """A plain-HTTP reverse proxy to the API server, to corrupt or delay its answers.
+
+    Clients talk HTTP to 127.0.0.1:``port`` (a kubeconfig without credentials);
+    the proxy talks TLS to the API server as ``client`` (a client certificate).
+    Each request goes through ``rules`` in order: the first one that returns a
+    response answers it; otherwise the answer is the server's, streamed (so
+    watches work through the proxy).
+    """
+
+    def __init__(self, server: str, *, ca_file: Path, client: CertPair) -> None:
+        tls = ssl.create_default_context(cafile=str(ca_file))
+        tls.load_cert_chain(str(client.cert), str(client.key))
+        self._upstream = httpx.AsyncClient(
+            base_url=server,
+            verify=tls,
+            timeout=httpx.Timeout(10.0, read=None),
+        )
+        self.rules: list[Rule] = []
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = int(self._runner.addresses[0][1])
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        await self._upstream.aclose()
+
+    def _build(self, request: web.Request, body: bytes) -> httpx.Request:
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
+        return self._upstream.build_request(
+            request.method, request.rel_url.path_qs, headers=headers, content=body
+        )
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+
+        async def forward() -> Upstream:
+            answer = await self._upstream.send(self._build(request, body))
+            return answer.status_code, _kept(answer.headers), answer.content
+
+        for rule in self.rules:
+            replaced = await rule(request, forward)
+            if replaced is not None:
+                return replaced
+        answer = await self._upstream.send(self._build(request, body), stream=True)
+        response = web.StreamResponse(status=answer.status_code, headers=_kept(answer.headers))
+        try:
+            await response.prepare(request)
+            async for chunk in answer.aiter_bytes():
+                await response.write(chunk)
+        except (ConnectionError, httpx.HTTPError):
+            pass  # either side went away: a watch ending
+        finally:
+            await answer.aclose()
+        return response
+
+
+def _kept(headers: httpx.Headers) -> dict[str, str]:
+    return {k: v for k, v in headers.items() if k.lower() not in _HOP_BY_HOP}
