@@ -54,6 +54,7 @@ from adapters.kubernetes.errors import (
     ApiError,
     ApiUnavailableError,
     describe_network_error,
+    undecodable_answer,
 )
 from adapters.kubernetes.ratelimit import Backoff, TokenBucket
 from adapters.kubernetes.watch import WatchStream
@@ -246,6 +247,8 @@ class KubeClient:
                 ) from None
             if decoded is not None:
                 return decoded
+            if 200 <= status < 300:
+                raise undecodable_answer(status, resp_headers, data, method=method, path=path)
             error = ApiError.from_response(
                 status, reason, data, method=method, path=path, headers=resp_headers
             )
@@ -281,7 +284,12 @@ class KubeClient:
             data = response.data or b""
         finally:
             response.release_conn()
-        decoded = _decode(data) if 200 <= response.status < 300 else None
+        decoded = None
+        if 200 <= response.status < 300:
+            try:
+                decoded = _decode(data)
+            except (ValueError, RecursionError):
+                decoded = None  # the caller raises ApiError: a 2xx is no excuse to crash
         return response.status, response.reason or "", dict(response.headers), data, decoded
 
     def _open(

@@ -140,6 +140,21 @@ class ApiUnavailableError(ApiError):
         super().__init__(0, "Unavailable", message, method=method, path=path)
 
 
+def undecodable_answer(
+    status: int, headers: Mapping[str, str], data: bytes, *, method: str, path: str
+) -> ApiError:
+    """A 2xx whose body is not a JSON document (a proxy's page, a cut body): an
+    ApiError like any other failure, so callers' error handling covers it."""
+    ctype = next((v for k, v in headers.items() if k.lower() == "content-type"), "?")
+    return ApiError(
+        status,
+        "InvalidResponse",
+        f"the body is not JSON ({ctype}, {len(data)} bytes)",
+        method=method,
+        path=path,
+    )
+
+
 def _retry_after(headers: Mapping[str, str]) -> float | None:
     for key, value in headers.items():
         if key.lower() == "retry-after":

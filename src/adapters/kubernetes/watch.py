@@ -96,7 +96,7 @@ class WatchStream:
             raise ApiUnavailableError(
                 describe_network_error(err), method="WATCH", path=self.path
             ) from None
-        except ValueError as err:
+        except (ValueError, RecursionError) as err:
             raise ApiError(0, "BadWatchEvent", str(err), method="WATCH", path=self.path) from None
         return event
 
