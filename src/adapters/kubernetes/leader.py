@@ -105,7 +105,7 @@ class LeaseLeaderElector:
             return
         logger.info("leader election: {} trying to acquire lease {}", self.identity, self._path)
         while True:
-            if await self._try_acquire_or_renew(budget=self.renew_deadline):
+            if await self._attempt(budget=self.renew_deadline):
                 break
             await asyncio.sleep(self.retry_period * random.uniform(1.0, JITTER))
         self._leading = True
@@ -118,23 +118,38 @@ class LeaseLeaderElector:
         await self._lost.wait()
 
     async def release(self) -> None:
-        """Stop renewing and hand the Lease over at once (best effort)."""
+        """Stop renewing and hand the Lease over at once (best effort).
+
+        A renewal cancelled in flight may still reach the server (its request
+        runs in a thread that cancelling cannot stop), and then this update,
+        built from the Lease before that renewal, is refused as a conflict:
+        re-read the Lease and release that one while it is still ours.
+        """
         await self._stop_renewing()
         if not self._leading or self._lease is None:
             self._leading = False
             return
         self._leading = False
-        lease = copy.deepcopy(self._lease)
-        now = format_micro_time(datetime.now(UTC))
-        spec = lease.setdefault("spec", {})
-        spec.pop("holderIdentity", None)
-        spec.update({"leaseDurationSeconds": 1, "renewTime": now, "acquireTime": now})
-        try:
-            await self._client.request("PUT", self._path, body=lease, retries=0)
-            logger.info("leader election: {} released lease {}", self.identity, self._path)
-        except ApiError as err:
-            logger.warning("leader election: could not release lease {}: {}", self._path, err)
-        self._lease = None
+        lease, self._lease = self._lease, None
+        for _ in range(3):
+            try:
+                await self._client.request("PUT", self._path, body=_released(lease), retries=0)
+                logger.info("leader election: {} released lease {}", self.identity, self._path)
+                return
+            except ApiError as err:
+                if not err.conflict:
+                    logger.warning(
+                        "leader election: could not release lease {}: {}", self._path, err
+                    )
+                    return
+            try:
+                lease = await self._client.request("GET", self._path, retries=0)
+            except ApiError as err:
+                logger.warning("leader election: could not release lease {}: {}", self._path, err)
+                return
+            if (lease.get("spec") or {}).get("holderIdentity") != self.identity:
+                return  # no longer ours: nothing to hand over
+        logger.warning("leader election: lease {} kept changing; not released", self._path)
 
     async def stop(self) -> None:
         """Stop renewing *without* releasing: to the others, this replica crashed."""
@@ -150,6 +165,18 @@ class LeaseLeaderElector:
                 await task
 
     async def _renew_loop(self) -> None:
+        """Renew until the Lease is lost; however this loop ends, short of being
+        cancelled, ``lost()`` fires, so controllers never outlive a dead renewer."""
+        try:
+            reason = await self._renew_until_lost()
+        except Exception as err:  # an unforeseen failure is a loss too, never silence
+            reason = f"the renew loop failed: {type(err).__name__}: {err}"
+        logger.error("leader election: {} lost lease {}: {}", self.identity, self._path, reason)
+        self._leading = False
+        self._lease = None
+        self._lost.set()
+
+    async def _renew_until_lost(self) -> str:
         while True:
             await asyncio.sleep(self.retry_period)
             remaining = self.renew_deadline - (self._clock() - self._last_renew)
@@ -157,23 +184,31 @@ class LeaseLeaderElector:
             if remaining > 0:
                 try:
                     async with asyncio.timeout(remaining):
-                        renewed = await self._try_acquire_or_renew(budget=remaining)
+                        renewed = await self._attempt(budget=remaining)
                 except TimeoutError:
                     renewed = False
             if renewed:
                 self._last_renew = self._clock()
                 continue
             if self._other_holder:
-                reason = f"lease now held by {self._other_holder}"
-            elif self._clock() - self._last_renew >= self.renew_deadline:
-                reason = f"could not renew for {self.renew_deadline:g}s"
-            else:
-                continue
-            logger.error("leader election: {} lost lease {}: {}", self.identity, self._path, reason)
-            self._leading = False
-            self._lease = None
-            self._lost.set()
-            return
+                return f"lease now held by {self._other_holder}"
+            if self._clock() - self._last_renew >= self.renew_deadline:
+                return f"could not renew for {self.renew_deadline:g}s"
+
+    async def _attempt(self, *, budget: float) -> bool:
+        """One acquire-or-renew; any failure (an API error, an unreadable answer,
+        a bug) is a failed attempt, so the deadline, not an exception, decides."""
+        try:
+            return await self._try_acquire_or_renew(budget=budget)
+        except Exception as err:
+            logger.warning(
+                "leader election: attempt on lease {} failed: {}: {}",
+                self._path,
+                type(err).__name__,
+                err,
+            )
+            self._lease = None  # re-read before the next write
+            return False
 
     def _observe(self, lease: JsonObject) -> JsonObject:
         spec = lease.get("spec") or {}
@@ -263,3 +298,13 @@ class LeaseLeaderElector:
         )
         self._observe(written)
         return written
+
+
+def _released(lease: JsonObject) -> JsonObject:
+    """``lease`` with no holder and a 1 s duration: a standby takes it at its next retry."""
+    released = copy.deepcopy(lease)
+    now = format_micro_time(datetime.now(UTC))
+    spec = released.setdefault("spec", {})
+    spec.pop("holderIdentity", None)
+    spec.update({"leaseDurationSeconds": 1, "renewTime": now, "acquireTime": now})
+    return released
