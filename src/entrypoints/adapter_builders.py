@@ -13,7 +13,7 @@ adapter never builds (or connects) the one it replaced.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from adapters.config import CloudConfig
 from adapters.kubernetes import (
@@ -24,6 +24,7 @@ from adapters.kubernetes import (
     LeaseLeaderElector,
     connect,
 )
+from adapters.kubernetes.event_queue import QueuedEventRecorder
 from adapters.observability.metrics import PrometheusMetrics
 from adapters.xenorchestra import RetryPolicy, XOInventory, XORequestObserver
 from application.change_router import ChangeRouter
@@ -101,10 +102,27 @@ async def node_store(
         yield store
 
 
-def event_recorder(
+async def event_client(*, client: KubeClient, settings: Settings) -> AsyncIterator[KubeClient]:
+    """The node events' own client: ``--event-qps`` / ``--event-burst`` (0: unlimited),
+    so events never spend the budget registration needs, nor wait behind it."""
+    budget = replace(
+        client.settings,
+        qps=float(settings.event_qps),
+        burst=max(1, settings.event_burst),
+        workers=2,
+    )
+    async with client.sibling("events", budget) as sibling:
+        yield sibling
+
+
+async def event_recorder(
     *, client: KubeClient, observer: PrometheusMetrics | None = None
-) -> KubernetesEventRecorder:
-    return KubernetesEventRecorder(client, observer=observer)
+) -> AsyncIterator[QueuedEventRecorder]:
+    """Node events, queued: a controller never waits for one; at teardown what is
+    queued gets a few seconds to be written."""
+    writer = KubernetesEventRecorder(client, observer=observer)
+    async with QueuedEventRecorder(writer, observer=observer) as recorder:
+        yield recorder
 
 
 def election_mode(*, settings: Settings) -> str:

@@ -92,6 +92,7 @@ class Container(containers.DeclarativeContainer):
         build.kube_client, settings=settings, client_settings=kube_client_settings
     )
     leader_client = providers.Resource(build.leader_client, client=kube_client)
+    event_client = providers.Resource(build.event_client, client=kube_client, settings=settings)
 
     # -- ports ------------------------------------------------------------------
     clock = providers.Singleton(SystemClock)
@@ -101,7 +102,7 @@ class Container(containers.DeclarativeContainer):
         build.xo_inventory, config=cloud_config, observer=xo_observer, retry=xo_retry
     )
     nodes = Service(build.node_store, client=kube_client, settings=settings)
-    events = providers.Singleton(build.event_recorder, client=kube_client, observer=metrics)
+    events = providers.Resource(build.event_recorder, client=event_client, observer=metrics)
     leader_elector = providers.Selector(
         providers.Callable(build.election_mode, settings=settings),
         lease=providers.Resource(build.lease_elector, settings=settings, client=leader_client),

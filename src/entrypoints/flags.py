@@ -148,6 +148,10 @@ class Settings:
     v: int = 2
     log_format: str = "text"
     dry_run_deletions: bool = False
+    #: ``--event-qps`` / ``--event-burst`` (this CCM's, kubelet's defaults): the node
+    #: events' own request budget, apart from ``--kube-api-qps``.
+    event_qps: float = 50.0
+    event_burst: int = 100
     extra: dict[str, str] = field(default_factory=dict)
     # -- the rest of the Go CCM's flags with a meaning here
     cluster_name: str = "kubernetes"
@@ -181,6 +185,19 @@ class Settings:
         """Address-sync workers: ``--concurrent-node-status-updates``, else
         ``--concurrent-node-syncs`` (Go's backwards-compatible rule)."""
         return self.concurrent_node_status_updates or self.concurrent_node_syncs
+
+
+#: ``--concurrent-node-syncs`` when not given: one worker per this many QPS, within bounds.
+QPS_PER_WORKER = 20.0
+MAX_SIZED_WORKERS = 32
+
+
+def workers_for_qps(qps: float) -> int:
+    """The cloud-node workers when ``--concurrent-node-syncs`` is not given:
+    ``max(1, min(32, floor(qps / 20)))``. A worker keeps about 20 requests per
+    second busy (two per node, each a round trip), so the workers follow the
+    budget: Go's 1 at the default 20 QPS, 25 at 500."""
+    return max(1, min(MAX_SIZED_WORKERS, int(qps // QPS_PER_WORKER)))
 
 
 class HelpRequested(Exception):
@@ -233,6 +250,8 @@ def settings_from_flags(parsed: ParsedFlags) -> Settings:
     values["controllers"] = resolve_controllers(values["controllers"])
     values["v"] = min(int(values["v"]), 10)  # klog accepts any level; 10 is the most verbose
     values["no_effect"] = tuple(go_flags.without_effect(parsed))
+    if not parsed.was_set("concurrent-node-syncs") and values["kube_api_qps"] > 0:
+        values["concurrent_node_syncs"] = workers_for_qps(values["kube_api_qps"])
     settings = Settings(**values)
     validate(settings, parsed)
     return settings
@@ -293,6 +312,10 @@ def validate(s: Settings, parsed: ParsedFlags | None = None) -> None:
         raise FlagError(f"--kube-api-qps={s.kube_api_qps:g}: must be positive")
     if s.kube_api_burst < 1:
         raise FlagError(f"--kube-api-burst={s.kube_api_burst}: must be at least 1")
+    if s.event_qps < 0:
+        raise FlagError(f"--event-qps={s.event_qps:g}: must not be negative")
+    if s.event_burst < 0 or (s.event_qps > 0 and s.event_burst < 1):
+        raise FlagError(f"--event-burst={s.event_burst}: must be at least 1 (with --event-qps > 0)")
     if s.kube_api_content_type not in CONTENT_TYPES:
         raise FlagError(
             f"--kube-api-content-type={s.kube_api_content_type}: use {' or '.join(CONTENT_TYPES)}"

@@ -251,6 +251,22 @@ OWN_FLAGS: tuple[GoFlag, ...] = (
         "never delete a Node: log and record an event instead",
         "dry_run_deletions",
     ),
+    _f(
+        "event-qps",
+        "int32",
+        50,
+        _I,
+        "node events per second, a budget of their own (kubelet's flag; 0: unlimited)",
+        "event_qps",
+    ),
+    _f(
+        "event-burst",
+        "int32",
+        100,
+        _I,
+        "node events sent at once before --event-qps applies (kubelet's flag)",
+        "event_burst",
+    ),
 )
 
 BY_NAME: dict[str, GoFlag] = {f.name: f for f in (*GO_FLAGS, *OWN_FLAGS)}

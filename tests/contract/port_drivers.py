@@ -23,6 +23,7 @@ from adapters.kubernetes import (
     LeaseLeaderElector,
 )
 from adapters.kubernetes.convert import node_from_object
+from adapters.kubernetes.event_queue import QueuedEventRecorder
 from adapters.sole_leader import SoleLeader
 from adapters.testing.memory import InMemoryEventRecorder, InMemoryLeaderElector, InMemoryNodeStore
 from domain.model import Node, Readiness
@@ -283,7 +284,9 @@ class KubernetesEventLog:
 
     def __init__(self, kube: KubeClient) -> None:
         self.kube = kube
-        self.recorder: EventRecorder = KubernetesEventRecorder(kube)
+        # As the CCM wires it: queued, written in the background.
+        self.queued = QueuedEventRecorder(KubernetesEventRecorder(kube))
+        self.recorder: EventRecorder = self.queued
         self.names: list[str] = []
 
     async def node(self) -> Node:
@@ -301,5 +304,6 @@ class KubernetesEventLog:
         return [(e["type"], e["reason"], e.get("message", "")) for e in items]
 
     async def cleanup(self) -> None:
+        await self.queued.aclose()
         for name in self.names:
             await delete_node(self.kube, name)

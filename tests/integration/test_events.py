@@ -105,7 +105,38 @@ async def test_floods_of_events_about_one_node_are_dropped(kube: KubeClient) -> 
         )
     assert recorder.recorded == 25
     assert recorder.dropped == 5
-    assert len(await node_events(kube, node)) == 25
+    # 9 different messages, then the aggregate of the 16 that follow (client-go's)
+    events = await node_events(kube, node)
+    assert len(events) == 10
+    [combined] = [e for e in events if e["count"] > 1]
+    assert combined["count"] == 16
+    assert combined["message"] == "(combined from similar events): tag 24"
+
+
+async def test_similar_events_are_aggregated_like_client_go_does(kube: KubeClient) -> None:
+    node = node_from_object(await create_node(kube, unique("agg")))
+    recorder = KubernetesEventRecorder(kube)
+    for i in range(12):
+        await recorder.record(
+            node=node,
+            type=EventType.WARNING,
+            reason="InvalidVMTag",
+            message=f"VM tag 'k8s-{i}' ignored",
+            source="cloud-node-controller",
+        )
+    await recorder.record(  # another reason is not similar
+        node=node,
+        type=EventType.NORMAL,
+        reason="Synced",
+        message="Node synced successfully",
+        source="cloud-node-controller",
+    )
+    events = await node_events(kube, node)
+    by_message = {e["message"]: e["count"] for e in events}
+    assert len(events) == 11
+    assert by_message["(combined from similar events): VM tag 'k8s-11' ignored"] == 3
+    assert all(by_message[f"VM tag 'k8s-{i}' ignored"] == 1 for i in range(9))
+    assert by_message["Node synced successfully"] == 1
 
 
 async def test_client_check_failure_is_an_events_v1_warning_about_the_pod(

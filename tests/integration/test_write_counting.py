@@ -12,9 +12,12 @@ import uuid
 import pytest
 
 from adapters.kubernetes import KubeClient, KubernetesEventRecorder, KubernetesNodeStore, connect
+from adapters.kubernetes.event_queue import QueuedEventRecorder
 from adapters.testing.memory import FakeClock, InMemoryInventory
 from domain.model import VM, Host, Pool, PowerState
 from domain.services import RegistrationService
+from entrypoints import adapter_builders as build
+from entrypoints.flags import Settings
 
 from .controlplane import ControlPlane
 from .kube import UNINITIALIZED, create_node, get_node, unique
@@ -23,14 +26,11 @@ from .waiting import until
 pytestmark = pytest.mark.integration
 
 
-async def test_initialization_writes_once_and_a_second_pass_writes_nothing(
-    kube: KubeClient, control_plane: ControlPlane
-) -> None:
+def _world(name: str) -> tuple[InMemoryInventory, str, str]:
     pool, host, vm_id = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
     inventory = InMemoryInventory()
     inventory.add_pool(Pool(id=pool, name_label="Pool A"))
     inventory.add_host(Host(id=host, name_label="host-1", pool_id=pool))
-    name = unique("e2e")
     inventory.add_vm(
         VM(
             id=vm_id,
@@ -43,6 +43,14 @@ async def test_initialization_writes_once_and_a_second_pass_writes_nothing(
             main_ip_address="192.0.2.10",
         )
     )
+    return inventory, pool, vm_id
+
+
+async def test_initialization_writes_once_and_a_second_pass_writes_nothing(
+    kube: KubeClient, control_plane: ControlPlane
+) -> None:
+    name = unique("e2e")
+    inventory, pool, vm_id = _world(name)
     await create_node(kube, name, system_uuid=vm_id)
 
     ccm = await connect(str(control_plane.admin_kubeconfig), name="ccm")
@@ -72,3 +80,34 @@ async def test_initialization_writes_once_and_a_second_pass_writes_nothing(
     assert server["metadata"]["labels"]["topology.k8s.xenorchestra/pool_id"] == pool
     assert UNINITIALIZED not in {t["key"] for t in server["spec"].get("taints") or []}
     assert {"type": "ExternalIP", "address": "192.0.2.10"} in server["status"]["addresses"]
+
+
+async def test_registration_spends_two_requests_of_the_api_budget_and_events_their_own(
+    kube: KubeClient, control_plane: ControlPlane
+) -> None:
+    """As the container wires it: one node patch and one status patch on the
+    ``--kube-api-qps`` client; the Synced event on the events' own client, later."""
+    name = unique("budget")
+    inventory, _, vm_id = _world(name)
+    await create_node(kube, name, system_uuid=vm_id)
+
+    ccm = await connect(str(control_plane.admin_kubeconfig), name="ccm")
+    events_client = build.event_client(client=ccm, settings=Settings())
+    events = await anext(events_client)
+    recorder = QueuedEventRecorder(KubernetesEventRecorder(events))
+    try:
+        async with KubernetesNodeStore(ccm) as nodes:
+            service = RegistrationService(
+                inventory=inventory, nodes=nodes, events=recorder, clock=FakeClock()
+            )
+            await until(lambda: nodes.get(name=name))
+            first = ccm.requests.copy()
+            await service.sync(name=name)
+            assert ccm.requests - first == {"PATCH": 2}
+            await recorder.flush()
+            assert events.requests == {"POST": 1}
+            assert ccm.requests - first == {"PATCH": 2}
+    finally:
+        await recorder.aclose()
+        await events_client.aclose()
+        await ccm.aclose()

@@ -1,12 +1,23 @@
 """Kubernetes Events: core/v1 ones about Nodes, and the startup-failure one.
 
 Node events are what ``kubectl describe node`` shows, written the way
-client-go's EventRecorder writes them (the reference CCM uses it): a new
-Event is created the first time, and a repeat of the same event (same
-source, object, type, reason and message) patches the existing one's
-``count`` and ``lastTimestamp`` instead of piling up new objects. A per-object
-token bucket (burst 25, one per 5 minutes, as client-go's spam filter)
-drops floods. Events are best effort: failures are logged, never raised.
+client-go's EventRecorder writes them (the reference CCM uses it), through
+its correlator:
+
+- a per-object token bucket (burst 25, one per 5 minutes, client-go's spam
+  filter) drops floods;
+- similar events (same source, object, type and reason) with 10 different
+  messages within 10 minutes are aggregated: from the 10th on they become one
+  event, "(combined from similar events): <message>", whose count goes up
+  (client-go's ``EventAggregator``);
+- a repeat of the same event (same source, object, type, reason and message)
+  patches the existing one's ``count`` and ``lastTimestamp`` instead of piling
+  up new objects.
+
+Events are best effort: failures are logged, never raised. This recorder
+writes at once (one request per call); the CCM puts
+:class:`adapters.kubernetes.event_queue.QueuedEventRecorder` in front of it,
+so no controller ever waits for an event.
 """
 
 from __future__ import annotations
@@ -37,6 +48,10 @@ EVENT_NAMESPACE = "default"
 _CACHE_SIZE = 4096
 _SPAM_BURST = 25
 _SPAM_QPS = 1.0 / 300.0
+#: client-go's aggregation defaults: 10 similar events within 10 minutes.
+AGGREGATE_MAX_EVENTS = 10
+AGGREGATE_INTERVAL = 600.0
+AGGREGATED_PREFIX = "(combined from similar events): "
 
 PROVIDER_NAME = "xenorchestra"
 CCM_CLIENT_NAME = "xenorchestra-cloud-controller-manager"
@@ -55,6 +70,48 @@ class EventObserver(Protocol):
 class _Seen:
     name: str
     count: int
+
+
+@dataclass(slots=True)
+class _Similar:
+    messages: set[str]
+    last: float
+
+
+class EventAggregator:
+    """client-go's ``EventAggregator``: similar events (same source, object, type and
+    reason) with ``max_events`` different messages within ``interval`` seconds are
+    turned into one aggregate event, keyed without its message."""
+
+    def __init__(
+        self,
+        *,
+        max_events: int = AGGREGATE_MAX_EVENTS,
+        interval: float = AGGREGATE_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._max = max_events
+        self._interval = interval
+        self._clock = clock
+        self._similar: OrderedDict[tuple[str, ...], _Similar] = OrderedDict()
+
+    def aggregate(self, key: tuple[str, ...], message: str) -> tuple[tuple[str, ...], str]:
+        """The cache key and message to record ``message`` under (``key``: the
+        event's key without its message)."""
+        now = self._clock()
+        record = self._similar.get(key)
+        if record is None or now - record.last > self._interval:
+            record = _Similar(messages=set(), last=now)
+            self._similar[key] = record
+            while len(self._similar) > _CACHE_SIZE:
+                self._similar.popitem(last=False)
+        self._similar.move_to_end(key)
+        record.last = now
+        record.messages.add(message)
+        if len(record.messages) < self._max:
+            return (*key, message), message
+        record.messages.discard(message)  # never grow past the limit
+        return (*key, ""), AGGREGATED_PREFIX + message
 
 
 class KubernetesEventRecorder:
@@ -82,15 +139,24 @@ class KubernetesEventRecorder:
         self._now = clock
         self._seen: OrderedDict[tuple[str, ...], _Seen] = OrderedDict()
         self._spam: OrderedDict[tuple[str, ...], TokenBucket] = OrderedDict()
+        self._aggregator = EventAggregator()
         self.recorded = 0
         self.dropped = 0
         self.failed = 0
 
     async def record(
-        self, *, node: Node, type: EventType, reason: str, message: str, source: str
+        self,
+        *,
+        node: Node,
+        type: EventType,
+        reason: str,
+        message: str,
+        source: str,
+        at: datetime | None = None,
     ) -> None:
+        """Write the event now; ``at`` is when it happened (default: now)."""
         try:
-            await self._record(node, type, reason, message, source)
+            await self._record(node, type, reason, message, source, at or self._now())
         except Exception as err:  # best effort, by contract
             self.failed += 1
             self._observe(type, "failed")
@@ -107,7 +173,7 @@ class KubernetesEventRecorder:
             logger.warning("event observer failed: {}", err.__class__.__name__)
 
     async def _record(
-        self, node: Node, type: EventType, reason: str, message: str, source: str
+        self, node: Node, type: EventType, reason: str, message: str, source: str, at: datetime
     ) -> None:
         logger.debug("event on node {}: {} {}: {}", node.name, type.value, reason, message)
         if not self._allow(source, node):
@@ -115,8 +181,10 @@ class KubernetesEventRecorder:
             self._observe(type, "dropped")
             logger.debug("event {} on node {} dropped (spam filter)", reason, node.name)
             return
-        key = (source, self._host, node.name, node.uid, type.value, reason, message)
-        now = format_time(self._now())
+        key, message = self._aggregator.aggregate(
+            (source, self._host, node.name, node.uid, type.value, reason), message
+        )
+        now = format_time(at)
         seen = self._seen.get(key)
         if seen is not None:
             self._seen.move_to_end(key)

@@ -1,0 +1,67 @@
+"""Who spends which request budget: the events' own flags, the workers that follow
+``--kube-api-qps``, and the events' own client."""
+
+from __future__ import annotations
+
+import pytest
+from kubernetes import client as k8s
+
+from adapters.kubernetes import KubeClient
+from entrypoints import adapter_builders as build
+from entrypoints.flags import FlagError, Settings, parse_command_line, workers_for_qps
+
+
+def test_event_flags_default_to_kubelets_pair() -> None:
+    s = parse_command_line([])
+    assert (s.event_qps, s.event_burst) == (50, 100)
+    s = parse_command_line(["--event-qps=5", "--event-burst", "10"])
+    assert (s.event_qps, s.event_burst) == (5, 10)
+    assert parse_command_line(["--event-qps=0", "--event-burst=0"]).event_qps == 0
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["--event-qps=-1"], "--event-qps=-1: must not be negative"),
+        (["--event-burst=-3"], "--event-burst=-3: must be at least 1"),
+        (["--event-qps=10", "--event-burst=0"], "--event-burst=0: must be at least 1"),
+        (["--event-qps=ten"], 'invalid argument "ten" for "--event-qps"'),
+    ],
+)
+def test_bad_event_budgets_are_refused_in_one_line(argv: list[str], fragment: str) -> None:
+    with pytest.raises(FlagError) as err:
+        parse_command_line(argv)
+    assert fragment in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("qps", "workers"),
+    [(0.5, 1), (1, 1), (20, 1), (39.9, 1), (40, 2), (100, 5), (500, 25), (640, 32), (5000, 32)],
+)
+def test_workers_follow_the_qps_by_the_documented_formula(qps: float, workers: int) -> None:
+    assert workers_for_qps(qps) == workers
+
+
+def test_workers_are_sized_from_qps_only_when_not_given() -> None:
+    assert parse_command_line([]).concurrent_node_syncs == 1  # Go's default at 20 QPS
+    assert parse_command_line(["--kube-api-qps=500"]).concurrent_node_syncs == 25
+    given = parse_command_line(["--kube-api-qps=500", "--concurrent-node-syncs=1"])
+    assert given.concurrent_node_syncs == 1  # given: Go's meaning
+    assert parse_command_line(["--concurrent-node-syncs=10"]).concurrent_node_syncs == 10
+    # the address-sync workers follow them, as in Go
+    assert parse_command_line(["--kube-api-qps=100"]).status_update_workers == 5
+
+
+async def test_events_get_a_client_with_their_own_budget() -> None:
+    main = KubeClient(k8s.Configuration(host="http://127.0.0.1:1"), name="kube")
+    settings = Settings(event_qps=7, event_burst=9)
+    builder = build.event_client(client=main, settings=settings)
+    events = await anext(builder)
+    try:
+        assert events is not main and events.limiter is not main.limiter
+        assert (events.limiter.qps, events.limiter.burst) == (7, 9)
+        assert (main.limiter.qps, main.limiter.burst) == (20, 30)
+    finally:
+        await builder.aclose()
+        await main.aclose()
