@@ -147,6 +147,7 @@ class Container(containers.DeclarativeContainer):
         CloudNodeController,
         service=registration,
         nodes=nodes,
+        inventory=inventory,
         workers=settings.provided.concurrent_node_syncs,
         address_sync_period=settings.provided.node_status_update_frequency,
         address_workers=settings.provided.status_update_workers,

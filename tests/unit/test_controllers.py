@@ -147,3 +147,56 @@ async def test_disabled_controllers_do_not_run(
         h.nodes.create(node())
         await h.clock.advance(1)
         assert (not h.nodes.nodes["worker-1"].has_taint(L.UNINITIALIZED_TAINT_KEY)) is initialized
+
+
+async def _joining(h: Harness, count: int, *, with_address: bool = True) -> list[str]:
+    """``count`` VMs (their XO events handled), then their nodes all at once."""
+    ids = [f"0000{i:04d}-c0e8-721c-45ec-f11276377030" for i in range(count)]
+    for i, vm_id in enumerate(ids):
+        address = f"10.1.7.{i % 250}" if with_address else None
+        h.xo.add_vm(vm(id=vm_id, name_label=f"w-{i}", main_ip_address=address))
+    await h.clock.settle()
+    h.xo.requests.clear()
+    for i, vm_id in enumerate(ids):
+        h.nodes.create(node(f"w-{i}", system_uuid=vm_id))
+    return [f"w-{i}" for i in range(count)]
+
+
+async def test_nodes_joining_together_share_one_xo_snapshot() -> None:
+    async with Harness() as h:
+        names = await _joining(h, 200)
+        await h.clock.advance(0.001)
+        assert all(not h.nodes.nodes[n].has_taint(L.UNINITIALIZED_TAINT_KEY) for n in names)
+        lookups = h.xo.requests["snapshot"] * 3 + h.xo.requests["get_vm"]
+        assert h.xo.requests["snapshot"] >= 1
+        assert lookups <= 0.1 * len(names), h.xo.requests
+
+
+async def test_a_node_alone_is_looked_up_by_id_not_by_snapshot() -> None:
+    async with Harness() as h:
+        await _joining(h, 1)
+        await h.clock.advance(0.001)
+        assert h.xo.requests["snapshot"] == 0 and h.xo.requests["get_vm"] == 1
+
+
+async def test_a_burst_vm_without_an_address_yet_is_asked_of_xo() -> None:
+    async with Harness() as h:
+        names = await _joining(h, 20, with_address=False)
+        await h.clock.advance(0.001)
+        assert h.xo.requests["get_vm"] == len(names)  # the snapshot could not answer
+        assert all(not h.nodes.nodes[n].has_taint(L.UNINITIALIZED_TAINT_KEY) for n in names)
+
+
+async def test_a_burst_snapshot_is_never_reused_once_stale() -> None:
+    async with Harness() as h:
+        await _joining(h, 20)
+        await h.clock.advance(0.001)
+        taken = h.container.cloud_node().burst.taken
+        await h.clock.advance(60)
+        h.xo.add_vm(vm(id="11110000-c0e8-721c-45ec-f11276377030", name_label="late"))
+        await h.clock.settle()
+        h.xo.requests.clear()
+        h.nodes.create(node("late", system_uuid="11110000-c0e8-721c-45ec-f11276377030"))
+        await h.clock.advance(0.001)
+        assert h.container.cloud_node().burst.taken == taken
+        assert h.xo.requests["get_vm"] == 1

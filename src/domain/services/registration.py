@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
 from domain import labels
 from domain.errors import CCMError, ProviderIDError
-from domain.matching import locate_vm, vm_id_candidates
-from domain.model import EventType, Node, NodeAddress, NodeChange
+from domain.matching import VMIndex, locate_in_snapshot, locate_vm, vm_id_candidates
+from domain.model import VM, EventType, Host, Node, NodeAddress, NodeChange, Pool
 from domain.options import CCMOptions
 from domain.policies.addresses import node_addresses, provided_node_ips
 from domain.policies.initialization import plan_beta_to_ga, plan_initialization
@@ -22,6 +23,9 @@ from domain.services.node_updates import update_on_conflict_retry
 log = logging.getLogger(__name__)
 
 SOURCE = "cloud-node-controller"
+
+#: Where a burst of joining nodes finds their VMs: a shared snapshot's index, or None.
+SharedIndex = Callable[[], Awaitable[VMIndex | None]]
 
 
 class RetryLater(CCMError):
@@ -66,20 +70,43 @@ class RegistrationService:
         self._clock = clock
         self._options = options or CCMOptions()
 
-    async def sync(self, *, name: str) -> RegistrationResult:
+    async def sync(self, *, name: str, shared: SharedIndex | None = None) -> RegistrationResult:
         """Initialize or reconcile one node by name.
 
+        ``shared`` (nodes joining in a burst) may answer the VM lookup from a
+        snapshot taken for the whole burst; what it cannot answer is asked of XO.
         Raises RetryLater or any CCMError when the node must be retried later.
         """
         node = await self._nodes.get(name=name)
         if node is None:
             return RegistrationResult(Outcome.GONE)
         if node.has_taint(labels.UNINITIALIZED_TAINT_KEY):
-            return await self._initialize(node)
+            return await self._initialize(node, shared)
         _, change = await update_on_conflict_retry(self._nodes, node, plan_beta_to_ga)
         return RegistrationResult(Outcome.UNCHANGED if change.empty else Outcome.RECONCILED)
 
-    async def _initialize(self, node: Node) -> RegistrationResult:
+    async def _locate(
+        self, node: Node, shared: SharedIndex | None
+    ) -> tuple[VM, Host | None, Pool | None]:
+        """The node's VM, host and pool: from the burst's snapshot when it has the VM
+        with an address (one without may have just booted: XO is asked), else from XO."""
+        index = await shared() if shared is not None else None
+        found = locate_in_snapshot(node, index, match_by_name=False).vm if index else None
+        if found is not None and (found.addresses or found.main_ip_address):
+            vm = found
+        else:
+            index = None
+            vm = await locate_vm(self._inventory, node, match_by_name=self._options.match_by_name)
+        host = pool = None
+        if vm.container:
+            host = index.host(vm.container) if index else None
+            host = host or await self._inventory.get_host(host_id=vm.container)
+        if vm.pool_id:
+            pool = index.pool(vm.pool_id) if index else None
+            pool = pool or await self._inventory.get_pool(pool_id=vm.pool_id)
+        return vm, host, pool
+
+    async def _initialize(self, node: Node, shared: SharedIndex | None) -> RegistrationResult:
         if node.provider_id and not is_ours(node.provider_id):
             # Not ours: no metadata, but the taint must still go (as the
             # Kubernetes cloud-node controller does for foreign instances).
@@ -97,9 +124,7 @@ class RegistrationService:
             )
             return await self._done(written)
 
-        vm = await locate_vm(self._inventory, node, match_by_name=self._options.match_by_name)
-        host = await self._inventory.get_host(host_id=vm.container) if vm.container else None
-        pool = await self._inventory.get_pool(pool_id=vm.pool_id) if vm.pool_id else None
+        vm, host, pool = await self._locate(node, shared)
         wait: list[str] = []
         addresses: tuple[NodeAddress, ...] = ()
         invalid_tags: tuple[tuple[str, str], ...] = ()
