@@ -10,6 +10,7 @@ from adapters.testing.memory import (
     InMemoryInventory,
     InMemoryNodeStore,
 )
+from domain import labels as L
 from domain.model import PowerState, Readiness, Taint, TaintEffect
 from domain.options import (
     CCMOptions,
@@ -18,7 +19,7 @@ from domain.options import (
     TagOptions,
 )
 from domain.policies.deletion_guard import DeletionGuard, Verdict
-from domain.policies.lifecycle import LifecycleAction
+from domain.policies.lifecycle import LifecycleAction, needs_check
 from domain.policies.out_of_service import OUT_OF_SERVICE, plan_out_of_service
 from domain.services import LifecycleService
 
@@ -210,3 +211,25 @@ async def test_out_of_service_after_grace_then_removed_when_ready() -> None:
     lc.nodes.set_readiness("n", Readiness.TRUE)
     await lc.svc.run_pass()
     assert OUT_OF_SERVICE not in lc.nodes.nodes["n"].taints
+
+
+@pytest.mark.parametrize(
+    ("readiness", "taints", "checked"),
+    [
+        (Readiness.TRUE, (), False),
+        (Readiness.TRUE, (L.SHUTDOWN_TAINT,), True),
+        (Readiness.TRUE, (OUT_OF_SERVICE,), True),
+        (
+            Readiness.TRUE,
+            (Taint(OUT_OF_SERVICE.key, TaintEffect.NO_EXECUTE, "maintenance"),),
+            False,
+        ),
+        (Readiness.TRUE, (Taint("example.com/other", TaintEffect.NO_SCHEDULE),), False),
+        (Readiness.FALSE, (), True),
+        (Readiness.UNKNOWN, (), True),
+    ],
+)
+def test_which_nodes_a_lifecycle_pass_checks(
+    readiness: Readiness, taints: tuple[Taint, ...], checked: bool
+) -> None:
+    assert needs_check(node("n", readiness=readiness, taints=taints)) is checked

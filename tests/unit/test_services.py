@@ -287,6 +287,48 @@ async def test_lifecycle_ready_nodes_cost_no_xo_request(world: World) -> None:
     assert sum(world.xo.requests.values()) == 0
 
 
+async def test_lifecycle_pass_checks_no_ready_node_at_rest(world: World) -> None:
+    for i in range(50):
+        world.xo.add_vm(vm(id=f"0000{i:04d}-c0e8-721c-45ec-f11276377030", name_label=f"w{i}"))
+        await world.join(f"w{i}", system_uuid=f"0000{i:04d}-c0e8-721c-45ec-f11276377030")
+    result = await world.lifecycle.run_pass()
+    assert sum(result.actions.values()) == 0, "a Ready node without our taints is not checked"
+    await _not_ready(world, "w7")
+    result = await world.lifecycle.run_pass()
+    assert dict(result.actions) == {LifecycleAction.NOTHING: 1}  # only the NotReady one
+
+
+async def test_lifecycle_keeps_visiting_a_recovered_node_until_its_sighting_is_forgotten(
+    world: World,
+) -> None:
+    """A VM seen gone once, then the node Ready again: the next pass must still look at
+    it, or the old sighting would let a later absence delete it without confirmation."""
+    world.lifecycle = LifecycleService(
+        inventory=world.xo,
+        nodes=world.nodes,
+        events=world.events,
+        clock=world.clock,
+        options=CCMOptions(deletion=DeletionOptions(confirm_delay=10)),
+    )
+    world.xo.add_vm(vm())
+    await world.join()
+    await _not_ready(world)
+    world.xo.delete_vm(VM_1)
+    result = await world.lifecycle.run_pass()
+    assert result.actions[LifecycleAction.WAIT_CONFIRMATION] == 1
+    world.nodes.set_readiness("worker-1", Readiness.TRUE)  # it was an XO hiccup
+    result = await world.lifecycle.run_pass()
+    assert result.actions[LifecycleAction.NOTHING] == 1
+    await world.clock.advance(30)
+    await _not_ready(world)
+    result = await world.lifecycle.run_pass()  # a new sighting: confirm again, never delete
+    assert result.actions[LifecycleAction.WAIT_CONFIRMATION] == 1
+    assert "worker-1" in world.nodes.nodes
+    world.nodes.set_readiness("worker-1", Readiness.TRUE)
+    await world.lifecycle.run_pass()
+    assert sum((await world.lifecycle.run_pass()).actions.values()) == 0  # forgotten: at rest
+
+
 async def test_lifecycle_failed_delete_emits_warning_and_keeps_going(world: World) -> None:
     from domain.errors import NodeStoreError
 

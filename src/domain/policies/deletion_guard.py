@@ -61,6 +61,11 @@ class DeletionGuard:
         self._reserved[uid] = now
         return Verdict.ALLOW
 
+    def watching(self, uid: str) -> bool:
+        """Whether the node's VM was seen gone and not yet seen back (its next check
+        must happen, or the sighting would outlive the node's recovery)."""
+        return uid in self._first_gone
+
     def seen_present(self, uid: str) -> None:
         """The VM exists (or the node is Ready): forget an earlier sighting."""
         self._first_gone.pop(uid, None)

@@ -6,6 +6,7 @@ from enum import StrEnum
 
 from domain import labels
 from domain.model import Node
+from domain.policies.out_of_service import has_our_out_of_service
 
 
 class VMState(StrEnum):
@@ -34,6 +35,19 @@ class LifecycleAction(StrEnum):
 def needs_lookup(node: Node) -> bool:
     """Only not-ready nodes cost an XO request; ready ones only lose the shutdown taint."""
     return not node.ready
+
+
+def needs_check(node: Node) -> bool:
+    """Whether a periodic pass must look at the node at all.
+
+    A Ready node without the shutdown taint or our out-of-service taint has
+    nothing to lose or gain (:func:`decide` says NOTHING, the out-of-service
+    rule removes nothing), so a pass over a healthy fleet costs nothing per
+    node: only not-ready nodes and those carrying a taint of ours are visited.
+    """
+    return (
+        not node.ready or node.has_taint(labels.SHUTDOWN_TAINT.key) or has_our_out_of_service(node)
+    )
 
 
 def decide(*, node: Node, vm_state: VMState | None) -> LifecycleAction:

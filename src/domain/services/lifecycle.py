@@ -22,7 +22,13 @@ from domain.matching import placement_pools, vm_id_candidates
 from domain.model import EventType, Node, NodeChange
 from domain.options import CCMOptions
 from domain.policies.deletion_guard import DeletionGuard, Verdict
-from domain.policies.lifecycle import LifecycleAction, VMState, decide, needs_lookup
+from domain.policies.lifecycle import (
+    LifecycleAction,
+    VMState,
+    decide,
+    needs_check,
+    needs_lookup,
+)
 from domain.policies.out_of_service import plan_out_of_service
 from domain.ports import Clock, EventRecorder, Inventory, Metrics, NodeStore
 from domain.providerid import is_ours
@@ -98,13 +104,22 @@ class LifecycleService:
         self._locks: dict[str, asyncio.Lock] = {}
         self._total_nodes = 0
 
+    def _visit(self, node: Node) -> bool:
+        """Whether the pass checks the node: :func:`needs_check`, or state kept about it."""
+        key = node.uid or node.name
+        return needs_check(node) or key in self._shut_down_since or self.guard.watching(key)
+
     async def run_pass(self) -> LifecyclePassResult:
-        """One pass over every node; a failure on one node never stops the pass."""
+        """One pass over the nodes that may need something (not Ready, tainted by us,
+        or with state kept here): at rest a healthy fleet costs no check at all.
+        A failure on one node never stops the pass."""
         actions: Counter[LifecycleAction] = Counter()
         rechecks: dict[str, float] = {}
         all_nodes = await self._nodes.list()
         self._total_nodes = len(all_nodes)
         for node in all_nodes:
+            if not self._visit(node):
+                continue
             result = await self.check(node)
             actions[result.action] += 1
             if result.recheck_after is not None:
