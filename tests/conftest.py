@@ -1,1 +1,20 @@
-"""Shared test configuration: ``src`` is importable through the editable install."""
+"""Shared test configuration: ``src`` is importable through the editable install.
+
+``xo_spec``: XO's published OpenAPI spec (``tests/spec/xo_spec.py``), for every
+suite that holds the fake XO or the adapter to it. When it cannot be had the
+tests that need it fail, saying why: a skipped spec check proves nothing.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.spec.xo_spec import SpecUnavailable, XOSpec, spec_folder
+
+
+@pytest.fixture(scope="session")
+def xo_spec() -> XOSpec:
+    try:
+        return XOSpec(spec_folder())
+    except SpecUnavailable as err:
+        pytest.fail(f"XO's OpenAPI spec is unavailable: {err}", pytrace=False)
