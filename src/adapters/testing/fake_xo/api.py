@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from adapters.testing.fake_xo.exchanges import Exchange
 from adapters.testing.fake_xo.matcher import FilterSyntaxError, parse_filter
 from adapters.testing.fake_xo.objects import pick
 from adapters.testing.fake_xo.parts import Parts
@@ -80,6 +81,21 @@ def _garble(response: web.Response, mode: str) -> web.Response:
     return response
 
 
+def _exchange(request: web.Request, body: bytes, response: web.StreamResponse) -> Exchange:
+    """What the spec check sees of one request and its answer (a stream has no body)."""
+    answered = response.body if isinstance(response, web.Response) else None
+    return Exchange(
+        method=request.method,
+        path=request.path,
+        query=tuple(request.query.items()),
+        headers=tuple(request.headers.items()),
+        request_body=body,
+        status=response.status,
+        content_type=response.content_type,
+        body=answered if isinstance(answered, bytes) else None,
+    )
+
+
 class RestAPI:
     """Handlers bound to one world (state), its event hub, faults, users and counter."""
 
@@ -89,6 +105,7 @@ class RestAPI:
         self.faults = parts.faults
         self.auth = parts.auth
         self.counter = parts.requests
+        self.exchanges = parts.exchanges
 
     def register(self, app: web.Application) -> None:
         r = app.router
@@ -107,6 +124,15 @@ class RestAPI:
             return await handler(request)
         endpoint = endpoint_of(request)
         self.counter.count(endpoint)
+        request_body = await request.read() if self.exchanges.recording else b""
+        response = await self._answer(request, handler, endpoint)
+        if self.exchanges.recording:
+            self.exchanges.record(_exchange(request, request_body, response))
+        return response
+
+    async def _answer(
+        self, request: web.Request, handler: Handler, endpoint: str
+    ) -> web.StreamResponse:
         if endpoint != PING:
             injected = await self.faults.inject(endpoint)
             if injected is not None:

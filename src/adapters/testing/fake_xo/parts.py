@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from adapters.testing.fake_xo.counter import RequestCounter
 from adapters.testing.fake_xo.events import EventHub
+from adapters.testing.fake_xo.exchanges import ExchangeLog
 from adapters.testing.fake_xo.faults import AuthDB, FaultInjector
 from adapters.testing.fake_xo.state import FakeXOState
 
@@ -13,10 +14,12 @@ from adapters.testing.fake_xo.state import FakeXOState
 @dataclass(frozen=True, slots=True)
 class Parts:
     """The world (``state``), its event streams (``hub``), the injected failures
-    (``faults``), who may log in (``auth``) and what was asked (``requests``)."""
+    (``faults``), who may log in (``auth``), what was asked (``requests``) and,
+    when recording, every request with its answer (``exchanges``)."""
 
     state: FakeXOState
     hub: EventHub
     faults: FaultInjector
     auth: AuthDB
     requests: RequestCounter
+    exchanges: ExchangeLog

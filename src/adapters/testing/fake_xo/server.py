@@ -11,7 +11,8 @@
 
 The server only serves and composes; its parts are what a test drives:
 ``state`` (the world), ``faults`` (injected failures), ``hub`` (event
-streams), ``auth`` (tokens and users), ``requests`` (counts per endpoint).
+streams), ``auth`` (tokens and users), ``requests`` (counts per endpoint),
+``exchanges`` (every request and answer, when a spec check records them).
 The ``/_control`` HTTP API calls the very same methods.
 """
 
@@ -30,6 +31,7 @@ from adapters.testing.fake_xo.api import RestAPI
 from adapters.testing.fake_xo.control import ControlAPI
 from adapters.testing.fake_xo.counter import RequestCounter
 from adapters.testing.fake_xo.events import EventHub
+from adapters.testing.fake_xo.exchanges import ExchangeLog
 from adapters.testing.fake_xo.faults import AuthDB, FaultInjector
 from adapters.testing.fake_xo.parts import Parts
 from adapters.testing.fake_xo.state import FakeXOState
@@ -74,6 +76,7 @@ class FakeXOServer:
         for username, password in (users or {}).items():
             self.auth.add_user(username=username, password=password)
         self.requests = RequestCounter()
+        self.exchanges = ExchangeLog()
         self.ssl_context = ssl_context
         self._runner: web.AppRunner | None = None
 
@@ -94,6 +97,7 @@ class FakeXOServer:
             faults=self.faults,
             auth=self.auth,
             requests=self.requests,
+            exchanges=self.exchanges,
         )
         rest = RestAPI(parts)
         app = web.Application(middlewares=[rest.middleware])
