@@ -12,8 +12,13 @@ dropped (lists add it back); the pool's ``xo:clientInfo:*`` entries
 - ``HOST`` (``host.json``);
 - ``POOL`` (``pool.json``; its ids are inconsistent with the others upstream: rewritten).
 
-Keep the files identical to the upstream samples when those change (they are
-data, not code). Nothing here is mutated: callers deep-copy what they change.
+The files follow the upstream samples, except where those break XO's own
+OpenAPI spec (``tests/spec`` holds them to ``Unbrand_XoVm_``, ``Unbrand_XoHost_``
+and ``Unbrand_XoPool_``): the halted VM has the required ``isNestedVirtEnabled``
+and ``vulnerabilities``, the running VM's guest tools are ``xentools`` with a
+string ``version`` (upstream: ``xenTools``, a number), the pool has the required
+``haRebootVmOnInternalShutdown``.
+Nothing here is mutated: callers deep-copy what they change.
 """
 
 from __future__ import annotations
