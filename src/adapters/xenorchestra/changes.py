@@ -33,7 +33,7 @@ from adapters.xenorchestra.http import XOHttpClient, XONotFound
 from adapters.xenorchestra.parsing import (
     HOST_FIELDS,
     POOL_FIELDS,
-    VM_EVENT_FIELDS,
+    VM_FIELDS,
     parse_host,
     parse_pool,
     parse_vm,
@@ -48,7 +48,7 @@ SUBSCRIBE = "POST /events/{id}/subscriptions"
 _KINDS = {"add": ChangeKind.ADDED, "update": ChangeKind.UPDATED, "remove": ChangeKind.REMOVED}
 #: (collection, fields, required): without the VM subscription there is no stream.
 _SUBSCRIPTIONS = (
-    ("VM", VM_EVENT_FIELDS, True),
+    ("VM", VM_FIELDS, True),
     ("host", HOST_FIELDS, False),
     ("pool", POOL_FIELDS, False),
 )
