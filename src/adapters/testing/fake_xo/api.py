@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from adapters.testing.fake_xo.events import LISTENER_TYPES
 from adapters.testing.fake_xo.exchanges import Exchange
 from adapters.testing.fake_xo.matcher import FilterSyntaxError, parse_filter
 from adapters.testing.fake_xo.objects import pick
@@ -28,6 +29,12 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 MULTIPLE_AUTH = "Having multiple authentication methods is not supported, please choose one"
 ADMIN_KEY = web.RequestKey("xo_admin", bool)
+#: What XO's event service sets on a stream (``event.service.mjs``).
+SSE_HEADERS = {
+    "Content-Type": "text/event-stream",
+    "Connection": "keep-alive",
+    "Cache-Control": "no-cache, no-transform",
+}
 
 
 def error(
@@ -115,7 +122,7 @@ class RestAPI:
             r.add_get(f"{API}/{collection}/{{id}}", self._getter(type_))
         r.add_get(f"{API}/events", self.events)
         r.add_post(f"{API}/events/{{id}}/subscriptions", self.subscribe)
-        r.add_delete(f"{API}/events/{{id}}/subscriptions/{{collection}}", self.unsubscribe)
+        r.add_delete(f"{API}/events/{{id}}/subscriptions/{{subscriptionId}}", self.unsubscribe)
 
     # -- middleware ---------------------------------------------------------
     @web.middleware
@@ -237,22 +244,23 @@ class RestAPI:
             return web.Response(
                 status=404, text="Cannot GET /rest/v0/events", content_type="text/html"
             )
-        response = web.StreamResponse(
-            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
-        )
+        response = web.StreamResponse(headers=SSE_HEADERS)
         await response.prepare(request)
         conn = self.hub.open()
+        loop = asyncio.get_running_loop()
 
         async def send(event: str, data: Any) -> None:
             await response.write(self.hub.frame(event, data))
 
         try:
             await send("init", {"id": conn.id})
+            due = self.hub.next_ping(loop.time())
             while True:
                 try:
-                    async with asyncio.timeout(self.hub.ping_interval):
+                    async with asyncio.timeout_at(due):
                         frame = await conn.queue.get()
                 except TimeoutError:
+                    due = self.hub.next_ping(max(loop.time(), due))
                     if self.faults.active.mute_pings:
                         continue
                     frame = ("ping", {"ping": int(time.time() * 1000)})
@@ -266,6 +274,7 @@ class RestAPI:
         return response
 
     async def subscribe(self, request: web.Request) -> web.Response:
+        """XO validates the body first (422), then looks the connection up (404)."""
         connection = request.match_info["id"]
         try:
             body = await request.json()
@@ -273,16 +282,26 @@ class RestAPI:
             return error(400, "invalid JSON body")
         collection = body.get("collection") if isinstance(body, dict) else None
         fields = body.get("fields") if isinstance(body, dict) else None
-        if collection not in ("VM", "host", "pool") or not (
-            fields is None or (isinstance(fields, list) and all(isinstance(f, str) for f in fields))
+        if collection not in LISTENER_TYPES or not (
+            fields is None
+            or fields == "*"
+            or (isinstance(fields, list) and all(isinstance(f, str) for f in fields))
         ):
             return error(422, "invalid parameters", data={"collection": collection})
-        if not self.hub.subscribe(connection, collection, fields):
-            return error(404, f"no such connection {connection}", data={"id": connection})
+        picked = None if fields in (None, "*") else fields
+        if not self.hub.subscribe(connection, collection, picked):
+            return _no_such_event(connection)
         return web.json_response({"id": collection}, status=201)
 
     async def unsubscribe(self, request: web.Request) -> web.Response:
-        connection = request.match_info["id"]
-        if not self.hub.unsubscribe(connection, request.match_info["collection"]):
-            return error(404, f"no such subscription on {connection}", data={"id": connection})
+        connection, collection = request.match_info["id"], request.match_info["subscriptionId"]
+        if collection not in LISTENER_TYPES:
+            return error(422, "invalid parameters", data={"subscriptionId": collection})
+        if not self.hub.unsubscribe(connection, collection):
+            return _no_such_event(connection)
         return web.Response(status=204)
+
+
+def _no_such_event(connection: str) -> web.Response:
+    """XO's ``noSuchObject(id, 'event')`` for a connection id it does not know."""
+    return error(404, f"no such event {connection}", data={"id": connection, "type": "event"})

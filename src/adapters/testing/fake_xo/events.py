@@ -1,19 +1,24 @@
 """The fake XO's server-sent events: connections, subscriptions, frames.
 
-As in XO: a connection gets an id in its ``init`` frame; subscriptions are
-per collection with an optional field list (re-posting replaces it); a
-frame carries ``$subscription`` and only the picked fields; an update whose
-picked fields did not change is not sent; dropping a connection destroys
-its subscriptions. Pings are sent every ``ping_interval`` seconds.
+As XO's event service does (``dist/events/event.service.mjs`` and
+``event.class.mjs`` of ``@xen-orchestra/rest-api``; ``tests/spec`` states each
+fact against those files): a connection gets a random UUID in its ``init``
+frame; subscriptions are per collection (any of XO's listener types) with a
+field list or ``*`` (re-posting replaces it); a frame carries
+``$subscription`` and the object (``pick``-ed when fields are given; a remove
+carries the object as it was); an update whose picked fields did not change
+is not sent, one of a ``*`` subscription always is; dropping a connection
+destroys its subscriptions. Pings come on one fixed cadence for every
+connection (XO's single 30 s ``setInterval``), whatever else is sent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
-import itertools
 import json
-import secrets
+import math
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +27,16 @@ from adapters.testing.fake_xo.objects import pick
 
 #: One queued frame (event name and data), or None: close the stream.
 Frame = tuple[str, dict[str, Any]] | None
+
+#: The collections a subscription may name: XO 0.39.0's ``XoListenerType``
+#: (``tests/spec`` checks this against the spec of the version in use).
+LISTENER_TYPES = frozenset(
+    {
+        "pool", "VBD", "host", "VIF", "VTPM", "VM-snapshot", "SR", "VM", "VM-template",
+        "message", "vgpu", "gpuGroup", "network", "PBD", "PCI", "PGPU", "PIF", "VDI",
+        "VDI-snapshot", "VDI-unmanaged", "vgpuType", "VM-controller", "SM", "alarm", "task",
+    }
+)  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -43,7 +58,8 @@ class EventHub:
         self.connections: dict[str, Connection] = {}
         self.ping_interval = ping_interval
         self.compact = compact
-        self._seq = itertools.count(1)
+        #: when the first connection opened (XO starts its ping timer then)
+        self._ping_epoch: float | None = None
 
     def configure(
         self, *, ping_interval: float | None = None, compact: bool | None = None
@@ -52,6 +68,7 @@ class EventHub:
             if ping_interval <= 0:
                 raise ValueError("ping_interval must be positive")
             self.ping_interval = float(ping_interval)
+            self._ping_epoch = None
         if compact is not None:
             self.compact = bool(compact)
         return {"ping_interval": self.ping_interval, "compact": self.compact}
@@ -60,9 +77,16 @@ class EventHub:
         return encode_frame(event, data, compact=self.compact)
 
     def open(self) -> Connection:
-        conn = Connection(id=f"{next(self._seq)}-{secrets.token_hex(4)}")
+        conn = Connection(id=str(uuid.uuid4()))
         self.connections[conn.id] = conn
         return conn
+
+    def next_ping(self, now: float) -> float:
+        """The loop time of the next ping: one cadence from the first connection on."""
+        if self._ping_epoch is None:
+            self._ping_epoch = now
+        ticks = math.floor((now - self._ping_epoch) / self.ping_interval) + 1
+        return self._ping_epoch + ticks * self.ping_interval
 
     def close(self, conn_id: str) -> None:
         self.connections.pop(conn_id, None)
@@ -76,6 +100,7 @@ class EventHub:
         return len(conns)
 
     def subscribe(self, conn_id: str, collection: str, fields: Sequence[str] | None) -> bool:
+        """Add or replace a subscription (``fields`` None: ``*``); False: no such connection."""
         conn = self.connections.get(conn_id)
         if conn is None:
             return False
@@ -83,10 +108,11 @@ class EventHub:
         return True
 
     def unsubscribe(self, conn_id: str, collection: str) -> bool:
+        """False only for an unknown connection: XO ignores an absent subscription."""
         conn = self.connections.get(conn_id)
-        if conn is None or collection not in conn.subscriptions:
+        if conn is None:
             return False
-        del conn.subscriptions[collection]
+        conn.subscriptions.pop(collection, None)
         return True
 
     def publish(
@@ -99,7 +125,7 @@ class EventHub:
             fields = conn.subscriptions[type_]
             if kind == "update" and before is not None and after is not None:
                 data = _view(after, fields)
-                if _view(before, fields) == data:
+                if fields is not None and _view(before, fields) == data:
                     continue
             elif kind == "remove" and before is not None:
                 data = _view(before, fields)

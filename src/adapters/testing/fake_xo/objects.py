@@ -146,9 +146,13 @@ def power_off(vm: dict[str, Any], *, state: str = "Halted") -> None:
 
 
 def pick(obj: Mapping[str, Any], fields: Sequence[str]) -> dict[str, Any]:
-    """XO's field selection: only these keys; ``a.b`` is a nested pick; unknown dropped."""
+    """XO's field selection (lodash ``pick``): only these keys; ``a.b`` is a nested
+    pick unless ``a.b`` is itself a key; unknown fields are dropped."""
     out: dict[str, Any] = {}
     for field in fields:
+        if field in obj:
+            out[field] = copy.deepcopy(obj[field])
+            continue
         parts = field.split(".")
         value: Any = obj
         for part in parts:
