@@ -11,6 +11,12 @@ openapi-core over the spec as published:
   that status and content type);
 - any object against one of the spec's component schemas (required fields too).
 
+One reading rule, :func:`read_as_published`: tsoa, which generates the spec,
+writes ``T | null`` as ``nullable: true`` beside an ``allOf``/``anyOf`` without
+``type``, which OpenAPI 3.0.3 would read as "not nullable". The spec's own
+examples (a halted VM's ``os_version: null``) mean null, so null is read as
+allowed there and nowhere else.
+
 Every problem is one line naming what was wrong; an empty list is a pass.
 Nothing here tolerates a mismatch: there is no allow-list to add to.
 """
@@ -54,6 +60,19 @@ _TRANSPORT_HEADERS = frozenset(
         "authorization",
     }
 )
+
+
+def read_as_published(node: Any) -> Any:
+    """The document with tsoa's typeless ``nullable: true`` read as "or null"."""
+    if isinstance(node, list):
+        return [read_as_published(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {key: read_as_published(value) for key, value in node.items()}
+    if out.get("nullable") is True and "type" not in out and not out.get("properties"):
+        rest = {k: v for k, v in out.items() if k != "nullable"}
+        return {"anyOf": [rest, {"nullable": True, "enum": [None]}]}
+    return out
 
 
 class SpecUnavailable(RuntimeError):
@@ -116,7 +135,8 @@ class XOSpec:
         self.folder = folder
         self.version: str = str(self.document.get("info", {}).get("version", "?"))
         self.base: str = str(self.document.get("servers", [{}])[0].get("url", ""))
-        self._api = OpenAPI.from_dict(self.document, config=Config(spec_validator_cls=None))
+        self._read = read_as_published(self.document)
+        self._api = OpenAPI.from_dict(self._read, config=Config(spec_validator_cls=None))
 
     @property
     def events_sources(self) -> Path:
@@ -125,9 +145,7 @@ class XOSpec:
 
     @cached_property
     def _registry(self) -> Registry[Any]:
-        resource: Resource[Any] = Resource.from_contents(
-            self.document, default_specification=DRAFT4
-        )
+        resource: Resource[Any] = Resource.from_contents(self._read, default_specification=DRAFT4)
         return Registry().with_resource("spec", resource)
 
     def schema(self, name: str) -> dict[str, Any]:
