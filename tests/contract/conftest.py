@@ -32,6 +32,7 @@ from tests.contract.port_drivers import (
 )
 from tests.integration import conftest as integration
 from tests.integration.controlplane import ControlPlane
+from tests.spec.xo_spec import XOSpec
 from tests.xo.support import (
     HOST_A1,
     HOST_A2,
@@ -53,19 +54,24 @@ async def no_tasks_left_behind() -> AsyncIterator[None]:
 
 @pytest.fixture(params=["memory", "xo-http"])
 async def subject(request: pytest.FixtureRequest) -> AsyncIterator[Driver]:
+    """The HTTP subject also holds every request the adapter sent and every answer
+    the fake gave during the test to XO's published spec (``tests/spec``)."""
     if request.param == "memory":
         driver: Driver = MemoryDriver()
         await _build_world(driver)
         yield driver
         return
-    async with (
-        FakeXOServer(host="127.0.0.1", port=0, token=TOKEN, ping_interval=PING_INTERVAL) as xo,
-        FakeXOControlClient(xo.url) as control,
-        make_inventory(xo) as inventory,
-    ):
-        driver = XOHTTPDriver(inventory, control)
-        await _build_world(driver)
-        yield driver
+    spec: XOSpec = request.getfixturevalue("xo_spec")
+    async with FakeXOServer(
+        host="127.0.0.1", port=0, token=TOKEN, ping_interval=PING_INTERVAL
+    ) as xo:
+        xo.exchanges.start()
+        async with FakeXOControlClient(xo.url) as control, make_inventory(xo) as inventory:
+            driver = XOHTTPDriver(inventory, control)
+            await _build_world(driver)
+            yield driver
+    problems = spec.exchange_problems(xo.exchanges.exchanges)
+    assert not problems, f"not as XO {spec.version}'s spec says:\n" + "\n".join(problems)
 
 
 async def _build_world(driver: Driver) -> None:

@@ -122,7 +122,6 @@ async def test_an_event_stream_and_its_subscriptions_are_the_spec_s(
                 json={"collection": collection, "fields": fields},
             )
             assert answer.status_code == 201
-    await xo.stop()  # ends the stream: the fake records it once it is over
 
     statuses = sorted((e.method, e.status) for e in xo.exchanges.exchanges)
     assert statuses == [("GET", 200), ("POST", 201), ("POST", 201), ("POST", 201)]

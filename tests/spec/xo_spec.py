@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from collections.abc import Iterable, Sequence
 from functools import cached_property
@@ -165,30 +166,80 @@ class XOSpec:
 
     # -- objects -----------------------------------------------------------
     def object_problems(self, schema_name: str, instance: Any) -> list[str]:
-        """``instance`` against ``#/components/schemas/<schema_name>``."""
+        """``instance`` against ``#/components/schemas/<schema_name>``, and no key
+        the schema does not declare (:meth:`undeclared_keys`)."""
         self.schema(schema_name)
+        schema = {"$ref": f"#/components/schemas/{schema_name}"}
         validator = OAS30Validator(
             {"$ref": f"spec#/components/schemas/{schema_name}"}, registry=self._registry
         )
-        return sorted(_one_line(e) for e in validator.iter_errors(instance))
+        problems = sorted(_one_line(e) for e in validator.iter_errors(instance))
+        return problems + self.undeclared_keys(schema, instance)
+
+    # -- keys the spec does not declare ----------------------------------------
+    def _resolve(self, schema: dict[str, Any]) -> dict[str, Any]:
+        while "$ref" in schema:
+            name = schema["$ref"].removeprefix("#/components/schemas/")
+            schema = self._read["components"]["schemas"][name]
+        return schema
+
+    def _declared(self, schema: dict[str, Any]) -> set[str] | None:
+        """The keys an object of this schema may have; None: any (a record, a map)."""
+        schema = self._resolve(schema)
+        if "allOf" in schema:
+            keys: set[str] = set()
+            for branch in schema["allOf"]:
+                declared = self._declared(branch)
+                if declared is None:
+                    return None
+                keys |= declared
+            return keys
+        if schema.get("properties") and not schema.get("additionalProperties"):
+            return set(schema["properties"])
+        return None
+
+    def _valid(self, schema: dict[str, Any], instance: Any) -> bool:
+        """Does ``instance`` match this (sub)schema? Its ``#/components`` refs resolve
+        against the spec's components, carried beside it in the root."""
+        rooted = {**schema, "components": self._read["components"]}
+        return bool(OAS30Validator(rooted).is_valid(instance))
+
+    def undeclared_keys(self, schema: dict[str, Any], instance: Any, where: str = "") -> list[str]:
+        """Keys of ``instance`` (and of the objects of an array) that its schema does
+        not declare. OpenAPI allows extra keys, but XO's schemas are generated from
+        the types of the objects it sends: a key outside them is a renamed or
+        invented field, which the fake must not serve and the adapter must not need.
+        """
+        schema = self._resolve(schema)
+        for key in ("anyOf", "oneOf"):
+            if key in schema:
+                for branch in schema[key]:
+                    if self._valid(branch, instance):
+                        return self.undeclared_keys(branch, instance, where)
+                return []
+        if isinstance(instance, list) and "items" in schema:
+            problems: list[str] = []
+            for i, item in enumerate(instance):
+                problems += self.undeclared_keys(schema["items"], item, f"{where}{i}/")
+            return problems
+        declared = self._declared(schema)
+        if not isinstance(instance, dict) or declared is None:
+            return []
+        return [
+            f"at {where or '(top)'}: {key!r} is not a property of the spec's schema"
+            for key in sorted(set(instance) - declared)
+        ]
 
     # -- requests and responses ----------------------------------------------
     def _template_of(self, path: str) -> str:
-        """The spec path template a concrete path falls under (literal segments win)."""
-        parts = path.removeprefix(self.base).strip("/").split("/")
+        """The spec path template a concrete path falls under (``/vms/{id}``, not
+        ``/vms/{id}.{format}`` for an id without a dot); literal segments win."""
+        relative = path.removeprefix(self.base)
         best: tuple[int, str] | None = None
         for template in self.document["paths"]:
-            tparts = template.strip("/").split("/")
-            if len(tparts) != len(parts):
-                continue
-            literal = 0
-            for t, p in zip(tparts, parts, strict=True):
-                if t.startswith("{") and t.endswith("}"):
-                    continue
-                if t != p:
-                    break
-                literal += 1
-            else:
+            pattern = re.sub(r"\\{[^}]+\\}", "[^/.]+", re.escape(template))
+            if re.fullmatch(pattern, relative):
+                literal = len(re.sub(r"{[^}]+}", "", template))
                 if best is None or literal > best[0]:
                     best = (literal, template)
         if best is None:
@@ -227,7 +278,8 @@ class XOSpec:
         problems += [
             f"{what}: query parameter {n!r} sent twice" for n in set(names) if names.count(n) > 1
         ]
-        problems += self._auth_problems(what, exchange.headers)
+        if operation.get("security") != [{"none": []}]:
+            problems += self._auth_problems(what, exchange.headers)
         try:
             self._api.validate_request(self._mock_request(exchange))
         except Exception as err:  # openapi-core raises one class per kind of problem
@@ -274,7 +326,14 @@ class XOSpec:
             self._api.validate_response(self._mock_request(exchange), response)
         except Exception as err:
             return [f"{what}: {_describe(err)}"]
-        return []
+        return [f"{what}: {p}" for p in self._undeclared_in(operation, exchange)]
+
+    def _undeclared_in(self, operation: dict[str, Any], exchange: Exchange) -> list[str]:
+        declared = operation["responses"][str(exchange.status)].get("content", {})
+        media = declared.get(exchange.content_type.split(";")[0], {})
+        if "schema" not in media or exchange.body is None:
+            return []
+        return self.undeclared_keys(media["schema"], json.loads(exchange.body))
 
     def exchange_problems(self, exchanges: Sequence[Exchange]) -> list[str]:
         problems: list[str] = []

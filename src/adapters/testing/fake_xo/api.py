@@ -133,7 +133,8 @@ class RestAPI:
         self.counter.count(endpoint)
         request_body = await request.read() if self.exchanges.recording else b""
         response = await self._answer(request, handler, endpoint)
-        if self.exchanges.recording:
+        if self.exchanges.recording and isinstance(response, web.Response):
+            # (a stream records itself once open: its handler ends when the client goes)
             self.exchanges.record(_exchange(request, request_body, response))
         return response
 
@@ -246,6 +247,8 @@ class RestAPI:
             )
         response = web.StreamResponse(headers=SSE_HEADERS)
         await response.prepare(request)
+        if self.exchanges.recording:
+            self.exchanges.record(_exchange(request, b"", response))
         conn = self.hub.open()
         loop = asyncio.get_running_loop()
 
