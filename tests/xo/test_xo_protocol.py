@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import httpx
 import pytest
+from pydantic import SecretStr
 
 from adapters.testing.fake_xo import FakeXOServer
 from adapters.xenorchestra import XOInventory
+from adapters.xenorchestra.auth import Credentials
+from adapters.xenorchestra.http import XOHttpClient
 from adapters.xenorchestra.parsing import name_filter, parse_host, parse_pool, parse_vm
 from domain.errors import ProtocolError
 from domain.model import PowerState
-from tests.xo.support import RecordingObserver, World, make_inventory
+from tests.xo.support import (
+    TOKEN,
+    RecordingObserver,
+    World,
+    make_inventory,
+)
 
 VM_ID = "f07ab729-c0e8-721c-45ec-f11276377030"
 
@@ -163,3 +173,28 @@ def test_malformed_hosts_and_pools_are_protocol_errors(
 )
 def test_the_name_filter_is_an_escaped_anchored_regex(name: str, expected: str) -> None:
     assert name_filter(name) == expected
+
+
+class _HungHostList(httpx.AsyncHTTPTransport):
+    """The network to the fake XO, where the host list's answer never comes back."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/hosts"):
+            await asyncio.Event().wait()
+        return await super().handle_async_request(request)
+
+
+async def test_a_failed_snapshot_leaves_no_request_behind(xo: FakeXOServer, world: World) -> None:
+    """The flake of ``test_only_an_answer_from_xo_moves_the_last_success_time``, made
+    certain: the VM list fails while the host list is still in flight; the snapshot
+    must not return with that request still running (and measured later)."""
+    xo.faults.set(garbage="shape", endpoint="GET /vms")
+    client = XOHttpClient(
+        url=xo.url, credentials=Credentials(token=SecretStr(TOKEN)), transport=_HungHostList()
+    )
+    async with XOInventory(client) as inventory:
+        with pytest.raises(ProtocolError, match="GET /vms"):
+            await inventory.snapshot()
+
+        in_flight = [t for t in asyncio.all_tasks() if "XOInventory" in repr(t.get_coro())]
+        assert in_flight == []

@@ -60,6 +60,20 @@ def _segment(value: str) -> str:
     return quote(value.strip().lower(), safe="")
 
 
+async def _all_or_none(*calls: Awaitable[T]) -> list[T]:
+    """All answers, or the first failure with the other requests cancelled: a bare
+    ``gather`` would leave them running (retrying, measured) after the caller has
+    moved on."""
+    tasks = [asyncio.ensure_future(call) for call in calls]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
 class XOInventory:
     """Implements ``domain.ports.Inventory`` against a Xen Orchestra server.
 
@@ -235,7 +249,7 @@ class XOInventory:
         return pool
 
     async def snapshot(self) -> InventorySnapshot:
-        vms_body, hosts_body, pools_body = await asyncio.gather(
+        vms_body, hosts_body, pools_body = await _all_or_none(
             self._list("/vms", VMS, VM_FIELDS),
             self._list("/hosts", HOSTS, HOST_FIELDS),
             self._list("/pools", POOLS, POOL_FIELDS),
