@@ -139,10 +139,14 @@ class XOSpec:
         self._read = read_as_published(self.document)
         self._api = OpenAPI.from_dict(self._read, config=Config(spec_validator_cls=None))
 
-    @property
-    def events_sources(self) -> Path:
-        """``dist/events/*.mjs`` of the same package: what the SSE service sends."""
-        return self.folder / "events"
+    def source(self, relative: str) -> str:
+        """A compiled source of the same package (``events/event.service.mjs``, under
+        ``dist/``): what the server does where the spec says nothing."""
+        path = self.folder / "dist" / relative
+        try:
+            return path.read_text(encoding="utf-8")
+        except OSError as err:
+            raise SpecUnavailable(f"XO {self.version} has no dist/{relative}: {err}") from None
 
     @cached_property
     def _registry(self) -> Registry[Any]:
