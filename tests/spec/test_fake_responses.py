@@ -28,6 +28,7 @@ BAD_COOKIE = {"Cookie": "authenticationToken=not-the-token"}
 
 #: (case id, method, path, query, body, headers, the status the fake must answer)
 CASES = [
+    ("ping", "GET", "/ping", {}, None, {}, 200),  # the doctor's first question
     ("vms-hrefs", "GET", "/vms", {}, None, COOKIE, 200),
     ("vms-fields", "GET", "/vms", {"fields": ",".join(VM_FIELDS)}, None, COOKIE, 200),
     ("vms-all-fields", "GET", "/vms", {"fields": "*"}, None, COOKIE, 200),
@@ -78,7 +79,7 @@ async def xo() -> AsyncIterator[FakeXOServer]:
 
 
 async def test_the_routes_are_the_spec_s(xo_spec: XOSpec) -> None:
-    paths = {"/vms", "/vms/{id}", "/hosts", "/hosts/{id}", "/pools", "/pools/{id}"}
+    paths = {"/ping", "/vms", "/vms/{id}", "/hosts", "/hosts/{id}", "/pools", "/pools/{id}"}
     paths |= {"/events", "/events/{id}/subscriptions"}
     assert paths <= set(xo_spec.document["paths"])
 
