@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from application.burst_snapshot import BurstSnapshot
 from application.periodic import run_every
@@ -13,6 +14,7 @@ from application.rate_limit import ControllerRateLimiter
 from application.workqueue import ShutDown, WorkQueue
 from domain import labels
 from domain.errors import CCMError
+from domain.model import Node
 from domain.policies.lifecycle import LifecycleAction
 from domain.ports import Clock, Inventory, Metrics, NodeStore
 from domain.services import LabelSyncService, LifecycleService, RegistrationService
@@ -135,6 +137,7 @@ class CloudNodeController:
         )
         #: nodes an XO change poked: their next sync asks XO, never a shared snapshot
         self._poked: set[str] = set()
+        self._classified: dict[str, tuple[Node, bool, bool]] = {}
         metrics.declare_node_syncs(controller=CLOUD_NODE, results=SYNC_RESULTS[CLOUD_NODE])
 
     async def trigger(self, name: str) -> None:
@@ -164,20 +167,31 @@ class CloudNodeController:
 
     async def report_waiting(self) -> None:
         """Count the nodes still carrying the uninitialized taint (and the oldest one),
-        and those that will never get it nor a providerID."""
+        and those that will never get it nor a providerID.
+
+        Each node is classified once per value it takes (Nodes are immutable: an
+        unchanged node is the same object), so at rest a report costs a lookup per node.
+        """
         all_nodes = await self._nodes.list()
-        waiting = [n for n in all_nodes if n.has_taint(labels.UNINITIALIZED_TAINT_KEY)]
-        created = [n.created_at for n in waiting if n.created_at is not None]
+        seen: dict[str, tuple[Node, bool, bool]] = {}
+        waiting_since: list[datetime] = []
+        waiting = without_provider_id = 0
+        for node in all_nodes:
+            known = self._classified.get(node.name)
+            if known is None or known[0] is not node:
+                tainted = node.has_taint(labels.UNINITIALIZED_TAINT_KEY)
+                known = (node, tainted, not node.provider_id and not tainted)
+            seen[node.name] = known
+            if known[1]:
+                waiting += 1
+                if node.created_at is not None:
+                    waiting_since.append(node.created_at)
+            without_provider_id += known[2]
+        self._classified = seen
         self._metrics.nodes_waiting_initialization(
-            count=len(waiting), oldest_created_at=min(created, default=None)
+            count=waiting, oldest_created_at=min(waiting_since, default=None)
         )
-        self._metrics.nodes_without_provider_id(
-            count=sum(
-                1
-                for n in all_nodes
-                if not n.provider_id and not n.has_taint(labels.UNINITIALIZED_TAINT_KEY)
-            )
-        )
+        self._metrics.nodes_without_provider_id(count=without_provider_id)
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tg:

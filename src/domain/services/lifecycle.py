@@ -103,11 +103,20 @@ class LifecycleService:
         self._shut_down_since: dict[str, float] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._total_nodes = 0
+        #: nodes a pass found nothing to check on: the very (immutable) Node value it
+        #: saw, so the next pass skips an unchanged node without looking at it again
+        self._quiet: dict[str, Node] = {}
 
     def _visit(self, node: Node) -> bool:
         """Whether the pass checks the node: :func:`needs_check`, or state kept about it."""
+        if self._quiet.get(node.name) is node:
+            return False
         key = node.uid or node.name
-        return needs_check(node) or key in self._shut_down_since or self.guard.watching(key)
+        if needs_check(node) or key in self._shut_down_since or self.guard.watching(key):
+            self._quiet.pop(node.name, None)
+            return True
+        self._quiet[node.name] = node
+        return False
 
     async def run_pass(self) -> LifecyclePassResult:
         """One pass over the nodes that may need something (not Ready, tainted by us,
@@ -124,6 +133,9 @@ class LifecycleService:
             actions[result.action] += 1
             if result.recheck_after is not None:
                 rechecks[node.name] = result.recheck_after
+        if len(self._quiet) > len(all_nodes):  # forget deleted nodes
+            present = {node.name for node in all_nodes}
+            self._quiet = {n: v for n, v in self._quiet.items() if n in present}
         self._report_breaker()
         return LifecyclePassResult(actions, rechecks)
 
@@ -152,6 +164,7 @@ class LifecycleService:
 
     async def check(self, node: Node) -> CheckResult:
         """Check one node; the periodic pass and XO-event checks never overlap on it."""
+        self._quiet.pop(node.name, None)  # state about it may change: look again next pass
         lock = self._locks.setdefault(node.name, asyncio.Lock())
         try:
             async with lock:
