@@ -410,3 +410,58 @@ async def test_halted_vm_registration_has_no_zone(world: World) -> None:
     n = await world.join()
     assert L.ZONE not in n.labels
     assert n.labels[L.REGION] == POOL_A
+
+
+async def test_a_label_pass_over_settled_nodes_plans_nothing_yet_follows_every_change(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import domain.services.label_sync as label_sync
+
+    planned: list[str] = []
+    original = label_sync.instance_metadata
+
+    def counting(**kwargs: object):  # type: ignore[no-untyped-def]
+        planned.append(kwargs["node"].name)  # type: ignore[attr-defined]
+        return original(**kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(label_sync, "instance_metadata", counting)
+    world.xo.add_vm(vm())
+    world.xo.add_vm(vm(id=VM_2, name_label="worker-2"))
+    await world.join()
+    await world.join("worker-2", system_uuid=VM_2)
+    await world.label_sync.run_pass()
+    planned.clear()
+    await world.label_sync.run_pass()
+    assert planned == [], "nothing changed on either side: nothing is recomputed"
+
+    world.xo.migrate_vm(VM_1, host_id=HOST_2)  # the VM changed
+    await world.label_sync.run_pass()
+    assert planned == ["worker-1"]
+    assert world.nodes.nodes["worker-1"].labels[L.ZONE] == HOST_2
+    planned.clear()
+    world.xo.add_host(host(HOST_2, "renamed-host"))  # the host changed
+    await world.label_sync.run_pass()
+    assert planned == ["worker-1"]
+    assert world.nodes.nodes["worker-1"].labels[L.HOST_NAME_LABEL] == "renamed-host"
+    await world.label_sync.run_pass()  # its own write changed the node: checked once more
+    planned.clear()
+    labels = dict(world.nodes.nodes["worker-2"].labels)
+    labels.pop(L.ZONE)
+    world.nodes.nodes["worker-2"] = replace(world.nodes.nodes["worker-2"], labels=labels)
+    await world.label_sync.run_pass()  # the node changed
+    assert planned == ["worker-2"]
+    assert world.nodes.nodes["worker-2"].labels[L.ZONE] == HOST_1
+
+
+async def test_an_address_pass_over_settled_nodes_still_follows_a_new_ip(world: World) -> None:
+    world.xo.add_vm(vm())
+    await world.join()
+    await world.registration.sync_addresses()
+    assert (await world.registration.sync_addresses()).patched == 0
+    world.xo.update_vm(VM_1, main_ip_address="10.1.6.200")
+    assert (await world.registration.sync_addresses()).patched == 1
+    assert (
+        NodeAddress(AddressType.EXTERNAL_IP, "10.1.6.200")
+        in world.nodes.nodes["worker-1"].addresses
+    )
+    assert (await world.registration.sync_addresses()).patched == 0

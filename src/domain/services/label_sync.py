@@ -54,25 +54,51 @@ class LabelSyncService:
         self._nodes = nodes
         self._events = events
         self._options = options or CCMOptions()
+        #: what each node was last found in step with: the very Node value and the
+        #: VM, host and pool (equal values): while both stay, nothing is recomputed
+        self._settled: dict[str, tuple[Node, VM, Host | None, Pool | None]] = {}
+
+    def _in_step(self, node: Node, vm: VM, host: Host | None, pool: Pool | None) -> bool:
+        last = self._settled.get(node.name)
+        return (
+            last is not None
+            and last[0] is node
+            and last[1] == vm
+            and last[2] == host
+            and last[3] == pool
+        )
 
     async def run_pass(self) -> LabelSyncResult:
-        """Sync every initialized node from one inventory snapshot (O(1) XO requests)."""
+        """Sync every initialized node from one inventory snapshot (O(1) XO requests).
+
+        A node unchanged since a pass found it in step with an unchanged VM, host
+        and pool is skipped without planning: at rest a pass costs a comparison per node.
+        """
         targets = [(node, vm_id) for node in await self._nodes.list() if (vm_id := _vm_id(node))]
         if not targets:
             return LabelSyncResult(0, 0)
         snap = await self._inventory.snapshot()
         updated = failed = 0
+        settled: dict[str, tuple[Node, VM, Host | None, Pool | None]] = {}
         for node, vm_id in targets:
             vm = snap.vms.get(vm_id)
             if vm is None:
                 continue  # gone or unreachable: the lifecycle controller's business
+            host = snap.hosts.get(vm.container)
+            pool = snap.pools.get(vm.pool_id)
+            if self._in_step(node, vm, host, pool):
+                settled[node.name] = self._settled[node.name]
+                continue
             try:
-                host = snap.hosts.get(vm.container)
-                pool = snap.pools.get(vm.pool_id)
-                updated += await self._apply(node, vm, host, pool)
+                changed = await self._apply(node, vm, host, pool)
             except CCMError as err:
                 failed += 1
                 log.warning("node %s: label sync failed: %s", node.name, err)
+                continue
+            updated += changed
+            if not changed:
+                settled[node.name] = (node, vm, host, pool)
+        self._settled = settled
         return LabelSyncResult(updated, failed)
 
     async def sync_node(self, *, name: str) -> bool:

@@ -69,6 +69,8 @@ class RegistrationService:
         self._events = events
         self._clock = clock
         self._options = options or CCMOptions()
+        #: each node's value and VM when an address pass last found them in step
+        self._addressed: dict[str, tuple[Node, VM]] = {}
 
     async def sync(self, *, name: str, shared: SharedIndex | None = None) -> RegistrationResult:
         """Initialize or reconcile one node by name.
@@ -186,7 +188,8 @@ class RegistrationService:
         """Refresh ``status.addresses`` of every initialized node of ours.
 
         One inventory snapshot for the whole pass; a node whose VM is absent
-        or whose result is empty is skipped; only differences are written, by
+        or whose result is empty is skipped, and so is one unchanged (the same
+        Node value, an equal VM) since a pass found it in step; only differences are written, by
         up to ``workers`` concurrent patches (``--concurrent-node-status-updates``);
         errors are logged, never retried here (the next pass retries).
         """
@@ -204,9 +207,14 @@ class RegistrationService:
             return AddressSyncResult(0, 0)
         snapshot = await self._inventory.snapshot()
         changes = []
+        settled: dict[str, tuple[Node, VM]] = {}
         for node, vm_id in candidates:
             vm = snapshot.vms.get(vm_id)
             if vm is None:
+                continue
+            last = self._addressed.get(node.name)
+            if last is not None and last[0] is node and last[1] == vm:
+                settled[node.name] = last  # unchanged on both sides: nothing to compute
                 continue
             addresses = node_addresses(
                 vm=vm,
@@ -215,8 +223,10 @@ class RegistrationService:
                 options=self._options.addresses,
             )
             if not addresses or tuple(node.addresses) == addresses:
+                settled[node.name] = (node, vm)
                 continue
             changes.append((node, addresses))
+        self._addressed = settled
         outcomes: list[bool] = []
         slots = asyncio.Semaphore(max(1, workers))
 
