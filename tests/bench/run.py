@@ -56,6 +56,24 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--steady-sizes", default="100,1000,5000", help="VM counts of the steady-state passes"
     )
+    parser.add_argument(
+        "--baseline",
+        nargs="?",
+        const="87c6494",
+        default=None,
+        metavar="REV",
+        help="run the issue-16 table for this tree and REV (default 87c6494) side by side "
+        "(with --full: the 5,000-node rows too) instead of the phases",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="instead: profile a registration at QPS 500 (cProfile, every thread; with "
+        "--baseline for REV too), the top functions to bench-results/profile-*.txt",
+    )
+    parser.add_argument(
+        "--profile-nodes", type=int, default=1000, help="nodes of the profiled registration"
+    )
     return parser.parse_args(argv)
 
 
@@ -276,6 +294,7 @@ def render(results: dict[str, Any]) -> str:
                     r["xo_requests_per_node"],
                     r["kube_requests_per_node"],
                     r["ccm"]["peak_rss_mib"],
+                    f"{r['cpu_seconds_per_node'] * 1000:.2f}",
                 ]
             )
         parts.append(
@@ -294,6 +313,7 @@ def render(results: dict[str, Any]) -> str:
                     "XO req/node",
                     "K8s req/node",
                     "CCM RSS MiB",
+                    "CCM CPU ms/node",
                 ],
                 rows,
             )
@@ -411,6 +431,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     logger.remove()
     logger.add(sys.stderr, level="WARNING")
     log(machine_line(machine()))
+    if args.baseline or args.profile:
+        from . import compare
+
+        results = asyncio.run(compare.run(args))
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        print(compare.render(results))
+        print(f"\nresults: {args.out}")
+        return 0
     results = asyncio.run(run(args))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

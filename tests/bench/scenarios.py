@@ -42,6 +42,7 @@ from domain.services import LabelSyncService, RegistrationService
 from tests.integration.ccm_process import CCMProcess, write_cloud_config
 from tests.integration.waiting import until
 
+from .builds import THIS_TREE, BenchCCM, Build
 from .cluster import (
     RUN_LABEL,
     NodeWatch,
@@ -133,13 +134,22 @@ class BenchEnv:
         return xo, pool, host_ids
 
     async def start_ccm(
-        self, xo: FakeXOServer, *, run: str, flags: Sequence[str] = (), extra_config: str = ""
+        self,
+        xo: FakeXOServer,
+        *,
+        run: str,
+        flags: Sequence[str] = (),
+        extra_config: str = "",
+        build: Build = THIS_TREE,
+        label: str = "",
     ) -> CCMProcess:
         config = write_cloud_config(xo.url, token=TOKEN, extra=extra_config)
-        ccm = CCMProcess(
+        ccm = BenchCCM(
+            build=build,
             kubeconfig=self.plane.admin_kubeconfig,
             cloud_config=config,
             flags=[*PRODUCTION_FLAGS, f"--leader-elect-resource-name=bench-{run}", *flags],
+            profile=build.next_profile(label or run),
         )
         self.ccm_processes.append(ccm)
         await ccm.start()
@@ -201,7 +211,12 @@ async def bench_env(
 
 # -- 1. registration ---------------------------------------------------------
 async def registration(
-    env: BenchEnv, *, nodes: int, flags: Sequence[str] = (), hosts: int = 8
+    env: BenchEnv,
+    *,
+    nodes: int,
+    flags: Sequence[str] = (),
+    hosts: int = 8,
+    build: Build = THIS_TREE,
 ) -> dict[str, Any]:
     """``nodes`` Nodes created at once with the uninitialized taint: time until all
     are initialized, per-node taint-removal delay, requests per node."""
@@ -215,7 +230,9 @@ async def registration(
         objects = [
             kubelet_node(name, run=run, system_uuid=vm) for name, vm in zip(names, vms, strict=True)
         ]
-        ccm = await env.start_ccm(xo, run=run, flags=flags)
+        ccm = await env.start_ccm(
+            xo, run=run, flags=flags, build=build, label=f"registration-{nodes}"
+        )
         await asyncio.sleep(1.0)  # the XO change stream connects and resyncs
         watch = await NodeWatch(env.kube, f"{run}-").start()
         try:
@@ -259,9 +276,17 @@ async def registration(
     delays = [watch.initialized_at[n] - created[n] for n in names]
     total = finished - started
     kube_total = sum(kube_counts.values())
+    # Events have their own budget (--event-qps) from this CCM on; older ones spent
+    # --kube-api-qps on them: the floor counts what the build spends of that budget.
+    event_requests = sum(n for k, n in kube_counts.items() if k.endswith(" events"))
+    own_event_budget = (
+        build.src is None or (build.src / "adapters/kubernetes/event_queue.py").exists()
+    )
+    budget_total = kube_total - (event_requests if own_event_budget else 0)
     per_node = kube_total / nodes
-    floor = per_node * nodes / qps
-    floor_burst = max(0.0, per_node * nodes - burst) / qps
+    floor = budget_total / qps
+    floor_burst = max(0.0, budget_total - burst) / qps
+    summary = window_summary(samples)
     hist_count = metric(text, "cloud_provider_taint_removal_delay_seconds_count")
     hist_sum = metric(text, "cloud_provider_taint_removal_delay_seconds_sum")
     return {
@@ -280,10 +305,15 @@ async def registration(
         "xo_requests_per_node": round(sum(xo_counts.values()) / nodes, 3),
         "xo_requests": dict(sorted(xo_counts.items())),
         "kube_requests_per_node": round(per_node, 3),
+        "kube_budget_requests_per_node": round(budget_total / nodes, 3),
+        "event_requests_per_node": round(event_requests / nodes, 3),
         "kube_writes_per_node": round(writes(kube_counts) / nodes, 3),
         "kube_requests": dict(sorted(kube_counts.items())),
-        "ccm": window_summary(samples),
+        "ccm": summary,
+        "cpu_seconds_per_node": round(summary["cpu_seconds"] / nodes, 5),
         "ccm_exit_code": exit_code,
+        "build": build.name,
+        "profile": str(getattr(ccm, "profile", None) or ""),
     }
 
 
@@ -489,16 +519,27 @@ async def _set_ready(kube: KubeClient, name: str, status: str) -> None:
 
 # -- 4. footprint -------------------------------------------------------------------
 async def footprint(
-    env: BenchEnv, *, nodes: int, window: float = 60.0, sync_period: str = "20s"
+    env: BenchEnv,
+    *,
+    nodes: int,
+    window: float = 60.0,
+    sync_period: str = "20s",
+    build: Build = THIS_TREE,
 ) -> dict[str, Any]:
     """Peak RSS and CPU seconds of the CCM over a steady window with ``nodes``
     initialized Nodes (label and address passes every ``sync_period`` in it)."""
     setup = await grow_fleet(env, nodes)
     assert env.fleet_xo is not None
     xo = env.fleet_xo
-    run = f"foot-{nodes}"
+    run = f"foot-{nodes}-{uuid.uuid4().hex[:4]}"
     started = time.monotonic()
-    ccm = await env.start_ccm(xo, run=run, flags=[f"--node-status-update-frequency={sync_period}"])
+    ccm = await env.start_ccm(
+        xo,
+        run=run,
+        flags=[f"--node-status-update-frequency={sync_period}"],
+        build=build,
+        label=f"footprint-{nodes}",
+    )
     ready = time.monotonic() - started
     assert ccm.proc is not None
     try:
@@ -525,4 +566,6 @@ async def footprint(
         "xo_requests_in_window": dict(sorted(xo_counts.items())),
         "alive_through_window": alive,
         "ccm_exit_code": exit_code,
+        "build": build.name,
+        "profile": str(getattr(ccm, "profile", None) or ""),
     }

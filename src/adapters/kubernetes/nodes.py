@@ -29,6 +29,13 @@ from domain.model import Node, NodeAddress, NodeChange
 NODES = "/api/v1/nodes"
 
 
+def _newer_version(candidate: str, current: str) -> bool:
+    try:
+        return int(candidate) > int(current)
+    except ValueError:
+        return candidate != current
+
+
 def _is_newer(candidate: Node, current: Node) -> bool:
     """Whether ``candidate`` should replace ``current`` in the cache.
 
@@ -39,10 +46,19 @@ def _is_newer(candidate: Node, current: Node) -> bool:
     """
     if candidate.uid != current.uid:
         return True
-    try:
-        return int(candidate.resource_version) > int(current.resource_version)
-    except ValueError:
-        return candidate.resource_version != current.resource_version
+    return _newer_version(candidate.resource_version, current.resource_version)
+
+
+def _stale(obj: JsonObject, current: Node | None) -> bool:
+    """Whether a watched object is one the cache already holds (or an older one):
+    the echo of the CCM's own write, whose response the cache took already. Read
+    from the raw object, so an echo costs no conversion."""
+    if current is None:
+        return False
+    meta = obj.get("metadata") or {}
+    if str(meta.get("uid") or "") != current.uid:
+        return False
+    return not _newer_version(str(meta.get("resourceVersion") or ""), current.resource_version)
 
 
 class KubernetesNodeStore:
@@ -155,6 +171,10 @@ class KubernetesNodeStore:
         self._synced.set()
 
     def _on_event(self, kind: str, obj: JsonObject) -> None:
+        if kind != "DELETED" and _stale(
+            obj, self._nodes.get(str(obj.get("metadata", {}).get("name")))
+        ):
+            return
         node = node_from_object(obj)
         if kind == "DELETED":
             self._forget(node.name, node.uid)

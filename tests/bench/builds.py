@@ -1,0 +1,128 @@
+"""Which CCM a benchmark runs: this tree, or an earlier revision of it side by side.
+
+``scripts/bench --baseline REV`` measures this tree and REV in one run on the
+same control plane and fake XO, so the machine's noise hits both alike. REV
+runs from a git worktree (``/work/base`` when it is that revision, else one made
+under ``bench-results/``) with this tree's interpreter and dependencies, its
+own ``src`` first on ``PYTHONPATH``. Revisions from before secure serving
+(87c6494 and older) serve ``/metrics`` over plain HTTP on ``--secure-port`` and
+know none of the authorization flags: :attr:`Build.secure` says which.
+"""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from tests.integration.ccm_process import OPEN_PATHS, CCMProcess, console_script
+
+ROOT = Path(__file__).resolve().parents[2]
+#: The revision the issue's figures were taken at (the last one before its work).
+DEFAULT_BASELINE = "87c6494"
+SHARED_BASE = Path("/work/base")
+_profile_numbers = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class Build:
+    """One CCM to measure. ``src``: its source tree (None: the installed project)."""
+
+    name: str
+    src: Path | None = None
+    secure: bool = True
+    #: write a cProfile of the whole process (every thread) here, one file per run
+    profile_dir: Path | None = None
+
+    def command(self, profile: Path | None = None) -> list[str]:
+        if profile is None and self.src is None:
+            return [console_script()]
+        if profile is not None:
+            return [sys.executable, "-m", "tests.bench.profiled", str(profile)]
+        return [
+            sys.executable,
+            "-c",
+            "import sys; from entrypoints.cli import main; sys.exit(main())",
+        ]
+
+    def env(self) -> dict[str, str]:
+        """Its source first, then this tree (for ``tests.bench.profiled``)."""
+        return {"PYTHONPATH": f"{self.src}:{ROOT}" if self.src else str(ROOT)}
+
+    def next_profile(self, label: str) -> Path | None:
+        """Where the next run's profile goes (None: not profiling)."""
+        if self.profile_dir is None:
+            return None
+        self.profile_dir.mkdir(parents=True, exist_ok=True)
+        slug = "".join(c if c.isalnum() else "-" for c in label).strip("-")
+        return self.profile_dir / f"{self.name}-{next(_profile_numbers):02d}-{slug}.prof"
+
+
+THIS_TREE = Build(name="this-tree")
+
+
+class BenchCCM(CCMProcess):
+    """A :class:`CCMProcess` of ``build``: its command, its serving, its profile."""
+
+    def __init__(
+        self,
+        *,
+        build: Build,
+        kubeconfig: Path | str,
+        cloud_config: Path | str,
+        flags: Sequence[str] = (),
+        profile: Path | None = None,
+    ) -> None:
+        super().__init__(
+            kubeconfig=kubeconfig, cloud_config=cloud_config, flags=flags, env=build.env()
+        )
+        self.build = build
+        self.profile = profile
+        argv = [a for a in self.argv[1:] if build.secure or a != OPEN_PATHS]
+        self.argv = [*build.command(profile), *argv]
+
+    @property
+    def url(self) -> str:
+        scheme = "https" if self.build.secure else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
+
+    async def get(self, path: str) -> httpx.Response:
+        async with httpx.AsyncClient(timeout=2.0, verify=False) as client:
+            return await client.get(self.url + path)
+
+    async def stop(self, within: float = 15.0) -> int:
+        # Writing a profile of every thread takes a while after SIGTERM.
+        return await super().stop(within=max(within, 120.0) if self.profile else within)
+
+
+def _rev_of(path: Path) -> str:
+    return subprocess.run(
+        ["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def baseline(rev: str) -> Build:
+    """The build of revision ``rev``: ``/work/base`` when it is checked out there, else a
+    detached worktree of it under ``bench-results/`` (made once, kept)."""
+    full = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", f"{rev}^{{commit}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    tree = SHARED_BASE if SHARED_BASE.is_dir() and _rev_of(SHARED_BASE) == full else None
+    if tree is None:
+        tree = ROOT / "bench-results" / f"worktree-{full[:12]}"
+        if not tree.is_dir():
+            subprocess.run(
+                ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), full],
+                check=True,
+                capture_output=True,
+            )
+    secure = (tree / "src" / "entrypoints" / "go_serving_flags.py").exists()
+    return Build(name=rev, src=tree / "src", secure=secure)

@@ -1,0 +1,144 @@
+"""``scripts/bench --baseline [REV]`` and ``scripts/bench --profile``.
+
+``--baseline``: the rows of :mod:`tests.bench.table` for this tree and for REV
+(default 87c6494), each row's two runs back to back, printed with their ratio
+and the goal translated to a ratio of REV. ``--profile`` (instead of the table):
+a 1,000-node registration at QPS 500 under cProfile (every thread), for this
+tree (and REV with ``--baseline``); the top functions go to
+``bench-results/profile-*.txt``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from . import scenarios, table
+from .builds import THIS_TREE, Build, baseline
+from .procfs import machine, machine_line
+from .profiled import top
+
+PROFILE_DIR = Path("bench-results/profile")
+
+
+def _log(message: str) -> None:
+    from .run import log
+
+    log(message)
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    builds = [THIS_TREE]
+    if args.baseline:
+        builds.append(baseline(args.baseline))
+    results: dict[str, Any] = {
+        "machine": machine(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "loadavg_at_start": os.getloadavg(),
+        "builds": [b.name for b in builds],
+        "runs": [],
+    }
+    async with scenarios.bench_env(latency=args.xo_latency) as env:
+        if args.profile:
+            results["profiles"] = await _profiles(env, builds, args)
+        else:
+            results["table"] = await _table(env, builds, args, results["runs"])
+    results["loadavg_at_end"] = os.getloadavg()
+    return results
+
+
+async def _table(
+    env: scenarios.BenchEnv, builds: list[Build], args: argparse.Namespace, runs: list[Any]
+) -> list[dict[str, Any]]:
+    measured: dict[str, dict[str, float]] = {b.name: {} for b in builds}
+    plans = [table.plan(env, b, full=args.full, window=args.window) for b in builds]
+    for steps in zip(*plans, strict=True):  # each row: this tree, then the baseline
+        for build, (label, measure, readers) in zip(builds, steps, strict=True):
+            _log(f"{build.name}: {label} ...")
+            started = time.monotonic()
+            result = await measure()
+            _log(f"{build.name}: {label}: done in {time.monotonic() - started:.0f}s")
+            runs.append({"build": build.name, "label": label, "result": result})
+            for key, read in readers.items():
+                measured[build.name][key] = read(result)
+    return table.compare(measured, builds[0].name, builds[1].name)
+
+
+async def _profiles(
+    env: scenarios.BenchEnv, builds: list[Build], args: argparse.Namespace
+) -> list[dict[str, Any]]:
+    out = []
+    for build in builds:
+        profiled = dataclasses.replace(build, profile_dir=PROFILE_DIR)
+        nodes = args.profile_nodes
+        _log(f"{build.name}: profiling a {nodes}-node registration at QPS 500 ...")
+        reg = await scenarios.registration(env, nodes=nodes, flags=table.QPS500, build=profiled)
+        out.append(
+            _report(
+                build,
+                "registration",
+                reg,
+                f"{nodes} nodes, {' '.join(table.QPS500)}, all initialized in "
+                f"{reg['all_initialized_seconds']}s, CCM CPU {reg['ccm']['cpu_seconds']}s "
+                f"({reg['cpu_seconds_per_node'] * 1000:.2f} ms per node)",
+            )
+        )
+        _log(f"{build.name}: profiling {nodes} nodes at rest ...")
+        rest = await scenarios.footprint(env, nodes=nodes, window=args.window, build=profiled)
+        out.append(
+            _report(
+                build,
+                "at-rest",
+                rest,
+                f"{nodes} initialized nodes, start + {rest['window_seconds']}s at rest "
+                f"(--node-status-update-frequency={rest['node_status_update_frequency']}), CCM "
+                f"CPU {rest['cpu_seconds']}s in the window",
+            )
+        )
+    return out
+
+
+def _report(build: Build, what: str, result: dict[str, Any], summary: str) -> dict[str, Any]:
+    report = PROFILE_DIR.parent / f"profile-{build.name}-{what}.txt"
+    text = (
+        f"{build.name}, {what}: {summary}. cProfile slows the process: compare shares, "
+        "not seconds.\n\n"
+        f"-- by own time\n{top(result['profile'], limit=30)}\n"
+        f"-- by cumulative time\n{top(result['profile'], limit=30, sort='cumulative')}"
+    )
+    report.write_text(text, encoding="utf-8")
+    return {"build": build.name, "what": what, "report": str(report), "result": result}
+
+
+def render(results: dict[str, Any]) -> str:
+    load = ", ".join(f"{x:.2f}" for x in results["loadavg_at_start"])
+    parts = [machine_line(results["machine"]) + f"; load average at start {load}"]
+    if "table" in results:
+        this, base = results["builds"]
+        parts.append(
+            f"\nThis tree vs {base} (same run; goal / {base}: the Go CCM goal as a ratio of "
+            f"{base}'s figure in the issue; met when now ratio <= it)\n"
+            + table.render(results["table"], this, base)
+        )
+        regs = [r for r in results["runs"] if "cpu_seconds_per_node" in r["result"]]
+        lines = [
+            f"  {r['build']}: {r['label']}: {r['result']['cpu_seconds_per_node'] * 1000:.2f} ms "
+            f"CPU per initialized node, {r['result']['kube_budget_requests_per_node']} API "
+            f"requests per node in the QPS budget (+{r['result']['event_requests_per_node']} "
+            "events)"
+            for r in regs
+        ]
+        parts.append("\nCPU per initialized node (CCM process)\n" + "\n".join(lines))
+    for profile in results.get("profiles", []):
+        text = Path(profile["report"]).read_text(encoding="utf-8")
+        head = "\n".join(text.splitlines()[:22])
+        parts.append(f"\nProfile ({profile['report']}, top by own time)\n{head}")
+    parts.append(
+        f"\nload average at end {', '.join(f'{x:.2f}' for x in results['loadavg_at_end'])}"
+    )
+    return "\n".join(parts)
