@@ -1,0 +1,48 @@
+"""The side-by-side table's arithmetic and the baseline's command line (no process run)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.integration.ccm_process import OPEN_PATHS
+
+from .builds import THIS_TREE, BenchCCM, Build
+from .table import ROWS, compare, render
+
+
+def test_each_go_goal_is_translated_into_a_ratio_of_87c6494() -> None:
+    by_key = {row.key: row for row in ROWS}
+    assert by_key["reg1000"].target_ratio == pytest.approx(105 / 149.2)  # the issue's 0.70x
+    assert by_key["reg200_10w"].target_ratio == pytest.approx(0.8 * 5.6 / 6.2)
+    assert by_key["rest1000_cpu"].target_ratio == pytest.approx(0.10 / 0.26)
+    assert by_key["rss5000"].target_ratio == pytest.approx(1.0)
+
+
+def test_a_row_is_met_when_the_measured_ratio_is_within_the_target() -> None:
+    measured = {
+        "this-tree": {"reg1000": 100.0, "rest1000_cpu": 0.2},
+        "87c6494": {"reg1000": 150.0, "rest1000_cpu": 0.25},
+    }
+    rows = {r["key"]: r for r in compare(measured, "this-tree", "87c6494")}
+    assert rows["reg1000"]["ratio"] == pytest.approx(0.667, abs=1e-3)
+    assert rows["reg1000"]["met"] is True
+    assert rows["rest1000_cpu"]["met"] is False  # 0.8x, the goal is 0.38x
+    assert rows["reg5000_10w"]["met"] is None  # not run (no --full)
+    text = render(list(rows.values()), "this-tree", "87c6494")
+    assert "MET" in text and "MISSED" in text and "not run" in text
+
+
+def test_a_revision_from_before_secure_serving_gets_no_authorization_flag(tmp_path: Path) -> None:
+    old = Build(name="old", src=tmp_path / "src", secure=False)
+    ccm = BenchCCM(build=old, kubeconfig="k", cloud_config="c", flags=["--v=2"])
+    assert OPEN_PATHS not in ccm.argv
+    assert ccm.url.startswith("http://")
+    assert ccm.env["PYTHONPATH"].startswith(str(tmp_path / "src"))
+    mine = BenchCCM(build=THIS_TREE, kubeconfig="k", cloud_config="c", flags=["--v=2"])
+    assert OPEN_PATHS in mine.argv and mine.url.startswith("https://")
+    profiled = BenchCCM(
+        build=THIS_TREE, kubeconfig="k", cloud_config="c", profile=tmp_path / "p.prof"
+    )
+    assert profiled.argv[1:4] == ["-m", "tests.bench.profiled", str(tmp_path / "p.prof")]
