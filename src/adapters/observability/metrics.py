@@ -68,6 +68,7 @@ class PrometheusMetrics:
             ProcessCollector(registry=r)
             PlatformCollector(registry=r)
         self._leader_name = leader_name
+        self._queues: set[str] = set()
         self.queue_depth_gauge = Gauge(
             "workqueue_depth", "Current depth of workqueue", ["name"], registry=r
         )
@@ -211,10 +212,13 @@ class PrometheusMetrics:
 
     def queue_depth(self, *, queue: str, depth: int) -> None:
         self.queue_depth_gauge.labels(name=queue).set(depth)
-        # A queue reports its depth when it is created: its other series start at 0 then.
-        self.queue_adds.labels(name=queue)
-        self.queue_retries.labels(name=queue)
-        self.queue_work_duration_seconds.labels(name=queue)
+        if queue not in self._queues:
+            # A queue reports its depth when it is created: its other series start at 0
+            # then (once: depth is reported on every add and get).
+            self._queues.add(queue)
+            self.queue_adds.labels(name=queue)
+            self.queue_retries.labels(name=queue)
+            self.queue_work_duration_seconds.labels(name=queue)
 
     def queue_work_duration(self, *, queue: str, seconds: float) -> None:
         self.queue_work_duration_seconds.labels(name=queue).observe(seconds)
