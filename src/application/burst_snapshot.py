@@ -3,17 +3,20 @@
 A node alone is looked up by id (one XO request). When many join at once,
 asking XO once per node costs a request each; one snapshot (three requests,
 whatever the number of VMs) answers them all. :class:`BurstSnapshot` takes one
-when the cloud-node queue holds at least ``min_depth`` nodes and shares it,
-indexed once, for ``max_age`` seconds. Registration falls back to a lookup by
-id for whatever the snapshot cannot answer (a VM created after it, or one
-without an address yet), and the controller never offers it to a retry or to
-a node an XO change just poked, so a stale answer is never used twice.
+when the cloud-node queue holds at least ``min_depth`` nodes, or when that many
+lookups were asked for within ``max_age`` seconds (workers that keep up with a
+burst leave the queue short), and shares it, indexed once, for ``max_age``
+seconds. Registration falls back to a lookup by id for whatever the snapshot
+cannot answer (a VM created after it, or one without an address yet), and the
+controller never offers it to a retry or to a node an XO change just poked, so
+a stale answer is never used twice.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Callable
 
 from domain.errors import CCMError
@@ -48,6 +51,7 @@ class BurstSnapshot:
         self._index: VMIndex | None = None
         self._taken_at = 0.0
         self._pending: asyncio.Future[VMIndex | None] | None = None
+        self._asked: deque[float] = deque()
         #: snapshots taken (tests and the benchmark count them)
         self.taken = 0
 
@@ -57,13 +61,20 @@ class BurstSnapshot:
         self._index = None
         return None
 
+    def _bursting(self) -> bool:
+        now = self._clock.monotonic()
+        self._asked.append(now)
+        while self._asked and self._asked[0] < now - self._max_age:
+            self._asked.popleft()
+        return len(self._asked) >= self._min_depth or self._depth() >= self._min_depth
+
     async def index(self) -> VMIndex | None:
-        """The shared index: the fresh one, else a new one if a burst is queued, else None."""
+        """The shared index: the fresh one, else a new one in a burst, else None."""
         current = self._fresh()
         if current is not None:
             return current
         if self._pending is None:
-            if self._depth() < self._min_depth:
+            if not self._bursting():
                 return None
             self._pending = asyncio.ensure_future(self._take())
         pending = self._pending

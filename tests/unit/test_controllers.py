@@ -200,3 +200,20 @@ async def test_a_burst_snapshot_is_never_reused_once_stale() -> None:
         await h.clock.advance(0.001)
         assert h.container.cloud_node().burst.taken == taken
         assert h.xo.requests["get_vm"] == 1
+
+
+async def test_a_burst_the_workers_keep_up_with_still_shares_a_snapshot() -> None:
+    async with Harness() as h:
+        ids = [f"2222{i:04d}-c0e8-721c-45ec-f11276377030" for i in range(100)]
+        for i, vm_id in enumerate(ids):
+            h.xo.add_vm(vm(id=vm_id, name_label=f"k-{i}", main_ip_address=f"10.1.8.{i}"))
+        await h.clock.settle()
+        h.xo.requests.clear()
+        for i, vm_id in enumerate(ids):  # one at a time: the queue never holds two
+            h.nodes.create(node(f"k-{i}", system_uuid=vm_id))
+            await h.clock.advance(0.05)
+        assert all(
+            not h.nodes.nodes[f"k-{i}"].has_taint(L.UNINITIALIZED_TAINT_KEY) for i in range(100)
+        )
+        lookups = h.xo.requests["snapshot"] * 3 + h.xo.requests["get_vm"]
+        assert lookups <= 0.2 * len(ids), h.xo.requests

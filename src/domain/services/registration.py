@@ -101,8 +101,10 @@ class RegistrationService:
             vm = await locate_vm(self._inventory, node, match_by_name=self._options.match_by_name)
         host = pool = None
         if vm.container:
+            # A halted VM's container is its pool: the snapshot knows that, XO needs no asking.
             host = index.host(vm.container) if index else None
-            host = host or await self._inventory.get_host(host_id=vm.container)
+            if host is None and not (index and index.pool(vm.container)):
+                host = await self._inventory.get_host(host_id=vm.container)
         if vm.pool_id:
             pool = index.pool(vm.pool_id) if index else None
             pool = pool or await self._inventory.get_pool(pool_id=vm.pool_id)
