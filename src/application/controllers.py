@@ -207,7 +207,13 @@ class CloudNodeController:
                 name="cloud-node-workers",
             )
             tg.create_task(
-                run_every(self._clock, self._period, self._sync_addresses, name="address-sync"),
+                run_every(
+                    self._clock,
+                    self._period,
+                    self._sync_addresses,
+                    name="address-sync",
+                    aligned=True,
+                ),
                 name="cloud-node-address-sync",
             )
             tg.create_task(
@@ -330,7 +336,9 @@ class CloudNodeLabelSyncController:
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(
-                run_every(self._clock, self._period, self._pass, name=CLOUD_NODE_LABEL_SYNC)
+                run_every(
+                    self._clock, self._period, self._pass, name=CLOUD_NODE_LABEL_SYNC, aligned=True
+                )
             )
             tg.create_task(self._on_request())
             tg.create_task(

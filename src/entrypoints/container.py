@@ -42,6 +42,7 @@ from application.controllers import (
     CloudNodeLifecycleController,
 )
 from application.manager import LeaderGate
+from application.shared_snapshot import SharedSnapshot
 from domain.services import LabelSyncService, LifecycleService, RegistrationService
 from entrypoints import adapter_builders as build
 from entrypoints.flags import Settings
@@ -137,9 +138,15 @@ class Container(containers.DeclarativeContainer):
         "events": events,
         "options": options,
     }
-    registration = providers.Singleton(RegistrationService, clock=clock, **_ports)
+    # The label and address passes start together and share one snapshot.
+    status_inventory = providers.Singleton(SharedSnapshot, inventory=inventory, clock=clock)
+    _status_ports: ClassVar[dict[str, providers.Provider[Any]]] = {
+        **_ports,
+        "inventory": status_inventory,
+    }
+    registration = providers.Singleton(RegistrationService, clock=clock, **_status_ports)
     lifecycle = providers.Singleton(LifecycleService, clock=clock, metrics=metrics, **_ports)
-    label_sync = providers.Singleton(LabelSyncService, **_ports)
+    label_sync = providers.Singleton(LabelSyncService, **_status_ports)
 
     # -- controllers --------------------------------------------------------------
     _timing: ClassVar[dict[str, providers.Provider[Any]]] = {"clock": clock, "metrics": metrics}

@@ -298,8 +298,10 @@ def test_container_swaps_an_adapter_with_one_override() -> None:
     container = in_memory_container()
     mine = InMemoryInventory()
     container.inventory.override(mine)
-    assert container.registration()._inventory is mine
-    assert container.label_sync()._inventory is mine
+    shared = container.status_inventory()  # the label and address passes' shared snapshot
+    assert shared._inventory is mine
+    assert container.registration()._inventory is shared
+    assert container.label_sync()._inventory is shared
     assert container.lifecycle()._inventory is mine
 
 

@@ -217,3 +217,17 @@ async def test_a_burst_the_workers_keep_up_with_still_shares_a_snapshot() -> Non
         )
         lookups = h.xo.requests["snapshot"] * 3 + h.xo.requests["get_vm"]
         assert lookups <= 0.2 * len(ids), h.xo.requests
+
+
+async def test_the_label_and_address_passes_share_one_snapshot_each_period() -> None:
+    async with Harness() as h:
+        h.xo.add_vm(vm())
+        h.nodes.create(node())
+        await h.clock.advance(0.001)
+        h.xo.requests.clear()
+        for _ in range(5):
+            await h.clock.advance(300)  # --node-status-update-frequency
+        assert h.xo.requests["snapshot"] == 5, h.xo.requests
+        h.xo.migrate_vm(VM_1, host_id=HOST_2)
+        await h.clock.advance(300)
+        assert h.nodes.nodes["worker-1"].labels[L.ZONE] == HOST_2

@@ -74,7 +74,12 @@ class LabelSyncService:
         A node unchanged since a pass found it in step with an unchanged VM, host
         and pool is skipped without planning: at rest a pass costs a comparison per node.
         """
-        targets = [(node, vm_id) for node in await self._nodes.list() if (vm_id := _vm_id(node))]
+        targets = []
+        for node in await self._nodes.list():
+            last = self._settled.get(node.name)
+            vm_id = last[1].id if last is not None and last[0] is node else _vm_id(node)
+            if vm_id:
+                targets.append((node, vm_id))
         if not targets:
             return LabelSyncResult(0, 0)
         snap = await self._inventory.snapshot()
@@ -87,7 +92,7 @@ class LabelSyncService:
             host = snap.hosts.get(vm.container)
             pool = snap.pools.get(vm.pool_id)
             if self._in_step(node, vm, host, pool):
-                settled[node.name] = self._settled[node.name]
+                settled[node.name] = (node, vm, host, pool)  # this snapshot's: one set kept
                 continue
             try:
                 changed = await self._apply(node, vm, host, pool)

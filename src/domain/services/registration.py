@@ -197,6 +197,10 @@ class RegistrationService:
         """
         candidates = []
         for node in await self._nodes.list():
+            last = self._addressed.get(node.name)
+            if last is not None and last[0] is node:
+                candidates.append((node, last[1].id))  # in step last pass: same VM id
+                continue
             if node.has_taint(labels.UNINITIALIZED_TAINT_KEY) or not is_ours(node.provider_id):
                 continue
             try:
@@ -216,7 +220,7 @@ class RegistrationService:
                 continue
             last = self._addressed.get(node.name)
             if last is not None and last[0] is node and last[1] == vm:
-                settled[node.name] = last  # unchanged on both sides: nothing to compute
+                settled[node.name] = (node, vm)  # unchanged on both sides: nothing to compute
                 continue
             addresses = node_addresses(
                 vm=vm,
