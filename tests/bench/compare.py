@@ -56,7 +56,14 @@ async def _table(
     env: scenarios.BenchEnv, builds: list[Build], args: argparse.Namespace, runs: list[Any]
 ) -> list[dict[str, Any]]:
     measured: dict[str, dict[str, float]] = {b.name: {} for b in builds}
-    plans = [table.plan(env, b, full=args.full, window=args.window) for b in builds]
+    rows = [r.strip() for r in (args.rows or "").split(",") if r.strip()]
+    unknown = set(rows) - {row.key for row in table.ROWS}
+    if unknown:
+        raise SystemExit(f"unknown row(s): {', '.join(sorted(unknown))}")
+    plans = [
+        table.plan(env, b, full=args.full or bool(rows), window=args.window, rows=rows)
+        for b in builds
+    ]
     for steps in zip(*plans, strict=True):  # each row: this tree, then the baseline
         for build, (label, measure, readers) in zip(builds, steps, strict=True):
             _log(f"{build.name}: {label} ...")
@@ -129,8 +136,13 @@ def render(results: dict[str, Any]) -> str:
         lines = [
             f"  {r['build']}: {r['label']}: {r['result']['cpu_seconds_per_node'] * 1000:.2f} ms "
             f"CPU per initialized node, {r['result']['kube_budget_requests_per_node']} API "
-            f"requests per node in the QPS budget (+{r['result']['event_requests_per_node']} "
-            "events)"
+            "requests per node in the --kube-api-qps budget"
+            + (
+                " (events included)"
+                if r["result"]["kube_budget_requests_per_node"]
+                == r["result"]["kube_requests_per_node"]
+                else f" (+{r['result']['event_requests_per_node']} events on their own budget)"
+            )
             for r in regs
         ]
         parts.append("\nCPU per initialized node (CCM process)\n" + "\n".join(lines))

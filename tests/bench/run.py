@@ -74,6 +74,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--profile-nodes", type=int, default=1000, help="nodes of the profiled registration"
     )
+    parser.add_argument(
+        "--rows",
+        default="",
+        help="with --baseline: only the runs measuring these row keys (comma-separated, "
+        "e.g. reg5000_10w,rest5000_cpu,rss5000; see tests/bench/table.py)",
+    )
     return parser.parse_args(argv)
 
 

@@ -12,7 +12,7 @@ initialized; CPU is the CCM process's user+system seconds.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,9 +58,15 @@ Measure = Callable[[], Awaitable[dict[str, Any]]]
 
 
 def plan(
-    env: scenarios.BenchEnv, build: Build, *, full: bool, window: float
+    env: scenarios.BenchEnv,
+    build: Build,
+    *,
+    full: bool,
+    window: float,
+    rows: Collection[str] = (),
 ) -> list[tuple[str, Measure, dict[str, Callable[[dict[str, Any]], float]]]]:
-    """The runs for one build: (label, run, {row key: how to read it from the result})."""
+    """The runs for one build: (label, run, {row key: how to read it from the result});
+    only those that measure one of ``rows`` when given."""
 
     def reg(nodes: int, flags: tuple[str, ...]) -> Measure:
         return lambda: scenarios.registration(env, nodes=nodes, flags=flags, build=build)
@@ -105,6 +111,8 @@ def plan(
             ),
             ("at rest 5000", rest(5000), {"rest5000_cpu": cpu_per_minute, "rss5000": rss}),
         ]
+    if rows:
+        runs = [run for run in runs if set(run[2]) & set(rows)]
     return runs
 
 
