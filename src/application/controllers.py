@@ -270,6 +270,7 @@ class CloudNodeLifecycleController:
             await self.queue.add_after(name, result.recheck_after)
 
     async def run(self) -> None:
+        await self._service.start()  # this replica leads now: read the breaker's state
         async with asyncio.TaskGroup() as tg:
             tg.create_task(
                 run_every(self._clock, self._period, self._pass, name=CLOUD_NODE_LIFECYCLE)

@@ -102,3 +102,11 @@ class NodeGoneError(NodeStoreError):
 
 class InvalidNodeError(CCMError):
     """The Node object carries something the CCM cannot act on."""
+
+
+class BreakerStoreError(CCMError):
+    """The deletion breaker's state could not be read or written: no deletion happens."""
+
+
+class BreakerConflictError(BreakerStoreError):
+    """Someone else wrote the breaker's state since it was read (a reset, another replica)."""

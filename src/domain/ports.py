@@ -22,6 +22,7 @@ from domain.model import (
     Pool,
     VMChange,
 )
+from domain.policies.deletion_breaker import BreakerState, StoredBreaker
 
 
 class Inventory(Protocol):
@@ -91,6 +92,23 @@ class NodeStore(Protocol):
 
     def watch(self) -> AsyncIterator[Node]:
         """Every Node once, then every Node that is added or changed."""
+        ...
+
+
+class DeletionBreakerStore(Protocol):
+    """Where the deletion breaker's state outlives the process: in the cluster, so a
+    restart or a new leader goes on counting where the last one stopped."""
+
+    async def load(self) -> StoredBreaker:
+        """The stored state and its version; ``ARMED`` with version ``""`` when it was
+        never written. BreakerStoreError when it cannot be read or does not parse
+        (never an armed breaker in its place)."""
+        ...
+
+    async def save(self, *, state: BreakerState, version: str) -> StoredBreaker:
+        """Store ``state`` if the stored one still has ``version`` (``""``: none is
+        stored yet); the new state and version. BreakerConflictError when someone
+        else wrote meanwhile, BreakerStoreError when the write failed."""
         ...
 
 

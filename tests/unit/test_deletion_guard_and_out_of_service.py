@@ -6,6 +6,7 @@ import pytest
 
 from adapters.testing.memory import (
     FakeClock,
+    InMemoryBreakerStore,
     InMemoryEventRecorder,
     InMemoryInventory,
     InMemoryNodeStore,
@@ -18,7 +19,9 @@ from domain.options import (
     OutOfServiceOptions,
     TagOptions,
 )
-from domain.policies.deletion_guard import DeletionGuard, Verdict
+from domain.policies import deletion_breaker as breaker
+from domain.policies.deletion_breaker import ARMED, BreakerState, Verdict
+from domain.policies.deletion_confirmation import DeletionConfirmation
 from domain.policies.lifecycle import LifecycleAction, needs_check
 from domain.policies.out_of_service import OUT_OF_SERVICE, plan_out_of_service
 from domain.services import LifecycleService
@@ -28,20 +31,33 @@ from .factories import POOL_A, VM_1, node, pool, vm
 TAGS = TagOptions()
 
 
-# -- deletion guard -------------------------------------------------------------------
+# -- confirmation delay ------------------------------------------------------------------
 def test_deletion_needs_two_sightings_confirm_delay_apart() -> None:
-    guard = DeletionGuard(DeletionOptions(confirm_delay=30))
-    assert guard.check(uid="n", now=0, total_nodes=10) is Verdict.WAIT_CONFIRMATION
-    assert guard.check(uid="n", now=29, total_nodes=10) is Verdict.WAIT_CONFIRMATION
-    assert guard.confirm_in("n", 29) == pytest.approx(1)
-    assert guard.check(uid="n", now=30, total_nodes=10) is Verdict.ALLOW
+    confirmation = DeletionConfirmation(30)
+    assert not confirmation.confirmed("n", 0)
+    assert not confirmation.confirmed("n", 29)
+    assert confirmation.confirm_in("n", 29) == pytest.approx(1)
+    assert confirmation.confirmed("n", 30)
 
 
 def test_vm_seen_again_resets_the_confirmation() -> None:
-    guard = DeletionGuard(DeletionOptions(confirm_delay=30))
-    guard.check(uid="n", now=0, total_nodes=10)
-    guard.seen_present("n")
-    assert guard.check(uid="n", now=40, total_nodes=10) is Verdict.WAIT_CONFIRMATION
+    confirmation = DeletionConfirmation(30)
+    confirmation.confirmed("n", 0)
+    confirmation.seen_present("n")
+    assert not confirmation.confirmed("n", 40)
+
+
+def test_sightings_of_nodes_that_are_gone_are_forgotten() -> None:
+    confirmation = DeletionConfirmation(30)
+    confirmation.confirmed("a", 0)
+    confirmation.confirmed("b", 0)
+    confirmation.keep_only({"b"})
+    assert len(confirmation) == 1
+    assert not confirmation.confirmed("a", 40)  # a new node of that uid starts afresh
+
+
+# -- the breaker's rule (pure; times are epoch seconds) ------------------------------------
+RULE = DeletionOptions(confirm_delay=0, rate_minimum=5, rate_percent=10, window=600)
 
 
 @pytest.mark.parametrize(
@@ -53,30 +69,74 @@ def test_vm_seen_again_resets_the_confirmation() -> None:
     ],
 )
 def test_deletion_rate_limit(nodes: int, limit: int) -> None:
-    guard = DeletionGuard(DeletionOptions(confirm_delay=0))
-    assert guard.limit(nodes) == limit
+    state = ARMED
+    assert breaker.limit(nodes, RULE) == limit
     for i in range(limit):
-        assert guard.check(uid=f"n{i}", now=i, total_nodes=nodes) is Verdict.ALLOW
-        guard.deleted(f"n{i}", i)
-    assert guard.check(uid="one-more", now=limit, total_nodes=nodes) is Verdict.RATE_LIMITED
-    assert (
-        guard.check(uid="later", now=10_000, total_nodes=nodes) is Verdict.RATE_LIMITED
-    )  # latched
+        decision = breaker.reserve(state, now=i, total_nodes=nodes, options=RULE)
+        assert decision.verdict is Verdict.ALLOW and decision.changed
+        state = decision.state
+    refused = breaker.reserve(state, now=limit, total_nodes=nodes, options=RULE)
+    assert refused.verdict is Verdict.RATE_LIMITED
+    assert refused.changed and refused.state.tripped_at == limit  # tripped: written
+    latched = breaker.reserve(refused.state, now=10_000, total_nodes=nodes, options=RULE)
+    assert latched.verdict is Verdict.RATE_LIMITED and not latched.changed
 
 
-def test_a_granted_deletion_holds_its_slot_until_released() -> None:
-    guard = DeletionGuard(DeletionOptions(confirm_delay=0, rate_minimum=1, rate_percent=0))
-    assert guard.check(uid="a", now=0, total_nodes=2) is Verdict.ALLOW
-    # a second path asks while "a" is still being deleted: the slot is taken
-    assert guard.check(uid="b", now=0, total_nodes=2) is Verdict.RATE_LIMITED
+@pytest.mark.parametrize(
+    ("state", "now", "verdict", "after"),
+    [
+        pytest.param(ARMED, 100.0, Verdict.ALLOW, BreakerState((100.0,)), id="armed-grants"),
+        pytest.param(
+            BreakerState((0.0,) * 5),
+            601.0,
+            Verdict.ALLOW,
+            BreakerState((601.0,)),
+            id="outside-the-window-forgotten",
+        ),
+        pytest.param(
+            BreakerState((1.0,) * 5),
+            600.0,
+            Verdict.RATE_LIMITED,
+            BreakerState((1.0,) * 5, tripped_at=600.0),
+            id="full-window-trips",
+        ),
+        pytest.param(
+            BreakerState((900.0,) * 5),
+            100.0,
+            Verdict.RATE_LIMITED,
+            BreakerState((900.0,) * 5, tripped_at=100.0),
+            id="future-dates-still-count",
+        ),
+        pytest.param(
+            BreakerState((), tripped_at=5.0),
+            10_000.0,
+            Verdict.RATE_LIMITED,
+            BreakerState((), tripped_at=5.0),
+            id="tripped-until-reset",
+        ),
+    ],
+)
+def test_breaker_rule(
+    state: BreakerState, now: float, verdict: Verdict, after: BreakerState
+) -> None:
+    decision = breaker.reserve(state, now=now, total_nodes=10, options=RULE)
+    assert (decision.verdict, decision.state) == (verdict, after)
+    assert decision.changed is (after != state)
 
 
-def test_a_failed_deletion_gives_its_slot_back() -> None:
-    guard = DeletionGuard(DeletionOptions(confirm_delay=0, rate_minimum=2, rate_percent=0))
-    assert guard.check(uid="a", now=0, total_nodes=2) is Verdict.ALLOW
-    guard.release("a")
-    assert guard.deletions_in_window == 0
-    assert guard.check(uid="b", now=1, total_nodes=2) is Verdict.ALLOW
+@pytest.mark.parametrize(
+    ("deletions", "granted_at", "left"),
+    [
+        pytest.param((1.0, 2.0), 2.0, (1.0,), id="its-slot"),
+        pytest.param((2.0, 2.0), 2.0, (2.0,), id="one-slot-only"),
+        pytest.param((1.0, 2.0000004), 2.0, (1.0,), id="stored-to-the-microsecond"),
+        pytest.param((1.0,), 3.0, (1.0,), id="already-out-of-the-window"),
+    ],
+)
+def test_a_released_slot_is_given_back(
+    deletions: tuple[float, ...], granted_at: float, left: tuple[float, ...]
+) -> None:
+    assert breaker.release(BreakerState(deletions), granted_at=granted_at) == BreakerState(left)
 
 
 async def test_concurrent_checks_of_one_node_delete_it_once() -> None:
@@ -90,14 +150,6 @@ async def test_concurrent_checks_of_one_node_delete_it_once() -> None:
     assert lc.events.reasons() == ["DeletingNode"]
 
 
-def test_deletions_outside_the_window_do_not_count() -> None:
-    guard = DeletionGuard(
-        DeletionOptions(confirm_delay=0, rate_minimum=1, rate_percent=0, window=600)
-    )
-    guard.deleted("a", 0)
-    assert guard.check(uid="b", now=601, total_nodes=1) is Verdict.ALLOW
-
-
 class Lifecycle:
     def __init__(self, options: CCMOptions) -> None:
         self.xo, self.nodes, self.events, self.clock = (
@@ -109,6 +161,7 @@ class Lifecycle:
         self.xo.add_pool(pool())
         self.svc = LifecycleService(
             inventory=self.xo,
+            breaker=InMemoryBreakerStore(),
             nodes=self.nodes,
             events=self.events,
             clock=self.clock,

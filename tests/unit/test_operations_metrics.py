@@ -15,6 +15,7 @@ from adapters.observability import PrometheusMetrics
 from adapters.observability.metrics import DELETION_OUTCOMES
 from adapters.testing.memory import (
     FakeClock,
+    InMemoryBreakerStore,
     InMemoryEventRecorder,
     InMemoryInventory,
     InMemoryMetrics,
@@ -44,6 +45,7 @@ class Lifecycle:
         self.xo.add_pool(pool())
         self.svc = LifecycleService(
             inventory=self.xo,
+            breaker=InMemoryBreakerStore(),
             nodes=self.nodes,
             events=InMemoryEventRecorder(),
             clock=self.clock,

@@ -8,6 +8,7 @@ import pytest
 
 from adapters.testing.memory import (
     FakeClock,
+    InMemoryBreakerStore,
     InMemoryEventRecorder,
     InMemoryInventory,
     InMemoryNodeStore,
@@ -41,6 +42,7 @@ class World:
         # Deletion guards are tested on their own below; here a gone VM deletes at once.
         self.lifecycle = LifecycleService(
             inventory=self.xo,
+            breaker=InMemoryBreakerStore(),
             nodes=self.nodes,
             events=self.events,
             clock=self.clock,

@@ -29,6 +29,7 @@ class LifecycleAction(StrEnum):
     # What the deletion guards turn DELETE_NODE into:
     WAIT_CONFIRMATION = "wait-deletion-confirmation"
     DELETION_RATE_LIMITED = "deletion-rate-limited"
+    DELETION_BREAKER_UNKNOWN = "deletion-breaker-unknown"  # its state unreadable
     DRY_RUN_DELETE = "dry-run-delete"
 
 

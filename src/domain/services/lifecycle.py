@@ -21,7 +21,7 @@ from domain.errors import (
 from domain.matching import placement_pools, vm_id_candidates
 from domain.model import EventType, Node, NodeChange
 from domain.options import CCMOptions
-from domain.policies.deletion_guard import DeletionGuard, Verdict
+from domain.policies.deletion_confirmation import DeletionConfirmation
 from domain.policies.lifecycle import (
     LifecycleAction,
     VMState,
@@ -30,8 +30,9 @@ from domain.policies.lifecycle import (
     needs_lookup,
 )
 from domain.policies.out_of_service import plan_out_of_service
-from domain.ports import Clock, EventRecorder, Inventory, Metrics, NodeStore
+from domain.ports import Clock, DeletionBreakerStore, EventRecorder, Inventory, Metrics, NodeStore
 from domain.providerid import is_ours
+from domain.services.deletion_breaker import Grant, PersistedBreaker, Reservation
 from domain.services.node_updates import update_on_conflict_retry
 
 log = logging.getLogger(__name__)
@@ -78,9 +79,11 @@ def _taint_change(node: Node, action: LifecycleAction) -> NodeChange:
 class LifecycleService:
     """Deletes Nodes whose VM is gone and taints Nodes whose VM is shut down.
 
-    Deletion goes through a :class:`DeletionGuard` (confirmation delay, rate
-    breaker, dry run); the out-of-service taint is added after its grace
-    period when enabled.
+    Deletion waits for its confirmation (:class:`DeletionConfirmation`), then
+    a dry run only reports it, and a real one must get a slot from the deletion
+    breaker (:class:`PersistedBreaker`, its state in ``breaker``). The
+    out-of-service taint is added after its grace period when enabled. Per-node
+    state is dropped once the node is gone, whoever deleted it.
     """
 
     def __init__(
@@ -90,6 +93,7 @@ class LifecycleService:
         nodes: NodeStore,
         events: EventRecorder,
         clock: Clock,
+        breaker: DeletionBreakerStore,
         options: CCMOptions | None = None,
         metrics: Metrics | None = None,
     ) -> None:
@@ -99,7 +103,8 @@ class LifecycleService:
         self._clock = clock
         self._options = options or CCMOptions()
         self._metrics = metrics
-        self.guard = DeletionGuard(self._options.deletion)
+        self.confirmation = DeletionConfirmation(self._options.deletion.confirm_delay)
+        self.breaker = PersistedBreaker(store=breaker, options=self._options.deletion, clock=clock)
         self._shut_down_since: dict[str, float] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._total_nodes = 0
@@ -112,11 +117,31 @@ class LifecycleService:
         if self._quiet.get(node.name) is node:
             return False
         key = node.uid or node.name
-        if needs_check(node) or key in self._shut_down_since or self.guard.watching(key):
+        if needs_check(node) or key in self._shut_down_since or self.confirmation.watching(key):
             self._quiet.pop(node.name, None)
             return True
         self._quiet[node.name] = node
         return False
+
+    async def start(self) -> None:
+        """Read the breaker's state: the controller starts (this replica leads)."""
+        await self.breaker.load()
+
+    def _forget_gone(self, existing: list[Node]) -> None:
+        """Drop the per-node state of nodes that are gone (deleted by anyone)."""
+        keys = {n.uid or n.name for n in existing}
+        self.confirmation.keep_only(keys)
+        for key in [k for k in self._shut_down_since if k not in keys]:
+            del self._shut_down_since[key]
+
+    def _forget(self, key: str) -> None:
+        self.confirmation.seen_present(key)
+        self._shut_down_since.pop(key, None)
+
+    @property
+    def tracked_nodes(self) -> int:
+        """Nodes this service keeps state about (confirmations, shutdown times)."""
+        return len(self.confirmation) + len(self._shut_down_since)
 
     async def run_pass(self) -> LifecyclePassResult:
         """One pass over the nodes that may need something (not Ready, tainted by us,
@@ -124,8 +149,10 @@ class LifecycleService:
         A failure on one node never stops the pass."""
         actions: Counter[LifecycleAction] = Counter()
         rechecks: dict[str, float] = {}
-        all_nodes = await self._nodes.list()
+        all_nodes = list(await self._nodes.list())
         self._total_nodes = len(all_nodes)
+        self._forget_gone(all_nodes)
+        await self.breaker.refresh()
         for node in all_nodes:
             if not self._visit(node):
                 continue
@@ -146,16 +173,18 @@ class LifecycleService:
             return CheckResult(LifecycleAction.NOTHING)
         if not self._total_nodes:
             self._total_nodes = len(await self._nodes.list())
+        await self.breaker.refresh()
         result = await self.check(node)
         self._report_breaker()
         return result
 
     def _report_breaker(self) -> None:
         if self._metrics is not None:
+            state = self.breaker.state
             self._metrics.deletion_breaker(
-                tripped=self.guard.tripped,
-                deletions_in_window=self.guard.deletions_within_window(self._clock.monotonic()),
-                limit=self.guard.limit(self._total_nodes),
+                tripped=state is not None and state.tripped,
+                deletions_in_window=self.breaker.deletions_in_window(),
+                limit=self.breaker.limit(self._total_nodes),
             )
 
     def _count_deletion(self, outcome: DeletionOutcome) -> None:
@@ -179,6 +208,7 @@ class LifecycleService:
         # not acted on twice.
         current = await self._nodes.get(name=node.name)
         if current is None or (node.uid and current.uid != node.uid):
+            self._forget(node.uid or node.name)
             return CheckResult(LifecycleAction.NOTHING)
         node = current
         state = await self.vm_state(node) if needs_lookup(node) else None
@@ -186,25 +216,32 @@ class LifecycleService:
         now = self._clock.monotonic()
         key = node.uid or node.name
         recheck = None
+        reservation = Reservation(Grant.UNKNOWN)
         if action is LifecycleAction.DELETE_NODE:
-            verdict = self.guard.check(uid=key, now=now, total_nodes=self._total_nodes)
-            if verdict is Verdict.WAIT_CONFIRMATION:
-                action, recheck = LifecycleAction.WAIT_CONFIRMATION, self.guard.confirm_in(key, now)
+            if not self.confirmation.confirmed(key, now):
+                action = LifecycleAction.WAIT_CONFIRMATION
+                recheck = self.confirmation.confirm_in(key, now)
                 log.info(
                     "node %s: VM gone, confirming in %.0fs before deleting", node.name, recheck
                 )
-            elif verdict is Verdict.RATE_LIMITED:
-                action = LifecycleAction.DELETION_RATE_LIMITED
             elif self._options.deletion.dry_run:
+                # Outside the breaker: a dry run reserves nothing, so every pass
+                # reports every node a real run would delete (before its breaker).
                 action = LifecycleAction.DRY_RUN_DELETE
+            else:
+                reservation = await self.breaker.reserve(total_nodes=self._total_nodes)
+                if reservation.grant is Grant.RATE_LIMITED:
+                    action = LifecycleAction.DELETION_RATE_LIMITED
+                elif reservation.grant is Grant.UNKNOWN:
+                    action = LifecycleAction.DELETION_BREAKER_UNKNOWN
         else:
-            self.guard.seen_present(key)
+            self.confirmation.seen_present(key)
         if state is VMState.SHUT_DOWN:
             self._shut_down_since.setdefault(key, now)
         elif state is not None or node.ready:
             self._shut_down_since.pop(key, None)
         try:
-            await self._apply(node, action, state)
+            await self._apply(node, action, state, reservation)
         except CCMError as err:
             log.warning("node %s: %s failed: %s", node.name, action.value, err)
         return CheckResult(action, recheck)
@@ -233,9 +270,15 @@ class LifecycleService:
             return VMState.LOOKUP_FAILED
         return VMState.RUNNING if vm.running else VMState.SHUT_DOWN
 
-    async def _apply(self, node: Node, action: LifecycleAction, state: VMState | None) -> None:
+    async def _apply(
+        self,
+        node: Node,
+        action: LifecycleAction,
+        state: VMState | None,
+        reservation: Reservation,
+    ) -> None:
         if action is LifecycleAction.DELETE_NODE:
-            await self._delete(node)
+            await self._delete(node, reservation)
             return
         if action is LifecycleAction.DRY_RUN_DELETE:
             self._count_deletion(DeletionOutcome.DRY_RUN)
@@ -249,20 +292,36 @@ class LifecycleService:
             return
         if action is LifecycleAction.DELETION_RATE_LIMITED:
             self._count_deletion(DeletionOutcome.REFUSED)
-            limit = self.guard.limit(self._total_nodes)
+            limit = self.breaker.limit(self._total_nodes)
+            in_window = self.breaker.deletions_in_window()
             log.error(
                 "node %s: VM deleted but %d deletions in the window (limit %d): deletions paused",
                 node.name,
-                self.guard.deletions_in_window,
+                in_window,
                 limit,
             )
             await self._record(
                 node,
                 EventType.WARNING,
                 "NodeDeletionRateLimited",
-                f"Not deleting node {node.name}: {self.guard.deletions_in_window} nodes deleted "
+                f"Not deleting node {node.name}: {in_window} nodes deleted "
                 f"within {self._options.deletion.window:.0f}s (limit {limit}); deletions are "
-                "paused until an operator checks Xen Orchestra and restarts the CCM",
+                "paused until an operator checks Xen Orchestra and resets the breaker "
+                "(doctor --reset-deletion-breaker)",
+            )
+            return
+        if action is LifecycleAction.DELETION_BREAKER_UNKNOWN:
+            self._count_deletion(DeletionOutcome.REFUSED)
+            log.error(
+                "node %s: VM deleted but the deletion breaker's state is unknown: not deleting",
+                node.name,
+            )
+            await self._record(
+                node,
+                EventType.WARNING,
+                "NodeDeletionBreakerUnknown",
+                f"Not deleting node {node.name}: the deletion breaker's state cannot be read "
+                "or written (see the CCM's log); no node is deleted until it can",
             )
             return
         if action is LifecycleAction.KEEP_UNCERTAIN:
@@ -287,7 +346,7 @@ class LifecycleService:
             node=node, type=type, reason=reason, message=message, source=SOURCE
         )
 
-    async def _delete(self, node: Node) -> None:
+    async def _delete(self, node: Node, reservation: Reservation) -> None:
         await self._record(
             node,
             EventType.NORMAL,
@@ -298,11 +357,12 @@ class LifecycleService:
         try:
             await self._nodes.delete(node=node)
         except NodeGoneError:
-            self.guard.release(key)  # nothing was deleted: give the slot back
+            await self.breaker.release(reservation)  # nothing was deleted: give it back
+            self._forget(key)
             log.info("node %s was already deleted", node.name)
             return
         except CCMError as err:
-            self.guard.release(key)
+            await self.breaker.release(reservation)
             self._count_deletion(DeletionOutcome.FAILED)
             await self._record(
                 node,
@@ -311,6 +371,6 @@ class LifecycleService:
                 f"Failed deleting node {node.name}: {err}",
             )
             raise
-        self.guard.deleted(key, self._clock.monotonic())
+        self._forget(key)
         self._count_deletion(DeletionOutcome.DELETED)
         log.info("node %s deleted: its VM no longer exists", node.name)

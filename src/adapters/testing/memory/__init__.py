@@ -7,6 +7,7 @@ behaves like the real system where the services could notice the difference
 their VMs), and offers methods to drive it (add a VM, migrate it, stop it...).
 """
 
+from adapters.testing.memory.breaker import InMemoryBreakerStore
 from adapters.testing.memory.clock import FakeClock
 from adapters.testing.memory.events import InMemoryEventRecorder, RecordedEvent
 from adapters.testing.memory.inventory import InMemoryInventory
@@ -16,6 +17,7 @@ from adapters.testing.memory.nodes import InMemoryNodeStore
 
 __all__ = [
     "FakeClock",
+    "InMemoryBreakerStore",
     "InMemoryEventRecorder",
     "InMemoryInventory",
     "InMemoryLeaderElector",
