@@ -19,6 +19,7 @@ from adapters.config import CloudConfig
 from adapters.kubernetes import (
     ClientSettings,
     KubeClient,
+    KubernetesBreakerStore,
     KubernetesEventRecorder,
     KubernetesNodeStore,
     LeaseLeaderElector,
@@ -123,6 +124,17 @@ async def event_recorder(
     writer = KubernetesEventRecorder(client, observer=observer)
     async with QueuedEventRecorder(writer, observer=observer) as recorder:
         yield recorder
+
+
+def breaker_store(*, client: KubeClient, settings: Settings) -> KubernetesBreakerStore:
+    """The deletion breaker's state: annotations of the Lease
+    ``<--leader-elect-resource-name>-deletion-breaker`` in the leader Lease's namespace
+    (there with ``--leader-elect=false`` too: the shipped Roles grant it)."""
+    return KubernetesBreakerStore(
+        client,
+        leader_lease=settings.leader_elect_resource_name,
+        namespace=settings.leader_elect_resource_namespace,
+    )
 
 
 def election_mode(*, settings: Settings) -> str:

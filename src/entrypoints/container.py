@@ -104,6 +104,7 @@ class Container(containers.DeclarativeContainer):
     )
     nodes = Service(build.node_store, client=kube_client, settings=settings)
     events = providers.Resource(build.event_recorder, client=event_client, observer=metrics)
+    breaker_store = providers.Singleton(build.breaker_store, client=kube_client, settings=settings)
     leader_elector = providers.Selector(
         providers.Callable(build.election_mode, settings=settings),
         lease=providers.Resource(build.lease_elector, settings=settings, client=leader_client),
@@ -145,7 +146,9 @@ class Container(containers.DeclarativeContainer):
         "inventory": status_inventory,
     }
     registration = providers.Singleton(RegistrationService, clock=clock, **_status_ports)
-    lifecycle = providers.Singleton(LifecycleService, clock=clock, metrics=metrics, **_ports)
+    lifecycle = providers.Singleton(
+        LifecycleService, clock=clock, metrics=metrics, breaker=breaker_store, **_ports
+    )
     label_sync = providers.Singleton(LabelSyncService, **_status_ports)
 
     # -- controllers --------------------------------------------------------------

@@ -15,6 +15,7 @@ from pydantic import SecretStr
 
 from adapters.config import CloudConfig
 from adapters.testing.memory import (
+    InMemoryBreakerStore,
     InMemoryEventRecorder,
     InMemoryInventory,
     InMemoryLeaderElector,
@@ -35,9 +36,11 @@ class InMemoryXO(containers.DeclarativeContainer):
 
 
 class InMemoryCluster(containers.DeclarativeContainer):
-    """The cluster side in memory: Nodes, events, leadership (always held), metrics."""
+    """The cluster side in memory: Nodes, events, leadership (always held), metrics,
+    the deletion breaker's state."""
 
     nodes = providers.Singleton(InMemoryNodeStore)
+    breaker_store = providers.Singleton(InMemoryBreakerStore)
     events = providers.Singleton(InMemoryEventRecorder)
     leader_elector = providers.Singleton(InMemoryLeaderElector, leading=True)
     metrics = providers.Singleton(InMemoryMetrics)

@@ -1,7 +1,7 @@
 """The contract subjects of every port, each given the same world.
 
 The Inventory: the in-memory twin and the HTTP adapter against the fake XO.
-The NodeStore, LeaderElector and EventRecorder: the in-memory kits and the
+The NodeStore, LeaderElector, EventRecorder and DeletionBreakerStore: the in-memory kits and the
 Kubernetes adapters on the real kube-apiserver (those subjects are marked
 ``integration``: they need the control-plane binaries). The clock's
 subjects live with its contract (no world to build).
@@ -19,11 +19,14 @@ from adapters.kubernetes import KubeClient, KubernetesNodeStore, connect
 from adapters.testing.fake_xo import FakeXOControlClient, FakeXOServer
 from tests.contract.drivers import Driver, MemoryDriver, XOHTTPDriver
 from tests.contract.port_drivers import (
+    BreakerWorld,
     EventLog,
+    KubernetesBreakerWorld,
     KubernetesEventLog,
     KubernetesNodeWorld,
     Leadership,
     LeaseLeadership,
+    MemoryBreakerWorld,
     MemoryEventLog,
     MemoryLeadership,
     MemoryNodeWorld,
@@ -133,6 +136,19 @@ async def event_log(request: pytest.FixtureRequest) -> AsyncIterator[EventLog]:
             yield log
         finally:
             await log.cleanup()
+
+
+@pytest.fixture(params=["memory", pytest.param("kubernetes", marks=REAL)])
+async def breaker_world(request: pytest.FixtureRequest) -> AsyncIterator[BreakerWorld]:
+    if request.param == "memory":
+        yield MemoryBreakerWorld()
+        return
+    async with _admin(request) as admin, _client(request, "contract") as client:
+        world = KubernetesBreakerWorld(admin, client)
+        try:
+            yield world
+        finally:
+            await world.cleanup()
 
 
 @asynccontextmanager

@@ -11,6 +11,7 @@ the same test body holds for both.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from types import MappingProxyType
@@ -18,6 +19,7 @@ from typing import Protocol
 
 from adapters.kubernetes import (
     KubeClient,
+    KubernetesBreakerStore,
     KubernetesEventRecorder,
     KubernetesNodeStore,
     LeaseLeaderElector,
@@ -25,9 +27,15 @@ from adapters.kubernetes import (
 from adapters.kubernetes.convert import node_from_object
 from adapters.kubernetes.event_queue import QueuedEventRecorder
 from adapters.sole_leader import SoleLeader
-from adapters.testing.memory import InMemoryEventRecorder, InMemoryLeaderElector, InMemoryNodeStore
+from adapters.testing.memory import (
+    InMemoryBreakerStore,
+    InMemoryEventRecorder,
+    InMemoryLeaderElector,
+    InMemoryNodeStore,
+)
+from domain.errors import BreakerStoreError
 from domain.model import Node, Readiness
-from domain.ports import EventRecorder, LeaderElector, NodeStore
+from domain.ports import DeletionBreakerStore, EventRecorder, LeaderElector, NodeStore
 from tests.integration.kube import create_node, delete_node, label_node
 from tests.integration.waiting import until
 from tests.unit.factories import UNINITIALIZED
@@ -307,3 +315,65 @@ class KubernetesEventLog:
         await self.queued.aclose()
         for name in self.names:
             await delete_node(self.kube, name)
+
+
+# -- DeletionBreakerStore ---------------------------------------------------------------
+class BreakerWorld(Protocol):
+    """The cluster around a DeletionBreakerStore subject."""
+
+    store: DeletionBreakerStore
+
+    async def other_writer(self) -> DeletionBreakerStore:
+        """The same state through another client (doctor's reset, the next process)."""
+        ...
+
+    async def spoil(self) -> None:
+        """Someone breaks the stored state (hand-edited annotations, no access)."""
+        ...
+
+
+class MemoryBreakerWorld:
+    name = "memory"
+
+    def __init__(self) -> None:
+        self.memory = InMemoryBreakerStore()
+        self.store: DeletionBreakerStore = self.memory
+
+    async def other_writer(self) -> DeletionBreakerStore:
+        return self.memory
+
+    async def spoil(self) -> None:
+        self.memory.fail_reads = BreakerStoreError("cannot read the deletion breaker")
+
+
+class KubernetesBreakerWorld:
+    """A KubernetesBreakerStore on a Lease of its own; ``kube`` is an admin client."""
+
+    name = "kubernetes"
+
+    def __init__(self, kube: KubeClient, client: KubeClient) -> None:
+        self.kube = kube
+        self.leader_lease = unique("contract-breaker")
+        self.store: DeletionBreakerStore = KubernetesBreakerStore(
+            client, leader_lease=self.leader_lease, namespace=NAMESPACE
+        )
+        self.path = (
+            f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases/"
+            f"{self.leader_lease}-deletion-breaker"
+        )
+
+    async def other_writer(self) -> DeletionBreakerStore:
+        return KubernetesBreakerStore(
+            self.kube, leader_lease=self.leader_lease, namespace=NAMESPACE
+        )
+
+    async def spoil(self) -> None:
+        lease = await self.kube.request("GET", self.path)
+        lease["metadata"].setdefault("annotations", {})[
+            "deletion-breaker.k8s.xenorchestra/deletions"
+        ] = "yesterday"
+        await self.kube.request("PUT", self.path, body=lease)
+
+    async def cleanup(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.kube.request("DELETE", self.path)

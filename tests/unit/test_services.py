@@ -307,6 +307,7 @@ async def test_lifecycle_keeps_visiting_a_recovered_node_until_its_sighting_is_f
     it, or the old sighting would let a later absence delete it without confirmation."""
     world.lifecycle = LifecycleService(
         inventory=world.xo,
+        breaker=InMemoryBreakerStore(),
         nodes=world.nodes,
         events=world.events,
         clock=world.clock,

@@ -9,8 +9,10 @@
 - :mod:`events`: ``KubernetesEventRecorder`` (core/v1 Events about Nodes) and
   ``record_client_check_failure`` (the events.k8s.io/v1 startup warning).
 - :mod:`leader`: ``LeaseLeaderElector`` (coordination.k8s.io/v1 Lease).
+- :mod:`breaker`: ``KubernetesBreakerStore`` (the deletion breaker's Lease annotations).
 """
 
+from adapters.kubernetes.breaker import KubernetesBreakerStore, breaker_lease_name
 from adapters.kubernetes.client import ClientSettings, KubeClient, connect
 from adapters.kubernetes.configuration import load_configuration
 from adapters.kubernetes.errors import ApiError, ApiUnavailableError, KubeConfigError
@@ -28,12 +30,14 @@ __all__ = [
     "ClientSettings",
     "KubeClient",
     "KubeConfigError",
+    "KubernetesBreakerStore",
     "KubernetesEventRecorder",
     "KubernetesNodeStore",
     "LeaseLeaderElector",
     "Reflector",
     "TokenBucket",
     "WatchStream",
+    "breaker_lease_name",
     "connect",
     "default_identity",
     "load_configuration",
