@@ -12,14 +12,24 @@ from pathlib import Path
 
 import pytest
 
-from adapters.kubernetes import KubeClient
+from adapters.kubernetes import KubeClient, KubernetesBreakerStore
+from domain.policies.deletion_breaker import ARMED, BreakerState
 from domain.policies.system_uuid import swap_little_endian
 from tests.integration.conftest import ServiceAccountFactory
 from tests.integration.controlplane import ControlPlane, free_port, write_kubeconfig
 from tests.integration.kube import apply_object, unique
 from tests.xo.support import TOKEN
 
-from .support import Cluster, delete_lease, put_lease, run_doctor, state_of_cluster
+from .support import (
+    LEASE_NAME,
+    LEASE_NAMESPACE,
+    LEASE_PATH,
+    Cluster,
+    delete_lease,
+    put_lease,
+    run_doctor,
+    state_of_cluster,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -484,3 +494,37 @@ async def test_xo_requests_do_not_grow_with_the_number_of_nodes(cluster: Cluster
     assert kube_counts[20] == kube_counts[200], kube_counts
     print(f"XO requests, 20 nodes: {counts[20]}; 200 nodes: {counts[200]}")
     print(f"Kubernetes requests, 20 nodes: {kube_counts[20]}; 200 nodes: {kube_counts[200]}")
+
+
+# -- the deletion breaker's reset ---------------------------------------------------------
+async def test_reset_deletion_breaker_rearms_it_as_the_ccms_identity(cluster: Cluster) -> None:
+    """The reset the runbook names: with the CCM's own identity (the shipped Roles),
+    a tripped breaker's Lease is armed again and its window emptied."""
+    store = KubernetesBreakerStore(cluster.kube, leader_lease=LEASE_NAME, namespace=LEASE_NAMESPACE)
+    tripped = BreakerState((1_790_000_000.0,) * 5, tripped_at=1_790_000_100.0)
+    await store.save(state=tripped, version="")
+    try:
+        code, out = await run_doctor(
+            "--reset-deletion-breaker",
+            "--kubeconfig",
+            str(cluster.kubeconfig),
+            "--leader-elect-resource-name",
+            LEASE_NAME,
+        )
+        assert code == 0, out
+        assert (
+            f"deletion breaker reset (Lease {LEASE_NAMESPACE}/{LEASE_NAME}-deletion-breaker)" in out
+        )
+        assert "it was tripped (since 2026-09-21T" in out and "5 deletions recorded" in out
+        assert (await store.load()).state == ARMED
+        # once more: nothing to reset, still exit 0
+        code, out = await run_doctor(
+            "--reset-deletion-breaker",
+            "--kubeconfig",
+            str(cluster.kubeconfig),
+            "--leader-elect-resource-name",
+            LEASE_NAME,
+        )
+        assert code == 0 and "it was armed with 0 deletions recorded" in out, out
+    finally:
+        await cluster.kube.request("DELETE", f"{LEASE_PATH}/{LEASE_NAME}-deletion-breaker")

@@ -14,6 +14,7 @@ from adapters.kubernetes import ClientSettings
 from adapters.logging_setup import configure_logging, mask_secrets
 from adapters.xenorchestra import RetryPolicy
 from entrypoints.container import Container, shutdown
+from entrypoints.doctor.breaker import reset_deletion_breaker
 from entrypoints.doctor.config import auth_method, config_ignored, diagnose_config, read_config
 from entrypoints.doctor.findings import (
     EXIT_CANNOT_CHECK,
@@ -182,6 +183,12 @@ def main_doctor(argv: Sequence[str], *, stdout: TextIO | None = None) -> int:
         configure_logging(verbosity=opts.v)
     else:
         configure_logging(verbosity=0, sink=_null_sink)
+    out = stdout or sys.stdout
+    if opts.reset_deletion_breaker:
+        code, line = asyncio.run(reset_deletion_breaker(opts))
+        out.write(mask_secrets(line) + "\n")
+        out.flush()
+        return code
     report = asyncio.run(run_doctor(opts))
     findings = report.shown(all_nodes=opts.all_nodes)
     summary = summarize(findings)
@@ -190,7 +197,6 @@ def main_doctor(argv: Sequence[str], *, stdout: TextIO | None = None) -> int:
         if opts.output == "json"
         else render_table(findings, summary)
     )
-    out = stdout or sys.stdout
     out.write(mask_secrets(text))
     out.flush()
     return summary.exit_code

@@ -22,6 +22,7 @@ class DoctorOptions:
     uninitialized_grace: float = DEFAULT_UNINITIALIZED_GRACE
     timeout: float = 10.0
     all_nodes: bool = False
+    reset_deletion_breaker: bool = False
     v: int = 0
 
 
@@ -88,6 +89,13 @@ def doctor_parser() -> argparse.ArgumentParser:
         help="list every node's ok lines too (default: one count per check)",
     )
     a(
+        "--reset-deletion-breaker",
+        action="store_true",
+        help="instead of checking: re-arm the deletion breaker and empty its window (the "
+        "Lease <leader-elect-resource-name>-deletion-breaker), once the deletions it "
+        "held back are understood",
+    )
+    a(
         "--v",
         "-v",
         metavar="N",
@@ -109,5 +117,6 @@ def options_from_args(args: argparse.Namespace) -> DoctorOptions:
         uninitialized_grace=args.uninitialized_grace,
         timeout=max(0.1, args.timeout),
         all_nodes=args.all_nodes,
+        reset_deletion_breaker=args.reset_deletion_breaker,
         v=args.v,
     )
