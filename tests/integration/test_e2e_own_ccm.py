@@ -379,6 +379,77 @@ async def test_the_rate_breaker_stops_deletions_past_the_limit(
         assert not await node_events(kube, name, reason="DeletingNodeFailed")
 
 
+async def test_restart_storms_keep_the_breakers_count(
+    xo_server: FakeXOServer,
+    xo: FakeXOControlClient,
+    ccm_processes: list[CCMProcess],
+    kube: KubeClient,
+    nodes: Nodes,
+    admin_kubeconfig: Path,
+    tmp_path: Path,
+) -> None:
+    """Issue 13, case 4: the breaker's count lives in the cluster, not in the process.
+
+    Twelve nodes whose VMs are gone, a limit of 3 per window, and four CCM
+    processes in a row on one Lease, each killed (a crash, an OOM) or stopped
+    (a drain) once it has had its say: across the restarts, 3 nodes are deleted,
+    never 3 per process.
+    """
+    cap, total = 3, 12
+    lease = unique("xoccm-e2e-storm")
+    config = cloud_config_file(
+        tmp_path,
+        xo_server.url,
+        extra=f"deletionConfirmDelay: 0\ndeletionRateMinimum: {cap}\ndeletionRatePercent: 0\n",
+    )
+    world = await World.create(xo, hosts=1)
+    vm_ids = await xo.populate(count=total, pool_id=world.pool_id)
+    names = [
+        await nodes.create(
+            "e2e-storm",
+            uninitialized=False,
+            ready="False",
+            provider_id=provider_id(world.pool_id, vm_id),
+            labels={L.REGION: world.pool_id},
+        )
+        for vm_id in vm_ids
+    ]
+    for vm_id in vm_ids:
+        await xo.delete_vm(vm_id)
+
+    async def gone() -> list[str]:
+        return [n for n in names if await node_or_none(kube, n) is None]
+
+    try:
+        for restart in range(4):
+            ccm = await start_ccm(
+                ccm_processes,
+                kubeconfig=admin_kubeconfig,
+                config=config,
+                lease=lease,
+                flags=FLAGS,
+            )
+
+            async def had_its_say(ccm: CCMProcess = ccm) -> bool:
+                refused = lifecycle_results(await ccm.metrics(), "deletion-rate-limited")
+                return refused >= 1 or len(await gone()) == total
+
+            await until(had_its_say, within=30, every=0.2)
+            await ccm.kill() if restart % 2 == 0 else await ccm.stop()
+        deleted = await gone()
+        assert len(deleted) == cap, f"limit {cap} per window, {len(deleted)} deleted: {deleted}"
+        breaker = await get_lease(kube, f"{lease}-deletion-breaker")
+        annotations = breaker["metadata"]["annotations"]
+        assert annotations["deletion-breaker.k8s.xenorchestra/tripped-at"]
+        assert len(annotations["deletion-breaker.k8s.xenorchestra/deletions"].split(",")) == cap
+    finally:
+        with contextlib.suppress(Exception):
+            await kube.request(
+                "DELETE",
+                f"/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/{lease}-deletion-breaker",
+            )
+
+
 async def test_dry_run_deletions_delete_nothing_and_say_so(
     xo_server: FakeXOServer,
     xo: FakeXOControlClient,
