@@ -94,6 +94,11 @@ class NodeStore(Protocol):
         """Every Node once, then every Node that is added or changed."""
         ...
 
+    def removals(self) -> AsyncIterator[Node]:
+        """Every Node deleted from now on, by anyone, as last seen (so state kept
+        about a node can leave with it)."""
+        ...
+
 
 class DeletionBreakerStore(Protocol):
     """Where the deletion breaker's state outlives the process: in the cluster, so a

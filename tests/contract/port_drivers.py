@@ -99,7 +99,7 @@ class MemoryNodeWorld:
         return self.memory.touch(name, labels=MappingProxyType({**node.labels, **labels}))
 
     async def remove(self, name: str) -> None:
-        del self.memory.nodes[name]
+        self.memory.remove(name)
 
     async def seen(self, name: str, check: Callable[[Node], bool]) -> Node:
         node = self.memory.nodes[name]

@@ -148,3 +148,23 @@ async def test_watch_yields_every_node_then_every_addition_and_change(nodes: Nod
     finally:
         consumer.cancel()
         await asyncio.gather(consumer, return_exceptions=True)
+
+
+async def test_removals_yield_a_node_someone_else_deleted(nodes: NodeWorld) -> None:
+    name = unique("removed")
+    registered = await nodes.register(name)
+    removed: list[Node] = []
+
+    async def consume() -> None:
+        async for node in nodes.store.removals():
+            removed.append(node)
+
+    consumer = asyncio.create_task(consume())
+    try:
+        await asyncio.sleep(0)  # subscribed
+        await nodes.remove(name)
+        await until(lambda: name in {n.name for n in removed})
+        assert [n.uid for n in removed if n.name == name] == [registered.uid]
+    finally:
+        consumer.cancel()
+        await asyncio.gather(consumer, return_exceptions=True)

@@ -85,6 +85,7 @@ class KubernetesNodeStore:
         self._nodes: dict[str, Node] = {}
         self._synced = asyncio.Event()
         self._watchers: set[asyncio.Queue[Node]] = set()
+        self._removal_watchers: set[asyncio.Queue[Node]] = set()
         self._task: asyncio.Task[None] | None = None
         self.reflector = Reflector(
             client,
@@ -157,13 +158,18 @@ class KubernetesNodeStore:
     def _forget(self, name: str, uid: str = "") -> None:
         current = self._nodes.get(name)
         if current is not None and (not uid or current.uid == uid):
-            del self._nodes[name]
+            self._drop(name)
+
+    def _drop(self, name: str) -> None:
+        gone = self._nodes.pop(name)
+        for queue in self._removal_watchers:
+            queue.put_nowait(gone)
 
     def _replace(self, items: Sequence[JsonObject]) -> None:
         nodes = [node_from_object(obj) for obj in items]
         names = {node.name for node in nodes}
         for name in [n for n in self._nodes if n not in names]:
-            del self._nodes[name]
+            self._drop(name)  # deleted while the watch was down
         for node in nodes:
             self._store(node)
         if not self._synced.is_set():
@@ -190,9 +196,20 @@ class KubernetesNodeStore:
         await self.wait_synced()
         return list(self._nodes.values())
 
+    async def removals(self) -> AsyncIterator[Node]:
+        """Every Node that leaves the cache from now on (a watch ``DELETED``, a
+        re-list without it, or a write that found it gone), as last cached."""
+        queue: asyncio.Queue[Node] = asyncio.Queue()
+        self._removal_watchers.add(queue)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            self._removal_watchers.discard(queue)
+
     async def watch(self) -> AsyncIterator[Node]:
-        """Every cached Node, then every Node added or changed (deletions are not
-        reported: the port has no use for them)."""
+        """Every cached Node, then every Node added or changed (deletions: see
+        :meth:`removals`)."""
         await self.wait_synced()
         queue: asyncio.Queue[Node] = asyncio.Queue()
         self._watchers.add(queue)  # subscribe and snapshot with no await in between

@@ -30,6 +30,7 @@ class InMemoryNodeStore:
         self.fail_writes: NodeStoreError | None = None
         self._rv = itertools.count(1)
         self._watchers: list[asyncio.Queue[Node]] = []
+        self._removal_watchers: list[asyncio.Queue[Node]] = []
 
     def _stamp(self, node: Node) -> Node:
         node = replace(node, resource_version=str(next(self._rv)))
@@ -71,7 +72,7 @@ class InMemoryNodeStore:
     async def delete(self, *, node: Node) -> None:
         current = self._current(node)
         self._write("delete")
-        del self.nodes[current.name]
+        self.remove(current.name)
 
     async def watch(self) -> AsyncIterator[Node]:
         queue: asyncio.Queue[Node] = asyncio.Queue()
@@ -83,6 +84,15 @@ class InMemoryNodeStore:
                 yield await queue.get()
         finally:
             self._watchers.remove(queue)
+
+    async def removals(self) -> AsyncIterator[Node]:
+        queue: asyncio.Queue[Node] = asyncio.Queue()
+        self._removal_watchers.append(queue)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            self._removal_watchers.remove(queue)
 
     def _current(self, node: Node) -> Node:
         current = self.nodes.get(node.name)
@@ -96,6 +106,13 @@ class InMemoryNodeStore:
         if node.name in self.nodes:
             raise NodeStoreError(f"node {node.name} already exists")
         return self._stamp(replace(node, uid=node.uid or str(uuid.uuid4())))
+
+    def remove(self, name: str) -> Node:
+        """Someone deletes the node (``kubectl delete node``)."""
+        gone = self.nodes.pop(name)
+        for queue in self._removal_watchers:
+            queue.put_nowait(gone)
+        return gone
 
     def set_readiness(self, name: str, readiness: Readiness) -> Node:
         return self._stamp(replace(self.nodes[name], readiness=readiness))
