@@ -5,29 +5,28 @@ to the other with the domain's matching rule (``domain.matching``: the
 providerID, else systemUUID for nodes still waiting for their VM) and pokes
 the right controller, so a live migration reaches its node in
 well under a second instead of at the next 5-minute label sync.
+
+The mapping is a :class:`~application.node_index.NodeIndex` kept by the
+Node store's watch (added, changed) and removals (deleted), so an event
+costs O(1) whatever the number of Nodes; each match is checked against the
+store's copy before it is acted on, so a change the index has not heard of
+yet never pokes the wrong node.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from application.node_index import NodeIndex, node_vm_ids
 from domain import labels
-from domain.errors import ProviderIDError
-from domain.matching import vm_id_candidates
 from domain.model import ChangeKind, Node, VMChange
 from domain.ports import Inventory, NodeStore
 
 log = logging.getLogger(__name__)
 
 Trigger = Callable[[str], Awaitable[None]]
-
-
-def _node_vm_ids(node: Node) -> tuple[str, ...]:
-    try:
-        return vm_id_candidates(node)
-    except ProviderIDError:
-        return ()
 
 
 class ChangeRouter:
@@ -51,9 +50,24 @@ class ChangeRouter:
         self._on_vm_removed = on_vm_removed
         self._on_new_vm = on_new_vm
         self._on_resync = on_resync
+        self.index = NodeIndex()
+
+    async def index_all(self) -> None:
+        """Index every Node now (at start; the watch then keeps the index)."""
+        for node in await self._nodes.list():
+            self.index.put(node)
 
     async def nodes_of(self, vm_id: str) -> list[Node]:
-        return [n for n in await self._nodes.list() if vm_id in _node_vm_ids(n)]
+        found = []
+        for name in self.index.names(vm_id):
+            node = await self._nodes.get(name=name)
+            if node is None:
+                self.index.drop(name)
+            elif vm_id in node_vm_ids(node):
+                found.append(node)
+            else:
+                self.index.put(node)  # changed meanwhile; the watch will say so too
+        return found
 
     async def handle(self, change: VMChange) -> None:
         if change.kind is ChangeKind.RESYNC:
@@ -74,9 +88,28 @@ class ChangeRouter:
             for trigger in targets:
                 await trigger(node.name)
 
-    async def run(self) -> None:
+    async def _follow_nodes(self) -> None:
+        async for node in self._nodes.watch():
+            # The store's copy, not the event's: a deletion reported meanwhile on
+            # the other stream must not be undone by a late update.
+            current = await self._nodes.get(name=node.name)
+            if current is not None:
+                self.index.put(current)
+
+    async def _follow_removals(self) -> None:
+        async for node in self._nodes.removals():
+            self.index.drop(node.name)
+
+    async def _route(self) -> None:
         async for change in self._inventory.changes():
             try:
                 await self.handle(change)
             except Exception:
                 log.exception("handling XO change %s failed", change.kind.value)
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._follow_removals(), name="xo-change-router-removals")
+            tg.create_task(self._follow_nodes(), name="xo-change-router-nodes")
+            await self.index_all()
+            tg.create_task(self._route(), name="xo-change-router-events")

@@ -1,0 +1,129 @@
+"""The change router's index from VM id to Node (issue 13, case 7): O(1) per XO
+event, kept by the Node store's watch and removals, never stale when acted on."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+import pytest
+
+from adapters.testing.memory import InMemoryInventory, InMemoryNodeStore
+from application.change_router import ChangeRouter
+from application.node_index import NodeIndex
+from domain.model import ChangeKind, Node, VMChange
+
+from .factories import POOL_A, UNINITIALIZED, VM_1, VM_2, node, vm
+
+
+def _pid(vm_id: str) -> str:
+    return f"xenorchestra://{POOL_A}/{vm_id}"
+
+
+class Router:
+    def __init__(self) -> None:
+        self.nodes = InMemoryNodeStore()
+        self.poked: list[tuple[str, str]] = []
+
+        def poke(kind: str):  # type: ignore[no-untyped-def]
+            async def trigger(name: str) -> None:
+                self.poked.append((kind, name))
+
+            return trigger
+
+        self.router = ChangeRouter(
+            inventory=InMemoryInventory(),
+            nodes=self.nodes,
+            on_vm_changed=[poke("changed")],
+            on_vm_removed=[poke("removed")],
+            on_new_vm=[poke("new")],
+            on_resync=[],
+        )
+
+    async def __aenter__(self) -> Router:
+        self.task = asyncio.create_task(self.router.run())
+        await asyncio.sleep(0.01)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+
+
+@pytest.mark.parametrize(
+    ("nodes", "vm_id", "names"),
+    [
+        pytest.param([node("a", provider_id=_pid(VM_1))], VM_1, ["a"], id="by-provider-id"),
+        pytest.param([node("a", provider_id=_pid(VM_1))], VM_2, [], id="another-vm"),
+        pytest.param(
+            [node("w", provider_id="", system_uuid=VM_1, taints=(UNINITIALIZED,))],
+            VM_1,
+            ["w"],
+            id="waiting-by-system-uuid",
+        ),
+        pytest.param([node("bad", provider_id="xenorchestra://nope")], VM_1, [], id="bad-pid"),
+        pytest.param(
+            [node("a", provider_id=_pid(VM_1)), node("b", provider_id=_pid(VM_1))],
+            VM_1,
+            ["a", "b"],
+            id="two-nodes-one-vm",
+        ),
+    ],
+)
+def test_the_index_names_the_nodes_a_vm_may_be(
+    nodes: list[Node], vm_id: str, names: list[str]
+) -> None:
+    index = NodeIndex()
+    for n in nodes:
+        index.put(n)
+    assert index.names(vm_id) == names
+
+
+def test_the_index_follows_a_change_and_a_deletion() -> None:
+    index = NodeIndex()
+    waiting = node("w", provider_id="", system_uuid=VM_1, taints=(UNINITIALIZED,))
+    index.put(waiting)
+    index.put(replace(waiting, provider_id=_pid(VM_2), taints=()))  # initialized: another VM
+    assert index.names(VM_1) == [] and index.names(VM_2) == ["w"]
+    index.drop("w")
+    assert index.names(VM_2) == [] and len(index) == 0
+
+
+async def test_events_poke_the_indexed_node() -> None:
+    async with Router() as r:
+        r.nodes.create(node("a", provider_id=_pid(VM_1), taints=()))
+        r.nodes.create(node("w", provider_id="", system_uuid=VM_2, taints=(UNINITIALIZED,)))
+        await asyncio.sleep(0.01)
+        await r.router.handle(VMChange(ChangeKind.UPDATED, vm(id=VM_1)))
+        await r.router.handle(VMChange(ChangeKind.REMOVED, vm(id=VM_1)))
+        await r.router.handle(VMChange(ChangeKind.ADDED, vm(id=VM_2)))
+    assert r.poked == [("changed", "a"), ("removed", "a"), ("new", "w")]
+
+
+async def test_a_node_deleted_by_someone_else_leaves_the_index() -> None:
+    async with Router() as r:
+        for i in range(3):
+            r.nodes.create(node(f"n{i}", provider_id=_pid(f"{i:08x}-0000-4000-8000-0000000000aa")))
+        await asyncio.sleep(0.01)
+        assert len(r.router.index) == 3
+        for i in range(3):
+            r.nodes.remove(f"n{i}")  # kubectl delete node: no XO event follows
+        await asyncio.sleep(0.01)
+        assert len(r.router.index) == 0
+
+
+async def test_nodes_present_before_the_router_starts_are_indexed() -> None:
+    r = Router()
+    r.nodes.create(node("a", provider_id=_pid(VM_1)))
+    async with r:
+        await r.router.handle(VMChange(ChangeKind.REMOVED, vm(id=VM_1)))
+    assert r.poked == [("removed", "a")]
+
+
+async def test_a_stale_entry_is_checked_against_the_store_before_acting() -> None:
+    r = Router()  # not running: nothing keeps the index
+    r.nodes.create(node("a", provider_id=_pid(VM_1)))
+    await r.router.index_all()
+    del r.nodes.nodes["a"]
+    await r.router.handle(VMChange(ChangeKind.REMOVED, vm(id=VM_1)))
+    assert r.poked == [] and len(r.router.index) == 0
