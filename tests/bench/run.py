@@ -23,11 +23,11 @@ from typing import Any
 
 from loguru import logger
 
-from . import scenarios
+from . import router, scenarios
 from .procfs import machine, machine_line
 
 DEFAULT_OUT = Path("bench-results/results.json")
-PHASES = ("registration", "reaction", "steady", "footprint")
+PHASES = ("registration", "reaction", "steady", "footprint", "router")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -102,6 +102,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "registration": [],
         "steady_state": [],
         "footprint": [],
+        "router": [],
     }
 
     async def phase(name: str, work: Callable[[], Awaitable[Any]]) -> Any:
@@ -163,6 +164,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     lambda: scenarios.footprint(env, nodes=5000, window=args.window),
                 )
             )
+    if "router" in only:
+        results["router"] = await phase("change router cost", router.router_costs)
     results["loadavg_at_end"] = os.getloadavg()
     results["targets"] = targets(results)
     return results
@@ -256,6 +259,25 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                     ""
                     if foot["peak_rss_mib"] < 200
                     else f"missed by {foot['peak_rss_mib'] - 200:.1f} MiB",
+                )
+            )
+    by_size = {r["nodes"]: r for r in results.get("router") or []}
+    if 5000 in by_size:
+        big = by_size[5000]
+        out.append(
+            _target(
+                "change router < 0.1 ms per XO event at 5,000 nodes",
+                big["mean_ms"] < 0.1,
+                f"{big['mean_ms'] * 1000:.1f} us mean, {big['p99_ms'] * 1000:.1f} us p99",
+            )
+        )
+        if 1000 in by_size:
+            ratio = big["mean_ms"] / by_size[1000]["mean_ms"]
+            out.append(
+                _target(
+                    "change router O(1): cost at 5,000 nodes / at 1,000 < 1.5",
+                    ratio < 1.5,
+                    f"{ratio:.2f}",
                 )
             )
     if not any(f["nodes"] == 5000 for f in results["footprint"]) and results["footprint"]:
@@ -415,6 +437,15 @@ def render(results: dict[str, Any]) -> str:
                 ],
                 rows,
             )
+        )
+    if results.get("router"):
+        rows = [
+            [r["nodes"], r["events"], r["mean_ms"] * 1000, r["p50_ms"] * 1000, r["p99_ms"] * 1000]
+            for r in results["router"]
+        ]
+        parts.append(
+            "\nChange router, per XO event\n"
+            + table(["nodes", "events", "mean us", "p50 us", "p99 us"], rows)
         )
     rows = [
         [

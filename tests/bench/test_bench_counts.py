@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from .router import router_cost
 from .scenarios import bench_env, registration, steady_state
 
 pytestmark = pytest.mark.integration
@@ -39,3 +40,9 @@ async def test_the_registration_benchmark_measures_every_node_it_creates(
     assert result["taint_removal_delay_seconds"]["count"] == 20
     assert result["ccm_exit_code"] == 0
     assert result["kube_requests_per_node"] > 0, "the audit log must see the CCM's requests"
+
+
+async def test_the_router_benchmark_routes_every_event_it_times() -> None:
+    row = await router_cost(10, events=50)
+    assert (row["nodes"], row["events"]) == (10, 50)
+    assert 0 < row["p50_ms"] <= row["p99_ms"]
