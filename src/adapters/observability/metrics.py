@@ -156,7 +156,7 @@ class PrometheusMetrics:
             self.node_deletions.labels(outcome=outcome)
         self.breaker_tripped = Gauge(
             "xenorchestra_ccm_deletion_breaker_tripped",
-            "1 once the deletion breaker tripped (deletions paused until an operator resets it), else 0",
+            "1 once the deletion breaker tripped (paused until an operator resets it), else 0",
             registry=r,
         )
         self.breaker_deletions = Gauge(
