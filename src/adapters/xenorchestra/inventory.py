@@ -33,6 +33,7 @@ from adapters.xenorchestra.parsing import (
     HOST_FIELDS,
     POOL_FIELDS,
     VM_FIELDS,
+    expect_id,
     name_filter,
     parse_host,
     parse_list,
@@ -181,7 +182,9 @@ class XOInventory:
             body = await self._client.get_json(f"/vms/{_segment(vm_id)}", endpoint=VM_BY_ID)
         except XONotFound:
             return None
-        return parse_vm(body, endpoint=VM_BY_ID)
+        vm = parse_vm(body, endpoint=VM_BY_ID)
+        expect_id(vm.id, vm_id, endpoint=VM_BY_ID, what="VM")
+        return vm
 
     async def _confirm_pool(self, key: str) -> Pool | None:
         """XO's answer for the pool now (never the cache); concurrent askers share it."""
@@ -212,6 +215,7 @@ class XOInventory:
         except XONotFound:
             return None
         host = parse_host(body, endpoint=HOST_BY_ID)
+        expect_id(host.id, key, endpoint=HOST_BY_ID, what="host")
         self._hosts[host.id] = host
         return host
 
@@ -245,6 +249,7 @@ class XOInventory:
             self._pools.pop(key, None)
             return None
         pool = parse_pool(body, endpoint=POOL_BY_ID)
+        expect_id(pool.id, key, endpoint=POOL_BY_ID, what="pool")
         self._pools[pool.id] = pool
         return pool
 

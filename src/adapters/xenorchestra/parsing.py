@@ -137,6 +137,21 @@ def parse_pool(data: Any, *, endpoint: str) -> Pool:
     )
 
 
+def expect_id(answered: str, asked: str, *, endpoint: str, what: str) -> None:
+    """An answer for one object must be about that object.
+
+    A cache or proxy that answers ``GET /pools/A`` with pool B would make pool A
+    look known, and a VM's 404 in it would read as a deletion; a VM answered
+    for another would lend a node that VM's identity. ``answered`` is parsed
+    (lower-cased), ``asked`` as the caller gave it.
+    """
+    if answered != asked.strip().lower():
+        raise ProtocolError(
+            f"Xen Orchestra {endpoint}: asked for {what} {asked.strip().lower()}, "
+            f"answered with {what} {answered}"
+        )
+
+
 def parse_list(data: Any, *, endpoint: str) -> Sequence[Any]:
     """A collection answer must be a JSON array (of objects, when ``fields`` is set)."""
     if not isinstance(data, list):

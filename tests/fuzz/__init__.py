@@ -1,0 +1,1 @@
+"""Property-based fuzz (hypothesis) of what the CCM reads: XO bodies, SSE frames, Nodes."""
