@@ -3,21 +3,26 @@ and the leading CCM is killed (SIGKILL, the Lease is not released).
 
 Same invariants as the XO faults: no node wrongly deleted, no label lost or
 corrupted, the work that piled up done within a stated bound, and no process
-exits except the one killed.
+exits except the one killed. And leadership: a middlebox answering the
+leader's Lease requests with a 200 that is not JSON makes it exit within its
+renew deadline, before the standby leads (never two leaders).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import pytest
 
+from adapters.testing.local_cluster.control_plane import write_kubeconfig
 from tests.bench.plane import ManagedControlPlane
 from tests.integration.ccm_process import FAST_LEADER_FLAGS
+from tests.integration.proxy import HttpProxy
 from tests.integration.waiting import until
 
-from .world import RESULTS, World, leading
+from .world import RESULTS, LeaderOverlap, World, leading, lease_not_json
 
 pytestmark = [pytest.mark.integration, pytest.mark.reliability]
 
@@ -38,7 +43,7 @@ APISERVER_DOWN = 3.0
 #: deletion confirmation (2 s), a label pass (5 s), and slack.
 APISERVER_BOUND = 20.0
 #: FAST_LEADER_FLAGS: lease 4 s, retry 0.5 s (x1.2 jitter), twice, and slack.
-LEASE, RETRY = 4.0, 0.5
+LEASE, RETRY, RENEW_DEADLINE = 4.0, 0.5, 3.0
 TAKEOVER_BOUND = LEASE + 2 * RETRY * 1.2 + 3.0
 LEADER_BOUND = 20.0
 
@@ -108,5 +113,63 @@ async def test_killing_the_leader_hands_over_to_the_standby_which_finishes_the_w
         "takeover_seconds": round(takeover, 1),
         "takeover_bound_seconds": round(TAKEOVER_BOUND, 1),
         "converged_seconds_after_takeover": round(recovery, 1),
+        "pending_work": work,
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+async def test_a_non_json_200_on_the_lease_makes_the_leader_exit_before_the_standby_leads(
+    world: World, control_plane: ManagedControlPlane, tmp_path: Path
+) -> None:
+    """Issue 13 case 2: the renewer used to die silently on such an answer, the
+    controllers kept writing and the standby led too 4 s later."""
+    assert control_plane.admin_cert is not None
+    proxy = HttpProxy(
+        control_plane.server, ca_file=control_plane.ca_file, client=control_plane.admin_cert
+    )
+    await proxy.start()
+    overlap: LeaderOverlap | None = None
+    try:
+        via_proxy = write_kubeconfig(
+            tmp_path / "proxied.kubeconfig",
+            server=proxy.url,
+            ca_file=control_plane.ca_file,
+            user="proxied",
+        )
+        first = await world.start_ccm(kubeconfig=via_proxy)
+        await until(lambda: leading(first), within=20)
+        second = await world.start_ccm()
+        await world.wait_converged(within=30)
+        world.assert_healthy()
+        overlap = LeaderOverlap(first, second)
+
+        world.killed.append(first)  # it must exit: that is the fix
+        proxy.rules.append(lease_not_json(world.run))
+        broken = time.monotonic()
+        work = await world.pending_work("a")
+        assert await first.wait(within=RENEW_DEADLINE + 5) == 1
+        exited = time.monotonic() - broken
+        assert "leader election lost" in first.log
+        await until(lambda: leading(second), within=TAKEOVER_BOUND)
+        takeover = time.monotonic() - broken
+        recovery = await world.wait_converged(within=LEADER_BOUND)
+        await asyncio.sleep(2.0)
+        await overlap.stop()
+        assert not world.unconverged(), world.unconverged()
+        world.assert_healthy()
+        assert overlap.overlaps == 0, f"two leaders in {overlap.overlaps} of {overlap.samples}"
+        assert overlap.standby_leading_at is not None
+    finally:
+        if overlap is not None:
+            await overlap.stop()
+        await proxy.stop()
+    RESULTS["non-JSON 200 on the Lease (via a proxy)"] = {
+        "fault_seconds": 0,
+        "recovery_seconds": round(recovery, 1),
+        "bound_seconds": LEADER_BOUND,
+        "takeover_seconds": round(takeover, 1),
+        "takeover_leader_exit_seconds": round(exited, 1),
+        "takeover_overlap_samples": overlap.overlaps,
         "pending_work": work,
     }

@@ -211,3 +211,41 @@ async def test_dropped_event_streams_lose_no_change(world: World) -> None:
         flags=["--node-status-update-frequency=60s"],
         fault_seen=lambda _: world.xo.requests.snapshot().get("GET /events", 0) >= 3,
     )
+
+
+@pytest.mark.timeout(90)
+async def test_a_node_moved_to_another_pool_is_kept_when_xo_loses_that_pool(
+    world: World,
+) -> None:
+    """Issue 13 case 1: the providerID keeps the registration pool (a), label sync
+    moves the region to the new one (b); when XO loses b the VM answers 404 while
+    pool a answers 200, which used to read as a deletion."""
+    moved = "a-ready-2"
+
+    async def inject() -> None:
+        world.migrate(moved, host=world.hosts["b"][0])
+        await world.wait_converged(within=RETRY_BOUND)  # the region label says b now
+        await world.set_ready(moved, False)  # its kubelet stops reporting too
+        world.xo.state.disconnect_pool(world.pools["b"])
+
+    async def clear() -> None:
+        world.xo.state.reconnect_pool(world.pools["b"])
+
+    await fault_scenario(
+        world,
+        name="cross-pool move, then the new pool lost",
+        inject=inject,
+        clear=clear,
+        fault_seconds=10,
+        bound=RETRY_BOUND,
+        fault_seen=lambda text: (
+            metric(
+                text,
+                "xenorchestra_ccm_node_syncs_total",
+                controller="cloud-node-lifecycle",
+                result="keep-uncertain",
+            )
+            > 0
+        ),
+    )
+    assert world.member(moved).name in world.watch.nodes

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import time
 import uuid
@@ -23,6 +24,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+
+from aiohttp import web
 
 from adapters.kubernetes import ApiUnavailableError, KubeClient
 from adapters.testing.fake_xo import FakeXOServer
@@ -36,6 +39,7 @@ from tests.bench.cluster import (
 )
 from tests.bench.scenarios import metric
 from tests.integration.ccm_process import CCMProcess, write_cloud_config
+from tests.integration.proxy import Rule
 
 from .invariants import InvariantTracker
 
@@ -161,12 +165,22 @@ class World:
         )
 
     async def start_ccm(
-        self, *flags: str, ready_within: float = 30.0, extra_config: str = ""
+        self,
+        *flags: str,
+        ready_within: float = 30.0,
+        extra_config: str = "",
+        kubeconfig: Path | None = None,
+        token: str = TOKEN,
     ) -> CCMProcess:
-        config = write_cloud_config(self.xo.url, token=TOKEN, extra=CONFIG_EXTRA + extra_config)
+        """Start a CCM on this world; ``kubeconfig`` (default the admin's) may lead
+        through a proxy, ``token`` is written to the cloud config as a YAML string
+        (so it may end with a newline, as ``echo tok | base64`` makes it)."""
+        config = write_cloud_config(
+            self.xo.url, token=json.dumps(token), extra=CONFIG_EXTRA + extra_config
+        )
         self._configs.append(config)
         ccm = CCMProcess(
-            kubeconfig=self.kubeconfig,
+            kubeconfig=kubeconfig or self.kubeconfig,
             cloud_config=config,
             flags=[*FAST_PERIODS, f"--leader-elect-resource-name={self.run}", *flags],
         )
@@ -353,6 +367,45 @@ async def leading(ccm: CCMProcess) -> bool:
         return metric(await ccm.metrics(), "leader_election_master_status") >= 1
     except Exception:
         return False
+
+
+class LeaderOverlap:
+    """Samples both CCMs' leader gauge every 0.1 s: ``overlaps`` counts the samples in
+    which both said they lead (the gauge drops only once the controllers have
+    stopped), ``standby_leading_at`` when the standby first did."""
+
+    def __init__(self, leader: CCMProcess, standby: CCMProcess) -> None:
+        self.overlaps = 0
+        self.samples = 0
+        self.standby_leading_at: float | None = None
+        self._pair = (leader, standby)
+        self._task = asyncio.create_task(self._sample())
+
+    async def _sample(self) -> None:
+        leader, standby = self._pair
+        while True:
+            first, second = await asyncio.gather(leading(leader), leading(standby))
+            self.samples += 1
+            if first and second:
+                self.overlaps += 1
+            if second and self.standby_leading_at is None:
+                self.standby_leading_at = time.monotonic()
+            await asyncio.sleep(0.1)
+
+    async def stop(self) -> None:
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+
+
+def lease_not_json(name: str) -> Rule:
+    """A middlebox answering the leader's every Lease request with a 200 that is not JSON."""
+
+    async def rule(request: web.Request, forward: object) -> web.Response | None:
+        if request.path.endswith(f"/leases/{name}"):
+            return web.Response(status=200, text="<html>OK</html>", content_type="application/json")
+        return None
+
+    return rule
 
 
 async def fault_scenario(
