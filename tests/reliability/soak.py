@@ -33,10 +33,13 @@ from typing import Any
 
 from loguru import logger
 
+from domain import labels
 from tests.bench.cluster import bench_client
 from tests.bench.plane import ManagedControlPlane
 from tests.bench.procfs import MIB, ProcSample, Sampler, machine, machine_line
+from tests.integration.ccm_process import CCMProcess
 
+from . import soak_cases
 from .world import TOKEN, World, leading
 
 DEFAULT_OUT = Path("bench-results/soak.json")
@@ -44,6 +47,20 @@ DEFAULT_OUT = Path("bench-results/soak.json")
 #: (by default 10 % of the nodes per 10 min trip it, by design).
 SOAK_CONFIG = "deletionRatePercent: 100\n"
 CONVERGE_BOUND = 45.0
+SOAK_FLAGS = (
+    "--node-monitor-period=5s",
+    "--node-status-update-frequency=30s",
+    "--kube-api-qps=50",
+    "--kube-api-burst=100",
+    "--v=2",
+)
+#: The soak's own CCM rides out a kube-apiserver restart; the last phase's CCMs
+#: keep the fast timings (lease 4 s) so each handover takes seconds.
+SLOW_LEADER_FLAGS = (
+    "--leader-elect-lease-duration=30s",
+    "--leader-elect-renew-deadline=20s",
+    "--leader-elect-retry-period=2s",
+)
 RSS_GROWTH_LIMIT = 0.10
 
 
@@ -161,7 +178,48 @@ class Soak:
             dropping.clear()
 
         pool_b = self.world.pools["b"]
+        moving: list[asyncio.Task[None]] = []
+
+        async def move_then_lose_pool() -> None:
+            """Issue 13 case 1: nodes moved from pool a to b, then XO loses b.
+            The pool goes only once the CCM has seen the move (region b): a pool
+            lost before that leaves the Node no trace of it."""
+            w = self.world
+            ready_in_a = [r for r in self._roles(True, True) if w.member(r).pool == "a"]
+            movers = self.rng.sample(ready_in_a, min(3, len(ready_in_a)))
+            for role in movers:
+                w.migrate(role, host=self.rng.choice(w.hosts["b"]))
+                self.actions["migrate across pools"] += 1
+
+            def moved() -> bool:
+                return all(
+                    (view := w.watch.nodes.get(w.member(r).name)) is not None
+                    and view.labels.get(labels.REGION) == pool_b
+                    for r in movers
+                )
+
+            async def then_lose() -> None:
+                try:
+                    await w.watch.wait_for(moved, within=30)
+                except TimeoutError:  # the churn stopped or deleted a mover meanwhile
+                    log("cross-pool move: a mover's region never said b; pool kept")
+                    return
+                for role in movers:
+                    await w.set_ready(role, False)
+                xo.state.disconnect_pool(pool_b)
+                self.actions["nodes moved, then their new pool lost"] += len(movers)
+
+            moving.append(asyncio.create_task(then_lose()))
+
+        async def reconnect_after_move() -> None:
+            for task in moving:
+                task.cancel()
+            await asyncio.gather(*moving, return_exceptions=True)
+            moving.clear()
+            xo.state.reconnect_pool(pool_b)
+
         return {
+            "cross-pool move, pool lost": (move_then_lose_pool, reconnect_after_move),
             "XO down": (xo.stop, xo.start),
             "50% XO 500s": (
                 lambda: sync(lambda: xo.faults.set(error_rate=0.5, error_status=500)),
@@ -289,16 +347,7 @@ async def _run(
     started: float,
 ) -> dict[str, Any]:
     ccm = await world.start_ccm(
-        "--node-monitor-period=5s",
-        "--node-status-update-frequency=30s",
-        "--kube-api-qps=50",
-        "--kube-api-burst=100",
-        "--leader-elect-lease-duration=30s",
-        "--leader-elect-renew-deadline=20s",
-        "--leader-elect-retry-period=2s",
-        "--v=2",
-        extra_config=SOAK_CONFIG,
-        ready_within=60,
+        *SOAK_FLAGS, *SLOW_LEADER_FLAGS, extra_config=SOAK_CONFIG, ready_within=60
     )
     assert ccm.proc is not None
     ready_at = time.monotonic()
@@ -333,6 +382,8 @@ async def _run(
         runner.violations.append(f"the CCM exited with {ccm.returncode}")
     if not await leading(ccm):
         runner.violations.append("the CCM is not leading at the end")
+    review = await _last_phase(world, plane, runner, ccm) if alive else {}
+    runner.violations += [f"a CCM exited with {c.returncode}" for c in world.crashed()]
     runner.violations += world.tracker.violations
     rss = rss_growth(samples, windows[0], windows[-1])
     if rss["growth"] is None or rss["growth"] >= RSS_GROWTH_LIMIT:
@@ -348,6 +399,7 @@ async def _run(
         "epoch_seconds": epoch_seconds,
         "epochs": runner.epochs,
         "actions": dict(runner.actions),
+        "issue_13_phase": review,
         "invariant_checks": dict(world.tracker.checks),
         "violations": runner.violations,
         "ccm_alive": alive,
@@ -356,6 +408,19 @@ async def _run(
         "cpu_seconds": round(samples[-1].cpu - samples[0].cpu, 1),
         "log_tail": ccm.log[-3000:] if runner.violations else "",
     }
+
+
+async def _last_phase(
+    world: World, plane: ManagedControlPlane, runner: Soak, ccm: CCMProcess
+) -> dict[str, Any]:
+    """Issue 13's cases that replace the CCM process (``soak_cases``)."""
+    out: dict[str, Any] = {}
+    log("last phase: the Lease answered with a non-JSON 200 (leader behind a proxy)")
+    ccm, out["non-JSON 200 on the Lease"] = await soak_cases.lease_not_json_case(
+        world, plane, ccm, flags=SOAK_FLAGS, act=runner.act, violations=runner.violations
+    )
+    log(f"  {out['non-JSON 200 on the Lease']}")
+    return out
 
 
 def render(result: dict[str, Any]) -> str:
@@ -380,6 +445,8 @@ def render(result: dict[str, Any]) -> str:
         + ", ".join(f"{k}: {v} checked" for k, v in sorted(result["invariant_checks"].items()))
         + f"; CCM never exited: {result['ccm_alive']}"
     )
+    for case, figures in result.get("issue_13_phase", {}).items():
+        lines.append(f"last phase, {case}: " + ", ".join(f"{k} {v}" for k, v in figures.items()))
     rss = result["rss"]
     lines.append(
         f"RSS: {rss['baseline_rss_mib']} MiB (first epoch, median) -> {rss['final_rss_mib']} MiB "
