@@ -47,6 +47,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     for name, result in RESULTS.items():
+        if "summary" in result:  # a case that is not "a fault, then recovery"
+            terminalreporter.write_line(f"reliability: {name}: {result['summary']}")
+            continue
         terminalreporter.write_line(
             f"reliability: {name}: work pending during a {result['fault_seconds']:g}s fault done "
             f"{result['recovery_seconds']}s after it cleared (bound {result['bound_seconds']:g}s)"
