@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from adapters.testing.fake_xo import garbage
 from adapters.testing.fake_xo.events import LISTENER_TYPES
 from adapters.testing.fake_xo.exchanges import Exchange
 from adapters.testing.fake_xo.matcher import FilterSyntaxError, parse_filter
@@ -67,7 +68,13 @@ def endpoint_of(request: web.Request) -> str:
     return f"{request.method} {template.removeprefix(API)}"
 
 
-def _garble(response: web.Response, mode: str) -> web.Response:
+def _garble(response: web.Response, mode: str, target: str | None = None) -> web.Response:
+    if mode in garbage.MODES:
+        body = response.body if isinstance(response.body, bytes) else b""
+        spoiled = garbage.garble_body(body, mode, target)
+        if spoiled is None:
+            return response
+        return web.Response(body=spoiled[0], headers=spoiled[1], content_type="application/json")
     if mode == "html":
         return web.Response(
             text="<html><body><h1>502 Bad Gateway</h1></body></html>", content_type="text/html"
@@ -163,7 +170,7 @@ class RestAPI:
             and 200 <= response.status < 300
             and endpoint != EVENTS
         ):
-            return _garble(response, garbage)
+            return _garble(response, garbage, self.faults.active.target)
         return response
 
     def _authenticate(self, request: web.Request) -> web.Response | None:
@@ -253,7 +260,7 @@ class RestAPI:
         loop = asyncio.get_running_loop()
 
         async def send(event: str, data: Any) -> None:
-            await response.write(self.hub.frame(event, data))
+            await response.write(self._frame(event, data))
 
         try:
             await send("init", {"id": conn.id})
@@ -275,6 +282,16 @@ class RestAPI:
         finally:
             self.hub.close(conn.id)
         return response
+
+    def _frame(self, event: str, data: Any) -> bytes:
+        """The frame as the hub encodes it, unless ``garble_frames`` spoils this VM frame."""
+        faults = self.faults.active
+        is_vm = isinstance(data, dict) and data.get("$subscription") == "VM"
+        if faults.garble_frames <= 0 or not is_vm or event not in ("add", "update", "remove"):
+            return self.hub.frame(event, data)
+        faults.garble_frames -= 1
+        text = garbage.garble_frame_data(data, faults.garbage or "html")
+        return f"event: {event}\ndata: {text}\n\n".encode()
 
     async def subscribe(self, request: web.Request) -> web.Response:
         """XO validates the body first (422), then looks the connection up (404)."""

@@ -2,7 +2,8 @@
 
 Faults reproduce what a CCM meets in production: a slow or overloaded XO
 (latency, 5xx, 429 with ``Retry-After``), a hung one, a proxy answering
-HTML, a dead event stream, an older XO (no events endpoint, plain-text 401)
+HTML, bodies and event frames that break decoding (``garbage.py``), a dead
+event stream, an older XO (no events endpoint, plain-text 401)
 and a revoked token. Each applies to every API request, or only to one
 endpoint template (``GET /vms/{id}``) when ``endpoint`` is set.
 """
@@ -17,8 +18,20 @@ import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
-GarbageMode = Literal["html", "truncated", "shape", "no-id"]
-GARBAGE_MODES: tuple[str, ...] = ("html", "truncated", "shape", "no-id")
+from adapters.testing.fake_xo import garbage
+
+GarbageMode = Literal[
+    "html",
+    "truncated",
+    "shape",
+    "no-id",
+    "bad-encoding",
+    "deep",
+    "overflow",
+    "wrong-types",
+    "bad-utf8",
+]
+GARBAGE_MODES: tuple[str, ...] = ("html", "truncated", "shape", "no-id", *garbage.MODES)
 
 
 @dataclass(slots=True)
@@ -36,8 +49,13 @@ class Faults:
     retry_after: float | None = None
     #: API requests never answer (until the fault is cleared or the client gives up)
     hang: bool = False
-    #: 2xx bodies replaced: non-JSON, truncated JSON, wrong shape, objects without ids
+    #: 2xx bodies replaced: non-JSON, truncated JSON, wrong shape, objects without ids,
+    #: or one of ``garbage.MODES`` (bad Content-Encoding, deep nesting, 1e400...)
     garbage: GarbageMode | None = None
+    #: ``garbage.MODES`` spoil only this object (its answer, its entry in lists)
+    target: str | None = None
+    #: the next N VM event frames carry ``garbage`` (default html) instead of their data
+    garble_frames: int = 0
     #: only requests to this endpoint template are affected (None: all)
     endpoint: str | None = None
     #: False: ``GET /events`` answers 404 like XO before 5.113
