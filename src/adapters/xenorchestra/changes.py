@@ -135,10 +135,18 @@ class ChangeStream:
             except InventoryError as err:
                 self._report(obs.STREAM_DOWN)
                 logger.warning("XO event stream lost: {}; reconnecting in {:.1f}s", err, pause)
-            except RuntimeError:
+            except Exception as err:
                 if self._client.closed:
                     break  # the inventory was closed under a running stream
-                raise
+                # Whatever else broke the session, the stream outlives it: consumers
+                # (the change router) must never die of one bad connection.
+                self._report(obs.STREAM_DOWN)
+                logger.error(
+                    "XO event stream failed: {}: {}; reconnecting in {:.1f}s",
+                    type(err).__name__,
+                    err,
+                    pause,
+                )
             await asyncio.sleep(pause)
             delay = min(self._policy.reconnect_max, delay * 2)
         logger.debug("XO change stream ended: the client is closed")
@@ -187,7 +195,7 @@ class ChangeStream:
     def _connection_id(init: ServerSentEvent) -> str:
         try:
             data = json.loads(init.data)
-        except ValueError:
+        except (ValueError, RecursionError):
             data = None
         if not isinstance(data, dict) or not isinstance(data.get("id"), str) or not data["id"]:
             raise ProtocolError(f"Xen Orchestra {EVENTS}: the init frame has no connection id")
@@ -220,7 +228,7 @@ class ChangeStream:
             return None
         try:
             data: Any = json.loads(frame.data)
-        except ValueError:
+        except (ValueError, RecursionError):
             logger.warning("XO {} event with a body that is not JSON: ignored", frame.event)
             return None
         if not isinstance(data, dict):
@@ -247,10 +255,10 @@ class ChangeStream:
                 snap = await self._snapshot()
             except InventoryError as err:
                 logger.warning("XO poll failed: {}", err)
-            except RuntimeError:
+            except Exception as err:
                 if self._client.closed:
                     return
-                raise
+                logger.error("XO poll failed: {}: {}", type(err).__name__, err)
             else:
                 if previous is None:
                     yield VMChange(ChangeKind.RESYNC)

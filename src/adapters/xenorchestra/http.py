@@ -9,8 +9,10 @@ and logging are decided in one place. The rules:
   total deadline; nothing else is retried;
 - 404 becomes :class:`XONotFound` (the caller decides what absence means);
 - 401/403 become AuthenticationError, saying the token must be an admin's;
-- a body that is not the JSON XO documents becomes ProtocolError naming the
-  endpoint; the adapter never crashes on what a server sends.
+- a body that is not the JSON XO documents (not JSON, nested past the
+  parser's limit, a ``Content-Encoding`` it does not have) becomes
+  ProtocolError naming the endpoint; any other failure of the HTTP library
+  becomes InventoryError: the adapter never crashes on what a server sends.
 
 No message, log line or repr built here contains a credential: URLs carry
 none, and headers are never formatted.
@@ -98,7 +100,7 @@ def error_message(response: httpx.Response) -> str:
         body = json.loads(text)
         if isinstance(body, Mapping) and isinstance(body.get("error"), str):
             return str(body["error"])[:200]
-    except (ValueError, UnicodeDecodeError, httpx.ResponseNotRead):
+    except (ValueError, RecursionError, httpx.ResponseNotRead):
         pass
     text = " ".join(text.split())
     return text[:120] or response.reason_phrase or "no message"
@@ -120,6 +122,16 @@ def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> fl
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def library_error(endpoint: str, err: httpx.HTTPError) -> InventoryError:
+    """The adapter's error for a failure of the HTTP library itself: a body it
+    cannot decode (bogus ``Content-Encoding``) is XO's protocol broken; the
+    rest (a connection lost mid-stream...) is XO not answering."""
+    text = f"Xen Orchestra {endpoint}: {type(err).__name__}: {err}"
+    if isinstance(err, httpx.DecodingError):
+        return ProtocolError(text)
+    return InventoryError(text)
 
 
 def _is_tls_failure(err: BaseException) -> bool:
@@ -303,6 +315,8 @@ class XOHttpClient:
                     "to skip verification"
                 ) from None
             raise _Transient(f"{type(err).__name__}: {err}", kind=obs.ERROR_CONNECTION) from None
+        except httpx.HTTPError as err:
+            raise library_error(endpoint, err) from None
 
     def _interpret(self, response: httpx.Response, *, endpoint: str) -> Any:
         """Decode a 2xx body, or raise the typed error for its status."""
@@ -312,7 +326,7 @@ class XOHttpClient:
                 return None
             try:
                 return json.loads(response.content)
-            except (ValueError, UnicodeDecodeError):
+            except (ValueError, RecursionError):
                 ctype = response.headers.get("content-type", "?")
                 raise ProtocolError(
                     f"Xen Orchestra {endpoint}: the body is not JSON "
@@ -380,8 +394,6 @@ class XOHttpClient:
                 )
             if isinstance(err, _Transient):
                 raise InventoryError(f"Xen Orchestra {endpoint}: {err}") from None
-            if isinstance(err, httpx.TransportError):
-                raise InventoryError(
-                    f"Xen Orchestra {endpoint}: {type(err).__name__}: {err}"
-                ) from None
+            if isinstance(err, httpx.HTTPError):
+                raise library_error(endpoint, err) from None
             raise

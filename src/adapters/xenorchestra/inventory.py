@@ -56,6 +56,24 @@ POOL_BY_ID = "GET /pools/{id}"
 T = TypeVar("T")
 
 
+def _each(items: Sequence[Any], parse: Callable[..., T], endpoint: str) -> list[T]:
+    """Every object of a list that parses; one that does not is logged and left out,
+    so one odd VM costs that VM (absent: never evidence of a deletion, which
+    ``get_vm`` alone decides), not the pass of every other node. A list in which
+    nothing parses is the answer itself broken: ProtocolError."""
+    parsed: list[T] = []
+    failures: list[ProtocolError] = []
+    for item in items:
+        try:
+            parsed.append(parse(item, endpoint=endpoint))
+        except ProtocolError as err:
+            failures.append(err)
+            logger.error("{}: left out of the snapshot", err)
+    if failures and not parsed:
+        raise failures[0]
+    return parsed
+
+
 def _segment(value: str) -> str:
     """An id as one URL path segment (ids come from Nodes: never trust them)."""
     return quote(value.strip().lower(), safe="")
@@ -259,9 +277,9 @@ class XOInventory:
             self._list("/hosts", HOSTS, HOST_FIELDS),
             self._list("/pools", POOLS, POOL_FIELDS),
         )
-        vms = {vm.id: vm for vm in (parse_vm(o, endpoint=VMS) for o in vms_body)}
-        hosts = {h.id: h for h in (parse_host(o, endpoint=HOSTS) for o in hosts_body)}
-        pools = {p.id: p for p in (parse_pool(o, endpoint=POOLS) for o in pools_body)}
+        vms = {vm.id: vm for vm in _each(vms_body, parse_vm, VMS)}
+        hosts = {h.id: h for h in _each(hosts_body, parse_host, HOSTS)}
+        pools = {p.id: p for p in _each(pools_body, parse_pool, POOLS)}
         self._hosts = dict(hosts)
         self._pools = dict(pools)
         logger.debug("XO snapshot: {} VMs, {} hosts, {} pools", len(vms), len(hosts), len(pools))

@@ -10,6 +10,7 @@ exactly these (a full VM is ~3 KB, a picked one ~300 bytes).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Final
@@ -80,6 +81,11 @@ def _int(obj: Mapping[str, Any], outer: str, inner: str, endpoint: str, vm_id: s
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ProtocolError(
             f"Xen Orchestra {endpoint}: VM {vm_id} '{outer}.{inner}' is not a number"
+        )
+    if not math.isfinite(value) or value < 0:
+        # 1e400 reads as inf, which int() refuses with OverflowError
+        raise ProtocolError(
+            f"Xen Orchestra {endpoint}: VM {vm_id} '{outer}.{inner}' is not a finite count"
         )
     return int(value)
 
