@@ -7,6 +7,8 @@
 - ``admin_kubeconfig`` (session): the path of a system:masters kubeconfig.
 - ``kube`` (function): an admin ``KubeClient`` (no client-side rate limit)
   for arranging and inspecting; closed after the test.
+- ``http_proxy`` (function): an :class:`HttpProxy` to the API server whose rules
+  answer, alter or hold chosen requests (``proxied_kubeconfig`` goes through it);
 - ``service_account`` (function): ``await service_account(name=..., cluster_role=...)``
   creates the ServiceAccount, binds the role, mints a token (TokenRequest)
   and returns a kubeconfig path for that identity.
@@ -32,6 +34,7 @@ from adapters.kubernetes import KubeClient, connect
 from .ccm_process import CCMProcess
 from .controlplane import ControlPlane, find_binaries
 from .kube import service_account_kubeconfig
+from .proxy import HttpProxy
 
 _binaries: Path | Exception | None = None
 _started: list[ControlPlane] = []
@@ -117,6 +120,20 @@ async def _no_leftovers() -> AsyncIterator[None]:
             break
         await asyncio.sleep(0.02)
     assert not extra, f"threads left running: {[t.name for t in extra]}"
+
+
+@pytest.fixture
+async def http_proxy(control_plane: ControlPlane) -> AsyncIterator[HttpProxy]:
+    """An HTTP proxy to the API server (admin credentials) whose rules a test sets."""
+    assert control_plane.admin_cert is not None
+    proxy = HttpProxy(
+        control_plane.server, ca_file=control_plane.ca_file, client=control_plane.admin_cert
+    )
+    await proxy.start()
+    try:
+        yield proxy
+    finally:
+        await proxy.stop()
 
 
 @pytest.fixture

@@ -15,6 +15,8 @@ from aiohttp import web
 
 from adapters.testing.local_cluster.pki import CertPair
 
+from .controlplane import ControlPlane, write_kubeconfig
+
 
 class TcpProxy:
     """Forwards 127.0.0.1:``port`` to ``target``; ``cut()`` drops every connection
@@ -151,3 +153,13 @@ class HttpProxy:
 
 def _kept(headers: httpx.Headers) -> dict[str, str]:
     return {k: v for k, v in headers.items() if k.lower() not in _HOP_BY_HOP}
+
+
+def proxied_kubeconfig(proxy: HttpProxy, control_plane: ControlPlane, tmp_path: Path) -> Path:
+    """A kubeconfig for the API server through ``proxy`` (which holds the credentials)."""
+    return write_kubeconfig(
+        tmp_path / "via-http-proxy.kubeconfig",
+        server=proxy.url,
+        ca_file=control_plane.ca_file,
+        user="proxied",
+    )

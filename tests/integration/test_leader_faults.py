@@ -23,28 +23,15 @@ from adapters.kubernetes.errors import ApiError
 from adapters.testing.memory import InMemoryMetrics
 from application.manager import LeaderGate, LeadershipLost
 
-from .controlplane import ControlPlane, write_kubeconfig
+from .controlplane import ControlPlane
 from .kube import unique
-from .proxy import HttpProxy, Upstream
+from .proxy import HttpProxy, Upstream, proxied_kubeconfig
 
 pytestmark = pytest.mark.integration
 
 LEASE, RENEW, RETRY = 3.0, 2.0, 0.5
 NAMESPACE = "kube-system"
 Forward = Callable[[], Awaitable[Upstream]]
-
-
-@pytest.fixture
-async def proxy(control_plane: ControlPlane) -> AsyncIterator[HttpProxy]:
-    assert control_plane.admin_cert is not None
-    running = HttpProxy(
-        control_plane.server, ca_file=control_plane.ca_file, client=control_plane.admin_cert
-    )
-    await running.start()
-    try:
-        yield running
-    finally:
-        await running.stop()
 
 
 @pytest.fixture
@@ -70,15 +57,6 @@ async def candidate(
         renew_deadline=RENEW,
         retry_period=RETRY,
         identity=identity,
-    )
-
-
-def proxied_kubeconfig(proxy: HttpProxy, control_plane: ControlPlane, tmp_path: Path) -> Path:
-    return write_kubeconfig(
-        tmp_path / "via-http-proxy.kubeconfig",
-        server=proxy.url,
-        ca_file=control_plane.ca_file,
-        user="proxied",
     )
 
 
@@ -128,7 +106,7 @@ async def _forwarded_then_not_json(forward: Forward) -> web.Response:
     ],
 )
 async def test_a_non_json_200_on_the_lease_ends_leadership_before_anyone_else_leads(
-    proxy: HttpProxy,
+    http_proxy: HttpProxy,
     control_plane: ControlPlane,
     admin_kubeconfig: Path,
     clients: list[KubeClient],
@@ -136,7 +114,7 @@ async def test_a_non_json_200_on_the_lease_ends_leadership_before_anyone_else_le
     answer: Callable[[Forward], Awaitable[web.Response]],
 ) -> None:
     name = unique("lease")
-    via_proxy = proxied_kubeconfig(proxy, control_plane, tmp_path)
+    via_proxy = proxied_kubeconfig(http_proxy, control_plane, tmp_path)
     leader = await candidate(clients, via_proxy, name, "leader")
     standby = await candidate(clients, admin_kubeconfig, name, "standby")
     controller = Controller()
@@ -148,7 +126,7 @@ async def test_a_non_json_200_on_the_lease_ends_leadership_before_anyone_else_le
             await controller.started.wait()
         waiting = asyncio.create_task(standby.acquire())
         await asyncio.sleep(2 * RETRY)
-        proxy.rules.append(on_lease(name, answer))
+        http_proxy.rules.append(on_lease(name, answer))
         broken = time.monotonic()
         async with asyncio.timeout(RENEW + 2 * RETRY + 1):
             await leader.lost()
@@ -174,11 +152,11 @@ async def test_a_non_json_200_on_the_lease_ends_leadership_before_anyone_else_le
 
 
 async def test_the_client_maps_a_non_json_2xx_to_its_api_error(
-    proxy: HttpProxy, control_plane: ControlPlane, clients: list[KubeClient], tmp_path: Path
+    http_proxy: HttpProxy, control_plane: ControlPlane, clients: list[KubeClient], tmp_path: Path
 ) -> None:
     name = unique("lease")
-    proxy.rules.append(on_lease(name, _not_json))
-    client = await connect(str(proxied_kubeconfig(proxy, control_plane, tmp_path)), name="t")
+    http_proxy.rules.append(on_lease(name, _not_json))
+    client = await connect(str(proxied_kubeconfig(http_proxy, control_plane, tmp_path)), name="t")
     clients.append(client)
     path = f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases/{name}"
     with pytest.raises(ApiError, match="not JSON") as raised:
@@ -188,7 +166,7 @@ async def test_the_client_maps_a_non_json_2xx_to_its_api_error(
 
 
 async def test_release_after_a_renewal_landed_in_flight_still_clears_the_holder(
-    proxy: HttpProxy,
+    http_proxy: HttpProxy,
     control_plane: ControlPlane,
     kube: KubeClient,
     clients: list[KubeClient],
@@ -198,7 +176,9 @@ async def test_release_after_a_renewal_landed_in_flight_still_clears_the_holder(
     applied by the server, its answer is held back, and release() runs then
     (it cancels the renewal, whose write has landed all the same)."""
     name = unique("lease")
-    leader = await candidate(clients, proxied_kubeconfig(proxy, control_plane, tmp_path), name, "a")
+    leader = await candidate(
+        clients, proxied_kubeconfig(http_proxy, control_plane, tmp_path), name, "a"
+    )
     landed, let_go = asyncio.Event(), asyncio.Event()
 
     async def hold_one_renewal(request: web.Request, forward: Forward) -> web.Response | None:
@@ -213,7 +193,7 @@ async def test_release_after_a_renewal_landed_in_flight_still_clears_the_holder(
     try:
         async with asyncio.timeout(5):
             await leader.acquire()
-        proxy.rules.append(hold_one_renewal)
+        http_proxy.rules.append(hold_one_renewal)
         async with asyncio.timeout(5):
             await landed.wait()
         async with asyncio.timeout(5):

@@ -15,6 +15,7 @@ from typing import Any
 
 from loguru import logger
 
+from domain.errors import InvalidNodeError
 from domain.model import (
     AddressType,
     Node,
@@ -57,54 +58,82 @@ def _str_map(value: Any) -> Mapping[str, str]:
     return MappingProxyType({str(k): str(v) for k, v in value.items()})
 
 
+def _mapping(value: Any) -> Mapping[str, Any]:
+    """A JSON object, or an empty one in place of anything else (a field of the wrong type)."""
+    return value if isinstance(value, dict) else {}
+
+
+def _items(value: Any) -> list[Mapping[str, Any]]:
+    """The objects of a JSON array; anything else, or a non-object entry, is left out."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
 def _taint(raw: Mapping[str, Any]) -> Taint | None:
     try:
         effect = TaintEffect(raw.get("effect", ""))
-    except ValueError:
+    except (ValueError, TypeError):
         logger.debug(
             "ignoring taint {} with unknown effect {!r}", raw.get("key"), raw.get("effect")
         )
         return None
     return Taint(
-        key=str(raw.get("key", "")),
+        key=_text(raw.get("key")),
         effect=effect,
-        value=str(raw.get("value") or ""),
+        value=_text(raw.get("value")),
         time_added=parse_time(raw.get("timeAdded")),
     )
 
 
 def _address(raw: Mapping[str, Any]) -> NodeAddress | None:
+    address = raw.get("address")
+    if not isinstance(address, str):
+        return None
     try:
-        return NodeAddress(type=AddressType(raw.get("type", "")), address=str(raw["address"]))
-    except (ValueError, KeyError):
+        return NodeAddress(type=AddressType(raw.get("type", "")), address=address)
+    except (ValueError, TypeError):
         return None
 
 
 def _readiness(conditions: Any) -> Readiness:
-    for condition in conditions or ():
-        if isinstance(condition, dict) and condition.get("type") == "Ready":
+    for condition in _items(conditions):
+        if condition.get("type") == "Ready":
             try:
                 return Readiness(condition.get("status", "Unknown"))
-            except ValueError:
+            except (ValueError, TypeError):
                 return Readiness.UNKNOWN
     return Readiness.MISSING
 
 
-def node_from_object(obj: Mapping[str, Any]) -> Node:
-    """The domain Node for a v1 Node object (as decoded JSON)."""
-    meta = obj.get("metadata") or {}
-    spec = obj.get("spec") or {}
-    status = obj.get("status") or {}
-    taints = tuple(t for raw in spec.get("taints") or () if (t := _taint(raw)) is not None)
+def node_from_object(obj: Any) -> Node:
+    """The domain Node for a v1 Node object (as decoded JSON).
+
+    The API server validates Nodes, but what reaches here may have passed a
+    proxy, an aggregated API or a future version: a field of the wrong JSON
+    type reads as absent, and only a Node without a name, which nothing can
+    be done with, raises InvalidNodeError (the store skips it, logged).
+    """
+    if not isinstance(obj, dict):
+        raise InvalidNodeError(f"a Node that is not a JSON object ({type(obj).__name__})")
+    meta = _mapping(obj.get("metadata"))
+    spec = _mapping(obj.get("spec"))
+    status = _mapping(obj.get("status"))
+    name = meta.get("name")
+    if not isinstance(name, str) or not name:
+        raise InvalidNodeError("a Node without metadata.name")
+    taints = tuple(t for raw in _items(spec.get("taints")) if (t := _taint(raw)) is not None)
     addresses = tuple(
-        a for raw in status.get("addresses") or () if (a := _address(raw)) is not None
+        a for raw in _items(status.get("addresses")) if (a := _address(raw)) is not None
     )
     return Node(
-        name=str(meta.get("name", "")),
-        uid=str(meta.get("uid") or ""),
-        resource_version=str(meta.get("resourceVersion") or ""),
-        provider_id=str(spec.get("providerID") or ""),
-        system_uuid=str((status.get("nodeInfo") or {}).get("systemUUID") or ""),
+        name=name,
+        uid=_text(meta.get("uid")),
+        resource_version=_text(meta.get("resourceVersion")),
+        provider_id=_text(spec.get("providerID")),
+        system_uuid=_text(_mapping(status.get("nodeInfo")).get("systemUUID")),
         labels=_str_map(meta.get("labels")),
         annotations=_str_map(meta.get("annotations")),
         taints=taints,

@@ -61,6 +61,16 @@ def _stale(obj: JsonObject, current: Node | None) -> bool:
     return not _newer_version(str(meta.get("resourceVersion") or ""), current.resource_version)
 
 
+def _readable(obj: JsonObject) -> Node | None:
+    """The Node, or None (logged) for an object no controller could act on: one odd
+    object must not keep the cache from syncing for every other Node."""
+    try:
+        return node_from_object(obj)
+    except InvalidNodeError as err:
+        logger.error("node cache: skipping {}", err)
+        return None
+
+
 class KubernetesNodeStore:
     """Implements ``domain.ports.NodeStore`` against kube-apiserver.
 
@@ -166,7 +176,7 @@ class KubernetesNodeStore:
             queue.put_nowait(gone)
 
     def _replace(self, items: Sequence[JsonObject]) -> None:
-        nodes = [node_from_object(obj) for obj in items]
+        nodes = [node for obj in items if (node := _readable(obj)) is not None]
         names = {node.name for node in nodes}
         for name in [n for n in self._nodes if n not in names]:
             self._drop(name)  # deleted while the watch was down
@@ -177,11 +187,13 @@ class KubernetesNodeStore:
         self._synced.set()
 
     def _on_event(self, kind: str, obj: JsonObject) -> None:
-        if kind != "DELETED" and _stale(
-            obj, self._nodes.get(str(obj.get("metadata", {}).get("name")))
-        ):
+        meta = obj.get("metadata")
+        name = meta.get("name") if isinstance(meta, dict) else None
+        if kind != "DELETED" and isinstance(name, str) and _stale(obj, self._nodes.get(name)):
             return
-        node = node_from_object(obj)
+        node = _readable(obj)
+        if node is None:
+            return
         if kind == "DELETED":
             self._forget(node.name, node.uid)
         else:
