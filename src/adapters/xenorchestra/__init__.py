@@ -5,6 +5,7 @@ Modules, one concern each:
 - ``inventory``: :class:`XOInventory`, the port (lookups, snapshot, caches);
 - ``changes``: the change stream (server-sent events, polling fallback);
 - ``http``: the pooled client, retries, deadline and error typing;
+- ``failures``: error answers, ``Retry-After``, the HTTP library's failures mapped;
 - ``parsing``: XO JSON to domain values, field lists, the name filter;
 - ``auth``, ``tls``: credentials and certificate verification;
 - ``observer``: the metrics hook; ``policy``: timing knobs.

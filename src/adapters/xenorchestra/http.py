@@ -21,14 +21,12 @@ none, and headers are never formatted.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
 import random
 import ssl
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -42,6 +40,12 @@ from tenacity import (
 
 from adapters.xenorchestra import observer as obs
 from adapters.xenorchestra.auth import Credentials
+from adapters.xenorchestra.failures import (
+    error_message,
+    is_tls_failure,
+    library_error,
+    retry_after_seconds,
+)
 from adapters.xenorchestra.observer import NullObserver, XORequestObserver, safe_observe
 from adapters.xenorchestra.policy import RetryPolicy
 from domain.errors import AuthenticationError, InventoryError, ProtocolError, UnavailableError
@@ -86,61 +90,6 @@ def _error_class(err: BaseException) -> str:
     if isinstance(err, InventoryError):
         return obs.ERROR_CLIENT
     return "cancelled" if isinstance(err, asyncio.CancelledError) else "error"
-
-
-def error_message(response: httpx.Response) -> str:
-    """XO's ``{"error": ...}`` message, or the start of a plain-text body.
-
-    Older XO answers 401 with ``Unauthorized`` as text/plain, proxies answer
-    HTML: anything goes, so this never raises.
-    """
-    text = ""
-    try:
-        text = response.text
-        body = json.loads(text)
-        if isinstance(body, Mapping) and isinstance(body.get("error"), str):
-            return str(body["error"])[:200]
-    except (ValueError, RecursionError, httpx.ResponseNotRead):
-        pass
-    text = " ".join(text.split())
-    return text[:120] or response.reason_phrase or "no message"
-
-
-def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> float | None:
-    """``Retry-After`` as seconds: delta-seconds or an HTTP date; None if absent/invalid."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
-
-
-def library_error(endpoint: str, err: httpx.HTTPError) -> InventoryError:
-    """The adapter's error for a failure of the HTTP library itself: a body it
-    cannot decode (bogus ``Content-Encoding``) is XO's protocol broken; the
-    rest (a connection lost mid-stream...) is XO not answering."""
-    text = f"Xen Orchestra {endpoint}: {type(err).__name__}: {err}"
-    if isinstance(err, httpx.DecodingError):
-        return ProtocolError(text)
-    return InventoryError(text)
-
-
-def _is_tls_failure(err: BaseException) -> bool:
-    seen: BaseException | None = err
-    while seen is not None:
-        if isinstance(seen, ssl.SSLError | ssl.CertificateError):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
 
 
 class XOHttpClient:
@@ -307,8 +256,10 @@ class XOHttpClient:
             raise _Transient(
                 f"timed out after {attempt_timeout:.1f}s", kind=obs.ERROR_TIMEOUT
             ) from None
+        except httpx.LocalProtocolError as err:
+            raise library_error(endpoint, err) from None  # not transient: it is ours
         except httpx.TransportError as err:
-            if _is_tls_failure(err):
+            if is_tls_failure(err):
                 raise TLSError(
                     f"Xen Orchestra {endpoint}: TLS handshake with {self._url} failed ({err}); "
                     "set caFile to the CA that signed XO's certificate, or insecure: true "
@@ -390,7 +341,7 @@ class XOHttpClient:
                     seconds=time.monotonic() - started,
                     error=_error_class(err)
                     if not isinstance(err, httpx.TransportError)
-                    else (obs.ERROR_TLS if _is_tls_failure(err) else obs.ERROR_CONNECTION),
+                    else (obs.ERROR_TLS if is_tls_failure(err) else obs.ERROR_CONNECTION),
                 )
             if isinstance(err, _Transient):
                 raise InventoryError(f"Xen Orchestra {endpoint}: {err}") from None

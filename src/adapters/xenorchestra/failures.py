@@ -1,0 +1,80 @@
+"""What the XO adapter makes of a failed exchange: the message of an error answer,
+``Retry-After``, and the adapter's error for a failure of the HTTP library.
+
+Kept apart from the client so that every way an exchange can fail is mapped
+in one readable place; no text built here contains a request header.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import ssl
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+import httpx
+
+from domain.errors import InventoryError, ProtocolError
+
+
+def error_message(response: httpx.Response) -> str:
+    """XO's ``{"error": ...}`` message, or the start of a plain-text body.
+
+    Older XO answers 401 with ``Unauthorized`` as text/plain, proxies answer
+    HTML: anything goes, so this never raises.
+    """
+    text = ""
+    try:
+        text = response.text
+        body = json.loads(text)
+        if isinstance(body, Mapping) and isinstance(body.get("error"), str):
+            return str(body["error"])[:200]
+    except (ValueError, RecursionError, httpx.ResponseNotRead):
+        pass
+    text = " ".join(text.split())
+    return text[:120] or response.reason_phrase or "no message"
+
+
+def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> float | None:
+    """``Retry-After`` as seconds: delta-seconds or an HTTP date; None if absent/invalid."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def library_error(endpoint: str, err: httpx.HTTPError) -> InventoryError:
+    """The adapter's error for a failure of the HTTP library itself: a body it
+    cannot decode (bogus ``Content-Encoding``) is XO's protocol broken; the
+    rest (a connection lost mid-stream...) is XO not answering."""
+    if isinstance(err, httpx.LocalProtocolError):
+        # Our own request was refused before it left (a header value the library
+        # cannot send): its message quotes the header, credentials included.
+        return InventoryError(
+            f"Xen Orchestra {endpoint}: the request could not be sent "
+            "(a header value the HTTP library refuses)"
+        )
+    text = f"Xen Orchestra {endpoint}: {type(err).__name__}: {err}"
+    if isinstance(err, httpx.DecodingError):
+        return ProtocolError(text)
+    return InventoryError(text)
+
+
+def is_tls_failure(err: BaseException) -> bool:
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError | ssl.CertificateError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
