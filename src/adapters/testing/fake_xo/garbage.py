@@ -58,8 +58,9 @@ def _text(data: Any, mode: str, target: str | None) -> str:
 
 
 def _concerns(data: Any, target: str | None) -> bool:
+    """Whether the answer is spoiled at all: always without a target (even ``[]``)."""
     items = data if isinstance(data, list) else [data]
-    return any(_aimed(o, target) for o in items)
+    return target is None or any(_aimed(o, target) for o in items)
 
 
 def garble_body(body: bytes, mode: str, target: str | None) -> tuple[bytes, dict[str, str]] | None:
