@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import unicodedata
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,25 @@ class CloudConfig(BaseModel):
         if not sep or scheme.lower() not in ("http", "https") or not rest.strip("/"):
             raise ValueError(f"url {url!r} must start with http:// or https:// and name a host")
         return url.rstrip("/")
+
+    @field_validator("token", "password", mode="before")
+    @classmethod
+    def _secret(cls, value: Any) -> Any:
+        """Secrets often come with a trailing newline (``echo tok | base64``, a file
+        saved by an editor): surrounding whitespace is dropped. A control character
+        inside is refused, naming the key and never the value: sent on, it breaks
+        the HTTP header, and the library's error would quote the header, secret and all."""
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if not isinstance(value, str):
+            return value
+        value = value.strip()
+        if any(unicodedata.category(char) == "Cc" for char in value):
+            raise ValueError(
+                "contains a control character (a newline or tab inside the value?); "
+                "the value is not shown"
+            )
+        return value
 
     @field_validator("client_timeout", mode="before")
     @classmethod

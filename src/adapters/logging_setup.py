@@ -7,9 +7,11 @@ records into loguru so there is one stream, one format and one filter.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from typing import Any
+from urllib.parse import quote
 
 from loguru import logger
 
@@ -17,14 +19,29 @@ _secrets: set[str] = set()
 MASK = "***"
 
 
+def secret_forms(value: str) -> set[str]:
+    """``value`` as it may appear in text: itself, and escaped as a Python repr, a
+    JSON string, bytes or a URL would write it (an HTTP library quoting a header
+    writes ``tok\\n`` for a token ending in a newline)."""
+    forms = {
+        value,
+        value.strip(),
+        value.encode("unicode_escape").decode("ascii"),
+        json.dumps(value)[1:-1],
+        repr(value.encode())[2:-1],
+        quote(value, safe=""),
+    }
+    return {form for form in forms if len(form) >= 4}
+
+
 def register_secret(value: str | None) -> None:
     """Never print ``value`` (a token, a password): it is masked in every record."""
-    if value and len(value) >= 4:
-        _secrets.add(value)
+    if value:
+        _secrets.update(secret_forms(value))
 
 
 def mask_secrets(text: str) -> str:
-    for secret in _secrets:
+    for secret in sorted(_secrets, key=len, reverse=True):  # longest (escaped) forms first
         text = text.replace(secret, MASK)
     return text
 
@@ -75,5 +92,10 @@ def configure_logging(*, verbosity: int = 2, json: bool = False, sink: Any = Non
         level=logging.DEBUG if verbosity >= 4 else logging.INFO,
         force=True,
     )
-    for noisy in ("urllib3", "kubernetes", "asyncio", "httpx", "httpcore", "aiohttp.access"):
+    for noisy in ("urllib3", "kubernetes", "asyncio", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbosity >= 8 else logging.WARNING)
+    # Never below WARNING: at DEBUG httpcore logs every response's headers (a
+    # server's Set-Cookie with a session token); the XO adapter logs its own
+    # requests at TRACE, without headers.
+    for quiet in ("httpx", "httpcore"):
+        logging.getLogger(quiet).setLevel(logging.WARNING)

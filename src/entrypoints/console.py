@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import sys
 
+from adapters.logging_setup import mask_secrets
+
 PROG = "xenorchestra-cloud-controller-manager"
 
 
 def fail(message: str) -> int:
-    """Print ``PROG: error: message`` to stderr, as argparse does; return exit code 1."""
-    print(f"{PROG}: error: {message}", file=sys.stderr)
+    """Print ``PROG: error: message`` to stderr, as argparse does; return exit code 1.
+
+    Masked like every log record: the message may quote an error from anywhere."""
+    print(f"{PROG}: error: {mask_secrets(message)}", file=sys.stderr)
     return 1
