@@ -142,8 +142,11 @@ class HttpProxy:
         response = web.StreamResponse(status=answer.status_code, headers=_kept(answer.headers))
         try:
             await response.prepare(request)
-            async for chunk in answer.aiter_bytes():
-                await response.write(chunk)
+            # aclosing: a watch cut by the client must not leave the generator to be
+            # closed later by the loop (a task the test would find running)
+            async with contextlib.aclosing(answer.aiter_bytes()) as chunks:
+                async for chunk in chunks:
+                    await response.write(chunk)
         except (ConnectionError, httpx.HTTPError):
             pass  # either side went away: a watch ending
         finally:
