@@ -120,6 +120,8 @@ class HttpProxy:
             await self._runner.cleanup()
             self._runner = None
         await self._upstream.aclose()
+        for _ in range(5):  # let the loop finish closing the streams' inner generators
+            await asyncio.sleep(0)
 
     def _build(self, request: web.Request, body: bytes) -> httpx.Request:
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
