@@ -17,7 +17,12 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from adapters.testing.fake_xo import FakeXOServer
-from adapters.testing.memory import FakeClock, InMemoryEventRecorder, InMemoryNodeStore
+from adapters.testing.memory import (
+    FakeClock,
+    InMemoryBreakerStore,
+    InMemoryEventRecorder,
+    InMemoryNodeStore,
+)
 from adapters.xenorchestra import XOInventory
 from application.change_router import ChangeRouter
 from domain import labels
@@ -121,7 +126,11 @@ async def test_one_bad_vm_does_not_stop_the_lifecycle_pass_for_the_others(
 
     async with make_inventory(xo) as inv:
         service = LifecycleService(
-            inventory=inv, nodes=nodes, events=InMemoryEventRecorder(), clock=FakeClock()
+            inventory=inv,
+            nodes=nodes,
+            events=InMemoryEventRecorder(),
+            clock=FakeClock(),
+            breaker=InMemoryBreakerStore(),
         )
         for _ in range(2):  # the bad VM fails again next period, and nothing else does
             await service.run_pass()
