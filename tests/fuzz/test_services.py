@@ -1,6 +1,6 @@
 """Bad input through the services: registration, lifecycle, label and address sync.
 
-A property on the container's in-memory variant (``entrypoints.in_memory``):
+Two properties, on the container's in-memory variant (``entrypoints.in_memory``):
 
 - **Nodes**: any Node the API server may hold (free-text providerID, systemUUID,
   annotations and condition strings; labels naming known, unknown or no pools),
@@ -8,8 +8,11 @@ A property on the container's in-memory variant (``entrypoints.in_memory``):
   running and a halted VM. Only the domain's errors come out, and a Node is
   deleted only when the issue's rule allows it: NotReady, our providerID naming
   a VM that does not exist, and every pool the Node names known to XO.
+- **XO answers**: the real XO adapter over a socket, every route answering a
+  fuzzed status, headers and body, and no pool answer ever confirming the pool
+  asked for: then no Node may be deleted, whatever the VM lookups say.
 
-It runs every service twice around a clock jump past the deletion
+Each runs every service twice around a clock jump past the deletion
 confirmation delay, so a deletion the input could provoke has its chance.
 """
 
@@ -19,6 +22,7 @@ import re
 from typing import Any
 
 from hypothesis import example, given
+from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from adapters.config import CloudConfig
@@ -29,8 +33,9 @@ from domain.providerid import is_uuid
 from entrypoints.container import Container, provide
 from entrypoints.flags import Settings
 from entrypoints.in_memory import in_memory_container
-from tests.fuzz.strategies import FLEET, POOL_LABEL_KEYS, fleets_of_nodes
-from tests.fuzz.support import typed
+from tests.fuzz.canned import Canned, CannedXO
+from tests.fuzz.strategies import FLEET, POOL_LABEL_KEYS, answers, fleets_of_nodes
+from tests.fuzz.support import inventory_for, typed
 
 CONFIRM_DELAY = 5.0
 _OURS = re.compile(r"\Axenorchestra://([^/]*)/([^/]*)\Z")
@@ -170,6 +175,41 @@ async def test_nodes_of_any_shape_are_deleted_only_when_the_rule_allows(
     for node in store.deleted:
         why_not = deletion_allowed(node)
         assert why_not is None, f"node {node.name} deleted although {why_not}: {node}"
+
+
+#: Nodes whose VM the fuzzed routes answer about: NotReady (deletable if XO said
+#: "gone" convincingly), Ready, and one waiting for registration.
+FIXED_NODES = (
+    _node("down", f"xenorchestra://{POOL_A}/{DELETED}", {POOL_LABEL_KEYS[0]: POOL_A}),
+    _node("up", f"xenorchestra://{POOL_A}/{FLEET.vm_ids[0]}", {}, ready="True"),
+    {
+        "metadata": {"name": "new", "uid": "uid-new"},
+        "spec": {
+            "taints": [
+                {"key": "node.cloudprovider.kubernetes.io/uninitialized", "effect": "NoSchedule"}
+            ]
+        },
+        "status": {"nodeInfo": {"systemUUID": DELETED}},
+    },
+)
+ROUTES = ("vms", "vm", "hosts", "host", "pools")
+#: A pool answer that names another pool than the one asked for: not a confirmation.
+OTHER_POOL = Canned(body=b'{"id": "' + POOL_B.encode() + b'", "name_label": "B"}')
+
+
+@given(
+    st.fixed_dictionaries({r: answers() for r in ROUTES}), st.one_of(answers(), st.just(OTHER_POOL))
+)
+@example({r: Canned(404) for r in ROUTES}, OTHER_POOL)
+async def test_no_xo_answer_short_of_a_confirmed_pool_deletes_a_node(
+    routes: dict[str, Canned], pool: Canned
+) -> None:
+    store = _store_of(FIXED_NODES)
+    async with CannedXO(routes={**routes, "pool": pool}) as xo, inventory_for(xo.url) as inventory:
+        container = container_for(store, FakeClock(), xo.url)
+        container.inventory.override(inventory)
+        await run_every_service(container, store)
+    assert not store.deleted, f"deleted {[n.name for n in store.deleted]} on XO's say-so: {routes}"
 
 
 def test_the_oracle_allows_what_the_rule_allows() -> None:
