@@ -408,6 +408,20 @@ def lease_not_json(name: str) -> Rule:
     return rule
 
 
+#: Issue 13 case 6: each of these once escaped the XO adapter's error types.
+DECODING_MODES = ("bad-encoding", "deep", "overflow", "wrong-types", "bad-utf8")
+
+
+async def texts_holding(world: World, secret: str) -> list[str]:
+    """Where ``secret`` shows: any CCM's output (stdout and stderr), any Event."""
+    found = [f"CCM {i} output" for i, ccm in enumerate(world.ccms) if secret in ccm.log]
+    for path in ("/api/v1/events", "/apis/events.k8s.io/v1/events"):
+        answer = await world.kube.request("GET", path)
+        if secret in json.dumps(answer):
+            found.append(f"Events ({path})")
+    return found
+
+
 async def fault_scenario(
     world: World,
     *,
@@ -419,11 +433,13 @@ async def fault_scenario(
     pool: str = "a",
     flags: Sequence[str] = (),
     fault_seen: Callable[[str], bool] | None = None,
+    token: str = TOKEN,
 ) -> float:
     """Converge, inject, pile up work, clear, then require convergence within
     ``bound`` seconds; returns the measured recovery time. ``fault_seen`` gets the
-    CCM's metrics after the fault: it proves the fault reached the CCM."""
-    ccm = await world.start_ccm(*flags)
+    CCM's metrics after the fault: it proves the fault reached the CCM; ``token`` is the
+    one its cloud config holds."""
+    ccm = await world.start_ccm(*flags, token=token)
     baseline = await world.wait_converged(within=30)
     world.assert_healthy()
     await inject()
