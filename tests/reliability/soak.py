@@ -461,7 +461,7 @@ async def _last_phase(
     leaks = await texts_holding(world, TOKEN)
     if leaks:
         runner.violations.append(f"the XO token shows in {', '.join(leaks)}")
-    out["token (with a trailing newline) shown in"] = leaks or "nothing"
+    out["token with a trailing newline"] = {"shown in": leaks or "nothing"}
     return out
 
 
