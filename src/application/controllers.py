@@ -14,7 +14,6 @@ from application.rate_limit import ControllerRateLimiter
 from application.workqueue import ShutDown, WorkQueue
 from domain import labels
 from domain.errors import CCMError
-from domain.model import Node
 from domain.policies.lifecycle import LifecycleAction
 from domain.ports import Clock, Inventory, Metrics, NodeStore
 from domain.services import LabelSyncService, LifecycleService, RegistrationService
@@ -137,7 +136,6 @@ class CloudNodeController:
         )
         #: nodes an XO change poked: their next sync asks XO, never a shared snapshot
         self._poked: set[str] = set()
-        self._classified: dict[str, tuple[Node, bool, bool]] = {}
         metrics.declare_node_syncs(controller=CLOUD_NODE, results=SYNC_RESULTS[CLOUD_NODE])
 
     async def trigger(self, name: str) -> None:
@@ -167,27 +165,17 @@ class CloudNodeController:
 
     async def report_waiting(self) -> None:
         """Count the nodes still carrying the uninitialized taint (and the oldest one),
-        and those that will never get it nor a providerID.
-
-        Each node is classified once per value it takes (Nodes are immutable: an
-        unchanged node is the same object), so at rest a report costs a lookup per node.
-        """
+        and those that will never get it nor a providerID."""
         all_nodes = await self._nodes.list()
-        seen: dict[str, tuple[Node, bool, bool]] = {}
         waiting_since: list[datetime] = []
         waiting = without_provider_id = 0
         for node in all_nodes:
-            known = self._classified.get(node.name)
-            if known is None or known[0] is not node:
-                tainted = node.has_taint(labels.UNINITIALIZED_TAINT_KEY)
-                known = (node, tainted, not node.provider_id and not tainted)
-            seen[node.name] = known
-            if known[1]:
+            if node.has_taint(labels.UNINITIALIZED_TAINT_KEY):
                 waiting += 1
                 if node.created_at is not None:
                     waiting_since.append(node.created_at)
-            without_provider_id += known[2]
-        self._classified = seen
+            elif not node.provider_id:
+                without_provider_id += 1
         self._metrics.nodes_waiting_initialization(
             count=waiting, oldest_created_at=min(waiting_since, default=None)
         )
