@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -46,6 +46,31 @@ def slower_than(seconds: float) -> Callable[[str], bool]:
         return total > fast
 
     return check
+
+
+def cycling_garbage(
+    world: World, modes: tuple[str, ...], *, period: float, **faults: object
+) -> tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]:
+    """``inject``/``clear`` for ``fault_scenario``: the fake XO's garbage mode cycles
+    through ``modes`` every ``period`` seconds (with ``faults`` set beside it) until cleared."""
+    cycling: list[asyncio.Task[None]] = []
+
+    async def cycle() -> None:
+        while True:
+            for mode in modes:
+                world.xo.faults.set(garbage=mode, **faults)
+                await asyncio.sleep(period)
+
+    async def inject() -> None:
+        cycling.append(asyncio.create_task(cycle()))
+
+    async def clear() -> None:
+        for task in cycling:
+            task.cancel()
+        await asyncio.gather(*cycling, return_exceptions=True)
+        world.xo.faults.clear()
+
+    return inject, clear
 
 
 @pytest.mark.timeout(90)
@@ -109,23 +134,7 @@ async def test_xo_answering_after_ten_seconds_delays_work_without_losing_any(
 
 @pytest.mark.timeout(90)
 async def test_garbage_bodies_never_reach_a_label_nor_delete_a_node(world: World) -> None:
-    modes = ("html", "truncated", "shape", "no-id")
-    cycling: list[asyncio.Task[None]] = []
-
-    async def cycle() -> None:
-        while True:
-            for mode in modes:
-                world.xo.faults.set(garbage=mode)
-                await asyncio.sleep(2.5)
-
-    async def inject() -> None:
-        cycling.append(asyncio.create_task(cycle()))
-
-    async def clear() -> None:
-        for task in cycling:
-            task.cancel()
-        await asyncio.gather(*cycling, return_exceptions=True)
-        world.xo.faults.clear()
+    inject, clear = cycling_garbage(world, ("html", "truncated", "shape", "no-id"), period=2.5)
 
     await fault_scenario(
         world,
@@ -263,22 +272,7 @@ async def test_bodies_and_frames_that_break_decoding_break_nothing_else(world: W
     """A bogus Content-Encoding, JSON nested 100,000 deep, 1e400 in CPUs, wrong types and
     bytes that are not UTF-8, on REST answers and on VM event frames: each is one
     logged, retried failure; no pass aborts, the change router and the process live."""
-    cycling: list[asyncio.Task[None]] = []
-
-    async def cycle() -> None:
-        while True:
-            for mode in DECODING_MODES:
-                world.xo.faults.set(garbage=mode, garble_frames=3)
-                await asyncio.sleep(2.0)
-
-    async def inject() -> None:
-        cycling.append(asyncio.create_task(cycle()))
-
-    async def clear() -> None:
-        for task in cycling:
-            task.cancel()
-        await asyncio.gather(*cycling, return_exceptions=True)
-        world.xo.faults.clear()
+    inject, clear = cycling_garbage(world, DECODING_MODES, period=2.0, garble_frames=3)
 
     await fault_scenario(
         world,
