@@ -44,6 +44,7 @@ import httpx
 from adapters.kubernetes import ApiError, KubeClient
 from adapters.kubernetes.convert import format_time
 from adapters.testing.fake_xo import FakeXOControlClient
+from domain import labels as L
 
 from .ccm_process import CCMProcess, ccm_argv, console_script
 from .controlplane import free_port
@@ -394,6 +395,22 @@ class Nodes:
         self.names.append(name)
         await create_node(self.kube, name, **fields)
         return name
+
+    async def registered(
+        self, prefix: str, pool_id: str, vm_ids: Sequence[str], *, ready: int = 0
+    ) -> list[str]:
+        """One Node per VM as the CCM leaves it once registered (providerID and region,
+        no uninitialized taint); the first ``ready`` are Ready, the rest NotReady."""
+        return [
+            await self.create(
+                prefix,
+                uninitialized=False,
+                ready="True" if i < ready else "False",
+                provider_id=provider_id(pool_id, vm_id),
+                labels={L.REGION: pool_id},
+            )
+            for i, vm_id in enumerate(vm_ids)
+        ]
 
     async def cleanup(self) -> None:
         for name in self.names:

@@ -404,16 +404,7 @@ async def test_restart_storms_keep_the_breakers_count(
     )
     world = await World.create(xo, hosts=1)
     vm_ids = await xo.populate(count=total, pool_id=world.pool_id)
-    names = [
-        await nodes.create(
-            "e2e-storm",
-            uninitialized=False,
-            ready="False",
-            provider_id=provider_id(world.pool_id, vm_id),
-            labels={L.REGION: world.pool_id},
-        )
-        for vm_id in vm_ids
-    ]
+    names = await nodes.registered("e2e-storm", world.pool_id, vm_ids)
     for vm_id in vm_ids:
         await xo.delete_vm(vm_id)
 
@@ -559,16 +550,7 @@ async def _ten_not_ready_nodes_and_a_slow_xo(
     )
     world = await World.create(xo, hosts=1)
     vm_ids = await xo.populate(count=10, pool_id=world.pool_id)
-    names = [
-        await nodes.create(
-            "e2e-twopaths",
-            uninitialized=False,
-            ready="False",
-            provider_id=provider_id(world.pool_id, vm_id),
-            labels={L.REGION: world.pool_id},
-        )
-        for vm_id in vm_ids
-    ]
+    names = await nodes.registered("e2e-twopaths", world.pool_id, vm_ids)
     await asyncio.sleep(0.5)  # the CCM's node cache has them all
     xo_server.faults.set(latency=0.2, endpoint=VM_BY_ID)
     return ccm, vm_ids, names
