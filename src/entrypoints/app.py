@@ -28,7 +28,6 @@ from loguru import logger
 
 from adapters.config import CloudConfig
 from adapters.kubernetes import KubeConfigError, record_client_check_failure
-from adapters.logging_setup import mask_secrets
 from application.manager import LeadershipLost
 from domain.errors import InventoryError
 from entrypoints.console import fail
@@ -59,7 +58,7 @@ async def _run(container: Container, settings: Settings) -> int:
         # a crash-looping pod with a FailedToCheckClient event says more than a hang.
         await inventory.check(deadline=STARTUP_CHECK_DEADLINE)
     except InventoryError as err:
-        reason = mask_secrets(str(err))  # the Event is not a log record: mask it here
+        reason = str(err)  # the log, stderr and the Event each mask secrets themselves
         logger.error("Xen Orchestra check failed: {}", reason)
         await record_client_check_failure(await provide(container.kube_client), error=reason)
         return fail(f"cannot use Xen Orchestra at {url}: {reason}")

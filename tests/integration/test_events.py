@@ -9,6 +9,7 @@ from kubernetes import client as k8s
 
 from adapters.kubernetes import KubeClient, KubernetesEventRecorder, record_client_check_failure
 from adapters.kubernetes.convert import node_from_object
+from adapters.logging_setup import MASK, register_secret
 from domain.model import EventType, Node
 
 from .controlplane import free_port
@@ -203,3 +204,33 @@ async def test_client_check_failure_reports_false_when_it_cannot_write() -> None
     configuration = k8s.Configuration(host=f"http://127.0.0.1:{free_port()}")
     async with KubeClient(configuration, name="down") as client:
         assert not await record_client_check_failure(client, error="boom", environ={})
+
+
+async def test_no_event_quotes_a_registered_secret(kube: KubeClient) -> None:
+    """An Event is not a log record, so the log mask never sees it: the recorder masks
+    what it writes, whoever built the text (an error quoting a header, a VM's name)."""
+    secret = "ev3nt-s3cr3t-t0k3n-9f1e"
+    register_secret(f"{secret}\n")
+    node = node_from_object(await create_node(kube, unique("sec")))
+    recorder = KubernetesEventRecorder(kube)
+    await recorder.record(
+        node=node,
+        type=EventType.WARNING,
+        reason="SyncFailed",
+        message=f"Illegal header value b'authenticationToken={secret}\\n'",
+        source="cloud-node-controller",
+    )
+    pod = unique("sec-pod")
+    env = {"POD_NAME": pod, "POD_NAMESPACE": "kube-system"}
+    assert await record_client_check_failure(kube, error=f"refused token {secret}", environ=env)
+
+    [node_event] = await node_events(kube, node)
+    answer = await kube.request(
+        "GET",
+        "/apis/events.k8s.io/v1/namespaces/kube-system/events",
+        query=[("fieldSelector", f"regarding.name={pod}")],
+    )
+    [check_event] = answer["items"]
+    for text in (node_event["message"], check_event["note"]):
+        assert secret not in text, text
+        assert MASK in text, text

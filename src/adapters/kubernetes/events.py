@@ -14,7 +14,8 @@ its correlator:
   patches the existing one's ``count`` and ``lastTimestamp`` instead of piling
   up new objects.
 
-Events are best effort: failures are logged, never raised. This recorder
+Events are best effort: failures are logged, never raised. Registered secrets
+are masked in every message and note written (events are not log records). This recorder
 writes at once (one request per call); the CCM puts
 :class:`adapters.kubernetes.event_queue.QueuedEventRecorder` in front of it,
 so no controller ever waits for an event.
@@ -41,6 +42,7 @@ from adapters.kubernetes.convert import format_micro_time, format_time
 from adapters.kubernetes.errors import ApiError
 from adapters.kubernetes.ratelimit import TokenBucket
 from adapters.kubernetes.wire import JsonObject
+from adapters.logging_setup import mask_secrets
 from domain.model import EventType, Node
 
 #: Cluster-scoped objects' events live here (client-go's choice).
@@ -175,6 +177,9 @@ class KubernetesEventRecorder:
     async def _record(
         self, node: Node, type: EventType, reason: str, message: str, source: str, at: datetime
     ) -> None:
+        # An Event is stored, not logged: the log mask never sees it, so mask here,
+        # whoever built the text (an error quoting a header, say).
+        message = mask_secrets(message)
         logger.debug("event on node {}: {} {}: {}", node.name, type.value, reason, message)
         if not self._allow(source, node):
             self.dropped += 1
@@ -313,7 +318,7 @@ async def record_client_check_failure(
         "action": ACTION_CHECK_CLIENT,
         "reason": REASON_FAILED_TO_CHECK_CLIENT,
         "regarding": regarding,
-        "note": f"Failed to check Xen Orchestra client: {error}"[:1024],
+        "note": mask_secrets(f"Failed to check Xen Orchestra client: {error}")[:1024],
         "type": EventType.WARNING.value,
     }
     collection = f"/apis/events.k8s.io/v1/namespaces/{namespace}/events"
