@@ -25,6 +25,7 @@ from adapters.kubernetes import (
     ClientSettings,
     KubeClient,
     KubeConfigError,
+    LeaseLeaderElector,
     connect,
 )
 
@@ -208,3 +209,39 @@ async def test_a_closed_client_refuses_requests(stand_in: StandIn) -> None:
     await client.aclose()
     with pytest.raises(ApiUnavailableError, match="closed"):
         await client.request("GET", "/version")
+
+
+async def test_a_token_ending_in_a_newline_is_refused_without_being_quoted(
+    stand_in: StandIn,
+) -> None:
+    """``echo tok | base64`` makes a kubeconfig token ending in a newline; the HTTP
+    library refuses such a header and quotes it. Requests, watches and the leader
+    election's retries must say what is wrong in one line, without the token."""
+    token = "n3wl1n3-b34r3r-t0k3n"
+    lines: list[str] = []
+    sink: Callable[[object], None] = lambda message: lines.append(str(message))  # noqa: E731
+    handler = logger.add(sink, level="TRACE")
+    failures: list[str] = []
+    try:
+        async with client_for(stand_in.url, token=f"{token}\n") as client:
+            with pytest.raises(ApiUnavailableError) as request_failure:
+                await client.request("GET", "/api/v1/nodes")
+            failures.append(str(request_failure.value))
+            with pytest.raises(ApiUnavailableError) as watch_failure:
+                await client.watch(
+                    "/api/v1/nodes", query=[("watch", "1")], request_timeout=(1.0, 1.0)
+                )
+            failures.append(str(watch_failure.value))
+            elector = LeaseLeaderElector(
+                client, name="newline", renew_deadline=0.5, lease_duration=1.0, retry_period=0.1
+            )
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(elector.acquire(), timeout=1.0)
+    finally:
+        logger.remove(handler)
+    assert stand_in.authorization == [], "nothing should have been sent"
+    assert any("leader election" in line for line in lines), lines
+    for text in failures + lines:
+        assert token not in text, text
+    for failure in failures:
+        assert "\n" not in failure and "control character" in failure, failure

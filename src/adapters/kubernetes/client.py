@@ -41,6 +41,7 @@ from typing import Any, TypeVar
 
 import urllib3
 from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiValueError
 from loguru import logger
 
 from adapters.kubernetes.configuration import (
@@ -53,6 +54,7 @@ from adapters.kubernetes.errors import (
     NETWORK_ERRORS,
     ApiError,
     ApiUnavailableError,
+    UnsendableRequestError,
     describe_network_error,
     undecodable_answer,
 )
@@ -310,7 +312,14 @@ class KubeClient:
             body=body,
             auth_settings=["BearerToken"],
         )
-        rest = api.call_api(method, url, header_params, body, post_params, _request_timeout=timeout)
+        try:
+            rest = api.call_api(
+                method, url, header_params, body, post_params, _request_timeout=timeout
+            )
+        except ApiValueError:
+            raise
+        except ValueError:  # http.client's "Invalid header value b'Bearer <token>\\n'"
+            raise UnsendableRequestError() from None
         response: urllib3.BaseHTTPResponse = rest.response
         return response
 

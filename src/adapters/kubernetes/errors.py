@@ -16,6 +16,19 @@ from typing import Any
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
+
+class UnsendableRequestError(urllib3.exceptions.HTTPError):
+    """The HTTP library refused to send a request, typically a header holding a
+    control character (a kubeconfig token ending in a newline). Its own error
+    quotes the header, bearer token included, so it is replaced by this one."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "request not sent: a header holds a control character"
+            " (is the kubeconfig's token followed by a newline?)"
+        )
+
+
 #: What a request (or a watch read) raises when no answer came back.
 NETWORK_ERRORS = (urllib3.exceptions.HTTPError, OSError, ApiException)
 
