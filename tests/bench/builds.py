@@ -2,8 +2,8 @@
 
 ``scripts/bench --baseline REV`` measures this tree and REV in one run on the
 same control plane and fake XO, so the machine's noise hits both alike. REV
-runs from a git worktree (``/work/base`` when it is that revision, else one made
-under ``bench-results/``) with this tree's interpreter and dependencies, its
+runs from a git worktree (``$XOCCM_BENCH_BASE`` when that directory holds that
+revision, else one made under ``bench-results/``) with this tree's interpreter and dependencies, its
 own ``src`` first on ``PYTHONPATH``. Revisions from before secure serving
 (87c6494 and older) serve ``/metrics`` over plain HTTP on ``--secure-port`` and
 know none of the authorization flags: :attr:`Build.secure` says which.
@@ -12,6 +12,7 @@ know none of the authorization flags: :attr:`Build.secure` says which.
 from __future__ import annotations
 
 import itertools
+import os
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -25,7 +26,8 @@ from tests.integration.ccm_process import OPEN_PATHS, CCMProcess, console_script
 ROOT = Path(__file__).resolve().parents[2]
 #: The revision the issue's figures were taken at (the last one before its work).
 DEFAULT_BASELINE = "87c6494"
-SHARED_BASE = Path("/work/base")
+#: A checkout of the baseline kept elsewhere (shared between runs), if any.
+SHARED_BASE = Path(os.environ["XOCCM_BENCH_BASE"]) if os.environ.get("XOCCM_BENCH_BASE") else None
 _profile_numbers = itertools.count(1)
 
 
@@ -107,7 +109,7 @@ def _rev_of(path: Path) -> str:
 
 
 def baseline(rev: str) -> Build:
-    """The build of revision ``rev``: ``/work/base`` when it is checked out there, else a
+    """The build of revision ``rev``: ``$XOCCM_BENCH_BASE`` when it holds it, else a
     detached worktree of it under ``bench-results/`` (made once, kept)."""
     full = subprocess.run(
         ["git", "-C", str(ROOT), "rev-parse", f"{rev}^{{commit}}"],
@@ -115,7 +117,8 @@ def baseline(rev: str) -> Build:
         text=True,
         check=True,
     ).stdout.strip()
-    tree = SHARED_BASE if SHARED_BASE.is_dir() and _rev_of(SHARED_BASE) == full else None
+    shared = SHARED_BASE is not None and SHARED_BASE.is_dir() and _rev_of(SHARED_BASE) == full
+    tree = SHARED_BASE if shared else None
     if tree is None:
         tree = ROOT / "bench-results" / f"worktree-{full[:12]}"
         if not tree.is_dir():
