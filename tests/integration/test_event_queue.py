@@ -4,7 +4,6 @@ a full queue drops and counts, and shutdown writes what is queued."""
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 from kubernetes import client as k8s
@@ -15,7 +14,6 @@ from adapters.kubernetes.event_queue import QueuedEventRecorder
 from adapters.observability import PrometheusMetrics
 from domain.model import EventType, Node
 
-from .controlplane import free_port
 from .kube import create_node, unique
 from .test_events import node_events
 
@@ -42,22 +40,44 @@ async def test_recording_returns_before_any_request_and_the_sender_writes_it(
 
 
 async def test_a_worker_never_waits_for_an_api_server_that_does_not_answer() -> None:
-    configuration = k8s.Configuration(host=f"http://127.0.0.1:{free_port()}")
-    async with KubeClient(configuration, name="down") as client:
-        writer = KubernetesEventRecorder(client)
-        recorder = QueuedEventRecorder(writer, flush_timeout=10)
-        started = time.monotonic()
-        for i in range(50):
-            await recorder.record(
-                node=Node(name=f"n{i}", uid=f"u{i}"),
-                type=EventType.NORMAL,
-                reason="Synced",
-                message="ok",
-                source=SOURCE,
-            )
-        assert time.monotonic() - started < 0.5
-        await recorder.aclose()
-    assert writer.failed == 50
+    """The API server takes the first event's request and never answers it: every
+    record() still returns (it only enqueues), while nothing has been written."""
+    reached = asyncio.Event()
+    hold = asyncio.Event()
+
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        reached.set()
+        await hold.wait()
+        writer.close()
+
+    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    configuration = k8s.Configuration(host=f"http://127.0.0.1:{port}")
+    try:
+        async with KubeClient(configuration, name="silent") as client:
+            writer = KubernetesEventRecorder(client)
+            recorder = QueuedEventRecorder(writer, flush_timeout=0.1)
+
+            async def record(i: int) -> None:
+                await recorder.record(
+                    node=Node(name=f"n{i}", uid=f"u{i}"),
+                    type=EventType.NORMAL,
+                    reason="Synced",
+                    message="ok",
+                    source=SOURCE,
+                )
+
+            await record(0)
+            await asyncio.wait_for(reached.wait(), 10)  # the sender is stuck on it now
+            # A recorder that waited for the server would hang here for the
+            # client's 30 s read timeout; the guard only turns a hang into a failure.
+            await asyncio.wait_for(asyncio.gather(*(record(i) for i in range(1, 50))), 10)
+            assert writer.recorded == writer.failed == 0
+            await recorder.aclose()
+    finally:
+        hold.set()
+        server.close()
+        await server.wait_closed()
 
 
 async def test_a_full_queue_drops_the_event_and_counts_it(kube: KubeClient) -> None:

@@ -189,14 +189,12 @@ async def test_all_connections_share_one_ping_cadence(xo_spec: XOSpec, xo: FakeX
     xo.hub.configure(ping_interval=1.0)
     async with open_events(xo.url) as first:
         await first.frame(within=2)  # a tick has passed since the cadence started
-        await asyncio.sleep(0.4)
+        await asyncio.sleep(0.5)  # half an interval: a cadence of its own would be 500 ms off
         async with open_events(xo.url) as second:
-            opened = asyncio.get_running_loop().time()
             one, two = await asyncio.gather(first.frame(within=2), second.frame(within=2))
 
     assert one.event == two.event == "ping"
     assert abs(one.data["ping"] - two.data["ping"]) < 200  # the same tick
-    assert two.at - opened < 0.9  # not a full interval after the second one opened
 
 
 # -- subscriptions -----------------------------------------------------------------
