@@ -7,13 +7,19 @@ tests that need it fail, saying why: a skipped spec check proves nothing.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
-from tests.spec.xo_spec import SpecUnavailable, XOSpec, spec_folder
+if TYPE_CHECKING:
+    from tests.spec.xo_spec import XOSpec
 
 
 @pytest.fixture(scope="session")
 def xo_spec() -> XOSpec:
+    # Imported here: openapi-core is heavy, and most test processes never need it.
+    from tests.spec.xo_spec import SpecUnavailable, XOSpec, spec_folder
+
     try:
         return XOSpec(spec_folder())
     except SpecUnavailable as err:
