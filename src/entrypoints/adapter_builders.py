@@ -110,7 +110,7 @@ async def event_client(*, client: KubeClient, settings: Settings) -> AsyncIterat
         client.settings,
         qps=float(settings.event_qps),
         burst=max(1, settings.event_burst),
-        workers=2,
+        workers=1,  # the queue has one sender: one request at a time
     )
     async with client.sibling("events", budget) as sibling:
         yield sibling

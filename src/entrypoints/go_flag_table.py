@@ -193,7 +193,7 @@ GO_FLAGS: tuple[GoFlag, ...] = (
         "int32",
         1,
         _I,
-        "cloud-node and label-sync workers",
+        "cloud-node and label-sync workers (not given: max(1, min(32, qps/20)))",
         "concurrent_node_syncs",
     ),
     # -- service controller

@@ -104,10 +104,6 @@ class QueuedEventRecorder:
             finally:
                 self._queue.task_done()
 
-    @property
-    def queued(self) -> int:
-        return self._queue.qsize()
-
     async def flush(self) -> None:
         """Return once every event queued so far has been written (or failed)."""
         await self._queue.join()
