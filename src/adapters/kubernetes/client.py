@@ -312,6 +312,7 @@ class KubeClient:
             body=body,
             auth_settings=["BearerToken"],
         )
+        _trim_authorization(header_params)
         try:
             rest = api.call_api(
                 method, url, header_params, body, post_params, _request_timeout=timeout
@@ -365,6 +366,17 @@ class KubeClient:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+def _trim_authorization(headers: dict[str, str]) -> None:
+    """Drop whitespace around the bearer token, as client-go does for token files:
+    ``echo tok | base64`` leaves a newline that no server would accept, and the
+    kubernetes client keeps it (a file's, a kubeconfig's or a refreshed in-cluster
+    token alike). A control character inside is left for the send to refuse."""
+    for key, value in headers.items():
+        if key.lower() == "authorization" and value:
+            scheme, _, credential = value.strip().partition(" ")
+            headers[key] = f"{scheme} {credential.strip()}" if credential else scheme
 
 
 def _decode(data: bytes) -> JsonObject:

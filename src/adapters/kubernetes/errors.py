@@ -19,13 +19,13 @@ from kubernetes.client.exceptions import ApiException
 
 class UnsendableRequestError(urllib3.exceptions.HTTPError):
     """The HTTP library refused to send a request, typically a header holding a
-    control character (a kubeconfig token ending in a newline). Its own error
+    control character (a kubeconfig token with a line break inside). Its own error
     quotes the header, bearer token included, so it is replaced by this one."""
 
     def __init__(self) -> None:
         super().__init__(
             "request not sent: a header holds a control character"
-            " (is the kubeconfig's token followed by a newline?)"
+            " (does the kubeconfig's token have a line break inside?)"
         )
 
 
