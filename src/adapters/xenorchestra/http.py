@@ -27,6 +27,7 @@ import ssl
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -92,6 +93,28 @@ def _error_class(err: BaseException) -> str:
     return "cancelled" if isinstance(err, asyncio.CancelledError) else "error"
 
 
+@dataclass(frozen=True, slots=True)
+class Body:
+    """A 2xx answer's bytes, not decoded: a caller that keeps its last answer tells an
+    unchanged collection from a changed one by equality and skips decoding and
+    parsing it again (at rest, XO sends the same VM list every time)."""
+
+    content: bytes
+    content_type: str
+
+    def json(self, *, endpoint: str) -> Any:
+        """The decoded body (None when empty); ProtocolError naming ``endpoint``."""
+        if not self.content:
+            return None
+        try:
+            return json.loads(self.content)
+        except (ValueError, RecursionError):
+            raise ProtocolError(
+                f"Xen Orchestra {endpoint}: the body is not JSON "
+                f"({self.content_type}, {len(self.content)} bytes)"
+            ) from None
+
+
 class XOHttpClient:
     """The XO REST API at ``<url>/rest/v0``: JSON reads with retries, and the event stream."""
 
@@ -147,6 +170,16 @@ class XOHttpClient:
         """GET ``path`` (relative to /rest/v0) and return its decoded JSON body."""
         return await self.request_json("GET", path, endpoint=endpoint, params=params)
 
+    async def get_body(
+        self, path: str, *, endpoint: str, params: Mapping[str, str] | None = None
+    ) -> Body:
+        """GET ``path`` as :meth:`get_json` does (same retries, same typed errors),
+        the body left undecoded."""
+        body: Body = await self.request_json(
+            "GET", path, endpoint=endpoint, params=params, decode=False
+        )
+        return body
+
     async def request_json(
         self,
         method: str,
@@ -156,8 +189,11 @@ class XOHttpClient:
         params: Mapping[str, str] | None = None,
         body: Any = None,
         deadline: float | None = None,
+        decode: bool = True,
     ) -> Any:
-        """One logical request: retried while transient, typed errors otherwise."""
+        """One logical request: retried while transient, typed errors otherwise.
+
+        ``decode=False``: the 2xx answer as a :class:`Body` (see :meth:`get_body`)."""
         limit = self._retry.deadline if deadline is None else deadline
         started = time.monotonic()
         attempts = 0
@@ -180,6 +216,7 @@ class XOHttpClient:
                         params=params,
                         body=body,
                         attempt_timeout=max(0.05, min(self._timeout, remaining)),
+                        decode=decode,
                     )
         except _Transient as err:
             elapsed = time.monotonic() - started
@@ -219,6 +256,7 @@ class XOHttpClient:
         params: Mapping[str, str] | None,
         body: Any,
         attempt_timeout: float,
+        decode: bool = True,
     ) -> Any:
         async with self._semaphore:
             started = time.monotonic()
@@ -226,7 +264,8 @@ class XOHttpClient:
             try:
                 logger.trace("XO {} {} params={}", method, path, dict(params or {}))
                 response = await self._send(method, path, endpoint, params, body, attempt_timeout)
-                return self._interpret(response, endpoint=endpoint)
+                body = self._interpret(response, endpoint=endpoint)
+                return body.json(endpoint=endpoint) if decode else body
             except BaseException as err:
                 error = _error_class(err)
                 raise
@@ -269,20 +308,12 @@ class XOHttpClient:
         except httpx.HTTPError as err:
             raise library_error(endpoint, err) from None
 
-    def _interpret(self, response: httpx.Response, *, endpoint: str) -> Any:
-        """Decode a 2xx body, or raise the typed error for its status."""
+    def _interpret(self, response: httpx.Response, *, endpoint: str) -> Body:
+        """A 2xx body, or raise the typed error for its status."""
         status = response.status_code
         if 200 <= status < 300:
-            if status == 204 or not response.content:
-                return None
-            try:
-                return json.loads(response.content)
-            except (ValueError, RecursionError):
-                ctype = response.headers.get("content-type", "?")
-                raise ProtocolError(
-                    f"Xen Orchestra {endpoint}: the body is not JSON "
-                    f"({ctype}, {len(response.content)} bytes)"
-                ) from None
+            content = b"" if status == 204 else response.content
+            return Body(content, response.headers.get("content-type", "?"))
         message = error_message(response)
         if status == 404:
             raise XONotFound(endpoint, message)

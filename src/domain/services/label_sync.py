@@ -63,9 +63,10 @@ class LabelSyncService:
         return (
             last is not None
             and last[0] is node
-            and last[1] == vm
-            and last[2] == host
-            and last[3] == pool
+            # the very values when XO's lists are unchanged: identity first
+            and (last[1] is vm or last[1] == vm)
+            and (last[2] is host or last[2] == host)
+            and (last[3] is pool or last[3] == pool)
         )
 
     async def run_pass(self) -> LabelSyncResult:

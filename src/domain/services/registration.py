@@ -219,7 +219,7 @@ class RegistrationService:
             if vm is None:
                 continue
             last = self._addressed.get(node.name)
-            if last is not None and last[0] is node and last[1] == vm:
+            if last is not None and last[0] is node and (last[1] is vm or last[1] == vm):
                 settled[node.name] = (node, vm)  # unchanged on both sides: nothing to compute
                 continue
             addresses = node_addresses(

@@ -1,0 +1,72 @@
+"""An unchanged XO list costs a read and a byte comparison, nothing more (issue 16, at rest).
+
+At rest every periodic pass reads the same three lists from XO; decoding and
+parsing 5,000 VMs three times a minute was most of the CCM's CPU. The
+inventory keeps each list answer's bytes and what they parsed to, and hands
+back the very same values while the bytes stay the same. Over HTTP against
+the fake XO: reuse happens, any change is seen at once, a bad answer after a
+good one is still refused.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from adapters.testing.fake_xo import FakeXOServer
+from adapters.xenorchestra import XOInventory
+from domain.errors import ProtocolError
+from tests.xo.support import World
+
+VM_A = "0a0a0a0a-0000-4000-8000-00000000000a"
+VM_B = "0b0b0b0b-0000-4000-8000-00000000000b"
+
+
+@pytest.fixture
+def two_vms(xo: FakeXOServer, world: World) -> None:
+    xo.state.add_vm(name_label="a", vm_id=VM_A, pool_id=world.pool_a, host_id=world.host_a1)
+    xo.state.add_vm(name_label="b", vm_id=VM_B, pool_id=world.pool_a, host_id=world.host_a2)
+
+
+@pytest.mark.usefixtures("two_vms")
+async def test_an_unchanged_list_gives_the_very_values_of_the_last_snapshot(
+    xo: FakeXOServer, inventory: XOInventory, world: World
+) -> None:
+    first = await inventory.snapshot()
+    second = await inventory.snapshot()
+
+    assert second.vms[VM_A] is first.vms[VM_A]
+    assert second.hosts[world.host_a1] is first.hosts[world.host_a1]
+    assert second.pools[world.pool_a] is first.pools[world.pool_a]
+    assert xo.requests.snapshot() == {"GET /vms": 2, "GET /hosts": 2, "GET /pools": 2}
+
+
+@pytest.mark.usefixtures("two_vms")
+async def test_any_change_in_xo_is_in_the_next_snapshot(
+    xo: FakeXOServer, inventory: XOInventory, world: World
+) -> None:
+    await inventory.snapshot()
+    xo.state.rename_vm(VM_A, name_label="a-renamed")
+    xo.state.migrate_vm(VM_B, host_id=world.host_a1)
+    xo.state.add_host(pool_id=world.pool_a, name_label="host a3")
+
+    after = await inventory.snapshot()
+
+    assert after.vms[VM_A].name_label == "a-renamed"
+    assert after.vms[VM_B].container == world.host_a1
+    assert len(after.hosts) == 4
+    xo.state.delete_vm(VM_B)
+    assert set((await inventory.snapshot()).vms) == {VM_A}
+
+
+@pytest.mark.usefixtures("two_vms")
+async def test_a_bad_answer_after_a_good_one_is_still_refused(
+    xo: FakeXOServer, inventory: XOInventory
+) -> None:
+    await inventory.snapshot()
+    xo.faults.set(garbage="wrong-types")
+
+    with pytest.raises(ProtocolError, match="GET /vms"):
+        await inventory.snapshot()
+
+    xo.faults.clear()
+    assert set((await inventory.snapshot()).vms) == {VM_A, VM_B}
