@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from adapters.kubernetes import ClientSettings, KubeClient, Reflector, connect
+from adapters.kubernetes import ClientSettings, KubeClient, Reflector, connect, unconverted
 from adapters.kubernetes.convert import address_to_object, node_from_object
 from domain.model import InventorySnapshot
 from domain.policies.initialization import plan_initialization
@@ -178,13 +178,14 @@ class NodeWatch:
     hooks: list[Hook] = field(default_factory=list)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
-    _reflector: Reflector | None = None
+    _reflector: Reflector[dict[str, Any]] | None = None
     _synced: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def start(self) -> NodeWatch:
         self._reflector = Reflector(
             self.client,
             path="/api/v1/nodes",
+            convert=unconverted,
             on_sync=self._on_sync,
             on_event=self._on_event,
             watch_timeout=60.0,

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from adapters.kubernetes import KubeClient, Reflector
+from adapters.kubernetes import KubeClient, Reflector, unconverted
 
 from .controlplane import ControlPlane
 from .kube import unique
@@ -48,7 +48,9 @@ async def test_reflector_relists_when_its_resource_version_was_compacted(
         await kube.request("POST", path, body={"metadata": {"name": name}, "data": {"k": "v"}})
 
     await create(f"{prefix}-a")
-    reflector = Reflector(kube, path=path, on_sync=on_sync, on_event=on_event, page_size=2)
+    reflector = Reflector(
+        kube, path=path, convert=unconverted, on_sync=on_sync, on_event=on_event, page_size=2
+    )
     task = asyncio.create_task(reflector.run())
     try:
         await until(lambda: f"{prefix}-a" in state)
@@ -73,17 +75,29 @@ async def test_reflector_relists_when_its_resource_version_was_compacted(
             await task
 
 
-async def test_reflector_lists_in_pages(kube: KubeClient) -> None:
+async def test_reflector_lists_in_pages_and_converts_each_page_as_it_comes(
+    kube: KubeClient,
+) -> None:
+    """Holding every raw page until the last one was the CCM's peak memory at
+    5,000 Nodes: each page is converted (and let go) before the next is asked for."""
     namespace = "default"
     path = f"/api/v1/namespaces/{namespace}/configmaps"
     names = {unique("page") for _ in range(5)}
     for name in names:
         await kube.request("POST", path, body={"metadata": {"name": name}})
     listed: list[set[str]] = []
-    reflector = Reflector(
+    pages_asked_at_convert: list[int] = []
+
+    def name_of(obj: dict[str, Any]) -> str | None:
+        pages_asked_at_convert.append(kube.requests["GET"] - before)
+        name = obj["metadata"]["name"]
+        return name if name in names else None  # None: left out of the list
+
+    reflector: Reflector[str] = Reflector(
         kube,
         path=path,
-        on_sync=lambda items: listed.append({i["metadata"]["name"] for i in items}),
+        convert=name_of,
+        on_sync=lambda items: listed.append(set(items)),
         on_event=lambda kind, obj: None,
         page_size=2,
     )
@@ -95,5 +109,8 @@ async def test_reflector_lists_in_pages(kube: KubeClient) -> None:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-    assert names <= listed[0]
-    assert kube.requests["GET"] - before >= 3  # at least three pages of two
+    assert listed[0] == names
+    pages = max(pages_asked_at_convert)
+    assert pages >= 3  # at least three pages of two
+    # page k converted while k pages had been asked for: never after the last one
+    assert sorted(set(pages_asked_at_convert)) == list(range(1, pages + 1))

@@ -20,7 +20,7 @@ from adapters.kubernetes.events import KubernetesEventRecorder, record_client_ch
 from adapters.kubernetes.leader import LeaseLeaderElector, default_identity
 from adapters.kubernetes.nodes import KubernetesNodeStore
 from adapters.kubernetes.ratelimit import Backoff, TokenBucket
-from adapters.kubernetes.reflector import Reflector
+from adapters.kubernetes.reflector import Reflector, unconverted
 from adapters.kubernetes.watch import WatchStream
 
 __all__ = [
@@ -42,4 +42,5 @@ __all__ = [
     "default_identity",
     "load_configuration",
     "record_client_check_failure",
+    "unconverted",
 ]

@@ -97,9 +97,10 @@ class KubernetesNodeStore:
         self._watchers: set[asyncio.Queue[Node]] = set()
         self._removal_watchers: set[asyncio.Queue[Node]] = set()
         self._task: asyncio.Task[None] | None = None
-        self.reflector = Reflector(
+        self.reflector: Reflector[Node] = Reflector(
             client,
             path=NODES,
+            convert=_readable,
             on_sync=self._replace,
             on_event=self._on_event,
             page_size=page_size,
@@ -175,8 +176,7 @@ class KubernetesNodeStore:
         for queue in self._removal_watchers:
             queue.put_nowait(gone)
 
-    def _replace(self, items: Sequence[JsonObject]) -> None:
-        nodes = [node for obj in items if (node := _readable(obj)) is not None]
+    def _replace(self, nodes: Sequence[Node]) -> None:
         names = {node.name for node in nodes}
         for name in [n for n in self._nodes if n not in names]:
             self._drop(name)  # deleted while the watch was down

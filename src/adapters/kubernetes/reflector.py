@@ -6,6 +6,11 @@ away (410 Gone). The reflector resumes each new watch from the last
 resourceVersion it saw (bookmarks keep that fresh even when nothing changes,
 so a reconnect rarely needs a re-list), re-lists when the server says the
 version is gone, and backs off (jittered, capped) on any other failure.
+
+Listed objects are converted page by page (``convert``), so a list of 5,000
+Nodes never holds more than one page of raw JSON: keeping every raw page until
+the last one arrived was the CCM's peak memory, and Python rarely gives such a
+peak back to the system.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
 
 from loguru import logger
 
@@ -22,17 +28,22 @@ from adapters.kubernetes.ratelimit import Backoff
 from adapters.kubernetes.watch import WatchStream
 from adapters.kubernetes.wire import JsonObject
 
-OnSync = Callable[[Sequence[JsonObject]], None]
+T = TypeVar("T")
 OnEvent = Callable[[str, JsonObject], None]
 
 
-class Reflector:
+def unconverted(obj: JsonObject) -> JsonObject:
+    """``convert`` for a receiver that wants the listed objects as they came."""
+    return obj
+
+
+class Reflector(Generic[T]):
     """Keeps ``on_sync``/``on_event`` informed of every object under ``path``.
 
-    ``on_sync(items)`` receives the full list after every (re-)list: the
-    receiver replaces its state with it. ``on_event(type, object)`` receives
-    ``ADDED``/``MODIFIED``/``DELETED`` in between. Both are called on the
-    loop and must not block.
+    ``on_sync(items)`` receives the full list after every (re-)list, each
+    object as ``convert`` made it (None: left out): the receiver replaces its
+    state with it. ``on_event(type, object)`` receives ``ADDED``/``MODIFIED``/
+    ``DELETED`` raw in between. All are called on the loop and must not block.
     """
 
     def __init__(
@@ -40,7 +51,8 @@ class Reflector:
         client: KubeClient,
         *,
         path: str,
-        on_sync: OnSync,
+        convert: Callable[[JsonObject], T | None],
+        on_sync: Callable[[Sequence[T]], None],
         on_event: OnEvent,
         page_size: int = 500,
         watch_timeout: float = 300.0,
@@ -49,6 +61,7 @@ class Reflector:
     ) -> None:
         self._client = client
         self.path = path
+        self._convert = convert
         self._on_sync = on_sync
         self._on_event = on_event
         self._page_size = page_size
@@ -101,23 +114,28 @@ class Reflector:
                 await asyncio.sleep(delay)
 
     async def _list(self) -> None:
-        items: list[JsonObject] = []
+        items: list[T] = []
         token = ""
         while True:
-            query = [("limit", str(self._page_size))]
-            if token:
-                query.append(("continue", token))
-            page = await self._client.request("GET", self.path, query=query)
-            items.extend(page.get("items") or ())
-            meta = page.get("metadata") or {}
-            token = str(meta.get("continue") or "")
+            token, version = await self._page(token, items)
             if not token:
-                version = str(meta.get("resourceVersion") or "")
                 break
         self.lists += 1
         self._on_sync(items)
         self.resource_version = version
         logger.debug("{}: listed {} objects at resourceVersion {}", self.path, len(items), version)
+
+    async def _page(self, token: str, into: list[T]) -> tuple[str, str]:
+        """Fetch one page, convert its objects into ``into`` and let the raw page go;
+        the next page's continue token and the list's resourceVersion."""
+        query = [("limit", str(self._page_size))]
+        if token:
+            query.append(("continue", token))
+        page = await self._client.request("GET", self.path, query=query)
+        convert = self._convert
+        into.extend(item for obj in page.get("items") or () if (item := convert(obj)) is not None)
+        meta = page.get("metadata") or {}
+        return str(meta.get("continue") or ""), str(meta.get("resourceVersion") or "")
 
     async def _watch(self) -> bool:
         """One watch from ``resource_version``; True if it delivered anything."""
