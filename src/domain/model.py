@@ -124,7 +124,8 @@ class Node:
     created_at: datetime | None = None
 
     def has_taint(self, key: str) -> bool:
-        return any(t.key == key for t in self.taints)
+        # Asked of every node by every pass; most have no taint at all.
+        return bool(self.taints) and any(t.key == key for t in self.taints)
 
     @property
     def ready(self) -> bool:
