@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -272,6 +274,22 @@ async def test_a_self_signed_certificate_is_served_like_client_go_makes_it(
         "127.0.0.1"
     ]  # 127.0.0.1 is the bind address too: listed once
     assert (await get(port, "/healthz")).status_code == 200
+
+
+def test_the_ccm_process_never_loads_cryptography() -> None:
+    """``cryptography`` costs a process about 9 MiB for its whole life; the CCM needs it
+    once, to generate its certificate: a child process does that."""
+    code = (
+        "import sys\n"
+        "from adapters.observability.secure_serving import ServingOptions, build_ssl_context\n"
+        "import entrypoints.app, entrypoints.container, entrypoints.serving\n"
+        "context, origin = build_ssl_context(ServingOptions())\n"
+        "print(origin, '|', 'cryptography' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.strip() == "self-signed, in memory | False"
 
 
 async def test_cert_dir_keeps_the_generated_pair_across_restarts(

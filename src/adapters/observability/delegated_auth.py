@@ -36,8 +36,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
-from cryptography import x509
-from cryptography.x509.oid import NameOID
 from loguru import logger
 
 from adapters.kubernetes.client import KubeClient
@@ -141,11 +139,15 @@ def _status(code: int, reason: str, message: str) -> web.Response:
     )
 
 
-def user_from_certificate(der: bytes) -> User:
-    """x509's CommonNameUserConversion: CN is the user, each O a group."""
-    cert = x509.load_der_x509_certificate(der)
-    cn = [str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
-    orgs = [str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)]
+def user_from_certificate(peer: Mapping[str, Any]) -> User:
+    """x509's CommonNameUserConversion: CN is the user, each O a group.
+
+    ``peer`` is ``ssl``'s decoded form of a certificate the handshake verified
+    against the client CA (``getpeercert()``; ``subject`` is a tuple of RDNs, each a
+    tuple of (attribute, value) pairs): no certificate parser in this process."""
+    attributes = [pair for rdn in peer.get("subject") or () for pair in rdn]
+    cn = [str(value) for name, value in attributes if name == "commonName"]
+    orgs = [str(value) for name, value in attributes if name == "organizationName"]
     if not cn or not cn[0]:
         raise Unauthorized("client certificate without a common name")
     return User(cn[0], groups=tuple(orgs))
@@ -185,9 +187,10 @@ class DelegatedAuth:
             ssl_object = (
                 request.transport.get_extra_info("ssl_object") if request.transport else None
             )
-            der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
-            if der:
-                user = user_from_certificate(der)
+            # Decoded only when the handshake verified it against the client CA.
+            peer = ssl_object.getpeercert() if ssl_object is not None else None
+            if peer:
+                user = user_from_certificate(peer)
                 return _with_authenticated(user)
         token = _bearer_token(request.headers.get("Authorization", ""))
         if token is None or self._authn is None:
