@@ -19,8 +19,9 @@ import pytest
 
 from adapters.testing.fake_xo import FakeXOServer
 from adapters.xenorchestra import XOInventory
+from adapters.xenorchestra import observer as obs
 from domain.errors import ProtocolError
-from tests.xo.support import World
+from tests.xo.support import World, make_inventory
 
 VM_A = "0a0a0a0a-0000-4000-8000-00000000000a"
 VM_B = "0b0b0b0b-0000-4000-8000-00000000000b"
@@ -75,6 +76,33 @@ async def test_a_bad_answer_after_a_good_one_is_still_refused(
 
     xo.faults.clear()
     assert set((await inventory.snapshot()).vms) == {VM_A, VM_B}
+
+
+class _Attempts:
+    """An XO request observer: each attempt's endpoint and error class."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str | None]] = []
+
+    def observe_xo_request(self, *, endpoint: str, seconds: float, error: str | None) -> None:
+        self.seen.append((endpoint, error))
+
+
+@pytest.mark.usefixtures("two_vms")
+async def test_a_list_body_that_is_not_json_is_still_its_request_s_protocol_error(
+    xo: FakeXOServer,
+) -> None:
+    """What ``xenorchestra_request_errors_total{error="protocol"}`` counts: the bytes are
+    compared with the last answer's, then decoded, inside the measured attempt."""
+    attempts = _Attempts()
+    async with make_inventory(xo, observer=attempts) as inventory:
+        await inventory.snapshot()
+        xo.faults.set(garbage="html", endpoint="GET /vms")
+        with pytest.raises(ProtocolError, match="GET /vms"):
+            await inventory.snapshot()
+
+    failed = [seen for seen in attempts.seen if seen[1] not in (None, "cancelled")]
+    assert failed == [("GET /vms", obs.ERROR_PROTOCOL)]  # the other two: cancelled with it
 
 
 class _ImportRecorder(importlib.abc.MetaPathFinder):

@@ -25,10 +25,10 @@ import json
 import random
 import ssl
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from loguru import logger
@@ -51,6 +51,7 @@ from adapters.xenorchestra.observer import NullObserver, XORequestObserver, safe
 from adapters.xenorchestra.policy import RetryPolicy
 from domain.errors import AuthenticationError, InventoryError, ProtocolError, UnavailableError
 
+T = TypeVar("T")
 API_PREFIX = "/rest/v0"
 ADMIN_HINT = "the token (or user) must belong to a Xen Orchestra admin"
 
@@ -95,8 +96,8 @@ def _error_class(err: BaseException) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Body:
-    """A 2xx answer's bytes, not decoded: a caller that keeps its last answer tells an
-    unchanged collection from a changed one by equality and skips decoding and
+    """A 2xx answer's bytes, before decoding: a caller that keeps its last answer tells
+    an unchanged collection from a changed one by equality and skips decoding and
     parsing it again (at rest, XO sends the same VM list every time)."""
 
     content: bytes
@@ -170,15 +171,20 @@ class XOHttpClient:
         """GET ``path`` (relative to /rest/v0) and return its decoded JSON body."""
         return await self.request_json("GET", path, endpoint=endpoint, params=params)
 
-    async def get_body(
-        self, path: str, *, endpoint: str, params: Mapping[str, str] | None = None
-    ) -> Body:
-        """GET ``path`` as :meth:`get_json` does (same retries, same typed errors),
-        the body left undecoded."""
-        body: Body = await self.request_json(
-            "GET", path, endpoint=endpoint, params=params, decode=False
+    async def get_decoded(
+        self,
+        path: str,
+        *,
+        endpoint: str,
+        decode: Callable[[Body], T],
+        params: Mapping[str, str] | None = None,
+    ) -> T:
+        """GET ``path`` as :meth:`get_json` does (same retries, same typed errors), the
+        2xx body given to ``decode``: a ProtocolError it raises counts as the attempt's."""
+        result: T = await self.request_json(
+            "GET", path, endpoint=endpoint, params=params, decode=decode
         )
-        return body
+        return result
 
     async def request_json(
         self,
@@ -189,11 +195,9 @@ class XOHttpClient:
         params: Mapping[str, str] | None = None,
         body: Any = None,
         deadline: float | None = None,
-        decode: bool = True,
+        decode: Callable[[Body], Any] | None = None,
     ) -> Any:
-        """One logical request: retried while transient, typed errors otherwise.
-
-        ``decode=False``: the 2xx answer as a :class:`Body` (see :meth:`get_body`)."""
+        """One logical request: retried while transient, typed errors otherwise."""
         limit = self._retry.deadline if deadline is None else deadline
         started = time.monotonic()
         attempts = 0
@@ -256,7 +260,7 @@ class XOHttpClient:
         params: Mapping[str, str] | None,
         body: Any,
         attempt_timeout: float,
-        decode: bool = True,
+        decode: Callable[[Body], Any] | None = None,
     ) -> Any:
         async with self._semaphore:
             started = time.monotonic()
@@ -265,7 +269,7 @@ class XOHttpClient:
                 logger.trace("XO {} {} params={}", method, path, dict(params or {}))
                 response = await self._send(method, path, endpoint, params, body, attempt_timeout)
                 body = self._interpret(response, endpoint=endpoint)
-                return body.json(endpoint=endpoint) if decode else body
+                return body.json(endpoint=endpoint) if decode is None else decode(body)
             except BaseException as err:
                 error = _error_class(err)
                 raise
