@@ -17,6 +17,7 @@ from domain.errors import CCMError
 from domain.policies.lifecycle import LifecycleAction
 from domain.ports import Clock, Inventory, Metrics, NodeStore
 from domain.services import LabelSyncService, LifecycleService, RegistrationService
+from domain.services.quiet_pass import QuietPass
 from domain.services.registration import Outcome
 
 log = logging.getLogger(__name__)
@@ -136,6 +137,7 @@ class CloudNodeController:
         )
         #: nodes an XO change poked: their next sync asks XO, never a shared snapshot
         self._poked: set[str] = set()
+        self._waiting_counts: QuietPass[tuple[int, datetime | None, int]] = QuietPass()
         metrics.declare_node_syncs(controller=CLOUD_NODE, results=SYNC_RESULTS[CLOUD_NODE])
 
     async def trigger(self, name: str) -> None:
@@ -167,19 +169,21 @@ class CloudNodeController:
         """Count the nodes still carrying the uninitialized taint (and the oldest one),
         and those that will never get it nor a providerID."""
         all_nodes = await self._nodes.list()
-        waiting_since: list[datetime] = []
-        waiting = without_provider_id = 0
-        for node in all_nodes:
-            if node.has_taint(labels.UNINITIALIZED_TAINT_KEY):
-                waiting += 1
-                if node.created_at is not None:
-                    waiting_since.append(node.created_at)
-            elif not node.provider_id:
-                without_provider_id += 1
-        self._metrics.nodes_waiting_initialization(
-            count=waiting, oldest_created_at=min(waiting_since, default=None)
-        )
-        self._metrics.nodes_without_provider_id(count=without_provider_id)
+        counts = self._waiting_counts.derived_from(all_nodes)  # the same nodes: the same counts
+        if counts is None:
+            waiting_since: list[datetime] = []
+            waiting = without_provider_id = 0
+            for node in all_nodes:
+                if node.has_taint(labels.UNINITIALIZED_TAINT_KEY):
+                    waiting += 1
+                    if node.created_at is not None:
+                        waiting_since.append(node.created_at)
+                elif not node.provider_id:
+                    without_provider_id += 1
+            counts = (waiting, min(waiting_since, default=None), without_provider_id)
+            self._waiting_counts.remember(all_nodes, counts)
+        self._metrics.nodes_waiting_initialization(count=counts[0], oldest_created_at=counts[1])
+        self._metrics.nodes_without_provider_id(count=counts[2])
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tg:

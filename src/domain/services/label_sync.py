@@ -15,6 +15,7 @@ from domain.policies.metadata import instance_metadata
 from domain.ports import EventRecorder, Inventory, NodeStore
 from domain.providerid import is_ours
 from domain.services.node_updates import update_on_conflict_retry
+from domain.services.quiet_pass import QuietPass
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ class LabelSyncService:
         #: what each node was last found in step with: the very Node value and the
         #: VM, host and pool (equal values): while both stay, nothing is recomputed
         self._settled: dict[str, tuple[Node, VM, Host | None, Pool | None]] = {}
+        self._quiet: QuietPass[list[tuple[Node, str]]] = QuietPass()
 
     def _in_step(self, node: Node, vm: VM, host: Host | None, pool: Pool | None) -> bool:
         last = self._settled.get(node.name)
@@ -75,15 +77,20 @@ class LabelSyncService:
         A node unchanged since a pass found it in step with an unchanged VM, host
         and pool is skipped without planning: at rest a pass costs a comparison per node.
         """
-        targets = []
-        for node in await self._nodes.list():
-            last = self._settled.get(node.name)
-            vm_id = last[1].id if last is not None and last[0] is node else _vm_id(node)
-            if vm_id:
-                targets.append((node, vm_id))
+        nodes = await self._nodes.list()
+        targets = self._quiet.derived_from(nodes)
+        if targets is None:
+            targets = []
+            for node in nodes:
+                last = self._settled.get(node.name)
+                vm_id = last[1].id if last is not None and last[0] is node else _vm_id(node)
+                if vm_id:
+                    targets.append((node, vm_id))
         if not targets:
             return LabelSyncResult(0, 0)
         snap = await self._inventory.snapshot()
+        if self._quiet.same_sources(snap.vms, snap.hosts, snap.pools):
+            return LabelSyncResult(0, 0)  # the last pass's very inputs: its same nothing
         updated = failed = 0
         settled: dict[str, tuple[Node, VM, Host | None, Pool | None]] = {}
         for node, vm_id in targets:
@@ -105,6 +112,10 @@ class LabelSyncService:
             if not changed:
                 settled[node.name] = (node, vm, host, pool)
         self._settled = settled
+        if updated or failed:
+            self._quiet.forget()
+        else:
+            self._quiet.remember(nodes, targets, snap.vms, snap.hosts, snap.pools)
         return LabelSyncResult(updated, failed)
 
     async def sync_node(self, *, name: str) -> bool:

@@ -34,6 +34,7 @@ from domain.ports import Clock, DeletionBreakerStore, EventRecorder, Inventory, 
 from domain.providerid import is_ours
 from domain.services.deletion_breaker import Grant, PersistedBreaker, Reservation
 from domain.services.node_updates import update_on_conflict_retry
+from domain.services.quiet_pass import QuietPass
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,8 @@ class LifecycleService:
         #: nodes a pass found nothing to check on: the very (immutable) Node value it
         #: saw, so the next pass skips an unchanged node without looking at it again
         self._quiet: dict[str, Node] = {}
+        #: the nodes of the last pass that checked none of them
+        self._quiet_pass: QuietPass[bool] = QuietPass()
 
     def _visit(self, node: Node) -> bool:
         """Whether the pass checks the node: :func:`needs_check`, or state kept about it."""
@@ -151,18 +154,25 @@ class LifecycleService:
         rechecks: dict[str, float] = {}
         all_nodes = list(await self._nodes.list())
         self._total_nodes = len(all_nodes)
-        self._forget_gone(all_nodes)
         await self.breaker.refresh()
-        for node in all_nodes:
-            if not self._visit(node):
-                continue
-            result = await self.check(node)
-            actions[result.action] += 1
-            if result.recheck_after is not None:
-                rechecks[node.name] = result.recheck_after
-        if len(self._quiet) > len(all_nodes):  # forget deleted nodes
-            present = {node.name for node in all_nodes}
-            self._quiet = {n: v for n, v in self._quiet.items() if n in present}
+        # Nothing tracked and the nodes of a pass that checked none: nothing to check.
+        if self.tracked_nodes or self._quiet_pass.derived_from(all_nodes) is None:
+            if self.tracked_nodes:
+                self._forget_gone(all_nodes)
+            for node in all_nodes:
+                if not self._visit(node):
+                    continue
+                result = await self.check(node)
+                actions[result.action] += 1
+                if result.recheck_after is not None:
+                    rechecks[node.name] = result.recheck_after
+            if len(self._quiet) > len(all_nodes):  # forget deleted nodes
+                present = {node.name for node in all_nodes}
+                self._quiet = {n: v for n, v in self._quiet.items() if n in present}
+            if actions or self.tracked_nodes:
+                self._quiet_pass.forget()
+            else:
+                self._quiet_pass.remember(all_nodes, True)
         self._report_breaker()
         return LifecyclePassResult(actions, rechecks)
 

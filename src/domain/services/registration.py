@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -19,6 +19,7 @@ from domain.policies.metadata import instance_metadata
 from domain.ports import Clock, EventRecorder, Inventory, NodeStore
 from domain.providerid import is_ours
 from domain.services.node_updates import update_on_conflict_retry
+from domain.services.quiet_pass import QuietPass
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,7 @@ class RegistrationService:
         self._options = options or CCMOptions()
         #: each node's value and VM when an address pass last found them in step
         self._addressed: dict[str, tuple[Node, VM]] = {}
+        self._quiet_addresses: QuietPass[list[tuple[Node, str]]] = QuietPass()
 
     async def sync(self, *, name: str, shared: SharedIndex | None = None) -> RegistrationResult:
         """Initialize or reconcile one node by name.
@@ -186,17 +188,10 @@ class RegistrationService:
         log.info("node %s initialized (providerID %s)", node.name, node.provider_id or "-")
         return RegistrationResult(Outcome.INITIALIZED, taint_removal_delay=delay)
 
-    async def sync_addresses(self, *, workers: int = 1) -> AddressSyncResult:
-        """Refresh ``status.addresses`` of every initialized node of ours.
-
-        One inventory snapshot for the whole pass; a node whose VM is absent
-        or whose result is empty is skipped, and so is one unchanged (the same
-        Node value, an equal VM) since a pass found it in step; only differences are written, by
-        up to ``workers`` concurrent patches (``--concurrent-node-status-updates``);
-        errors are logged, never retried here (the next pass retries).
-        """
+    def _address_candidates(self, nodes: Sequence[Node]) -> list[tuple[Node, str]]:
+        """Each initialized node of ours with the id of its VM."""
         candidates = []
-        for node in await self._nodes.list():
+        for node in nodes:
             last = self._addressed.get(node.name)
             if last is not None and last[0] is node:
                 candidates.append((node, last[1].id))  # in step last pass: same VM id
@@ -209,9 +204,26 @@ class RegistrationService:
                 log.warning("node %s: %s", node.name, err)
                 continue
             candidates.append((node, vm_id))
+        return candidates
+
+    async def sync_addresses(self, *, workers: int = 1) -> AddressSyncResult:
+        """Refresh ``status.addresses`` of every initialized node of ours.
+
+        One inventory snapshot for the whole pass; a node whose VM is absent
+        or whose result is empty is skipped, and so is one unchanged (the same
+        Node value, an equal VM) since a pass found it in step; only differences are written, by
+        up to ``workers`` concurrent patches (``--concurrent-node-status-updates``);
+        errors are logged, never retried here (the next pass retries).
+        """
+        nodes = await self._nodes.list()
+        candidates = self._quiet_addresses.derived_from(nodes)
+        if candidates is None:
+            candidates = self._address_candidates(nodes)
         if not candidates:
             return AddressSyncResult(0, 0)
         snapshot = await self._inventory.snapshot()
+        if self._quiet_addresses.same_sources(snapshot.vms):
+            return AddressSyncResult(0, 0)  # the last pass's very inputs: its same nothing
         changes = []
         settled: dict[str, tuple[Node, VM]] = {}
         for node, vm_id in candidates:
@@ -233,6 +245,10 @@ class RegistrationService:
                 continue
             changes.append((node, addresses))
         self._addressed = settled
+        if changes:
+            self._quiet_addresses.forget()
+        else:
+            self._quiet_addresses.remember(nodes, candidates, snapshot.vms)
         outcomes: list[bool] = []
         slots = asyncio.Semaphore(max(1, workers))
 

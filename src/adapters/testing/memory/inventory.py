@@ -29,6 +29,7 @@ class InMemoryInventory:
         self.requests: Counter[str] = Counter()
         self.fail_with: InventoryError | None = None
         self._subscribers: list[asyncio.Queue[VMChange]] = []
+        self._last_snapshot: InventorySnapshot | None = None
 
     # -- the port ---------------------------------------------------------
     def _read(self, what: str) -> None:
@@ -68,11 +69,20 @@ class InMemoryInventory:
 
     async def snapshot(self) -> InventorySnapshot:
         self._read("snapshot")
-        return InventorySnapshot(
+        taken = InventorySnapshot(
             vms={i: v for i, v in self.vms.items() if v.pool_id not in self.disconnected},
             hosts={i: h for i, h in self.hosts.items() if h.pool_id not in self.disconnected},
             pools={i: p for i, p in self.pools.items() if i not in self.disconnected},
         )
+        last = self._last_snapshot
+        if last is not None:  # as the XO adapter does: unchanged lists, the very same values
+            taken = InventorySnapshot(
+                vms=last.vms if last.vms == taken.vms else taken.vms,
+                hosts=last.hosts if last.hosts == taken.hosts else taken.hosts,
+                pools=last.pools if last.pools == taken.pools else taken.pools,
+            )
+        self._last_snapshot = taken
+        return taken
 
     async def changes(self) -> AsyncIterator[VMChange]:
         queue: asyncio.Queue[VMChange] = asyncio.Queue()
