@@ -268,8 +268,8 @@ class XOHttpClient:
             try:
                 logger.trace("XO {} {} params={}", method, path, dict(params or {}))
                 response = await self._send(method, path, endpoint, params, body, attempt_timeout)
-                body = self._interpret(response, endpoint=endpoint)
-                return body.json(endpoint=endpoint) if decode is None else decode(body)
+                answer = self._interpret(response, endpoint=endpoint)
+                return answer.json(endpoint=endpoint) if decode is None else decode(answer)
             except BaseException as err:
                 error = _error_class(err)
                 raise

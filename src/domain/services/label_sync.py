@@ -58,7 +58,7 @@ class LabelSyncService:
         #: what each node was last found in step with: the very Node value and the
         #: VM, host and pool (equal values): while both stay, nothing is recomputed
         self._settled: dict[str, tuple[Node, VM, Host | None, Pool | None]] = {}
-        self._quiet: QuietPass[list[tuple[Node, str]]] = QuietPass()
+        self._quiet_pass: QuietPass[list[tuple[Node, str]]] = QuietPass()
 
     def _in_step(self, node: Node, vm: VM, host: Host | None, pool: Pool | None) -> bool:
         last = self._settled.get(node.name)
@@ -78,7 +78,7 @@ class LabelSyncService:
         and pool is skipped without planning: at rest a pass costs a comparison per node.
         """
         nodes = await self._nodes.list()
-        targets = self._quiet.derived_from(nodes)
+        targets = self._quiet_pass.derived_from(nodes)
         if targets is None:
             targets = []
             for node in nodes:
@@ -89,7 +89,7 @@ class LabelSyncService:
         if not targets:
             return LabelSyncResult(0, 0)
         snap = await self._inventory.snapshot()
-        if self._quiet.same_sources(snap.vms, snap.hosts, snap.pools):
+        if self._quiet_pass.same_sources(snap.vms, snap.hosts, snap.pools):
             return LabelSyncResult(0, 0)  # the last pass's very inputs: its same nothing
         updated = failed = 0
         settled: dict[str, tuple[Node, VM, Host | None, Pool | None]] = {}
@@ -113,9 +113,9 @@ class LabelSyncService:
                 settled[node.name] = (node, vm, host, pool)
         self._settled = settled
         if updated or failed:
-            self._quiet.forget()
+            self._quiet_pass.forget()
         else:
-            self._quiet.remember(nodes, targets, snap.vms, snap.hosts, snap.pools)
+            self._quiet_pass.remember(nodes, targets, snap.vms, snap.hosts, snap.pools)
         return LabelSyncResult(updated, failed)
 
     async def sync_node(self, *, name: str) -> bool:
