@@ -52,6 +52,12 @@ def ccm_options(*, config: CloudConfig, settings: Settings) -> CCMOptions:
 
 
 # -- clients -------------------------------------------------------------------
+def kube_client_settings(*, settings: Settings) -> ClientSettings:
+    """The API client's pool: as many threads as requests the controllers may have
+    in flight (``Settings.api_request_workers``)."""
+    return ClientSettings(workers=settings.api_request_workers)
+
+
 async def kube_client(
     *, settings: Settings, client_settings: ClientSettings, name: str = "kube"
 ) -> AsyncIterator[KubeClient]:

@@ -32,7 +32,6 @@ from typing import Any, ClassVar, TypeVar, cast
 from dependency_injector import containers, providers
 
 from adapters.config import CloudConfig
-from adapters.kubernetes import ClientSettings
 from adapters.sole_leader import SoleLeader
 from adapters.system_clock import SystemClock
 from adapters.xenorchestra import RetryPolicy
@@ -85,7 +84,7 @@ class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
     cloud_config = providers.Dependency(instance_of=CloudConfig)
     options = providers.Singleton(build.ccm_options, config=cloud_config, settings=settings)
-    kube_client_settings = providers.Singleton(ClientSettings)
+    kube_client_settings = providers.Singleton(build.kube_client_settings, settings=settings)
     xo_retry = providers.Singleton(RetryPolicy)
 
     # -- clients ----------------------------------------------------------------

@@ -186,6 +186,11 @@ class Settings:
         ``--concurrent-node-syncs`` (Go's backwards-compatible rule)."""
         return self.concurrent_node_status_updates or self.concurrent_node_syncs
 
+    @property
+    def api_request_workers(self) -> int:
+        """Threads of the Kubernetes client's pool: see :func:`requests_in_flight`."""
+        return requests_in_flight(self.concurrent_node_syncs, self.status_update_workers)
+
 
 #: ``--concurrent-node-syncs`` when not given: one worker per this many QPS, within bounds.
 QPS_PER_WORKER = 20.0
@@ -198,6 +203,23 @@ def workers_for_qps(qps: float) -> int:
     second busy (two per node, each a round trip), so the workers follow the
     budget: Go's 1 at the default 20 QPS, 25 at 500."""
     return max(1, min(MAX_SIZED_WORKERS, int(qps // QPS_PER_WORKER)))
+
+
+#: The Kubernetes client's threads: never fewer than the controllers' default need, and
+#: bounded, since each is a thread and a connection held open.
+MIN_REQUEST_WORKERS = 4
+MAX_REQUEST_WORKERS = 64
+
+
+def requests_in_flight(node_syncs: int, status_updates: int) -> int:
+    """How many API requests the controllers may have in flight at once, each worker
+    one at a time: the cloud-node workers, the address-sync workers, and the
+    lifecycle and label-sync passes (one each). The client gets that many threads, so
+    no worker waits for another's request to end before sending its own (with 10
+    node-sync workers a pool of 4 held registration to 4 requests in flight):
+    ``max(4, min(64, node_syncs + status_updates + 2))``, 4 at the defaults."""
+    wanted = node_syncs + status_updates + 2
+    return max(MIN_REQUEST_WORKERS, min(MAX_REQUEST_WORKERS, wanted))
 
 
 class HelpRequested(Exception):

@@ -109,7 +109,9 @@ class HttpProxy:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, handle_signals=False)
+        # A watch relayed for a client that has gone stays open until the API server
+        # sends something: stopping cancels it after a moment instead of aiohttp's 60 s.
+        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()

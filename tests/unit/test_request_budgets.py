@@ -8,7 +8,13 @@ from kubernetes import client as k8s
 
 from adapters.kubernetes import KubeClient
 from entrypoints import adapter_builders as build
-from entrypoints.flags import FlagError, Settings, parse_command_line, workers_for_qps
+from entrypoints.flags import (
+    FlagError,
+    Settings,
+    parse_command_line,
+    requests_in_flight,
+    workers_for_qps,
+)
 
 
 def test_event_flags_default_to_kubelets_pair() -> None:
@@ -51,6 +57,27 @@ def test_workers_are_sized_from_qps_only_when_not_given() -> None:
     assert parse_command_line(["--concurrent-node-syncs=10"]).concurrent_node_syncs == 10
     # the address-sync workers follow them, as in Go
     assert parse_command_line(["--kube-api-qps=100"]).status_update_workers == 5
+
+
+@pytest.mark.parametrize(
+    ("node_syncs", "status_updates", "threads"),
+    [(1, 1, 4), (1, 5, 8), (10, 10, 22), (25, 25, 52), (32, 32, 64), (32, 100, 64)],
+)
+def test_the_client_has_a_thread_per_request_the_workers_may_have_in_flight(
+    node_syncs: int, status_updates: int, threads: int
+) -> None:
+    assert requests_in_flight(node_syncs, status_updates) == threads
+
+
+def test_the_client_threads_follow_the_worker_flags() -> None:
+    def threads(*argv: str) -> int:
+        settings = parse_command_line(list(argv))
+        return build.kube_client_settings(settings=settings).workers
+
+    assert threads() == 4  # the defaults: as before
+    assert threads("--concurrent-node-syncs=10") == 22
+    assert threads("--concurrent-node-syncs=10", "--concurrent-node-status-updates=2") == 14
+    assert threads("--kube-api-qps=500") == 52  # 25 workers sized from the QPS
 
 
 async def test_events_get_a_client_with_their_own_budget() -> None:

@@ -185,6 +185,10 @@ class KubeClient:
         up to the connect timeout: once is enough to cover a dropped
         keep-alive connection, and keeps a request within its time budget
         (lease renewals depend on it). Retries of answers are ours.
+
+        The connection pool keeps at least one connection per thread: urllib3
+        would otherwise close each connection beyond its size (5 per CPU) after
+        one request, and a busy pool would pay a TLS handshake per request.
         """
         with self._api_lock:
             if self._api is None:
@@ -193,6 +197,9 @@ class KubeClient:
                     configuration.retries = urllib3.Retry(
                         total=None, connect=1, read=0, redirect=0, status=0, other=0
                     )
+                configuration.connection_pool_maxsize = max(
+                    configuration.connection_pool_maxsize or 0, self.settings.workers
+                )
                 api = k8s.ApiClient(configuration)
                 api.user_agent = self.settings.user_agent
                 self._api = api
