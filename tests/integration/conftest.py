@@ -9,6 +9,8 @@
   for arranging and inspecting; closed after the test.
 - ``http_proxy`` (function): an :class:`HttpProxy` to the API server whose rules
   answer, alter or hold chosen requests (``proxied_kubeconfig`` goes through it);
+- ``stand_in`` (function): a :class:`StandIn` API server whose answers the test
+  scripts (503s, 429s, delays) and which records what it was sent;
 - ``service_account`` (function): ``await service_account(name=..., cluster_role=...)``
   creates the ServiceAccount, binds the role, mints a token (TokenRequest)
   and returns a kubeconfig path for that identity.
@@ -28,13 +30,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
 from adapters.kubernetes import KubeClient, connect
 
 from .ccm_process import CCMProcess
-from .controlplane import ControlPlane, find_binaries
+from .controlplane import ControlPlane, find_binaries, free_port
 from .kube import service_account_kubeconfig
 from .proxy import HttpProxy
+from .stand_in import StandIn
 
 _binaries: Path | Exception | None = None
 _started: list[ControlPlane] = []
@@ -146,3 +150,20 @@ async def ccm_processes() -> AsyncIterator[list[CCMProcess]]:
         for proc in started:
             await proc.stop()
             proc.cleanup()
+
+
+@pytest.fixture
+async def stand_in() -> AsyncIterator[StandIn]:
+    server = StandIn()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", server.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    server.url = f"http://127.0.0.1:{port}"
+    try:
+        yield server
+    finally:
+        await runner.cleanup()

@@ -8,14 +8,11 @@ not answer 503 on demand); everything else against the real one.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 from kubernetes import client as k8s
 from loguru import logger
 
@@ -30,66 +27,11 @@ from adapters.kubernetes import (
 )
 
 from .controlplane import free_port
+from .stand_in import StandIn
 
 pytestmark = pytest.mark.integration
 
 FAST = ClientSettings(qps=0, burst=1, backoff_base=0.01, backoff_max=0.05, max_retries=3)
-
-
-@dataclass
-class StandIn:
-    """An HTTP server whose answers the test scripts, one per request."""
-
-    answers: list[tuple[int, dict[str, str]]] = field(default_factory=list)
-    delay: float = 0.0
-    seen: list[float] = field(default_factory=list)
-    authorization: list[str] = field(default_factory=list)
-    in_flight: int = 0
-    max_in_flight: int = 0
-    url: str = ""
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self.seen.append(time.monotonic())
-        self.authorization.append(request.headers.get("Authorization", ""))
-        self.in_flight += 1
-        self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        try:
-            if self.delay:
-                await asyncio.sleep(self.delay)
-        finally:
-            self.in_flight -= 1
-        status, headers = self.answers.pop(0) if self.answers else (200, {})
-        body: dict[str, object]
-        if status == 200:
-            body = {"kind": "NodeList", "items": [], "metadata": {"resourceVersion": "7"}}
-        else:
-            body = {
-                "kind": "Status",
-                "status": "Failure",
-                "code": status,
-                "reason": "TooManyRequests" if status == 429 else "ServiceUnavailable",
-                "message": "try later",
-            }
-        return web.Response(
-            status=status, text=json.dumps(body), content_type="application/json", headers=headers
-        )
-
-
-@pytest.fixture
-async def stand_in() -> AsyncIterator[StandIn]:
-    server = StandIn()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", server.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    port = free_port()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
-    server.url = f"http://127.0.0.1:{port}"
-    try:
-        yield server
-    finally:
-        await runner.cleanup()
 
 
 def client_for(url: str, settings: ClientSettings = FAST, token: str = "") -> KubeClient:

@@ -1,9 +1,10 @@
 """The ports on a real Kubernetes API server, over the official ``kubernetes`` client.
 
-- :mod:`client`: ``connect()``/``KubeClient``: the sync client run in a bounded
-  thread pool, rate limited (``--kube-api-qps``/``--kube-api-burst``), retrying
-  429/5xx with backoff; JSON dicts in and out (:mod:`wire`); its watches
-  (:mod:`watch`); where its configuration comes from (:mod:`configuration`).
+- :mod:`client`: ``connect()``/``KubeClient``: the official package's configuration
+  and credentials, requests sent from the loop (:mod:`transport`), rate limited
+  (``--kube-api-qps``/``--kube-api-burst``), retrying 429/5xx with backoff; JSON
+  dicts in and out (:mod:`wire`); its watches (:mod:`watch`); where its
+  configuration comes from (:mod:`configuration`).
 - :mod:`nodes`: ``KubernetesNodeStore``: list+watch cache of lean domain Nodes,
   resourceVersion-guarded merge patches.
 - :mod:`events`: ``KubernetesEventRecorder`` (core/v1 Events about Nodes) and

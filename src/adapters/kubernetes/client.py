@@ -1,15 +1,17 @@
-"""The Kubernetes API client: the official sync client, run off the event loop.
+"""The Kubernetes API client: the official package's configuration, requests sent
+from the loop, watches read in threads.
 
-Why the sync client in a bounded thread pool rather than ``kubernetes.aio``:
-``kubernetes.aio`` is marked experimental in 37.x and new; the sync client
-(urllib3) is what every other Python controller runs in production, its
-kubeconfig / in-cluster / token-refresh code is the mature one, and its
-failure modes are known. The CCM makes few, small requests (a handful per
-node per sync), so a small dedicated pool costs nothing measurable, and it
-bounds concurrency on its own. Nothing here blocks the loop:
+The kubernetes package (its sync client, not the experimental ``kubernetes.aio``)
+loads kubeconfigs, in-cluster service accounts, exec plugins and refreshes tokens:
+that is the mature part, and it is used for every request's configuration and
+credentials. Plain requests are then sent by :mod:`transport` with aiohttp from the
+event loop (half the CPU per request of the generated client's urllib3 path, which
+is kept for a configuration aiohttp cannot follow: a SOCKS proxy). Nothing here
+blocks the loop:
 
-- every request runs on this client's own ``ThreadPoolExecutor`` (``workers``
-  threads) through ``loop.run_in_executor``, never the loop's default one;
+- what may block (TLS files, a token refresh every few seconds, the urllib3 path,
+  decoding a large answer) runs on this client's own ``ThreadPoolExecutor``
+  (``workers`` threads) through ``loop.run_in_executor``, never the loop's default one;
 - config loading (file reads) runs in a one-shot thread;
 - each watch owns one thread that reads its stream; closing the watch shuts
   the socket down from the loop (urllib3's ``HTTPResponse.shutdown``), which
@@ -32,16 +34,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 from collections import Counter
-from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-import urllib3
+import aiohttp
 from kubernetes import client as k8s
-from kubernetes.client.exceptions import ApiValueError
 from loguru import logger
 
 from adapters.kubernetes.configuration import (
@@ -58,13 +57,18 @@ from adapters.kubernetes.errors import (
     describe_network_error,
     undecodable_answer,
 )
+from adapters.kubernetes.generated import GeneratedClient
 from adapters.kubernetes.ratelimit import Backoff, TokenBucket
+from adapters.kubernetes.transport import LoopTransport, supported
 from adapters.kubernetes.watch import WatchStream
 from adapters.kubernetes.wire import JSON, JsonObject, Query, Timeout
 
 T = TypeVar("T")
 
 MERGE_PATCH = "application/merge-patch+json"
+#: Answers larger than this are decoded in a pool thread, not on the loop (a page
+#: of a 5,000-Node list is megabytes of JSON).
+DECODE_ON_LOOP_MAX = 256 * 1024
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 
 
@@ -74,8 +78,10 @@ class ClientSettings:
 
     ``qps``/``burst`` are ``--kube-api-qps``/``--kube-api-burst`` (client-go
     and the reference CCM default to 20/30). ``workers`` bounds concurrent
-    requests (watches have their own threads). ``max_retries`` applies to
-    429 and 5xx answers only.
+    requests (connections kept, and threads for what may block; watches have
+    their own threads). ``max_retries`` applies to 429 and 5xx answers only.
+    ``loop_transport`` False sends requests the generated client's way, in the
+    pool's threads (what a configuration aiohttp cannot follow gets anyway).
     """
 
     qps: float = 20.0
@@ -87,6 +93,7 @@ class ClientSettings:
     backoff_base: float = 0.1
     backoff_max: float = 10.0
     user_agent: str = "xenorchestra-cloud-controller-manager"
+    loop_transport: bool = True
 
     @property
     def timeout(self) -> tuple[float, float]:
@@ -133,14 +140,17 @@ class KubeClient:
         )
         self.settings = settings or ClientSettings()
         self.name = name
-        self._api_lock = threading.Lock()
-        self._api: k8s.ApiClient | None = None
+        self._generated = GeneratedClient(
+            self._source, connections=self.settings.workers, user_agent=self.settings.user_agent
+        )
         self._pool = ThreadPoolExecutor(
             max_workers=self.settings.workers, thread_name_prefix=f"{name}-api"
         )
         self.limiter = TokenBucket(qps=self.settings.qps, burst=self.settings.burst)
         self.requests: Counter[str] = Counter()
         self._streams: set[WatchStream] = set()
+        self._transport: LoopTransport | None = None
+        self._transport_chosen = False
         self._closed = False
 
     @classmethod
@@ -178,33 +188,6 @@ class KubeClient:
         """
         return KubeClient(self._source, settings or self.settings, name=name)
 
-    def _api_client(self) -> k8s.ApiClient:
-        """Runs in a worker thread: the generated ApiClient, built on first use.
-
-        urllib3 would retry a failed connection three times by default, each
-        up to the connect timeout: once is enough to cover a dropped
-        keep-alive connection, and keeps a request within its time budget
-        (lease renewals depend on it). Retries of answers are ours.
-
-        The connection pool keeps at least one connection per thread: urllib3
-        would otherwise close each connection beyond its size (5 per CPU) after
-        one request, and a busy pool would pay a TLS handshake per request.
-        """
-        with self._api_lock:
-            if self._api is None:
-                configuration = self._source.get()
-                if configuration.retries is None:
-                    configuration.retries = urllib3.Retry(
-                        total=None, connect=1, read=0, redirect=0, status=0, other=0
-                    )
-                configuration.connection_pool_maxsize = max(
-                    configuration.connection_pool_maxsize or 0, self.settings.workers
-                )
-                api = k8s.ApiClient(configuration)
-                api.user_agent = self.settings.user_agent
-                self._api = api
-            return self._api
-
     @property
     def writes(self) -> int:
         """Requests that may change something (everything but GET)."""
@@ -235,29 +218,59 @@ class KubeClient:
         budget = self.settings.max_retries if retries is None else retries
         backoff = Backoff(base=self.settings.backoff_base, cap=self.settings.backoff_max)
         loop = asyncio.get_running_loop()
+        transport = await self._loop_transport(loop)
+        timeout = request_timeout or self.settings.timeout
         attempt = 0
+        reconnected = False
         while True:
             await self.limiter.acquire()
             self.requests[method] += 1
             try:
-                status, reason, resp_headers, data, decoded = await loop.run_in_executor(
-                    self._pool,
-                    self._send,
-                    method,
-                    path,
-                    query,
-                    headers,
-                    body,
-                    request_timeout or self.settings.timeout,
-                )
+                if transport is None:
+                    status, reason, resp_headers, data = await loop.run_in_executor(
+                        self._pool,
+                        self._generated.send,
+                        method,
+                        path,
+                        query,
+                        headers,
+                        body,
+                        timeout,
+                    )
+                else:
+                    if transport.needs_preparing():
+                        await loop.run_in_executor(self._pool, transport.prepare)
+                    status, reason, resp_headers, data = await transport.send(
+                        method, path, query, headers, body, timeout
+                    )
+            except aiohttp.ServerDisconnectedError:
+                # A kept connection the server had closed (a restart, an idle
+                # timeout): urllib3 reconnects once for these; so does this.
+                if reconnected:
+                    raise ApiUnavailableError(
+                        "the server closed the connection", method=method, path=path
+                    ) from None
+                reconnected = True
+                continue
             except NETWORK_ERRORS as err:
                 raise ApiUnavailableError(
                     describe_network_error(err), method=method, path=path
                 ) from None
-            if decoded is not None:
-                return decoded
+            except ValueError:  # "Newline or carriage return character detected in HTTP..."
+                raise ApiUnavailableError(
+                    describe_network_error(UnsendableRequestError()), method=method, path=path
+                ) from None
             if 200 <= status < 300:
-                raise undecodable_answer(status, resp_headers, data, method=method, path=path)
+                try:
+                    if len(data) <= DECODE_ON_LOOP_MAX:
+                        return _decode(data)
+                    return await loop.run_in_executor(self._pool, _decode, data)
+                except (ValueError, RecursionError):  # a 2xx is no excuse to crash
+                    raise undecodable_answer(
+                        status, resp_headers, data, method=method, path=path
+                    ) from None
+            if status == 401 and transport is not None:
+                transport.forget_credentials()  # a rotated token is read again
             error = ApiError.from_response(
                 status, reason, data, method=method, path=path, headers=resp_headers
             )
@@ -277,59 +290,21 @@ class KubeClient:
             )
             await asyncio.sleep(delay)
 
-    def _send(
-        self,
-        method: str,
-        path: str,
-        query: Query,
-        headers: Mapping[str, str],
-        body: Any,
-        timeout: Timeout,
-    ) -> tuple[int, str, dict[str, str], bytes, JsonObject | None]:
-        """Runs in a pool thread: serialize (auth headers, token refresh), send, read,
-        and decode a successful answer (a large list is too much JSON for the loop)."""
-        response = self._open(method, path, query, headers, body, timeout)
-        try:
-            data = response.data or b""
-        finally:
-            response.release_conn()
-        decoded = None
-        if 200 <= response.status < 300:
-            try:
-                decoded = _decode(data)
-            except (ValueError, RecursionError):
-                decoded = None  # the caller raises ApiError: a 2xx is no excuse to crash
-        return response.status, response.reason or "", dict(response.headers), data, decoded
-
-    def _open(
-        self,
-        method: str,
-        path: str,
-        query: Query,
-        headers: Mapping[str, str],
-        body: Any,
-        timeout: Timeout,
-    ) -> urllib3.BaseHTTPResponse:
-        api = self._api_client()
-        method, url, header_params, body, post_params = api.param_serialize(
-            method=method,
-            resource_path=path,
-            query_params=list(query),
-            header_params=dict(headers),
-            body=body,
-            auth_settings=["BearerToken"],
-        )
-        _trim_authorization(header_params)
-        try:
-            rest = api.call_api(
-                method, url, header_params, body, post_params, _request_timeout=timeout
-            )
-        except ApiValueError:
-            raise
-        except ValueError:  # http.client's "Invalid header value b'Bearer <token>\\n'"
-            raise UnsendableRequestError() from None
-        response: urllib3.BaseHTTPResponse = rest.response
-        return response
+    async def _loop_transport(self, loop: asyncio.AbstractEventLoop) -> LoopTransport | None:
+        """The aiohttp transport, made on the first request (the configuration may
+        be read then, in a thread); None: requests go the urllib3 way."""
+        if not self._transport_chosen:
+            configuration = await loop.run_in_executor(self._pool, self._source.get)
+            if self._transport_chosen:  # another request chose meanwhile
+                return self._transport
+            if self.settings.loop_transport and supported(configuration):
+                self._transport = LoopTransport(
+                    configuration,
+                    connections=self.settings.workers,
+                    user_agent=self.settings.user_agent,
+                )
+            self._transport_chosen = True
+        return self._transport
 
     # -- watches ----------------------------------------------------------
     async def watch(self, path: str, *, query: Query, request_timeout: Timeout) -> WatchStream:
@@ -338,7 +313,9 @@ class KubeClient:
             raise ApiUnavailableError("client closed", method="WATCH", path=path)
         await self.limiter.acquire()
         self.requests["WATCH"] += 1
-        stream = WatchStream(path, open_response=self._open, on_close=self._forget, name=self.name)
+        stream = WatchStream(
+            path, open_response=self._generated.open, on_close=self._forget, name=self.name
+        )
         self._streams.add(stream)
         try:
             await stream.open(query, request_timeout)
@@ -359,12 +336,12 @@ class KubeClient:
         self._closed = True
         for stream in list(self._streams):
             await stream.aclose()
+        if self._transport is not None:
+            await self._transport.aclose()
 
         def shutdown() -> None:
             self._pool.shutdown(wait=True, cancel_futures=True)
-            with self._api_lock:
-                if self._api is not None:
-                    self._api.close()  # type: ignore[no-untyped-call]
+            self._generated.close()
 
         await run_in_thread(shutdown, name=f"{self.name}-close")
 
@@ -373,17 +350,6 @@ class KubeClient:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
-
-
-def _trim_authorization(headers: dict[str, str]) -> None:
-    """Drop whitespace around the bearer token, as client-go does for token files:
-    ``echo tok | base64`` leaves a newline that no server would accept, and the
-    kubernetes client keeps it (a file's, a kubeconfig's or a refreshed in-cluster
-    token alike). A control character inside is left for the send to refuse."""
-    for key, value in headers.items():
-        if key.lower() == "authorization" and value:
-            scheme, _, credential = value.strip().partition(" ")
-            headers[key] = f"{scheme} {credential.strip()}" if credential else scheme
 
 
 def _decode(data: bytes) -> JsonObject:

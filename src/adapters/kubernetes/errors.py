@@ -13,6 +13,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import aiohttp
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
@@ -29,15 +30,18 @@ class UnsendableRequestError(urllib3.exceptions.HTTPError):
         )
 
 
-#: What a request (or a watch read) raises when no answer came back.
-NETWORK_ERRORS = (urllib3.exceptions.HTTPError, OSError, ApiException)
+#: What a request (or a watch read) raises when no answer came back (urllib3's
+#: for watches and the thread path, aiohttp's for requests from the loop; a timeout
+#: is an OSError).
+NETWORK_ERRORS = (urllib3.exceptions.HTTPError, aiohttp.ClientError, OSError, ApiException)
 
 
 def describe_network_error(err: BaseException) -> str:
     """One line for a network failure (never the request's headers)."""
     if isinstance(err, ApiException):
         return f"{err.reason or type(err).__name__}".splitlines()[0]
-    return f"{type(err).__name__}: {err}"
+    text = str(err).splitlines()[0] if str(err) else "timed out"
+    return f"{type(err).__name__}: {text}"
 
 
 class KubeConfigError(ValueError):
