@@ -55,7 +55,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 async def _table(
     env: scenarios.BenchEnv, builds: list[Build], args: argparse.Namespace, runs: list[Any]
 ) -> list[dict[str, Any]]:
-    measured: dict[str, dict[str, float]] = {b.name: {} for b in builds}
+    readings: dict[str, dict[str, list[float]]] = {b.name: {} for b in builds}
     rows = [r.strip() for r in (args.rows or "").split(",") if r.strip()]
     unknown = set(rows) - {row.key for row in table.ROWS}
     if unknown:
@@ -64,16 +64,19 @@ async def _table(
         table.plan(env, b, full=args.full or bool(rows), window=args.window, rows=rows)
         for b in builds
     ]
-    for steps in zip(*plans, strict=True):  # each row: this tree, then the baseline
-        for build, (label, measure, readers) in zip(builds, steps, strict=True):
-            _log(f"{build.name}: {label} ...")
-            started = time.monotonic()
-            result = await measure()
-            _log(f"{build.name}: {label}: done in {time.monotonic() - started:.0f}s")
-            runs.append({"build": build.name, "label": label, "result": result})
-            for key, read in readers.items():
-                measured[build.name][key] = read(result)
-    return table.compare(measured, builds[0].name, builds[1].name)
+    repeat = max(1, getattr(args, "repeat", 1))
+    for steps in zip(*plans, strict=True):  # each row: this tree, then the baseline, ...
+        for turn in range(1, repeat + 1):
+            for build, (label, measure, readers) in zip(builds, steps, strict=True):
+                shown = f"{label} ({turn}/{repeat})" if repeat > 1 else label
+                _log(f"{build.name}: {shown} ...")
+                started = time.monotonic()
+                result = await measure()
+                _log(f"{build.name}: {shown}: done in {time.monotonic() - started:.0f}s")
+                runs.append({"build": build.name, "label": label, "turn": turn, "result": result})
+                for key, read in readers.items():
+                    readings[build.name].setdefault(key, []).append(read(result))
+    return table.compare(table.medians(readings), builds[0].name, builds[1].name, readings)
 
 
 async def _profiles(
@@ -122,6 +125,13 @@ def _report(build: Build, what: str, result: dict[str, Any], summary: str) -> di
     return {"build": build.name, "what": what, "report": str(report), "result": result}
 
 
+def _repeat(results: dict[str, Any]) -> int:
+    try:
+        return int(results["args"].get("repeat", "1"))
+    except (KeyError, ValueError):
+        return 1
+
+
 def render(results: dict[str, Any]) -> str:
     load = ", ".join(f"{x:.2f}" for x in results["loadavg_at_start"])
     parts = [machine_line(results["machine"]) + f"; load average at start {load}"]
@@ -129,7 +139,9 @@ def render(results: dict[str, Any]) -> str:
         this, base = results["builds"]
         parts.append(
             f"\nThis tree vs {base} (same run; goal / {base}: the Go CCM goal as a ratio of "
-            f"{base}'s figure in the issue; met when now ratio <= it)\n"
+            f"{base}'s figure in the issue; met when now ratio <= it"
+            + (f"; medians of {repeat} runs each" if (repeat := _repeat(results)) > 1 else "")
+            + ")\n"
             + table.render(results["table"], this, base)
         )
         regs = [r for r in results["runs"] if "cpu_seconds_per_node" in r["result"]]

@@ -80,6 +80,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="with --baseline: only the runs measuring these row keys (comma-separated, "
         "e.g. reg5000_10w,rest5000_cpu,rss5000; see tests/bench/table.py)",
     )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="with --baseline: measure each run N times, the builds taking turns, and "
+        "compare the medians (a 1-second row moves by 10 %% between runs on 2 shared cores)",
+    )
     return parser.parse_args(argv)
 
 

@@ -12,6 +12,7 @@ initialized; CPU is the CCM process's user+system seconds.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Any
@@ -122,14 +123,32 @@ def _fmt(value: float | None) -> str:
     return f"{value:.3g}" if abs(value) < 10 else f"{value:.1f}"
 
 
-def compare(measured: dict[str, dict[str, float]], this: str, base: str) -> list[dict[str, Any]]:
-    """Each row: both figures, this / baseline, the target ratio, met or not."""
+def medians(readings: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, float]]:
+    """Each build's row figures: the median of its readings (``--repeat``)."""
+    return {
+        build: {key: statistics.median(values) for key, values in keys.items() if values}
+        for build, keys in readings.items()
+    }
+
+
+def compare(
+    measured: dict[str, dict[str, float]],
+    this: str,
+    base: str,
+    readings: dict[str, dict[str, list[float]]] | None = None,
+) -> list[dict[str, Any]]:
+    """Each row: both figures (medians when repeated, every reading kept), this /
+    baseline, the target ratio, met or not."""
     out = []
     for row in ROWS:
         mine, theirs = measured.get(this, {}).get(row.key), measured.get(base, {}).get(row.key)
         ratio = mine / theirs if mine is not None and theirs else None
         out.append(
             {
+                "readings": {
+                    build: (readings or {}).get(build, {}).get(row.key, [])
+                    for build in (this, base)
+                },
                 "key": row.key,
                 "title": row.title,
                 "go": row.go,

@@ -9,7 +9,7 @@ import pytest
 from tests.integration.ccm_process import OPEN_PATHS
 
 from .builds import THIS_TREE, BenchCCM, Build
-from .table import ROWS, compare, render
+from .table import ROWS, compare, medians, render
 
 
 def test_each_go_goal_is_translated_into_a_ratio_of_87c6494() -> None:
@@ -32,6 +32,21 @@ def test_a_row_is_met_when_the_measured_ratio_is_within_the_target() -> None:
     assert rows["reg5000_10w"]["met"] is None  # not run (no --full)
     text = render(list(rows.values()), "this-tree", "87c6494")
     assert "MET" in text and "MISSED" in text and "not run" in text
+
+
+def test_repeated_runs_compare_their_medians_and_keep_every_reading() -> None:
+    readings = {
+        "this-tree": {"reg200_10w": [1.30, 1.05, 1.07]},
+        "87c6494": {"reg200_10w": [1.86, 1.47, 1.69]},
+    }
+    measured = medians(readings)
+    assert measured == {"this-tree": {"reg200_10w": 1.07}, "87c6494": {"reg200_10w": 1.69}}
+    row = next(
+        r for r in compare(measured, "this-tree", "87c6494", readings) if r["key"] == "reg200_10w"
+    )
+    assert row["ratio"] == pytest.approx(1.07 / 1.69, abs=1e-3)
+    assert row["met"] is True  # 0.63x; the slowest reading alone (1.30 / 1.47) would miss
+    assert row["readings"]["this-tree"] == [1.30, 1.05, 1.07]
 
 
 def test_a_revision_from_before_secure_serving_gets_no_authorization_flag(tmp_path: Path) -> None:
