@@ -151,6 +151,7 @@ class KubeClient:
         self._streams: set[WatchStream] = set()
         self._transport: LoopTransport | None = None
         self._transport_chosen = False
+        self._preparing = asyncio.Lock()
         self._closed = False
 
     @classmethod
@@ -239,7 +240,9 @@ class KubeClient:
                     )
                 else:
                     if transport.needs_preparing():
-                        await loop.run_in_executor(self._pool, transport.prepare)
+                        async with self._preparing:  # one read for all waiting requests
+                            if transport.needs_preparing():
+                                await loop.run_in_executor(self._pool, transport.prepare)
                     status, reason, resp_headers, data = await transport.send(
                         method, path, query, headers, body, timeout
                     )

@@ -62,8 +62,8 @@ def tls_context(configuration: k8s.Configuration) -> ssl.SSLContext | None:
     """Blocking (reads the CA and key files): the client TLS context, None for http://."""
     if not str(configuration.host or "").startswith("https://"):
         return None
-    if not configuration.verify_ssl:
-        context = ssl.create_default_context()
+    if not configuration.verify_ssl:  # no CA store to load: nothing is verified
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     elif configuration.ssl_ca_cert or configuration.ca_cert_data:
