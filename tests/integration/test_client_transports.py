@@ -7,6 +7,7 @@ it cannot follow, TLS from a kubeconfig."""
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -126,6 +127,33 @@ async def test_credentials_are_read_again_once_their_time_is_up(
     assert len(reads) == 2
     # the refresh hook may block (a file, an exec plugin): never on the loop
     assert all(name.startswith("test-api") for name in reads), reads
+
+
+async def test_requests_starting_together_share_one_credentials_read(
+    stand_in: StandIn,
+) -> None:
+    """Ten workers starting at once: one read in a thread serves them all (the
+    refresh hook may be an exec plugin; ten of them at start-up is ten processes)."""
+    reads: list[str] = []
+    configuration = k8s.Configuration(host=stand_in.url)
+    configuration.api_key = {"authorization": "Bearer t0k3n"}
+    configuration.refresh_api_key_hook = lambda conf: reads.append(threading.current_thread().name)
+    settings = replace(FAST, workers=10)
+    async with KubeClient(configuration, settings, name="test") as kube:
+        await asyncio.gather(*(kube.request("GET", "/api/v1/nodes") for _ in range(10)))
+    assert len(reads) == 1, reads
+    assert stand_in.authorization == ["Bearer t0k3n"] * 10
+
+
+def test_an_unverified_context_loads_no_ca_store() -> None:
+    """Nothing is verified with ``verify_ssl`` off: loading the system CA store (about
+    1 MiB, tens of milliseconds) would be for nothing."""
+    context = transport_module.tls_context(_configuration(verify_ssl=False))
+    assert context is not None
+    assert context.verify_mode == ssl.CERT_NONE
+    assert context.cert_store_stats()["x509_ca"] == 0
+    verified = transport_module.tls_context(_configuration())
+    assert verified is not None and verified.cert_store_stats()["x509_ca"] > 0  # the system's
 
 
 async def test_a_large_answer_is_decoded_off_the_loop(
