@@ -147,6 +147,8 @@ class InstanceMetadata:
       kubelet's ``--node-ip`` against (empty: nothing to validate against)
     - ``tag_labels``/``tag_taints`` -> labels and taints asked for by VM tags;
       ``invalid_tags`` -> Warning events naming each tag and why
+    - ``unknown_names``: the name-label keys holding the ``unknown`` placeholder because
+      the host or pool could not be looked up (never written over a known name)
     """
 
     provider_id: str
@@ -160,6 +162,7 @@ class InstanceMetadata:
     tag_labels: Mapping[str, str] = field(default_factory=_empty)
     tag_taints: tuple[Taint, ...] = ()
     invalid_tags: tuple[tuple[str, str], ...] = ()
+    unknown_names: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

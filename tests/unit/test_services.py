@@ -468,3 +468,42 @@ async def test_an_address_pass_over_settled_nodes_still_follows_a_new_ip(world: 
         in world.nodes.nodes["worker-1"].addresses
     )
     assert (await world.registration.sync_addresses()).patched == 0
+
+
+async def test_a_failed_host_or_pool_lookup_never_overwrites_a_known_name(world: World) -> None:
+    world.xo.add_vm(vm())
+    await world.join()
+    n = world.nodes.nodes["worker-1"]
+    assert (n.labels[L.HOST_NAME_LABEL], n.labels[L.POOL_NAME_LABEL]) == ("xcp-host-1", "Pool-A")
+    # XO cannot answer for the host and the pool this time (dropped from its caches)...
+    del world.xo.hosts[HOST_1]
+    del world.xo.pools[POOL_A]
+    world.xo.update_vm(VM_1, name_label="renamed")
+    assert await world.label_sync.sync_node(name="worker-1") is True
+    await world.label_sync.run_pass()
+    n = world.nodes.nodes["worker-1"]
+    assert n.labels[L.VM_NAME_LABEL] == "renamed"
+    assert (n.labels[L.HOST_NAME_LABEL], n.labels[L.POOL_NAME_LABEL]) == ("xcp-host-1", "Pool-A")
+    # ...but a move to a host it cannot name leaves no wrong name behind.
+    world.xo.migrate_vm(VM_1, host_id=HOST_2)
+    del world.xo.hosts[HOST_2]
+    await world.label_sync.run_pass()
+    n = world.nodes.nodes["worker-1"]
+    assert (n.labels[L.HOST_ID], n.labels[L.HOST_NAME_LABEL]) == (HOST_2, "unknown")
+
+
+@pytest.mark.parametrize(
+    ("provided", "reported"),
+    [
+        pytest.param("2001:DB8::5", "2001:db8::5", id="upper-case"),
+        pytest.param("2001:db8:0:0:0:0:0:5", "2001:db8::5", id="uncompressed"),
+        pytest.param("2001:db8::5", "2001:0db8:0000::0005", id="zero-padded-report"),
+        pytest.param(" 10.1.6.166", "10.1.6.166", id="blank"),
+    ],
+)
+async def test_a_provided_node_ip_matches_however_it_is_written(
+    world: World, provided: str, reported: str
+) -> None:
+    world.xo.add_vm(vm(main_ip_address=None, addresses={"0/ipv6/0": reported}))
+    n = await world.join(annotations={L.PROVIDED_NODE_IP: provided})
+    assert not n.has_taint(L.UNINITIALIZED_TAINT_KEY)

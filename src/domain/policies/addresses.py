@@ -27,17 +27,29 @@ def reported_ips(vm: VM) -> frozenset[str]:
     return frozenset(ip for ip in ips if ip)
 
 
+def canonical_ip(text: str) -> str:
+    """An IP as one spelling (``FE80:0:0::1`` and ``fe80::1`` are one address), or the
+    text itself, stripped and lower-cased, when it is not an IP."""
+    raw = text.strip()
+    try:
+        return str(ipaddress.ip_address(raw))
+    except ValueError:
+        return raw.lower()
+
+
 def missing_provided_ips(
     *, provided_ips: Sequence[str], reported: frozenset[str]
 ) -> tuple[str, ...]:
     """Provided IPs the VM does not report: initialization must wait.
 
-    A VM that reports no IP at all (no guest tools yet) cannot contradict
-    kubelet, so nothing is missing then.
+    Addresses are compared as addresses, not as text: kubelet and the guest
+    tools may write one IPv6 address differently. A VM that reports no IP at
+    all (no guest tools yet) cannot contradict kubelet, so nothing is missing then.
     """
     if not reported:
         return ()
-    return tuple(ip for ip in provided_ips if ip not in reported)
+    known = {canonical_ip(ip) for ip in reported}
+    return tuple(ip for ip in provided_ips if canonical_ip(ip) not in known)
 
 
 def guest_ips(vm: VM) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
@@ -119,10 +131,7 @@ def node_addresses(
 
 
 def _same_ip(a: str, b: str) -> bool:
-    try:
-        return ipaddress.ip_address(a) == ipaddress.ip_address(b)
-    except ValueError:
-        return a == b
+    return canonical_ip(a) == canonical_ip(b)
 
 
 def _provided_first(provided_ips: Sequence[str], addresses: list[NodeAddress]) -> list[NodeAddress]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from domain import labels
@@ -22,6 +23,20 @@ class LabelSyncPlan:
     events: tuple[NodeEventSpec, ...]
 
 
+#: Each name label and the id label it names.
+_NAMED_BY = {labels.HOST_NAME_LABEL: labels.HOST_ID, labels.POOL_NAME_LABEL: labels.POOL_ID}
+
+
+def _keeps_known_name(current: Mapping[str, str], key: str, metadata: InstanceMetadata) -> bool:
+    """Whether ``key`` is a name XO could not be asked for this time (the placeholder)
+    while the node already holds a name for that same host or pool: a failed lookup
+    never replaces a known name (a new host or pool's name is still ``unknown``)."""
+    if key not in metadata.unknown_names or key not in current:
+        return False
+    id_key = _NAMED_BY[key]
+    return current.get(id_key) == metadata.additional_labels.get(id_key)
+
+
 def plan_label_sync(
     *, node: Node, metadata: InstanceMetadata, sync_taints: bool = False
 ) -> LabelSyncPlan:
@@ -40,7 +55,9 @@ def plan_label_sync(
     update = {
         key: value
         for key, value in metadata.additional_labels.items()
-        if labels.XO_NAMESPACE in key and current.get(key) != value
+        if labels.XO_NAMESPACE in key
+        and current.get(key) != value
+        and not _keeps_known_name(current, key, metadata)
     }
     events: list[NodeEventSpec] = []
 

@@ -45,20 +45,23 @@ def instance_metadata(
     options = options or DEFAULT_OPTIONS
     zone = resident_host_id(vm)
     tags = from_tags(vm.tags, options.tags)
+    unknown: set[str] = set()
     extra = {
         labels.VM_NAME_LABEL: sanitize_label_value(vm.name_label),
         labels.POOL_ID: sanitize_label_value(vm.pool_id),
-        labels.POOL_NAME_LABEL: sanitize_label_value(pool.name_label)
-        if pool
-        else labels.UNKNOWN_NAME,
     }
+    if pool is not None:
+        extra[labels.POOL_NAME_LABEL] = sanitize_label_value(pool.name_label)
+    else:
+        extra[labels.POOL_NAME_LABEL] = labels.UNKNOWN_NAME
+        unknown.add(labels.POOL_NAME_LABEL)
     if zone:
         extra[labels.HOST_ID] = sanitize_label_value(zone)
-        extra[labels.HOST_NAME_LABEL] = (
-            sanitize_label_value(host.name_label)
-            if host and host.id == zone
-            else labels.UNKNOWN_NAME
-        )
+        if host is not None and host.id == zone:
+            extra[labels.HOST_NAME_LABEL] = sanitize_label_value(host.name_label)
+        else:
+            extra[labels.HOST_NAME_LABEL] = labels.UNKNOWN_NAME
+            unknown.add(labels.HOST_NAME_LABEL)
     return InstanceMetadata(
         provider_id=provider_id,
         instance_type=instance_type(cpus=vm.cpus, memory_bytes=vm.memory_bytes),
@@ -76,4 +79,5 @@ def instance_metadata(
         tag_labels=tags.labels,
         tag_taints=tags.taints,
         invalid_tags=tags.invalid,
+        unknown_names=frozenset(unknown),
     )
