@@ -4,7 +4,9 @@ A VM change names a VM; the controllers work on Nodes. The router maps one
 to the other with the domain's matching rule (``domain.matching``: the
 providerID, else systemUUID for nodes still waiting for their VM) and pokes
 the right controller, so a live migration reaches its node in
-well under a second instead of at the next 5-minute label sync.
+well under a second instead of at the next 5-minute label sync. Each event
+is first announced to the freshness ledger (``domain.freshness``): an answer
+asked for before it no longer speaks for its VM.
 
 The mapping is a :class:`~application.node_index.NodeIndex` kept by the
 Node store's watch (added, changed) and removals (deleted), so an event
@@ -21,6 +23,7 @@ from collections.abc import Awaitable, Callable
 
 from application.node_index import NodeIndex, node_vm_ids
 from domain import labels
+from domain.freshness import Freshness
 from domain.model import ChangeKind, Node, VMChange
 from domain.ports import Inventory, NodeStore
 
@@ -43,8 +46,10 @@ class ChangeRouter:
         on_vm_removed: list[Trigger],
         on_new_vm: list[Trigger],
         on_resync: list[Callable[[], None]],
+        freshness: Freshness | None = None,
     ) -> None:
         self._inventory = inventory
+        self._freshness = Freshness() if freshness is None else freshness
         self._nodes = nodes
         self._on_vm_changed = on_vm_changed
         self._on_vm_removed = on_vm_removed
@@ -70,12 +75,16 @@ class ChangeRouter:
         return found
 
     async def handle(self, change: VMChange) -> None:
+        # First, before any await: from now on no answer asked for before this event
+        # speaks for its VM (``domain.freshness``), whoever holds one.
         if change.kind is ChangeKind.RESYNC:
+            self._freshness.announce_all()
             for resync in self._on_resync:
                 resync()
             return
         if change.vm is None:
             return
+        self._freshness.announce(change.vm.id)
         for node in await self.nodes_of(change.vm.id):
             waiting = node.has_taint(labels.UNINITIALIZED_TAINT_KEY)
             if change.kind is ChangeKind.REMOVED:

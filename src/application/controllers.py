@@ -8,14 +8,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from application.burst_snapshot import BurstSnapshot
 from application.periodic import run_every
 from application.rate_limit import ControllerRateLimiter
+from application.snapshots import BurstGate
 from application.workqueue import ShutDown, WorkQueue
 from domain import labels
 from domain.errors import CCMError
 from domain.policies.lifecycle import LifecycleAction
-from domain.ports import Clock, Inventory, Metrics, NodeStore
+from domain.ports import Clock, Metrics, NodeStore
 from domain.services import LabelSyncService, LifecycleService, RegistrationService
 from domain.services.quiet_pass import QuietPass
 from domain.services.registration import Outcome
@@ -103,8 +103,9 @@ class CloudNodeController:
 
     Every watched add/update enqueues the node; ``workers`` take from the
     queue; a periodic loop refreshes addresses every ``address_sync_period``.
-    Nodes that join in a burst share one XO snapshot (``inventory``, see
-    :mod:`application.burst_snapshot`).
+    Nodes that join in a burst (:class:`~application.snapshots.BurstGate`) may
+    share one XO snapshot; a retry, or a node an XO change just poked, never
+    starts from one.
     """
 
     name = CLOUD_NODE
@@ -116,7 +117,6 @@ class CloudNodeController:
         nodes: NodeStore,
         clock: Clock,
         metrics: Metrics,
-        inventory: Inventory | None = None,
         workers: int = 1,
         address_sync_period: float = 300.0,
         address_workers: int = 1,
@@ -130,11 +130,7 @@ class CloudNodeController:
         self._period = address_sync_period
         self._address_workers = address_workers
         self.queue = new_queue(CLOUD_NODE, clock, metrics, queue_settings)
-        self.burst = (
-            BurstSnapshot(inventory=inventory, clock=clock, depth=lambda: len(self.queue))
-            if inventory is not None
-            else None
-        )
+        self._bursting = BurstGate(clock=clock, depth=lambda: len(self.queue))
         #: nodes an XO change poked: their next sync asks XO, never a shared snapshot
         self._poked: set[str] = set()
         self._waiting_counts: QuietPass[tuple[int, datetime | None, int]] = QuietPass()
@@ -148,9 +144,8 @@ class CloudNodeController:
     async def _handle(self, name: str) -> None:
         fresh = name in self._poked or self.queue.retries(name) > 0
         self._poked.discard(name)
-        shared = None if fresh or self.burst is None else self.burst.index
         try:
-            result = await self._service.sync(name=name, shared=shared)
+            result = await self._service.sync(name=name, burst=not fresh and self._bursting())
         except CCMError:
             self._metrics.node_synced(controller=CLOUD_NODE, result="error")
             raise

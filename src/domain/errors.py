@@ -110,3 +110,8 @@ class BreakerStoreError(CCMError):
 
 class BreakerConflictError(BreakerStoreError):
     """Someone else wrote the breaker's state since it was read (a reset, another replica)."""
+
+
+class OvertakenError(CCMError):
+    """Every answer XO gave was overtaken by a newer one before it could be written
+    (``domain.freshness``): the work is retried later, from a newer answer."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Collection, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from domain.model import (
     VM,
@@ -23,6 +23,9 @@ from domain.model import (
     VMChange,
 )
 from domain.policies.deletion_breaker import BreakerState, StoredBreaker
+
+if TYPE_CHECKING:  # freshness builds on these ports
+    from domain.freshness import ObservedSnapshot
 
 
 class Inventory(Protocol):
@@ -59,6 +62,21 @@ class Inventory(Protocol):
 
     def changes(self) -> AsyncIterator[VMChange]:
         """VM changes as they happen; a RESYNC entry after every (re)connect."""
+        ...
+
+    async def admin_view(self) -> bool:
+        """Whether the credentials see all of XO (an admin's): True or False as XO says
+        now, never from a cache; InventoryError when XO cannot tell. A token that sees
+        only what ACLs allow gets 404 for VMs it may not see, as for deleted ones."""
+        ...
+
+
+class Snapshots(Protocol):
+    """Where a pass gets its snapshot of XO: shared while recent, always with when it
+    was observed (``domain.freshness``), so whoever writes from it can tell its age."""
+
+    async def take(self) -> ObservedSnapshot:
+        """All VMs, hosts and pools, and the observation they carry."""
         ...
 
 

@@ -38,6 +38,7 @@ from application.controllers import (
     CloudNodeLifecycleController,
 )
 from application.manager import Runnable
+from domain.freshness import Freshness
 from domain.options import CCMOptions
 from domain.ports import Inventory, NodeStore
 from entrypoints import serving
@@ -232,7 +233,11 @@ class EnabledControllers:
 
 
 def change_router(
-    *, inventory: Inventory, nodes: NodeStore, controllers: EnabledControllers
+    *,
+    inventory: Inventory,
+    nodes: NodeStore,
+    controllers: EnabledControllers,
+    freshness: Freshness,
 ) -> ChangeRouter:
     """The XO change router, poking only the enabled controllers."""
     c = controllers
@@ -244,6 +249,7 @@ def change_router(
         on_vm_removed=[c.lifecycle.trigger] if c.on(CLOUD_NODE_LIFECYCLE) else [],
         on_new_vm=[c.cloud_node.trigger] if c.on(CLOUD_NODE) else [],
         on_resync=[c.label_sync.request_full_pass] if sync else [],
+        freshness=freshness,
     )
 
 

@@ -41,7 +41,8 @@ from application.controllers import (
     CloudNodeLifecycleController,
 )
 from application.manager import LeaderGate
-from application.shared_snapshot import SharedSnapshot
+from application.snapshots import SharedSnapshots
+from domain.freshness import Freshness
 from domain.services import LabelSyncService, LifecycleService, RegistrationService
 from entrypoints import adapter_builders as build
 from entrypoints.flags import Settings
@@ -129,26 +130,52 @@ class Container(containers.DeclarativeContainer):
         authorization=authorization_client,
     )
 
-    # -- services ---------------------------------------------------------------
-    # What every service reads and writes through (registration and lifecycle
-    # also take the clock).
-    _ports: ClassVar[dict[str, providers.Provider[Any]]] = {
-        "inventory": inventory,
-        "nodes": nodes,
-        "events": events,
-        "options": options,
-    }
-    # The label and address passes start together and share one snapshot.
-    status_inventory = providers.Singleton(SharedSnapshot, inventory=inventory, clock=clock)
-    _status_ports: ClassVar[dict[str, providers.Provider[Any]]] = {
-        **_ports,
-        "inventory": status_inventory,
-    }
-    registration = providers.Singleton(RegistrationService, clock=clock, **_status_ports)
-    lifecycle = providers.Singleton(
-        LifecycleService, clock=clock, metrics=metrics, breaker=breaker_store, **_ports
+    # -- what XO said, and when ------------------------------------------------------
+    # One freshness ledger for every read of XO (domain.freshness): each write is
+    # computed from an answer at least as new as the last one applied or announced.
+    freshness = providers.Singleton(Freshness, clock=clock)
+    # Snapshots shared by readers that want one at about the same time, each judged
+    # by the ledger like any answer: the label and address passes (they start
+    # together) and the nodes that join in a burst.
+    status_snapshots = providers.Singleton(
+        SharedSnapshots, inventory=inventory, freshness=freshness, clock=clock, max_age=2.0
     )
-    label_sync = providers.Singleton(LabelSyncService, **_status_ports)
+    burst_snapshots = providers.Singleton(
+        SharedSnapshots, inventory=inventory, freshness=freshness, clock=clock, max_age=10.0
+    )
+
+    # -- services ---------------------------------------------------------------
+    registration = providers.Singleton(
+        RegistrationService,
+        inventory=inventory,
+        nodes=nodes,
+        events=events,
+        clock=clock,
+        options=options,
+        freshness=freshness,
+        snapshots=status_snapshots,
+        burst_snapshots=burst_snapshots,
+    )
+    lifecycle = providers.Singleton(
+        LifecycleService,
+        inventory=inventory,
+        nodes=nodes,
+        events=events,
+        clock=clock,
+        breaker=breaker_store,
+        options=options,
+        metrics=metrics,
+        freshness=freshness,
+    )
+    label_sync = providers.Singleton(
+        LabelSyncService,
+        inventory=inventory,
+        nodes=nodes,
+        events=events,
+        options=options,
+        freshness=freshness,
+        snapshots=status_snapshots,
+    )
 
     # -- controllers --------------------------------------------------------------
     _timing: ClassVar[dict[str, providers.Provider[Any]]] = {"clock": clock, "metrics": metrics}
@@ -156,7 +183,6 @@ class Container(containers.DeclarativeContainer):
         CloudNodeController,
         service=registration,
         nodes=nodes,
-        inventory=inventory,
         workers=settings.provided.concurrent_node_syncs,
         address_sync_period=settings.provided.node_status_update_frequency,
         address_workers=settings.provided.status_update_workers,
@@ -182,7 +208,11 @@ class Container(containers.DeclarativeContainer):
         label_sync=cloud_node_label_sync,
     )
     change_router = providers.Singleton(
-        build.change_router, inventory=inventory, nodes=nodes, controllers=controllers
+        build.change_router,
+        inventory=inventory,
+        nodes=nodes,
+        controllers=controllers,
+        freshness=freshness,
     )
     runnables = providers.Singleton(
         build.enabled_runnables,

@@ -42,13 +42,3 @@ def test_mypy_strict_covers_every_top_level_package() -> None:
     packages = {p.name for p in SRC.iterdir() if (p / "__init__.py").exists()}
     assert mypy["strict"] is True
     assert set(mypy["packages"]) == packages
-
-
-def test_no_module_in_src_is_over_400_lines() -> None:
-    # A module that grows past this does several jobs: split it by purpose.
-    long = {
-        str(path.relative_to(SRC)): n
-        for path in SRC.rglob("*.py")
-        if (n := len(path.read_text(encoding="utf-8").splitlines())) > 400
-    }
-    assert long == {}

@@ -298,11 +298,18 @@ def test_container_swaps_an_adapter_with_one_override() -> None:
     container = in_memory_container()
     mine = InMemoryInventory()
     container.inventory.override(mine)
-    shared = container.status_inventory()  # the label and address passes' shared snapshot
+    shared = container.status_snapshots()  # the label and address passes' shared snapshot
     assert shared._inventory is mine
-    assert container.registration()._inventory is shared
-    assert container.label_sync()._inventory is shared
+    assert container.burst_snapshots()._inventory is mine
+    assert container.registration()._inventory is mine
+    assert container.registration()._snapshots is shared
+    assert container.label_sync()._snapshots is shared
     assert container.lifecycle()._inventory is mine
+    # one freshness ledger for every reader of XO
+    ledger = container.freshness()
+    assert shared._freshness is ledger
+    assert container.label_sync()._freshness is ledger
+    assert container.change_router()._freshness is ledger
 
 
 async def test_the_container_opens_and_closes_what_the_process_uses() -> None:

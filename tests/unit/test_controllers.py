@@ -191,14 +191,14 @@ async def test_a_burst_snapshot_is_never_reused_once_stale() -> None:
     async with Harness() as h:
         await _joining(h, 20)
         await h.clock.advance(0.001)
-        taken = h.container.cloud_node().burst.taken
+        taken = h.container.burst_snapshots().taken
         await h.clock.advance(60)
         h.xo.add_vm(vm(id="11110000-c0e8-721c-45ec-f11276377030", name_label="late"))
         await h.clock.settle()
         h.xo.requests.clear()
         h.nodes.create(node("late", system_uuid="11110000-c0e8-721c-45ec-f11276377030"))
         await h.clock.advance(0.001)
-        assert h.container.cloud_node().burst.taken == taken
+        assert h.container.burst_snapshots().taken == taken
         assert h.xo.requests["get_vm"] == 1
 
 

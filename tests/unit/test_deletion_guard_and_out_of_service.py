@@ -168,10 +168,11 @@ class Lifecycle:
             options=options,
         )
 
-    def add(self, name: str, vm_id: str, *, running: bool = True) -> None:
-        self.xo.add_vm(
-            vm(id=vm_id, power_state=PowerState.RUNNING if running else PowerState.HALTED)
-        )
+    def add(
+        self, name: str, vm_id: str, *, running: bool = True, power: PowerState | None = None
+    ) -> None:
+        state = power or (PowerState.RUNNING if running else PowerState.HALTED)
+        self.xo.add_vm(vm(id=vm_id, power_state=state))
         self.nodes.create(
             node(
                 name,
@@ -209,6 +210,68 @@ async def test_lifecycle_rate_breaker_stops_deleting_and_warns() -> None:
     assert lc.events.reasons().count("NodeDeletionRateLimited") == 3
 
 
+async def test_a_token_that_no_longer_sees_everything_deletes_nothing() -> None:
+    # An ACL-limited token gets 404 for the VMs it may not see, with their pool known.
+    lc = Lifecycle(CCMOptions(deletion=DeletionOptions(confirm_delay=0)))
+    lc.add("n", _uuid(1))
+    lc.xo.delete_vm(_uuid(1))
+    lc.xo.admin = False
+    result = await lc.svc.check_by_name(name="n")
+    assert result.action is LifecycleAction.DELETION_UNVERIFIED
+    assert "n" in lc.nodes.nodes
+    assert lc.events.reasons() == ["NodeDeletionUnverified"]
+    lc.xo.admin = True  # an admin's token again: the deletion goes ahead
+    assert (await lc.svc.check_by_name(name="n")).action is LifecycleAction.DELETE_NODE
+    assert "n" not in lc.nodes.nodes
+
+
+async def test_xo_unable_to_confirm_the_admin_view_deletes_nothing() -> None:
+    from domain.errors import UnavailableError
+
+    lc = Lifecycle(CCMOptions(deletion=DeletionOptions(confirm_delay=0)))
+    lc.add("n", _uuid(1))
+    lc.xo.delete_vm(_uuid(1))
+
+    async def unavailable() -> bool:
+        raise UnavailableError("XO timed out")
+
+    lc.xo.admin_view = unavailable  # type: ignore[method-assign]
+    assert (await lc.svc.check_by_name(name="n")).action is LifecycleAction.DELETION_UNVERIFIED
+    assert "n" in lc.nodes.nodes
+
+
+async def test_the_admin_view_is_asked_once_for_a_burst_of_deletions() -> None:
+    lc = Lifecycle(CCMOptions(deletion=DeletionOptions(confirm_delay=0)))
+    for i in range(3):
+        lc.add(f"n{i}", _uuid(i))
+        lc.xo.delete_vm(_uuid(i))
+    await lc.svc.run_pass()
+    assert lc.nodes.nodes == {}
+    assert lc.xo.requests["admin_view"] == 1
+
+
+async def test_a_vm_announced_after_its_404_is_not_deleted() -> None:
+    # The 404 came back, then XO announced the VM (its pool reconnected) before
+    # the deletion was written: the node stays.
+    from domain.freshness import Freshness
+
+    lc = Lifecycle(CCMOptions(deletion=DeletionOptions(confirm_delay=0)))
+    ledger = Freshness(lc.clock)
+    lc.svc._freshness = ledger
+    lc.add("n", _uuid(1))
+    lc.xo.delete_vm(_uuid(1))
+    real_admin_view = lc.xo.admin_view
+
+    async def admin_view_while_the_vm_returns() -> bool:
+        ledger.announce(_uuid(1))
+        return await real_admin_view()
+
+    lc.xo.admin_view = admin_view_while_the_vm_returns  # type: ignore[method-assign]
+    await lc.svc.check_by_name(name="n")
+    assert "n" in lc.nodes.nodes
+    assert "DeletingNode" not in lc.events.reasons()
+
+
 async def test_dry_run_deletions_only_records() -> None:
     lc = Lifecycle(CCMOptions(deletion=DeletionOptions(confirm_delay=0, dry_run=True)))
     lc.add("n", _uuid(1))
@@ -238,7 +301,7 @@ def test_out_of_service_policy(
     )
     got = plan_out_of_service(
         node=n,
-        shut_down_for=down_for,
+        halted_for=down_for,
         options=OutOfServiceOptions(enabled=enabled, grace_period=300),
     )
     kind = "add" if got.add_taints else "remove" if got.remove_taints else "none"
@@ -249,7 +312,7 @@ def test_operators_own_out_of_service_taint_is_kept() -> None:
     theirs = Taint(OUT_OF_SERVICE.key, TaintEffect.NO_EXECUTE, "maintenance")
     n = node(taints=(theirs,), readiness=Readiness.TRUE)
     assert plan_out_of_service(
-        node=n, shut_down_for=None, options=OutOfServiceOptions(enabled=True)
+        node=n, halted_for=None, options=OutOfServiceOptions(enabled=True)
     ).empty
 
 
@@ -262,6 +325,37 @@ async def test_out_of_service_after_grace_then_removed_when_ready() -> None:
     await lc.svc.run_pass()
     assert OUT_OF_SERVICE in lc.nodes.nodes["n"].taints
     lc.nodes.set_readiness("n", Readiness.TRUE)
+    await lc.svc.run_pass()
+    assert OUT_OF_SERVICE not in lc.nodes.nodes["n"].taints
+
+
+@pytest.mark.parametrize(
+    "power",
+    [
+        pytest.param(PowerState.SUSPENDED, id="suspended"),
+        pytest.param(PowerState.PAUSED, id="paused"),
+    ],
+)
+async def test_a_vm_holding_its_memory_never_gets_out_of_service(power: PowerState) -> None:
+    # Its pods would be force-deleted and volumes detached while the guest still holds them.
+    lc = Lifecycle(CCMOptions(out_of_service=OutOfServiceOptions(enabled=True, grace_period=1)))
+    lc.add("n", VM_1, power=power)
+    await lc.svc.run_pass()
+    await lc.clock.advance(3600)
+    await lc.svc.run_pass()
+    taints = lc.nodes.nodes["n"].taints
+    assert OUT_OF_SERVICE not in taints
+    assert L.SHUTDOWN_TAINT in taints  # not running: the shutdown taint, as upstream
+
+
+async def test_our_out_of_service_taint_goes_when_the_vm_is_suspended_instead() -> None:
+    lc = Lifecycle(CCMOptions(out_of_service=OutOfServiceOptions(enabled=True, grace_period=1)))
+    lc.add("n", VM_1, running=False)
+    await lc.svc.run_pass()
+    await lc.clock.advance(2)
+    await lc.svc.run_pass()
+    assert OUT_OF_SERVICE in lc.nodes.nodes["n"].taints
+    lc.xo.update_vm(VM_1, power_state=PowerState.SUSPENDED)
     await lc.svc.run_pass()
     assert OUT_OF_SERVICE not in lc.nodes.nodes["n"].taints
 

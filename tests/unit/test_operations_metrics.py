@@ -25,8 +25,8 @@ from application.controllers import SYNC_RESULTS, QueueSettings, new_queue
 from domain.errors import NodeStoreError
 from domain.model import PowerState, Readiness
 from domain.options import CCMOptions, DeletionOptions
+from domain.policies.deletion_refusals import DeletionOutcome
 from domain.services import LifecycleService
-from domain.services.lifecycle import DeletionOutcome
 
 from .factories import POOL_A, node, pool, vm
 from .test_controllers import Harness

@@ -36,7 +36,7 @@ _TAINT_BUCKETS = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 180.0, 240.0, 30
 _XO_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 #: ``xenorchestra_ccm_node_deletions_total`` outcomes (the lifecycle service's).
-DELETION_OUTCOMES = ("deleted", "refused", "dry-run", "failed")
+DELETION_OUTCOMES = ("deleted", "refused", "dry-run", "failed", "unverified")
 #: ``xenorchestra_event_stream_state`` states: ``stopped`` is a replica that does not
 #: lead (only the leader streams), ``down`` a stream lost and being reopened.
 STREAM_STATES = ("connected", "polling", "down", "stopped")

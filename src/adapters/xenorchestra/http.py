@@ -64,6 +64,15 @@ class XONotFound(InventoryError):
         self.endpoint = endpoint
 
 
+class XORedirect(InventoryError):
+    """XO answered a redirect (its ``/users/me`` alias does): the caller decides whether
+    to follow it. Only the ``Location`` is kept (internal to the adapter)."""
+
+    def __init__(self, endpoint: str, status: int, location: str) -> None:
+        super().__init__(f"{endpoint}: {status} redirect to {location!r}")
+        self.location = location
+
+
 class _Transient(Exception):
     """A failure worth retrying; carries the server's Retry-After when it sent one."""
 
@@ -270,6 +279,8 @@ class XOHttpClient:
                 response = await self._send(method, path, endpoint, params, body, attempt_timeout)
                 answer = self._interpret(response, endpoint=endpoint)
                 return answer.json(endpoint=endpoint) if decode is None else decode(answer)
+            except XORedirect:
+                raise  # an answer, not a failure
             except BaseException as err:
                 error = _error_class(err)
                 raise
@@ -318,6 +329,9 @@ class XOHttpClient:
         if 200 <= status < 300:
             content = b"" if status == 204 else response.content
             return Body(content, response.headers.get("content-type", "?"))
+        location = response.headers.get("location")
+        if 300 <= status < 400 and location:
+            raise XORedirect(endpoint, status, location)
         message = error_message(response)
         if status == 404:
             raise XONotFound(endpoint, message)

@@ -20,17 +20,18 @@ Cost model (what keeps 1,000 nodes cheap):
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from types import MappingProxyType, TracebackType
 from typing import Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from loguru import logger
 
 from adapters.config import CloudConfig
 from adapters.xenorchestra.auth import Credentials
 from adapters.xenorchestra.changes import ChangeStream
-from adapters.xenorchestra.http import Body, XOHttpClient, XONotFound
+from adapters.xenorchestra.http import Body, XOHttpClient, XONotFound, XORedirect
 from adapters.xenorchestra.observer import XORequestObserver
 from adapters.xenorchestra.parsing import (
     HOST_FIELDS,
@@ -55,6 +56,10 @@ HOSTS = "GET /hosts"
 HOST_BY_ID = "GET /hosts/{id}"
 POOLS = "GET /pools"
 POOL_BY_ID = "GET /pools/{id}"
+CURRENT_USER = "GET /users/me"
+USER_BY_ID = "GET /users/{id}"
+#: Where XO's ``/users/me`` alias redirects: the current user's own path.
+_USER_PATH = re.compile(r"^(?:https?://[^/]+)?/rest/v0/users/([^/?#]+)(?:[?#].*)?$")
 
 T = TypeVar("T")
 #: what a list answer holds: objects with an ``id``
@@ -110,6 +115,10 @@ class XOInventory:
         self._client = client
         self._hosts: dict[str, Host] = {}
         self._pools: dict[str, Pool] = {}
+        #: per host or pool id, the number of the event that last changed its cache
+        #: entry: a snapshot older than that event never overwrites it
+        self._event_writes: dict[tuple[str, str], int] = {}
+        self._events_seen = 0
         self._inflight: dict[tuple[str, str], asyncio.Future[Any]] = {}
         #: per list endpoint: the bytes of its last answer and what they parsed to
         self._last_lists: dict[str, tuple[bytes, Mapping[str, Any]]] = {}
@@ -211,6 +220,33 @@ class XOInventory:
         expect_id(vm.id, vm_id, endpoint=VM_BY_ID, what="VM")
         return vm
 
+    async def admin_view(self) -> bool:
+        """Whether the credentials are an admin's, from XO's own user record.
+
+        ``GET /users/me`` redirects (307) to ``/users/<id>``, which XO lets every user
+        read for themselves; ``permission`` is ``admin`` for an admin. XO's REST API
+        before that alias served admins only (any other user got 401/403 everywhere),
+        so a 404 there means an admin's credentials. Never cached here.
+        """
+        params = {"fields": "permission"}
+        try:
+            body = await self._client.get_json("/users/me", endpoint=CURRENT_USER, params=params)
+        except XORedirect as moved:
+            match = _USER_PATH.match(moved.location)
+            if match is None:
+                raise ProtocolError(
+                    f"Xen Orchestra {CURRENT_USER}: redirected to {moved.location!r}, not to a user"
+                ) from None
+            user = quote(unquote(match[1]), safe="")
+            body = await self._client.get_json(f"/users/{user}", endpoint=USER_BY_ID, params=params)
+        except XONotFound:
+            logger.debug("XO has no /users/me: its REST API answers admins only")
+            return True
+        permission = body.get("permission") if isinstance(body, dict) else None
+        if not isinstance(permission, str):
+            raise ProtocolError(f"Xen Orchestra {USER_BY_ID}: the user has no permission field")
+        return permission == "admin"
+
     async def _confirm_pool(self, key: str) -> Pool | None:
         """XO's answer for the pool now (never the cache); concurrent askers share it."""
         return await self._single_flight(("confirm-pool", key), lambda: self._fetch_pool(key))
@@ -279,14 +315,15 @@ class XOInventory:
         return pool
 
     async def snapshot(self) -> InventorySnapshot:
+        started = self._events_seen
         # Each list is parsed as it arrives: a bad one cancels the others at once.
         vms, hosts, pools = await _all_or_none(
             self._list("/vms", VMS, VM_FIELDS, parse_vm),
             self._list("/hosts", HOSTS, HOST_FIELDS, parse_host),
             self._list("/pools", POOLS, POOL_FIELDS, parse_pool),
         )
-        self._hosts = dict(hosts)
-        self._pools = dict(pools)
+        self._hosts = self._refreshed("host", self._hosts, hosts, started)
+        self._pools = self._refreshed("pool", self._pools, pools, started)
         logger.debug("XO snapshot: {} VMs, {} hosts, {} pools", len(vms), len(hosts), len(pools))
         return InventorySnapshot(vms=vms, hosts=hosts, pools=pools)
 
@@ -327,13 +364,37 @@ class XOInventory:
         ).run()
 
     # -- cache maintenance from events ------------------------------------
+    def _refreshed(
+        self, kind: str, cached: dict[str, T], listed: Mapping[str, T], started: int
+    ) -> dict[str, T]:
+        """The cache as a list answer leaves it: the list's objects, except those an
+        event changed after the list was asked for (the event is newer: a host renamed
+        while the list was on its way keeps its new name)."""
+        fresh = dict(listed)
+        for (what, key), number in self._event_writes.items():
+            if what != kind or number <= started:
+                continue
+            if key in cached:
+                fresh[key] = cached[key]
+            else:
+                fresh.pop(key, None)
+        if self._event_writes and not any(n > started for n in self._event_writes.values()):
+            self._event_writes.clear()  # every event is older than this list: forget them
+        return fresh
+
+    def _note_event(self, kind: str, key: str) -> None:
+        self._events_seen += 1
+        self._event_writes[(kind, key)] = self._events_seen
+
     def _cache_host(self, host: Host, removed: bool) -> None:
+        self._note_event("host", host.id)
         if removed:
             self._hosts.pop(host.id, None)
         else:
             self._hosts[host.id] = host
 
     def _cache_pool(self, pool: Pool, removed: bool) -> None:
+        self._note_event("pool", pool.id)
         if removed:
             self._pools.pop(pool.id, None)
         else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from domain import labels
-from domain.model import Node
+from domain.model import VM, Node, PowerState
 from domain.policies.out_of_service import has_our_out_of_service
 
 
@@ -13,7 +13,8 @@ class VMState(StrEnum):
     """What XO said about a node's VM, as far as the lifecycle rules care."""
 
     RUNNING = "running"
-    SHUT_DOWN = "shut-down"
+    HALTED = "halted"  # powered off: nothing of the guest is left running or in memory
+    SHUT_DOWN = "shut-down"  # paused or suspended: not running, but the guest's memory is kept
     DELETED = "deleted"  # gone while its pool is known: the only state that deletes
     POOL_UNKNOWN = "pool-unknown"  # gone with its pool: XO lost the pool, an outage
     LOOKUP_FAILED = "lookup-failed"  # XO did not answer: nothing is known
@@ -31,6 +32,23 @@ class LifecycleAction(StrEnum):
     DELETION_RATE_LIMITED = "deletion-rate-limited"
     DELETION_BREAKER_UNKNOWN = "deletion-breaker-unknown"  # its state unreadable
     DRY_RUN_DELETE = "dry-run-delete"
+    #: the VM is absent, but the credentials no longer see all of XO (or XO cannot say):
+    #: an absence proves nothing then
+    DELETION_UNVERIFIED = "deletion-unverified"
+
+
+def state_of(vm: VM) -> VMState:
+    """The lifecycle state of a VM XO reports."""
+    if vm.power_state is PowerState.RUNNING:
+        return VMState.RUNNING
+    if vm.power_state is PowerState.HALTED:
+        return VMState.HALTED
+    return VMState.SHUT_DOWN
+
+
+def is_down(state: VMState | None) -> bool:
+    """Not running: the shutdown taint's condition (halted, paused or suspended)."""
+    return state in (VMState.HALTED, VMState.SHUT_DOWN)
 
 
 def needs_lookup(node: Node) -> bool:
@@ -63,7 +81,7 @@ def decide(*, node: Node, vm_state: VMState | None) -> LifecycleAction:
         return LifecycleAction.REMOVE_SHUTDOWN_TAINT if has_shutdown else LifecycleAction.NOTHING
     if vm_state is VMState.DELETED:
         return LifecycleAction.DELETE_NODE
-    if vm_state is VMState.SHUT_DOWN:
+    if is_down(vm_state):
         return LifecycleAction.NOTHING if has_shutdown else LifecycleAction.ADD_SHUTDOWN_TAINT
     if vm_state in (VMState.POOL_UNKNOWN, VMState.LOOKUP_FAILED):
         return LifecycleAction.KEEP_UNCERTAIN

@@ -4,6 +4,11 @@ Kubernetes only detaches volumes from a shut-down node after 6 minutes,
 unless the node carries ``node.kubernetes.io/out-of-service``; then
 stateful pods move at once. The CCM adds it after a grace period and
 removes the one it added (value ``nodeshutdown``) when the node is back.
+
+Only a **halted** VM qualifies: a paused or suspended guest still holds its
+pods' state and its volumes' caches in memory; force-deleting its pods and
+detaching its volumes would corrupt data once it resumes. Such a node keeps
+the shutdown taint alone (its upstream meaning: not running).
 """
 
 from __future__ import annotations
@@ -26,17 +31,17 @@ def has_our_out_of_service(node: Node) -> bool:
 
 
 def plan_out_of_service(
-    *, node: Node, shut_down_for: float | None, options: OutOfServiceOptions
+    *, node: Node, halted_for: float | None, options: OutOfServiceOptions
 ) -> NodeChange:
-    """Add the taint once the VM has been down ``grace_period``; remove ours when it is not.
+    """Add the taint once the VM has been halted ``grace_period``; remove ours when it is not.
 
-    ``shut_down_for`` is how long the VM has been seen shut down (None: it is
-    not, or the node is Ready). An operator's own out-of-service taint (any
-    other value) is never removed.
+    ``halted_for`` is how long the VM has been seen halted (None: it is not halted,
+    paused and suspended included, or the node is Ready). An operator's own
+    out-of-service taint (any other value) is never removed.
     """
     ours = has_our_out_of_service(node)
-    if shut_down_for is None or node.ready:
+    if halted_for is None or node.ready:
         return NodeChange(remove_taints=(OUT_OF_SERVICE,)) if ours else NodeChange()
-    if options.enabled and not ours and shut_down_for >= options.grace_period:
+    if options.enabled and not ours and halted_for >= options.grace_period:
         return NodeChange(add_taints=(OUT_OF_SERVICE,))
     return NodeChange()

@@ -4,22 +4,27 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from enum import StrEnum
+from functools import partial
 
 from domain import labels
-from domain.errors import CCMError, ProviderIDError, VMNotFoundError
+from domain.errors import CCMError, OvertakenError, ProviderIDError, VMNotFoundError
+from domain.freshness import Freshness, FreshSnapshots, Observation
 from domain.matching import vm_id_candidates
 from domain.model import VM, Host, Node, NodeChange, Pool
 from domain.options import CCMOptions
 from domain.policies.label_sync import LabelSyncPlan, plan_label_sync
 from domain.policies.metadata import instance_metadata
-from domain.ports import EventRecorder, Inventory, NodeStore
+from domain.ports import EventRecorder, Inventory, NodeStore, Snapshots
 from domain.providerid import is_ours
-from domain.services.node_updates import update_on_conflict_retry
+from domain.services.node_updates import apply_plan
 from domain.services.quiet_pass import QuietPass
 
 log = logging.getLogger(__name__)
 
 SOURCE = "cloud-node-label-sync-controller"
+#: Reads of one VM before a sync overtaken by newer answers each time is requeued.
+FRESH_READS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,8 +45,26 @@ def _vm_id(node: Node) -> str | None:
     return vm_id
 
 
+class _Outcome(StrEnum):
+    WRITTEN = "written"
+    UNCHANGED = "unchanged"
+    OVERTAKEN = "overtaken"  # a newer answer was applied or announced: read again
+
+
+@dataclass(frozen=True, slots=True)
+class _Planned:
+    change: NodeChange
+    plan: LabelSyncPlan | None = None
+    overtaken: bool = False
+
+
 class LabelSyncService:
-    """Keeps topology, instance-type and XO labels in step with each VM."""
+    """Keeps topology, instance-type and XO labels in step with each VM.
+
+    Every write is computed from an XO answer the freshness ledger admits
+    (``domain.freshness``): the pass's snapshot for VMs that did not change since it
+    started, a lookup by id for the others and for the VMs change events name.
+    """
 
     def __init__(
         self,
@@ -50,11 +73,19 @@ class LabelSyncService:
         nodes: NodeStore,
         events: EventRecorder,
         options: CCMOptions | None = None,
+        freshness: Freshness | None = None,
+        snapshots: Snapshots | None = None,
     ) -> None:
         self._inventory = inventory
         self._nodes = nodes
         self._events = events
         self._options = options or CCMOptions()
+        self._freshness = Freshness() if freshness is None else freshness
+        self._snapshots = (
+            FreshSnapshots(inventory=inventory, freshness=self._freshness)
+            if snapshots is None
+            else snapshots
+        )
         #: what each node was last found in step with: the very Node value and the
         #: VM, host and pool (equal values): while both stay, nothing is recomputed
         self._settled: dict[str, tuple[Node, VM, Host | None, Pool | None]] = {}
@@ -72,7 +103,8 @@ class LabelSyncService:
         )
 
     async def run_pass(self) -> LabelSyncResult:
-        """Sync every initialized node from one inventory snapshot (O(1) XO requests).
+        """Sync every initialized node from one inventory snapshot (O(1) XO requests,
+        plus one per VM that changed while the snapshot was taken).
 
         A node unchanged since a pass found it in step with an unchanged VM, host
         and pool is skipped without planning: at rest a pass costs a comparison per node.
@@ -88,11 +120,13 @@ class LabelSyncService:
                     targets.append((node, vm_id))
         if not targets:
             return LabelSyncResult(0, 0)
-        snap = await self._inventory.snapshot()
+        observed = await self._snapshots.take()
+        snap = observed.snapshot
         if self._quiet_pass.same_sources(snap.vms, snap.hosts, snap.pools):
             return LabelSyncResult(0, 0)  # the last pass's very inputs: its same nothing
         updated = failed = 0
         settled: dict[str, tuple[Node, VM, Host | None, Pool | None]] = {}
+        overtaken: list[str] = []
         for node, vm_id in targets:
             vm = snap.vms.get(vm_id)
             if vm is None:
@@ -103,53 +137,82 @@ class LabelSyncService:
                 settled[node.name] = (node, vm, host, pool)  # this snapshot's: one set kept
                 continue
             try:
-                changed = await self._apply(node, vm, host, pool)
+                outcome = await self._apply(node, vm, host, pool, observed.observation)
             except CCMError as err:
                 failed += 1
                 log.warning("node %s: label sync failed: %s", node.name, err)
                 continue
-            updated += changed
-            if not changed:
+            if outcome is _Outcome.OVERTAKEN:
+                overtaken.append(node.name)
+            elif outcome is _Outcome.WRITTEN:
+                updated += 1
+            else:
                 settled[node.name] = (node, vm, host, pool)
+        for name in overtaken:
+            try:
+                updated += await self.sync_node(name=name)
+            except CCMError as err:
+                failed += 1
+                log.warning("node %s: label sync failed: %s", name, err)
         self._settled = settled
-        if updated or failed:
+        if updated or failed or overtaken:
             self._quiet_pass.forget()
         else:
             self._quiet_pass.remember(nodes, targets, snap.vms, snap.hosts, snap.pools)
         return LabelSyncResult(updated, failed)
 
     async def sync_node(self, *, name: str) -> bool:
-        """Sync one node now (its VM changed); True when labels were written."""
-        node = await self._nodes.get(name=name)
-        vm_id = _vm_id(node) if node else None
-        if node is None or vm_id is None:
-            return False
-        try:
-            vm = await self._inventory.get_vm(vm_id=vm_id)
-        except VMNotFoundError:
-            return False
-        host = await self._inventory.get_host(host_id=vm.container) if vm.container else None
-        pool = await self._inventory.get_pool(pool_id=vm.pool_id) if vm.pool_id else None
-        return bool(await self._apply(node, vm, host, pool))
+        """Sync one node now from its VM as XO says it is now (the VM changed); True
+        when labels were written. OvertakenError when newer answers kept arriving."""
+        for _ in range(FRESH_READS):
+            node = await self._nodes.get(name=name)
+            vm_id = _vm_id(node) if node else None
+            if node is None or vm_id is None:
+                return False
+            try:
+                vm, seen = await self._freshness.observe(
+                    partial(self._inventory.get_vm, vm_id=vm_id)
+                )
+            except VMNotFoundError:
+                return False
+            host = await self._inventory.get_host(host_id=vm.container) if vm.container else None
+            pool = await self._inventory.get_pool(pool_id=vm.pool_id) if vm.pool_id else None
+            outcome = await self._apply(node, vm, host, pool, seen)
+            if outcome is not _Outcome.OVERTAKEN:
+                return outcome is _Outcome.WRITTEN
+        raise OvertakenError(f"node {name}: XO's answers kept changing while syncing labels")
 
-    async def _apply(self, node: Node, vm: VM, host: Host | None, pool: Pool | None) -> int:
-        plans: list[LabelSyncPlan] = []
+    def _plan(
+        self,
+        current: Node,
+        *,
+        vm: VM,
+        host: Host | None,
+        pool: Pool | None,
+        seen: Observation,
+    ) -> _Planned:
+        if not self._freshness.admit(vm.id, seen):
+            return _Planned(NodeChange(), overtaken=True)
+        metadata = instance_metadata(
+            vm=vm, host=host, pool=pool, node=current, options=self._options
+        )
+        plan = plan_label_sync(
+            node=current, metadata=metadata, sync_taints=self._options.tags.sync_taints
+        )
+        return _Planned(plan.change, plan)
 
-        def plan(current: Node) -> NodeChange:
-            metadata = instance_metadata(
-                vm=vm, host=host, pool=pool, node=current, options=self._options
-            )
-            p = plan_label_sync(
-                node=current, metadata=metadata, sync_taints=self._options.tags.sync_taints
-            )
-            plans.append(p)
-            return p.change
-
-        written, change = await update_on_conflict_retry(self._nodes, node, plan)
-        if change.empty:
-            return 0
-        log.info("node %s: labels updated %s", node.name, dict(change.set_labels))
-        for spec in plans[-1].events:
+    async def _apply(
+        self, node: Node, vm: VM, host: Host | None, pool: Pool | None, seen: Observation
+    ) -> _Outcome:
+        written, planned = await apply_plan(
+            self._nodes, node, partial(self._plan, vm=vm, host=host, pool=pool, seen=seen)
+        )
+        if planned.overtaken:
+            return _Outcome.OVERTAKEN
+        if planned.change.empty or planned.plan is None:
+            return _Outcome.UNCHANGED
+        log.info("node %s: labels updated %s", node.name, dict(planned.change.set_labels))
+        for spec in planned.plan.events:
             await self._events.record(
                 node=written,
                 type=spec.type,
@@ -157,4 +220,4 @@ class LabelSyncService:
                 message=spec.message,
                 source=SOURCE,
             )
-        return 1
+        return _Outcome.WRITTEN

@@ -6,7 +6,6 @@ import asyncio
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 from domain import labels
 from domain.errors import (
@@ -18,16 +17,19 @@ from domain.errors import (
     VMDeletedError,
     VMNotFoundError,
 )
+from domain.freshness import Freshness, Observation
 from domain.matching import placement_pools, vm_id_candidates
 from domain.model import EventType, Node, NodeChange
 from domain.options import CCMOptions
 from domain.policies.deletion_confirmation import DeletionConfirmation
+from domain.policies.deletion_refusals import DeletionOutcome, GuardState, refusal
 from domain.policies.lifecycle import (
     LifecycleAction,
     VMState,
     decide,
     needs_check,
     needs_lookup,
+    state_of,
 )
 from domain.policies.out_of_service import plan_out_of_service
 from domain.ports import Clock, DeletionBreakerStore, EventRecorder, Inventory, Metrics, NodeStore
@@ -39,15 +41,17 @@ from domain.services.quiet_pass import QuietPass
 log = logging.getLogger(__name__)
 
 SOURCE = "cloud-node-lifecycle-controller"
+#: Seconds a confirmation that the credentials see all of XO is trusted for.
+ADMIN_VIEW_TTL = 10.0
 
 
-class DeletionOutcome(StrEnum):
-    """What became of a deletion the lifecycle decision asked for (Metrics port)."""
+@dataclass(frozen=True, slots=True)
+class VMLookup:
+    """What XO said about a node's VM, which VM, and when (None: not asked)."""
 
-    DELETED = "deleted"
-    REFUSED = "refused"  # the breaker
-    DRY_RUN = "dry-run"
-    FAILED = "failed"
+    state: VMState
+    vm_id: str = ""
+    seen: Observation | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +101,14 @@ class LifecycleService:
         breaker: DeletionBreakerStore,
         options: CCMOptions | None = None,
         metrics: Metrics | None = None,
+        freshness: Freshness | None = None,
     ) -> None:
         self._inventory = inventory
+        self._freshness = Freshness(clock) if freshness is None else freshness
+        #: when XO last confirmed the credentials see all of it (an admin's)
+        self._admin_view_at: float | None = None
+        #: why the last deletion could not be verified (events and ``doctor`` say it)
+        self.unverified_reason = ""
         self._nodes = nodes
         self._events = events
         self._clock = clock
@@ -106,7 +116,8 @@ class LifecycleService:
         self._metrics = metrics
         self.confirmation = DeletionConfirmation(self._options.deletion.confirm_delay)
         self.breaker = PersistedBreaker(store=breaker, options=self._options.deletion, clock=clock)
-        self._shut_down_since: dict[str, float] = {}
+        #: since when each node's VM has been seen halted (the out-of-service grace)
+        self._halted_since: dict[str, float] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._total_nodes = 0
         #: nodes a pass found nothing to check on: the very (immutable) Node value it
@@ -120,7 +131,7 @@ class LifecycleService:
         if self._quiet.get(node.name) is node:
             return False
         key = node.uid or node.name
-        if needs_check(node) or key in self._shut_down_since or self.confirmation.watching(key):
+        if needs_check(node) or key in self._halted_since or self.confirmation.watching(key):
             self._quiet.pop(node.name, None)
             return True
         self._quiet[node.name] = node
@@ -134,17 +145,17 @@ class LifecycleService:
         """Drop the per-node state of nodes that are gone (deleted by anyone)."""
         keys = {n.uid or n.name for n in existing}
         self.confirmation.keep_only(keys)
-        for key in [k for k in self._shut_down_since if k not in keys]:
-            del self._shut_down_since[key]
+        for key in [k for k in self._halted_since if k not in keys]:
+            del self._halted_since[key]
 
     def _forget(self, key: str) -> None:
         self.confirmation.seen_present(key)
-        self._shut_down_since.pop(key, None)
+        self._halted_since.pop(key, None)
 
     @property
     def tracked_nodes(self) -> int:
         """Nodes this service keeps state about (confirmations, shutdown times)."""
-        return len(self.confirmation) + len(self._shut_down_since)
+        return len(self.confirmation) + len(self._halted_since)
 
     async def run_pass(self) -> LifecyclePassResult:
         """One pass over the nodes that may need something (not Ready, tainted by us,
@@ -221,12 +232,22 @@ class LifecycleService:
             self._forget(node.uid or node.name)
             return CheckResult(LifecycleAction.NOTHING)
         node = current
-        state = await self.vm_state(node) if needs_lookup(node) else None
+        lookup = await self.vm_state(node) if needs_lookup(node) else None
+        state = lookup.state if lookup is not None else None
         action = decide(node=node, vm_state=state)
         now = self._clock.monotonic()
         key = node.uid or node.name
         recheck = None
         reservation = Reservation(Grant.UNKNOWN)
+        if (
+            lookup is not None
+            and lookup.seen is not None
+            and not self._freshness.admits(lookup.vm_id, lookup.seen)
+        ):
+            # A newer answer about this VM was applied, or a change event announced one,
+            # while this one was on its way: act on nothing it says (the next check asks again).
+            log.debug("node %s: VM %s's answer was overtaken; next check", node.name, lookup.vm_id)
+            return CheckResult(LifecycleAction.NOTHING)
         if action is LifecycleAction.DELETE_NODE:
             if not self.confirmation.confirmed(key, now):
                 action = LifecycleAction.WAIT_CONFIRMATION
@@ -234,6 +255,8 @@ class LifecycleService:
                 log.info(
                     "node %s: VM gone, confirming in %.0fs before deleting", node.name, recheck
                 )
+            elif not await self._sees_everything(node):
+                action = LifecycleAction.DELETION_UNVERIFIED
             elif self._options.deletion.dry_run:
                 # Outside the breaker: a dry run reserves nothing, so every pass
                 # reports every node a real run would delete (before its breaker).
@@ -246,105 +269,110 @@ class LifecycleService:
                     action = LifecycleAction.DELETION_BREAKER_UNKNOWN
         else:
             self.confirmation.seen_present(key)
-        if state is VMState.SHUT_DOWN:
-            self._shut_down_since.setdefault(key, now)
+        if state is VMState.HALTED:
+            self._halted_since.setdefault(key, now)
         elif state is not None or node.ready:
-            self._shut_down_since.pop(key, None)
+            self._halted_since.pop(key, None)
         try:
-            await self._apply(node, action, state, reservation)
+            await self._apply(node, action, lookup, reservation)
         except CCMError as err:
             log.warning("node %s: %s failed: %s", node.name, action.value, err)
         return CheckResult(action, recheck)
 
-    async def vm_state(self, node: Node) -> VMState:
-        """What XO says about the node's VM; errors become states, never deletions."""
+    async def _sees_everything(self, node: Node) -> bool:
+        """Whether XO confirms (or confirmed within ``ADMIN_VIEW_TTL``) that the
+        credentials see all of it: a token limited by ACLs gets 404 for the VMs it may
+        not see, exactly as for deleted ones, so only an admin's 404 proves a deletion."""
+        now = self._clock.monotonic()
+        if self._admin_view_at is not None and now - self._admin_view_at <= ADMIN_VIEW_TTL:
+            return True
+        try:
+            admin = await self._inventory.admin_view()
+        except InventoryError as err:
+            self.unverified_reason = f"XO could not confirm the credentials see all of it: {err}"
+        else:
+            if admin:
+                self._admin_view_at = now
+                self.unverified_reason = ""
+                return True
+            self.unverified_reason = (
+                "XO says the credentials are not an admin's: they may not see every VM, so "
+                "a VM they cannot find proves nothing"
+            )
+        self._admin_view_at = None
+        return False
+
+    async def vm_state(self, node: Node) -> VMLookup:
+        """What XO says about the node's VM, and when; errors become states, never
+        deletions."""
         if not is_ours(node.provider_id):
-            return VMState.NOT_OURS
+            return VMLookup(VMState.NOT_OURS)
         try:
             (vm_id,) = vm_id_candidates(node)
         except ProviderIDError as err:
             log.warning("node %s: %s", node.name, err)
-            return VMState.LOOKUP_FAILED
+            return VMLookup(VMState.LOOKUP_FAILED)
+        begun = self._freshness.begin()
         try:
             vm = await self._inventory.get_vm(vm_id=vm_id, confirm_pools=placement_pools(node))
         except VMDeletedError:
-            return VMState.DELETED
+            return VMLookup(VMState.DELETED, vm_id, self._freshness.finish(begun))
         except PoolUnavailableError as err:
             log.warning("node %s kept: %s", node.name, err)
-            return VMState.POOL_UNKNOWN
+            return VMLookup(VMState.POOL_UNKNOWN)
         except VMNotFoundError as err:
             log.warning("node %s kept: %s, and no pool to confirm a deletion with", node.name, err)
-            return VMState.POOL_UNKNOWN
+            return VMLookup(VMState.POOL_UNKNOWN)
         except InventoryError as err:
             log.warning("node %s kept: VM lookup failed: %s", node.name, err)
-            return VMState.LOOKUP_FAILED
-        return VMState.RUNNING if vm.running else VMState.SHUT_DOWN
+            return VMLookup(VMState.LOOKUP_FAILED)
+        return VMLookup(state_of(vm), vm_id, self._freshness.finish(begun))
 
     async def _apply(
         self,
         node: Node,
         action: LifecycleAction,
-        state: VMState | None,
+        lookup: VMLookup | None,
         reservation: Reservation,
     ) -> None:
         if action is LifecycleAction.DELETE_NODE:
-            await self._delete(node, reservation)
+            await self._delete(node, reservation, lookup)
             return
-        if action is LifecycleAction.DRY_RUN_DELETE:
-            self._count_deletion(DeletionOutcome.DRY_RUN)
-            log.warning("node %s: VM deleted; --dry-run-deletions: not deleting", node.name)
-            await self._record(
-                node,
-                EventType.NORMAL,
-                "DeletingNodeDryRun",
-                f"Would delete node {node.name}: its VM no longer exists (dry run)",
-            )
-            return
-        if action is LifecycleAction.DELETION_RATE_LIMITED:
-            self._count_deletion(DeletionOutcome.REFUSED)
-            limit = self.breaker.limit(self._total_nodes)
-            in_window = self.breaker.deletions_in_window()
-            log.error(
-                "node %s: VM deleted but %d deletions in the window (limit %d): deletions paused",
-                node.name,
-                in_window,
-                limit,
-            )
-            await self._record(
-                node,
-                EventType.WARNING,
-                "NodeDeletionRateLimited",
-                f"Not deleting node {node.name}: {in_window} nodes deleted "
-                f"within {self._options.deletion.window:.0f}s (limit {limit}); deletions are "
-                "paused until an operator checks Xen Orchestra and resets the breaker "
-                "(doctor --reset-deletion-breaker)",
-            )
-            return
-        if action is LifecycleAction.DELETION_BREAKER_UNKNOWN:
-            self._count_deletion(DeletionOutcome.REFUSED)
-            log.error(
-                "node %s: VM deleted but the deletion breaker's state is unknown: not deleting",
-                node.name,
-            )
-            await self._record(
-                node,
-                EventType.WARNING,
-                "NodeDeletionBreakerUnknown",
-                f"Not deleting node {node.name}: the deletion breaker's state cannot be read "
-                "or written (see the CCM's log); no node is deleted until it can",
-            )
+        stopped = refusal(
+            action,
+            node.name,
+            GuardState(
+                in_window=self.breaker.deletions_in_window(),
+                limit=self.breaker.limit(self._total_nodes),
+                window=self._options.deletion.window,
+                unverified=self.unverified_reason,
+            ),
+        )
+        if stopped is not None:
+            if self._metrics is not None:
+                self._metrics.node_deletion(outcome=stopped.outcome.value)
+            (log.error if stopped.error else log.warning)("%s", stopped.log)
+            await self._record(node, stopped.event_type, stopped.reason, stopped.message)
             return
         if action is LifecycleAction.KEEP_UNCERTAIN:
+            state = lookup.state if lookup is not None else None
             log.info("node %s is not ready and its VM state is %s: left alone", node.name, state)
         key = node.uid or node.name
-        since = self._shut_down_since.get(key)
+        since = self._halted_since.get(key)
         now = self._clock.monotonic()
 
         def plan(current: Node) -> NodeChange:
+            overtaken = (
+                lookup is not None
+                and lookup.seen is not None
+                and not self._freshness.admit(lookup.vm_id, lookup.seen)
+            )
+            if overtaken:
+                return NodeChange()  # overtaken meanwhile: the next check asks again
             return _taint_change(current, action).merge(
                 plan_out_of_service(
                     node=current,
-                    shut_down_for=None if since is None else now - since,
+                    halted_for=None if since is None else now - since,
                     options=self._options.out_of_service,
                 )
             )
@@ -356,7 +384,17 @@ class LifecycleService:
             node=node, type=type, reason=reason, message=message, source=SOURCE
         )
 
-    async def _delete(self, node: Node, reservation: Reservation) -> None:
+    async def _delete(self, node: Node, reservation: Reservation, lookup: VMLookup | None) -> None:
+        # The guards awaited XO and the breaker: an event about the VM (a pool
+        # reconnected, the VM came back) may have arrived since the 404.
+        if (
+            lookup is not None
+            and lookup.seen is not None
+            and not self._freshness.admit(lookup.vm_id, lookup.seen)
+        ):
+            await self.breaker.release(reservation)
+            log.info("node %s: VM %s changed since its 404: not deleting", node.name, lookup.vm_id)
+            return
         await self._record(
             node,
             EventType.NORMAL,

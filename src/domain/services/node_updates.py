@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol, TypeVar
 
 from domain.errors import ConflictError, NodeGoneError
 from domain.model import Node, NodeChange
@@ -12,21 +13,30 @@ from domain.ports import NodeStore
 MAX_CONFLICT_RETRIES = 5
 
 
-async def update_on_conflict_retry(
-    nodes: NodeStore, node: Node, plan: Callable[[Node], NodeChange]
-) -> tuple[Node, NodeChange]:
-    """Write ``plan(node)``; on a 409, re-read the node and plan again.
+class Planned(Protocol):
+    """What a plan returns: the change to write, and whatever else it decided."""
 
-    The plan is recomputed from the fresh copy, so a concurrent writer's
-    labels are never overwritten with stale ones. Returns the written node and
-    the change that was written (empty: nothing was written).
+    @property
+    def change(self) -> NodeChange: ...
+
+
+P = TypeVar("P", bound=Planned)
+
+
+async def apply_plan(nodes: NodeStore, node: Node, plan: Callable[[Node], P]) -> tuple[Node, P]:
+    """Write ``plan(node).change``; on a 409, re-read the node and plan again.
+
+    The plan is recomputed from the fresh copy, so a concurrent writer's labels are
+    never overwritten with stale ones (cloud-provider computes its modifiers, then
+    applies them inside ``RetryOnConflict`` the same way). Returns the written node
+    (the one given when nothing was written) and the plan that was applied.
     """
     for _ in range(MAX_CONFLICT_RETRIES):
-        change = plan(node)
-        if change.empty:
-            return node, change
+        planned = plan(node)
+        if planned.change.empty:
+            return node, planned
         try:
-            return await nodes.update(node=node, change=change), change
+            return await nodes.update(node=node, change=planned.change), planned
         except ConflictError:
             fresh = await nodes.get(name=node.name)
             if fresh is None:
@@ -35,3 +45,18 @@ async def update_on_conflict_retry(
     raise ConflictError(
         f"node {node.name}: still conflicting after {MAX_CONFLICT_RETRIES} attempts"
     )
+
+
+class _Change:
+    __slots__ = ("change",)
+
+    def __init__(self, change: NodeChange) -> None:
+        self.change = change
+
+
+async def update_on_conflict_retry(
+    nodes: NodeStore, node: Node, plan: Callable[[Node], NodeChange]
+) -> tuple[Node, NodeChange]:
+    """:func:`apply_plan` for a plan that is only a change."""
+    written, planned = await apply_plan(nodes, node, lambda current: _Change(plan(current)))
+    return written, planned.change

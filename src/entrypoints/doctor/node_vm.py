@@ -20,7 +20,7 @@ from domain.matching import (
 )
 from domain.model import VM, Node
 from domain.options import CCMOptions
-from domain.policies.lifecycle import LifecycleAction, VMState, decide
+from domain.policies.lifecycle import LifecycleAction, VMState, decide, is_down, state_of
 from domain.providerid import ProviderID
 from entrypoints.doctor.findings import NODE_LIFECYCLE, NODE_VM, Finding, fail, ok, warn
 from entrypoints.doctor.texts import IMMUTABLE_FIX, POOL_FIX
@@ -33,7 +33,7 @@ def describe_vm(vm: VM) -> str:
 def vm_state(lookup: SnapshotMatch) -> VMState:
     """What the lifecycle controller would conclude from this lookup."""
     if lookup.vm is not None:
-        return VMState.RUNNING if lookup.vm.running else VMState.SHUT_DOWN
+        return state_of(lookup.vm)
     if isinstance(lookup.verdict, VMDeletedError):
         return VMState.DELETED
     return VMState.POOL_UNKNOWN
@@ -183,7 +183,7 @@ def lifecycle_findings(node: Node, lookup: SnapshotMatch, options: CCMOptions) -
             )
         ]
     vm = lookup.vm
-    if state is VMState.SHUT_DOWN and vm is not None:
+    if is_down(state) and vm is not None:
         taint = labels.SHUTDOWN_TAINT.key
         what = (
             f"carries the {taint} taint"

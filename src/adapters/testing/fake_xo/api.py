@@ -18,6 +18,7 @@ from aiohttp import web
 from adapters.testing.fake_xo import garbage
 from adapters.testing.fake_xo.events import LISTENER_TYPES
 from adapters.testing.fake_xo.exchanges import Exchange
+from adapters.testing.fake_xo.faults import Principal
 from adapters.testing.fake_xo.matcher import FilterSyntaxError, parse_filter
 from adapters.testing.fake_xo.objects import pick
 from adapters.testing.fake_xo.parts import Parts
@@ -29,7 +30,7 @@ EVENTS = "GET /events"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 MULTIPLE_AUTH = "Having multiple authentication methods is not supported, please choose one"
-ADMIN_KEY = web.RequestKey("xo_admin", bool)
+PRINCIPAL_KEY = web.RequestKey("xo_principal", Principal)
 #: What XO's event service sets on a stream (``event.service.mjs``).
 SSE_HEADERS = {
     "Content-Type": "text/event-stream",
@@ -127,6 +128,8 @@ class RestAPI:
         for collection, type_ in COLLECTIONS.items():
             r.add_get(f"{API}/{collection}", self._lister(collection, type_))
             r.add_get(f"{API}/{collection}/{{id}}", self._getter(type_))
+        r.add_get(f"{API}/users/me", self.current_user)
+        r.add_get(f"{API}/users/{{id}}", self.user)
         r.add_get(f"{API}/events", self.events)
         r.add_post(f"{API}/events/{{id}}/subscriptions", self.subscribe)
         r.add_delete(f"{API}/events/{{id}}/subscriptions/{{subscriptionId}}", self.unsubscribe)
@@ -178,21 +181,21 @@ class RestAPI:
         authorization = request.headers.get("Authorization")
         if token and authorization:
             return error(400, MULTIPLE_AUTH)
-        admin: bool | None = None
+        principal: Principal | None = None
         if token:
-            admin = self.auth.check_token(token)
+            principal = self.auth.principal(token)
         elif authorization:
             checked = self.auth.check_basic(authorization)
             if checked == "throttled":
                 return error(500, "too fast authentication tries")
-            admin = checked
-        if admin is None:
+            principal = checked
+        if principal is None:
             if self.faults.active.legacy_auth_errors:
                 return web.Response(status=401, text="Unauthorized", content_type="text/plain")
             return error(
                 401, "invalid credentials", headers={"WWW-Authenticate": 'Basic realm="xo"'}
             )
-        request[ADMIN_KEY] = admin
+        request[PRINCIPAL_KEY] = principal
         return None
 
     # -- handlers -------------------------------------------------------------
@@ -202,7 +205,10 @@ class RestAPI:
     def _lister(self, collection: str, type_: str) -> Handler:
         async def handle(request: web.Request) -> web.StreamResponse:
             query = request.query
-            objs = list(self.state.all_visible(type_)) if request[ADMIN_KEY] else []
+            who = request[PRINCIPAL_KEY]
+            objs = list(self.state.all_visible(type_))
+            if not who.admin:
+                objs = [o for o in objs if who.sees is not None and o["id"] in who.sees]
             if "filter" in query:
                 try:
                     matcher = parse_filter(query["filter"])
@@ -238,13 +244,48 @@ class RestAPI:
         async def handle(request: web.Request) -> web.StreamResponse:
             obj_id = request.match_info["id"]
             obj = self.state.get(type_, obj_id)
-            if obj is None:
+            who = request[PRINCIPAL_KEY]
+            # An ACL-limited token cannot tell an object it may not see from a missing one.
+            hidden = not who.admin and who.sees is not None and obj_id.lower() not in who.sees
+            if obj is None or hidden:
                 return error(404, f"no such {type_} {obj_id}", data={"id": obj_id, "type": type_})
-            if not request[ADMIN_KEY]:
+            if not who.admin and who.sees is None:
                 return error(403, "not enough privileges", data={"id": obj_id, "type": type_})
             return pretty(obj)
 
         return handle
+
+    # -- users ------------------------------------------------------------------
+    async def current_user(self, request: web.Request) -> web.StreamResponse:
+        """XO's ``/users/me`` alias: a 307 to the current user's own path, query kept."""
+        if not self.faults.active.users_enabled:
+            return error(404, "no such route")
+        who = request[PRINCIPAL_KEY]
+        target = f"{API}/users/{who.user_id}"
+        if request.query_string:
+            target += f"?{request.query_string}"
+        return web.Response(status=307, headers={"Location": target})
+
+    async def user(self, request: web.Request) -> web.StreamResponse:
+        """A user record: anyone may read their own; only admins others'."""
+        if not self.faults.active.users_enabled:
+            return error(404, "no such route")
+        who = request[PRINCIPAL_KEY]
+        user_id = request.match_info["id"]
+        if user_id != who.user_id:
+            if not who.admin:
+                return error(403, "not enough privileges", data={"id": user_id, "type": "user"})
+            return error(404, f"no such user {user_id}", data={"id": user_id, "type": "user"})
+        record: dict[str, Any] = {
+            "id": who.user_id,
+            "name": f"user-{who.user_id[:8]}",
+            "email": f"user-{who.user_id[:8]}",
+            "permission": "admin" if who.admin else "none",
+            "groups": [],
+            "preferences": {},
+        }
+        fields = request.query.get("fields")
+        return pretty(record if fields in (None, "*") else pick(record, fields.split(",")))
 
     # -- events ----------------------------------------------------------------
     async def events(self, request: web.Request) -> web.StreamResponse:

@@ -15,6 +15,7 @@ import base64
 import binascii
 import random
 import time
+import uuid
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
@@ -64,6 +65,9 @@ class Faults:
     mute_pings: bool = False
     #: 401 answered as text/plain ``Unauthorized`` like XO before 5.112
     legacy_auth_errors: bool = False
+    #: False: ``/users`` answers 404 like XO's REST API before its users routes
+    #: (which answered admins only)
+    users_enabled: bool = True
 
     def applies_to(self, endpoint: str) -> bool:
         return self.endpoint is None or self.endpoint == endpoint
@@ -149,33 +153,59 @@ class FaultInjector:
         return InjectedError(status, message, headers)
 
 
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a request authenticated as: a user id, whether an admin, and for a
+    non-admin limited by ACLs the ids of the objects it may see (None: no ACL, so
+    XO lists nothing and answers 403 for every object)."""
+
+    user_id: str
+    admin: bool
+    sees: frozenset[str] | None = None
+
+
+def user_id_of(credential: str) -> str:
+    """A stable user id per token or user name (XO's are uuids)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"fake-xo-user:{credential}"))
+
+
 @dataclass(slots=True)
 class AuthDB:
     """Tokens and users, as XO's authentication would see them.
 
     Failed password logins are throttled per user like XO: another try
-    within 2 s answers 500 ``too fast authentication tries``.
+    within 2 s answers 500 ``too fast authentication tries``. Re-adding a
+    token changes its permission (an admin demoted while the CCM runs).
     """
 
     tokens: dict[str, bool] = field(default_factory=dict)  # token -> is admin
     users: dict[str, tuple[str, bool]] = field(default_factory=dict)  # name -> (password, admin)
+    #: token -> ids of the objects an ACL-limited non-admin token sees
+    acls: dict[str, frozenset[str]] = field(default_factory=dict)
     throttle: float = 2.0
     _last_failure: dict[str, float] = field(default_factory=dict)
 
-    def add_token(self, *, token: str, admin: bool = True) -> None:
+    def add_token(self, *, token: str, admin: bool = True, sees: list[str] | None = None) -> None:
         self.tokens[token] = admin
+        if sees is None or admin:
+            self.acls.pop(token, None)
+        else:
+            self.acls[token] = frozenset(i.lower() for i in sees)
 
     def revoke_token(self, token: str) -> None:
         self.tokens.pop(token, None)
+        self.acls.pop(token, None)
+
+    def principal(self, token: str) -> Principal | None:
+        admin = self.tokens.get(token)
+        if admin is None:
+            return None
+        return Principal(user_id_of(token), admin, self.acls.get(token))
 
     def add_user(self, *, username: str, password: str, admin: bool = True) -> None:
         self.users[username] = (password, admin)
 
-    def check_token(self, token: str) -> bool | None:
-        """True/False: admin or not; None: invalid."""
-        return self.tokens.get(token)
-
-    def check_basic(self, header: str) -> bool | Literal["throttled"] | None:
+    def check_basic(self, header: str) -> Principal | Literal["throttled"] | None:
         """Any scheme is decoded as Basic (so Bearer fails, as in XO)."""
         _, _, encoded = header.partition(" ")
         try:
@@ -193,4 +223,4 @@ class AuthDB:
         if entry is None or entry[0] != password:
             self._last_failure[username] = now
             return None
-        return entry[1]
+        return Principal(user_id_of(username), entry[1])

@@ -28,6 +28,8 @@ class InMemoryInventory:
         self.disconnected: set[str] = set()
         self.requests: Counter[str] = Counter()
         self.fail_with: InventoryError | None = None
+        #: whether the credentials are an admin's (``admin_view``)
+        self.admin = True
         self._subscribers: list[asyncio.Queue[VMChange]] = []
         self._last_snapshot: InventorySnapshot | None = None
 
@@ -66,6 +68,10 @@ class InMemoryInventory:
         self._read("get_pool")
         pool_id = pool_id.lower()
         return None if pool_id in self.disconnected else self.pools.get(pool_id)
+
+    async def admin_view(self) -> bool:
+        self._read("admin_view")
+        return self.admin
 
     async def snapshot(self) -> InventorySnapshot:
         self._read("snapshot")
