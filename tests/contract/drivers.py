@@ -15,6 +15,7 @@ from adapters.testing.fake_xo import FakeXOControlClient
 from adapters.testing.memory import InMemoryInventory
 from domain.model import VM, Host, Pool, PowerState
 from domain.ports import Inventory
+from tests.xo.support import TOKEN
 
 GIB = 1024**3
 
@@ -60,6 +61,10 @@ class Driver(Protocol):
     async def reconnect_pool(self, pool_id: str) -> None: ...
 
     async def drop_streams(self) -> None: ...
+
+    async def set_admin(self, admin: bool) -> None:
+        """The credentials become an admin's, or a user's whose ACLs show nothing."""
+        ...
 
 
 class MemoryDriver:
@@ -125,6 +130,9 @@ class MemoryDriver:
     async def drop_streams(self) -> None:
         self.memory.drop_streams()
 
+    async def set_admin(self, admin: bool) -> None:
+        self.memory.admin = admin
+
 
 class XOHTTPDriver:
     name = "xo-http"
@@ -184,3 +192,6 @@ class XOHTTPDriver:
 
     async def drop_streams(self) -> None:
         await self.control.drop_event_streams()
+
+    async def set_admin(self, admin: bool) -> None:
+        await self.control.call("POST", "/tokens", {"token": TOKEN, "admin": admin, "sees": []})

@@ -392,3 +392,12 @@ async def test_an_update_that_changes_nothing_is_not_streamed(
     following = await next_change(changes)
 
     assert following.kind is ChangeKind.REMOVED
+
+
+# -- the admin view ------------------------------------------------------------------
+async def test_admin_view_says_whether_the_credentials_see_everything(subject: Driver) -> None:
+    assert await subject.inventory.admin_view() is True
+    await subject.set_admin(False)
+    assert await subject.inventory.admin_view() is False
+    await subject.set_admin(True)
+    assert await subject.inventory.admin_view() is True

@@ -149,3 +149,8 @@ async def test_the_change_stream_starts_with_a_resync(xo: XOInventory) -> None:
         first = await anext(changes)
 
     assert first.kind is ChangeKind.RESYNC
+
+
+async def test_the_token_is_an_admins(xo: XOInventory) -> None:
+    # Deletions need it (``admin_view``): the CCM's token must be an XO admin's.
+    assert await xo.admin_view() is True

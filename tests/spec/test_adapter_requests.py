@@ -42,6 +42,8 @@ ADAPTER_ENDPOINTS = {
     xo_inventory.HOSTS,
     xo_inventory.POOLS,
     xo_inventory.POOL_BY_ID,
+    xo_inventory.CURRENT_USER,
+    xo_inventory.USER_BY_ID,
     EVENTS,
     SUBSCRIBE,
 }
@@ -52,6 +54,7 @@ def endpoint(method: str, path: str) -> str:
     relative = path.removeprefix("/rest/v0")
     relative = re.sub(r"^/events/[^/]+/subscriptions$", "/events/{id}/subscriptions", relative)
     relative = re.sub(r"^/(vms|hosts|pools)/[^/]+$", r"/\1/{id}", relative)
+    relative = re.sub(r"^/users/(?!me$)[^/]+$", "/users/{id}", relative)
     return f"{method} {relative}"
 
 
@@ -68,6 +71,7 @@ async def test_every_request_the_adapter_sends_is_the_spec_s(xo_spec: XOSpec, au
         )
         async with make_inventory(xo, **credentials) as inventory:  # type: ignore[arg-type]
             await inventory.check()
+            assert await inventory.admin_view() is True
             assert await inventory.get_host(host_id=HOST_A1) is not None  # a miss: asks XO
             assert await inventory.get_pool(pool_id=POOL_A) is not None
             await inventory.snapshot()

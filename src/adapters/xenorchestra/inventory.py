@@ -59,7 +59,7 @@ POOL_BY_ID = "GET /pools/{id}"
 CURRENT_USER = "GET /users/me"
 USER_BY_ID = "GET /users/{id}"
 #: Where XO's ``/users/me`` alias redirects: the current user's own path.
-_USER_PATH = re.compile(r"^(?:https?://[^/]+)?/rest/v0/users/([^/?#]+)(?:[?#].*)?$")
+_USER_PATH = re.compile(r"^(?:https?://[^/]+)?/rest/v0/users/([^/?#]+)/?(?:[?#].*)?$")
 
 T = TypeVar("T")
 #: what a list answer holds: objects with an ``id``
@@ -224,13 +224,13 @@ class XOInventory:
         """Whether the credentials are an admin's, from XO's own user record.
 
         ``GET /users/me`` redirects (307) to ``/users/<id>``, which XO lets every user
-        read for themselves; ``permission`` is ``admin`` for an admin. XO's REST API
+        read for themselves; ``permission`` is ``admin`` for an admin (a small record;
+        nothing of it is logged). XO's REST API
         before that alias served admins only (any other user got 401/403 everywhere),
         so a 404 there means an admin's credentials. Never cached here.
         """
-        params = {"fields": "permission"}
         try:
-            body = await self._client.get_json("/users/me", endpoint=CURRENT_USER, params=params)
+            body = await self._client.get_json("/users/me", endpoint=CURRENT_USER)
         except XORedirect as moved:
             match = _USER_PATH.match(moved.location)
             if match is None:
@@ -238,7 +238,7 @@ class XOInventory:
                     f"Xen Orchestra {CURRENT_USER}: redirected to {moved.location!r}, not to a user"
                 ) from None
             user = quote(unquote(match[1]), safe="")
-            body = await self._client.get_json(f"/users/{user}", endpoint=USER_BY_ID, params=params)
+            body = await self._client.get_json(f"/users/{user}", endpoint=USER_BY_ID)
         except XONotFound:
             logger.debug("XO has no /users/me: its REST API answers admins only")
             return True

@@ -246,12 +246,51 @@ async def _story(
         await asyncio.gather(*tasks, return_exceptions=True)
 
     out("== kubectl get nodes -L topology.kubernetes.io/zone,node.kubernetes.io/instance-type")
-    for line in kubectl_get_nodes(await kube.current()):
+    final = await kube.current()
+    for line in kubectl_get_nodes(final):
         out("  " + line)
     out("== events recorded")
-    for type_, reason, node_name, message in await kube.recorded_events():
+    events = await kube.recorded_events()
+    for type_, reason, node_name, message in events:
         out(f"  {type_:<7} {reason:<26} {node_name:<16} {message}")
-    out(
-        "== demo " + ("finished: all three controllers acted" if ok else "FAILED: a step timed out")
-    )
-    return 0 if ok else 1
+    problems = contradictions(final, events)
+    for problem in problems:
+        out(f"== the end contradicts the story: {problem}")
+    if not ok:
+        out("== demo FAILED: a step timed out")
+    elif problems:
+        out("== demo FAILED: the cluster does not show what happened in XO")
+    else:
+        out("== demo finished: all three controllers acted")
+    return 0 if ok and not problems else 1
+
+
+def contradictions(nodes: dict[str, Node], events: list[tuple[str, str, str, str]]) -> list[str]:
+    """Where the final cluster disagrees with the story XO told: every node initialized,
+    worker-1 on xcp-paris-2 having moved exactly once, worker-2 tainted shut down,
+    worker-3 deleted."""
+    problems = []
+    for name, *_ in VMS:
+        node = nodes.get(name)
+        if name == "worker-3":
+            if node is not None:
+                problems.append("worker-3 still exists although its VM was deleted")
+            continue
+        if node is None:
+            problems.append(f"{name} was deleted although its VM exists")
+        elif node.has_taint(L.UNINITIALIZED_TAINT_KEY):
+            problems.append(f"{name} is still uninitialized")
+    moved = nodes.get("worker-1")
+    if moved is not None and moved.labels.get(L.ZONE) != HOSTS[1].id:
+        zone = moved.labels.get(L.ZONE, "")
+        problems.append(
+            f"worker-1's zone is {HOST_NAMES.get(zone, zone) or 'unset'}, "
+            f"but its VM runs on {HOSTS[1].name_label}"
+        )
+    moves = [e for e in events if e[1] == "NodeZoneChanged" and e[2] == "worker-1"]
+    if len(moves) != 1:
+        problems.append(f"worker-1's zone changed {len(moves)} times; its VM moved once")
+    stopped = nodes.get("worker-2")
+    if stopped is not None and not stopped.has_taint(L.SHUTDOWN_TAINT.key):
+        problems.append("worker-2 lacks the shutdown taint although its VM is halted")
+    return problems

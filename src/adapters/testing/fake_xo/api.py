@@ -284,8 +284,7 @@ class RestAPI:
             "groups": [],
             "preferences": {},
         }
-        fields = request.query.get("fields")
-        return pretty(record if fields in (None, "*") else pick(record, fields.split(",")))
+        return pretty(record)
 
     # -- events ----------------------------------------------------------------
     async def events(self, request: web.Request) -> web.StreamResponse:

@@ -24,6 +24,9 @@ class InMemoryMetrics:
         self.deletions: Counter[str] = Counter()
         #: (tripped, deletions in window, limit) as last reported
         self.breaker: tuple[bool, int, int] = (False, 0, 0)
+        #: XO requests per (endpoint, error or ""), and the event stream's last state
+        self.xo_requests: Counter[tuple[str, str]] = Counter()
+        self.xo_stream: str | None = None
 
     def queue_added(self, *, queue: str) -> None:
         self.counters[("queue_added", queue)] += 1
@@ -62,3 +65,13 @@ class InMemoryMetrics:
 
     def deletion_breaker(self, *, tripped: bool, deletions_in_window: int, limit: int) -> None:
         self.breaker = (tripped, deletions_in_window, limit)
+
+    # -- the XO adapter's observer (the container hands it the metrics) ----------------
+    def observe_xo_request(self, *, endpoint: str, seconds: float, error: str | None) -> None:
+        self.xo_requests[(endpoint, error or "")] += 1
+
+    def observe_xo_event_stream(
+        self, *, state: str | None = None, supported: bool | None = None
+    ) -> None:
+        if state is not None:
+            self.xo_stream = state
