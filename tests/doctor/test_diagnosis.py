@@ -296,6 +296,34 @@ def test_an_admin_sees_pools_and_a_non_admin_is_told_apart(
 
 
 @pytest.mark.parametrize(
+    ("admin_view", "probe", "status", "phrase"),
+    [
+        (True, None, Status.OK, "XO says the credentials are an admin's"),
+        (False, None, Status.FAIL, "cloud-node-lifecycle deletes no node while they are used"),
+        (False, ProbeAnswer.FORBIDDEN, Status.FAIL, f"answers 403 for pool {POOL_A}"),
+        (None, None, Status.WARN, "XO could not say whether the credentials are an admin's"),
+    ],
+)
+def test_xo_s_own_word_on_the_credentials_is_reported(
+    admin_view: bool | None, probe: ProbeAnswer | None, status: Status, phrase: str
+) -> None:
+    # An ACL-limited token lists the pools it may see: only XO's user record tells.
+    finding = diagnose_xo_access(
+        url="https://xo",
+        vms=5,
+        hosts=1,
+        pools=1,
+        probe_pool=POOL_A,
+        probe=probe,
+        admin_view=admin_view,
+        admin_detail="GET /users/me: 500",
+    )
+
+    assert (finding.status, finding.check) == (status, "xo.admin")
+    assert phrase in finding.message
+
+
+@pytest.mark.parametrize(
     ("available", "status", "phrase"),
     [
         (True, Status.OK, "follows VM changes live"),

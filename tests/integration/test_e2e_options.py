@@ -140,6 +140,26 @@ async def test_out_of_service_taint_after_the_grace_period_and_gone_when_ready(
     )
 
 
+@pytest.mark.parametrize("power_state", ["Suspended", "Paused"])
+async def test_a_suspended_or_paused_vm_never_gets_out_of_service(
+    power_state: str, ccm: CCMDaemon, kube: KubeClient, xo: FakeXOControlClient, nodes: Nodes
+) -> None:
+    # Its guest still holds its pods and volume caches in memory: force-deleting the
+    # pods and detaching the volumes would corrupt data once it resumes.
+    world = await World.create(xo, hosts=1)
+    vm = await world.vm()
+    name = await nodes.create("e2e-oos-mem", system_uuid=vm["id"])
+    await wait_initialized(kube, name)
+    await set_ready(kube, name, "False")
+
+    await xo.call("PATCH", f"/vms/{vm['id']}", {"power_state": power_state})
+    await wait_node(kube, name, lambda n: SHUTDOWN_TAINT in taints(n))
+    await asyncio.sleep(GRACE * 3)  # well past the grace period, several passes
+    node = await get_node(kube, name)
+    assert OUT_OF_SERVICE_TAINT not in taints(node)
+    assert SHUTDOWN_TAINT in taints(node)
+
+
 async def test_instant_reactions_to_migrations_and_vm_removals(
     ccm: CCMDaemon,
     kube: KubeClient,

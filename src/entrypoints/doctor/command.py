@@ -145,6 +145,8 @@ async def _run(
                 pools=len(snap.pools),
                 probe_pool=probed,
                 probe=probe,
+                admin_view=xo.admin,
+                admin_detail=xo.admin_detail,
             )
         )
         report.findings.append(

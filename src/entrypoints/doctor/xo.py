@@ -1,9 +1,10 @@
 """Xen Orchestra: ping, credentials, one snapshot, the event stream; and their verdicts.
 
-Requests: ``GET /ping``, one ``GET /vms?limit=1`` (credentials), one
-snapshot (``GET /vms``, ``/hosts``, ``/pools`` with field lists), the events
-endpoint opened and closed at once, and, only when XO lists no pool, one
-``GET /pools/{id}`` to tell a non-admin token from a lost pool.
+Requests: ``GET /ping``, one ``GET /vms?limit=1`` (credentials), one snapshot
+(``GET /vms``, ``/hosts``, ``/pools`` with field lists), ``GET /users/me`` and its
+redirect (are the credentials an admin's?), the events endpoint opened and closed at
+once, and, only when XO lists no pool, one ``GET /pools/{id}`` to tell a non-admin
+token from a lost pool.
 """
 
 from __future__ import annotations
@@ -138,17 +139,42 @@ def diagnose_xo_access(
     pools: int,
     probe_pool: str = "",
     probe: ProbeAnswer | None = None,
+    admin_view: bool | None = True,
+    admin_detail: str = "",
 ) -> Finding:
     """Whether the credentials see everything (an admin's) or only what ACLs allow.
 
+    XO's own user record says it (``admin_view``: ``permission`` of ``/users/me``).
     XO answers a non-admin's lists with what its ACLs allow, often ``[]``:
     an empty pool list is the symptom; a 403 on a pool the nodes name proves it.
     """
     shown = redact_url(url)
     seen = f"{plural(vms, 'VM')}, {plural(hosts, 'host')}, {plural(pools, 'pool')}"
-    if pools:
-        return ok(XO_ADMIN, shown, f"lists {seen}")
     fix = "use a token of an XO admin: the CCM must list every VM, host and pool"
+    if admin_view is False:
+        forbidden = (
+            f" and answers 403 for pool {probe_pool}, which the nodes name"
+            if probe is ProbeAnswer.FORBIDDEN
+            else ""
+        )
+        return fail(
+            XO_ADMIN,
+            shown,
+            f"the credentials are not an admin's, XO says: it lists {seen} (what their ACLs "
+            f"allow){forbidden}; a VM they may not see answers 404 like a deleted one, so "
+            "cloud-node-lifecycle deletes no node while they are used",
+            fix,
+        )
+    if admin_view is None and pools:
+        return warn(
+            XO_ADMIN,
+            shown,
+            f"lists {seen}, but XO could not say whether the credentials are an admin's "
+            f"({admin_detail}): cloud-node-lifecycle deletes no node until it can",
+            "check GET /rest/v0/users/me answers with this token",
+        )
+    if pools:
+        return ok(XO_ADMIN, shown, f"lists {seen}; XO says the credentials are an admin's")
     if probe is ProbeAnswer.FORBIDDEN:
         return fail(
             XO_ADMIN,
@@ -238,6 +264,9 @@ class XOReading:
     snapshot: InventorySnapshot | None = None
     events: bool | None = None
     events_detail: str = ""
+    #: XO's word on the credentials (``admin_view``); None: it could not say
+    admin: bool | None = None
+    admin_detail: str = ""
 
 
 async def read_xo(container: Container, config: CloudConfig, *, wait: float) -> XOReading:
@@ -283,6 +312,10 @@ async def read_xo(container: Container, config: CloudConfig, *, wait: float) -> 
     except InventoryError as err:
         return failed(problem_of(err), err)
     out.client = client
+    try:
+        out.admin = await inventory.admin_view()
+    except InventoryError as err:
+        out.admin_detail = detail_of(err)
     out.events, out.events_detail = await probe_events(client, wait)
     return out
 
