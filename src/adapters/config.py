@@ -70,6 +70,9 @@ class CloudConfig(BaseModel):
     tag_label_prefix: str = Field(default="k8s.label/", alias="tagLabelPrefix")
     tag_taint_prefix: str = Field(default="k8s.taint/", alias="tagTaintPrefix")
     sync_taints: bool = Field(default=False, alias="syncTaints")
+    tag_instance_type_prefix: str = Field(
+        default="k8s.instance-type=", alias="tagInstanceTypePrefix"
+    )
     internal_cidrs: tuple[IPvAnyNetwork, ...] = Field(default=(), alias="internalCIDRs")
     external_cidrs: tuple[IPvAnyNetwork, ...] = Field(default=(), alias="externalCIDRs")
     exclude_cidrs: tuple[IPvAnyNetwork, ...] = Field(default=(), alias="excludeCIDRs")
@@ -142,6 +145,7 @@ class CloudConfig(BaseModel):
                 label_prefix=self.tag_label_prefix,
                 taint_prefix=self.tag_taint_prefix,
                 sync_taints=self.sync_taints,
+                instance_type_prefix=self.tag_instance_type_prefix,
             ),
             addresses=AddressOptions(
                 internal_cidrs=tuple(self.internal_cidrs),

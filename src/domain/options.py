@@ -21,11 +21,14 @@ class TagOptions:
     ``k8s.label/<key>=<value>`` is a label, ``k8s.taint/<key>=<value>:<Effect>``
     (or ``k8s.taint/<key>:<Effect>``) a taint. Taints are applied at
     registration only, unless ``sync_taints``: operators may remove them.
+    ``k8s.instance-type=<value>`` is the node's instance type, in place of the
+    Go CCM's ``<n>vCPU-<m>GB``. An empty prefix turns its kind of tag off.
     """
 
     label_prefix: str = "k8s.label/"
     taint_prefix: str = "k8s.taint/"
     sync_taints: bool = False
+    instance_type_prefix: str = "k8s.instance-type="
 
 
 class AddressFamily(StrEnum):

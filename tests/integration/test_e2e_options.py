@@ -85,6 +85,27 @@ async def test_with_sync_taints_tag_taints_follow_the_tags_but_not_an_operators_
     assert taints(node)["example.com/maint"] == operators
 
 
+async def test_the_instance_type_follows_its_tag_and_an_invalid_one_falls_back_with_a_warning(
+    ccm: CCMDaemon, kube: KubeClient, xo: FakeXOControlClient, nodes: Nodes
+) -> None:
+    world = await World.create(xo, hosts=1)
+    vm = await world.vm(tags=["k8s.instance-type=gpu-large"], cpus=4, memory=8 * 1024**3)
+    name = await nodes.create("e2e-itype", system_uuid=vm["id"])
+
+    node = await wait_initialized(kube, name)
+    assert labels(node)[L.INSTANCE_TYPE] == labels(node)[L.INSTANCE_TYPE_BETA] == "gpu-large"
+
+    await xo.tag_vm(vm["id"], tags=["k8s.instance-type=gpu-xl"])
+    await wait_node(kube, name, lambda n: labels(n)[L.INSTANCE_TYPE] == "gpu-xl")
+
+    await xo.tag_vm(vm["id"], tags=["k8s.instance-type=gpu/xl"])
+    node = await wait_node(kube, name, lambda n: labels(n)[L.INSTANCE_TYPE] == "4vCPU-8GB")
+    assert labels(node)[L.INSTANCE_TYPE_BETA] == "4vCPU-8GB"
+    warning = await wait_event(kube, name, "InvalidVMTag")
+    assert warning["type"] == "Warning"
+    assert "'k8s.instance-type=gpu/xl'" in warning["message"]
+
+
 async def test_addresses_are_chosen_by_cidr_without_a_node_ip(
     ccm: CCMDaemon, kube: KubeClient, xo: FakeXOControlClient, nodes: Nodes
 ) -> None:

@@ -414,3 +414,19 @@ def test_cli_warns_about_unknown_config_keys_and_starts(
     warnings = [line for line in err.splitlines() if "unknown keys ignored" in line]
     assert len(warnings) == 1 and "extraKey" in warnings[0]
     assert "kubeconfig" in err.splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    ("line", "prefix"),
+    [
+        pytest.param("", "k8s.instance-type=", id="default"),
+        pytest.param("tagInstanceTypePrefix: kube/type=\n", "kube/type=", id="custom"),
+        pytest.param('tagInstanceTypePrefix: ""\n', "", id="off"),
+    ],
+)
+def test_the_instance_type_tag_prefix_is_a_tag_option(
+    tmp_path: Path, line: str, prefix: str
+) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(f"url: https://xo\ntoken: t\n{line}")
+    assert load_config_file(path).options().tags.instance_type_prefix == prefix

@@ -12,7 +12,8 @@ from adapters.testing.memory import (
     InMemoryInventory,
     InMemoryNodeStore,
 )
-from domain.model import AddressType, NodeAddress, Taint, TaintEffect
+from domain import labels as L
+from domain.model import AddressType, EventType, NodeAddress, Taint, TaintEffect
 from domain.options import (
     AddressFamily,
     AddressOptions,
@@ -24,7 +25,7 @@ from domain.policies.metadata import instance_metadata
 from domain.policies.tags import MANAGED_LABELS, MANAGED_TAINTS, from_tags
 from domain.services import LabelSyncService, RegistrationService
 
-from .factories import POOL_A, VM_1, host, node, pool, vm
+from .factories import POOL_A, VM_1, VM_2, host, node, pool, vm
 
 TAGS = TagOptions()
 
@@ -238,3 +239,120 @@ async def test_label_sync_service_follows_tag_changes() -> None:
     xo.update_vm(VM_1, tags=())
     await sync.run_pass()
     assert "role" not in nodes.nodes["worker-1"].labels
+
+
+# -- the instance type from a tag ----------------------------------------------------
+@pytest.mark.parametrize(
+    ("tags", "options", "chosen", "refused"),
+    [
+        pytest.param(["k8s.instance-type=gpu-large"], TAGS, "gpu-large", [], id="valid"),
+        pytest.param(["k8s.instance-type=a.b_c-1"], TAGS, "a.b_c-1", [], id="dots-underscores"),
+        pytest.param(["prod", "k8s.label/a=b"], TAGS, "", [], id="no-tag-go-format"),
+        pytest.param(["k8s.instance-type="], TAGS, "", ["empty value"], id="empty"),
+        pytest.param(["k8s.instance-type=gpu large"], TAGS, "", ["value"], id="space"),
+        pytest.param(["k8s.instance-type=" + "x" * 64], TAGS, "", ["value"], id="too-long"),
+        pytest.param(["k8s.instance-type=-gpu"], TAGS, "", ["value"], id="edge-not-alnum"),
+        pytest.param(
+            ["k8s.instance-type=gpu", "k8s.instance-type=cpu"],
+            TAGS,
+            "",
+            ["several instance-type tags (cpu, gpu)"] * 2,
+            id="two-values-none-used",
+        ),
+        pytest.param(
+            ["kube/type=small", "k8s.instance-type=gpu"],
+            TagOptions(instance_type_prefix="kube/type="),
+            "small",
+            [],
+            id="custom-prefix",
+        ),
+        pytest.param(
+            ["k8s.instance-type=gpu"],
+            TagOptions(instance_type_prefix=""),
+            "",
+            [],
+            id="prefix-empty-turns-it-off",
+        ),
+        pytest.param(
+            ["k8s.instance-type=gpu"],
+            TagOptions(label_prefix="k8s."),
+            "gpu",
+            [],
+            id="wins-over-a-label-prefix-that-covers-it",
+        ),
+    ],
+)
+def test_instance_type_tags(
+    tags: list[str], options: TagOptions, chosen: str, refused: list[str]
+) -> None:
+    result = from_tags(tags, options)
+    assert result.instance_type == chosen
+    assert len(result.invalid) == len(refused)
+    pairs = zip(result.invalid, refused, strict=True)
+    assert [why[: len(start)] for (_, why), start in pairs] == refused
+
+
+@pytest.mark.parametrize(
+    ("tags", "expected"),
+    [
+        pytest.param(("k8s.instance-type=gpu-large",), "gpu-large", id="tag"),
+        pytest.param(("k8s.instance-type=gpu large",), "2vCPU-4GB", id="invalid-go-format"),
+        pytest.param((), "2vCPU-4GB", id="none-go-format"),
+    ],
+)
+def test_metadata_instance_type_from_a_tag_else_the_go_format(
+    tags: tuple[str, ...], expected: str
+) -> None:
+    n = node()
+    assert _md(n, vm(tags=tags)).instance_type == expected
+
+
+async def test_registration_uses_the_instance_type_tag_and_names_an_invalid_one() -> None:
+    xo, nodes, events = InMemoryInventory(), InMemoryNodeStore(), InMemoryEventRecorder()
+    xo.add_pool(pool())
+    xo.add_host(host())
+    xo.add_vm(vm(tags=("k8s.instance-type=gpu-large",)))
+    xo.add_vm(vm(id=VM_2, name_label="worker-2", tags=("k8s.instance-type=gpu/large",)))
+    nodes.create(node())
+    nodes.create(node("worker-2", system_uuid=VM_2))
+    svc = RegistrationService(inventory=xo, nodes=nodes, events=events, clock=FakeClock())
+    await svc.sync(name="worker-1")
+    await svc.sync(name="worker-2")
+
+    first, second = nodes.nodes["worker-1"].labels, nodes.nodes["worker-2"].labels
+    assert first[L.INSTANCE_TYPE] == first[L.INSTANCE_TYPE_BETA] == "gpu-large"
+    assert second[L.INSTANCE_TYPE] == second[L.INSTANCE_TYPE_BETA] == "2vCPU-4GB"
+    (warning,) = [e for e in events.events if e.reason == "InvalidVMTag"]
+    assert warning.node == "worker-2" and warning.type is EventType.WARNING
+    assert "'k8s.instance-type=gpu/large'" in warning.message
+
+
+async def test_label_sync_follows_the_instance_type_tag_and_falls_back_when_invalid() -> None:
+    xo, nodes, events = InMemoryInventory(), InMemoryNodeStore(), InMemoryEventRecorder()
+    xo.add_pool(pool())
+    xo.add_host(host())
+    xo.add_vm(vm())
+    nodes.create(node())
+    await RegistrationService(inventory=xo, nodes=nodes, events=events, clock=FakeClock()).sync(
+        name="worker-1"
+    )
+    sync = LabelSyncService(inventory=xo, nodes=nodes, events=events)
+
+    def instance_type() -> tuple[str, str]:
+        got = nodes.nodes["worker-1"].labels
+        return got[L.INSTANCE_TYPE], got[L.INSTANCE_TYPE_BETA]
+
+    assert instance_type() == ("2vCPU-4GB", "2vCPU-4GB")
+    xo.update_vm(VM_1, tags=("k8s.instance-type=gpu-large",))
+    await sync.run_pass()
+    assert instance_type() == ("gpu-large", "gpu-large")
+    assert events.reasons("worker-1")[-1] == "NodeInstanceTypeHasChanged"
+
+    xo.update_vm(VM_1, tags=("k8s.instance-type=gpu large!",))
+    await sync.run_pass()
+    assert instance_type() == ("2vCPU-4GB", "2vCPU-4GB")
+    assert events.reasons("worker-1")[-2:] == ["NodeInstanceTypeHasChanged", "InvalidVMTag"]
+    assert "'k8s.instance-type=gpu large!'" in events.events[-1].message
+
+    await sync.run_pass()  # nothing moved: nothing said again
+    assert events.reasons("worker-1")[-1] == "InvalidVMTag" and len(events.events) == 4

@@ -64,7 +64,8 @@ def instance_metadata(
             unknown.add(labels.HOST_NAME_LABEL)
     return InstanceMetadata(
         provider_id=provider_id,
-        instance_type=instance_type(cpus=vm.cpus, memory_bytes=vm.memory_bytes),
+        instance_type=tags.instance_type
+        or instance_type(cpus=vm.cpus, memory_bytes=vm.memory_bytes),
         region=vm.pool_id,
         zone=zone,
         addresses=node_addresses(

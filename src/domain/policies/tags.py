@@ -54,15 +54,34 @@ class TagResult:
     labels: Mapping[str, str]
     taints: tuple[Taint, ...]
     invalid: tuple[tuple[str, str], ...]  # (tag, why)
+    #: the instance type a valid instance-type tag asks for, else "" (the Go CCM's format)
+    instance_type: str = ""
+
+
+def _instance_type(tags: list[str], prefix: str) -> tuple[str, list[tuple[str, str]]]:
+    """The instance type the tags name, and the tags refused. XO's tags are a set with
+    no order, so two different values name nothing (each is reported) rather than
+    whichever came first; an empty or invalid value is reported too."""
+    values = {tag[len(prefix) :] for tag in tags}
+    if len(values) > 1:
+        why = f"several instance-type tags ({', '.join(sorted(values))}): none is used"
+        return "", [(tag, why) for tag in sorted(tags)]
+    (value,) = values
+    problem = "empty value" if not value else value_problem(value)
+    return ("", [(tags[0], problem)]) if problem else (value, [])
 
 
 def from_tags(tags: Iterable[str], options: TagOptions) -> TagResult:
-    """The labels and taints the VM's tags ask for, and the tags that are invalid."""
+    """The labels, taints and instance type the VM's tags ask for, and the tags that
+    are invalid."""
     out_labels: dict[str, str] = {}
     out_taints: dict[tuple[str, TaintEffect], Taint] = {}
     invalid: list[tuple[str, str]] = []
+    type_tags: list[str] = []
     for tag in tags:
-        if options.label_prefix and tag.startswith(options.label_prefix):
+        if options.instance_type_prefix and tag.startswith(options.instance_type_prefix):
+            type_tags.append(tag)  # first: a label prefix such as "k8s." may cover it
+        elif options.label_prefix and tag.startswith(options.label_prefix):
             key, eq, value = tag[len(options.label_prefix) :].partition("=")
             problem = (
                 key_problem(key) or value_problem(value) or (None if eq else "missing '=<value>'")
@@ -92,7 +111,11 @@ def from_tags(tags: Iterable[str], options: TagOptions) -> TagResult:
                 invalid.append((tag, problem or "invalid effect"))
             else:
                 out_taints[(key, effect)] = Taint(key=key, value=value, effect=effect)
-    return TagResult(out_labels, tuple(out_taints.values()), tuple(invalid))
+    chosen = ""
+    if type_tags:
+        chosen, refused = _instance_type(type_tags, options.instance_type_prefix)
+        invalid += refused
+    return TagResult(out_labels, tuple(out_taints.values()), tuple(invalid), chosen)
 
 
 def managed(annotations: Mapping[str, str], key: str) -> frozenset[str]:

@@ -11,7 +11,7 @@ from domain import labels
 from domain.errors import CCMError, OvertakenError, ProviderIDError, VMNotFoundError
 from domain.freshness import Freshness, FreshSnapshots, Observation
 from domain.matching import vm_id_candidates
-from domain.model import VM, Host, Node, NodeChange, Pool
+from domain.model import VM, EventType, Host, Node, NodeChange, Pool
 from domain.options import CCMOptions
 from domain.policies.label_sync import LabelSyncPlan, plan_label_sync
 from domain.policies.metadata import instance_metadata
@@ -56,6 +56,8 @@ class _Planned:
     change: NodeChange
     plan: LabelSyncPlan | None = None
     overtaken: bool = False
+    #: (tag, why) of the VM's tags that could not be used (said with a write)
+    invalid_tags: tuple[tuple[str, str], ...] = ()
 
 
 class LabelSyncService:
@@ -199,7 +201,7 @@ class LabelSyncService:
         plan = plan_label_sync(
             node=current, metadata=metadata, sync_taints=self._options.tags.sync_taints
         )
-        return _Planned(plan.change, plan)
+        return _Planned(plan.change, plan, invalid_tags=metadata.invalid_tags)
 
     async def _apply(
         self, node: Node, vm: VM, host: Host | None, pool: Pool | None, seen: Observation
@@ -218,6 +220,16 @@ class LabelSyncService:
                 type=spec.type,
                 reason=spec.reason,
                 message=spec.message,
+                source=SOURCE,
+            )
+        # Said when the labels move, as registration says it: a tag changed to a
+        # value that cannot be used (an instance type falling back) is explained.
+        for tag, why in planned.invalid_tags:
+            await self._events.record(
+                node=written,
+                type=EventType.WARNING,
+                reason="InvalidVMTag",
+                message=f"VM tag {tag!r} ignored: {why}",
                 source=SOURCE,
             )
         return _Outcome.WRITTEN
