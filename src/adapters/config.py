@@ -1,6 +1,8 @@
 """The cloud config: the reference CCM's file (``url``, ``insecure``, ``token``
 or ``username``/``password``, ``clientTimeout``) or its ``XOA_*`` environment
-variables.
+variables; beyond it, ``tokenFile``/``passwordFile`` (``XOA_TOKEN_FILE``/
+``XOA_PASSWORD_FILE``) name files holding the secret, which the XO adapter
+rereads when they change (``adapters.xenorchestra.credentials``).
 
 Read as ``xenorchestra-k8s-common`` reads it: keys it does not know are ignored
 (here with one warning naming them), a ``token`` goes with a lone ``username``
@@ -55,12 +57,17 @@ class CloudConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
     #: One line per thing the loader ignored (unknown keys), for the startup log.
     warnings: tuple[str, ...] = Field(default=(), exclude=True, repr=False)
+    #: The file this config was read from (None: the environment or a caller):
+    #: its credentials are reread when it changes (a rotated Secret).
+    source: Path | None = Field(default=None, exclude=True, repr=False)
 
     url: str
     insecure: bool = False
     token: SecretStr | None = None
     username: str | None = None
     password: SecretStr | None = None
+    token_file: Path | None = Field(default=None, alias="tokenFile")
+    password_file: Path | None = Field(default=None, alias="passwordFile")
     client_timeout: float = Field(default=30.0, gt=0, alias="clientTimeout")
     ca_file: Path | None = Field(default=None, alias="caFile")
     max_concurrent_requests: int = Field(default=16, ge=1, alias="maxConcurrentRequests")
@@ -106,13 +113,16 @@ class CloudConfig(BaseModel):
             value = value.get_secret_value()
         if not isinstance(value, str):
             return value
-        value = value.strip()
-        if any(unicodedata.category(char) == "Cc" for char in value):
-            raise ValueError(
-                "contains a control character (a newline or tab inside the value?); "
-                "the value is not shown"
-            )
-        return value
+        return check_secret(value)
+
+    @field_validator("token_file", "password_file")
+    @classmethod
+    def _readable_secret_file(cls, path: Path | None) -> Path | None:
+        """Read now so a wrong path fails at startup with one line; the value itself
+        is read again by the XO adapter, which follows the file as it changes."""
+        if path is not None:
+            read_secret_file(path)
+        return path
 
     @field_validator("client_timeout", mode="before")
     @classmethod
@@ -123,20 +133,44 @@ class CloudConfig(BaseModel):
     def _one_auth_method(self) -> CloudConfig:
         # xenorchestra-k8s-common's rule: a username *and* a password exclude a
         # token; anything short of that pair needs the token (which is then used).
-        has_token = bool(self.token and self.token.get_secret_value())
-        has_pair = bool(self.username and self.password and self.password.get_secret_value())
+        # A file stands for its value (tokenFile for token, passwordFile for
+        # password), never beside it.
+        inline_token = bool(self.token and self.token.get_secret_value())
+        inline_password = bool(self.password and self.password.get_secret_value())
+        if inline_token and self.token_file is not None:
+            raise ValueError(
+                "token and tokenFile (XOA_TOKEN, XOA_TOKEN_FILE) exclude each other: set one"
+            )
+        if inline_password and self.password_file is not None:
+            raise ValueError(
+                "password and passwordFile (XOA_PASSWORD, XOA_PASSWORD_FILE) exclude each "
+                "other: set one"
+            )
+        has_token = inline_token or self.token_file is not None
+        has_password = inline_password or self.password_file is not None
+        has_pair = bool(self.username) and has_password
+        token_key = "tokenFile" if self.token_file is not None else "token"
+        password_key = "passwordFile" if self.password_file is not None else "password"
         if has_pair and has_token:
-            raise ValueError("token is not allowed when username and password are set")
+            raise ValueError(f"{token_key} is not allowed when username and {password_key} are set")
         if not has_pair and not has_token:
-            if self.username or (self.password and self.password.get_secret_value()):
-                raise ValueError("username and password must both be set (or set token)")
+            if self.username or has_password:
+                raise ValueError(
+                    f"username and {password_key} must both be set (or set token or tokenFile)"
+                )
             raise ValueError("either token or username/password are required for authentication")
         return self
 
     @property
     def uses_token(self) -> bool:
         """True when XO is authenticated with the token (never with both)."""
-        return bool(self.token and self.token.get_secret_value())
+        return bool(self.token and self.token.get_secret_value()) or self.token_file is not None
+
+    @property
+    def credential_files(self) -> tuple[Path, ...]:
+        """The files the XO credentials are read from (rotation follows them)."""
+        used = (self.token_file,) if self.uses_token else (self.password_file,)
+        return tuple(path for path in used if path is not None)
 
     def options(self, *, dry_run_deletions: bool = False) -> CCMOptions:
         """The domain's view of the operator's choices."""
@@ -175,7 +209,40 @@ _ENV_KEYS = {
     "XOA_INSECURE": "insecure",
     "XOA_CLIENT_TIMEOUT": "clientTimeout",
     "XOA_CA_FILE": "caFile",
+    "XOA_TOKEN_FILE": "tokenFile",
+    "XOA_PASSWORD_FILE": "passwordFile",
 }
+
+
+def check_secret(value: str) -> str:
+    """``value`` without surrounding whitespace (a trailing newline from ``echo`` or an
+    editor is usual); ValueError for a control character inside, naming nothing of the
+    value: sent on, it breaks the HTTP header, and the library's error would quote it."""
+    value = value.strip()
+    if any(unicodedata.category(char) == "Cc" for char in value):
+        raise ValueError(
+            "contains a control character (a newline or tab inside the value?); "
+            "the value is not shown"
+        )
+    return value
+
+
+def read_secret_file(path: Path) -> str:
+    """The secret a ``tokenFile``/``passwordFile`` holds (blocking: call it off the
+    event loop); ValueError with one line naming the file, never its content."""
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ValueError(f"cannot read {path}: {err.strerror or err}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not UTF-8 text") from None
+    try:
+        value = check_secret(raw)
+    except ValueError as err:
+        raise ValueError(f"{path} {err}") from None
+    if not value:
+        raise ValueError(f"{path} is empty")
+    return value
 
 
 _DURATION_PART = re.compile(r"([0-9]*)(?:\.([0-9]*))?(ns|us|µs|μs|ms|s|m|h)")
@@ -211,7 +278,7 @@ def parse_timeout(value: Any) -> Any:
 def _known_keys() -> frozenset[str]:
     keys = set()
     for name, info in CloudConfig.model_fields.items():
-        if name == "warnings":
+        if name in ("warnings", "source"):
             continue
         keys.add(name)
         if info.alias:
@@ -230,13 +297,17 @@ def _one_line(err: ValidationError, origin: str) -> str:
     return f"{origin}: {where}: {msg}"
 
 
-def parse_config(data: Mapping[str, Any], *, origin: str) -> CloudConfig:
+def parse_config(
+    data: Mapping[str, Any], *, origin: str, source: Path | None = None
+) -> CloudConfig:
     """Validate ``data``; unknown keys are dropped with one warning naming them."""
     known = _known_keys()
     unknown = sorted(str(key) for key in data if str(key) not in known)
-    kept = {str(key): value for key, value in data.items() if str(key) in known}
+    kept: dict[str, Any] = {str(key): value for key, value in data.items() if str(key) in known}
     if unknown:
         kept["warnings"] = (f"{origin}: unknown keys ignored: {', '.join(unknown)}",)
+    if source is not None:
+        kept["source"] = source
     try:
         return CloudConfig.model_validate(kept)
     except ValidationError as err:
@@ -259,7 +330,7 @@ def load_config_file(path: str | Path) -> CloudConfig:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"cloud config {path}: must be a mapping of keys to values")
-    return parse_config(data, origin=f"cloud config {path}")
+    return parse_config(data, origin=f"cloud config {path}", source=Path(path))
 
 
 def load_config_env(environ: Mapping[str, str] | None = None) -> CloudConfig:

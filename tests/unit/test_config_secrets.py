@@ -66,3 +66,95 @@ def test_http_library_debug_logging_is_off_at_every_verbosity(verbosity: int) ->
             assert not logging.getLogger(name).isEnabledFor(logging.INFO), name
     finally:
         configure_logging(verbosity=2)
+
+
+# -- tokenFile / passwordFile -------------------------------------------------------
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("lines", "problem"),
+    [
+        pytest.param(
+            "token: t\ntokenFile: {token}\n",
+            "token and tokenFile (XOA_TOKEN, XOA_TOKEN_FILE) exclude each other: set one",
+            id="token-and-tokenFile",
+        ),
+        pytest.param(
+            "username: u\npassword: p\npasswordFile: {password}\n",
+            "password and passwordFile (XOA_PASSWORD, XOA_PASSWORD_FILE) exclude each other",
+            id="password-and-passwordFile",
+        ),
+        pytest.param(
+            "tokenFile: {token}\nusername: u\npasswordFile: {password}\n",
+            "tokenFile is not allowed when username and passwordFile are set",
+            id="tokenFile-and-the-pair",
+        ),
+        pytest.param(
+            "passwordFile: {password}\n",
+            "username and passwordFile must both be set",
+            id="passwordFile-alone",
+        ),
+        pytest.param(
+            "tokenFile: {missing}\n", "tokenFile: cannot read {missing}: No such file", id="missing"
+        ),
+        pytest.param("tokenFile: {empty}\n", "tokenFile: {empty} is empty", id="empty"),
+        pytest.param(
+            "tokenFile: {inner}\n",
+            "tokenFile: {inner} contains a control character",
+            id="control-character",
+        ),
+    ],
+)
+def test_credential_files_are_checked_at_load_with_one_line(
+    tmp_path: Path, lines: str, problem: str
+) -> None:
+    files = {
+        "token": _write(tmp_path / "token", f"{SECRET}\n"),
+        "password": _write(tmp_path / "password", f"{SECRET}\n"),
+        "missing": tmp_path / "missing",
+        "empty": _write(tmp_path / "empty", " \n"),
+        "inner": _write(tmp_path / "inner", f"{SECRET[:5]}\n{SECRET[5:]}"),
+    }
+    path = _write(tmp_path / "cloud.yaml", "url: https://xo\n" + lines.format(**files))
+
+    with pytest.raises(ConfigError) as caught:
+        load_config_file(path)
+
+    message = str(caught.value)
+    assert problem.format(**files) in message and "\n" not in message
+    assert SECRET[:5] not in message and SECRET[5:] not in message
+
+
+@pytest.mark.parametrize(
+    ("environ", "token"),
+    [
+        pytest.param({"XOA_TOKEN_FILE": "{token}"}, True, id="token-file"),
+        pytest.param(
+            {"XOA_USER": "u", "XOA_PASSWORD_FILE": "{password}"}, False, id="password-file"
+        ),
+    ],
+)
+def test_credential_files_from_the_environment(
+    tmp_path: Path, environ: dict[str, str], token: bool
+) -> None:
+    files = {
+        "token": _write(tmp_path / "token", SECRET),
+        "password": _write(tmp_path / "password", SECRET),
+    }
+    env = {"XOA_URL": "https://xo", **{k: v.format(**files) for k, v in environ.items()}}
+
+    config = load_config_env(env)
+
+    assert config.uses_token is token
+    assert config.credential_files == ((files["token"],) if token else (files["password"],))
+    assert config.token is None and config.password is None  # the value stays in its file
+    assert SECRET not in repr(config)
+
+
+def test_a_config_read_from_a_file_knows_it_and_the_environment_does_not(tmp_path: Path) -> None:
+    path = _write(tmp_path / "cloud.yaml", "url: https://xo\ntoken: t\n")
+    assert load_config_file(path).source == path
+    assert load_config_env({"XOA_URL": "https://xo", "XOA_TOKEN": "t"}).source is None

@@ -8,7 +8,9 @@ and logging are decided in one place. The rules:
   with exponential backoff and jitter, ``Retry-After`` honoured, under a
   total deadline; nothing else is retried;
 - 404 becomes :class:`XONotFound` (the caller decides what absence means);
-- 401/403 become AuthenticationError, saying the token must be an admin's;
+- 401/403 become AuthenticationError, saying the token must be an admin's; when
+  the credentials come from files, they are reread first and the request is sent
+  once more if they changed (a rotated token: see ``credentials``);
 - a body that is not the JSON XO documents (not JSON, nested past the
   parser's limit, a ``Content-Encoding`` it does not have) becomes
   ProtocolError naming the endpoint; any other failure of the HTTP library
@@ -41,6 +43,7 @@ from tenacity import (
 
 from adapters.xenorchestra import observer as obs
 from adapters.xenorchestra.auth import Credentials
+from adapters.xenorchestra.credentials import CredentialSource
 from adapters.xenorchestra.failures import (
     error_message,
     is_tls_failure,
@@ -84,6 +87,14 @@ class _Transient(Exception):
 
 class TLSError(InventoryError):
     """The TLS handshake failed: retrying cannot fix a certificate."""
+
+
+class CredentialsRefused(AuthenticationError):
+    """XO refused the credentials of ``generation`` (see ``CredentialSource``)."""
+
+    def __init__(self, message: str, *, status: int, generation: int) -> None:
+        super().__init__(message, status=status)
+        self.generation = generation
 
 
 def _error_class(err: BaseException) -> str:
@@ -132,7 +143,7 @@ class XOHttpClient:
         self,
         *,
         url: str,
-        credentials: Credentials,
+        credentials: Credentials | CredentialSource,
         verify: ssl.SSLContext | bool = True,
         timeout: float = 30.0,
         retry: RetryPolicy | None = None,
@@ -145,10 +156,15 @@ class XOHttpClient:
         self._retry = retry or RetryPolicy()
         self._observer: XORequestObserver = observer or NullObserver()
         self._semaphore = asyncio.Semaphore(max_concurrent_requests)
-        self._auth_method = credentials.method
+        # The authenticating header goes with each request: it may change (rotation).
+        self._credentials = (
+            credentials
+            if isinstance(credentials, CredentialSource)
+            else CredentialSource.fixed(credentials)
+        )
         self._client = httpx.AsyncClient(
             base_url=self._url + API_PREFIX,
-            headers={"Accept": "application/json", **credentials.headers()},
+            headers={"Accept": "application/json"},
             verify=verify,
             timeout=httpx.Timeout(timeout),
             transport=transport,
@@ -160,7 +176,7 @@ class XOHttpClient:
         )
 
     def __repr__(self) -> str:
-        return f"XOHttpClient(url={self._url!r}, auth={self._auth_method!r})"
+        return f"XOHttpClient(url={self._url!r}, auth={self._credentials.method!r})"
 
     @property
     def url(self) -> str:
@@ -206,7 +222,28 @@ class XOHttpClient:
         deadline: float | None = None,
         decode: Callable[[Body], Any] | None = None,
     ) -> Any:
-        """One logical request: retried while transient, typed errors otherwise."""
+        """One logical request: retried while transient, typed errors otherwise; sent
+        once more when XO refused the credentials and newer ones were read meanwhile."""
+        try:
+            return await self._with_retries(method, path, endpoint, params, body, deadline, decode)
+        except CredentialsRefused as refused:
+            if not await self._credentials.refresh(seen=refused.generation):
+                raise
+            logger.info(
+                "XO refused {} with the former credentials: sent with the new ones", endpoint
+            )
+        return await self._with_retries(method, path, endpoint, params, body, deadline, decode)
+
+    async def _with_retries(
+        self,
+        method: str,
+        path: str,
+        endpoint: str,
+        params: Mapping[str, str] | None,
+        body: Any,
+        deadline: float | None,
+        decode: Callable[[Body], Any] | None,
+    ) -> Any:
         limit = self._retry.deadline if deadline is None else deadline
         started = time.monotonic()
         attempts = 0
@@ -272,12 +309,15 @@ class XOHttpClient:
         decode: Callable[[Body], Any] | None = None,
     ) -> Any:
         async with self._semaphore:
+            generation, auth = await self._credentials.current()
             started = time.monotonic()
             error: str | None = None
             try:
                 logger.trace("XO {} {} params={}", method, path, dict(params or {}))
-                response = await self._send(method, path, endpoint, params, body, attempt_timeout)
-                answer = self._interpret(response, endpoint=endpoint)
+                response = await self._send(
+                    method, path, endpoint, params, body, attempt_timeout, auth
+                )
+                answer = self._interpret(response, endpoint=endpoint, generation=generation)
                 return answer.json(endpoint=endpoint) if decode is None else decode(answer)
             except XORedirect:
                 raise  # an answer, not a failure
@@ -297,6 +337,7 @@ class XOHttpClient:
         params: Mapping[str, str] | None,
         body: Any,
         attempt_timeout: float,
+        auth: Mapping[str, str],
     ) -> httpx.Response:
         try:
             return await self._client.request(
@@ -304,6 +345,7 @@ class XOHttpClient:
                 path,
                 params=dict(params) if params else None,
                 json=body,
+                headers=auth,
                 timeout=attempt_timeout,
             )
         except httpx.TimeoutException:
@@ -323,8 +365,9 @@ class XOHttpClient:
         except httpx.HTTPError as err:
             raise library_error(endpoint, err) from None
 
-    def _interpret(self, response: httpx.Response, *, endpoint: str) -> Body:
-        """A 2xx body, or raise the typed error for its status."""
+    def _interpret(self, response: httpx.Response, *, endpoint: str, generation: int) -> Body:
+        """A 2xx body, or raise the typed error for its status (``generation``: of the
+        credentials the request carried)."""
         status = response.status_code
         if 200 <= status < 300:
             content = b"" if status == 204 else response.content
@@ -336,9 +379,10 @@ class XOHttpClient:
         if status == 404:
             raise XONotFound(endpoint, message)
         if status in (401, 403):
-            raise AuthenticationError(
+            raise CredentialsRefused(
                 f"Xen Orchestra refused {endpoint} ({status} {message}): {ADMIN_HINT}",
                 status=status,
+                generation=generation,
             )
         if status == 429 or status >= 500:
             raise _Transient(
@@ -365,7 +409,8 @@ class XOHttpClient:
         """
         started = time.monotonic()
         timeout = httpx.Timeout(self._timeout, read=None)
-        headers = {"Accept": "text/event-stream", "Cache-Control": "no-store"}
+        generation, auth = await self._credentials.current()
+        headers = {"Accept": "text/event-stream", "Cache-Control": "no-store", **auth}
         opened = False
         try:
             async with self._client.stream(
@@ -373,7 +418,7 @@ class XOHttpClient:
             ) as response:
                 if response.status_code >= 300:
                     await response.aread()
-                    self._interpret(response, endpoint=endpoint)
+                    self._interpret(response, endpoint=endpoint, generation=generation)
                 opened = True
                 safe_observe(
                     self._observer,
@@ -392,6 +437,9 @@ class XOHttpClient:
                     if not isinstance(err, httpx.TransportError)
                     else (obs.ERROR_TLS if is_tls_failure(err) else obs.ERROR_CONNECTION),
                 )
+            if isinstance(err, CredentialsRefused):
+                # Reread now: the caller's reconnection goes out with the new ones.
+                await self._credentials.refresh(seen=err.generation)
             if isinstance(err, _Transient):
                 raise InventoryError(f"Xen Orchestra {endpoint}: {err}") from None
             if isinstance(err, httpx.HTTPError):

@@ -29,8 +29,8 @@ from urllib.parse import quote, unquote
 from loguru import logger
 
 from adapters.config import CloudConfig
-from adapters.xenorchestra.auth import Credentials
 from adapters.xenorchestra.changes import ChangeStream
+from adapters.xenorchestra.credentials import CredentialSource
 from adapters.xenorchestra.http import Body, XOHttpClient, XONotFound, XORedirect
 from adapters.xenorchestra.observer import XORequestObserver
 from adapters.xenorchestra.parsing import (
@@ -134,9 +134,7 @@ class XOInventory:
         stream: StreamPolicy | None = None,
     ) -> XOInventory:
         """The adapter for a cloud config (TLS, auth, timeout, concurrency from it)."""
-        credentials = Credentials(
-            token=config.token, username=config.username, password=config.password
-        )
+        credentials = CredentialSource.from_config(config)
         client = XOHttpClient(
             url=config.url,
             credentials=credentials,
@@ -147,9 +145,12 @@ class XOInventory:
             observer=observer,
         )
         logger.debug(
-            "XO inventory for {} ({} auth, TLS {})",
+            "XO inventory for {} ({} auth{}, TLS {})",
             config.url,
             credentials.method,
+            f" from {', '.join(map(str, config.credential_files))}"
+            if config.credential_files
+            else "",
             "unverified" if config.insecure else f"verified, CA {config.ca_file or 'system'}",
         )
         return cls(client, stream=stream)

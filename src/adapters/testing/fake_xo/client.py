@@ -135,6 +135,10 @@ class FakeXOControlClient:
     async def drop_event_streams(self) -> int:
         return int((await self.call("POST", "/events/drop"))["dropped"])
 
+    async def add_token(self, token: str, *, admin: bool = True) -> None:
+        """Make XO accept ``token`` (a rotation: add the new one, then revoke the old)."""
+        await self.call("POST", "/tokens", {"token": token, "admin": admin})
+
     async def revoke_token(self, token: str) -> None:
         await self.call("DELETE", f"/tokens/{token}")
 
