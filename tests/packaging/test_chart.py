@@ -64,6 +64,10 @@ class Expected:
 
 EXPECTED: dict[str, Expected] = {
     "default": Expected(flags={"--v": "2"}),
+    "credentials-secret": Expected(
+        source="inline",
+        config={"token": None, "uses_token": True},  # tokenFile: the mounted Secret
+    ),
     "daemonset": Expected(
         kind="DaemonSet", replicas=None, source="inline", host_network=True, leader_elect=True
     ),
@@ -174,7 +178,7 @@ def test_the_pod_is_hardened_and_schedulable_before_nodes_are_initialized(
 
 @pytest.mark.parametrize("combination", CASES)
 def test_the_cloud_config_reaches_the_ccm_from_exactly_one_source(
-    helm: Path, combination: str
+    helm: Path, combination: str, tmp_path: Path
 ) -> None:
     want = expected(combination)
     docs = render(helm, combination)
@@ -212,10 +216,110 @@ def test_the_cloud_config_reaches_the_ccm_from_exactly_one_source(
     secret = only(docs, "Secret")
     assert secret["metadata"]["name"] == want.secret
     text = secret["stringData"][want.key]
-    config = parse_config(yaml.safe_load(text), origin="the chart's Secret")
+    config = parse_config(
+        _with_credential_files(yaml.safe_load(text), container, tmp_path),
+        origin="the chart's Secret",
+    )
     for name, value in want.config.items():
         assert getattr(config, name) == value, name
     assert len(annotations["checksum/config"]) == 64  # rolls the pods when it changes
+
+
+def _with_credential_files(data: dict[str, Any], container: Obj, tmp: Path) -> dict[str, Any]:
+    """The config as the CCM reads it in the pod: a credentials file it names must be
+    in a mounted volume; here a local file stands for it (the loader reads it)."""
+    for key in ("tokenFile", "passwordFile"):
+        if key in data:
+            mounts = [m["mountPath"] for m in container["volumeMounts"]]
+            assert any(data[key].startswith(f"{m}/") for m in mounts), (key, mounts)
+            (tmp / key).write_text("secret-from-a-file\n")
+            data = {**data, key: str(tmp / key)}
+    return data
+
+
+CREDENTIALS = "/etc/xenorchestra-credentials"
+
+
+@pytest.mark.parametrize(
+    ("set_values", "config_key", "variable", "file"),
+    [
+        pytest.param(
+            ["config.url=https://xo", "credentialsSecret.name=xo-token"],
+            "tokenFile",
+            None,
+            "token",
+            id="inline-config-token",
+        ),
+        pytest.param(
+            [
+                "config.url=https://xo",
+                "config.username=ccm",
+                "credentialsSecret.name=xo-password",
+                "credentialsSecret.passwordKey=password",
+            ],
+            "passwordFile",
+            None,
+            "password",
+            id="inline-config-password",
+        ),
+        pytest.param(
+            ["envFromSecret=xenorchestra-config", "credentialsSecret.name=xo-token"],
+            None,
+            "XOA_TOKEN_FILE",
+            "token",
+            id="env-secret",
+        ),
+        pytest.param(
+            ["credentialsSecret.name=xo-token", "credentialsSecret.tokenKey=xo.token"],
+            None,
+            "XOA_TOKEN_FILE",
+            "xo.token",
+            id="extra-envs",
+        ),
+        pytest.param(
+            ["existingConfigSecret=mine", "credentialsSecret.name=xo-token"],
+            None,
+            None,
+            "token",
+            id="existing-config-names-it-itself",
+        ),
+    ],
+)
+def test_the_credentials_secret_is_mounted_as_a_directory_and_named_to_the_ccm(
+    helm: Path,
+    set_values: list[str],
+    config_key: str | None,
+    variable: str | None,
+    file: str,
+) -> None:
+    docs = helm_template(helm, set_values=set_values)
+    obj = workload(docs)
+    container = ccm_container(obj)
+    name = next(v.split("=", 1)[1] for v in set_values if v.startswith("credentialsSecret.name"))
+    assert volume(obj, "xo-credentials") == {
+        "name": "xo-credentials",
+        "secret": {
+            "secretName": name,
+            "defaultMode": 0o400,
+            "items": [{"key": file, "path": file}],
+        },
+    }
+    # no subPath: a subPath mount never sees the kubelet's updates (no rotation)
+    assert mount(container, "xo-credentials") == {
+        "name": "xo-credentials",
+        "mountPath": CREDENTIALS,
+        "readOnly": True,
+    }
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    named = {k: v for k, v in env.items() if k.endswith("_FILE")}
+    assert named == ({variable: f"{CREDENTIALS}/{file}"} if variable else {})
+    secrets = of_kind(docs, "Secret")
+    if config_key is None:
+        assert all("config.yaml" not in s.get("stringData", {}) for s in secrets)
+        return
+    config = yaml.safe_load(only(docs, "Secret")["stringData"]["config.yaml"])
+    assert config[config_key] == f"{CREDENTIALS}/{file}"
+    assert config_key.removesuffix("File") not in config
 
 
 @pytest.mark.parametrize("combination", CASES)
@@ -375,6 +479,28 @@ def test_the_chart_runs_the_ccm_like_the_plain_manifest(helm: Path, chart: str, 
             id="inline-username-without-password",
         ),
         pytest.param(["config.token=t"], "config: url is required", id="inline-without-url"),
+        pytest.param(
+            ["config.url=https://xo", "config.token=t", "credentialsSecret.name=s"],
+            "config.token and credentialsSecret: choose one (credentialsSecret sets tokenFile)",
+            id="inline-token-and-credentials-secret",
+        ),
+        pytest.param(
+            [
+                "config.url=https://xo",
+                "config.username=u",
+                "config.password=p",
+                "credentialsSecret.name=s",
+                "credentialsSecret.passwordKey=pw",
+            ],
+            "config.password and credentialsSecret: choose one (credentialsSecret sets "
+            "passwordFile)",
+            id="inline-password-and-credentials-secret",
+        ),
+        pytest.param(
+            ["config.url=https://xo", "config.token=t", "config.tokenFile=/f"],
+            "config: token and tokenFile exclude each other: set one",
+            id="inline-token-and-token-file",
+        ),
         pytest.param(["logVerbosityLevel=five"], "logVerbosityLevel", id="mistyped-value"),
         pytest.param(["useHostNetwrok=true"], "useHostNetwrok", id="unknown-key"),
         pytest.param(["image.tagg=v1"], "tagg", id="unknown-nested-key"),

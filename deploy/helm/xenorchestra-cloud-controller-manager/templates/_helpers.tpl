@@ -64,12 +64,36 @@ false
 {{- end -}}
 {{- end -}}
 
-{{/* The cloud config written by the chart: `config` merged with extraConfig. */}}
+{{/* The cloud config written by the chart: `config` merged with extraConfig, and
+     the credentials file of credentialsSecret (tokenFile or passwordFile). */}}
 {{- define "xoccm.inlineConfig" -}}
 {{- $config := dict -}}
 {{- with .Values.config }}{{ $config = merge $config (deepCopy .) }}{{ end -}}
 {{- with .Values.extraConfig }}{{ $config = merge $config (deepCopy .) }}{{ end -}}
+{{- if and $config .Values.credentialsSecret.name -}}
+{{- $key := include "xoccm.credentialsConfigKey" . -}}
+{{- range list (trimSuffix "File" $key) $key -}}
+{{- if hasKey $config . -}}
+{{- fail (printf "config.%s and credentialsSecret: choose one (credentialsSecret sets %s)" . $key) -}}
+{{- end -}}
+{{- end -}}
+{{- $_ := set $config $key (include "xoccm.credentialsFile" .) -}}
+{{- end -}}
 {{- toYaml $config -}}
+{{- end -}}
+
+{{/* credentialsSecret: the mounted file, and the config key or variable naming it. */}}
+{{- define "xoccm.credentialsKey" -}}
+{{- .Values.credentialsSecret.passwordKey | default .Values.credentialsSecret.tokenKey -}}
+{{- end -}}
+{{- define "xoccm.credentialsFile" -}}
+/etc/xenorchestra-credentials/{{ include "xoccm.credentialsKey" . }}
+{{- end -}}
+{{- define "xoccm.credentialsConfigKey" -}}
+{{- ternary "passwordFile" "tokenFile" (not (empty .Values.credentialsSecret.passwordKey)) -}}
+{{- end -}}
+{{- define "xoccm.credentialsVariable" -}}
+{{- ternary "XOA_PASSWORD_FILE" "XOA_TOKEN_FILE" (not (empty .Values.credentialsSecret.passwordKey)) -}}
 {{- end -}}
 
 {{/* Which configuration source is used: existing (existingConfigSecret, which wins
