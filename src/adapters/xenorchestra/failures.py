@@ -1,5 +1,6 @@
-"""What the XO adapter makes of a failed exchange: the message of an error answer,
-``Retry-After``, and the adapter's error for a failure of the HTTP library.
+"""What the XO adapter makes of a failed exchange: its errors (404, retryable,
+TLS, credentials refused) and their class for the metrics, the message of an error
+answer, ``Retry-After``, and the adapter's error for a failure of the HTTP library.
 
 Kept apart from the client so that every way an exchange can fail is mapped
 in one readable place; no text built here contains a request header.
@@ -7,6 +8,7 @@ in one readable place; no text built here contains a request header.
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import json
 import ssl
@@ -15,7 +17,63 @@ from datetime import UTC, datetime
 
 import httpx
 
-from domain.errors import InventoryError, ProtocolError
+from adapters.xenorchestra import observer as obs
+from domain.errors import AuthenticationError, InventoryError, ProtocolError
+
+
+class XONotFound(InventoryError):
+    """XO answered 404 for this object or endpoint (internal to the adapter)."""
+
+    def __init__(self, endpoint: str, message: str) -> None:
+        super().__init__(f"{endpoint}: 404 {message}")
+        self.endpoint = endpoint
+
+
+class XORedirect(InventoryError):
+    """XO answered a redirect (its ``/users/me`` alias does): the caller decides whether
+    to follow it. Only the ``Location`` is kept (internal to the adapter)."""
+
+    def __init__(self, endpoint: str, status: int, location: str) -> None:
+        super().__init__(f"{endpoint}: {status} redirect to {location!r}")
+        self.location = location
+
+
+class Transient(Exception):
+    """A failure worth retrying; carries the server's Retry-After when it sent one."""
+
+    def __init__(self, message: str, *, kind: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.retry_after = retry_after
+
+
+class TLSError(InventoryError):
+    """The TLS handshake failed: retrying cannot fix a certificate."""
+
+
+class CredentialsRefused(AuthenticationError):
+    """XO refused the credentials of ``generation`` (see ``CredentialSource``)."""
+
+    def __init__(self, message: str, *, status: int, generation: int) -> None:
+        super().__init__(message, status=status)
+        self.generation = generation
+
+
+def error_class(err: BaseException) -> str:
+    """The observer's short class for a failed attempt."""
+    if isinstance(err, Transient):
+        return err.kind
+    if isinstance(err, XONotFound):
+        return obs.ERROR_NOT_FOUND
+    if isinstance(err, AuthenticationError):
+        return obs.ERROR_AUTH
+    if isinstance(err, ProtocolError):
+        return obs.ERROR_PROTOCOL
+    if isinstance(err, TLSError):
+        return obs.ERROR_TLS
+    if isinstance(err, InventoryError):
+        return obs.ERROR_CLIENT
+    return "cancelled" if isinstance(err, asyncio.CancelledError) else "error"
 
 
 def error_message(response: httpx.Response) -> str:

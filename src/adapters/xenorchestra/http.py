@@ -45,6 +45,12 @@ from adapters.xenorchestra import observer as obs
 from adapters.xenorchestra.auth import Credentials
 from adapters.xenorchestra.credentials import CredentialSource
 from adapters.xenorchestra.failures import (
+    CredentialsRefused,
+    TLSError,
+    Transient,
+    XONotFound,
+    XORedirect,
+    error_class,
     error_message,
     is_tls_failure,
     library_error,
@@ -52,66 +58,21 @@ from adapters.xenorchestra.failures import (
 )
 from adapters.xenorchestra.observer import NullObserver, XORequestObserver, safe_observe
 from adapters.xenorchestra.policy import RetryPolicy
-from domain.errors import AuthenticationError, InventoryError, ProtocolError, UnavailableError
+from domain.errors import InventoryError, ProtocolError, UnavailableError
+
+__all__ = [
+    "ADMIN_HINT",
+    "Body",
+    "CredentialsRefused",
+    "TLSError",
+    "XOHttpClient",
+    "XONotFound",
+    "XORedirect",
+]
 
 T = TypeVar("T")
 API_PREFIX = "/rest/v0"
 ADMIN_HINT = "the token (or user) must belong to a Xen Orchestra admin"
-
-
-class XONotFound(InventoryError):
-    """XO answered 404 for this object or endpoint (internal to the adapter)."""
-
-    def __init__(self, endpoint: str, message: str) -> None:
-        super().__init__(f"{endpoint}: 404 {message}")
-        self.endpoint = endpoint
-
-
-class XORedirect(InventoryError):
-    """XO answered a redirect (its ``/users/me`` alias does): the caller decides whether
-    to follow it. Only the ``Location`` is kept (internal to the adapter)."""
-
-    def __init__(self, endpoint: str, status: int, location: str) -> None:
-        super().__init__(f"{endpoint}: {status} redirect to {location!r}")
-        self.location = location
-
-
-class _Transient(Exception):
-    """A failure worth retrying; carries the server's Retry-After when it sent one."""
-
-    def __init__(self, message: str, *, kind: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.retry_after = retry_after
-
-
-class TLSError(InventoryError):
-    """The TLS handshake failed: retrying cannot fix a certificate."""
-
-
-class CredentialsRefused(AuthenticationError):
-    """XO refused the credentials of ``generation`` (see ``CredentialSource``)."""
-
-    def __init__(self, message: str, *, status: int, generation: int) -> None:
-        super().__init__(message, status=status)
-        self.generation = generation
-
-
-def _error_class(err: BaseException) -> str:
-    """The observer's short class for a failed attempt."""
-    if isinstance(err, _Transient):
-        return err.kind
-    if isinstance(err, XONotFound):
-        return obs.ERROR_NOT_FOUND
-    if isinstance(err, AuthenticationError):
-        return obs.ERROR_AUTH
-    if isinstance(err, ProtocolError):
-        return obs.ERROR_PROTOCOL
-    if isinstance(err, TLSError):
-        return obs.ERROR_TLS
-    if isinstance(err, InventoryError):
-        return obs.ERROR_CLIENT
-    return "cancelled" if isinstance(err, asyncio.CancelledError) else "error"
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,7 +209,7 @@ class XOHttpClient:
         started = time.monotonic()
         attempts = 0
         retrying = AsyncRetrying(
-            retry=retry_if_exception_type(_Transient),
+            retry=retry_if_exception_type(Transient),
             wait=self._wait,
             stop=stop_before_delay(limit),
             before_sleep=lambda state: self._log_retry(endpoint, state),
@@ -268,7 +229,7 @@ class XOHttpClient:
                         attempt_timeout=max(0.05, min(self._timeout, remaining)),
                         decode=decode,
                     )
-        except _Transient as err:
+        except Transient as err:
             elapsed = time.monotonic() - started
             raise UnavailableError(
                 f"Xen Orchestra {endpoint} failed after {attempts} attempt(s) in "
@@ -282,7 +243,7 @@ class XOHttpClient:
         backoff = min(r.max_backoff, r.initial_backoff * 2.0 ** (state.attempt_number - 1))
         backoff += random.uniform(0, r.jitter * backoff)
         err = state.outcome.exception() if state.outcome else None
-        if isinstance(err, _Transient) and err.retry_after is not None:
+        if isinstance(err, Transient) and err.retry_after is not None:
             return max(float(err.retry_after), 0.0)
         return backoff
 
@@ -322,7 +283,7 @@ class XOHttpClient:
             except XORedirect:
                 raise  # an answer, not a failure
             except BaseException as err:
-                error = _error_class(err)
+                error = error_class(err)
                 raise
             finally:
                 elapsed = time.monotonic() - started
@@ -349,7 +310,7 @@ class XOHttpClient:
                 timeout=attempt_timeout,
             )
         except httpx.TimeoutException:
-            raise _Transient(
+            raise Transient(
                 f"timed out after {attempt_timeout:.1f}s", kind=obs.ERROR_TIMEOUT
             ) from None
         except httpx.LocalProtocolError as err:
@@ -361,7 +322,7 @@ class XOHttpClient:
                     "set caFile to the CA that signed XO's certificate, or insecure: true "
                     "to skip verification"
                 ) from None
-            raise _Transient(f"{type(err).__name__}: {err}", kind=obs.ERROR_CONNECTION) from None
+            raise Transient(f"{type(err).__name__}: {err}", kind=obs.ERROR_CONNECTION) from None
         except httpx.HTTPError as err:
             raise library_error(endpoint, err) from None
 
@@ -385,7 +346,7 @@ class XOHttpClient:
                 generation=generation,
             )
         if status == 429 or status >= 500:
-            raise _Transient(
+            raise Transient(
                 f"{status} {message}",
                 kind=obs.ERROR_RATE_LIMITED if status == 429 else obs.ERROR_5XX,
                 retry_after=retry_after_seconds(response.headers.get("retry-after")),
@@ -433,14 +394,14 @@ class XOHttpClient:
                     self._observer,
                     endpoint=endpoint,
                     seconds=time.monotonic() - started,
-                    error=_error_class(err)
+                    error=error_class(err)
                     if not isinstance(err, httpx.TransportError)
                     else (obs.ERROR_TLS if is_tls_failure(err) else obs.ERROR_CONNECTION),
                 )
             if isinstance(err, CredentialsRefused):
                 # Reread now: the caller's reconnection goes out with the new ones.
                 await self._credentials.refresh(seen=err.generation)
-            if isinstance(err, _Transient):
+            if isinstance(err, Transient):
                 raise InventoryError(f"Xen Orchestra {endpoint}: {err}") from None
             if isinstance(err, httpx.HTTPError):
                 raise library_error(endpoint, err) from None
