@@ -1,4 +1,5 @@
-"""The three controllers, wired like their Kubernetes counterparts."""
+"""The three controllers of the Go CCM, wired like their Kubernetes counterparts
+(and the names of every controller, the CSR approver's included)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,19 @@ log = logging.getLogger(__name__)
 CLOUD_NODE = "cloud-node"
 CLOUD_NODE_LIFECYCLE = "cloud-node-lifecycle"
 CLOUD_NODE_LABEL_SYNC = "cloud-node-label-sync"
-ALL_CONTROLLERS = (CLOUD_NODE, CLOUD_NODE_LIFECYCLE, CLOUD_NODE_LABEL_SYNC)
+#: The kubelet serving CSR approver (``application.csr_approval``): not the Go CCM's.
+CLOUD_NODE_CSR_APPROVAL = "cloud-node-csr-approval"
+ALL_CONTROLLERS = (
+    CLOUD_NODE,
+    CLOUD_NODE_LIFECYCLE,
+    CLOUD_NODE_LABEL_SYNC,
+    CLOUD_NODE_CSR_APPROVAL,
+)
+#: Enabled only when named in ``--controllers``, never by ``*`` (Kubernetes'
+#: ``ControllersDisabledByDefault``): approving certificates is the operator's call.
+DISABLED_BY_DEFAULT = frozenset({CLOUD_NODE_CSR_APPROVAL})
+#: What ``*`` (the default) runs: the Go CCM's three.
+DEFAULT_CONTROLLERS = tuple(c for c in ALL_CONTROLLERS if c not in DISABLED_BY_DEFAULT)
 #: Every ``node_synced`` result each controller reports.
 SYNC_RESULTS = {
     CLOUD_NODE: (*(o.value for o in Outcome), "error"),

@@ -115,3 +115,15 @@ class BreakerConflictError(BreakerStoreError):
 class OvertakenError(CCMError):
     """Every answer XO gave was overtaken by a newer one before it could be written
     (``domain.freshness``): the work is retried later, from a newer answer."""
+
+
+class CertificateRequestError(CCMError):
+    """A certificate signing request could not be read or approved."""
+
+
+class CertificateRequestGoneError(CertificateRequestError):
+    """The CSR no longer exists (or the name is another CSR's now)."""
+
+
+class CertificateRequestConflictError(CertificateRequestError):
+    """The CSR changed since it was read: read it again and decide again."""

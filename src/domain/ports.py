@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Collection, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
+from domain.certificates import CertificateRequest
 from domain.model import (
     VM,
     EventType,
@@ -132,6 +133,27 @@ class DeletionBreakerStore(Protocol):
         """Store ``state`` if the stored one still has ``version`` (``""``: none is
         stored yet); the new state and version. BreakerConflictError when someone
         else wrote meanwhile, BreakerStoreError when the write failed."""
+        ...
+
+
+class CertificateRequests(Protocol):
+    """Kubelet serving certificate requests (certificates.k8s.io/v1 CSRs of the
+    ``kubernetes.io/kubelet-serving`` signer), as far as the CSR approver needs them."""
+
+    async def get(self, *, name: str) -> CertificateRequest | None:
+        """The CSR (from a cache when the adapter has one), or None."""
+        ...
+
+    def watch(self) -> AsyncIterator[str]:
+        """The name of every CSR once, then of every CSR added, changed or deleted."""
+        ...
+
+    async def approve(self, *, request: CertificateRequest, reason: str, message: str) -> bool:
+        """Add the ``Approved`` condition to ``request`` (that very CSR: its uid) if it is
+        still pending; True when this call approved it, False when it was no longer
+        pending (approved, denied or failed meanwhile). CertificateRequestGoneError when
+        it no longer exists, CertificateRequestConflictError when it changed meanwhile,
+        CertificateRequestError when the write failed. Never denies."""
         ...
 
 

@@ -25,18 +25,21 @@ from adapters.kubernetes import (
     LeaseLeaderElector,
     connect,
 )
+from adapters.kubernetes.csr import KubernetesCertificateRequests
 from adapters.kubernetes.event_queue import QueuedEventRecorder
 from adapters.observability.metrics import PrometheusMetrics
 from adapters.xenorchestra import RetryPolicy, XOInventory, XORequestObserver
 from application.change_router import ChangeRouter
 from application.controllers import (
     CLOUD_NODE,
+    CLOUD_NODE_CSR_APPROVAL,
     CLOUD_NODE_LABEL_SYNC,
     CLOUD_NODE_LIFECYCLE,
     CloudNodeController,
     CloudNodeLabelSyncController,
     CloudNodeLifecycleController,
 )
+from application.csr_approval import CloudNodeCSRApprovalController
 from application.manager import Runnable
 from domain.freshness import Freshness
 from domain.options import CCMOptions
@@ -144,6 +147,21 @@ def breaker_store(*, client: KubeClient, settings: Settings) -> KubernetesBreake
     )
 
 
+async def certificate_requests(
+    *, client: KubeClient
+) -> AsyncIterator[KubernetesCertificateRequests]:
+    """The kubelet serving CSRs: listing and watching from start until teardown (only
+    when the CSR approver runs)."""
+    async with KubernetesCertificateRequests(client) as requests:
+        yield requests
+
+
+def csr_approval_mode(*, settings: Settings) -> str:
+    """The ``cloud_node_csr_approval`` selector's key: ``on`` when ``--controllers``
+    names the approver (``*`` does not), else ``off`` (nothing about CSRs is built)."""
+    return "on" if CLOUD_NODE_CSR_APPROVAL in settings.controllers else "off"
+
+
 def election_mode(*, settings: Settings) -> str:
     """The ``leader_elector`` selector's key: ``lease`` or ``sole`` (``--leader-elect=false``)."""
     return "lease" if settings.leader_elect else "sole"
@@ -221,12 +239,14 @@ async def health_server(
 # -- the controllers' runtime ------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class EnabledControllers:
-    """The three controllers and the names ``--controllers`` enables."""
+    """The controllers and the names ``--controllers`` enables (the CSR approver is
+    None unless enabled: it is built only then)."""
 
     enabled: Sequence[str]
     cloud_node: CloudNodeController
     lifecycle: CloudNodeLifecycleController
     label_sync: CloudNodeLabelSyncController
+    csr_approval: CloudNodeCSRApprovalController | None = None
 
     def on(self, name: str) -> bool:
         return name in self.enabled
@@ -265,5 +285,7 @@ def enabled_runnables(
         CLOUD_NODE_LIFECYCLE: c.lifecycle,
         CLOUD_NODE_LABEL_SYNC: c.label_sync,
     }
+    if c.csr_approval is not None:
+        named[CLOUD_NODE_CSR_APPROVAL] = c.csr_approval
     runnables = [*(runnable for name, runnable in named.items() if c.on(name)), router]
     return staggered(runnables, start_interval)

@@ -40,10 +40,12 @@ from application.controllers import (
     CloudNodeLabelSyncController,
     CloudNodeLifecycleController,
 )
+from application.csr_approval import CloudNodeCSRApprovalController
 from application.manager import LeaderGate
 from application.snapshots import SharedSnapshots
 from domain.freshness import Freshness
 from domain.services import LabelSyncService, LifecycleService, RegistrationService
+from domain.services.csr_approval import CSRApprovalService
 from entrypoints import adapter_builders as build
 from entrypoints.flags import Settings
 from entrypoints.lifecycle import Readiness
@@ -105,6 +107,9 @@ class Container(containers.DeclarativeContainer):
     nodes = Service(build.node_store, client=kube_client, settings=settings)
     events = providers.Resource(build.event_recorder, client=event_client, observer=metrics)
     breaker_store = providers.Singleton(build.breaker_store, client=kube_client, settings=settings)
+    # Started only when the CSR approver is provided (it is off by default): a plain
+    # Resource, not a Service, so nothing lists CSRs for a CCM that never approves.
+    certificate_requests = providers.Resource(build.certificate_requests, client=kube_client)
     leader_elector = providers.Selector(
         providers.Callable(build.election_mode, settings=settings),
         lease=providers.Resource(build.lease_elector, settings=settings, client=leader_client),
@@ -176,6 +181,16 @@ class Container(containers.DeclarativeContainer):
         freshness=freshness,
         snapshots=status_snapshots,
     )
+    # Reads the VM from XO itself by id (never a shared snapshot), judged by the ledger.
+    csr_approval = providers.Singleton(
+        CSRApprovalService,
+        requests=certificate_requests,
+        nodes=nodes,
+        inventory=inventory,
+        events=events,
+        options=options,
+        freshness=freshness,
+    )
 
     # -- controllers --------------------------------------------------------------
     _timing: ClassVar[dict[str, providers.Provider[Any]]] = {"clock": clock, "metrics": metrics}
@@ -200,12 +215,24 @@ class Container(containers.DeclarativeContainer):
         period=settings.provided.node_status_update_frequency,
         **_timing,
     )
+    cloud_node_csr_approval = providers.Selector(
+        providers.Callable(build.csr_approval_mode, settings=settings),
+        on=providers.Singleton(
+            CloudNodeCSRApprovalController,
+            service=csr_approval,
+            requests=certificate_requests,
+            workers=settings.provided.concurrent_node_syncs,
+            **_timing,
+        ),
+        off=providers.Object(None),
+    )
     controllers = providers.Singleton(
         build.EnabledControllers,
         enabled=settings.provided.controllers,
         cloud_node=cloud_node,
         lifecycle=cloud_node_lifecycle,
         label_sync=cloud_node_label_sync,
+        csr_approval=cloud_node_csr_approval,
     )
     change_router = providers.Singleton(
         build.change_router,

@@ -12,7 +12,7 @@ import argparse
 from dataclasses import dataclass, field
 from typing import Any
 
-from application.controllers import ALL_CONTROLLERS
+from application.controllers import ALL_CONTROLLERS, DEFAULT_CONTROLLERS, DISABLED_BY_DEFAULT
 from entrypoints import go_flags
 from entrypoints.go_flags import GoFlagError, ParsedFlags, go_bool, go_duration
 
@@ -22,6 +22,7 @@ CANONICAL_CONTROLLERS = {
     "cloud-node-controller": "cloud-node",
     "cloud-node-lifecycle-controller": "cloud-node-lifecycle",
     "cloud-node-label-sync-controller": "cloud-node-label-sync",
+    "cloud-node-csr-approval-controller": "cloud-node-csr-approval",
 }
 #: Aliases Go resolves to controllers the Go CCM removed (its route and service
 #: controllers): named, they are refused as unknown, as Go refuses them.
@@ -29,6 +30,7 @@ _GO_ALIASES = {
     "cloud-node": "cloud-node-controller",
     "cloud-node-lifecycle": "cloud-node-lifecycle-controller",
     "cloud-node-label-sync": "cloud-node-label-sync-controller",
+    "cloud-node-csr-approval": "cloud-node-csr-approval-controller",
     "service": "service-lb-controller",
     "route": "node-route-controller",
 }
@@ -91,13 +93,13 @@ def _controller(name: str) -> str | None:
 
 
 def resolve_controllers(items: tuple[str, ...] | list[str]) -> tuple[str, ...]:
-    """``--controllers`` as Go reads it: ``*`` for all, ``name`` to enable, ``-name``
-    to disable, aliases and canonical names alike; the first mention of a controller
-    decides (``IsControllerEnabled``)."""
+    """``--controllers`` as Go reads it: ``*`` for all but the disabled-by-default
+    ones, ``name`` to enable, ``-name`` to disable, aliases and canonical names alike;
+    the first mention of a controller decides (``IsControllerEnabled``)."""
     for item in items:
         name = item.removeprefix("-")
         if item != "*" and _controller(name) is None:
-            known = ", ".join(f"{a} ({c})" for a, c in list(_GO_ALIASES.items())[:3])
+            known = ", ".join(f"{a} ({c})" for a, c in list(_GO_ALIASES.items())[:4])
             raise FlagError(
                 f'--controllers: "{name}" is not in the list of known controllers '
                 f"(known: {known}, or *)"
@@ -112,7 +114,7 @@ def resolve_controllers(items: tuple[str, ...] | list[str]) -> tuple[str, ...]:
             elif _controller(item.removeprefix("-")) == controller:
                 decided = not item.startswith("-")
                 break
-        if decided or (decided is None and star):
+        if decided or (decided is None and star and controller not in DISABLED_BY_DEFAULT):
             enabled.append(controller)
     return tuple(enabled)
 
@@ -128,7 +130,7 @@ class Settings:
 
     cloud_provider: str = "xenorchestra"
     cloud_config: str | None = None
-    controllers: tuple[str, ...] = ALL_CONTROLLERS
+    controllers: tuple[str, ...] = DEFAULT_CONTROLLERS
     leader_elect: bool = True
     leader_elect_lease_duration: float = 15.0
     leader_elect_renew_deadline: float = 10.0

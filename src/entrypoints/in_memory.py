@@ -16,6 +16,7 @@ from pydantic import SecretStr
 from adapters.config import CloudConfig
 from adapters.testing.memory import (
     InMemoryBreakerStore,
+    InMemoryCertificateRequests,
     InMemoryEventRecorder,
     InMemoryInventory,
     InMemoryLeaderElector,
@@ -37,9 +38,10 @@ class InMemoryXO(containers.DeclarativeContainer):
 
 class InMemoryCluster(containers.DeclarativeContainer):
     """The cluster side in memory: Nodes, events, leadership (always held), metrics,
-    the deletion breaker's state."""
+    the deletion breaker's state, kubelet serving CSRs."""
 
     nodes = providers.Singleton(InMemoryNodeStore)
+    certificate_requests = providers.Singleton(InMemoryCertificateRequests)
     breaker_store = providers.Singleton(InMemoryBreakerStore)
     events = providers.Singleton(InMemoryEventRecorder)
     leader_elector = providers.Singleton(InMemoryLeaderElector, leading=True)

@@ -1,9 +1,10 @@
 """The contract subjects of every port, each given the same world.
 
 The Inventory: the in-memory twin and the HTTP adapter against the fake XO.
-The NodeStore, LeaderElector, EventRecorder and DeletionBreakerStore: the in-memory kits and the
-Kubernetes adapters on the real kube-apiserver (those subjects are marked
-``integration``: they need the control-plane binaries). The clock's
+The NodeStore, LeaderElector, EventRecorder, DeletionBreakerStore and
+CertificateRequests: the in-memory kits and the Kubernetes adapters on the real
+kube-apiserver (those subjects are marked ``integration``: they need the
+control-plane binaries). The clock's
 subjects live with its contract (no world to build).
 """
 
@@ -16,7 +17,9 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 import pytest
 
 from adapters.kubernetes import KubeClient, KubernetesNodeStore, connect
+from adapters.kubernetes.csr import KubernetesCertificateRequests
 from adapters.testing.fake_xo import FakeXOControlClient, FakeXOServer
+from tests.contract.csr_drivers import CSRWorld, KubernetesCSRWorld, MemoryCSRWorld
 from tests.contract.drivers import Driver, MemoryDriver, XOHTTPDriver
 from tests.contract.port_drivers import (
     BreakerWorld,
@@ -147,6 +150,23 @@ async def breaker_world(request: pytest.FixtureRequest) -> AsyncIterator[Breaker
         world = KubernetesBreakerWorld(admin, client)
         try:
             yield world
+        finally:
+            await world.cleanup()
+
+
+@pytest.fixture(params=["memory", pytest.param("kubernetes", marks=REAL)])
+async def csr_world(request: pytest.FixtureRequest) -> AsyncIterator[CSRWorld]:
+    if request.param == "memory":
+        yield MemoryCSRWorld()
+        return
+    plane: ControlPlane = request.getfixturevalue("control_plane")
+    async with _admin(request) as admin, _client(request, "contract") as client:
+        world = KubernetesCSRWorld(admin, plane, KubernetesCertificateRequests(client))
+        try:
+            async with world.kubernetes:
+                async with asyncio.timeout(10):
+                    await world.kubernetes.wait_synced()
+                yield world
         finally:
             await world.cleanup()
 

@@ -11,7 +11,7 @@ import pytest
 from adapters.config import ConfigError, load_config, load_config_env, load_config_file
 from adapters.logging_setup import configure_logging, register_secret
 from adapters.testing.memory import InMemoryInventory, InMemoryNodeStore
-from application.controllers import ALL_CONTROLLERS
+from application.controllers import DEFAULT_CONTROLLERS
 from entrypoints.cli import main
 from entrypoints.container import Container
 from entrypoints.flags import (
@@ -158,7 +158,22 @@ def test_bad_durations(text: str) -> None:
 @pytest.mark.parametrize(
     ("text", "enabled"),
     [
-        pytest.param("*", ALL_CONTROLLERS, id="all"),
+        pytest.param("*", DEFAULT_CONTROLLERS, id="all"),
+        pytest.param(
+            "*,cloud-node-csr-approval",
+            (*DEFAULT_CONTROLLERS, "cloud-node-csr-approval"),
+            id="star-leaves-the-csr-approver-off-until-named",
+        ),
+        pytest.param(
+            "cloud-node-csr-approval-controller",
+            ("cloud-node-csr-approval",),
+            id="csr-approver-alone-canonical-name",
+        ),
+        pytest.param(
+            "-cloud-node-csr-approval,*,cloud-node-csr-approval",
+            DEFAULT_CONTROLLERS,
+            id="first-mention-decides-for-the-csr-approver-too",
+        ),
         pytest.param(
             "*,-cloud-node-lifecycle", ("cloud-node", "cloud-node-label-sync"), id="all-but-one"
         ),

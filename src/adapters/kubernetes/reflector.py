@@ -26,7 +26,7 @@ from adapters.kubernetes.client import KubeClient
 from adapters.kubernetes.errors import ApiError
 from adapters.kubernetes.ratelimit import Backoff
 from adapters.kubernetes.watch import WatchStream
-from adapters.kubernetes.wire import JsonObject
+from adapters.kubernetes.wire import JsonObject, Query
 
 T = TypeVar("T")
 OnEvent = Callable[[str, JsonObject], None]
@@ -44,6 +44,7 @@ class Reflector(Generic[T]):
     object as ``convert`` made it (None: left out): the receiver replaces its
     state with it. ``on_event(type, object)`` receives ``ADDED``/``MODIFIED``/
     ``DELETED`` raw in between. All are called on the loop and must not block.
+    ``selector`` (e.g. a field selector) narrows both the list and the watch.
     """
 
     def __init__(
@@ -58,9 +59,12 @@ class Reflector(Generic[T]):
         watch_timeout: float = 300.0,
         backoff_base: float = 0.8,
         backoff_cap: float = 30.0,
+        selector: Query = (),
     ) -> None:
         self._client = client
         self.path = path
+        #: query parameters of both the list and the watch (a field selector)
+        self._selector = tuple(selector)
         self._convert = convert
         self._on_sync = on_sync
         self._on_event = on_event
@@ -128,7 +132,7 @@ class Reflector(Generic[T]):
     async def _page(self, token: str, into: list[T]) -> tuple[str, str]:
         """Fetch one page, convert its objects into ``into`` and let the raw page go;
         the next page's continue token and the list's resourceVersion."""
-        query = [("limit", str(self._page_size))]
+        query = [*self._selector, ("limit", str(self._page_size))]
         if token:
             query.append(("continue", token))
         page = await self._client.request("GET", self.path, query=query)
@@ -141,6 +145,7 @@ class Reflector(Generic[T]):
         """One watch from ``resource_version``; True if it delivered anything."""
         timeout = self._watch_timeout * random.uniform(1.0, 2.0)
         query = [
+            *self._selector,
             ("watch", "1"),
             ("resourceVersion", self.resource_version),
             ("allowWatchBookmarks", "true"),

@@ -74,6 +74,14 @@ class CertificateAuthority:
             cwd=directory,
         )
 
+    @classmethod
+    def existing(cls, directory: Path) -> CertificateAuthority:
+        """The CA made earlier in ``directory`` (``ca.key``, ``ca.crt``): to issue more
+        certificates it signs, e.g. a kubelet's ``system:node:<name>`` client one."""
+        ca = cls.__new__(cls)
+        ca.directory, ca.key, ca.cert = directory, directory / "ca.key", directory / "ca.crt"
+        return ca
+
     def issue(
         self,
         stem: str,

@@ -8,6 +8,7 @@ their VMs), and offers methods to drive it (add a VM, migrate it, stop it...).
 """
 
 from adapters.testing.memory.breaker import InMemoryBreakerStore
+from adapters.testing.memory.certificates import InMemoryCertificateRequests
 from adapters.testing.memory.clock import FakeClock
 from adapters.testing.memory.events import InMemoryEventRecorder, RecordedEvent
 from adapters.testing.memory.inventory import InMemoryInventory
@@ -18,6 +19,7 @@ from adapters.testing.memory.nodes import InMemoryNodeStore
 __all__ = [
     "FakeClock",
     "InMemoryBreakerStore",
+    "InMemoryCertificateRequests",
     "InMemoryEventRecorder",
     "InMemoryInventory",
     "InMemoryLeaderElector",
