@@ -354,10 +354,21 @@ def test_the_permissions_checked_are_exactly_the_shipped_roles() -> None:
     }
     checked = {
         (p.group, f"{p.resource}/{p.subresource}" if p.subresource else p.resource, p.verb)
+        for p in required_permissions(csr_approval=True)
+    }
+    by_default = {
+        (p.group, f"{p.resource}/{p.subresource}" if p.subresource else p.resource, p.verb)
         for p in required_permissions()
     }
 
     assert checked == shipped
+    assert {g for g in shipped - by_default} == {
+        ("certificates.k8s.io", "certificatesigningrequests", "get"),
+        ("certificates.k8s.io", "certificatesigningrequests", "list"),
+        ("certificates.k8s.io", "certificatesigningrequests", "watch"),
+        ("certificates.k8s.io", "certificatesigningrequests/approval", "update"),
+        ("certificates.k8s.io", "signers", "approve"),
+    }
 
 
 def test_permissions_follow_the_lease_namespace() -> None:

@@ -298,7 +298,10 @@ class SharedCCM:
                 account = unique("xoccm-e2e")
                 lease = unique("xoccm-e2e")
                 kubeconfig = await service_account(name=account, cluster_role=CLUSTER_ROLE)
-                await grant_shipped_roles(kube, account=account, lease=lease)
+                csr_approval = any("cloud-node-csr-approval" in f for f in flags)
+                await grant_shipped_roles(
+                    kube, account=account, lease=lease, csr_approval=csr_approval
+                )
                 flags.append(lease_flag(lease))
                 self.username = f"system:serviceaccount:kube-system:{account}"
             async with self.xo.control() as control:

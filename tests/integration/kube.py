@@ -213,13 +213,20 @@ async def service_account_kubeconfig(
     )
 
 
-async def grant_shipped_roles(kube: KubeClient, *, account: str, lease: str) -> None:
+async def grant_shipped_roles(
+    kube: KubeClient, *, account: str, lease: str, csr_approval: bool = False
+) -> None:
     """Bind ServiceAccount ``kube-system/account`` to the namespaced Roles of the
     shipped RBAC (rbac.yaml), made for Lease ``lease`` as the chart makes them for
-    ``leaderElection.resourceName``: the test CCMs each lead their own Lease."""
+    ``leaderElection.resourceName``: the test CCMs each lead their own Lease. With
+    ``csr_approval``, to the CSR approver's ClusterRole too (as its binding does)."""
     shipped = "system:xenorchestra-cloud-controller-manager:"
     for doc in load_manifest(RBAC_MANIFEST):
         name = doc["metadata"]["name"]
+        if csr_approval and doc["kind"] == "ClusterRoleBinding" and name.endswith(":csr-approval"):
+            subjects = [{"kind": "ServiceAccount", "name": account, "namespace": "kube-system"}]
+            meta = {**doc["metadata"], "name": f"{name}:{account}"}
+            await apply_object(kube, {**doc, "metadata": meta, "subjects": subjects})
         if doc["kind"] == "Role" and name.startswith(shipped):
             rules = [
                 {**rule, "resourceNames": [lease, f"{lease}-deletion-breaker"]}

@@ -276,4 +276,20 @@ def test_the_manifest_asks_for_exactly_the_verbs_the_code_uses() -> None:
         ("Role", "kube-system", "events.k8s.io", "events", ()): {"get", "create", "update"},
         ("Role", "kube-system", "coordination.k8s.io", "leases", lease_names): {"get", "update"},
         ("Role", "kube-system", "coordination.k8s.io", "leases", ()): {"create"},
+        # the CSR approver's ClusterRole (cloud-node-csr-approval, off by default)
+        ("ClusterRole", "", "certificates.k8s.io", "certificatesigningrequests", ()): {
+            "get",
+            "list",
+            "watch",
+        },
+        ("ClusterRole", "", "certificates.k8s.io", "certificatesigningrequests/approval", ()): {
+            "update"
+        },
+        (
+            "ClusterRole",
+            "",
+            "certificates.k8s.io",
+            "signers",
+            ("kubernetes.io/kubelet-serving",),
+        ): {"approve"},
     }

@@ -64,6 +64,13 @@ class Expected:
 
 EXPECTED: dict[str, Expected] = {
     "default": Expected(flags={"--v": "2"}),
+    "csr-approval": Expected(
+        source="inline",
+        flags={
+            "--controllers": "cloud-node,cloud-node-lifecycle,cloud-node-label-sync,"
+            "cloud-node-csr-approval"
+        },
+    ),
     "credentials-secret": Expected(
         source="inline",
         config={"token": None, "uses_token": True},  # tokenFile: the mounted Secret
@@ -359,7 +366,11 @@ def test_the_objects_fit_together(helm: Path, combination: str) -> None:
     docs = render(helm, combination)
     obj = workload(docs)
     account = only(docs, "ServiceAccount")
-    role = only(docs, "ClusterRole")
+    (role,) = [
+        r
+        for r in of_kind(docs, "ClusterRole")
+        if not r["metadata"]["name"].endswith(":csr-approval")
+    ]
     for doc in docs:
         if doc["kind"] not in ("ClusterRole", "ClusterRoleBinding"):
             assert doc["metadata"]["namespace"] == NAMESPACE, doc["kind"]

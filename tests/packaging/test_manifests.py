@@ -112,6 +112,8 @@ def test_the_rbac_manifest_holds_the_identity_and_its_roles() -> None:
     kinds = sorted(d["kind"] for d in RBAC)
     assert kinds == [
         "ClusterRole",
+        "ClusterRole",  # the CSR approver's (used only with cloud-node-csr-approval)
+        "ClusterRoleBinding",
         "ClusterRoleBinding",
         "ClusterRoleBinding",
         "Role",

@@ -1,8 +1,8 @@
 """The shipped RBAC grants what the code uses, no more: proved from the API
 server's own audit log while the CCM's Kubernetes code paths run under a token
-bound to nothing but deploy/kubernetes/rbac.yaml's roles (its ClusterRole, its
-namespaced Roles for the Lease and events.k8s.io, and the built-in roles of
-delegated authentication).
+bound to nothing but deploy/kubernetes/rbac.yaml's roles (its ClusterRoles, the
+CSR approver's included, its namespaced Roles for the Lease and events.k8s.io,
+and the built-in roles of delegated authentication).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from adapters.kubernetes import (
     connect,
     record_client_check_failure,
 )
+from adapters.kubernetes.csr import KubernetesCertificateRequests
 from adapters.observability.delegated_auth import (
     ANONYMOUS_USER,
     DelegatedAuth,
@@ -41,6 +42,13 @@ from tests.integration.kube import (
     create_node,
     label_node,
     unique,
+)
+from tests.integration.kubelet_csr import (
+    CSRS,
+    allow_nodes_to_request,
+    file_request,
+    kubelet_client,
+    serving_request,
 )
 from tests.integration.waiting import until
 
@@ -81,8 +89,17 @@ def rbac_objects(docs: Iterable[Mapping[str, Any]]) -> list[tuple[str, str, Any]
     return sorted(out, key=lambda o: (o[0], o[1]))
 
 
+CSR_APPROVAL_OBJECTS = ":csr-approval"
+
+
 def test_the_chart_grants_exactly_what_the_plain_manifest_grants(helm: Path) -> None:
-    assert rbac_objects(render(helm, "default")) == rbac_objects(manifest("rbac.yaml"))
+    """With the CSR approver, all of rbac.yaml; by default, all but the approver's
+    ClusterRole and binding (the chart renders them only when it is enabled)."""
+    shipped = rbac_objects(manifest("rbac.yaml"))
+    assert rbac_objects(render(helm, "csr-approval")) == shipped
+    assert rbac_objects(render(helm, "default")) == [
+        o for o in shipped if not o[1].endswith(CSR_APPROVAL_OBJECTS)
+    ]
 
 
 async def bind_like_the_manifest(kube: KubeClient, account: str) -> None:
@@ -116,6 +133,34 @@ def grants_used(events: Iterable[Mapping[str, Any]], username: str) -> dict[Gran
         grant = (ref.get("apiGroup", ""), resource, event["verb"])
         used.setdefault(grant, set()).add(int(event.get("responseStatus", {}).get("code", 0)))
     return used
+
+
+#: Grants the API server checks inside a request rather than as one: the approval
+#: update of a kubelet serving CSR is refused (403) without ``approve`` on its signer,
+#: so that update answered 200 proves the grant was used.
+IMPLIED = {
+    ("certificates.k8s.io", "signers", "approve"): (
+        "certificates.k8s.io",
+        "certificatesigningrequests/approval",
+        "update",
+    ),
+}
+
+
+async def exercise_the_csr_approver(kube: KubeClient, ccm: KubeClient, plane: ControlPlane) -> None:
+    """The CSR approver's requests: list + watch (the cache), get + approval update."""
+    name, node = unique("audit-csr"), unique("audit-node")
+    await allow_nodes_to_request(kube)
+    async with await kubelet_client(plane, node) as kubelet:
+        await file_request(kubelet, name, serving_request(node, dns=(node,)))
+    try:
+        async with KubernetesCertificateRequests(ccm) as requests:
+            await until(lambda: requests.get(name=name))
+            csr = await requests.get(name=name)
+            assert csr is not None
+            assert await requests.approve(request=csr, reason="Audit", message="audit")
+    finally:
+        await kube.request("DELETE", f"{CSRS}/{name}")
 
 
 async def exercise_the_ccm_code_paths(kube: KubeClient, ccm: KubeClient) -> None:
@@ -201,12 +246,16 @@ async def test_every_verb_the_cluster_role_grants_is_used_by_the_code(
     ccm = await connect(str(path), name="audit-ccm")
     try:
         await exercise_the_ccm_code_paths(kube, ccm)
+        await exercise_the_csr_approver(kube, ccm, control_plane)
     finally:
         await ccm.aclose()
 
     deadline = time.monotonic() + 10  # the last events may still be on their way
     while True:
         used = grants_used(control_plane.read_audit_log(), username)
+        for implied, proof in IMPLIED.items():
+            if 200 in used.get(proof, set()):
+                used[implied] = {200}
         if granted <= used.keys() or time.monotonic() > deadline:
             break
         await asyncio.sleep(0.1)

@@ -29,13 +29,32 @@ class Permission:
         return f"{name}.{self.group}" if self.group else name
 
 
+#: The CSR approver's requests (``cloud-node-csr-approval``): the approval is an
+#: update of the CSR's ``approval`` subresource, which the API server allows only with
+#: ``approve`` on the CSR's signer, here kubelet-serving alone.
+CSR_APPROVAL_PERMISSIONS = (
+    *(
+        Permission(v, "certificatesigningrequests", group="certificates.k8s.io")
+        for v in ("get", "list", "watch")
+    ),
+    Permission(
+        "update", "certificatesigningrequests", group="certificates.k8s.io", subresource="approval"
+    ),
+    Permission(
+        "approve", "signers", group="certificates.k8s.io", name="kubernetes.io/kubelet-serving"
+    ),
+)
+
+
 def required_permissions(
     *,
     lease_namespace: str = "kube-system",
     startup_event_namespace: str = "kube-system",
     lease_name: str = "",
+    csr_approval: bool = False,
 ) -> tuple[Permission, ...]:
-    """Every verb of ``deploy/kubernetes/rbac.yaml``: what the CCM's code requests.
+    """Every verb of ``deploy/kubernetes/rbac.yaml``: what the CCM's code requests
+    (the CSR approver's only with ``csr_approval``: it is off by default).
 
     Core events about Nodes go to ``default`` (as kube's controllers do);
     the startup ``FailedToCheckClient`` event to the pod's namespace; the Lease
@@ -61,6 +80,7 @@ def required_permissions(
             )
             for v in ("get", "create", "update")
         ),
+        *(CSR_APPROVAL_PERMISSIONS if csr_approval else ()),
     )
 
 

@@ -118,3 +118,19 @@ false
 /etc/xenorchestra/config.yaml
 {{- end -}}
 {{- end -}}
+
+{{/* The kubelet serving CSR approver: csrApproval.enabled, or named in enabledControllers
+     (its RBAC is rendered either way; --controllers names it). */}}
+{{- define "xoccm.csrApproval" -}}
+{{- $named := or (has "cloud-node-csr-approval" .Values.enabledControllers) (has "cloud-node-csr-approval-controller" .Values.enabledControllers) -}}
+{{- or .Values.csrApproval.enabled $named -}}
+{{- end -}}
+
+{{/* --controllers: enabledControllers, and the CSR approver when csrApproval.enabled. */}}
+{{- define "xoccm.controllers" -}}
+{{- $controllers := .Values.enabledControllers -}}
+{{- if and .Values.csrApproval.enabled (not (has "cloud-node-csr-approval" $controllers)) (not (has "cloud-node-csr-approval-controller" $controllers)) -}}
+{{- $controllers = append $controllers "cloud-node-csr-approval" -}}
+{{- end -}}
+{{- join "," $controllers -}}
+{{- end -}}
