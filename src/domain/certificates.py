@@ -11,6 +11,7 @@ adapter decodes into this value.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 KUBELET_SERVING_SIGNER = "kubernetes.io/kubelet-serving"
@@ -53,6 +54,7 @@ class CertificateRequest:
     ip_addresses: tuple[str, ...] = ()
     other_names: tuple[str, ...] = ()
     request_problem: str = ""
+    created_at: datetime | None = None
 
     @property
     def kubelet_serving(self) -> bool:

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from domain import labels
+from domain.certificates import CertificateRequest, CSRState
 from domain.matching import MatchedBy, VMIndex
 from domain.model import VM, InventorySnapshot, Node, PowerState, Readiness, Taint, TaintEffect
 from domain.options import CCMOptions
@@ -18,6 +19,7 @@ from domain.policies.initialization import plan_initialization
 from domain.policies.metadata import instance_metadata
 from domain.policies.system_uuid import swap_little_endian
 from entrypoints.doctor.config import config_invalid, config_unreadable, diagnose_config
+from entrypoints.doctor.csr import diagnose_csr_approval
 from entrypoints.doctor.findings import (
     Finding,
     Status,
@@ -829,3 +831,82 @@ def test_an_unreadable_lease_is_a_warning(forbidden: bool, fix: str) -> None:
 
     assert (finding.status, finding.check) == (Status.WARN, "kube.lease")
     assert fix in finding.fix
+
+
+# -- the kubelet serving CSR approver ------------------------------------------------------
+def _csr(name: str, **fields: object) -> CertificateRequest:
+    values: dict[str, object] = dict(
+        name=name,
+        username="system:node:worker-1",
+        groups=("system:nodes",),
+        usages=("digital signature", "server auth"),
+        common_name="system:node:worker-1",
+        organizations=("system:nodes",),
+        dns_names=("worker-1",),
+        created_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    values.update(fields)
+    return CertificateRequest(**values)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("enabled", "requests", "expected"),
+    [
+        pytest.param(False, None, [("ok", "approver off")], id="off-unreadable"),
+        pytest.param(False, [], [("ok", "approver off (--controllers")], id="off-none-pending"),
+        pytest.param(
+            False,
+            [_csr("a"), _csr("b", state=CSRState.APPROVED)],
+            [("warn", "and 1 request pending, the oldest for 1h")],
+            id="off-one-waits",
+        ),
+        pytest.param(True, None, [("warn", "pending requests not checked")], id="on-unreadable"),
+        pytest.param(True, [], [("ok", "approver on; none pending")], id="on-none-pending"),
+        pytest.param(
+            True,
+            [_csr("a"), _csr("b", usages=("client auth",)), _csr("c", signer_name="x/y")],
+            [
+                ("ok", "approver on; 2 requests pending"),
+                ("warn", "worker-1: IP"),
+                ("warn", "worker-1: usages client auth are not a serving"),
+            ],
+            id="on-each-judged",
+        ),
+    ],
+)
+def test_the_csr_approver_finding(
+    enabled: bool,
+    requests: list[CertificateRequest] | None,
+    expected: list[tuple[str, str]],
+) -> None:
+    vm = VM(
+        id=VM_1,
+        name_label="worker-1",
+        power_state=PowerState.RUNNING,
+        pool_id=POOL_A,
+        container=HOST_1,
+        cpus=2,
+        memory_bytes=4 * 1024**3,
+        main_ip_address="10.0.0.5",
+    )
+    snapshot = InventorySnapshot(vms={VM_1: vm}, hosts={}, pools={})
+    node = Node(name="worker-1", provider_id=f"xenorchestra://{POOL_A}/{VM_1}")
+    requests = (
+        None
+        if requests is None
+        else [replace(r, ip_addresses=("10.0.0.9",)) if r.name == "a" else r for r in requests]
+    )
+
+    found = diagnose_csr_approval(
+        enabled=enabled,
+        requests=requests,
+        problem="forbidden",
+        nodes=[node],
+        snapshot=snapshot,
+        options=CCMOptions(),
+        now=datetime(2026, 1, 1, 1, tzinfo=UTC),
+    )
+
+    assert [(f.status.value, f.check) for f in found] == [(s, "kube.csr") for s, _ in expected]
+    for finding, (_, phrase) in zip(found, expected, strict=True):
+        assert phrase in finding.message, finding.message

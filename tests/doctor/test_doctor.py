@@ -548,3 +548,69 @@ async def test_reset_deletion_breaker_rearms_it_as_the_ccms_identity(cluster: Cl
         assert code == 0 and "it was armed with 0 deletions recorded" in out, out
     finally:
         await cluster.kube.request("DELETE", f"{LEASE_PATH}/{LEASE_NAME}-deletion-breaker")
+
+
+# -- the kubelet serving CSR approver --------------------------------------------------
+@pytest.mark.parametrize(
+    ("flags", "expectations"),
+    [
+        pytest.param(
+            (),
+            [
+                (
+                    "warn",
+                    "kubelet serving CSRs",
+                    ("approver off", "2 requests pending"),
+                    "--controllers=*,cloud-node-csr-approval",
+                )
+            ],
+            id="approver-off-kubelets-wait",
+        ),
+        pytest.param(
+            ("--controllers=*,cloud-node-csr-approval",),
+            [
+                ("ok", "kubelet serving CSRs", ("approver on", "2 requests pending"), ""),
+                ("warn", "{good}", ("passes every check, yet pending",), "leads"),
+                ("warn", "{bad}", ("IP address(es) 10.40.0.99 are not among VM",), "deny"),
+            ],
+            id="approver-on-each-pending-request-judged",
+        ),
+    ],
+)
+async def test_the_csr_approvers_state_and_the_pending_requests(
+    cluster: Cluster,
+    control_plane: ControlPlane,
+    flags: tuple[str, ...],
+    expectations: list[tuple[str, str, tuple[str, ...], str]],
+) -> None:
+    from tests.integration.kubelet_csr import (
+        CSRS,
+        allow_nodes_to_request,
+        file_request,
+        kubelet_client,
+        serving_request,
+    )
+
+    node = unique("worker")
+    vm_id = cluster.add_vm(node, addresses={"0/ipv4/0": "10.40.0.5"})
+    await cluster.add_initialized_nodes({node: vm_id})
+    names = {"good": unique("csr-good"), "bad": unique("csr-bad")}
+    await allow_nodes_to_request(cluster.kube)
+    async with await kubelet_client(control_plane, node) as kubelet:
+        await file_request(
+            kubelet, names["good"], serving_request(node, dns=[node], ips=["10.40.0.5"])
+        )
+        await file_request(
+            kubelet, names["bad"], serving_request(node, dns=[node], ips=["10.40.0.99"])
+        )
+    try:
+        outcome = await cluster.doctor(*flags)
+    finally:
+        for name in names.values():
+            await cluster.kube.request("DELETE", f"{CSRS}/{name}")
+
+    assert outcome.code == 0, outcome.table  # warnings only
+    for status, subject, phrases, fix in expectations:
+        outcome.expect(status, "kube.csr", subject.format(**names), *phrases, fix=fix)
+    if flags:
+        outcome.expect("ok", "kube.access", "xenorchestra-cloud-controller-manager", "all 19")

@@ -27,6 +27,7 @@ from urllib.parse import quote
 from loguru import logger
 
 from adapters.kubernetes.client import KubeClient
+from adapters.kubernetes.convert import parse_time
 from adapters.kubernetes.errors import ApiError
 from adapters.kubernetes.reflector import Reflector
 from adapters.kubernetes.wire import JsonObject
@@ -89,6 +90,7 @@ def request_from_object(obj: JsonObject) -> CertificateRequest:
         ip_addresses=decoded.ip_addresses,
         other_names=decoded.other_names,
         request_problem=decoded.problem,
+        created_at=parse_time(meta.get("creationTimestamp")),
     )
 
 

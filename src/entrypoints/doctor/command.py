@@ -16,6 +16,7 @@ from adapters.xenorchestra import RetryPolicy
 from entrypoints.container import Container, shutdown
 from entrypoints.doctor.breaker import reset_deletion_breaker
 from entrypoints.doctor.config import auth_method, config_ignored, diagnose_config, read_config
+from entrypoints.doctor.csr import diagnose_csr_approval
 from entrypoints.doctor.findings import (
     EXIT_CANNOT_CHECK,
     EXIT_OK,
@@ -153,6 +154,19 @@ async def _run(
             diagnose_events(config.url, available=xo.events, detail=xo.events_detail)
         )
     report.findings.extend(kube.findings)
+    options = config.options() if config is not None else DEFAULT_OPTIONS
+    if kube.nodes is not None or kube.csrs is not None:
+        report.findings.extend(
+            diagnose_csr_approval(
+                enabled=opts.csr_approval,
+                requests=kube.csrs,
+                problem=kube.csr_problem,
+                nodes=kube.nodes,
+                snapshot=xo.snapshot,
+                options=options,
+                now=datetime.now(UTC),
+            )
+        )
     if kube.nodes is not None:
         # A snapshot through non-admin eyes would make every node look lost.
         complete = xo.snapshot is not None and not any(
@@ -163,7 +177,7 @@ async def _run(
                 kube.nodes,
                 xo.snapshot if complete else None,
                 now=datetime.now(UTC),
-                options=config.options() if config is not None else DEFAULT_OPTIONS,
+                options=options,
                 uninitialized_grace=opts.uninitialized_grace,
             )
         )

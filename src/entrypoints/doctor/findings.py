@@ -71,6 +71,9 @@ KUBE_LEASE = "kube.lease"
 KUBE_NODES = "kube.nodes"
 
 
+KUBE_CSR = "kube.csr"
+
+
 NODE_PROVIDER_ID = "node.providerID"
 
 

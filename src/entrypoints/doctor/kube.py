@@ -1,7 +1,7 @@
 """Kubernetes: the API server, who doctor is, the Lease, the node list; and their verdicts.
 
-Requests: ``GET /version``, a SelfSubjectReview (who am I), the Lease, and
-one paged node list (the access reviews are :mod:`.rbac`'s).
+Requests: ``GET /version``, a SelfSubjectReview (who am I), the Lease, the
+kubelet serving CSRs and one paged node list (the access reviews are :mod:`.rbac`'s).
 """
 
 from __future__ import annotations
@@ -14,8 +14,10 @@ from urllib.parse import quote
 
 from adapters.kubernetes import ApiError, KubeClient, KubeConfigError
 from adapters.kubernetes.convert import node_from_object, parse_time
+from domain.certificates import CertificateRequest
 from domain.model import Node
 from entrypoints.container import Container, provide
+from entrypoints.doctor.csr import csr_read_problem, list_serving_requests
 from entrypoints.doctor.findings import (
     KUBE_API,
     KUBE_LEASE,
@@ -122,6 +124,9 @@ NODE_PAGE = 500
 class KubeReading:
     findings: list[Finding] = field(default_factory=list)
     nodes: list[Node] | None = None
+    #: the kubelet serving CSRs, or None (``csr_problem`` says why)
+    csrs: list[CertificateRequest] | None = None
+    csr_problem: str = ""
 
 
 async def read_kube(container: Container, opts: DoctorOptions, report: Report) -> KubeReading:
@@ -150,6 +155,7 @@ async def read_kube(container: Container, opts: DoctorOptions, report: Report) -
         lease_namespace=opts.lease_namespace,
         startup_event_namespace=os.environ.get("POD_NAMESPACE") or "kube-system",
         lease_name=opts.lease_name,
+        csr_approval=opts.csr_approval,
     )
     answers = await asyncio.gather(*(review(kube, p) for p in permissions))
     out.findings.extend(diagnose_access(identity, dict(zip(permissions, answers, strict=True))))
@@ -164,6 +170,11 @@ async def read_kube(container: Container, opts: DoctorOptions, report: Report) -
                 "not checked: --leader-elect=false",
             )
         )
+
+    try:
+        out.csrs = await list_serving_requests(kube)
+    except ApiError as err:
+        out.csr_problem = csr_read_problem(err)
 
     try:
         out.nodes = await list_nodes(kube)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
+from application.controllers import CLOUD_NODE_CSR_APPROVAL, DEFAULT_CONTROLLERS
 from entrypoints.doctor.nodes import DEFAULT_UNINITIALIZED_GRACE
-from entrypoints.flags import parse_bool, parse_duration
+from entrypoints.flags import FlagError, parse_bool, parse_controllers, parse_duration
 
 PROG = "xenorchestra-cloud-controller-manager doctor"
 
@@ -24,6 +25,19 @@ class DoctorOptions:
     all_nodes: bool = False
     reset_deletion_breaker: bool = False
     v: int = 0
+    controllers: tuple[str, ...] = DEFAULT_CONTROLLERS
+
+    @property
+    def csr_approval(self) -> bool:
+        """Whether the CCM runs the kubelet serving CSR approver (as ``--controllers`` says)."""
+        return CLOUD_NODE_CSR_APPROVAL in self.controllers
+
+
+def _controllers(text: str) -> tuple[str, ...]:
+    try:
+        return parse_controllers(text)
+    except FlagError as err:
+        raise argparse.ArgumentTypeError(str(err).removeprefix("--controllers: ")) from None
 
 
 def doctor_parser() -> argparse.ArgumentParser:
@@ -68,6 +82,14 @@ def doctor_parser() -> argparse.ArgumentParser:
         metavar="NAMESPACE",
         default=d.lease_namespace,
         help="the CCM's Lease namespace (default %(default)s)",
+    )
+    a(
+        "--controllers",
+        metavar="LIST",
+        type=_controllers,
+        default=d.controllers,
+        help="the CCM's --controllers (default *): with cloud-node-csr-approval, the "
+        "approver's permissions and pending kubelet serving CSRs are checked",
     )
     a(
         "--uninitialized-grace",
@@ -119,4 +141,5 @@ def options_from_args(args: argparse.Namespace) -> DoctorOptions:
         all_nodes=args.all_nodes,
         reset_deletion_breaker=args.reset_deletion_breaker,
         v=args.v,
+        controllers=args.controllers,
     )
