@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -334,3 +334,33 @@ class CloudNodeLabelSyncController:
                     self.queue, self._handle, workers=1, metrics=self._metrics, clock=self._clock
                 )
             )
+
+
+@dataclass(frozen=True, slots=True)
+class EnabledControllers:
+    """The three controllers and the names ``--controllers`` enables; implements the
+    change router's ``Pokes`` by poking only the enabled ones."""
+
+    enabled: Sequence[str]
+    cloud_node: CloudNodeController
+    lifecycle: CloudNodeLifecycleController
+    label_sync: CloudNodeLabelSyncController
+
+    def on(self, name: str) -> bool:
+        return name in self.enabled
+
+    async def vm_changed(self, name: str) -> None:
+        if self.on(CLOUD_NODE_LABEL_SYNC):
+            await self.label_sync.trigger(name)
+
+    async def vm_removed(self, name: str) -> None:
+        if self.on(CLOUD_NODE_LIFECYCLE):
+            await self.lifecycle.trigger(name)
+
+    async def vm_appeared(self, name: str) -> None:
+        if self.on(CLOUD_NODE):
+            await self.cloud_node.trigger(name)
+
+    def resynced(self) -> None:
+        if self.on(CLOUD_NODE_LABEL_SYNC):
+            self.label_sync.request_full_pass()

@@ -12,8 +12,8 @@ adapter never builds (or connects) the one it replaced.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import AsyncIterator
+from dataclasses import replace
 
 from adapters.config import CloudConfig
 from adapters.kubernetes import (
@@ -33,9 +33,7 @@ from application.controllers import (
     CLOUD_NODE,
     CLOUD_NODE_LABEL_SYNC,
     CLOUD_NODE_LIFECYCLE,
-    CloudNodeController,
-    CloudNodeLabelSyncController,
-    CloudNodeLifecycleController,
+    EnabledControllers,
 )
 from application.manager import Runnable
 from domain.freshness import Freshness
@@ -219,19 +217,6 @@ async def health_server(
 
 
 # -- the controllers' runtime ------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class EnabledControllers:
-    """The three controllers and the names ``--controllers`` enables."""
-
-    enabled: Sequence[str]
-    cloud_node: CloudNodeController
-    lifecycle: CloudNodeLifecycleController
-    label_sync: CloudNodeLabelSyncController
-
-    def on(self, name: str) -> bool:
-        return name in self.enabled
-
-
 def change_router(
     *,
     inventory: Inventory,
@@ -240,17 +225,7 @@ def change_router(
     freshness: Freshness,
 ) -> ChangeRouter:
     """The XO change router, poking only the enabled controllers."""
-    c = controllers
-    sync = c.on(CLOUD_NODE_LABEL_SYNC)
-    return ChangeRouter(
-        inventory=inventory,
-        nodes=nodes,
-        on_vm_changed=[c.label_sync.trigger] if sync else [],
-        on_vm_removed=[c.lifecycle.trigger] if c.on(CLOUD_NODE_LIFECYCLE) else [],
-        on_new_vm=[c.cloud_node.trigger] if c.on(CLOUD_NODE) else [],
-        on_resync=[c.label_sync.request_full_pass] if sync else [],
-        freshness=freshness,
-    )
+    return ChangeRouter(inventory=inventory, nodes=nodes, pokes=controllers, freshness=freshness)
 
 
 def enabled_runnables(

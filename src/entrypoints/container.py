@@ -39,6 +39,7 @@ from application.controllers import (
     CloudNodeController,
     CloudNodeLabelSyncController,
     CloudNodeLifecycleController,
+    EnabledControllers,
 )
 from application.manager import LeaderGate
 from application.snapshots import SharedSnapshots
@@ -201,7 +202,7 @@ class Container(containers.DeclarativeContainer):
         **_timing,
     )
     controllers = providers.Singleton(
-        build.EnabledControllers,
+        EnabledControllers,
         enabled=settings.provided.controllers,
         cloud_node=cloud_node,
         lifecycle=cloud_node_lifecycle,
