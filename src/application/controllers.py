@@ -14,6 +14,7 @@ from application.snapshots import BurstGate
 from application.workqueue import ShutDown, WorkQueue
 from domain import labels
 from domain.errors import CCMError
+from domain.policies.initialization import needs_registration
 from domain.policies.lifecycle import LifecycleAction
 from domain.ports import Clock, Metrics, NodeStore
 from domain.services import LabelSyncService, LifecycleService, RegistrationService
@@ -155,7 +156,8 @@ class CloudNodeController:
 
     async def _watch(self) -> None:
         async for node in self._nodes.watch():
-            await self.queue.add(node.name)
+            if needs_registration(node):
+                await self.queue.add(node.name)
 
     async def _sync_addresses(self) -> object:
         return await self._service.sync_addresses(workers=self._address_workers)
