@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from application.node_index import NodeIndex, node_vm_ids
 from domain import labels
@@ -29,11 +29,30 @@ from domain.ports import Inventory, NodeStore
 
 log = logging.getLogger(__name__)
 
-Trigger = Callable[[str], Awaitable[None]]
+
+class Pokes(Protocol):
+    """What an XO change makes the controllers do (``EnabledControllers`` pokes only
+    those ``--controllers`` enables)."""
+
+    async def vm_changed(self, name: str) -> None:
+        """Node ``name``'s VM changed: its labels may have to follow (label sync)."""
+        ...
+
+    async def vm_removed(self, name: str) -> None:
+        """Node ``name``'s VM left XO: check the node now (lifecycle)."""
+        ...
+
+    async def vm_appeared(self, name: str) -> None:
+        """The VM node ``name`` waits for appeared or changed: initialize it (cloud-node)."""
+        ...
+
+    def resynced(self) -> None:
+        """The stream (re)connected, changes may have been missed: re-sync every node."""
+        ...
 
 
 class ChangeRouter:
-    """Consumes the inventory's change stream and triggers the controllers."""
+    """Consumes the inventory's change stream and pokes the controllers."""
 
     name = "xo-change-router"
 
@@ -42,19 +61,13 @@ class ChangeRouter:
         *,
         inventory: Inventory,
         nodes: NodeStore,
-        on_vm_changed: list[Trigger],
-        on_vm_removed: list[Trigger],
-        on_new_vm: list[Trigger],
-        on_resync: list[Callable[[], None]],
+        pokes: Pokes,
         freshness: Freshness | None = None,
     ) -> None:
         self._inventory = inventory
         self._freshness = Freshness() if freshness is None else freshness
         self._nodes = nodes
-        self._on_vm_changed = on_vm_changed
-        self._on_vm_removed = on_vm_removed
-        self._on_new_vm = on_new_vm
-        self._on_resync = on_resync
+        self._pokes = pokes
         self.index = NodeIndex()
 
     async def index_all(self) -> None:
@@ -79,23 +92,19 @@ class ChangeRouter:
         # speaks for its VM (``domain.freshness``), whoever holds one.
         if change.kind is ChangeKind.RESYNC:
             self._freshness.announce_all()
-            for resync in self._on_resync:
-                resync()
+            self._pokes.resynced()
             return
         if change.vm is None:
             return
         self._freshness.announce(change.vm.id)
         for node in await self.nodes_of(change.vm.id):
-            waiting = node.has_taint(labels.UNINITIALIZED_TAINT_KEY)
-            if change.kind is ChangeKind.REMOVED:
-                targets = self._on_vm_removed
-            elif waiting:
-                targets = self._on_new_vm
-            else:
-                targets = self._on_vm_changed
             log.debug("VM %s %s: poking node %s", change.vm.id, change.kind.value, node.name)
-            for trigger in targets:
-                await trigger(node.name)
+            if change.kind is ChangeKind.REMOVED:
+                await self._pokes.vm_removed(node.name)
+            elif node.has_taint(labels.UNINITIALIZED_TAINT_KEY):
+                await self._pokes.vm_appeared(node.name)
+            else:
+                await self._pokes.vm_changed(node.name)
 
     async def _follow_nodes(self) -> None:
         async for node in self._nodes.watch():

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from application.manager import Runnable
 from application.periodic import run_every
 from application.rate_limit import ControllerRateLimiter
 from application.snapshots import BurstGate
 from application.workqueue import ShutDown, WorkQueue
 from domain import labels
 from domain.errors import CCMError
+from domain.policies.initialization import needs_registration
 from domain.policies.lifecycle import LifecycleAction
 from domain.ports import Clock, Metrics, NodeStore
 from domain.services import LabelSyncService, LifecycleService, RegistrationService
@@ -168,7 +170,8 @@ class CloudNodeController:
 
     async def _watch(self) -> None:
         async for node in self._nodes.watch():
-            await self.queue.add(node.name)
+            if needs_registration(node):
+                await self.queue.add(node.name)
 
     async def _sync_addresses(self) -> object:
         return await self._service.sync_addresses(workers=self._address_workers)
@@ -347,3 +350,35 @@ class CloudNodeLabelSyncController:
                     self.queue, self._handle, workers=1, metrics=self._metrics, clock=self._clock
                 )
             )
+
+
+@dataclass(frozen=True, slots=True)
+class EnabledControllers:
+    """The three controllers and the names ``--controllers`` enables; implements the
+    change router's ``Pokes`` by poking only the enabled ones."""
+
+    enabled: Sequence[str]
+    cloud_node: CloudNodeController
+    lifecycle: CloudNodeLifecycleController
+    label_sync: CloudNodeLabelSyncController
+    #: the kubelet serving CSR approver: None unless enabled (it is built only then)
+    csr_approval: Runnable | None = None
+
+    def on(self, name: str) -> bool:
+        return name in self.enabled
+
+    async def vm_changed(self, name: str) -> None:
+        if self.on(CLOUD_NODE_LABEL_SYNC):
+            await self.label_sync.trigger(name)
+
+    async def vm_removed(self, name: str) -> None:
+        if self.on(CLOUD_NODE_LIFECYCLE):
+            await self.lifecycle.trigger(name)
+
+    async def vm_appeared(self, name: str) -> None:
+        if self.on(CLOUD_NODE):
+            await self.cloud_node.trigger(name)
+
+    def resynced(self) -> None:
+        if self.on(CLOUD_NODE_LABEL_SYNC):
+            self.label_sync.request_full_pass()

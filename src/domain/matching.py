@@ -12,7 +12,9 @@ them; none restates them.
   as the Node object tells: the providerID's pool, the region label (GA and
   beta) and the XO pool labels, current and original.
 - :func:`absence_verdict`: what a VM's 404 means, given which of those
-  pools XO still knows: deleted only if it knows them all.
+  pools XO still knows: deleted only if it knows them all;
+  :func:`confirm_absence` asks XO for those pools (and the VM again) through
+  the port, so the verdict is the domain's, never an adapter's.
 - :func:`locate_vm` (through the Inventory port, for registration) and
   :func:`locate_in_snapshot` (in one snapshot, for ``doctor``): the VM
   itself, by those candidates and then, when enabled, by name.
@@ -20,7 +22,7 @@ them; none restates them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -121,6 +123,25 @@ def absence_verdict(vm_id: str, known: Mapping[str, bool]) -> VMNotFoundError:
     return VMDeletedError(vm_id, sorted(known))
 
 
+async def confirm_absence(
+    inventory: Inventory, *, vm_id: str, pools: Collection[str]
+) -> VM | VMNotFoundError:
+    """What it means that XO answered 404 for VM ``vm_id``, whose node was placed in
+    ``pools``: the error :func:`absence_verdict` names, each pool asked of XO now.
+
+    A VMDeletedError holds only when the VM is still absent once the pools answered:
+    a pool XO reconnected meanwhile brings its VMs back, and then the VM is returned.
+    """
+    keys = sorted({p.strip().lower() for p in pools if p.strip()})
+    known = await inventory.pools_known(pool_ids=keys) if keys else {}
+    verdict = absence_verdict(vm_id, {key: bool(known.get(key)) for key in keys})
+    if isinstance(verdict, VMDeletedError):
+        vm = await inventory.get_vm(vm_id=vm_id)
+        if vm is not None:
+            return vm
+    return verdict
+
+
 def pick_by_name(name: str, matches: Sequence[VM]) -> VM | None:
     """The one VM named like the node; None for none; AmbiguousVMError for several."""
     if len(matches) > 1:
@@ -145,15 +166,14 @@ async def locate_vm(inventory: Inventory, node: Node, *, match_by_name: bool) ->
     if node.provider_id and not is_ours(node.provider_id):
         raise InvalidNodeError(f"node {node.name} has a foreign providerID {node.provider_id!r}")
     candidates = vm_id_candidates(node)
-    if node.provider_id:
-        return await inventory.get_vm(vm_id=candidates[0])
     tried: list[str] = []
     for candidate in candidates:
         tried.append(candidate)
-        try:
-            return await inventory.get_vm(vm_id=candidate)
-        except VMNotFoundError:
-            continue
+        vm = await inventory.get_vm(vm_id=candidate)
+        if vm is not None:
+            return vm
+    if node.provider_id:
+        raise VMNotFoundError(candidates[0])
     if match_by_name:
         vm = pick_by_name(node.name, await inventory.find_vms_by_name(name_label=node.name))
         if vm is not None:

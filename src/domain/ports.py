@@ -7,7 +7,7 @@ adapter to it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
@@ -32,17 +32,17 @@ if TYPE_CHECKING:  # freshness builds on these ports
 class Inventory(Protocol):
     """Xen Orchestra, as far as the CCM reads it."""
 
-    async def get_vm(self, *, vm_id: str, confirm_pools: Collection[str] = ()) -> VM:
-        """The VM with this id.
+    async def get_vm(self, *, vm_id: str) -> VM | None:
+        """The VM with this id as XO says now (never from a cache), or None when XO
+        answers that it does not know it. None is no proof of a deletion: XO forgets
+        every VM of a pool it loses (``domain.matching.confirm_absence`` decides what an
+        absence means). Any other failure is an InventoryError."""
+        ...
 
-        Not found: with no ``confirm_pools``, VMNotFoundError. Otherwise every
-        one of those pools is asked of XO (never a cache) and the error is
-        VMDeletedError only if XO knows them all and the VM is still absent
-        after their answers (the VM was deleted), else PoolUnavailableError
-        naming the unknown ones (XO lost a pool): see
-        ``domain.matching.absence_verdict``. Any other failure is an
-        InventoryError, never "not found".
-        """
+    async def pools_known(self, *, pool_ids: Collection[str]) -> Mapping[str, bool]:
+        """Whether XO knows each of these pools now (ids lower-cased): asked of XO, never
+        from a cache, all at once; concurrent askers of one pool share one request.
+        A pool XO does not answer for raises InventoryError, never "unknown"."""
         ...
 
     async def find_vms_by_name(self, *, name_label: str) -> Sequence[VM]:

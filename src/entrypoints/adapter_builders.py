@@ -12,8 +12,8 @@ adapter never builds (or connects) the one it replaced.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import AsyncIterator
+from dataclasses import replace
 
 from adapters.config import CloudConfig
 from adapters.kubernetes import (
@@ -35,11 +35,8 @@ from application.controllers import (
     CLOUD_NODE_CSR_APPROVAL,
     CLOUD_NODE_LABEL_SYNC,
     CLOUD_NODE_LIFECYCLE,
-    CloudNodeController,
-    CloudNodeLabelSyncController,
-    CloudNodeLifecycleController,
+    EnabledControllers,
 )
-from application.csr_approval import CloudNodeCSRApprovalController
 from application.manager import Runnable
 from domain.freshness import Freshness
 from domain.options import CCMOptions
@@ -237,21 +234,6 @@ async def health_server(
 
 
 # -- the controllers' runtime ------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class EnabledControllers:
-    """The controllers and the names ``--controllers`` enables (the CSR approver is
-    None unless enabled: it is built only then)."""
-
-    enabled: Sequence[str]
-    cloud_node: CloudNodeController
-    lifecycle: CloudNodeLifecycleController
-    label_sync: CloudNodeLabelSyncController
-    csr_approval: CloudNodeCSRApprovalController | None = None
-
-    def on(self, name: str) -> bool:
-        return name in self.enabled
-
-
 def change_router(
     *,
     inventory: Inventory,
@@ -260,17 +242,7 @@ def change_router(
     freshness: Freshness,
 ) -> ChangeRouter:
     """The XO change router, poking only the enabled controllers."""
-    c = controllers
-    sync = c.on(CLOUD_NODE_LABEL_SYNC)
-    return ChangeRouter(
-        inventory=inventory,
-        nodes=nodes,
-        on_vm_changed=[c.label_sync.trigger] if sync else [],
-        on_vm_removed=[c.lifecycle.trigger] if c.on(CLOUD_NODE_LIFECYCLE) else [],
-        on_new_vm=[c.cloud_node.trigger] if c.on(CLOUD_NODE) else [],
-        on_resync=[c.label_sync.request_full_pass] if sync else [],
-        freshness=freshness,
-    )
+    return ChangeRouter(inventory=inventory, nodes=nodes, pokes=controllers, freshness=freshness)
 
 
 def enabled_runnables(

@@ -39,6 +39,7 @@ from application.controllers import (
     CloudNodeController,
     CloudNodeLabelSyncController,
     CloudNodeLifecycleController,
+    EnabledControllers,
 )
 from application.csr_approval import CloudNodeCSRApprovalController
 from application.manager import LeaderGate
@@ -227,7 +228,7 @@ class Container(containers.DeclarativeContainer):
         off=providers.Object(None),
     )
     controllers = providers.Singleton(
-        build.EnabledControllers,
+        EnabledControllers,
         enabled=settings.provided.controllers,
         cloud_node=cloud_node,
         lifecycle=cloud_node_lifecycle,

@@ -13,7 +13,7 @@ from contextlib import aclosing
 import pytest
 
 from domain.errors import PoolUnavailableError, VMDeletedError, VMNotFoundError
-from domain.matching import locate_vm
+from domain.matching import confirm_absence, locate_vm
 from domain.model import ChangeKind, Node, PowerState, VMChange
 from domain.policies.metadata import resident_host_id
 from domain.policies.system_uuid import swap_little_endian
@@ -57,7 +57,7 @@ async def test_get_vm_finds_a_vm_by_id_whatever_the_case(subject: Driver, spelli
 async def test_get_vm_returns_what_xo_reports_of_a_running_vm(subject: Driver) -> None:
     await add_running(subject)
 
-    vm = await subject.inventory.get_vm(vm_id=VM_1, confirm_pools=[POOL_A])
+    vm = await subject.inventory.get_vm(vm_id=VM_1)
 
     assert vm.name_label == "node-1"
     assert vm.power_state is PowerState.RUNNING
@@ -156,13 +156,23 @@ async def test_a_missing_vm_is_deleted_only_when_every_pool_it_was_in_is_still_k
 ) -> None:
     pools = await arrange(subject)  # type: ignore[operator]
 
-    with pytest.raises(VMNotFoundError) as caught:
-        await subject.inventory.get_vm(vm_id=VM_1, confirm_pools=pools)
+    assert await subject.inventory.get_vm(vm_id=VM_1) is None
+    verdict = await confirm_absence(subject.inventory, vm_id=VM_1, pools=pools)
 
-    assert type(caught.value) is expected
-    assert caught.value.vm_id == VM_1
-    if isinstance(caught.value, PoolUnavailableError):
-        assert caught.value.pools == unknown
+    assert type(verdict) is expected
+    assert verdict.vm_id == VM_1
+    if isinstance(verdict, PoolUnavailableError):
+        assert verdict.pools == unknown
+
+
+async def test_pools_known_answers_for_each_pool_asked(subject: Driver) -> None:
+    await subject.disconnect_pool(POOL_B)
+
+    known = await subject.inventory.pools_known(
+        pool_ids=[POOL_A.upper(), POOL_B, UNKNOWN_POOL, " "]
+    )
+
+    assert known == {POOL_A: True, POOL_B: False, UNKNOWN_POOL: False}
 
 
 async def test_a_reconnected_pool_brings_its_vms_back(subject: Driver) -> None:
@@ -170,7 +180,7 @@ async def test_a_reconnected_pool_brings_its_vms_back(subject: Driver) -> None:
     await subject.disconnect_pool(POOL_A)
     await subject.reconnect_pool(POOL_A)
 
-    vm = await subject.inventory.get_vm(vm_id=VM_1, confirm_pools=[POOL_A])
+    vm = await subject.inventory.get_vm(vm_id=VM_1)
 
     assert vm.id == VM_1
 

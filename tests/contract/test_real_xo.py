@@ -29,6 +29,7 @@ from adapters.xenorchestra.auth import Credentials
 from adapters.xenorchestra.http import XOHttpClient
 from adapters.xenorchestra.tls import tls_verify
 from domain.errors import VMDeletedError
+from domain.matching import confirm_absence
 from domain.model import ChangeKind, InventorySnapshot, PowerState
 from tests.spec.recording import RecordingTransport
 from tests.spec.xo_spec import XOSpec
@@ -108,8 +109,8 @@ async def test_a_vm_reads_alone_as_in_the_snapshot(xo: XOInventory) -> None:
     snap = await xo.snapshot()
 
     for vm_id in _sample(snap):
-        vm = await xo.get_vm(vm_id=vm_id, confirm_pools=[snap.vms[vm_id].pool_id])
-        assert (vm.id, vm.pool_id) == (vm_id, snap.vms[vm_id].pool_id)
+        vm = await xo.get_vm(vm_id=vm_id)
+        assert vm is not None and (vm.id, vm.pool_id) == (vm_id, snap.vms[vm_id].pool_id)
 
 
 async def test_hosts_and_pools_read_alone_as_in_the_snapshot(xo: XOInventory) -> None:
@@ -127,8 +128,8 @@ async def test_an_unknown_vm_in_a_pool_xo_knows_is_deleted(xo: XOInventory) -> N
     if not snap.pools:
         pytest.skip("this XO has no pool")
 
-    with pytest.raises(VMDeletedError):
-        await xo.get_vm(vm_id=str(uuid.uuid4()), confirm_pools=[sorted(snap.pools)[0]])
+    verdict = await confirm_absence(xo, vm_id=str(uuid.uuid4()), pools=[sorted(snap.pools)[0]])
+    assert isinstance(verdict, VMDeletedError)
 
 
 async def test_a_vm_is_found_by_its_name(xo: XOInventory) -> None:

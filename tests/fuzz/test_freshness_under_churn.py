@@ -118,8 +118,11 @@ class LaggingXO:
         await self._lags.wait()
         return answer
 
-    async def get_vm(self, **kw: Any) -> VM:
+    async def get_vm(self, **kw: Any) -> VM | None:
         return await self._late(self.xo.get_vm(**kw))  # type: ignore[no-any-return]
+
+    async def pools_known(self, **kw: Any) -> Any:
+        return await self._late(self.xo.pools_known(**kw))
 
     async def find_vms_by_name(self, **kw: Any) -> Sequence[VM]:
         return await self._late(self.xo.find_vms_by_name(**kw))  # type: ignore[no-any-return]

@@ -78,15 +78,17 @@ async def test_every_read_of_the_port_gives_a_value_or_an_inventory_error(
     async with CannedXO(routes=routes) as xo, inventory_for(xo.url) as inventory:
         results = [
             await typed(inventory.check(deadline=0.1), InventoryError),
-            await typed(inventory.get_vm(vm_id=VM_ID, confirm_pools=[POOL_ID]), InventoryError),
+            await typed(inventory.get_vm(vm_id=VM_ID), InventoryError),
+            await typed(inventory.pools_known(pool_ids=[POOL_ID]), InventoryError),
             await typed(inventory.find_vms_by_name(name_label="node-1"), InventoryError),
             await typed(inventory.get_host(host_id=HOST_ID), InventoryError),
             await typed(inventory.get_pool(pool_id=POOL_ID), InventoryError),
             await typed(inventory.snapshot(), InventoryError),
         ]
-    check, vm, named, host, pool, snap = results
+    check, vm, known, named, host, pool, snap = results
     assert check is None or isinstance(check, InventoryError)
-    assert isinstance(vm, VM | InventoryError)
+    assert isinstance(vm, VM | InventoryError) or vm is None
+    assert isinstance(known, InventoryError) or known in ({POOL_ID: True}, {POOL_ID: False})
     assert isinstance(named, list | InventoryError)
     assert isinstance(host, Host | InventoryError) or host is None
     assert isinstance(pool, Pool | InventoryError) or pool is None

@@ -18,7 +18,6 @@ import pytest
 from adapters.testing.fake_xo import FakeXOServer
 from adapters.xenorchestra import inventory as xo_inventory
 from adapters.xenorchestra.changes import EVENTS, SUBSCRIBE
-from domain.errors import VMNotFoundError
 from domain.model import ChangeKind
 from tests.spec.xo_spec import XOSpec
 from tests.xo.support import (
@@ -76,8 +75,11 @@ async def test_every_request_the_adapter_sends_is_the_spec_s(xo_spec: XOSpec, au
             assert await inventory.get_pool(pool_id=POOL_A) is not None
             await inventory.snapshot()
             assert (await inventory.get_vm(vm_id=VM_ID)).id == VM_ID
-            with pytest.raises(VMNotFoundError):
-                await inventory.get_vm(vm_id=GONE, confirm_pools=[POOL_A, POOL_B])
+            assert await inventory.get_vm(vm_id=GONE) is None
+            assert await inventory.pools_known(pool_ids=[POOL_A, POOL_B]) == {
+                POOL_A: True,
+                POOL_B: True,
+            }
             assert [vm.id for vm in await inventory.find_vms_by_name(name_label="node 1/a")] == [
                 VM_ID
             ]

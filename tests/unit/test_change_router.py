@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from adapters.testing.memory import InMemoryInventory, InMemoryNodeStore
+from adapters.testing.memory import InMemoryInventory, InMemoryNodeStore, RecordingPokes
 from application.change_router import ChangeRouter
 from application.node_index import NodeIndex
 from domain.model import ChangeKind, Node, VMChange
@@ -23,21 +23,10 @@ def _pid(vm_id: str) -> str:
 class Router:
     def __init__(self) -> None:
         self.nodes = InMemoryNodeStore()
-        self.poked: list[tuple[str, str]] = []
-
-        def poke(kind: str):  # type: ignore[no-untyped-def]
-            async def trigger(name: str) -> None:
-                self.poked.append((kind, name))
-
-            return trigger
-
+        self.pokes = RecordingPokes()
+        self.poked = self.pokes.poked
         self.router = ChangeRouter(
-            inventory=InMemoryInventory(),
-            nodes=self.nodes,
-            on_vm_changed=[poke("changed")],
-            on_vm_removed=[poke("removed")],
-            on_new_vm=[poke("new")],
-            on_resync=[],
+            inventory=InMemoryInventory(), nodes=self.nodes, pokes=self.pokes
         )
 
     async def __aenter__(self) -> Router:
@@ -97,7 +86,7 @@ async def test_events_poke_the_indexed_node() -> None:
         await r.router.handle(VMChange(ChangeKind.UPDATED, vm(id=VM_1)))
         await r.router.handle(VMChange(ChangeKind.REMOVED, vm(id=VM_1)))
         await r.router.handle(VMChange(ChangeKind.ADDED, vm(id=VM_2)))
-    assert r.poked == [("changed", "a"), ("removed", "a"), ("new", "w")]
+    assert r.poked == [("changed", "a"), ("removed", "a"), ("appeared", "w")]
 
 
 async def test_a_node_deleted_by_someone_else_leaves_the_index() -> None:

@@ -2,7 +2,7 @@
 
 XO answers an ACL-limited token's ``GET /vms/{id}`` for a VM it may not see with
 the same 404 as for a deleted VM, while the pool (which it may see) answers 200:
-``get_vm`` then says "deleted". Before deleting a Node the lifecycle service asks
+``confirm_absence`` then says "deleted". Before deleting a Node the lifecycle service asks
 ``admin_view`` (``GET /users/me``, the 307 to the user's own record). These run
 the real adapter against the fake XO over HTTP, then the lifecycle service on it.
 """
@@ -19,6 +19,7 @@ from adapters.testing.memory import (
     InMemoryNodeStore,
 )
 from domain.errors import ProtocolError, VMDeletedError
+from domain.matching import confirm_absence
 from domain.model import Node, Readiness
 from domain.options import CCMOptions, DeletionOptions
 from domain.policies.lifecycle import LifecycleAction
@@ -89,8 +90,8 @@ async def test_a_token_limited_by_acls_deletes_no_node(xo: FakeXOServer, world: 
         )
     )
     async with make_inventory(xo) as inventory:
-        with pytest.raises(VMDeletedError):  # what the adapter alone concludes
-            await inventory.get_vm(vm_id=HIDDEN, confirm_pools=[world.pool_a])
+        verdict = await confirm_absence(inventory, vm_id=HIDDEN, pools=[world.pool_a])
+        assert isinstance(verdict, VMDeletedError)  # what the 404 and the pool alone say
         lifecycle = LifecycleService(
             inventory=inventory,
             nodes=nodes,

@@ -22,6 +22,7 @@ from adapters.testing.memory import (
     InMemoryBreakerStore,
     InMemoryEventRecorder,
     InMemoryNodeStore,
+    RecordingPokes,
 )
 from adapters.xenorchestra import XOInventory
 from application.change_router import ChangeRouter
@@ -165,30 +166,19 @@ async def test_the_change_router_outlives_a_bad_frame(
     xo.state.add_vm(name_label="good", vm_id=GOOD, pool_id=world.pool_a)
     nodes = InMemoryNodeStore()
     nodes.create(_node("n-good", GOOD, world.pool_a))
-    poked: asyncio.Queue[str] = asyncio.Queue()
-    resynced = asyncio.Event()
-
-    async def poke(name: str) -> None:
-        poked.put_nowait(name)
+    pokes = RecordingPokes()
 
     async with make_inventory(xo) as inv:
-        router = ChangeRouter(
-            inventory=inv,
-            nodes=nodes,
-            on_vm_changed=[poke],
-            on_vm_removed=[poke],
-            on_new_vm=[poke],
-            on_resync=[resynced.set],
-        )
+        router = ChangeRouter(inventory=inv, nodes=nodes, pokes=pokes)
         running = asyncio.create_task(router.run())
         try:
             async with asyncio.timeout(5):
-                await resynced.wait()
+                await pokes.resync_seen.wait()
             xo.faults.set(garbage=mode, endpoint="GET /events", garble_frames=1)
             xo.state.stop_vm(BAD)
             xo.state.stop_vm(GOOD)
             async with asyncio.timeout(5):
-                assert await poked.get() == "n-good"
+                assert (await pokes.queue.get())[1] == "n-good"
             assert not running.done(), "the router must keep running"
         finally:
             running.cancel()

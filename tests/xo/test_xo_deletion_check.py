@@ -1,7 +1,8 @@
 """A VM's 404 counts as a deletion only if it holds on both sides of the pool check.
 
-``get_vm`` asks for the VM, then (on a 404) for every pool the node was placed
-in. A pool XO reconnects in between brings the VM back: the first 404 was the
+On a 404 from ``get_vm``, ``domain.matching.confirm_absence`` asks XO (through
+the real adapter here) for every pool the node was placed in, then for the VM
+again. A pool XO reconnects in between brings the VM back: the first 404 was the
 outage, not a deletion. With ``deletionConfirmDelay: 0`` one such sighting
 would delete the node.
 """
@@ -10,10 +11,9 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from adapters.testing.fake_xo import FakeXOServer
 from domain.errors import VMDeletedError
+from domain.matching import confirm_absence
 from tests.xo.support import World, make_inventory
 
 VM_ID = "f07ab729-c0e8-721c-45ec-f11276377030"
@@ -29,7 +29,7 @@ async def test_a_pool_reconnected_during_the_check_brings_the_vm_back(
     xo.faults.set(latency=0.3, endpoint=POOL_CHECK)
 
     async with make_inventory(xo) as inv:
-        lookup = asyncio.create_task(inv.get_vm(vm_id=VM_ID, confirm_pools=[world.pool_a]))
+        lookup = asyncio.create_task(confirm_absence(inv, vm_id=VM_ID, pools=[world.pool_a]))
         while not xo.requests.snapshot().get(POOL_CHECK):  # noqa: ASYNC110 - the VM is 404 now
             await asyncio.sleep(0.01)
         xo.state.reconnect_pool(world.pool_a)
@@ -45,8 +45,9 @@ async def test_a_vm_absent_before_and_after_the_pool_check_is_deleted(
     xo.state.delete_vm(VM_ID)
 
     async with make_inventory(xo) as inv:
-        with pytest.raises(VMDeletedError):
-            await inv.get_vm(vm_id=VM_ID, confirm_pools=[world.pool_a, world.pool_b])
+        assert await inv.get_vm(vm_id=VM_ID) is None
+        verdict = await confirm_absence(inv, vm_id=VM_ID, pools=[world.pool_a, world.pool_b])
+        assert isinstance(verdict, VMDeletedError)
 
     # One request for the VM on each side of the pool checks, one per pool.
     counts = xo.requests.snapshot()

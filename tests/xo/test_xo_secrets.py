@@ -12,6 +12,7 @@ from loguru import logger
 from adapters.testing.fake_xo import FakeXOServer
 from adapters.xenorchestra import XOInventory
 from domain.errors import AuthenticationError, CCMError
+from domain.matching import confirm_absence
 from tests.xo.support import (
     PASSWORD,
     TOKEN,
@@ -62,12 +63,12 @@ async def _exercise(xo: FakeXOServer, world: World, inv: XOInventory, texts: lis
     for fault in ({"fail_next": 5}, {"garbage": "html"}):
         xo.faults.set(**fault)
         try:
-            await inv.get_vm(vm_id=VM_ID, confirm_pools=[world.pool_a])
+            await confirm_absence(inv, vm_id=VM_ID, pools=[world.pool_a])
         except CCMError as err:
             failures.append(err)
         xo.faults.clear()
     try:
-        await inv.get_vm(vm_id=VM_ID, confirm_pools=[world.pool_a])
+        await confirm_absence(inv, vm_id=VM_ID, pools=[world.pool_a])
     except CCMError as err:
         failures.append(err)
     xo.auth.revoke_token(TOKEN)

@@ -33,7 +33,6 @@ the few fields they need into domain values.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -43,6 +42,7 @@ import aiohttp
 from kubernetes import client as k8s
 from loguru import logger
 
+from adapters import jsonwire
 from adapters.kubernetes.configuration import (
     ConfigSource,
     load_configuration,
@@ -358,5 +358,5 @@ class KubeClient:
 def _decode(data: bytes) -> JsonObject:
     if not data:
         return {}
-    value = json.loads(data)
+    value = jsonwire.loads(data)
     return value if isinstance(value, dict) else {"items": value}

@@ -20,7 +20,6 @@ aiohttp does: :func:`supported` says so and the client keeps urllib3 then.
 
 from __future__ import annotations
 
-import json
 import ssl
 import time
 from collections.abc import Mapping
@@ -30,6 +29,7 @@ import aiohttp
 from kubernetes import client as k8s
 from kubernetes.client.rest import is_socks_proxy_url, should_bypass_proxies
 
+from adapters import jsonwire
 from adapters.kubernetes.wire import Query, Timeout
 
 #: How long the credentials header is reused before the configuration is asked
@@ -159,7 +159,7 @@ class LoopTransport:
         """One request; its answer whatever the status. Raises aiohttp's errors,
         TimeoutError, OSError, or ValueError when a header cannot be sent."""
         session = self._open_session()
-        data = None if body is None else json.dumps(body).encode()
+        data = None if body is None else jsonwire.dumps(body)
         async with session.request(
             method,
             self._host + path,

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import urllib3
 
+from adapters import jsonwire
 from adapters.kubernetes.errors import (
     NETWORK_ERRORS,
     ApiError,
@@ -105,7 +105,7 @@ class WatchStream:
         line = self._readline()
         if line is None:
             return None
-        event = json.loads(line)
+        event = jsonwire.loads(line)
         if not isinstance(event, dict):
             raise ValueError("watch event is not a JSON object")
         return event

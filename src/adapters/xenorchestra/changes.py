@@ -18,7 +18,6 @@ fresh (names, and pools that vanish when XO loses them).
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import aclosing
@@ -28,6 +27,7 @@ from urllib.parse import quote
 from httpx_sse import EventSource, ServerSentEvent
 from loguru import logger
 
+from adapters import jsonwire
 from adapters.xenorchestra import observer as obs
 from adapters.xenorchestra.http import XOHttpClient, XONotFound
 from adapters.xenorchestra.parsing import (
@@ -194,7 +194,7 @@ class ChangeStream:
     @staticmethod
     def _connection_id(init: ServerSentEvent) -> str:
         try:
-            data = json.loads(init.data)
+            data = jsonwire.loads(init.data)
         except (ValueError, RecursionError):
             data = None
         if not isinstance(data, dict) or not isinstance(data.get("id"), str) or not data["id"]:
@@ -227,7 +227,7 @@ class ChangeStream:
                 logger.debug("XO event {!r} ignored", frame.event)
             return None
         try:
-            data: Any = json.loads(frame.data)
+            data: Any = jsonwire.loads(frame.data)
         except (ValueError, RecursionError):
             logger.warning("XO {} event with a body that is not JSON: ignored", frame.event)
             return None

@@ -23,7 +23,6 @@ none, and headers are never formatted.
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import ssl
 import time
@@ -41,6 +40,7 @@ from tenacity import (
     stop_before_delay,
 )
 
+from adapters import jsonwire
 from adapters.xenorchestra import observer as obs
 from adapters.xenorchestra.auth import Credentials
 from adapters.xenorchestra.credentials import CredentialSource
@@ -89,7 +89,7 @@ class Body:
         if not self.content:
             return None
         try:
-            return json.loads(self.content)
+            return jsonwire.loads(self.content)
         except (ValueError, RecursionError):
             raise ProtocolError(
                 f"Xen Orchestra {endpoint}: the body is not JSON "

@@ -10,11 +10,11 @@ Cost model (what keeps 1,000 nodes cheap):
 - ``get_host``/``get_pool`` answer from those caches and only ask XO on a
   miss, so initializing a node whose host and pool are known costs one
   request (``GET /vms/{id}``);
-- ``get_vm`` never trusts the cache to call a VM deleted: on a 404 it asks XO
-  whether each pool the node was placed in still exists (the pool-disconnect
-  trap in ``xo-rest-api.md``), concurrently, one request per pool however
-  many nodes ask at once (single flight); when they all do, it asks for the VM
-  once more, so a pool reconnected meanwhile is not read as a deletion.
+- ``get_vm`` asks XO (a 404 is None: what it means is the domain's call,
+  ``domain.matching.confirm_absence``); ``pools_known`` asks XO whether each
+  pool still exists (the pool-disconnect trap in ``xo-rest-api.md``), never
+  the cache, concurrently, one request per pool however many nodes ask at once
+  (single flight).
 """
 
 from __future__ import annotations
@@ -46,8 +46,7 @@ from adapters.xenorchestra.parsing import (
 )
 from adapters.xenorchestra.policy import RetryPolicy, StreamPolicy
 from adapters.xenorchestra.tls import tls_verify
-from domain.errors import ProtocolError, VMDeletedError
-from domain.matching import absence_verdict
+from domain.errors import ProtocolError
 from domain.model import VM, Host, InventorySnapshot, Pool, VMChange
 
 VMS = "GET /vms"
@@ -191,26 +190,7 @@ class XOInventory:
         parse_list(body, endpoint=VMS)
 
     # -- the port --------------------------------------------------------
-    async def get_vm(self, *, vm_id: str, confirm_pools: Collection[str] = ()) -> VM:
-        vm = await self._find_vm(vm_id)
-        if vm is not None:
-            return vm
-        # The cache cannot tell a deletion from a pool XO just lost: ask XO, for
-        # every pool; a pass over many nodes of one pool shares each request.
-        keys = sorted({p.strip().lower() for p in confirm_pools if p.strip()})
-        answers = await asyncio.gather(*(self._confirm_pool(key) for key in keys))
-        known = {key: pool is not None for key, pool in zip(keys, answers, strict=True)}
-        logger.debug("VM {} is 404; its pools: {}", vm_id, known or "none to check")
-        verdict = absence_verdict(vm_id, known)
-        if isinstance(verdict, VMDeletedError):
-            # A pool reconnected while we asked brings its VMs back: only a VM
-            # absent on both sides of the pool answers counts as deleted.
-            vm = await self._find_vm(vm_id)
-            if vm is not None:
-                return vm
-        raise verdict
-
-    async def _find_vm(self, vm_id: str) -> VM | None:
+    async def get_vm(self, *, vm_id: str) -> VM | None:
         if not vm_id.strip():
             return None
         try:
@@ -220,6 +200,15 @@ class XOInventory:
         vm = parse_vm(body, endpoint=VM_BY_ID)
         expect_id(vm.id, vm_id, endpoint=VM_BY_ID, what="VM")
         return vm
+
+    async def pools_known(self, *, pool_ids: Collection[str]) -> Mapping[str, bool]:
+        # Never the cache: it cannot tell a deleted VM's pool from one XO just lost. A
+        # pass over many nodes of one pool shares each request (single flight).
+        keys = sorted({p.strip().lower() for p in pool_ids if p.strip()})
+        answers = await _all_or_none(*(self._confirm_pool(key) for key in keys))
+        known = {key: pool is not None for key, pool in zip(keys, answers, strict=True)}
+        logger.debug("pools known to XO: {}", known or "none asked")
+        return known
 
     async def admin_view(self) -> bool:
         """Whether the credentials are an admin's, from XO's own user record.

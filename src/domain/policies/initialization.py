@@ -94,3 +94,11 @@ def plan_beta_to_ga(node: Node) -> NodeChange:
         if beta in node.labels and node.labels.get(ga) != node.labels[beta]
     }
     return NodeChange(set_labels=set_labels)
+
+
+def needs_registration(node: Node) -> bool:
+    """Whether the cloud-node controller has anything to do for ``node``: initialize it
+    (the uninitialized taint) or copy a beta label to its GA twin. Every other update
+    of a Node (kubelet's status, the CCM's own writes) needs nothing, so the watch does
+    not queue it (the sync would only find that out at more cost)."""
+    return node.has_taint(labels.UNINITIALIZED_TAINT_KEY) or not plan_beta_to_ga(node).empty

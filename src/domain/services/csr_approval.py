@@ -22,7 +22,6 @@ from domain.errors import (
     CertificateRequestGoneError,
     InventoryError,
     ProviderIDError,
-    VMNotFoundError,
 )
 from domain.freshness import Freshness
 from domain.model import EventType, Node
@@ -128,16 +127,16 @@ class CSRApprovalService:
                 vm, seen = await self._freshness.observe(
                     partial(self._inventory.get_vm, vm_id=vm_id)
                 )
-            except VMNotFoundError:
-                return Verdict(
-                    approve=False,
-                    reason=f"VM {vm_id} of node {node.name} not found in Xen Orchestra",
-                    retry=True,
-                )
             except InventoryError as err:
                 return Verdict(
                     approve=False,
                     reason=f"Xen Orchestra cannot tell VM {vm_id}'s addresses now: {err}",
+                    retry=True,
+                )
+            if vm is None:
+                return Verdict(
+                    approve=False,
+                    reason=f"VM {vm_id} of node {node.name} not found in Xen Orchestra",
                     retry=True,
                 )
             verdict = address_verdict(csr, node=node, vm=vm, options=self._options.addresses)

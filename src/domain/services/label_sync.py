@@ -8,7 +8,7 @@ from enum import StrEnum
 from functools import partial
 
 from domain import labels
-from domain.errors import CCMError, OvertakenError, ProviderIDError, VMNotFoundError
+from domain.errors import CCMError, OvertakenError, ProviderIDError
 from domain.freshness import Freshness, FreshSnapshots, Observation
 from domain.matching import vm_id_candidates
 from domain.model import VM, EventType, Host, Node, NodeChange, Pool
@@ -171,12 +171,12 @@ class LabelSyncService:
             vm_id = _vm_id(node) if node else None
             if node is None or vm_id is None:
                 return False
-            try:
-                vm, seen = await self._freshness.observe(
-                    partial(self._inventory.get_vm, vm_id=vm_id)
-                )
-            except VMNotFoundError:
-                return False
+            # The event that poked this node carried the VM, but its moment cannot be
+            # ordered against an answer already applied (XO emitted it at some point
+            # before it arrived): XO is asked now, which the freshness rule can order.
+            vm, seen = await self._freshness.observe(partial(self._inventory.get_vm, vm_id=vm_id))
+            if vm is None:
+                return False  # gone or unreachable: the lifecycle controller's business
             host = await self._inventory.get_host(host_id=vm.container) if vm.container else None
             pool = await self._inventory.get_pool(pool_id=vm.pool_id) if vm.pool_id else None
             outcome = await self._apply(node, vm, host, pool, seen)

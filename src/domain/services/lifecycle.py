@@ -18,7 +18,7 @@ from domain.errors import (
     VMNotFoundError,
 )
 from domain.freshness import Freshness, Observation
-from domain.matching import placement_pools, vm_id_candidates
+from domain.matching import confirm_absence, placement_pools, vm_id_candidates
 from domain.model import EventType, Node, NodeChange
 from domain.options import CCMOptions
 from domain.policies.deletion_confirmation import DeletionConfirmation
@@ -314,19 +314,23 @@ class LifecycleService:
             return VMLookup(VMState.LOOKUP_FAILED)
         begun = self._freshness.begin()
         try:
-            vm = await self._inventory.get_vm(vm_id=vm_id, confirm_pools=placement_pools(node))
-        except VMDeletedError:
-            return VMLookup(VMState.DELETED, vm_id, self._freshness.finish(begun))
-        except PoolUnavailableError as err:
-            log.warning("node %s kept: %s", node.name, err)
-            return VMLookup(VMState.POOL_UNKNOWN)
-        except VMNotFoundError as err:
-            log.warning("node %s kept: %s, and no pool to confirm a deletion with", node.name, err)
-            return VMLookup(VMState.POOL_UNKNOWN)
+            vm = await self._inventory.get_vm(vm_id=vm_id)
+            found = vm or await confirm_absence(
+                self._inventory, vm_id=vm_id, pools=placement_pools(node)
+            )
         except InventoryError as err:
             log.warning("node %s kept: VM lookup failed: %s", node.name, err)
             return VMLookup(VMState.LOOKUP_FAILED)
-        return VMLookup(state_of(vm), vm_id, self._freshness.finish(begun))
+        seen = self._freshness.finish(begun)
+        if isinstance(found, VMDeletedError):
+            return VMLookup(VMState.DELETED, vm_id, seen)
+        if isinstance(found, PoolUnavailableError):
+            log.warning("node %s kept: %s", node.name, found)
+            return VMLookup(VMState.POOL_UNKNOWN)
+        if isinstance(found, VMNotFoundError):
+            log.warning("node %s kept: %s, no pool to confirm a deletion with", node.name, found)
+            return VMLookup(VMState.POOL_UNKNOWN)
+        return VMLookup(state_of(found), vm_id, seen)
 
     async def _apply(
         self,

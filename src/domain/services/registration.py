@@ -337,6 +337,8 @@ class RegistrationService:
             except CCMError as err:
                 log.warning("node %s: address sync: %s", node.name, err)
                 continue
+            if again is None:
+                continue
             addresses = self._addresses_of(node, again)
             if addresses and tuple(node.addresses) != addresses:
                 changes.append((node, addresses, vm_id, seen))

@@ -15,6 +15,7 @@ from adapters.testing.memory.inventory import InMemoryInventory
 from adapters.testing.memory.leader import InMemoryLeaderElector
 from adapters.testing.memory.metrics import InMemoryMetrics
 from adapters.testing.memory.nodes import InMemoryNodeStore
+from adapters.testing.memory.pokes import RecordingPokes
 
 __all__ = [
     "FakeClock",
@@ -26,4 +27,5 @@ __all__ = [
     "InMemoryMetrics",
     "InMemoryNodeStore",
     "RecordedEvent",
+    "RecordingPokes",
 ]

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import replace
 
 from domain.errors import InventoryError
-from domain.matching import absence_verdict
 from domain.model import VM, ChangeKind, Host, InventorySnapshot, Pool, PowerState, VMChange
 
 
@@ -43,13 +42,14 @@ class InMemoryInventory:
         vm = self.vms.get(vm_id)
         return vm if vm is not None and vm.pool_id not in self.disconnected else None
 
-    async def get_vm(self, *, vm_id: str, confirm_pools: Collection[str] = ()) -> VM:
+    async def get_vm(self, *, vm_id: str) -> VM | None:
         self._read("get_vm")
-        vm = self._visible_vm(vm_id.lower())
-        if vm is not None:
-            return vm
-        known = {p: await self.get_pool(pool_id=p) is not None for p in sorted(confirm_pools)}
-        raise absence_verdict(vm_id, known)
+        return self._visible_vm(vm_id.strip().lower())
+
+    async def pools_known(self, *, pool_ids: Collection[str]) -> Mapping[str, bool]:
+        self._read("pools_known")
+        keys = {p.strip().lower() for p in pool_ids if p.strip()}
+        return {p: p in self.pools and p not in self.disconnected for p in sorted(keys)}
 
     async def find_vms_by_name(self, *, name_label: str) -> Sequence[VM]:
         self._read("find_vms_by_name")
