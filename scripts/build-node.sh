@@ -4,7 +4,8 @@
 # Go module (the trick of build-control-plane.sh, scripts/lib/kubernetes-module.sh),
 # containerd v2 with its runc shim and ctr from containerd's Go module, a static
 # pause binary (scripts/pause), and from Debian's packages runc and the CNI
-# plugins (bridge, host-local, loopback), installed with apt-get when missing.
+# plugins (bridge, host-local, loopback), plus iproute2, openssl and curl for the
+# suite itself, installed with apt-get when missing.
 # Everything is cached by version under ~/.cache: a second run only checks.
 #
 # Usage: scripts/build-node.sh      # prints the directory holding every binary
@@ -31,6 +32,10 @@ debian_packages() {
   command -v runc >/dev/null 2>&1 || [[ -x /usr/sbin/runc ]] || missing+=(runc)
   [[ -x /usr/lib/cni/bridge && -x /usr/lib/cni/host-local && -x /usr/lib/cni/loopback ]] \
     || missing+=(containernetworking-plugins)
+  # What tests/node drives the node with: veth and addresses, certificates, probes.
+  command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+  command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+  command -v curl >/dev/null 2>&1 || missing+=(curl)
   ((${#missing[@]} == 0)) && return 0
   if [[ "$(id -u)" != 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
     log "missing Debian packages ${missing[*]} and cannot install them (needs root and apt-get)"

@@ -201,8 +201,8 @@ def chroot_run(
 ) -> None:
     script = (
         'set -e; r="$1"; w="$2"; shift 2; mkdir -p "$r/dev" "$r/proc" "$r/wheelhouse"; '
-        'mount --rbind /dev "$r/dev"; mount -t proc proc "$r/proc"; '
-        'mount --bind -o ro "$w" "$r/wheelhouse"; exec chroot "$r" "$@"'
+        'mount -n --rbind /dev "$r/dev"; mount -n -t proc proc "$r/proc"; '
+        'mount -n --bind -o ro "$w" "$r/wheelhouse"; exec chroot "$r" "$@"'
     )
     argv = ["unshare", "--mount", "--propagation", "private", "--fork", "--"]
     argv += ["sh", "-c", script, "sh", str(root), str(wheels), "/usr/bin/env", "-i"]
