@@ -17,6 +17,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -180,7 +181,11 @@ def rootfs_tar(base: Base, cache: Path) -> Path:
     print(
         f"build-image: mmdebstrap {base.suite} minbase + {' '.join(base.packages)}", file=sys.stderr
     )
-    done = subprocess.run(argv, stdout=sys.stderr, stderr=subprocess.PIPE, text=True)
+    with tempfile.TemporaryDirectory(prefix="libmount-", dir=cache) as scratch:
+        # mmdebstrap mounts with mount(8), whose libmount would otherwise leave its
+        # table (utab) in the machine's /run/mount.
+        env = {**os.environ, "LIBMOUNT_UTAB": str(Path(scratch) / "utab")}
+        done = subprocess.run(argv, stdout=sys.stderr, stderr=subprocess.PIPE, text=True, env=env)
     if done.returncode != 0:
         partial.unlink(missing_ok=True)
         raise DebianError(f"mmdebstrap failed ({done.returncode}): {done.stderr.strip()[-2000:]}")

@@ -99,15 +99,25 @@ def check_initialized(
     assert {key: labels.get(key) for key in expected} == expected
     assert UNINITIALIZED not in taint_keys(node)
     assert node["metadata"]["annotations"][L.PROVIDED_NODE_IP] == cluster.node_ip
-    addresses = wait_for(
-        lambda: (n := cluster.node()) and n["status"]["addresses"], within=30, what="addresses"
+    wait_for(
+        lambda: (n := cluster.node()) and n["status"]["addresses"] == settled_addresses(cluster),
+        within=30,
+        what="the addresses the CCM sets",
     )
-    assert {"type": "InternalIP", "address": cluster.node_ip} in addresses
-    assert {"type": "Hostname", "address": NODE_NAME} in addresses
     synced = wait_for(lambda: node_events(cluster, "Synced"), within=30, what="a Synced event")
     assert synced[-1]["source"]["component"] == "cloud-node-controller"
     assert synced[-1]["involvedObject"]["uid"] == node["metadata"]["uid"]
     return node
+
+
+def settled_addresses(cluster: NodeCluster) -> list[dict[str, str]]:
+    """kubelet's --node-ip (InternalIP) and the VM's main IP (ExternalIP), the same
+    address here, the node IP first, then the name: what the Go CCM writes too."""
+    return [
+        {"type": "InternalIP", "address": cluster.node_ip},
+        {"type": "ExternalIP", "address": cluster.node_ip},
+        {"type": "Hostname", "address": NODE_NAME},
+    ]
 
 
 def probe(cluster: NodeCluster, pod: dict[str, Any], path: str) -> tuple[int, str]:
@@ -171,6 +181,9 @@ def test_the_manifests_initialize_the_kubelets_node(
     with installed(node_cluster, install):
         check_initialized(node_cluster, vm, world, case="manifests", since=install.applied_at)
         check_probes(node_cluster, healthz="/livez", ready=2)
+        # Several kubelet status updates later, the kubelet has kept the CCM's addresses.
+        node = node_cluster.node()
+        assert node is not None and node["status"]["addresses"] == settled_addresses(node_cluster)
         for pod in ccm_pods(node_cluster):
             container = pod["spec"]["containers"][0]
             assert container["image"] == "xenorchestra-cloud-controller-manager:0.1.0"
