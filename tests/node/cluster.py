@@ -6,7 +6,9 @@ and the CNI bridge plugin, and a kubelet with ``--cloud-provider=external`` whos
 node IP is the namespace's address and whose ``systemUUID`` is the UUID written to
 the /etc/machine-id the namespace sees (no DMI on these VMs: kubelet reports the
 machine-id). Images come from OCI archives imported with ``ctr``: nothing is pulled.
-The fake XO server runs in the namespace too, at the node's address.
+The fake XO server runs in the namespace too, at the node's address. The servers
+listen on their usual ports (443, 2379, 10250, ...): free by construction in a network
+namespace that only the suite uses, so nothing collides with the machine's own.
 
 Every file lives in one temporary directory; :meth:`NodeCluster.stop` kills every
 process of the suite's cgroup subtree, removes the subtree and the directory,
