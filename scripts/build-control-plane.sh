@@ -15,34 +15,11 @@ CACHE="${XOCCM_CACHE:-${HOME}/.cache/xenorchestra-ccm}"
 BIN="${CACHE}/control-plane/kube-${KUBE_VERSION}_etcd-${ETCD_VERSION}"
 
 log() { echo "build-control-plane: $*" >&2; }
+# shellcheck source=scripts/lib/kubernetes-module.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/kubernetes-module.sh"
 
 build_kube_apiserver() {
-  local work staging_version gomod
-  work="$(mktemp -d)"
-  trap 'rm -rf "${work}"' RETURN
-  staging_version="v0.${KUBE_VERSION#v1.}"
-  cd "${work}"
-  go mod init throwaway/kube-apiserver >/dev/null 2>&1
-  # The staging modules are required at v0.0.0 and replaced by local paths that
-  # a dependent module ignores (kubernetes/kubernetes#79384): read their names
-  # from the module's own go.mod and point each at its published twin.
-  gomod="$(go mod download -json "k8s.io/kubernetes@${KUBE_VERSION}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')"
-  {
-    echo "require k8s.io/kubernetes ${KUBE_VERSION}"
-    grep -E '^\s*k8s\.io/[a-z0-9-]+ v0\.0\.0\s*$' "${gomod}" | awk -v v="${staging_version}" '{print "replace " $1 " => " $1 " " v}'
-  } >>go.mod
-  cat >tools.go <<'GO'
-//go:build tools
-
-package tools
-
-import _ "k8s.io/kubernetes/cmd/kube-apiserver"
-GO
-  go mod tidy -e >&2 2>/dev/null || go mod tidy -e >&2
-  go build -trimpath \
-    -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=${KUBE_VERSION} -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$(echo "${KUBE_VERSION}" | cut -d. -f2)" \
-    -o "${BIN}/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver
-  mv "${BIN}/kube-apiserver.tmp" "${BIN}/kube-apiserver"
+  (build_kubernetes_commands "${KUBE_VERSION}" "${BIN}" cmd/kube-apiserver)
 }
 
 build_etcd() {

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from adapters.config import ConfigError, load_config
 from adapters.logging_setup import configure_logging, register_secret
@@ -17,6 +17,9 @@ from entrypoints.console import PROG, fail
 from entrypoints.flags import FlagError, HelpRequested, parse_command_line
 
 SUBCOMMANDS = ("demo", "fake-xo", "doctor")
+#: The test kits: the container image leaves them out (.dockerignore), and only the
+#: demo and fake-xo sub-commands load them.
+TEST_KITS = "adapters.testing"
 
 
 def ccm_usage() -> str:
@@ -87,18 +90,35 @@ def _null_sink(_message: object) -> None:
     """The demo prints its own story; controller logs only with --v."""
 
 
+def main_with_test_kits(name: str, run: Callable[[], int]) -> int:
+    """Run a sub-command that needs the test kits; one error line where they are absent."""
+    try:
+        return run()
+    except ModuleNotFoundError as err:
+        if err.name is None or not (err.name == TEST_KITS or err.name.startswith(f"{TEST_KITS}.")):
+            raise
+        return fail(
+            f"the {name} sub-command needs the test kits ({TEST_KITS}), which this "
+            "installation leaves out (the container image does): run it from a source install"
+        )
+
+
+def _main_fake_xo(argv: Sequence[str]) -> int:
+    from entrypoints.fake_xo_command import main_fake_xo
+
+    return main_fake_xo(argv)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "demo":
-        return main_demo(args[1:])
+        return main_with_test_kits("demo", lambda: main_demo(args[1:]))
     if args and args[0] == "doctor":
         from entrypoints.doctor import main_doctor
 
         return main_doctor(args[1:])
     if args and args[0] == "fake-xo":
-        from entrypoints.fake_xo_command import main_fake_xo
-
-        return main_fake_xo(args[1:])
+        return main_with_test_kits("fake-xo", lambda: _main_fake_xo(args[1:]))
     return main_ccm(args)
 
 

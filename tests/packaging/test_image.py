@@ -1,32 +1,36 @@
-"""The container image, checked without a container engine (none runs here).
+"""The container image's recipe, read without building it.
 
-What can be checked is: the runtime stage's settings, the lock, the build
-context .dockerignore lets through, and the build stage itself, replayed in a
-clean venv from a copy of that context, ending with the console script
-starting. That replay needs the package index (pip's cache is used); set
-``XOCCM_SKIP_IMAGE_BUILD=1`` to skip it explicitly (it runs by default).
+One Dockerfile, two builders: ``docker build`` and scripts/build-image (no
+engine; it runs the Dockerfile's own instructions). Here: the runtime stage's
+settings, the lock, the build context .dockerignore lets through (never the
+test kits), and that the engine-free builder understands every instruction.
+The image itself, built and then taken apart and run, is checked by
+tests/node/test_image.py (it needs root: mmdebstrap and a chroot).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
 import tomllib
 from pathlib import Path
 
 import pytest
 
+from scripts.build_image.build import BuildError, plan
+from scripts.build_image.debian import DebianError
+from scripts.build_image.dockerfile import context_files, stages
+
 from .chart import REPO_ROOT, values
 from .checks import RUN_AS
-from .image import DOCKERFILE, IMAGE_VENV, build_context, replay_build_stage, stages
 
-SKIP_BUILD = "XOCCM_SKIP_IMAGE_BUILD"
+DOCKERFILE = REPO_ROOT / "Dockerfile"
+IMAGE_VENV = "/opt/ccm"
 PYPROJECT = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 SCRIPT = "xenorchestra-cloud-controller-manager"
 BUILD, RUNTIME = stages(DOCKERFILE.read_text(encoding="utf-8"))
 CONTEXT_TOP = {"requirements.lock", "pyproject.toml", "README.md", "src"}
+TEST_KIT_CONTRACT = "Test kits stay out of production code"
 
 
 def normalize(name: str) -> str:
@@ -58,12 +62,50 @@ def test_the_runtime_gets_only_the_build_stages_venv_on_the_same_base() -> None:
     assert BUILD.name == "build"
     copies = RUNTIME.all("COPY")
     assert copies == [f"--from={BUILD.name} {IMAGE_VENV} {IMAGE_VENV}"]
-    # The venv's interpreter links point into the base image: it must be the same.
+    # The venv's interpreter links point into the base image: the same Debian release,
+    # and Debian's python3 in both stages.
     assert RUNTIME.base == BUILD.base
-    minimum = PYPROJECT["project"]["requires-python"].removeprefix(">=")
-    base_version = re.search(r":(\d+\.\d+)", BUILD.base)
-    assert base_version is not None
-    assert tuple(map(int, base_version[1].split("."))) >= tuple(map(int, minimum.split(".")))
+    recipe = plan(DOCKERFILE.read_text(encoding="utf-8"))
+    build_base, runtime_base = recipe.bases
+    assert build_base.suite == runtime_base.suite
+    assert "python3" in runtime_base.packages
+    assert set(build_base.packages) == {"python3", "python3-venv"}
+
+
+def test_the_engine_free_builder_understands_every_instruction() -> None:
+    recipe = plan(DOCKERFILE.read_text(encoding="utf-8"))
+    assert [s.name for s in recipe.stages] == ["build", None]
+    assert [k for k, _ in recipe.steps[0]].count("RUN") == 3  # venv, the lock, the project
+
+
+@pytest.mark.parametrize(
+    ("dockerfile", "problem"),
+    [
+        pytest.param("FROM python:3.11-slim\n", "only debian:<suite>-slim", id="other-base"),
+        pytest.param(
+            "FROM debian:bookworm-slim\nRUN apt-get install -y curl\n"
+            "FROM debian:bookworm-slim\nCOPY --from=0 /a /a\n",
+            "no earlier stage|COPY",
+            id="unnamed-stage",
+        ),
+        pytest.param(
+            "FROM debian:bookworm-slim AS b\nADD x /x\nFROM debian:bookworm-slim\n",
+            "ADD in a build stage",
+            id="add",
+        ),
+        pytest.param(
+            "FROM debian:bookworm-slim\nRUN echo hi\n", "RUN in the final stage", id="final-run"
+        ),
+        pytest.param(
+            "FROM debian:bookworm-slim\nENTRYPOINT ccm --help\n",
+            r"exec \(JSON\) form",
+            id="shell-form",
+        ),
+    ],
+)
+def test_the_builder_refuses_what_it_does_not_understand(dockerfile: str, problem: str) -> None:
+    with pytest.raises((BuildError, DebianError), match=problem):
+        plan(dockerfile)
 
 
 def test_the_lock_pins_every_runtime_dependency_at_the_pyproject_version() -> None:
@@ -73,66 +115,39 @@ def test_the_lock_pins_every_runtime_dependency_at_the_pyproject_version() -> No
     assert {name: locked.get(name) for name in wanted} == wanted
 
 
-def test_the_build_context_holds_exactly_what_the_image_copies(tmp_path: Path) -> None:
-    copied = build_context(REPO_ROOT, tmp_path)
+def test_the_build_context_holds_exactly_what_the_image_copies() -> None:
+    copied = context_files(REPO_ROOT)
     assert {path.split("/")[0] for path in copied} == CONTEXT_TOP
+    kits = kit_directories()
     sources = {
         p.relative_to(REPO_ROOT).as_posix()
         for p in (REPO_ROOT / "src").rglob("*.py")
-        if "__pycache__" not in p.parts
+        if "__pycache__" not in p.parts and not any(k in p.parents for k in kits)
     }
     assert sources <= set(copied)
     generated = [p for p in copied if "__pycache__" in p or p.endswith((".pyc", ".egg-info"))]
     assert generated == [] and not any(".egg-info/" in p for p in copied)
 
 
-def run(argv: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=60, check=False
-    )
+def kit_directories() -> list[Path]:
+    """The directories of the modules the import-linter contract calls test kits."""
+    contracts = PYPROJECT["tool"]["importlinter"]["contracts"]
+    contract = next(c for c in contracts if c["name"].startswith(TEST_KIT_CONTRACT))
+    out = []
+    for module in contract["forbidden_modules"]:
+        path = REPO_ROOT / "src" / Path(*module.split("."))
+        assert path.is_dir(), f"test kit {module} is not a package under src/ any more"
+        out.append(path)
+    return out
 
 
-@pytest.mark.timeout(300)
-def test_the_build_stage_installs_a_console_script_that_starts(tmp_path: Path) -> None:
-    if os.environ.get(SKIP_BUILD) == "1":
-        pytest.skip(f"{SKIP_BUILD}=1: the build stage replay (needs the package index)")
-    context = tmp_path / "context"
-    build_context(REPO_ROOT, context)
-    venv = tmp_path / "opt-ccm"
-    clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    replayed = replay_build_stage(
-        BUILD,
-        context=context,
-        root=tmp_path / "root",
-        venv=venv,
-        environ=clean,
-        unset=("PIP_NO_CACHE_DIR",),  # the image wants no cache; CI wants speed
-    )
-    pip_runs = [c for c in replayed.commands if c.startswith(f"{venv}/bin/pip install")]
-    assert len(pip_runs) == 2, replayed.commands  # the lock, then the project
-    assert "--no-deps" in pip_runs[0] and "-r requirements.lock" in pip_runs[0]
-    assert pip_runs[1].split()[-1] == "."
-
-    python = venv / "bin" / "python"
-    env = clean | {"PYTHONDONTWRITEBYTECODE": "1"}
-    checked = run([str(python), "-m", "pip", "check"], tmp_path, env)
-    assert checked.returncode == 0, f"the lock misses a dependency:\n{checked.stdout}"
-    located = run(
-        [str(python), "-c", "import entrypoints.cli as m; print(m.__file__)"], tmp_path, env
-    )
-    assert Path(located.stdout.strip()).is_relative_to(venv), "not the installed copy"
-
-    script = str(venv / "bin" / SCRIPT)
-    helped = run([script, "--help"], tmp_path, env)
-    assert helped.returncode == 0, helped.stderr
-    assert helped.stdout.startswith(f"usage: {SCRIPT}") and "--cloud-config" in helped.stdout
-
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("url: ftp://xoa.example.com\ntoken: t\n", encoding="utf-8")
-    for config, names in ((bad, "url"), (tmp_path / "missing.yaml", "cannot read")):
-        refused = run([script, f"--cloud-config={config}"], tmp_path, env)
-        assert refused.returncode == 1, refused.stderr
-        lines = refused.stderr.strip().splitlines()
-        assert len(lines) == 1, refused.stderr
-        assert lines[0].startswith(f"{SCRIPT}: error: cloud config {config}")
-        assert names in lines[0]
+def test_the_test_kits_are_left_out_of_the_image() -> None:
+    """.dockerignore is the one place that leaves them out, for both builders; this
+    holds it to the import-linter contract that names them (move a kit, and this
+    says which line to change)."""
+    copied = context_files(REPO_ROOT)
+    for kit in kit_directories():
+        rel = kit.relative_to(REPO_ROOT).as_posix()
+        assert not [p for p in copied if p.startswith(rel + "/")], (
+            f"{rel} would be shipped in the image: add it to .dockerignore"
+        )

@@ -283,6 +283,25 @@ def test_cli_bad_input_prints_one_line_and_exits_1(
     assert err[-1].startswith("xenorchestra-cloud-controller-manager")
 
 
+def test_fake_xo_without_the_test_kits_says_so_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The image leaves adapters.testing out: its fake-xo fails in one line (the
+    node suite runs fake-xo and demo in the image itself)."""
+    import sys
+
+    loaded = "entrypoints.fake_xo_command"
+    monkeypatch.delitem(sys.modules, loaded, raising=False)
+    monkeypatch.setitem(sys.modules, "adapters.testing", None)  # as if absent
+    assert main(["fake-xo", "--listen", "127.0.0.1:0"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "xenorchestra-cloud-controller-manager: error: the fake-xo sub-command needs the "
+        "test kits (adapters.testing), which this installation leaves out (the container "
+        "image does): run it from a source install"
+    ]
+
+
 def test_cli_help_lists_every_flag(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--help"]) == 0
     text = capsys.readouterr().out

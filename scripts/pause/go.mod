@@ -1,0 +1,3 @@
+module xenorchestra-ccm/pause
+
+go 1.22
