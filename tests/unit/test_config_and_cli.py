@@ -292,7 +292,13 @@ def test_fake_xo_without_the_test_kits_says_so_in_one_line(
 
     loaded = "entrypoints.fake_xo_command"
     monkeypatch.delitem(sys.modules, loaded, raising=False)
-    monkeypatch.setitem(sys.modules, "adapters.testing", None)  # as if absent
+    # As if absent, whatever an earlier test imported: a kit module left in
+    # sys.modules would be found without its parent, and the fake XO would serve.
+    for name in [
+        n for n in sys.modules if n == "adapters.testing" or n.startswith("adapters.testing.")
+    ]:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setitem(sys.modules, "adapters.testing", None)
     assert main(["fake-xo", "--listen", "127.0.0.1:0"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [

@@ -507,3 +507,37 @@ async def test_a_provided_node_ip_matches_however_it_is_written(
     world.xo.add_vm(vm(main_ip_address=None, addresses={"0/ipv6/0": reported}))
     n = await world.join(annotations={L.PROVIDED_NODE_IP: provided})
     assert not n.has_taint(L.UNINITIALIZED_TAINT_KEY)
+
+
+async def test_addresses_are_written_even_when_xo_announces_a_change_during_initialization(
+    world: World,
+) -> None:
+    # The guest tools report the VM's address just as the node is initialized: the
+    # change event overtakes the answer the labels came from. The addresses must still
+    # be written (from a newer answer), not left to the next address pass.
+    from domain.freshness import Freshness
+
+    ledger = Freshness(world.clock)
+    registration = RegistrationService(
+        inventory=world.xo,
+        nodes=world.nodes,
+        events=world.events,
+        clock=world.clock,
+        freshness=ledger,
+    )
+    world.xo.add_vm(vm(main_ip_address=None, addresses={}))
+    world.nodes.create(node())
+    real_update = world.nodes.update
+
+    async def update_while_xo_changes(**kw):  # type: ignore[no-untyped-def]
+        written = await real_update(**kw)
+        world.xo.update_vm(VM_1, main_ip_address="10.1.6.166", addresses={"0/ipv4/0": "10.1.6.166"})
+        ledger.announce(VM_1)  # what the change router does on the event
+        return written
+
+    world.nodes.update = update_while_xo_changes  # type: ignore[method-assign]
+    assert (await registration.sync(name="worker-1")).outcome is Outcome.INITIALIZED
+    assert world.nodes.nodes["worker-1"].addresses == (
+        NodeAddress(AddressType.EXTERNAL_IP, "10.1.6.166"),
+        NodeAddress(AddressType.HOSTNAME, "worker-1"),
+    )

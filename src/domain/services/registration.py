@@ -217,12 +217,32 @@ class RegistrationService:
             )
         if planned.change.empty:
             return RegistrationResult(Outcome.UNCHANGED)
-        if planned.addresses and tuple(written.addresses) != planned.addresses:
-            written = (
-                await self._write_addresses(written, planned.addresses, located.vm.id, located.seen)
-                or written
-            )
+        if planned.addresses:
+            written = await self._settle_addresses(written, located, planned.addresses)
         return await self._done(written)
+
+    async def _settle_addresses(
+        self, node: Node, located: Located, addresses: tuple[NodeAddress, ...]
+    ) -> Node:
+        """Write the just-initialized node's addresses; when XO announced a change of the
+        VM meanwhile (the answer they come from is overtaken), from a newer answer: a
+        node is never left initialized without its addresses until the next pass."""
+        vm_id, seen = located.vm.id, located.seen
+        for _ in range(FRESH_READS):
+            if not addresses or tuple(node.addresses) == addresses:
+                return node
+            written = await self._write_addresses(node, addresses, vm_id, seen)
+            if written is not None:
+                return written
+            vm, seen = await self._freshness.observe(partial(self._inventory.get_vm, vm_id=vm_id))
+            if vm is None:
+                return node
+            addresses = self._addresses_of(node, vm)
+        log.warning(
+            "node %s: XO's answers kept changing; its addresses wait for the next address pass",
+            node.name,
+        )
+        return node
 
     def _plan_initialization(self, current: Node, *, located: Located) -> _InitPlan:
         if not current.has_taint(labels.UNINITIALIZED_TAINT_KEY):
