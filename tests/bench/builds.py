@@ -16,12 +16,14 @@ import os
 import subprocess
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
 
-from tests.integration.ccm_process import OPEN_PATHS, CCMProcess, console_script
+from tests.integration.ccm_process import OPEN_PATHS, CCMProcess
+
+from .runtime import production_python
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The revision the issue's figures were taken at (the last one before its work).
@@ -33,28 +35,30 @@ _profile_numbers = itertools.count(1)
 
 @dataclass(frozen=True)
 class Build:
-    """One CCM to measure. ``src``: its source tree (None: the installed project)."""
+    """One CCM to measure: its source tree, run on the production install of its own
+    lock file (:mod:`.runtime`), as its image would run it."""
 
     name: str
-    src: Path | None = None
+    src: Path
     secure: bool = True
     #: write a cProfile of the whole process (every thread) here, one file per run
     profile_dir: Path | None = None
+    #: the interpreter (``with_runtime``: the production install; None: this one)
+    python: Path | None = None
+
+    def with_runtime(self) -> Build:
+        """This build on the production install of its own lock file."""
+        return replace(self, python=production_python(self.src.parent / "requirements.lock"))
 
     def command(self, profile: Path | None = None) -> list[str]:
-        if profile is None and self.src is None:
-            return [console_script()]
+        python = str(self.python or sys.executable)
         if profile is not None:
-            return [sys.executable, "-m", "tests.bench.profiled", str(profile)]
-        return [
-            sys.executable,
-            "-c",
-            "import sys; from entrypoints.cli import main; sys.exit(main())",
-        ]
+            return [python, "-m", "tests.bench.profiled", str(profile)]
+        return [python, "-c", "import sys; from entrypoints.cli import main; sys.exit(main())"]
 
     def env(self) -> dict[str, str]:
         """Its source first, then this tree (for ``tests.bench.profiled``)."""
-        return {"PYTHONPATH": f"{self.src}:{ROOT}" if self.src else str(ROOT)}
+        return {"PYTHONPATH": f"{self.src}:{ROOT}"}
 
     def next_profile(self, label: str) -> Path | None:
         """Where the next run's profile goes (None: not profiling)."""
@@ -65,7 +69,7 @@ class Build:
         return self.profile_dir / f"{self.name}-{next(_profile_numbers):02d}-{slug}.prof"
 
 
-THIS_TREE = Build(name="this-tree")
+THIS_TREE = Build(name="this-tree", src=ROOT / "src")
 
 
 class BenchCCM(CCMProcess):

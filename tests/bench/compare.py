@@ -35,6 +35,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     builds = [THIS_TREE]
     if args.baseline:
         builds.append(baseline(args.baseline))
+    _log("production installs of each build's lock file ...")
+    builds = [b.with_runtime() for b in builds]
     results: dict[str, Any] = {
         "machine": machine(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -56,12 +58,14 @@ async def _table(
     env: scenarios.BenchEnv, builds: list[Build], args: argparse.Namespace, runs: list[Any]
 ) -> list[dict[str, Any]]:
     readings: dict[str, dict[str, list[float]]] = {b.name: {} for b in builds}
+    chosen = table.TABLES[getattr(args, "table", "16")]
     rows = [r.strip() for r in (args.rows or "").split(",") if r.strip()]
-    unknown = set(rows) - {row.key for row in table.ROWS}
+    unknown = set(rows) - {row.key for row in chosen}
     if unknown:
         raise SystemExit(f"unknown row(s): {', '.join(sorted(unknown))}")
+    wanted = rows or [row.key for row in chosen if args.full or not row.full_only]
     plans = [
-        table.plan(env, b, full=args.full or bool(rows), window=args.window, rows=rows)
+        table.plan(env, b, full=args.full or bool(rows), window=args.window, rows=wanted)
         for b in builds
     ]
     repeat = max(1, getattr(args, "repeat", 1))
@@ -76,7 +80,7 @@ async def _table(
                 runs.append({"build": build.name, "label": label, "turn": turn, "result": result})
                 for key, read in readers.items():
                     readings[build.name].setdefault(key, []).append(read(result))
-    return table.compare(table.medians(readings), builds[0].name, builds[1].name, readings)
+    return table.compare(table.medians(readings), builds[0].name, builds[1].name, readings, chosen)
 
 
 async def _profiles(
@@ -138,8 +142,10 @@ def render(results: dict[str, Any]) -> str:
     if "table" in results:
         this, base = results["builds"]
         parts.append(
-            f"\nThis tree vs {base} (same run; goal / {base}: the Go CCM goal as a ratio of "
-            f"{base}'s figure in the issue; met when now ratio <= it"
+            f"\nThis tree vs {base} (same run, each on the production install of its lock; "
+            "goal / base: the goal as a ratio of the baseline measured now (for issue 16, "
+            "the Go CCM goal as a ratio of 87c6494's figure in the issue); met when now "
+            "ratio <= it, or the figure <= an absolute goal"
             + (f"; medians of {repeat} runs each" if (repeat := _repeat(results)) > 1 else "")
             + ")\n"
             + table.render(results["table"], this, base)

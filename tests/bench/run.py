@@ -24,6 +24,7 @@ from typing import Any
 from loguru import logger
 
 from . import router, scenarios
+from .builds import THIS_TREE
 from .procfs import machine, machine_line
 
 DEFAULT_OUT = Path("bench-results/results.json")
@@ -81,6 +82,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "e.g. reg5000_10w,rest5000_cpu,rss5000; see tests/bench/table.py)",
     )
     parser.add_argument(
+        "--table",
+        choices=("16", "29"),
+        default="16",
+        help="with --baseline: the issue whose rows to measure (16: against the Go CCM's "
+        "figures; 29: CPU per node, workers sized, lone joins and memory against REV)",
+    )
+    parser.add_argument(
         "--repeat",
         type=int,
         default=1,
@@ -122,6 +130,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         log(f"{name}: done in {seconds}s")
         return value
 
+    build = THIS_TREE.with_runtime()  # what a Pod runs: the locked runtime install
     async with scenarios.bench_env(latency=args.xo_latency) as env:
         if "registration" in only:
             runs: list[tuple[str, int, list[str]]] = [
@@ -141,7 +150,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 row = await phase(
                     title,
                     lambda count=count, flags=flags: scenarios.registration(
-                        env, nodes=count, flags=flags
+                        env, nodes=count, flags=flags, build=build
                     ),
                 )
                 row["title"] = title
@@ -158,7 +167,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             results["footprint"].append(
                 await phase(
                     "footprint 1000 nodes",
-                    lambda: scenarios.footprint(env, nodes=1000, window=args.window),
+                    lambda: scenarios.footprint(env, nodes=1000, window=args.window, build=build),
                 )
             )
         if "steady" in only and large:
@@ -169,7 +178,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             results["footprint"].append(
                 await phase(
                     "footprint 5000 nodes",
-                    lambda: scenarios.footprint(env, nodes=5000, window=args.window),
+                    lambda: scenarios.footprint(env, nodes=5000, window=args.window, build=build),
                 )
             )
     if "router" in only:

@@ -53,7 +53,7 @@ from .cluster import (
     kubelet_node,
 )
 from .plane import ManagedControlPlane, writes
-from .procfs import Sampler, window_summary
+from .procfs import MIB, Sampler, sample, window_summary
 
 TOKEN = "fake-xo-token"
 #: The CCM as deployed: production leader-election timings (CCMProcess's
@@ -279,9 +279,7 @@ async def registration(
     # Events have their own budget (--event-qps) from this CCM on; older ones spent
     # --kube-api-qps on them: the floor counts what the build spends of that budget.
     event_requests = sum(n for k, n in kube_counts.items() if k.endswith(" events"))
-    own_event_budget = (
-        build.src is None or (build.src / "adapters/kubernetes/event_queue.py").exists()
-    )
+    own_event_budget = (build.src / "adapters/kubernetes/event_queue.py").exists()
     budget_total = kube_total - (event_requests if own_event_budget else 0)
     per_node = kube_total / nodes
     floor = budget_total / qps
@@ -318,6 +316,56 @@ async def registration(
 
 
 # -- 2. steady state -----------------------------------------------------------
+async def lone_joins(
+    env: BenchEnv,
+    *,
+    joins: int = 10,
+    gap: float = 2.0,
+    flags: Sequence[str] = (),
+    build: Build = THIS_TREE,
+) -> dict[str, Any]:
+    """Nodes that join one at a time, ``gap`` seconds apart, the first as soon as the
+    CCM leads: creation to taint removed for each. What the first one pays more than
+    the others (imports done late, connections opened on demand, caches filled on
+    first use) is what start-up left for it."""
+    run = f"lone-{uuid.uuid4().hex[:6]}"
+    xo, pool, _ = await env.fake_xo(hosts=4)
+    try:
+        vms = [vm["id"] for vm in xo.state.populate(count=joins, pool_id=pool, prefix=run)]
+        ccm = await env.start_ccm(xo, run=run, flags=flags, build=build, label="lone-joins")
+        assert ccm.proc is not None
+        started = sample(ccm.proc.pid)  # ready and leading, before any node: what start left
+        watch = await NodeWatch(env.kube, f"{run}-").start()
+        delays: list[float] = []
+        try:
+            for i, vm_id in enumerate(vms):
+                if i:
+                    await asyncio.sleep(gap)
+                name = f"{run}-{i:05d}"
+                created = await create_nodes(
+                    env.kube, [kubelet_node(name, run=run, system_uuid=vm_id)], concurrency=1
+                )
+                await watch.wait_for(lambda name=name: name in watch.initialized_at, within=60)
+                delays.append(watch.initialized_at[name] - created[name])
+        finally:
+            await watch.stop()
+        await env.stop_ccm(ccm)
+    finally:
+        await xo.stop()
+    await delete_run(env.kube, run)
+    return {
+        "joins": joins,
+        "gap_s": gap,
+        "flags": list(flags),
+        "rss_after_start_mib": round(started.rss / MIB, 1),
+        "first_s": round(delays[0], 4),
+        "p50_s": round(percentile(delays, 50), 4),
+        "rest_p50_s": round(percentile(delays[1:], 50), 4),
+        "max_s": round(max(delays), 4),
+        "delays_s": [round(d, 4) for d in delays],
+    }
+
+
 async def grow_fleet(env: BenchEnv, size: int, *, hosts: int = 20) -> dict[str, float]:
     """Make the fleet ``size`` VMs, each with an initialized Node (made here, not by
     the CCM, so 5,000 take seconds); returns how long each part took."""

@@ -1,13 +1,17 @@
-"""The issue-16 table, this tree beside an earlier revision (``scripts/bench --baseline``).
+"""The issues' tables, this tree beside an earlier revision (``scripts/bench --baseline``).
 
-Each row is measured for both builds in the same run, one after the other,
-on the same control plane and fake XO (5 ms per XO request). The Go CCM's
-figures cannot be measured here (its module is not served to this machine),
-so each goal, set against the Go CCM, is translated into a ratio to the
-revision the Go figures were compared with (87c6494, its figures in
-:data:`ROWS`): a row is met when this tree / baseline, measured now, is at most
-that ratio. Times are seconds from the first Node created to the last one
-initialized; CPU is the CCM process's user+system seconds.
+Each row is measured for both builds in the same run, one after the other, on the
+same control plane and fake XO (5 ms per XO request), each build on the production
+install of its own lock file (``builds.Build.with_runtime``). A row's goal is one of:
+
+- against the Go CCM (issue 16): its figures cannot be measured here (its module is
+  not served to this machine), so the goal is translated into a ratio to the
+  revision the Go figures were compared with (87c6494, its figures in the row);
+- a ratio to the baseline revision measured now (issue 29: "half the CPU of 4a6c53b");
+- an absolute figure of this tree (the first lone join within 2x of the p50).
+
+Times are seconds from the first Node created to the last one initialized; CPU is
+the CCM process's user+system seconds.
 """
 
 from __future__ import annotations
@@ -25,23 +29,44 @@ QPS500 = ("--kube-api-qps=500", "--kube-api-burst=1000")
 
 @dataclass(frozen=True)
 class Row:
-    """One line of the issue's table: what to run, what to read, and the goal."""
+    """One line of an issue's table: what to read, and the goal.
+
+    ``go``/``issue_base``: the Go CCM's and 87c6494's figures in issue 16 (None for
+    the other kinds); ``ratio``: the goal as this / baseline now; ``absolute``: the
+    goal is ``goal`` itself, of this tree alone."""
 
     key: str
     title: str
-    go: float
-    issue_base: float  # 87c6494's figure in the issue (same bench, one run)
-    goal: float  # the goal in the row's unit (stated against the Go CCM)
+    go: float | None
+    issue_base: float | None
+    goal: float
     goal_text: str
     full_only: bool = False
+    ratio: float | None = None
+    absolute: bool = False
 
     @property
-    def target_ratio(self) -> float:
-        """The goal as a ratio to 87c6494's figure."""
+    def target_ratio(self) -> float | None:
+        """The goal as a ratio to the baseline (None: an absolute goal)."""
+        if self.absolute:
+            return None
+        if self.ratio is not None:
+            return self.ratio
+        assert self.issue_base is not None
         return self.goal / self.issue_base
 
+    def met(self, mine: float | None, theirs: float | None) -> bool | None:
+        if mine is None:
+            return None
+        if self.absolute:
+            return mine <= self.goal
+        if not theirs:
+            return None
+        target = self.target_ratio
+        return target is not None and mine / theirs <= target
 
-ROWS: tuple[Row, ...] = (
+
+ISSUE16: tuple[Row, ...] = (
     Row("reg200", "200 nodes, default flags: all initialized (s)", 32.3, 29.0, 32.3, "<= Go"),
     Row("reg1000", "1,000 nodes, default flags (s)", 157.8, 149.2, 105.0, "<= 0.67x Go"),
     Row("reg200_1w", "200 nodes, QPS 500, 1 worker (s)", 31.3, 14.0, 31.3, "<= Go"),
@@ -54,6 +79,58 @@ ROWS: tuple[Row, ...] = (
     Row("rest5000_cpu", "CPU s in 60 s at rest, 5,000 nodes", 0.13, 1.16, 0.13, "<= Go", True),
     Row("rss5000", "RSS at rest, 5,000 nodes (MiB)", 123, 95, 95, "<= 87c6494", True),
 )
+
+
+def _keep(key: str, title: str) -> Row:
+    """A row whose goal is to lose no ground: at most 5 % worse than the baseline."""
+    return Row(key, title, None, None, 1.05, "<= 1.05x base", ratio=1.05)
+
+
+#: Issue 29 against 4a6c53b (and issue 28's memory goals, absolute).
+ISSUE29: tuple[Row, ...] = (
+    _keep("reg200", "200 nodes, default flags (s)"),
+    _keep("reg1000", "1,000 nodes, default flags (s)"),
+    Row(
+        "reg200_10w",
+        "200 nodes, QPS 500, 10 workers (s)",
+        None,
+        None,
+        0.6,
+        "<= 0.6x base",
+        ratio=0.6,
+    ),
+    Row(
+        "cpu200_10w",
+        "  CPU ms per node, QPS 500, 10 workers",
+        None,
+        None,
+        0.5,
+        "<= 0.5x base",
+        ratio=0.5,
+    ),
+    Row(
+        "reg200_auto",
+        "200 nodes, QPS 500, workers sized by the CCM (s)",
+        None,
+        None,
+        0.6,
+        "<= 0.6x base",
+        ratio=0.6,
+    ),
+    _keep("cpu200_auto", "  CPU ms per node, QPS 500, workers sized"),
+    _keep("join_p50", "one node joining alone: p50 of ten (s)"),
+    Row(
+        "first_over_p50", "  the first of the ten / the p50", None, None, 2.0, "<= 2", absolute=True
+    ),
+    Row("rss_start", "RSS after start, no node (MiB)", None, None, 62.0, "<= 62", absolute=True),
+    Row("rss200", "RSS at 200 nodes (MiB)", None, None, 68.0, "<= 68", absolute=True),
+    _keep("rss1000", "RSS at 1,000 nodes (MiB)"),
+    _keep("rest1000_cpu", "CPU s in 60 s at rest, 1,000 nodes"),
+)
+
+TABLES: dict[str, tuple[Row, ...]] = {"16": ISSUE16, "29": ISSUE29}
+#: the default table (``--table``)
+ROWS = ISSUE16
 
 Measure = Callable[[], Awaitable[dict[str, Any]]]
 
@@ -84,6 +161,9 @@ def plan(
     def cpu_per_minute(r: dict[str, Any]) -> float:
         return round(r["cpu_seconds"] * 60.0 / r["window_seconds"], 3)
 
+    def cpu_ms_per_node(r: dict[str, Any]) -> float:
+        return round(float(r["cpu_seconds_per_node"]) * 1000, 3)
+
     runs: list[tuple[str, Measure, dict[str, Callable[[dict[str, Any]], float]]]] = [
         ("registration 200, defaults", reg(200, ()), {"reg200": seconds, "rss200": rss}),
         (
@@ -99,7 +179,21 @@ def plan(
         (
             "registration 200, qps 500, 10 workers",
             reg(200, (*QPS500, "--concurrent-node-syncs=10")),
-            {"reg200_10w": seconds},
+            {"reg200_10w": seconds, "cpu200_10w": cpu_ms_per_node},
+        ),
+        (
+            "registration 200, qps 500, workers sized by the CCM",
+            reg(200, QPS500),
+            {"reg200_auto": seconds, "cpu200_auto": cpu_ms_per_node},
+        ),
+        (
+            "ten lone joins, 2 s apart",
+            lambda: scenarios.lone_joins(env, build=build),
+            {
+                "join_p50": lambda r: float(r["p50_s"]),
+                "first_over_p50": lambda r: round(r["first_s"] / r["p50_s"], 2),
+                "rss_start": lambda r: float(r["rss_after_start_mib"]),
+            },
         ),
         ("at rest 1000", rest(1000), {"rest1000_cpu": cpu_per_minute, "rss1000": rss}),
     ]
@@ -136,13 +230,15 @@ def compare(
     this: str,
     base: str,
     readings: dict[str, dict[str, list[float]]] | None = None,
+    rows: tuple[Row, ...] = ROWS,
 ) -> list[dict[str, Any]]:
     """Each row: both figures (medians when repeated, every reading kept), this /
-    baseline, the target ratio, met or not."""
+    baseline, the goal, met or not."""
     out = []
-    for row in ROWS:
+    for row in rows:
         mine, theirs = measured.get(this, {}).get(row.key), measured.get(base, {}).get(row.key)
         ratio = mine / theirs if mine is not None and theirs else None
+        target = row.target_ratio
         out.append(
             {
                 "readings": {
@@ -154,11 +250,11 @@ def compare(
                 "go": row.go,
                 "issue_87c6494": row.issue_base,
                 "goal": f"{row.goal_text} ({row.goal:g})",
-                "target_ratio": round(row.target_ratio, 3),
+                "target_ratio": None if target is None else round(target, 3),
                 "this": mine,
                 "baseline": theirs,
                 "ratio": round(ratio, 3) if ratio is not None else None,
-                "met": None if ratio is None else ratio <= row.target_ratio,
+                "met": row.met(mine, theirs),
             }
         )
     return out
@@ -167,26 +263,28 @@ def compare(
 def render(rows: list[dict[str, Any]], this: str, base: str) -> str:
     from .run import table
 
-    cells = [
-        [
-            r["title"],
-            _fmt(r["go"]),
-            _fmt(r["issue_87c6494"]),
+    issue16 = any(r["go"] is not None for r in rows)
+    cells = []
+    for r in rows:
+        target = "-" if r["target_ratio"] is None else f"{r['target_ratio']:.2f}x"
+        line = [r["title"]]
+        if issue16:
+            line += [_fmt(r["go"]), _fmt(r["issue_87c6494"])]
+        line += [
             r["goal"],
-            f"{r['target_ratio']:.2f}x",
+            target,
             _fmt(r["baseline"]),
             _fmt(r["this"]),
             "-" if r["ratio"] is None else f"{r['ratio']:.2f}x",
             {True: "MET", False: "MISSED", None: "not run"}[r["met"]],
         ]
-        for r in rows
-    ]
-    headers = [
-        "row",
-        "Go (issue)",
-        "87c6494 (issue)",
+        cells.append(line)
+    headers = ["row"]
+    if issue16:
+        headers += ["Go (issue)", "87c6494 (issue)"]
+    headers += [
         "goal",
-        "goal / 87c6494",
+        "goal / base" if not issue16 else "goal / 87c6494",
         f"{base} now",
         f"{this} now",
         "now ratio",

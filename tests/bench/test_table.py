@@ -61,3 +61,15 @@ def test_a_revision_from_before_secure_serving_gets_no_authorization_flag(tmp_pa
         build=THIS_TREE, kubeconfig="k", cloud_config="c", profile=tmp_path / "p.prof"
     )
     assert profiled.argv[1:4] == ["-m", "tests.bench.profiled", str(tmp_path / "p.prof")]
+
+
+def test_issue_29_goals_are_ratios_to_the_baseline_or_absolute() -> None:
+    from .table import ISSUE29
+
+    rows = {row.key: row for row in ISSUE29}
+    assert rows["cpu200_10w"].met(2.0, 4.1) is True  # half the baseline's CPU
+    assert rows["cpu200_10w"].met(2.2, 4.1) is False
+    assert rows["reg200"].met(18.9, 18.6) is True  # no ground lost beyond 5 %
+    assert rows["first_over_p50"].met(1.9, None) is True  # absolute: no baseline needed
+    assert rows["first_over_p50"].met(2.1, 1.0) is False
+    assert rows["rss200"].target_ratio is None
