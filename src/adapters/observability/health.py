@@ -14,6 +14,9 @@ TLS when a certificate and key (or a ready TLS context) are given, plain HTTP
 otherwise. The CCM serves it over HTTPS behind delegated authentication and
 authorization (``secure_serving``, ``delegated_auth``): ``middlewares`` run
 before every handler, unknown paths included.
+
+The listening socket is bound as Go binds it (``listener``: ``0.0.0.0`` and ``::``
+reach IPv4 and IPv6 clients).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from pathlib import Path
 from aiohttp import web
 from loguru import logger
 
+from adapters.observability import listener
 from adapters.observability.metrics import PrometheusMetrics
 
 #: Returns True when ready, or (ready, reason) to say why not.
@@ -65,6 +69,8 @@ class HealthServer:
         self._ssl: ssl.SSLContext | None = ssl_context
         self._middlewares = tuple(middlewares)
         self._reuse_port = reuse_port
+        #: What the socket is bound to, as Go prints it (``[::]:10258 (...)``), once started.
+        self.listening = ""
         if cert_file is not None and key_file is not None:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -96,27 +102,24 @@ class HealthServer:
     async def start(self) -> None:
         if self._runner is not None:
             return
+        sock = listener.bind(self.bind_address, self._requested_port, reuse_port=self._reuse_port)
         runner = web.AppRunner(self._app(), access_log=None, handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(
-            runner,
-            self.bind_address,
-            self._requested_port,
-            ssl_context=self._ssl,
-            reuse_address=True,
-            reuse_port=self._reuse_port or None,
-        )
         try:
+            await runner.setup()
+            site = web.SockSite(runner, sock, ssl_context=self._ssl)
             await site.start()
         except BaseException:
+            sock.close()
             await runner.cleanup()
             raise
         self._runner = runner
-        for address in runner.addresses:
-            if isinstance(address, tuple) and len(address) >= 2:
-                self.port = int(address[1])
-                break
-        logger.info("serving /healthz /livez /readyz /metrics on {}", self.url)
+        self.port = int(sock.getsockname()[1])
+        self.listening = listener.describe(sock)
+        logger.info(
+            "serving /healthz /livez /readyz /metrics on {}://{}",
+            "https" if self.tls else "http",
+            self.listening,
+        )
 
     async def stop(self) -> None:
         runner, self._runner = self._runner, None
