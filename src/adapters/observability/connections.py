@@ -103,12 +103,9 @@ class Report:
         self._counts: Counter[str] = Counter()
         self._last = float("-inf")
         self._pending: asyncio.TimerHandle | None = None
-        #: Every count since the start (tests and the doctor read them).
-        self.totals: Counter[str] = Counter()
 
     def note(self, what: str) -> None:
         self._counts[what] += 1
-        self.totals[what] += 1
         if self._pending is not None:
             return
         loop = asyncio.get_running_loop()
