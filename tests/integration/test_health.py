@@ -17,6 +17,7 @@ from adapters.observability import HealthServer, PrometheusMetrics
 from adapters.observability.connections import Limits
 
 from .pki import CertificateAuthority
+from .waiting import until
 
 pytestmark = pytest.mark.integration
 
@@ -311,9 +312,7 @@ async def test_idle_connections_beyond_the_cap_make_room_and_are_reported_once(
     # The burst is over: its memory is handed back to the system.
     guard = tls_server.guard
     assert guard is not None
-    deadline = time.monotonic() + 5
-    while guard.trims == 0 and time.monotonic() < deadline:
-        await asyncio.sleep(0.1)
+    await until(lambda: guard.trims > 0, within=5, every=0.1)
     assert guard.trims == 1
     assert "closed at the connection limit" in reports[0]
     assert "limits: 4 open connections" in reports[0]
