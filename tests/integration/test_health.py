@@ -14,7 +14,7 @@ import pytest
 from loguru import logger
 
 from adapters.observability import HealthServer, PrometheusMetrics
-from adapters.observability.connections import Limits
+from adapters.observability.connection_limits import Limits
 
 from .pki import CertificateAuthority
 from .waiting import until

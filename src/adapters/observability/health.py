@@ -32,7 +32,8 @@ from aiohttp import web
 from loguru import logger
 
 from adapters.observability import listener
-from adapters.observability.connections import ConnectionGuard, Limits
+from adapters.observability.connection_limits import Limits
+from adapters.observability.connections import ConnectionGuard
 from adapters.observability.delegated_auth import status_body
 from adapters.observability.metrics import PrometheusMetrics
 

@@ -19,19 +19,43 @@ import re
 import zlib
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator
 from contextlib import aclosing
-from typing import cast
+from dataclasses import dataclass
+from typing import Any, cast
 
 import httpx
 
+from adapters import jsonwire
 from adapters.config import DEFAULT_MAX_RESPONSE_BYTES
 from domain.errors import ProtocolError
 
-__all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "AnswerTooLarge", "event_stream", "read_body"]
+__all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "AnswerTooLarge", "Body", "event_stream", "read_body"]
 #: The most decoded bytes one decoding step produces.
 STEP = 64 * 1024
 #: What the client asks XO for: what :class:`_Decoder` can decode within bounds.
 ACCEPT_ENCODING = "gzip, deflate"
 _BLANK_LINE = re.compile(rb"(?:\r\n|\r|\n)(?:\r\n|\r|\n)")
+
+
+@dataclass(frozen=True, slots=True)
+class Body:
+    """A 2xx answer's bytes, before decoding: a caller that keeps its last answer tells
+    an unchanged collection from a changed one by equality and skips decoding and
+    parsing it again (at rest, XO sends the same VM list every time)."""
+
+    content: bytes
+    content_type: str
+
+    def json(self, *, endpoint: str) -> Any:
+        """The decoded body (None when empty); ProtocolError naming ``endpoint``."""
+        if not self.content:
+            return None
+        try:
+            return jsonwire.loads(self.content)
+        except (ValueError, RecursionError):
+            raise ProtocolError(
+                f"Xen Orchestra {endpoint}: the body is not JSON "
+                f"({self.content_type}, {len(self.content)} bytes)"
+            ) from None
 
 
 class AnswerTooLarge(ProtocolError):

@@ -30,7 +30,6 @@ import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
@@ -42,12 +41,12 @@ from tenacity import (
     stop_before_delay,
 )
 
-from adapters import jsonwire
 from adapters.xenorchestra import observer as obs
 from adapters.xenorchestra.auth import Credentials
 from adapters.xenorchestra.bounded import (
     ACCEPT_ENCODING,
     DEFAULT_MAX_RESPONSE_BYTES,
+    Body,
     event_stream,
     read_body,
 )
@@ -66,7 +65,7 @@ from adapters.xenorchestra.failures import (
 )
 from adapters.xenorchestra.observer import NullObserver, XORequestObserver, safe_observe
 from adapters.xenorchestra.policy import RetryPolicy
-from domain.errors import InventoryError, ProtocolError, UnavailableError
+from domain.errors import InventoryError, UnavailableError
 
 __all__ = [
     "ADMIN_HINT",
@@ -81,28 +80,6 @@ __all__ = [
 T = TypeVar("T")
 API_PREFIX = "/rest/v0"
 ADMIN_HINT = "the token (or user) must belong to a Xen Orchestra admin"
-
-
-@dataclass(frozen=True, slots=True)
-class Body:
-    """A 2xx answer's bytes, before decoding: a caller that keeps its last answer tells
-    an unchanged collection from a changed one by equality and skips decoding and
-    parsing it again (at rest, XO sends the same VM list every time)."""
-
-    content: bytes
-    content_type: str
-
-    def json(self, *, endpoint: str) -> Any:
-        """The decoded body (None when empty); ProtocolError naming ``endpoint``."""
-        if not self.content:
-            return None
-        try:
-            return jsonwire.loads(self.content)
-        except (ValueError, RecursionError):
-            raise ProtocolError(
-                f"Xen Orchestra {endpoint}: the body is not JSON "
-                f"({self.content_type}, {len(self.content)} bytes)"
-            ) from None
 
 
 class XOHttpClient:
