@@ -42,6 +42,14 @@ from domain.options import (
     TagOptions,
 )
 
+#: ``maxResponseBytes`` by default, 32 MiB: the VM list the CCM asks for (a few fields,
+#: about 300 bytes a VM) is 30 MB at 100,000 VMs, and parsing an answer costs about
+#: four times its size, so even an answer at the limit keeps the CCM inside the
+#: shipped 384 MiB memory limit.
+DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+#: Below this, ordinary answers (a host is 8 KB) would fail: a configuration mistake.
+MIN_RESPONSE_BYTES = 64 * 1024
+
 
 class ConfigError(ValueError):
     """The configuration is unusable; the message says why, in one line."""
@@ -71,6 +79,10 @@ class CloudConfig(BaseModel):
     client_timeout: float = Field(default=30.0, gt=0, alias="clientTimeout")
     ca_file: Path | None = Field(default=None, alias="caFile")
     max_concurrent_requests: int = Field(default=16, ge=1, alias="maxConcurrentRequests")
+    #: Largest XO answer (or event) read, decoded; a larger one fails that request.
+    max_response_bytes: int = Field(
+        default=DEFAULT_MAX_RESPONSE_BYTES, ge=MIN_RESPONSE_BYTES, alias="maxResponseBytes"
+    )
 
     # -- beyond the reference (defaults behave exactly like it) ---------------
     match_by_name: bool = Field(default=False, alias="matchByName")
@@ -128,6 +140,11 @@ class CloudConfig(BaseModel):
     @classmethod
     def _timeout(cls, value: Any) -> Any:
         return parse_timeout(value)
+
+    @field_validator("max_response_bytes", mode="before")
+    @classmethod
+    def _bytes(cls, value: Any) -> Any:
+        return parse_bytes(value)
 
     @model_validator(mode="after")
     def _one_auth_method(self) -> CloudConfig:
@@ -247,6 +264,35 @@ def read_secret_file(path: Path) -> str:
 
 _DURATION_PART = re.compile(r"([0-9]*)(?:\.([0-9]*))?(ns|us|µs|μs|ms|s|m|h)")
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+
+
+_BYTES = re.compile(r"^\s*(\d+)\s*(Ki|Mi|Gi|KiB|MiB|GiB|k|M|G|kB|MB|GB)?\s*$")
+_BYTE_UNITS = {
+    None: 1,
+    "Ki": 1 << 10,
+    "KiB": 1 << 10,
+    "Mi": 1 << 20,
+    "MiB": 1 << 20,
+    "Gi": 1 << 30,
+    "GiB": 1 << 30,
+    "k": 10**3,
+    "kB": 10**3,
+    "M": 10**6,
+    "MB": 10**6,
+    "G": 10**9,
+    "GB": 10**9,
+}
+
+
+def parse_bytes(value: Any) -> Any:
+    """``maxResponseBytes``: a count of bytes (``33554432``) or a quantity (``32Mi``,
+    ``64MiB``, ``100M``); other values are left to the field's own validation."""
+    if not isinstance(value, str):
+        return value
+    match = _BYTES.match(value)
+    if match is None:
+        raise ValueError(f"{value!r} is neither a number of bytes nor a size like 32Mi or 64MB")
+    return int(match.group(1)) * _BYTE_UNITS[match.group(2)]
 
 
 def parse_timeout(value: Any) -> Any:

@@ -69,7 +69,7 @@ async def _run(container: Container, settings: Settings) -> int:
         await start(container, Service)
     except SecureServingError as err:
         return fail(f"secure port: {err}")
-    logger.info("health and metrics on {}", (await provide(container.health)).url)
+    logger.info("health and metrics on {}", (await provide(container.health)).listening)
     nodes = await provide(container.nodes)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

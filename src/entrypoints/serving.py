@@ -57,6 +57,13 @@ class SecurePort:
     def url(self) -> str:
         return self.server.url if self.server is not None else "(not served)"
 
+    @property
+    def listening(self) -> str:
+        """What the port is bound to, as Go prints it (``[::]:10258 (...)``)."""
+        if self.server is None or not self.server.listening:
+            return "(not served)"
+        return f"https://{self.server.listening}"
+
     async def start(self) -> None:
         if self.server is not None:
             await self.server.start()

@@ -15,7 +15,7 @@ import shutil
 import signal
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import httpx
@@ -81,8 +81,10 @@ class CCMProcess:
         cloud_config: Path | str,
         flags: Sequence[str] = (),
         env: dict[str, str] | None = None,
+        preexec_fn: Callable[[], None] | None = None,
     ) -> None:
         self.port = free_port()
+        self.preexec_fn = preexec_fn
         self.argv = ccm_argv(
             kubeconfig=kubeconfig, cloud_config=cloud_config, port=self.port, flags=flags
         )
@@ -100,6 +102,11 @@ class CCMProcess:
         return self.log_path.read_text(errors="replace")
 
     @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    @property
     def returncode(self) -> int | None:
         return None if self.proc is None else self.proc.returncode
 
@@ -107,7 +114,11 @@ class CCMProcess:
         self.started_at = time.monotonic()
         with self.log_path.open("wb") as log:
             self.proc = await asyncio.create_subprocess_exec(
-                *self.argv, stdout=log, stderr=asyncio.subprocess.STDOUT, env=self.env
+                *self.argv,
+                stdout=log,
+                stderr=asyncio.subprocess.STDOUT,
+                env=self.env,
+                preexec_fn=self.preexec_fn,
             )
         return self
 

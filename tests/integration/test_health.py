@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import resource
 import ssl
+import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
+from loguru import logger
 
 from adapters.observability import HealthServer, PrometheusMetrics
+from adapters.observability.connection_limits import Limits
 
 from .pki import CertificateAuthority
+from .waiting import until
 
 pytestmark = pytest.mark.integration
 
@@ -155,3 +161,170 @@ async def test_tls_is_served_with_the_given_certificate(tmp_path: Path) -> None:
 def test_tls_needs_both_files(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="both"):
         HealthServer(cert_file=tmp_path / "cert.pem")
+
+
+# -- slow and idle clients (issue 30): the limits of Kubernetes' secure serving ---------
+FAST = Limits(
+    handshake_timeout=0.5,
+    header_timeout=0.5,
+    idle_timeout=0.7,
+    request_timeout=0.5,
+    max_connections=4,
+    report_every=60.0,
+)
+
+
+def untrusting() -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+@pytest.fixture
+async def tls_server(tmp_path: Path) -> AsyncIterator[HealthServer]:
+    ca = CertificateAuthority(tmp_path)
+    serving = ca.issue("health", common_name="ccm", hosts=("127.0.0.1",), server=True)
+    server = HealthServer(
+        bind_address="127.0.0.1",
+        port=0,
+        cert_file=serving.cert,
+        key_file=serving.key,
+        limits=FAST,
+    )
+    async with server:
+        yield server
+
+
+async def closed_after(reader: asyncio.StreamReader, within: float) -> float:
+    """Seconds until the server closes the connection (it sends nothing before)."""
+    started = time.monotonic()
+    async with asyncio.timeout(within):
+        while await reader.read(4096):
+            pass
+    return time.monotonic() - started
+
+
+async def test_a_connection_without_request_headers_in_time_is_closed(
+    tls_server: HealthServer,
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", tls_server.port, ssl=untrusting())
+    try:
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # never the blank line
+        assert await closed_after(reader, within=5) < 2
+    finally:
+        writer.transport.abort()
+    # A trickle of header lines does not keep it open either.
+    reader, writer = await asyncio.open_connection("127.0.0.1", tls_server.port, ssl=untrusting())
+    try:
+        assert await trickled_until_closed(reader, writer, every=0.1, within=5) < 2
+    finally:
+        writer.transport.abort()
+
+
+async def trickled_until_closed(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, every: float, within: float
+) -> float:
+    """Send a request line, then a header line every ``every`` seconds (never the
+    end of the headers); seconds until the server closes the connection."""
+    started = time.monotonic()
+    writer.write(b"GET /healthz HTTP/1.1\r\n")
+    n = 0
+    while time.monotonic() - started < within:
+        try:
+            async with asyncio.timeout(every):
+                if not await reader.read(4096):
+                    return time.monotonic() - started
+        except TimeoutError:
+            pass
+        except (ConnectionError, ssl.SSLError):
+            return time.monotonic() - started
+        n += 1
+        writer.write(f"X-Trickle-{n}: x\r\n".encode())
+    raise AssertionError(f"still open after {within}s")
+
+
+async def test_a_tcp_connection_that_never_starts_tls_is_closed(
+    tls_server: HealthServer,
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", tls_server.port)
+    try:
+        assert await closed_after(reader, within=5) < 2
+    finally:
+        writer.transport.abort()
+
+
+async def test_an_idle_keep_alive_connection_is_closed(tls_server: HealthServer) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", tls_server.port, ssl=untrusting())
+    try:
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert (await reader.readline()).startswith(b"HTTP/1.1 200")
+        await reader.readuntil(b"ok")
+        # Kept alive (a second request is served), then closed once idle.
+        writer.write(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert (await reader.readline()).startswith(b"HTTP/1.1 200")
+        await reader.readuntil(b"ok")
+        assert 0.5 < await closed_after(reader, within=5) < 3
+    finally:
+        writer.transport.abort()
+
+
+async def test_a_request_that_runs_out_of_time_is_a_504() -> None:
+    async def slow() -> bool:
+        await asyncio.sleep(5)
+        return True
+
+    async with HealthServer(
+        readiness=slow, bind_address="127.0.0.1", port=0, readiness_timeout=10, limits=FAST
+    ) as server:
+        status, body, content_type = await fetch(server.url + "/readyz")
+        assert (await fetch(server.url + "/healthz"))[:2] == (200, "ok")
+    assert status == 504
+    assert content_type == "application/json"
+    assert '"reason": "Timeout"' in body
+
+
+async def test_idle_connections_beyond_the_cap_make_room_and_are_reported_once(
+    tls_server: HealthServer,
+) -> None:
+    """Four connections at most (FAST): twenty idle ones never keep a probe out; the
+    oldest idle ones are closed, one log line says so, none per connection."""
+    lines: list[str] = []
+    sink = logger.add(lambda message: lines.append(str(message)), level="DEBUG")
+    held: list[asyncio.StreamWriter] = []
+    try:
+        for _ in range(20):
+            _, writer = await asyncio.open_connection(
+                "127.0.0.1", tls_server.port, ssl=untrusting()
+            )
+            held.append(writer)
+        assert tls_server.guard is not None
+        assert tls_server.guard.open_connections <= 4
+        context = untrusting()
+        for _ in range(5):
+            assert (await fetch(tls_server.url + "/healthz", context=context))[:2] == (200, "ok")
+    finally:
+        for writer in held:
+            writer.transport.abort()
+        logger.remove(sink)
+    reports = [line for line in lines if "secure port:" in line]
+    assert len(reports) == 1, lines
+    # The burst is over: its memory is handed back to the system.
+    guard = tls_server.guard
+    assert guard is not None
+    await until(lambda: guard.trims > 0, within=5, every=0.1)
+    assert guard.trims == 1
+    assert "closed at the connection limit" in reports[0]
+    assert "limits: 4 open connections" in reports[0]
+
+
+async def test_the_cap_is_a_quarter_of_the_descriptor_limit_when_that_is_lower() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+        assert Limits().connection_cap() == 64
+        if hard == resource.RLIM_INFINITY or hard >= 1024:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))
+            assert Limits().connection_cap() == 256
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -8,6 +8,7 @@ its review clients the container's Resources, all closed by ``shutdown``."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 import subprocess
 import sys
@@ -391,3 +392,139 @@ async def test_a_bad_review_kubeconfig_is_one_error(tmp_path: Path) -> None:
     )
     with pytest.raises(SecureServingError, match="delegated authentication kubeconfig"):
         await serve(settings)
+
+
+def folder(parent: Path, name: str) -> Path:
+    path = parent / name
+    path.mkdir()
+    return path
+
+
+def client_context(
+    *, cert: tuple[str, str] | None = None, ciphers: str | None = None, tls12: bool = False
+) -> ssl.SSLContext:
+    """A client context that trusts anything (the server's certificate is self-signed)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    if tls12:
+        context.maximum_version = ssl.TLSVersion.TLSv1_2
+    if ciphers:
+        context.set_ciphers(ciphers)
+    if cert is not None:
+        context.load_cert_chain(*cert)
+    return context
+
+
+def _raw_get(
+    port: int,
+    path: str,
+    context: ssl.SSLContext,
+    *,
+    token: str | None = None,
+    session: ssl.SSLSession | None = None,
+) -> tuple[str, ssl.SSLSession | None, bool]:
+    """Blocking (run it in a thread): one request over a fresh TLS connection; the
+    status line, the TLS session (to offer again) and whether it was resumed."""
+    headers = f"Authorization: Bearer {token}\r\n" if token else ""
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+        context.wrap_socket(raw, session=session) as tls,
+    ):
+        request = f"GET {path} HTTP/1.1\r\nHost: x\r\n{headers}Connection: close\r\n\r\n"
+        tls.sendall(request.encode())
+        answer = b""
+        while chunk := tls.recv(65536):
+            answer += chunk
+        return answer.split(b"\r\n", 1)[0].decode(), tls.session, tls.session_reused
+
+
+async def test_a_client_certificate_from_an_unknown_ca_is_a_401_not_a_failed_handshake(
+    ports: list[Served], tmp_path: Path
+) -> None:
+    """Go asks for a client certificate and verifies it in the authenticator: one the
+    client CA did not sign is 401 (even claiming system:masters), and the connection
+    is not resumed later without a new verification."""
+    trusted = CertificateAuthority(folder(tmp_path, "trusted"), common_name="scrapers-ca")
+    stranger = CertificateAuthority(folder(tmp_path, "stranger"), common_name="stranger-ca")
+    forged = stranger.issue("forged", common_name="prometheus", organizations=("system:masters",))
+    genuine = trusted.issue("genuine", common_name="prometheus", organizations=("system:masters",))
+    port = await start(f"--client-ca-file={trusted.cert}")
+    ports.append(port)
+    assert port.server is not None
+    number = port.server.port
+    forged_pair = (str(forged.cert), str(forged.key))
+    forging = client_context(cert=forged_pair)
+    for path in ("/metrics", "/healthz"):
+        status, session, _ = await asyncio.to_thread(_raw_get, number, path, forging)
+        assert status == "HTTP/1.1 401 Unauthorized", path
+    answer = await get(port, "/metrics", cert=forged_pair)
+    assert answer.status_code == 401
+    assert answer.json()["reason"] == "Unauthorized"
+    # A resumed session would carry the forged certificate unverified: none is offered.
+    status, _, reused = await asyncio.to_thread(
+        _raw_get, number, "/metrics", forging, session=session
+    )
+    assert (status, reused) == ("HTTP/1.1 401 Unauthorized", False)
+    # The client CA's own certificates still authenticate, and no certificate is anonymous.
+    genuine_client = client_context(cert=(str(genuine.cert), str(genuine.key)))
+    status, _, _ = await asyncio.to_thread(_raw_get, number, "/metrics", genuine_client)
+    assert status == "HTTP/1.1 200 OK"
+    assert (await get(port, "/metrics")).status_code == 403
+    assert (await get(port, "/healthz")).status_code == 200
+
+
+async def test_with_an_unknown_client_certificate_a_valid_token_decides(
+    ports: list[Served], tmp_path: Path, delegator: Path, kube: KubeClient
+) -> None:
+    """Go's union of the x509 and token authenticators: the certificate fails, the
+    token authenticates the request."""
+    trusted = CertificateAuthority(folder(tmp_path, "trusted"), common_name="scrapers-ca")
+    stranger = CertificateAuthority(folder(tmp_path, "stranger"), common_name="stranger-ca")
+    forged = stranger.issue("forged", common_name="someone", organizations=("system:masters",))
+    port = await start(
+        f"--client-ca-file={trusted.cert}",
+        f"--authentication-kubeconfig={delegator}",
+        f"--authorization-kubeconfig={delegator}",
+    )
+    ports.append(port)
+    pair = (str(forged.cert), str(forged.key))
+    allowed = await scraper_token(kube, allowed=True)
+    denied = await scraper_token(kube, allowed=False)
+    assert (await get(port, "/metrics", cert=pair, token=allowed)).status_code == 200
+    assert (await get(port, "/metrics", cert=pair, token=denied)).status_code == 403
+    assert (await get(port, "/metrics", cert=pair, token="not-a-token")).status_code == 401
+    assert (await get(port, "/metrics", cert=pair)).status_code == 401
+
+
+async def test_default_tls12_suites_are_gos_aeads_and_no_cbc(ports: list[Served]) -> None:
+    """Every TLS 1.2 suite OpenSSL knows, offered alone: the server (an RSA
+    certificate) takes exactly Go's default ECDHE-RSA AEAD suites."""
+    port = await start()
+    ports.append(port)
+    assert port.server is not None
+    offered = [
+        suite["name"]
+        for suite in ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).get_ciphers()
+        if suite["protocol"] == "TLSv1.2"
+    ]
+    accepted = []
+    for suite in offered:
+        try:
+            context = client_context(ciphers=suite, tls12=True)
+            await asyncio.to_thread(_raw_get, port.server.port, "/healthz", context)
+        except (ssl.SSLError, OSError):
+            continue
+        accepted.append(suite)
+    assert sorted(accepted) == [
+        "ECDHE-RSA-AES128-GCM-SHA256",
+        "ECDHE-RSA-AES256-GCM-SHA384",
+        "ECDHE-RSA-CHACHA20-POLY1305",
+    ]
+    # --tls-cipher-suites still chooses.
+    chosen = await start("--tls-cipher-suites=TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA")
+    ports.append(chosen)
+    assert chosen.server is not None
+    context = client_context(ciphers="ECDHE-RSA-AES128-SHA", tls12=True)
+    status, _, _ = await asyncio.to_thread(_raw_get, chosen.server.port, "/healthz", context)
+    assert status == "HTTP/1.1 200 OK"

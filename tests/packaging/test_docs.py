@@ -85,3 +85,53 @@ def test_the_install_guide_starts_troubleshooting_with_the_doctor_command() -> N
     first = re.search(r"^### (.*)$", troubleshooting, flags=re.MULTILINE)
     assert first and first[1] == "Start with `xenorchestra-cloud-controller-manager doctor`"
     assert "--cloud-provider=external" in INSTALL_DOC
+
+
+OPERATIONS_DOC = (REPO_ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+SECURE_PORT_HEADING = "## What the secure port exposes, and keeping `/metrics` private"
+
+
+def secure_port_rows() -> dict[str, str]:
+    """path -> who may ask it, from the table of docs/operations.md's secure-port section."""
+    assert SECURE_PORT_HEADING in OPERATIONS_DOC
+    section = OPERATIONS_DOC.split(SECURE_PORT_HEADING, 1)[1].split("\n## ", 1)[0]
+    rows: dict[str, str] = {}
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[0].startswith("`/"):
+            for path in re.findall(r"`(/[^`]*)`", cells[0]):
+                rows[path] = cells[2]
+    return rows
+
+
+def shipped_always_allowed() -> set[str]:
+    deployment = (REPO_ROOT / "deploy" / "kubernetes" / "deployment.yaml").read_text()
+    flag = re.search(r"--authorization-always-allow-paths=(\S+)", deployment)
+    assert flag is not None
+    values = (
+        REPO_ROOT / "deploy" / "helm" / "xenorchestra-cloud-controller-manager" / "values.yaml"
+    ).read_text()
+    chart = re.search(r"^authorizationAlwaysAllowPaths: \[(.*)\]$", values, flags=re.MULTILINE)
+    assert chart is not None
+    paths = set(flag.group(1).split(","))
+    assert paths == {p.strip() for p in chart.group(1).split(",")}
+    return paths
+
+
+def test_the_operations_guide_lists_every_path_of_the_secure_port_and_who_may_ask() -> None:
+    """Issue 30, item 6: what the port serves (the real server's routes), who may ask
+    with the shipped manifests and chart (their always-allowed paths, /metrics
+    included as in Go's), and how to take /metrics back."""
+    from adapters.observability.health import HealthServer
+
+    app = HealthServer(bind_address="127.0.0.1", port=0)._app()
+    served = {resource.canonical for resource in app.router.resources()}
+    rows = secure_port_rows()
+    assert served <= set(rows), served - set(rows)
+    anyone = {path for path, who in rows.items() if who.strip("*").startswith("anyone")}
+    assert anyone == shipped_always_allowed()
+    section = OPERATIONS_DOC.split(SECURE_PORT_HEADING, 1)[1]
+    assert "--authorization-always-allow-paths=/healthz,/livez,/readyz\n" in section.replace(
+        "`", "\n"
+    )
+    assert 'nonResourceURLs: ["/metrics"]' in section

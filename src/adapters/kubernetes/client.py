@@ -49,6 +49,7 @@ from adapters.kubernetes.configuration import (
     load_kubeconfig,
     run_in_thread,
 )
+from adapters.kubernetes.credentials import invalidate
 from adapters.kubernetes.errors import (
     NETWORK_ERRORS,
     ApiError,
@@ -209,7 +210,10 @@ class KubeClient:
         """Send one request; the decoded JSON body, or ApiError.
 
         429 and 5xx answers are retried (``retries`` overrides the setting);
-        a request that got no answer raises ApiUnavailableError at once.
+        a request that got no answer raises ApiUnavailableError at once. A 401
+        makes the credentials be read again (:mod:`credentials`); when they
+        changed, the request is sent once more with them (a 401 is refused before
+        anything is done, so nothing applies twice).
         """
         if self._closed:
             raise ApiUnavailableError("client closed", method=method, path=path)
@@ -223,6 +227,7 @@ class KubeClient:
         timeout = request_timeout or self.settings.timeout
         attempt = 0
         reconnected = False
+        reauthenticated = False
         while True:
             await self.limiter.acquire()
             self.requests[method] += 1
@@ -272,8 +277,10 @@ class KubeClient:
                     raise undecodable_answer(
                         status, resp_headers, data, method=method, path=path
                     ) from None
-            if status == 401 and transport is not None:
-                transport.forget_credentials()  # a rotated token is read again
+            changed = status == 401 and await self._reread_credentials(loop, transport)
+            if changed and not reauthenticated:
+                reauthenticated = True
+                continue
             error = ApiError.from_response(
                 status, reason, data, method=method, path=path, headers=resp_headers
             )
@@ -292,6 +299,21 @@ class KubeClient:
                 budget,
             )
             await asyncio.sleep(delay)
+
+    async def _reread_credentials(
+        self, loop: asyncio.AbstractEventLoop, transport: LoopTransport | None
+    ) -> bool:
+        """After a 401: read the credentials again (a rotated token file, a plugin run
+        again); True when the loop transport now sends other ones."""
+        invalidate(self._source.loaded)
+        if transport is None:
+            return False  # the generated client asks for them at every request
+        before = transport.authorization
+        transport.forget_credentials()
+        async with self._preparing:
+            if transport.needs_preparing():
+                await loop.run_in_executor(self._pool, transport.prepare)
+        return transport.authorization != before
 
     async def _loop_transport(self, loop: asyncio.AbstractEventLoop) -> LoopTransport | None:
         """The aiohttp transport, made on the first request (the configuration may

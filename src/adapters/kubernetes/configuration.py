@@ -17,6 +17,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.config.config_exception import ConfigException
 
+from adapters.kubernetes import credentials
 from adapters.kubernetes.errors import KubeConfigError
 
 T = TypeVar("T")
@@ -60,6 +61,8 @@ def load_kubeconfig(
 
     ``master`` (``--master``) overrides the server, as client-go's
     ``BuildConfigFromFlags`` does; alone, it is the server with no credentials.
+    Credentials that can change (token files, exec and auth-provider plugins) are
+    kept current as client-go keeps them (:mod:`credentials`).
     """
     configuration = k8s.Configuration()
     if master and not kubeconfig:
@@ -67,16 +70,12 @@ def load_kubeconfig(
         return configuration
     try:
         if kubeconfig:
-            k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
-                config_file=kubeconfig,
-                context=context,
-                client_configuration=configuration,
-                persist_config=False,
-            )
+            configuration = credentials.load_kubeconfig(kubeconfig, context)
         else:
             k8s_config.load_incluster_config(  # type: ignore[no-untyped-call]
                 client_configuration=configuration
             )
+            credentials.watch_in_cluster_token(configuration)
     except (ConfigException, OSError, ValueError, TypeError, KeyError) as err:
         where = kubeconfig or "in-cluster service account"
         raise KubeConfigError(f"kubeconfig {where}: {err}") from None

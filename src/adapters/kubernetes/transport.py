@@ -33,8 +33,8 @@ from adapters import jsonwire
 from adapters.kubernetes.wire import Query, Timeout
 
 #: How long the credentials header is reused before the configuration is asked
-#: again (its refresh hook re-reads a rotated service account token, or runs an
-#: exec plugin, which is blocking work done in a thread). A 401 asks at once.
+#: again (its refresh hook, ``credentials.Rotation``, rereads a changed token file
+#: or runs a plugin again, blocking work done in a thread). A 401 asks at once.
 CREDENTIALS_TTL = 5.0
 
 #: (status, reason, headers, body) of one answer.
@@ -133,6 +133,11 @@ class LoopTransport:
     def forget_credentials(self) -> None:
         """After a 401: the next request reads them again (a rotated token)."""
         self._credentials_at = float("-inf")
+
+    @property
+    def authorization(self) -> str | None:
+        """The Authorization header the requests carry now."""
+        return self._credentials.get("Authorization")
 
     def _open_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:

@@ -4,7 +4,10 @@
 Each request is first **authenticated**, then **authorized**:
 
 - authentication: a client certificate verified against the client CA (user = its
-  CN, groups = its O values); else a bearer token, authenticated by a TokenReview
+  CN, groups = its O values); a certificate the client CA did not sign is not a
+  user, and without a bearer token that authenticates it is ``401``, as Go's union
+  of the x509 and token authenticators answers; else a bearer token, authenticated
+  by a TokenReview
   (answers cached ``--authentication-token-webhook-cache-ttl``, keyed by a salted
   hash of the token, errors not cached); a token the API server rejects, or a
   review that fails, is ``401``; no credentials at all is the anonymous user
@@ -40,6 +43,7 @@ from loguru import logger
 
 from adapters.kubernetes.client import KubeClient
 from adapters.kubernetes.errors import ApiError
+from adapters.observability.client_certificates import Verdict, peer_certificate
 
 ANONYMOUS = "system:anonymous"
 UNAUTHENTICATED = "system:unauthenticated"
@@ -183,19 +187,21 @@ class DelegatedAuth:
 
     # -- authentication ---------------------------------------------------
     async def authenticate(self, request: web.Request) -> User:
+        untrusted = False
         if self._client_certificates:
             ssl_object = (
                 request.transport.get_extra_info("ssl_object") if request.transport else None
             )
-            # Decoded only when the handshake verified it against the client CA.
-            peer = ssl_object.getpeercert() if ssl_object is not None else None
-            if peer:
-                user = user_from_certificate(peer)
-                return _with_authenticated(user)
+            peer = peer_certificate(ssl_object)
+            if peer.verdict is Verdict.VERIFIED and peer.decoded is not None:
+                return _with_authenticated(user_from_certificate(peer.decoded))
+            untrusted = peer.verdict is Verdict.UNVERIFIED
         token = _bearer_token(request.headers.get("Authorization", ""))
-        if token is None or self._authn is None:
-            return ANONYMOUS_USER
-        return _with_authenticated(await self._review_token(token))
+        if token is not None and self._authn is not None:
+            return _with_authenticated(await self._review_token(token))
+        if untrusted:
+            raise Unauthorized("client certificate not signed by the client CA")
+        return ANONYMOUS_USER
 
     async def _review_token(self, token: str) -> User:
         key = hashlib.sha256(self._salt + token.encode()).hexdigest()

@@ -13,9 +13,14 @@ carries the ``cryptography`` package in memory).
 
 ``--tls-sni-cert-key`` adds certificates chosen by the SNI name (the names given,
 else the certificate's own names); ``--tls-min-version`` and ``--tls-cipher-suites``
-(Go names, mapped to OpenSSL's) shape the handshake; a client CA bundle makes the
-server ask for (never require) a client certificate, which the delegated
-authenticator then turns into a user.
+(Go names, mapped to OpenSSL's) shape the handshake. Without ``--tls-cipher-suites``
+the TLS 1.2 suites are Go's default AEAD suites (:data:`GO_DEFAULT_TLS12_SUITES`):
+OpenSSL's defaults would add CBC suites with SHA-256/384 MACs, which Go leaves out.
+
+A client CA bundle makes the server ask for (never require) a client certificate,
+which the delegated authenticator then turns into a user. As in Go, a certificate
+the client CA did not sign does not fail the handshake: the authenticator answers
+401 (:mod:`client_certificates`).
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ from pathlib import Path
 
 from loguru import logger
 
+from adapters.observability import client_certificates
+
 #: Seconds the child generating a self-signed pair may take (two RSA 2048 keys).
 GENERATE_TIMEOUT = 60.0
 #: ``SecureServing.ServerCert.PairName`` of k8s.io/cloud-provider's options.
@@ -44,6 +51,20 @@ _TLS_VERSIONS = {
     "VersionTLS12": ssl.TLSVersion.TLSv1_2,
     "VersionTLS13": ssl.TLSVersion.TLSv1_3,
 }
+
+
+#: Go's default TLS 1.2 suites (crypto/tls, in its order) that are AEADs, as OpenSSL
+#: names them. Go's defaults also keep four ECDHE suites with CBC and SHA-1, which
+#: only ``--tls-cipher-suites`` turns on here; OpenSSL's defaults would add CBC
+#: suites with SHA-256/384 that Go never offers unless asked.
+GO_DEFAULT_TLS12_SUITES = (
+    "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "ECDHE-RSA-AES128-GCM-SHA256",
+    "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "ECDHE-RSA-AES256-GCM-SHA384",
+    "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "ECDHE-RSA-CHACHA20-POLY1305",
+)
 
 
 class ServingError(ValueError):
@@ -183,11 +204,10 @@ def serving_pair(options: ServingOptions) -> tuple[bytes, bytes, str]:
 def _context(options: ServingOptions, chain: bytes, key: bytes) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = _TLS_VERSIONS.get(options.min_version, ssl.TLSVersion.TLSv1_2)
-    if options.ciphers:
-        try:
-            context.set_ciphers(":".join(options.ciphers))
-        except ssl.SSLError as err:
-            raise ServingError(f"--tls-cipher-suites: OpenSSL refuses them: {err}") from None
+    try:
+        context.set_ciphers(":".join(options.ciphers or GO_DEFAULT_TLS12_SUITES))
+    except ssl.SSLError as err:
+        raise ServingError(f"--tls-cipher-suites: OpenSSL refuses them: {err}") from None
     with _in_memory_files(chain, key) as (cert_path, key_path):
         try:
             context.load_cert_chain(cert_path, key_path)
@@ -222,6 +242,7 @@ def build_ssl_context(options: ServingOptions) -> tuple[ssl.SSLContext, str]:
     """The server's TLS context and a description of its certificate."""
     chain, key, origin = serving_pair(options)
     context = _context(options, chain, key)
+    contexts = [context]
     named: list[tuple[str, ssl.SSLContext]] = []
     for sni in options.sni:
         try:
@@ -229,6 +250,7 @@ def build_ssl_context(options: ServingOptions) -> tuple[ssl.SSLContext, str]:
         except OSError as err:
             raise ServingError(f"--tls-sni-cert-key: {err}") from None
         sni_context = _context(options, sni_chain, sni_key)
+        contexts.append(sni_context)
         for name in sni.names or certificate_names(sni_chain):
             named.append((name, sni_context))
     if named:
@@ -245,4 +267,9 @@ def build_ssl_context(options: ServingOptions) -> tuple[ssl.SSLContext, str]:
                         return
 
         context.sni_callback = choose
+    if options.client_ca_pem and not client_certificates.install(*contexts):
+        logger.warning(
+            "client certificates: this Python cannot let a certificate from an unknown CA "
+            "through the TLS handshake; such clients get a TLS error instead of a 401"
+        )
     return context, origin

@@ -76,22 +76,21 @@ def error_class(err: BaseException) -> str:
     return "cancelled" if isinstance(err, asyncio.CancelledError) else "error"
 
 
-def error_message(response: httpx.Response) -> str:
-    """XO's ``{"error": ...}`` message, or the start of a plain-text body.
+def error_message(text: str, reason: str) -> str:
+    """XO's ``{"error": ...}`` message, or the start of a plain-text body (``text``),
+    else the status line's ``reason``.
 
     Older XO answers 401 with ``Unauthorized`` as text/plain, proxies answer
     HTML: anything goes, so this never raises.
     """
-    text = ""
     try:
-        text = response.text
         body = json.loads(text)
         if isinstance(body, Mapping) and isinstance(body.get("error"), str):
             return str(body["error"])[:200]
-    except (ValueError, RecursionError, httpx.ResponseNotRead):
+    except (ValueError, RecursionError):
         pass
     text = " ".join(text.split())
-    return text[:120] or response.reason_phrase or "no message"
+    return text[:120] or reason or "no message"
 
 
 def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> float | None:

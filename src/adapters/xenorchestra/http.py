@@ -14,7 +14,9 @@ and logging are decided in one place. The rules:
 - a body that is not the JSON XO documents (not JSON, nested past the
   parser's limit, a ``Content-Encoding`` it does not have) becomes
   ProtocolError naming the endpoint; any other failure of the HTTP library
-  becomes InventoryError: the adapter never crashes on what a server sends.
+  becomes InventoryError: the adapter never crashes on what a server sends;
+- a body (or one event of the stream) larger than ``maxResponseBytes`` is a
+  ProtocolError naming the limit, and is not read further (:mod:`bounded`).
 
 No message, log line or repr built here contains a credential: URLs carry
 none, and headers are never formatted.
@@ -28,7 +30,6 @@ import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
@@ -40,9 +41,15 @@ from tenacity import (
     stop_before_delay,
 )
 
-from adapters import jsonwire
 from adapters.xenorchestra import observer as obs
 from adapters.xenorchestra.auth import Credentials
+from adapters.xenorchestra.bounded import (
+    ACCEPT_ENCODING,
+    DEFAULT_MAX_RESPONSE_BYTES,
+    Body,
+    event_stream,
+    read_body,
+)
 from adapters.xenorchestra.credentials import CredentialSource
 from adapters.xenorchestra.failures import (
     CredentialsRefused,
@@ -58,7 +65,7 @@ from adapters.xenorchestra.failures import (
 )
 from adapters.xenorchestra.observer import NullObserver, XORequestObserver, safe_observe
 from adapters.xenorchestra.policy import RetryPolicy
-from domain.errors import InventoryError, ProtocolError, UnavailableError
+from domain.errors import InventoryError, UnavailableError
 
 __all__ = [
     "ADMIN_HINT",
@@ -75,28 +82,6 @@ API_PREFIX = "/rest/v0"
 ADMIN_HINT = "the token (or user) must belong to a Xen Orchestra admin"
 
 
-@dataclass(frozen=True, slots=True)
-class Body:
-    """A 2xx answer's bytes, before decoding: a caller that keeps its last answer tells
-    an unchanged collection from a changed one by equality and skips decoding and
-    parsing it again (at rest, XO sends the same VM list every time)."""
-
-    content: bytes
-    content_type: str
-
-    def json(self, *, endpoint: str) -> Any:
-        """The decoded body (None when empty); ProtocolError naming ``endpoint``."""
-        if not self.content:
-            return None
-        try:
-            return jsonwire.loads(self.content)
-        except (ValueError, RecursionError):
-            raise ProtocolError(
-                f"Xen Orchestra {endpoint}: the body is not JSON "
-                f"({self.content_type}, {len(self.content)} bytes)"
-            ) from None
-
-
 class XOHttpClient:
     """The XO REST API at ``<url>/rest/v0``: JSON reads with retries, and the event stream."""
 
@@ -111,8 +96,10 @@ class XOHttpClient:
         max_concurrent_requests: int = 16,
         observer: XORequestObserver | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         self._url = url.rstrip("/")
+        self._max_response_bytes = max_response_bytes
         self._timeout = timeout
         self._retry = retry or RetryPolicy()
         self._observer: XORequestObserver = observer or NullObserver()
@@ -125,7 +112,7 @@ class XOHttpClient:
         )
         self._client = httpx.AsyncClient(
             base_url=self._url + API_PREFIX,
-            headers={"Accept": "application/json"},
+            headers={"Accept": "application/json", "Accept-Encoding": ACCEPT_ENCODING},
             verify=verify,
             timeout=httpx.Timeout(timeout),
             transport=transport,
@@ -275,10 +262,12 @@ class XOHttpClient:
             error: str | None = None
             try:
                 logger.trace("XO {} {} params={}", method, path, dict(params or {}))
-                response = await self._send(
+                response, content = await self._send(
                     method, path, endpoint, params, body, attempt_timeout, auth
                 )
-                answer = self._interpret(response, endpoint=endpoint, generation=generation)
+                answer = self._interpret(
+                    response, content, endpoint=endpoint, generation=generation
+                )
                 return answer.json(endpoint=endpoint) if decode is None else decode(answer)
             except XORedirect:
                 raise  # an answer, not a failure
@@ -299,9 +288,10 @@ class XOHttpClient:
         body: Any,
         attempt_timeout: float,
         auth: Mapping[str, str],
-    ) -> httpx.Response:
+    ) -> tuple[httpx.Response, bytes]:
+        """Send, and read the decoded body within ``maxResponseBytes``."""
         try:
-            return await self._client.request(
+            request = self._client.build_request(
                 method,
                 path,
                 params=dict(params) if params else None,
@@ -309,6 +299,14 @@ class XOHttpClient:
                 headers=auth,
                 timeout=attempt_timeout,
             )
+            response = await self._client.send(request, stream=True)
+            try:
+                content = await read_body(
+                    response, limit=self._max_response_bytes, endpoint=endpoint
+                )
+            finally:
+                await response.aclose()
+            return response, content
         except httpx.TimeoutException:
             raise Transient(
                 f"timed out after {attempt_timeout:.1f}s", kind=obs.ERROR_TIMEOUT
@@ -326,17 +324,21 @@ class XOHttpClient:
         except httpx.HTTPError as err:
             raise library_error(endpoint, err) from None
 
-    def _interpret(self, response: httpx.Response, *, endpoint: str, generation: int) -> Body:
+    def _interpret(
+        self, response: httpx.Response, content: bytes, *, endpoint: str, generation: int
+    ) -> Body:
         """A 2xx body, or raise the typed error for its status (``generation``: of the
         credentials the request carried)."""
         status = response.status_code
         if 200 <= status < 300:
-            content = b"" if status == 204 else response.content
-            return Body(content, response.headers.get("content-type", "?"))
+            return Body(
+                b"" if status == 204 else content, response.headers.get("content-type", "?")
+            )
         location = response.headers.get("location")
         if 300 <= status < 400 and location:
             raise XORedirect(endpoint, status, location)
-        message = error_message(response)
+        text = content.decode(response.encoding or "utf-8", errors="replace")
+        message = error_message(text, response.reason_phrase)
         if status == 404:
             raise XONotFound(endpoint, message)
         if status in (401, 403):
@@ -378,8 +380,10 @@ class XOHttpClient:
                 "GET", path, headers=headers, timeout=timeout
             ) as response:
                 if response.status_code >= 300:
-                    await response.aread()
-                    self._interpret(response, endpoint=endpoint, generation=generation)
+                    content = await read_body(
+                        response, limit=self._max_response_bytes, endpoint=endpoint
+                    )
+                    self._interpret(response, content, endpoint=endpoint, generation=generation)
                 opened = True
                 safe_observe(
                     self._observer,
@@ -387,7 +391,11 @@ class XOHttpClient:
                     seconds=time.monotonic() - started,
                     error=None,
                 )
-                yield response
+                bounded = event_stream(response, limit=self._max_response_bytes, endpoint=endpoint)
+                try:
+                    yield bounded
+                finally:
+                    await bounded.aclose()
         except BaseException as err:
             if not opened:
                 safe_observe(

@@ -142,6 +142,7 @@ class XOInventory:
             retry=retry,
             max_concurrent_requests=config.max_concurrent_requests,
             observer=observer,
+            max_response_bytes=config.max_response_bytes,
         )
         logger.debug(
             "XO inventory for {} ({} auth{}, TLS {})",
