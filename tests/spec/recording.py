@@ -33,8 +33,13 @@ class RecordingTransport(httpx.AsyncBaseTransport):
                 for k, v in response.headers.multi_items()
                 if k.lower() not in ("content-encoding", "content-length")
             ]
+            # A stream, not ``content=``: the adapter reads answers as they arrive (and
+            # bounds them), and httpx marks a response built from content as consumed.
             response = httpx.Response(
-                response.status_code, headers=headers, content=body, extensions=response.extensions
+                response.status_code,
+                headers=headers,
+                stream=httpx.ByteStream(body),
+                extensions=response.extensions,
             )
         self.exchanges.append(
             Exchange(
