@@ -15,8 +15,8 @@ import pytest
 from domain.errors import PoolUnavailableError, VMDeletedError, VMNotFoundError
 from domain.matching import confirm_absence, locate_vm
 from domain.model import ChangeKind, Node, PowerState, VMChange
-from domain.policies.metadata import resident_host_id
 from domain.policies.system_uuid import swap_little_endian
+from domain.policies.topology import resident_host_id
 from tests.contract.drivers import GIB, Driver
 from tests.xo.support import HOST_A1, HOST_A2, HOST_B1, POOL_A, POOL_B, next_change
 

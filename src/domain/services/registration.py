@@ -18,6 +18,7 @@ from domain.options import CCMOptions
 from domain.policies.addresses import node_addresses, provided_node_ips
 from domain.policies.initialization import plan_beta_to_ga, plan_initialization
 from domain.policies.metadata import instance_metadata
+from domain.policies.topology import INVALID_TOPOLOGY_TAG
 from domain.ports import Clock, EventRecorder, Inventory, NodeStore, Snapshots
 from domain.providerid import is_ours
 from domain.services.node_updates import apply_plan, update_on_conflict_retry
@@ -74,6 +75,8 @@ class _InitPlan:
     addresses: tuple[NodeAddress, ...] = ()
     wait_reason: str = ""
     invalid_tags: tuple[tuple[str, str], ...] = ()
+    #: host or pool tags the topology sources could not use
+    tag_problems: tuple[str, ...] = ()
     #: the answer was overtaken by a newer one (``domain.freshness``): read again
     stale: bool = False
 
@@ -215,6 +218,14 @@ class RegistrationService:
                 message=f"VM tag {tag!r} ignored: {why}",
                 source=SOURCE,
             )
+        for problem in planned.tag_problems:
+            await self._events.record(
+                node=written,
+                type=EventType.WARNING,
+                reason=INVALID_TOPOLOGY_TAG,
+                message=problem,
+                source=SOURCE,
+            )
         if planned.change.empty:
             return RegistrationResult(Outcome.UNCHANGED)
         if planned.addresses and tuple(written.addresses) != planned.addresses:
@@ -239,7 +250,12 @@ class RegistrationService:
         init = plan_initialization(node=current, metadata=metadata)
         if init.wait_reason:
             return _InitPlan(NodeChange(), wait_reason=init.wait_reason)
-        return _InitPlan(init.change, init.addresses, invalid_tags=metadata.invalid_tags)
+        return _InitPlan(
+            init.change,
+            init.addresses,
+            invalid_tags=metadata.invalid_tags,
+            tag_problems=metadata.topology_problems,
+        )
 
     async def _write_addresses(
         self, node: Node, addresses: tuple[NodeAddress, ...], vm_id: str, seen: Observation

@@ -115,6 +115,16 @@ class InMemoryInventory:
         self.hosts[host.id] = host
         return host
 
+    def tag_host(self, host_id: str, *, tags: Sequence[str]) -> Host:
+        """Replace the host's tags, as XO's tag editor does."""
+        host = self.hosts[host_id] = replace(self.hosts[host_id], tags=tuple(tags))
+        return host
+
+    def tag_pool(self, pool_id: str, *, tags: Sequence[str]) -> Pool:
+        """Replace the pool's tags."""
+        pool = self.pools[pool_id] = replace(self.pools[pool_id], tags=tuple(tags))
+        return pool
+
     def add_vm(self, vm: VM) -> VM:
         self.vms[vm.id] = vm
         self._publish(ChangeKind.ADDED, vm)
