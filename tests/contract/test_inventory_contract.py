@@ -267,6 +267,28 @@ async def test_get_host_and_get_pool_answer_known_ids_and_none_for_unknown(
     assert await inventory.get_pool(pool_id=UNKNOWN_POOL) is None
 
 
+async def test_host_and_pool_tags_are_as_xo_reports_them_and_follow_at_the_next_snapshot(
+    subject: Driver,
+) -> None:
+    inventory = subject.inventory
+    await subject.tag_host(HOST_A1, tags=["k8s.zone=rack-a", "ssd"])
+    await subject.tag_pool(POOL_A, tags=["k8s.region=eu-west"])
+
+    snap = await inventory.snapshot()
+
+    assert snap.hosts[HOST_A1].tags == ("k8s.zone=rack-a", "ssd")
+    assert snap.hosts[HOST_A2].tags == ()
+    assert snap.pools[POOL_A].tags == ("k8s.region=eu-west",)
+    await subject.tag_host(HOST_A1, tags=["k8s.zone=rack-b"])
+    await subject.tag_pool(POOL_A, tags=[])
+    again = await inventory.snapshot()
+    assert again.hosts[HOST_A1].tags == ("k8s.zone=rack-b",)
+    assert again.pools[POOL_A].tags == ()
+    host = await inventory.get_host(host_id=HOST_A1)
+    pool = await inventory.get_pool(pool_id=POOL_A)
+    assert (host.tags if host else None, pool.tags if pool else None) == (("k8s.zone=rack-b",), ())
+
+
 async def test_after_a_snapshot_a_disconnected_pools_host_and_pool_are_unknown(
     subject: Driver,
 ) -> None:
