@@ -49,7 +49,13 @@ from adapters.xenorchestra.failures import (
 )
 from adapters.xenorchestra.observer import NullObserver, XORequestObserver, safe_observe
 from adapters.xenorchestra.policy import RetryPolicy
-from domain.errors import AuthenticationError, InventoryError, ProtocolError, UnavailableError
+from domain.errors import (
+    AuthenticationError,
+    InventoryError,
+    ProtocolError,
+    TLSHandshakeError,
+    UnavailableError,
+)
 
 T = TypeVar("T")
 API_PREFIX = "/rest/v0"
@@ -82,7 +88,7 @@ class _Transient(Exception):
         self.retry_after = retry_after
 
 
-class TLSError(InventoryError):
+class TLSError(TLSHandshakeError):
     """The TLS handshake failed: retrying cannot fix a certificate."""
 
 
@@ -235,7 +241,8 @@ class XOHttpClient:
             elapsed = time.monotonic() - started
             raise UnavailableError(
                 f"Xen Orchestra {endpoint} failed after {attempts} attempt(s) in "
-                f"{elapsed:.1f}s: {err}"
+                f"{elapsed:.1f}s: {err}",
+                detail=f"{endpoint}: {err}",
             ) from None
         raise AssertionError("unreachable: tenacity neither returned nor raised")
 
