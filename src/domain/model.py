@@ -278,6 +278,20 @@ class VMChange:
     vm: VM | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class PlacementChange:
+    """A host or pool XO reports updated (its name or tags, as the field lists pick):
+    the labels of the nodes placed there may have to follow (a zone from a host tag,
+    a host name). Exactly one of ``host`` and ``pool`` is set."""
+
+    host: Host | None = None
+    pool: Pool | None = None
+
+
+#: One entry of the Inventory port's change stream.
+Change = VMChange | PlacementChange
+
+
 class EventType(StrEnum):
     NORMAL = "Normal"
     WARNING = "Warning"

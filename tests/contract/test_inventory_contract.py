@@ -14,7 +14,7 @@ import pytest
 
 from domain.errors import PoolUnavailableError, VMDeletedError, VMNotFoundError
 from domain.matching import confirm_absence, locate_vm
-from domain.model import ChangeKind, Node, PowerState, VMChange
+from domain.model import Change, ChangeKind, Node, PlacementChange, PowerState, VMChange
 from domain.policies.system_uuid import swap_little_endian
 from domain.policies.topology import resident_host_id
 from tests.contract.drivers import GIB, Driver
@@ -338,6 +338,31 @@ async def test_change_stream_reports_add_migrations_stop_and_removal(
     assert removed.kind is ChangeKind.REMOVED
     assert removed.vm is not None
     assert removed.vm.id == VM_1
+
+
+async def test_change_stream_reports_a_retagged_host_and_pool_once_the_caches_hold_them(
+    subject: Driver, changes: AsyncIterator[Change]
+) -> None:
+    inventory = subject.inventory
+    assert await inventory.get_host(host_id=HOST_A1) is not None  # cached before the change
+
+    await subject.tag_host(HOST_A1, tags=["k8s.zone=rack-a"])
+    retagged = await next_change(changes)
+    await subject.tag_pool(POOL_B, tags=["k8s.region=eu"])
+    pool_retagged = await next_change(changes)
+
+    assert isinstance(retagged, PlacementChange) and retagged.host is not None
+    assert (retagged.host.id, retagged.host.tags, retagged.pool) == (
+        HOST_A1,
+        ("k8s.zone=rack-a",),
+        None,
+    )
+    host = await inventory.get_host(host_id=HOST_A1)
+    assert host is not None and host.tags == ("k8s.zone=rack-a",)
+    assert isinstance(pool_retagged, PlacementChange) and pool_retagged.pool is not None
+    assert (pool_retagged.pool.id, pool_retagged.pool.tags) == (POOL_B, ("k8s.region=eu",))
+    pool = await inventory.get_pool(pool_id=POOL_B)
+    assert pool is not None and pool.tags == ("k8s.region=eu",)
 
 
 async def test_change_stream_reports_a_started_vm_on_its_host(

@@ -10,7 +10,7 @@ import pytest
 from adapters.testing.fake_xo import FakeXOServer
 from adapters.xenorchestra import StreamPolicy, XOInventory
 from adapters.xenorchestra.changes import diff_vms
-from domain.model import VM, ChangeKind, PowerState, VMChange
+from domain.model import VM, ChangeKind, PlacementChange, PowerState, VMChange
 from tests.xo.support import TOKEN, ChangeCollector, World, collecting, make_inventory
 
 VM_1 = "f07ab729-c0e8-721c-45ec-f11276377030"
@@ -194,6 +194,27 @@ async def test_without_an_events_endpoint_the_stream_polls_and_diffs(
     assert stopped.vm is not None
     assert stopped.vm.power_state is PowerState.HALTED
     assert xo.requests.snapshot()["GET /events"] == 1  # asked once, then polled
+
+
+async def test_polling_reports_retagged_hosts_and_pools_too(
+    xo: FakeXOServer, world: World, stream_policy: StreamPolicy
+) -> None:
+    xo.faults.set(events_enabled=False)
+
+    async with (
+        make_inventory(xo, stream=stream_policy) as inv,
+        collecting(inv.changes()) as changes,
+    ):
+        await changes.next()  # RESYNC
+        xo.state.tag_host(world.host_a2, tags=["k8s.zone=rack-b"])
+        xo.state.tag_pool(world.pool_b, tags=["k8s.region=eu"])
+        seen = [await changes.next(), await changes.next()]
+        host = await inv.get_host(host_id=world.host_a2)
+
+    assert all(isinstance(c, PlacementChange) for c in seen)
+    retagged = {(c.host or c.pool).id: (c.host or c.pool).tags for c in seen}  # type: ignore[union-attr]
+    assert retagged == {world.host_a2: ("k8s.zone=rack-b",), world.pool_b: ("k8s.region=eu",)}
+    assert host is not None and host.tags == ("k8s.zone=rack-b",)
 
 
 @pytest.fixture

@@ -47,7 +47,7 @@ from adapters.xenorchestra.parsing import (
 from adapters.xenorchestra.policy import RetryPolicy, StreamPolicy
 from adapters.xenorchestra.tls import tls_verify
 from domain.errors import ProtocolError
-from domain.model import VM, Host, InventorySnapshot, Pool, VMChange
+from domain.model import VM, Change, Host, InventorySnapshot, Pool
 
 VMS = "GET /vms"
 VM_BY_ID = "GET /vms/{id}"
@@ -342,8 +342,9 @@ class XOInventory:
         self._last_lists[endpoint] = (content, parsed)
         return parsed
 
-    def changes(self) -> AsyncIterator[VMChange]:
-        """VM changes from XO's event stream (or polling on older XO); RESYNC first."""
+    def changes(self) -> AsyncIterator[Change]:
+        """VM changes from XO's event stream (or polling on older XO), RESYNC first; and
+        hosts and pools updated, once the caches hold them."""
         return ChangeStream(
             client=self._client,
             policy=self._stream_policy,
