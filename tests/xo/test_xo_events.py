@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
+from pydantic import SecretStr
 
 from adapters.testing.fake_xo import FakeXOServer
-from adapters.xenorchestra import StreamPolicy, XOInventory
+from adapters.xenorchestra import StreamPolicy, XOHttpClient, XOInventory
+from adapters.xenorchestra.auth import Credentials
 from adapters.xenorchestra.changes import diff_vms
 from domain.model import VM, ChangeKind, PlacementChange, PowerState, VMChange
 from tests.xo.support import TOKEN, ChangeCollector, World, collecting, make_inventory
@@ -164,6 +167,47 @@ async def test_host_and_pool_events_keep_the_caches_fresh(
     assert (gone_host, gone_pool) == (None, None)
     # the new host came from the cache; the gone ones were evicted, so XO was asked (404)
     assert xo.requests.snapshot() == {"GET /hosts/{id}": 1, "GET /pools/{id}": 1}
+
+
+class _HeldHostAnswers(httpx.AsyncHTTPTransport):
+    """The network to the fake XO, where an answer for one host is read as XO sends it,
+    then held until the test releases it (as a slow network would)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answered = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await super().handle_async_request(request)
+        if "/hosts/" in request.url.path:
+            await response.aread()
+            self.answered.set()
+            await self.release.wait()
+        return response
+
+
+async def test_a_host_answer_overtaken_by_its_event_never_replaces_it_in_the_cache(
+    xo: FakeXOServer, world: World
+) -> None:
+    xo.state.tag_host(world.host_a1, tags=["k8s.zone=old"])
+    network = _HeldHostAnswers()
+    client = XOHttpClient(
+        url=xo.url, credentials=Credentials(token=SecretStr(TOKEN)), transport=network
+    )
+    async with XOInventory(client) as inventory, collecting(inventory.changes()) as changes:
+        await changes.next()  # RESYNC: subscribed
+        asked = asyncio.create_task(inventory.get_host(host_id=world.host_a1))
+        await network.answered.wait()  # XO answered "old"; the answer is on its way
+        xo.state.tag_host(world.host_a1, tags=["k8s.zone=new"])
+        retagged = await changes.next()
+        network.release.set()
+        answered = await asyncio.wait_for(asyncio.shield(asked), 5)
+        cached = await inventory.get_host(host_id=world.host_a1)
+
+    assert isinstance(retagged, PlacementChange)
+    assert answered is not None and answered.tags == ("k8s.zone=new",)
+    assert cached is not None and cached.tags == ("k8s.zone=new",)
 
 
 # -- polling fallback ---------------------------------------------------------------
