@@ -450,3 +450,24 @@ def test_cli_warns_about_unknown_config_keys_and_starts(
     warnings = [line for line in err.splitlines() if "unknown keys ignored" in line]
     assert len(warnings) == 1 and "extraKey" in warnings[0]
     assert "kubeconfig" in err.splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    ("extra", "line"),
+    [
+        pytest.param("", None, id="go-defaults-say-nothing"),
+        pytest.param(
+            "zoneSource: hostTag\n",
+            "topology labels: zone: the host tag k8s.zone=<zone>; region: the VM's pool id",
+            id="host-tag",
+        ),
+    ],
+)
+def test_the_start_names_topology_sources_other_than_the_go_ccms(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: str, line: str | None
+) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(f"url: https://xo\ntoken: t\n{extra}")
+    main([f"--cloud-config={path}", f"--kubeconfig={tmp_path / 'none'}"])
+    said = [x for x in capsys.readouterr().err.splitlines() if "topology labels" in x]
+    assert [x[x.index("topology labels") :] for x in said] == ([line] if line else [])
