@@ -29,6 +29,7 @@ from pydantic import (
     IPvAnyNetwork,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -39,7 +40,10 @@ from domain.options import (
     CCMOptions,
     DeletionOptions,
     OutOfServiceOptions,
+    RegionSource,
     TagOptions,
+    TopologyOptions,
+    ZoneSource,
 )
 
 #: ``maxResponseBytes`` by default, 32 MiB: the VM list the CCM asks for (a few fields,
@@ -102,6 +106,10 @@ class CloudConfig(BaseModel):
     deletion_rate_window: float = Field(default=600.0, gt=0, alias="deletionRateWindow")
     out_of_service_taint: bool = Field(default=False, alias="outOfServiceTaint")
     out_of_service_grace_period: float = Field(default=300.0, ge=0, alias="outOfServiceGracePeriod")
+    zone_source: ZoneSource = Field(default=ZoneSource.HOST, alias="zoneSource")
+    zone_tag: str = Field(default="k8s.zone", alias="zoneTag")
+    region_source: RegionSource = Field(default=RegionSource.POOL, alias="regionSource")
+    region_tag: str = Field(default="k8s.region", alias="regionTag")
 
     @field_validator("url")
     @classmethod
@@ -135,6 +143,29 @@ class CloudConfig(BaseModel):
         if path is not None:
             read_secret_file(path)
         return path
+
+    @field_validator("zone_source", "region_source", mode="before")
+    @classmethod
+    def _source(cls, value: Any, info: ValidationInfo) -> Any:
+        """One line naming the bad value and the good ones (pydantic's own names neither)."""
+        choices = ZoneSource if info.field_name == "zone_source" else RegionSource
+        if isinstance(value, str) and value in {c.value for c in choices}:
+            return value
+        allowed = ", ".join(c.value for c in choices)
+        raise ValueError(f"{value!r} is not one of {allowed}")
+
+    @field_validator("zone_tag", "region_tag", mode="before")
+    @classmethod
+    def _tag_key(cls, value: Any) -> Any:
+        """The ``<key>`` of XO tags ``<key>=<value>``: it cannot hold ``=`` nor be blank."""
+        if not isinstance(value, str):
+            raise ValueError(f"{value!r} is not a tag name (a string such as k8s.zone)")
+        key = value.strip()
+        if not key or "=" in key:
+            raise ValueError(
+                f"{value!r} is not a tag name: the part before '=' of tags like k8s.zone=rack-a"
+            )
+        return key
 
     @field_validator("client_timeout", mode="before")
     @classmethod
@@ -215,6 +246,12 @@ class CloudConfig(BaseModel):
                 enabled=self.out_of_service_taint, grace_period=self.out_of_service_grace_period
             ),
             match_by_name=self.match_by_name,
+            topology=TopologyOptions(
+                zone_source=self.zone_source,
+                zone_tag=self.zone_tag,
+                region_source=self.region_source,
+                region_tag=self.region_tag,
+            ),
         )
 
 

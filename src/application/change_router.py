@@ -1,6 +1,8 @@
 """XO change events turned into work for the controllers.
 
-A VM change names a VM; the controllers work on Nodes. The router maps one
+A VM change names a VM; the controllers work on Nodes. A host or pool change
+(its name or tags: a zone may come from a host tag) pokes label sync for the
+nodes labelled as placed there. The router maps one
 to the other with the domain's matching rule (``domain.matching``: the
 providerID, else systemUUID for nodes still waiting for their VM) and pokes
 the right controller, so a live migration reaches its node in
@@ -24,7 +26,8 @@ from typing import Protocol
 from application.node_index import NodeIndex, node_vm_ids
 from domain import labels
 from domain.freshness import Freshness
-from domain.model import ChangeKind, Node, VMChange
+from domain.model import Change, ChangeKind, Node, PlacementChange, VMChange
+from domain.policies.label_values import sanitize_label_value
 from domain.ports import Inventory, NodeStore
 
 log = logging.getLogger(__name__)
@@ -87,7 +90,10 @@ class ChangeRouter:
                 self.index.put(node)  # changed meanwhile; the watch will say so too
         return found
 
-    async def handle(self, change: VMChange) -> None:
+    async def handle(self, change: Change) -> None:
+        if isinstance(change, PlacementChange):
+            await self._placement_changed(change)
+            return
         # First, before any await: from now on no answer asked for before this event
         # speaks for its VM (``domain.freshness``), whoever holds one.
         if change.kind is ChangeKind.RESYNC:
@@ -106,6 +112,35 @@ class ChangeRouter:
             else:
                 await self._pokes.vm_changed(node.name)
 
+    async def _placement_changed(self, change: PlacementChange) -> None:
+        """A host or pool changed (its name, a tag that may be a zone or region): each
+        initialized node labelled as placed there is announced and re-synced at once,
+        instead of at the next label pass.
+
+        The nodes come from the store's cache, so their VMs are announced after an
+        await: an answer applied meanwhile was asked for before the change reached the
+        host cache, and the re-sync's own answer (asked for now) is newer than it. A
+        node whose VM just moved there, not yet labelled so, was poked by its VM's event.
+        """
+        if change.host is not None:
+            key, ident = labels.HOST_ID, change.host.id
+        elif change.pool is not None:
+            key, ident = labels.POOL_ID, change.pool.id
+        else:
+            return
+        value = sanitize_label_value(ident)
+        placed = [
+            node
+            for node in await self._nodes.list()
+            if node.labels.get(key) == value and not node.has_taint(labels.UNINITIALIZED_TAINT_KEY)
+        ]
+        for node in placed:
+            for vm_id in node_vm_ids(node):
+                self._freshness.announce(vm_id)
+        for node in placed:
+            log.debug("%s %s changed: poking node %s", key, ident, node.name)
+            await self._pokes.vm_changed(node.name)
+
     async def _follow_nodes(self) -> None:
         async for node in self._nodes.watch():
             # The store's copy, not the event's: a deletion reported meanwhile on
@@ -123,7 +158,8 @@ class ChangeRouter:
             try:
                 await self.handle(change)
             except Exception:
-                log.exception("handling XO change %s failed", change.kind.value)
+                what = change.kind.value if isinstance(change, VMChange) else "placement"
+                log.exception("handling XO change %s failed", what)
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tg:

@@ -33,7 +33,20 @@ class AuthenticationError(InventoryError):
 
 
 class UnavailableError(InventoryError):
-    """XO did not answer usefully within the retry deadline (connection, timeout, 5xx)."""
+    """XO did not answer usefully within the retry deadline (connection, timeout, 5xx).
+
+    ``detail`` is the endpoint and the last failure without the attempt count and
+    time, so that repeated failures read the same (events about them fold into one).
+    """
+
+    def __init__(self, message: str, *, detail: str = "") -> None:
+        super().__init__(message)
+        self.detail = detail or message
+
+
+class TLSHandshakeError(InventoryError):
+    """XO's certificate was refused (untrusted CA, wrong name, expired): retrying cannot
+    fix it. The XO adapter raises its own subclass; the domain needs no text to tell."""
 
 
 class ProtocolError(InventoryError):
@@ -46,9 +59,13 @@ class VMNotFoundError(InventoryError):
     Raised when the caller named no pool to confirm the absence with.
     """
 
-    def __init__(self, vm_id: str, message: str | None = None) -> None:
+    def __init__(
+        self, vm_id: str, message: str | None = None, *, tried: Sequence[str] = ()
+    ) -> None:
         super().__init__(message or f"VM {vm_id} not found in Xen Orchestra")
         self.vm_id = vm_id
+        #: how the VM was looked for (``providerID ...``, ``systemUUID ...``...), in order
+        self.tried = tuple(tried)
 
 
 def _pools(pools: Sequence[str]) -> str:
@@ -86,6 +103,19 @@ class AmbiguousVMError(InventoryError):
     def __init__(self, message: str, *, vm_ids: Sequence[str] = ()) -> None:
         super().__init__(message)
         self.vm_ids = tuple(vm_ids)
+
+
+class RetryLater(CCMError):
+    """The node cannot be initialized yet; the controller requeues it with backoff."""
+
+
+class ProvidedNodeIPMismatchError(RetryLater):
+    """kubelet's ``--node-ip`` names an address the VM does not report: initializing
+    now would write the wrong addresses. ``detail`` says which, and what the VM has."""
+
+    def __init__(self, node_name: str, detail: str) -> None:
+        super().__init__(f"node {node_name}: {detail}")
+        self.detail = detail
 
 
 class NodeStoreError(CCMError):

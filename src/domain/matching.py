@@ -159,29 +159,42 @@ async def locate_vm(inventory: Inventory, node: Node, *, match_by_name: bool) ->
 
     Order: :func:`vm_id_candidates`; then, for a node without providerID and
     when enabled, the one VM whose ``name_label`` is the node name. Raises
-    VMNotFoundError when nothing matches, AmbiguousVMError for several name
-    matches, InvalidNodeError for a foreign providerID, ProviderIDError for a
-    malformed one of ours.
+    VMNotFoundError when nothing matches (its ``tried`` says how it was looked
+    for), AmbiguousVMError for several name matches, InvalidNodeError for a
+    foreign providerID, ProviderIDError for a malformed one of ours.
     """
     if node.provider_id and not is_ours(node.provider_id):
         raise InvalidNodeError(f"node {node.name} has a foreign providerID {node.provider_id!r}")
     candidates = vm_id_candidates(node)
     tried: list[str] = []
+    ways: list[str] = []
     for candidate in candidates:
         tried.append(candidate)
+        ways.append(_way(node, candidate))
         vm = await inventory.get_vm(vm_id=candidate)
         if vm is not None:
             return vm
     if node.provider_id:
-        raise VMNotFoundError(candidates[0])
+        raise VMNotFoundError(candidates[0], tried=ways)
     if match_by_name:
         vm = pick_by_name(node.name, await inventory.find_vms_by_name(name_label=node.name))
         if vm is not None:
             return vm
         tried.append(f"name_label={node.name}")
+        ways.append(f"name_label {node.name!r}")
     detail = ", ".join(tried) if tried else "no providerID and no valid systemUUID"
     uuid = node.system_uuid.strip().lower()
-    raise VMNotFoundError(uuid or node.name, f"node {node.name}: no VM found ({detail})")
+    raise VMNotFoundError(
+        uuid or node.name, f"node {node.name}: no VM found ({detail})", tried=ways
+    )
+
+
+def _way(node: Node, candidate: str) -> str:
+    """How ``candidate`` was looked for, in words (``systemUUID <uuid>``...)."""
+    how = matched_by(node, candidate)
+    if how is MatchedBy.PROVIDER_ID:
+        return f"providerID {node.provider_id}"
+    return f"{how.value} {candidate}"
 
 
 class VMIndex:

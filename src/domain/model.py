@@ -34,7 +34,7 @@ class VM:
 
     ``container`` is XO's ``$container``: the resident host while running, but
     the *pool* (or a local SR's host) while halted, which is why the zone is
-    derived through :func:`domain.policies.metadata.resident_host_id`.
+    derived through :func:`domain.policies.topology.resident_host_id`.
     """
 
     id: str
@@ -55,15 +55,21 @@ class VM:
 
 @dataclass(frozen=True, slots=True)
 class Host:
+    """A host; its ``tags`` may name the zone of the VMs it runs (``zoneSource: hostTag``)."""
+
     id: str
     name_label: str
     pool_id: str
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class Pool:
+    """A pool; its ``tags`` may name the region of its VMs (``regionSource: poolTag``)."""
+
     id: str
     name_label: str
+    tags: tuple[str, ...] = ()
 
 
 class TaintEffect(StrEnum):
@@ -138,8 +144,11 @@ class InstanceMetadata:
 
     - ``provider_id`` -> ``spec.providerID``
     - ``instance_type`` -> ``node.kubernetes.io/instance-type`` (+ beta)
-    - ``region`` (pool uuid) -> ``topology.kubernetes.io/region`` (+ beta)
-    - ``zone`` (host uuid, empty while halted) -> ``topology.kubernetes.io/zone`` (+ beta)
+    - ``region`` (the pool uuid by default) -> ``topology.kubernetes.io/region`` (+ beta)
+    - ``zone`` (the host uuid by default; empty while halted, or when a tag source finds
+      no usable tag) -> ``topology.kubernetes.io/zone`` (+ beta)
+    - ``host_id`` (the resident host, empty while halted), ``pool_id``: where the VM is,
+      whatever zone and region name (the ``original_*`` labels record these)
     - ``addresses`` -> ``status.addresses``
     - ``additional_labels`` -> the ``*.k8s.xenorchestra/*`` labels
     - ``shutdown`` -> the lifecycle controller's shutdown taint
@@ -149,6 +158,7 @@ class InstanceMetadata:
       ``invalid_tags`` -> Warning events naming each tag and why
     - ``unknown_names``: the name-label keys holding the ``unknown`` placeholder because
       the host or pool could not be looked up (never written over a known name)
+    - ``topology_problems``: host or pool tags a tag source could not use (Warning events)
     """
 
     provider_id: str
@@ -163,6 +173,9 @@ class InstanceMetadata:
     tag_taints: tuple[Taint, ...] = ()
     invalid_tags: tuple[tuple[str, str], ...] = ()
     unknown_names: frozenset[str] = frozenset()
+    host_id: str = ""
+    pool_id: str = ""
+    topology_problems: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,6 +276,20 @@ class VMChange:
 
     kind: ChangeKind
     vm: VM | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PlacementChange:
+    """A host or pool XO reports updated (its name or tags, as the field lists pick):
+    the labels of the nodes placed there may have to follow (a zone from a host tag,
+    a host name). Exactly one of ``host`` and ``pool`` is set."""
+
+    host: Host | None = None
+    pool: Pool | None = None
+
+
+#: One entry of the Inventory port's change stream.
+Change = VMChange | PlacementChange
 
 
 class EventType(StrEnum):

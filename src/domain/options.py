@@ -88,9 +88,51 @@ class OutOfServiceOptions:
     grace_period: float = 300.0
 
 
+class ZoneSource(StrEnum):
+    """Where ``topology.kubernetes.io/zone`` comes from (cloud-config ``zoneSource``)."""
+
+    HOST = "host"  # the VM's resident host id (the reference's)
+    HOST_TAG = "hostTag"  # the value of the tag ``<zoneTag>=<zone>`` of that host
+    POOL = "pool"  # the VM's pool id
+    NONE = "none"  # never set
+
+
+class RegionSource(StrEnum):
+    """Where ``topology.kubernetes.io/region`` comes from (cloud-config ``regionSource``)."""
+
+    POOL = "pool"  # the VM's pool id (the reference's)
+    POOL_TAG = "poolTag"  # the value of the tag ``<regionTag>=<region>`` of that pool
+    NONE = "none"  # never set
+
+
+@dataclass(frozen=True, slots=True)
+class TopologyOptions:
+    """What the zone and region labels name.
+
+    The reference's zone is the host, so every live migration moves it; operators who
+    group hosts (racks, rooms, sites) tag each host ``k8s.zone=<group>`` and choose
+    ``HOST_TAG``: a migration inside the group then changes no zone. The
+    ``topology.k8s.xenorchestra/*`` labels name the host and pool whatever is chosen.
+    """
+
+    zone_source: ZoneSource = ZoneSource.HOST
+    zone_tag: str = "k8s.zone"
+    region_source: RegionSource = RegionSource.POOL
+    region_tag: str = "k8s.region"
+
+    @property
+    def zone_is_host(self) -> bool:
+        return self.zone_source is ZoneSource.HOST
+
+    @property
+    def region_is_pool(self) -> bool:
+        return self.region_source is RegionSource.POOL
+
+
 @dataclass(frozen=True, slots=True)
 class CCMOptions:
     tags: TagOptions = field(default_factory=TagOptions)
+    topology: TopologyOptions = field(default_factory=TopologyOptions)
     addresses: AddressOptions = field(default_factory=AddressOptions)
     deletion: DeletionOptions = field(default_factory=DeletionOptions)
     out_of_service: OutOfServiceOptions = field(default_factory=OutOfServiceOptions)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 from domain.certificates import CertificateRequest
 from domain.model import (
     VM,
+    Change,
     EventType,
     Host,
     InventorySnapshot,
@@ -21,7 +22,6 @@ from domain.model import (
     NodeAddress,
     NodeChange,
     Pool,
-    VMChange,
 )
 from domain.policies.deletion_breaker import BreakerState, StoredBreaker
 
@@ -61,8 +61,10 @@ class Inventory(Protocol):
         """All VMs, hosts and pools: at most three XO requests, whatever their number."""
         ...
 
-    def changes(self) -> AsyncIterator[VMChange]:
-        """VM changes as they happen; a RESYNC entry after every (re)connect."""
+    def changes(self) -> AsyncIterator[Change]:
+        """VM changes as they happen, a RESYNC entry after every (re)connect, and a
+        PlacementChange for a host or pool XO reports updated (name, tags): once
+        yielded, ``get_host``/``get_pool`` answer with the new one."""
         ...
 
     async def admin_view(self) -> bool:

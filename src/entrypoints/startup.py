@@ -1,11 +1,13 @@
 """What the CCM says once at start: version, cluster, flags without effect,
-cloud-config keys it ignored."""
+cloud-config keys it ignored, and where zone and region come from when not the Go
+CCM's."""
 
 from __future__ import annotations
 
 from loguru import logger
 
 from adapters.config import CloudConfig
+from domain.policies.topology import describe
 from entrypoints.flags import Settings
 from entrypoints.version import version
 
@@ -23,3 +25,6 @@ def log_startup(settings: Settings, config: CloudConfig) -> None:
         )
     for warning in config.warnings:
         logger.warning("{}", warning)
+    topology = config.options().topology
+    if not (topology.zone_is_host and topology.region_is_pool):
+        logger.info("topology labels: {}", describe(topology))

@@ -50,6 +50,10 @@ class Driver(Protocol):
 
     async def delete_vm(self, vm_id: str) -> None: ...
 
+    async def tag_host(self, host_id: str, *, tags: Sequence[str]) -> None: ...
+
+    async def tag_pool(self, pool_id: str, *, tags: Sequence[str]) -> None: ...
+
     async def migrate_vm(self, vm_id: str, *, host_id: str) -> None: ...
 
     async def stop_vm(self, vm_id: str) -> None: ...
@@ -111,6 +115,12 @@ class MemoryDriver:
 
     async def delete_vm(self, vm_id: str) -> None:
         self.memory.delete_vm(vm_id)
+
+    async def tag_host(self, host_id: str, *, tags: Sequence[str]) -> None:
+        self.memory.tag_host(host_id, tags=tags)
+
+    async def tag_pool(self, pool_id: str, *, tags: Sequence[str]) -> None:
+        self.memory.tag_pool(pool_id, tags=tags)
 
     async def migrate_vm(self, vm_id: str, *, host_id: str) -> None:
         self.memory.migrate_vm(vm_id, host_id=host_id)
@@ -174,6 +184,12 @@ class XOHTTPDriver:
 
     async def delete_vm(self, vm_id: str) -> None:
         await self.control.delete_vm(vm_id)
+
+    async def tag_host(self, host_id: str, *, tags: Sequence[str]) -> None:
+        await self.control.tag_host(host_id, tags=tags)
+
+    async def tag_pool(self, pool_id: str, *, tags: Sequence[str]) -> None:
+        await self.control.tag_pool(pool_id, tags=tags)
 
     async def migrate_vm(self, vm_id: str, *, host_id: str) -> None:
         await self.control.migrate_vm(vm_id, host_id=host_id)

@@ -14,9 +14,9 @@ import pytest
 
 from domain.errors import PoolUnavailableError, VMDeletedError, VMNotFoundError
 from domain.matching import confirm_absence, locate_vm
-from domain.model import ChangeKind, Node, PowerState, VMChange
-from domain.policies.metadata import resident_host_id
+from domain.model import Change, ChangeKind, Node, PlacementChange, PowerState, VMChange
 from domain.policies.system_uuid import swap_little_endian
+from domain.policies.topology import resident_host_id
 from tests.contract.drivers import GIB, Driver
 from tests.xo.support import HOST_A1, HOST_A2, HOST_B1, POOL_A, POOL_B, next_change
 
@@ -267,6 +267,28 @@ async def test_get_host_and_get_pool_answer_known_ids_and_none_for_unknown(
     assert await inventory.get_pool(pool_id=UNKNOWN_POOL) is None
 
 
+async def test_host_and_pool_tags_are_as_xo_reports_them_and_follow_at_the_next_snapshot(
+    subject: Driver,
+) -> None:
+    inventory = subject.inventory
+    await subject.tag_host(HOST_A1, tags=["k8s.zone=rack-a", "ssd"])
+    await subject.tag_pool(POOL_A, tags=["k8s.region=eu-west"])
+
+    snap = await inventory.snapshot()
+
+    assert snap.hosts[HOST_A1].tags == ("k8s.zone=rack-a", "ssd")
+    assert snap.hosts[HOST_A2].tags == ()
+    assert snap.pools[POOL_A].tags == ("k8s.region=eu-west",)
+    await subject.tag_host(HOST_A1, tags=["k8s.zone=rack-b"])
+    await subject.tag_pool(POOL_A, tags=[])
+    again = await inventory.snapshot()
+    assert again.hosts[HOST_A1].tags == ("k8s.zone=rack-b",)
+    assert again.pools[POOL_A].tags == ()
+    host = await inventory.get_host(host_id=HOST_A1)
+    pool = await inventory.get_pool(pool_id=POOL_A)
+    assert (host.tags if host else None, pool.tags if pool else None) == (("k8s.zone=rack-b",), ())
+
+
 async def test_after_a_snapshot_a_disconnected_pools_host_and_pool_are_unknown(
     subject: Driver,
 ) -> None:
@@ -316,6 +338,31 @@ async def test_change_stream_reports_add_migrations_stop_and_removal(
     assert removed.kind is ChangeKind.REMOVED
     assert removed.vm is not None
     assert removed.vm.id == VM_1
+
+
+async def test_change_stream_reports_a_retagged_host_and_pool_once_the_caches_hold_them(
+    subject: Driver, changes: AsyncIterator[Change]
+) -> None:
+    inventory = subject.inventory
+    assert await inventory.get_host(host_id=HOST_A1) is not None  # cached before the change
+
+    await subject.tag_host(HOST_A1, tags=["k8s.zone=rack-a"])
+    retagged = await next_change(changes)
+    await subject.tag_pool(POOL_B, tags=["k8s.region=eu"])
+    pool_retagged = await next_change(changes)
+
+    assert isinstance(retagged, PlacementChange) and retagged.host is not None
+    assert (retagged.host.id, retagged.host.tags, retagged.pool) == (
+        HOST_A1,
+        ("k8s.zone=rack-a",),
+        None,
+    )
+    host = await inventory.get_host(host_id=HOST_A1)
+    assert host is not None and host.tags == ("k8s.zone=rack-a",)
+    assert isinstance(pool_retagged, PlacementChange) and pool_retagged.pool is not None
+    assert (pool_retagged.pool.id, pool_retagged.pool.tags) == (POOL_B, ("k8s.region=eu",))
+    pool = await inventory.get_pool(pool_id=POOL_B)
+    assert pool is not None and pool.tags == ("k8s.region=eu",)
 
 
 async def test_change_stream_reports_a_started_vm_on_its_host(

@@ -21,6 +21,7 @@ from adapters.kubernetes.convert import format_micro_time
 from adapters.testing.fake_xo import FakeXOServer
 from domain import labels
 from domain.model import InventorySnapshot, Node, Taint, TaintEffect
+from domain.options import CCMOptions
 from domain.policies.initialization import plan_initialization
 from domain.policies.metadata import instance_metadata
 from entrypoints.doctor import main_doctor
@@ -232,11 +233,16 @@ class Cluster:
         )
 
     async def add_initialized_nodes(
-        self, vms: Mapping[str, str], *, ready: str | None = "True"
+        self,
+        vms: Mapping[str, str],
+        *,
+        ready: str | None = "True",
+        options: CCMOptions | None = None,
     ) -> None:
-        """Nodes (name -> VM id) exactly as the CCM leaves them after initialization."""
+        """Nodes (name -> VM id) exactly as the CCM (with ``options``) leaves them after
+        initialization."""
         snap = await self.snapshot()
-        bodies = [initialized_node(name, vm_id, snap) for name, vm_id in vms.items()]
+        bodies = [initialized_node(name, vm_id, snap, options) for name, vm_id in vms.items()]
         for chunk in _chunks(bodies, 25):
             await asyncio.gather(
                 *(
@@ -260,7 +266,9 @@ class Cluster:
         await create_node(self.kube, name, **fields)
 
 
-def initialized_node(name: str, vm_id: str, snap: InventorySnapshot) -> Node:
+def initialized_node(
+    name: str, vm_id: str, snap: InventorySnapshot, options: CCMOptions | None = None
+) -> Node:
     vm = snap.vms[vm_id]
     registered = Node(
         name=name,
@@ -273,6 +281,7 @@ def initialized_node(name: str, vm_id: str, snap: InventorySnapshot) -> Node:
         host=snap.hosts.get(vm.container),
         pool=snap.pools.get(vm.pool_id),
         node=registered,
+        options=options,
     )
     return plan_initialization(node=registered, metadata=metadata).change.apply(registered)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from adapters.kubernetes import KubeClient, KubernetesBreakerStore
+from domain.options import CCMOptions, TopologyOptions, ZoneSource
 from domain.policies.deletion_breaker import ARMED, BreakerState
 from domain.policies.system_uuid import swap_little_endian
 from tests.integration.conftest import ServiceAccountFactory
@@ -457,6 +458,43 @@ async def test_labels_that_differ_from_xo_after_a_migration_are_named(cluster: C
         "topology.k8s.xenorchestra/host_name_label: host-a1 -> host-a2",
         fix="cloud-node-label-sync",
     )
+
+
+async def test_host_zones_name_the_untagged_host_and_no_label_drift_inside_a_group(
+    cluster: Cluster,
+) -> None:
+    w = cluster.world
+    cluster.xo.state.tag_host(w.host_a1, tags=["k8s.zone=rack-a"])
+    cluster.xo.state.tag_host(w.host_a2, tags=["k8s.zone=rack-a"])
+    vm_id = cluster.add_vm("worker-1", host_id=w.host_a1)
+    zones = CCMOptions(topology=TopologyOptions(zone_source=ZoneSource.HOST_TAG))
+    await cluster.add_initialized_nodes({"worker-1": vm_id}, options=zones)
+    config = cluster.config(zoneSource="hostTag")
+    before = await cluster.doctor(config=config)
+    cluster.xo.state.migrate_vm(vm_id, host_id=w.host_a2)
+
+    outcome = await cluster.doctor(config=config)
+
+    assert outcome.code == 0
+    outcome.expect(
+        "ok", "topology", "zoneSource, regionSource", "zone: the host tag k8s.zone=<zone>"
+    )
+    outcome.expect(
+        "warn",
+        "topology",
+        f"host host b1 ({w.host_b1})",
+        "no k8s.zone tag",
+        fix="k8s.zone=<zone>",
+    )
+    # moved inside rack-a: the zone is in step, only the XO labels name the new host
+    outcome.expect(
+        "warn",
+        "node.labels",
+        "worker-1",
+        f"topology.k8s.xenorchestra/host_id: {w.host_a1} -> {w.host_a2}",
+    )
+    assert "topology.kubernetes.io/zone" not in outcome.table
+    assert "topology.kubernetes.io/zone" not in before.table
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 
 import pytest
 
@@ -99,6 +100,42 @@ async def test_a_provided_node_ip_the_vm_does_not_report_keeps_the_node_tainted(
 
 
 # -- finding the VM ----------------------------------------------------------------------
+async def test_a_node_whose_vm_is_not_found_says_why_where_kubectl_describe_looks(
+    ccm: CCMDaemon, kube: KubeClient, xo: FakeXOControlClient, nodes: Nodes
+) -> None:
+    vm_id = str(uuid.uuid4())
+    name = await nodes.create("e2e-waiting", system_uuid=vm_id)
+
+    warning = await wait_event(kube, name, "VMNotFound")
+
+    assert warning["type"] == "Warning"
+    assert warning["source"]["component"] == "cloud-node-controller"
+    assert warning["message"] == (
+        "Waiting to initialize: no VM found in Xen Orchestra (tried systemUUID "
+        f"{vm_id}, little-endian systemUUID {little_endian(vm_id)})"
+    )
+    # kubectl describe node lists the events whose involvedObject is the Node (its uid)
+    node = await get_node(kube, name)
+    selector = ",".join(
+        (
+            "involvedObject.kind=Node",
+            f"involvedObject.name={name}",
+            "involvedObject.namespace=",
+            f"involvedObject.uid={node['metadata']['uid']}",
+        )
+    )
+    described = await kube.request("GET", "/api/v1/events", query=[("fieldSelector", selector)])
+    assert [e["reason"] for e in described["items"]] == ["VMNotFound"]
+    assert L.UNINITIALIZED_TAINT_KEY in taints(node)
+
+    # The VM appears: the node initializes, and the warning clears nothing.
+    world = await World.create(xo, hosts=1)
+    await world.vm(vm_id=vm_id)
+    await wait_initialized(kube, name)
+    reasons = [e["reason"] for e in await node_events(kube, name)]
+    assert sorted(set(reasons)) == ["Synced", "VMNotFound"]
+
+
 async def test_a_little_endian_system_uuid_finds_its_vm(
     ccm: CCMDaemon, kube: KubeClient, xo: FakeXOControlClient, nodes: Nodes
 ) -> None:

@@ -89,7 +89,13 @@ EXPECTED: dict[str, Expected] = {
         replicas=3,
         leader_elect=True,
         flags={"--node-monitor-period": "10s", "--concurrent-node-syncs": "4"},
-        config={"ca_file": Path("/etc/xo-ca/ca.pem")},
+        config={
+            "ca_file": Path("/etc/xo-ca/ca.pem"),
+            "zone_source": "hostTag",
+            "zone_tag": "rack",
+            "region_source": "poolTag",
+            "region_tag": "k8s.region",
+        },
     ),
     "go-install-guide": Expected(
         source="inline",
@@ -515,6 +521,37 @@ def test_the_chart_runs_the_ccm_like_the_plain_manifest(helm: Path, chart: str, 
         pytest.param(["logVerbosityLevel=five"], "logVerbosityLevel", id="mistyped-value"),
         pytest.param(["useHostNetwrok=true"], "useHostNetwrok", id="unknown-key"),
         pytest.param(["image.tagg=v1"], "tagg", id="unknown-nested-key"),
+        pytest.param(
+            ["config.url=https://xo", "config.token=t", "topology.zoneSource=rack"],
+            "value must be one of '', 'host', 'hostTag', 'pool', 'none'",
+            id="unknown-zone-source",
+        ),
+        pytest.param(
+            ["config.url=https://xo", "config.token=t", "topology.zoneTag=k8s.zone=a"],
+            "zoneTag",
+            id="zone-tag-with-a-value",
+        ),
+        pytest.param(
+            ["existingConfigSecret=mine", "topology.zoneSource=hostTag"],
+            "topology.* needs the chart's config; with existingConfigSecret put zoneSource in "
+            "that configuration instead",
+            id="topology-with-an-existing-secret",
+        ),
+        pytest.param(
+            ["envFromSecret=env", "topology.regionSource=none"],
+            "topology.* needs the chart's config; with envFromSecret put regionSource",
+            id="topology-with-env",
+        ),
+        pytest.param(
+            [
+                "config.url=https://xo",
+                "config.token=t",
+                "config.zoneSource=host",
+                "topology.zoneSource=hostTag",
+            ],
+            "topology.zoneSource=hostTag and config.zoneSource=host disagree: set it in one place",
+            id="topology-against-config",
+        ),
     ],
 )
 def test_contradictory_or_unknown_values_fail_the_render_naming_them(
@@ -541,6 +578,24 @@ def test_existing_secret_wins_over_config_as_in_the_go_chart(helm: Path) -> None
     )
     assert of_kind(docs, "Secret") == []
     assert volume(workload(docs), "cloud-config")["secret"]["secretName"] == "mine"  # type: ignore[index]
+
+
+def test_topology_values_reach_the_cloud_config_and_empty_ones_leave_it_alone(
+    helm: Path,
+) -> None:
+    base = ["config.url=https://xo", "config.token=t"]
+    chosen = helm_template(
+        helm,
+        set_values=[*base, "topology.zoneSource=hostTag", "topology.regionSource=none"],
+    )
+    untouched = helm_template(helm, set_values=base)
+
+    written = yaml.safe_load(only(chosen, "Secret")["stringData"]["config.yaml"])
+    topology = parse_config(written, origin="chart").options().topology
+    assert (topology.zone_source.value, topology.zone_tag) == ("hostTag", "k8s.zone")
+    assert topology.region_source.value == "none"
+    default = yaml.safe_load(only(untouched, "Secret")["stringData"]["config.yaml"])
+    assert default == {"url": "https://xo", "token": "t"}  # drop-in: the Go chart's Secret
 
 
 def test_every_value_is_in_the_schema_and_the_readme() -> None:

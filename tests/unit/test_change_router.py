@@ -11,9 +11,23 @@ import pytest
 from adapters.testing.memory import InMemoryInventory, InMemoryNodeStore, RecordingPokes
 from application.change_router import ChangeRouter
 from application.node_index import NodeIndex
-from domain.model import ChangeKind, Node, VMChange
+from domain import labels as L
+from domain.freshness import Freshness
+from domain.model import ChangeKind, Node, PlacementChange, VMChange
 
-from .factories import POOL_A, UNINITIALIZED, VM_1, VM_2, node, vm
+from .factories import (
+    HOST_1,
+    HOST_2,
+    HOST_3,
+    POOL_A,
+    UNINITIALIZED,
+    VM_1,
+    VM_2,
+    host,
+    node,
+    pool,
+    vm,
+)
 
 
 def _pid(vm_id: str) -> str:
@@ -116,3 +130,25 @@ async def test_a_stale_entry_is_checked_against_the_store_before_acting() -> Non
     del r.nodes.nodes["a"]
     await r.router.handle(VMChange(ChangeKind.REMOVED, vm(id=VM_1)))
     assert r.poked == [] and len(r.router.index) == 0
+
+
+async def test_a_host_or_pool_change_pokes_the_nodes_placed_there_and_announces_their_vms() -> None:
+    freshness = Freshness()
+    pokes = RecordingPokes()
+    nodes = InMemoryNodeStore()
+    router = ChangeRouter(
+        inventory=InMemoryInventory(), nodes=nodes, pokes=pokes, freshness=freshness
+    )
+    on_1 = {L.HOST_ID: HOST_1, L.POOL_ID: POOL_A}
+    nodes.create(node("a", provider_id=_pid(VM_1), taints=(), labels=on_1))
+    nodes.create(node("b", provider_id=_pid(VM_2), taints=(), labels={L.HOST_ID: HOST_2}))
+    nodes.create(node("w", provider_id="", system_uuid=VM_2, labels=on_1))  # still waiting
+    before = freshness.finish(freshness.begin())  # an answer asked for before
+
+    await router.handle(PlacementChange(host=host(HOST_1)))
+    await router.handle(PlacementChange(pool=pool(POOL_A)))
+    await router.handle(PlacementChange(host=host(HOST_3)))
+
+    assert pokes.poked == [("changed", "a"), ("changed", "a")]
+    assert not freshness.admits(VM_1, before)
+    assert freshness.admits(VM_2, before)

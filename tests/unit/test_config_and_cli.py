@@ -59,6 +59,26 @@ from entrypoints.in_memory import in_memory_container
         pytest.param(
             "url: https://xo\ntoken: t\nclientTimeout: -1\n", "clientTimeout", id="negative-timeout"
         ),
+        pytest.param(
+            "url: https://xo\ntoken: t\nzoneSource: rack\n",
+            "zoneSource: 'rack' is not one of host, hostTag, pool, none",
+            id="bad-zone-source",
+        ),
+        pytest.param(
+            "url: https://xo\ntoken: t\nregionSource: hostTag\n",
+            "regionSource: 'hostTag' is not one of pool, poolTag, none",
+            id="bad-region-source",
+        ),
+        pytest.param(
+            "url: https://xo\ntoken: t\nzoneTag: k8s.zone=rack-a\n",
+            "zoneTag: 'k8s.zone=rack-a' is not a tag name",
+            id="zone-tag-with-value",
+        ),
+        pytest.param(
+            "url: https://xo\ntoken: t\nregionTag: ''\n",
+            "regionTag: '' is not a tag name",
+            id="empty-region-tag",
+        ),
         pytest.param("- a\n- b\n", "must be a mapping", id="not-a-mapping"),
         pytest.param("url: [unclosed\n", "not valid YAML", id="bad-yaml"),
     ],
@@ -85,6 +105,22 @@ def test_good_config_file_same_keys_as_reference(tmp_path: Path) -> None:
     assert config.insecure
     assert config.client_timeout == 10
     assert "abc" not in repr(config)
+
+
+def test_topology_defaults_are_the_go_ccms_and_every_source_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("url: https://xo\ntoken: t\n")
+    default = load_config_file(path).options().topology
+    path.write_text(
+        "url: https://xo\ntoken: t\nzoneSource: hostTag\nzoneTag: ' site '\n"
+        "regionSource: poolTag\nregionTag: k8s.dc\n"
+    )
+    chosen = load_config_file(path).options().topology
+
+    assert (default.zone_source.value, default.region_source.value) == ("host", "pool")
+    assert (default.zone_tag, default.region_tag) == ("k8s.zone", "k8s.region")
+    assert (chosen.zone_source.value, chosen.zone_tag) == ("hostTag", "site")
+    assert (chosen.region_source.value, chosen.region_tag) == ("poolTag", "k8s.dc")
 
 
 @pytest.mark.parametrize(
@@ -470,3 +506,24 @@ def test_the_instance_type_tag_prefix_is_a_tag_option(
     path = tmp_path / "config.yaml"
     path.write_text(f"url: https://xo\ntoken: t\n{line}")
     assert load_config_file(path).options().tags.instance_type_prefix == prefix
+
+
+@pytest.mark.parametrize(
+    ("extra", "line"),
+    [
+        pytest.param("", None, id="go-defaults-say-nothing"),
+        pytest.param(
+            "zoneSource: hostTag\n",
+            "topology labels: zone: the host tag k8s.zone=<zone>; region: the VM's pool id",
+            id="host-tag",
+        ),
+    ],
+)
+def test_the_start_names_topology_sources_other_than_the_go_ccms(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: str, line: str | None
+) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(f"url: https://xo\ntoken: t\n{extra}")
+    main([f"--cloud-config={path}", f"--kubeconfig={tmp_path / 'none'}"])
+    said = [x for x in capsys.readouterr().err.splitlines() if "topology labels" in x]
+    assert [x[x.index("topology labels") :] for x in said] == ([line] if line else [])

@@ -17,11 +17,11 @@ from application.manager import LeaderGate
 from domain import labels as L
 from domain.errors import InventoryError
 from domain.model import Readiness
-from domain.options import CCMOptions, DeletionOptions
+from domain.options import CCMOptions, DeletionOptions, TopologyOptions, ZoneSource
 from entrypoints.flags import Settings
 from entrypoints.in_memory import in_memory_container
 
-from .factories import HOST_2, VM_1, host, node, pool, vm
+from .factories import HOST_1, HOST_2, VM_1, host, node, pool, vm
 
 
 class Harness:
@@ -92,6 +92,25 @@ async def test_migration_reaches_labels_through_the_change_stream() -> None:
         await h.clock.settle()  # no time passes: the event did it, not the 5-minute loop
         assert h.nodes.nodes["worker-1"].labels[L.ZONE] == HOST_2
         assert "NodeZoneChanged" in h.events.reasons()
+
+
+async def test_a_retagged_host_moves_the_zone_through_the_change_stream() -> None:
+    h = Harness()
+    h.container.options.override(
+        CCMOptions(topology=TopologyOptions(zone_source=ZoneSource.HOST_TAG))
+    )
+    async with h:
+        h.xo.tag_host(HOST_1, tags=["k8s.zone=rack-a"])
+        h.xo.add_vm(vm())
+        h.nodes.create(node())
+        await h.clock.advance(0.001)
+        assert h.nodes.nodes["worker-1"].labels[L.ZONE] == "rack-a"
+
+        h.xo.tag_host(HOST_1, tags=["k8s.zone=rack-b"])
+        await h.clock.settle()  # no time passes: the host's event did it, not the loop
+
+        assert h.nodes.nodes["worker-1"].labels[L.ZONE] == "rack-b"
+        assert h.events.reasons().count("NodeZoneChanged") == 1
 
 
 async def test_periodic_label_sync_catches_up_without_events() -> None:

@@ -9,7 +9,8 @@ from domain.model import AddressType, NodeAddress, PowerState, Readiness, Taint,
 from domain.policies.initialization import plan_beta_to_ga, plan_initialization
 from domain.policies.label_sync import plan_label_sync
 from domain.policies.lifecycle import LifecycleAction, VMState, decide
-from domain.policies.metadata import instance_metadata, resident_host_id
+from domain.policies.metadata import instance_metadata
+from domain.policies.topology import resident_host_id
 
 from .factories import GIB, HOST_1, HOST_2, POOL_A, POOL_B, VM_1, host, node, pool, vm
 

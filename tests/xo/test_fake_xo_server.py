@@ -313,6 +313,27 @@ async def test_the_control_api_drives_the_world_over_http(xo: FakeXOServer) -> N
     assert counts == {}  # the control API is not counted
 
 
+async def test_hosts_and_pools_are_tagged_over_the_control_api(
+    xo: FakeXOServer, api: httpx.AsyncClient
+) -> None:
+    async with FakeXOControlClient(xo.url) as control:
+        pool = await control.add_pool(name_label="lab", tags=["k8s.region=eu"])
+        host = await control.add_host(pool_id=pool["id"], name_label="h1", tags=["k8s.zone=a"])
+        await control.tag_host(host["id"], tags=["k8s.zone=b", "rack"])
+        await control.tag_pool(pool["id"], tags=[])
+        with pytest.raises(FakeXOControlError, match="422 tags must be a list of strings"):
+            await control.call("POST", f"/hosts/{host['id']}/tags", {"tags": "k8s.zone=c"})
+        with pytest.raises(FakeXOControlError, match="404 no such host"):
+            await control.tag_host("nope", tags=[])
+
+    hosts = (await api.get("/hosts", params={"fields": "id,tags"})).json()
+    pools = (await api.get("/pools", params={"fields": "id,tags"})).json()
+    assert {"id": host["id"], "tags": ["k8s.zone=b", "rack"]} in [
+        {k: h[k] for k in ("id", "tags")} for h in hosts
+    ]
+    assert {"id": pool["id"], "tags": []} in [{k: p[k] for k in ("id", "tags")} for p in pools]
+
+
 async def test_state_round_trips_through_a_json_file(
     xo: FakeXOServer, vm: dict[str, Any], world: World, tmp_path: Path
 ) -> None:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
+from pydantic import SecretStr
 
 from adapters.testing.fake_xo import FakeXOServer
-from adapters.xenorchestra import StreamPolicy, XOInventory
+from adapters.xenorchestra import StreamPolicy, XOHttpClient, XOInventory
+from adapters.xenorchestra.auth import Credentials
 from adapters.xenorchestra.changes import diff_vms
-from domain.model import VM, ChangeKind, PowerState, VMChange
+from domain.model import VM, ChangeKind, PlacementChange, PowerState, VMChange
 from tests.xo.support import TOKEN, ChangeCollector, World, collecting, make_inventory
 
 VM_1 = "f07ab729-c0e8-721c-45ec-f11276377030"
@@ -166,6 +169,47 @@ async def test_host_and_pool_events_keep_the_caches_fresh(
     assert xo.requests.snapshot() == {"GET /hosts/{id}": 1, "GET /pools/{id}": 1}
 
 
+class _HeldHostAnswers(httpx.AsyncHTTPTransport):
+    """The network to the fake XO, where an answer for one host is read as XO sends it,
+    then held until the test releases it (as a slow network would)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answered = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await super().handle_async_request(request)
+        if "/hosts/" in request.url.path:
+            await response.aread()
+            self.answered.set()
+            await self.release.wait()
+        return response
+
+
+async def test_a_host_answer_overtaken_by_its_event_never_replaces_it_in_the_cache(
+    xo: FakeXOServer, world: World
+) -> None:
+    xo.state.tag_host(world.host_a1, tags=["k8s.zone=old"])
+    network = _HeldHostAnswers()
+    client = XOHttpClient(
+        url=xo.url, credentials=Credentials(token=SecretStr(TOKEN)), transport=network
+    )
+    async with XOInventory(client) as inventory, collecting(inventory.changes()) as changes:
+        await changes.next()  # RESYNC: subscribed
+        asked = asyncio.create_task(inventory.get_host(host_id=world.host_a1))
+        await network.answered.wait()  # XO answered "old"; the answer is on its way
+        xo.state.tag_host(world.host_a1, tags=["k8s.zone=new"])
+        retagged = await changes.next()
+        network.release.set()
+        answered = await asyncio.wait_for(asyncio.shield(asked), 5)
+        cached = await inventory.get_host(host_id=world.host_a1)
+
+    assert isinstance(retagged, PlacementChange)
+    assert answered is not None and answered.tags == ("k8s.zone=new",)
+    assert cached is not None and cached.tags == ("k8s.zone=new",)
+
+
 # -- polling fallback ---------------------------------------------------------------
 async def test_without_an_events_endpoint_the_stream_polls_and_diffs(
     xo: FakeXOServer, world: World, stream_policy: StreamPolicy
@@ -194,6 +238,27 @@ async def test_without_an_events_endpoint_the_stream_polls_and_diffs(
     assert stopped.vm is not None
     assert stopped.vm.power_state is PowerState.HALTED
     assert xo.requests.snapshot()["GET /events"] == 1  # asked once, then polled
+
+
+async def test_polling_reports_retagged_hosts_and_pools_too(
+    xo: FakeXOServer, world: World, stream_policy: StreamPolicy
+) -> None:
+    xo.faults.set(events_enabled=False)
+
+    async with (
+        make_inventory(xo, stream=stream_policy) as inv,
+        collecting(inv.changes()) as changes,
+    ):
+        await changes.next()  # RESYNC
+        xo.state.tag_host(world.host_a2, tags=["k8s.zone=rack-b"])
+        xo.state.tag_pool(world.pool_b, tags=["k8s.region=eu"])
+        seen = [await changes.next(), await changes.next()]
+        host = await inv.get_host(host_id=world.host_a2)
+
+    assert all(isinstance(c, PlacementChange) for c in seen)
+    retagged = {(c.host or c.pool).id: (c.host or c.pool).tags for c in seen}  # type: ignore[union-attr]
+    assert retagged == {world.host_a2: ("k8s.zone=rack-b",), world.pool_b: ("k8s.region=eu",)}
+    assert host is not None and host.tags == ("k8s.zone=rack-b",)
 
 
 @pytest.fixture

@@ -153,6 +153,8 @@ def test_a_malformed_vm_is_a_protocol_error(data: Any, match: str) -> None:
         pytest.param(parse_host, {"name_label": "h"}, id="host-without-id"),
         pytest.param(parse_pool, "pool", id="pool-not-object"),
         pytest.param(parse_pool, {"id": "p", "name_label": ["x"]}, id="pool-name-list"),
+        pytest.param(parse_host, {"id": "h", "tags": "k8s.zone=a"}, id="host-tags-string"),
+        pytest.param(parse_pool, {"id": "p", "tags": [1]}, id="pool-tags-numbers"),
     ],
 )
 def test_malformed_hosts_and_pools_are_protocol_errors(
@@ -160,6 +162,14 @@ def test_malformed_hosts_and_pools_are_protocol_errors(
 ) -> None:
     with pytest.raises(ProtocolError):
         parse(data, endpoint="GET /hosts")
+
+
+def test_host_and_pool_tags_are_read_and_absent_ones_are_none() -> None:
+    host = parse_host({"id": "H", "$pool": "P", "tags": ["k8s.zone=a"]}, endpoint="GET /hosts")
+    pool = parse_pool({"id": "P", "name_label": "p"}, endpoint="GET /pools")
+
+    assert (host.id, host.pool_id, host.tags) == ("h", "p", ("k8s.zone=a",))
+    assert pool.tags == ()
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""XO change events as a stream of VMChange, whatever the server supports.
+"""XO change events as a stream of VMChange (and PlacementChange), whatever the server
+supports.
 
 XO 5.113+ pushes server-sent events: ``GET /events`` gives a connection id
 in its ``init`` frame, subscriptions are POSTed per collection, then ``add``,
@@ -11,8 +12,9 @@ watchdog treats ``ping_timeout`` seconds without any frame as a dead stream.
 Older XO answers 404 on ``GET /events``: then the stream polls
 ``snapshot()`` and diffs VMs into the same add/update/remove changes.
 
-Host and pool frames are not yielded; they keep the inventory's caches
-fresh (names, and pools that vanish when XO loses them).
+Host and pool frames keep the inventory's caches fresh (names, tags, and pools
+that vanish when XO loses them); an update of one is also yielded, after the
+cache holds it, as a PlacementChange (its name or tags may be in node labels).
 """
 
 from __future__ import annotations
@@ -40,7 +42,16 @@ from adapters.xenorchestra.parsing import (
 )
 from adapters.xenorchestra.policy import StreamPolicy
 from domain.errors import AuthenticationError, InventoryError, ProtocolError
-from domain.model import VM, ChangeKind, Host, InventorySnapshot, Pool, VMChange
+from domain.model import (
+    VM,
+    Change,
+    ChangeKind,
+    Host,
+    InventorySnapshot,
+    PlacementChange,
+    Pool,
+    VMChange,
+)
 
 EVENTS = "GET /events"
 SUBSCRIBE = "POST /events/{id}/subscriptions"
@@ -74,6 +85,21 @@ def diff_vms(before: Mapping[str, VM], after: Mapping[str, VM]) -> list[VMChange
     return changes
 
 
+def diff_placements(before: InventorySnapshot, after: InventorySnapshot) -> list[PlacementChange]:
+    """The hosts and pools updated from one listing to the next (used when polling)."""
+    hosts = [
+        PlacementChange(host=host)
+        for host_id, host in after.hosts.items()
+        if host_id in before.hosts and before.hosts[host_id] != host
+    ]
+    pools = [
+        PlacementChange(pool=pool)
+        for pool_id, pool in after.pools.items()
+        if pool_id in before.pools and before.pools[pool_id] != pool
+    ]
+    return hosts + pools
+
+
 class ChangeStream:
     """One consumer's change stream; :meth:`run` is the async iterator."""
 
@@ -92,7 +118,7 @@ class ChangeStream:
         self._on_host = on_host
         self._on_pool = on_pool
 
-    async def run(self) -> AsyncGenerator[VMChange, None]:
+    async def run(self) -> AsyncGenerator[Change, None]:
         """Yield changes forever: reconnect with backoff, poll when events are missing.
 
         The stream's state goes to the client's observer (``/metrics``): connected,
@@ -108,14 +134,14 @@ class ChangeStream:
     def _report(self, state: str | None, supported: bool | None = None) -> None:
         obs.safe_observe_stream(self._client.observer, state=state, supported=supported)
 
-    async def _run(self) -> AsyncGenerator[VMChange, None]:
+    async def _run(self) -> AsyncGenerator[Change, None]:
         delay = self._policy.reconnect_initial
         while not self._client.closed:
             pause = delay * (1 + random.uniform(0, 0.5))
             try:
                 async with aclosing(self._session()) as session:
                     async for change in session:
-                        if change.kind is ChangeKind.RESYNC:
+                        if isinstance(change, VMChange) and change.kind is ChangeKind.RESYNC:
                             delay = self._policy.reconnect_initial
                             self._report(obs.STREAM_CONNECTED)
                         yield change
@@ -152,7 +178,7 @@ class ChangeStream:
         logger.debug("XO change stream ended: the client is closed")
 
     # -- server-sent events ---------------------------------------------------
-    async def _session(self) -> AsyncGenerator[VMChange, None]:
+    async def _session(self) -> AsyncGenerator[Change, None]:
         """One connection: init, subscribe, RESYNC, then changes until it dies."""
         try:
             async with self._client.stream("/events", endpoint=EVENTS) as response:
@@ -220,7 +246,7 @@ class ChangeStream:
                     "XO refused the {} subscription ({}): caches not refreshed", collection, err
                 )
 
-    def _handle(self, frame: ServerSentEvent) -> VMChange | None:
+    def _handle(self, frame: ServerSentEvent) -> Change | None:
         kind = _KINDS.get(frame.event)
         if kind is None:
             if frame.event not in ("ping", "init"):
@@ -240,16 +266,22 @@ class ChangeStream:
             if collection == "VM":
                 return VMChange(kind, parse_vm(data, endpoint=endpoint))
             if collection == "host":
-                self._on_host(parse_host(data, endpoint=endpoint), kind is ChangeKind.REMOVED)
+                host = parse_host(data, endpoint=endpoint)
+                self._on_host(host, kind is ChangeKind.REMOVED)
+                if kind is ChangeKind.UPDATED:
+                    return PlacementChange(host=host)
             elif collection == "pool":
-                self._on_pool(parse_pool(data, endpoint=endpoint), kind is ChangeKind.REMOVED)
+                pool = parse_pool(data, endpoint=endpoint)
+                self._on_pool(pool, kind is ChangeKind.REMOVED)
+                if kind is ChangeKind.UPDATED:
+                    return PlacementChange(pool=pool)
         except ProtocolError as err:
             logger.warning("{}: ignored", err)
         return None
 
     # -- polling fallback ---------------------------------------------------
-    async def _poll(self) -> AsyncGenerator[VMChange, None]:
-        previous: Mapping[str, VM] | None = None
+    async def _poll(self) -> AsyncGenerator[Change, None]:
+        previous: InventorySnapshot | None = None
         while not self._client.closed:
             try:
                 snap = await self._snapshot()
@@ -263,7 +295,9 @@ class ChangeStream:
                 if previous is None:
                     yield VMChange(ChangeKind.RESYNC)
                 else:
-                    for change in diff_vms(previous, snap.vms):
+                    for change in diff_vms(previous.vms, snap.vms):
                         yield change
-                previous = snap.vms
+                    for placement in diff_placements(previous, snap):
+                        yield placement
+                previous = snap
             await asyncio.sleep(self._policy.poll_interval)

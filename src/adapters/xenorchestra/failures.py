@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 import httpx
 
 from adapters.xenorchestra import observer as obs
-from domain.errors import AuthenticationError, InventoryError, ProtocolError
+from domain.errors import AuthenticationError, InventoryError, ProtocolError, TLSHandshakeError
 
 
 class XONotFound(InventoryError):
@@ -47,7 +47,7 @@ class Transient(Exception):
         self.retry_after = retry_after
 
 
-class TLSError(InventoryError):
+class TLSError(TLSHandshakeError):
     """The TLS handshake failed: retrying cannot fix a certificate."""
 
 

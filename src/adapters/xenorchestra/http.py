@@ -220,7 +220,8 @@ class XOHttpClient:
             elapsed = time.monotonic() - started
             raise UnavailableError(
                 f"Xen Orchestra {endpoint} failed after {attempts} attempt(s) in "
-                f"{elapsed:.1f}s: {err}"
+                f"{elapsed:.1f}s: {err}",
+                detail=f"{endpoint}: {err}",
             ) from None
         raise AssertionError("unreachable: tenacity neither returned nor raised")
 

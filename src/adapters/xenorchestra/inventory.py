@@ -47,7 +47,7 @@ from adapters.xenorchestra.parsing import (
 from adapters.xenorchestra.policy import RetryPolicy, StreamPolicy
 from adapters.xenorchestra.tls import tls_verify
 from domain.errors import ProtocolError
-from domain.model import VM, Host, InventorySnapshot, Pool, VMChange
+from domain.model import VM, Change, Host, InventorySnapshot, Pool
 
 VMS = "GET /vms"
 VM_BY_ID = "GET /vms/{id}"
@@ -118,6 +118,8 @@ class XOInventory:
         #: entry: a snapshot older than that event never overwrites it
         self._event_writes: dict[tuple[str, str], int] = {}
         self._events_seen = 0
+        #: lone host and pool requests on their way (event marks are kept meanwhile)
+        self._lone_requests = 0
         self._inflight: dict[tuple[str, str], asyncio.Future[Any]] = {}
         #: per list endpoint: the bytes of its last answer and what they parsed to
         self._last_lists: dict[str, tuple[bytes, Mapping[str, Any]]] = {}
@@ -262,14 +264,33 @@ class XOInventory:
         return await self._single_flight(("host", key), lambda: self._fetch_host(key))
 
     async def _fetch_host(self, key: str) -> Host | None:
+        started = self._events_seen
         try:
-            body = await self._client.get_json(f"/hosts/{_segment(key)}", endpoint=HOST_BY_ID)
+            body = await self._fetching(
+                self._client.get_json(f"/hosts/{_segment(key)}", endpoint=HOST_BY_ID)
+            )
         except XONotFound:
-            return None
+            return self._hosts.get(key) if self._overtaken("host", key, started) else None
         host = parse_host(body, endpoint=HOST_BY_ID)
         expect_id(host.id, key, endpoint=HOST_BY_ID, what="host")
+        if self._overtaken("host", key, started):
+            return self._hosts.get(key)
         self._hosts[host.id] = host
         return host
+
+    async def _fetching(self, request: Awaitable[T]) -> T:
+        """``request``, counted while in flight: event marks outlive it (see _overtaken)."""
+        self._lone_requests += 1
+        try:
+            return await request
+        finally:
+            self._lone_requests -= 1
+
+    def _overtaken(self, kind: str, key: str, started: int) -> bool:
+        """Whether an event about this host or pool arrived since a request for it
+        started (event number ``started``): the event is newer than the answer, whose
+        cache entry it already wrote (a removal included)."""
+        return self._event_writes.get((kind, key), 0) > started
 
     async def _single_flight(self, key: tuple[str, str], fetch: Callable[[], Awaitable[T]]) -> T:
         """One XO request per object at a time: concurrent workers missing the
@@ -293,16 +314,22 @@ class XOInventory:
         return await self._single_flight(("pool", key), lambda: self._fetch_pool(key))
 
     async def _fetch_pool(self, pool_id: str) -> Pool | None:
-        """Ask XO (never the cache) and keep the cache in step with the answer."""
+        """Ask XO (never the cache) and keep the cache in step with the answer, unless
+        an event about the pool arrived meanwhile (it is newer: the cache holds it)."""
         key = pool_id.strip().lower()
+        started = self._events_seen
         try:
-            body = await self._client.get_json(f"/pools/{_segment(key)}", endpoint=POOL_BY_ID)
+            body = await self._fetching(
+                self._client.get_json(f"/pools/{_segment(key)}", endpoint=POOL_BY_ID)
+            )
         except XONotFound:
-            self._pools.pop(key, None)
+            if not self._overtaken("pool", key, started):
+                self._pools.pop(key, None)
             return None
         pool = parse_pool(body, endpoint=POOL_BY_ID)
         expect_id(pool.id, key, endpoint=POOL_BY_ID, what="pool")
-        self._pools[pool.id] = pool
+        if not self._overtaken("pool", key, started):
+            self._pools[pool.id] = pool
         return pool
 
     async def snapshot(self) -> InventorySnapshot:
@@ -344,8 +371,9 @@ class XOInventory:
         self._last_lists[endpoint] = (content, parsed)
         return parsed
 
-    def changes(self) -> AsyncIterator[VMChange]:
-        """VM changes from XO's event stream (or polling on older XO); RESYNC first."""
+    def changes(self) -> AsyncIterator[Change]:
+        """VM changes from XO's event stream (or polling on older XO), RESYNC first; and
+        hosts and pools updated, once the caches hold them."""
         return ChangeStream(
             client=self._client,
             policy=self._stream_policy,
@@ -369,8 +397,14 @@ class XOInventory:
                 fresh[key] = cached[key]
             else:
                 fresh.pop(key, None)
-        if self._event_writes and not any(n > started for n in self._event_writes.values()):
-            self._event_writes.clear()  # every event is older than this list: forget them
+        if (
+            self._event_writes
+            and not self._lone_requests
+            and not any(n > started for n in self._event_writes.values())
+        ):
+            # every event is older than this list, and no lone request is on its way
+            # that an event may have overtaken: forget them
+            self._event_writes.clear()
         return fresh
 
     def _note_event(self, kind: str, key: str) -> None:

@@ -35,8 +35,9 @@ VM_FIELDS: Final = (
     "addresses",
     "tags",
 )
-HOST_FIELDS: Final = ("id", "name_label", "$pool")
-POOL_FIELDS: Final = ("id", "name_label")
+#: ``tags`` of hosts and pools: a tag may name the zone or region (``zoneSource: hostTag``).
+HOST_FIELDS: Final = ("id", "name_label", "$pool", "tags")
+POOL_FIELDS: Final = ("id", "name_label", "tags")
 
 
 def _object(data: Any, endpoint: str, what: str) -> Mapping[str, Any]:
@@ -90,6 +91,13 @@ def _int(obj: Mapping[str, Any], outer: str, inner: str, endpoint: str, vm_id: s
     return int(value)
 
 
+def _tags(obj: Mapping[str, Any], endpoint: str, what: str) -> tuple[str, ...]:
+    tags = obj.get("tags") or []
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise ProtocolError(f"Xen Orchestra {endpoint}: {what} 'tags' is not a string list")
+    return tuple(tags)
+
+
 def parse_vm(data: Any, *, endpoint: str) -> VM:
     """A VM from XO's object (full, or picked with :data:`VM_FIELDS`)."""
     obj = _object(data, endpoint, "VM")
@@ -108,9 +116,7 @@ def parse_vm(data: Any, *, endpoint: str) -> VM:
         raise ProtocolError(
             f"Xen Orchestra {endpoint}: VM {vm_id} 'addresses' is not a map of strings"
         )
-    tags = obj.get("tags") or []
-    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-        raise ProtocolError(f"Xen Orchestra {endpoint}: VM {vm_id} 'tags' is not a string list")
+    tags = _tags(obj, endpoint, f"VM {vm_id}")
     main_ip = _str(obj, "mainIpAddress", endpoint, "VM", required=False) or None
     return VM(
         id=vm_id,
@@ -122,24 +128,28 @@ def parse_vm(data: Any, *, endpoint: str) -> VM:
         memory_bytes=_int(obj, "memory", "size", endpoint, vm_id),
         main_ip_address=main_ip,
         addresses=MappingProxyType(dict(addresses)),
-        tags=tuple(tags),
+        tags=tags,
     )
 
 
 def parse_host(data: Any, *, endpoint: str) -> Host:
     obj = _object(data, endpoint, "host")
+    host_id = _id(obj, endpoint, "host")
     return Host(
-        id=_id(obj, endpoint, "host"),
+        id=host_id,
         name_label=_str(obj, "name_label", endpoint, "host", required=False),
         pool_id=_str(obj, "$pool", endpoint, "host", required=False).lower(),
+        tags=_tags(obj, endpoint, f"host {host_id}"),
     )
 
 
 def parse_pool(data: Any, *, endpoint: str) -> Pool:
     obj = _object(data, endpoint, "pool")
+    pool_id = _id(obj, endpoint, "pool")
     return Pool(
-        id=_id(obj, endpoint, "pool"),
+        id=pool_id,
         name_label=_str(obj, "name_label", endpoint, "pool", required=False),
+        tags=_tags(obj, endpoint, f"pool {pool_id}"),
     )
 
 

@@ -9,23 +9,10 @@ from domain.policies.addresses import node_addresses, provided_node_ips, reporte
 from domain.policies.instance_type import instance_type
 from domain.policies.label_values import sanitize_label_value
 from domain.policies.tags import from_tags
+from domain.policies.topology import resident_host_id, topology
 from domain.providerid import ProviderID, is_ours
 
 DEFAULT_OPTIONS = CCMOptions()
-
-#: Power states in which ``$container`` is the host the VM runs on.
-_RESIDENT_STATES = frozenset({PowerState.RUNNING, PowerState.PAUSED})
-
-
-def resident_host_id(vm: VM) -> str:
-    """The host the VM runs on, or "" when XO does not say.
-
-    A halted VM's ``$container`` is its pool (or a local SR's host, which is
-    where it *could* start, not where it runs): never a zone.
-    """
-    if vm.power_state not in _RESIDENT_STATES or not vm.container or vm.container == vm.pool_id:
-        return ""
-    return vm.container
 
 
 def instance_metadata(
@@ -35,7 +22,8 @@ def instance_metadata(
 
     The providerID already on the node is kept verbatim (it is immutable);
     otherwise it is built from the VM's pool and id. Host labels are only
-    produced when the VM is resident on a host.
+    produced when the VM is resident on a host. Zone and region come from the
+    sources the options name (``domain.policies.topology``).
     """
     provider_id = (
         node.provider_id
@@ -43,7 +31,8 @@ def instance_metadata(
         else ProviderID(pool_id=vm.pool_id, vm_id=vm.id).format()
     )
     options = options or DEFAULT_OPTIONS
-    zone = resident_host_id(vm)
+    resident = resident_host_id(vm)
+    where = topology(vm=vm, host=host, pool=pool, options=options.topology)
     tags = from_tags(vm.tags, options.tags)
     unknown: set[str] = set()
     extra = {
@@ -55,9 +44,9 @@ def instance_metadata(
     else:
         extra[labels.POOL_NAME_LABEL] = labels.UNKNOWN_NAME
         unknown.add(labels.POOL_NAME_LABEL)
-    if zone:
-        extra[labels.HOST_ID] = sanitize_label_value(zone)
-        if host is not None and host.id == zone:
+    if resident:
+        extra[labels.HOST_ID] = sanitize_label_value(resident)
+        if host is not None and host.id == resident:
             extra[labels.HOST_NAME_LABEL] = sanitize_label_value(host.name_label)
         else:
             extra[labels.HOST_NAME_LABEL] = labels.UNKNOWN_NAME
@@ -66,8 +55,10 @@ def instance_metadata(
         provider_id=provider_id,
         instance_type=tags.instance_type
         or instance_type(cpus=vm.cpus, memory_bytes=vm.memory_bytes),
-        region=vm.pool_id,
-        zone=zone,
+        region=where.region,
+        zone=where.zone,
+        host_id=resident,
+        pool_id=vm.pool_id,
         addresses=node_addresses(
             vm=vm,
             node_name=node.name,
@@ -81,4 +72,5 @@ def instance_metadata(
         tag_taints=tags.taints,
         invalid_tags=tags.invalid,
         unknown_names=frozenset(unknown),
+        topology_problems=tuple(p.message for p in where.problems),
     )

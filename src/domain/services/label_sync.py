@@ -15,6 +15,7 @@ from domain.model import VM, EventType, Host, Node, NodeChange, Pool
 from domain.options import CCMOptions
 from domain.policies.label_sync import LabelSyncPlan, plan_label_sync
 from domain.policies.metadata import instance_metadata
+from domain.policies.topology import INVALID_TOPOLOGY_TAG
 from domain.ports import EventRecorder, Inventory, NodeStore, Snapshots
 from domain.providerid import is_ours
 from domain.services.node_updates import apply_plan
@@ -58,6 +59,8 @@ class _Planned:
     overtaken: bool = False
     #: (tag, why) of the VM's tags that could not be used (said with a write)
     invalid_tags: tuple[tuple[str, str], ...] = ()
+    #: host or pool tags the topology sources could not use (``InvalidTopologyTag``)
+    tag_problems: tuple[str, ...] = ()
 
 
 class LabelSyncService:
@@ -199,9 +202,17 @@ class LabelSyncService:
             vm=vm, host=host, pool=pool, node=current, options=self._options
         )
         plan = plan_label_sync(
-            node=current, metadata=metadata, sync_taints=self._options.tags.sync_taints
+            node=current,
+            metadata=metadata,
+            sync_taints=self._options.tags.sync_taints,
+            topology=self._options.topology,
         )
-        return _Planned(plan.change, plan, invalid_tags=metadata.invalid_tags)
+        return _Planned(
+            plan.change,
+            plan,
+            invalid_tags=metadata.invalid_tags,
+            tag_problems=metadata.topology_problems,
+        )
 
     async def _apply(
         self, node: Node, vm: VM, host: Host | None, pool: Pool | None, seen: Observation
@@ -211,6 +222,16 @@ class LabelSyncService:
         )
         if planned.overtaken:
             return _Outcome.OVERTAKEN
+        for problem in planned.tag_problems:
+            # Said each time the node is planned: only when it, its VM, host or pool
+            # changed since it was last found in step (the recorder folds repeats).
+            await self._events.record(
+                node=written,
+                type=EventType.WARNING,
+                reason=INVALID_TOPOLOGY_TAG,
+                message=problem,
+                source=SOURCE,
+            )
         if planned.change.empty or planned.plan is None:
             return _Outcome.UNCHANGED
         log.info("node %s: labels updated %s", node.name, dict(planned.change.set_labels))

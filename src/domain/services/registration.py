@@ -10,7 +10,7 @@ from enum import StrEnum
 from functools import partial
 
 from domain import labels
-from domain.errors import CCMError, ProviderIDError
+from domain.errors import CCMError, ProvidedNodeIPMismatchError, ProviderIDError, RetryLater
 from domain.freshness import Freshness, FreshSnapshots, Observation
 from domain.matching import locate_in_snapshot, locate_vm, vm_id_candidates
 from domain.model import VM, EventType, Host, Node, NodeAddress, NodeChange, Pool
@@ -18,6 +18,8 @@ from domain.options import CCMOptions
 from domain.policies.addresses import node_addresses, provided_node_ips
 from domain.policies.initialization import plan_beta_to_ga, plan_initialization
 from domain.policies.metadata import instance_metadata
+from domain.policies.topology import INVALID_TOPOLOGY_TAG
+from domain.policies.waiting import waiting_reason
 from domain.ports import Clock, EventRecorder, Inventory, NodeStore, Snapshots
 from domain.providerid import is_ours
 from domain.services.node_updates import apply_plan, update_on_conflict_retry
@@ -30,10 +32,6 @@ SOURCE = "cloud-node-controller"
 #: Reads of one node's VM before an initialization overtaken by newer answers each
 #: time is given back to the queue.
 FRESH_READS = 3
-
-
-class RetryLater(CCMError):
-    """The node cannot be initialized yet; the controller requeues it with backoff."""
 
 
 class Outcome(StrEnum):
@@ -74,6 +72,8 @@ class _InitPlan:
     addresses: tuple[NodeAddress, ...] = ()
     wait_reason: str = ""
     invalid_tags: tuple[tuple[str, str], ...] = ()
+    #: host or pool tags the topology sources could not use
+    tag_problems: tuple[str, ...] = ()
     #: the answer was overtaken by a newer one (``domain.freshness``): read again
     stale: bool = False
 
@@ -122,7 +122,9 @@ class RegistrationService:
         ``burst`` (nodes joining together) lets a snapshot shared by the burst
         answer the VM lookup; what it cannot answer, or answers with an age the
         freshness rule refuses, is asked of XO.
-        Raises RetryLater or any CCMError when the node must be retried later.
+        Raises RetryLater or any CCMError when the node must be retried later; a
+        tainted node is then told why in one Warning event
+        (``domain.policies.waiting``), once per call.
         """
         node = await self._nodes.get(name=name)
         if node is None:
@@ -184,7 +186,26 @@ class RegistrationService:
                 ),
             )
             return await self._done(written)
+        try:
+            return await self._initialize_ours(node, burst)
+        except CCMError as err:
+            await self._explain_waiting(node, err)
+            raise
 
+    async def _explain_waiting(self, node: Node, err: CCMError) -> None:
+        """One Warning on the Node naming why this attempt left it waiting (each attempt
+        is one backoff step of the queue); nothing when the cause is not the node's."""
+        why = waiting_reason(node, err)
+        if why is not None:
+            await self._events.record(
+                node=node,
+                type=EventType.WARNING,
+                reason=why.reason,
+                message=why.message,
+                source=SOURCE,
+            )
+
+    async def _initialize_ours(self, node: Node, burst: bool) -> RegistrationResult:
         for attempt in range(FRESH_READS):
             located = (await self._from_burst(node) if burst and attempt == 0 else None) or (
                 await self._from_xo(node)
@@ -199,20 +220,21 @@ class RegistrationService:
         else:
             raise RetryLater(f"node {node.name}: XO's answers kept changing while initializing")
         if planned.wait_reason:
-            await self._events.record(
-                node=node,
-                type=EventType.WARNING,
-                reason="ProvidedNodeIPMismatch",
-                message=f"Waiting to initialize: {planned.wait_reason}",
-                source=SOURCE,
-            )
-            raise RetryLater(f"node {node.name}: {planned.wait_reason}")
+            raise ProvidedNodeIPMismatchError(node.name, planned.wait_reason)
         for tag, why in planned.invalid_tags:
             await self._events.record(
                 node=written,
                 type=EventType.WARNING,
                 reason="InvalidVMTag",
                 message=f"VM tag {tag!r} ignored: {why}",
+                source=SOURCE,
+            )
+        for problem in planned.tag_problems:
+            await self._events.record(
+                node=written,
+                type=EventType.WARNING,
+                reason=INVALID_TOPOLOGY_TAG,
+                message=problem,
                 source=SOURCE,
             )
         if planned.change.empty:
@@ -259,7 +281,12 @@ class RegistrationService:
         init = plan_initialization(node=current, metadata=metadata)
         if init.wait_reason:
             return _InitPlan(NodeChange(), wait_reason=init.wait_reason)
-        return _InitPlan(init.change, init.addresses, invalid_tags=metadata.invalid_tags)
+        return _InitPlan(
+            init.change,
+            init.addresses,
+            invalid_tags=metadata.invalid_tags,
+            tag_problems=metadata.topology_problems,
+        )
 
     async def _write_addresses(
         self, node: Node, addresses: tuple[NodeAddress, ...], vm_id: str, seen: Observation

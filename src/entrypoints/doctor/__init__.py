@@ -14,6 +14,8 @@ texts:
 
 - :mod:`.findings`: a finding, its status, the check names, the exit code;
 - :mod:`.config`, :mod:`.xo`, :mod:`.kube`, :mod:`.rbac`: the checks by family;
+- :mod:`.topology`: the zone and region sources, and the hosts or pools a tag
+  source finds untagged;
 - :mod:`.nodes`, :mod:`.node_vm`: every node, by the CCM's own rules
   (``domain.matching``, ``domain.policies``): "what the CCM would do" is
   computed by the very code the CCM runs;

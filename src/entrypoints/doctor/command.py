@@ -33,6 +33,7 @@ from entrypoints.doctor.kube import KubeReading, read_kube
 from entrypoints.doctor.nodes import DEFAULT_OPTIONS, diagnose_nodes, ranked_placement_pools
 from entrypoints.doctor.options import DoctorOptions, doctor_parser, options_from_args
 from entrypoints.doctor.report import Report, render_json, render_table
+from entrypoints.doctor.topology import diagnose_topology
 from entrypoints.doctor.xo import (
     CountingObserver,
     XOReading,
@@ -153,6 +154,8 @@ async def _run(
         report.findings.append(
             diagnose_events(config.url, available=xo.events, detail=xo.events_detail)
         )
+    if config is not None:
+        report.findings.extend(diagnose_topology(config.options(), xo.snapshot, kube.nodes))
     report.findings.extend(kube.findings)
     options = config.options() if config is not None else DEFAULT_OPTIONS
     if kube.nodes is not None or kube.csrs is not None:

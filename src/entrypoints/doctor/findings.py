@@ -59,6 +59,9 @@ XO_ADMIN = "xo.admin"
 XO_EVENTS = "xo.events"
 
 
+TOPOLOGY = "topology"
+
+
 KUBE_API = "kube.api"
 
 

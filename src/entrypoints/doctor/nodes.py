@@ -195,7 +195,12 @@ def diagnose_node(
 
     # -- labels (what cloud-node-label-sync would write) -------------------------------
     if not tainted:
-        plan = plan_label_sync(node=node, metadata=metadata, sync_taints=options.tags.sync_taints)
+        plan = plan_label_sync(
+            node=node,
+            metadata=metadata,
+            sync_taints=options.tags.sync_taints,
+            topology=options.topology,
+        )
         change = plan.change
         if change.empty:
             found.append(ok(NODE_LABELS, name, "labels match XO", routine=True))

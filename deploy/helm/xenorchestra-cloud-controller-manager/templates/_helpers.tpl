@@ -64,8 +64,9 @@ false
 {{- end -}}
 {{- end -}}
 
-{{/* The cloud config written by the chart: `config` merged with extraConfig, and
-     the credentials file of credentialsSecret (tokenFile or passwordFile). */}}
+{{/* The cloud config written by the chart: `config` merged with extraConfig, the
+     credentials file of credentialsSecret (tokenFile or passwordFile), and the
+     topology values that are set (a key also set in config to another value fails). */}}
 {{- define "xoccm.inlineConfig" -}}
 {{- $config := dict -}}
 {{- with .Values.config }}{{ $config = merge $config (deepCopy .) }}{{ end -}}
@@ -78,6 +79,12 @@ false
 {{- end -}}
 {{- end -}}
 {{- $_ := set $config $key (include "xoccm.credentialsFile" .) -}}
+{{- end -}}
+{{- range $key, $value := (include "xoccm.topology" . | fromYaml) -}}
+{{- if and (hasKey $config $key) (ne (toString (get $config $key)) (toString $value)) -}}
+{{- fail (printf "topology.%s=%v and config.%s=%v disagree: set it in one place" $key $value $key (get $config $key)) -}}
+{{- end -}}
+{{- $_ := set $config $key $value -}}
 {{- end -}}
 {{- toYaml $config -}}
 {{- end -}}
@@ -94,6 +101,19 @@ false
 {{- end -}}
 {{- define "xoccm.credentialsVariable" -}}
 {{- ternary "XOA_PASSWORD_FILE" "XOA_TOKEN_FILE" (not (empty .Values.credentialsSecret.passwordKey)) -}}
+{{- end -}}
+{{/* The topology values that are set, as cloud-config keys (zoneSource, zoneTag,
+     regionSource, regionTag). They need the chart's own config: with
+     existingConfigSecret or envFromSecret they would be lost, so that fails. */}}
+{{- define "xoccm.topology" -}}
+{{- $set := dict -}}
+{{- range $key, $value := (.Values.topology | default dict) -}}
+{{- if $value }}{{ $_ := set $set $key $value }}{{ end -}}
+{{- end -}}
+{{- if and $set (or .Values.existingConfigSecret .Values.envFromSecret) -}}
+{{- fail (printf "topology.* needs the chart's config; with %s put %s in that configuration instead" (ternary "existingConfigSecret" "envFromSecret" (not (empty .Values.existingConfigSecret))) (keys $set | sortAlpha | join ", ")) -}}
+{{- end -}}
+{{- toYaml $set -}}
 {{- end -}}
 
 {{/* Which configuration source is used: existing (existingConfigSecret, which wins

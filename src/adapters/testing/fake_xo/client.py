@@ -56,14 +56,37 @@ class FakeXOControlClient:
         return data
 
     # -- the world ----------------------------------------------------------
-    async def add_pool(self, *, name_label: str, pool_id: str | None = None) -> dict[str, Any]:
-        return await self._object("POST", "/pools", _drop_none(name_label=name_label, id=pool_id))
+    async def add_pool(
+        self, *, name_label: str, pool_id: str | None = None, tags: Sequence[str] | None = None
+    ) -> dict[str, Any]:
+        body = _drop_none(
+            name_label=name_label, id=pool_id, tags=list(tags) if tags is not None else None
+        )
+        return await self._object("POST", "/pools", body)
 
     async def add_host(
-        self, *, pool_id: str, name_label: str, host_id: str | None = None
+        self,
+        *,
+        pool_id: str,
+        name_label: str,
+        host_id: str | None = None,
+        tags: Sequence[str] | None = None,
     ) -> dict[str, Any]:
-        body = _drop_none(pool_id=pool_id, name_label=name_label, id=host_id)
+        body = _drop_none(
+            pool_id=pool_id,
+            name_label=name_label,
+            id=host_id,
+            tags=list(tags) if tags is not None else None,
+        )
         return await self._object("POST", "/hosts", body)
+
+    async def tag_host(self, host_id: str, *, tags: Sequence[str]) -> dict[str, Any]:
+        """Replace the host's tags (an ``update`` event for subscribers)."""
+        return await self._object("POST", f"/hosts/{host_id}/tags", {"tags": list(tags)})
+
+    async def tag_pool(self, pool_id: str, *, tags: Sequence[str]) -> dict[str, Any]:
+        """Replace the pool's tags (an ``update`` event for subscribers)."""
+        return await self._object("POST", f"/pools/{pool_id}/tags", {"tags": list(tags)})
 
     async def add_vm(
         self,

@@ -1,7 +1,7 @@
 """The fake XO's control API under ``/_control``: drive the world over HTTP.
 
 Tests in another process, the demo and benchmarks use it to add, delete,
-migrate, start, stop, rename, resize and tag VMs, add hosts and pools,
+migrate, start, stop, rename, resize and tag VMs, add and tag hosts and pools,
 disconnect pools, inject faults and read request counts. JSON in, JSON out;
 not authenticated (the server binds loopback by default) and never counted.
 
@@ -47,7 +47,9 @@ class ControlAPI:
             ("POST", f"{PREFIX}/pools", lambda r, b: state.add_pool(**_args(b, POOL)), 201),
             ("POST", f"{PREFIX}/pools/{{id}}/disconnect", self._pool(state.disconnect_pool), 200),
             ("POST", f"{PREFIX}/pools/{{id}}/reconnect", self._pool(state.reconnect_pool), 200),
+            ("POST", f"{PREFIX}/pools/{{id}}/tags", lambda r, b: state.tag_pool(_id(r), **b), 200),
             ("POST", f"{PREFIX}/hosts", lambda r, b: state.add_host(**_args(b, HOST)), 201),
+            ("POST", f"{PREFIX}/hosts/{{id}}/tags", lambda r, b: state.tag_host(_id(r), **b), 200),
             ("POST", f"{PREFIX}/vms", lambda r, b: state.add_vm(**_args(b, VM)), 201),
             ("POST", f"{PREFIX}/vms/populate", lambda r, b: _ids(state.populate(**b)), 201),
             ("DELETE", vm, lambda r, b: state.delete_vm(_id(r)), 200),
@@ -103,8 +105,8 @@ class ControlAPI:
         return handle
 
 
-POOL = {"name_label": "name_label", "id": "pool_id"}
-HOST = {"name_label": "name_label", "id": "host_id", "pool_id": "pool_id"}
+POOL = {"name_label": "name_label", "id": "pool_id", "tags": "tags"}
+HOST = {"name_label": "name_label", "id": "host_id", "pool_id": "pool_id", "tags": "tags"}
 VM = {
     "name_label": "name_label",
     "id": "vm_id",

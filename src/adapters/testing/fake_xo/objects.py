@@ -53,7 +53,9 @@ def main_ip(addresses: Mapping[str, str]) -> str | None:
     return None
 
 
-def make_pool(*, pool_id: str, name_label: str, master: str = "") -> dict[str, Any]:
+def make_pool(
+    *, pool_id: str, name_label: str, master: str = "", tags: Sequence[str] = ()
+) -> dict[str, Any]:
     pool = copy.deepcopy(samples.POOL)
     pool.update(
         id=pool_id,
@@ -61,13 +63,15 @@ def make_pool(*, pool_id: str, name_label: str, master: str = "") -> dict[str, A
         name_label=name_label,
         master=master,
         _xapiRef=_xapi_ref(),
-        tags=[],
+        tags=list(tags),
     )
     pool["$pool"] = pool["$poolId"] = pool_id
     return pool
 
 
-def make_host(*, host_id: str, pool_id: str, name_label: str) -> dict[str, Any]:
+def make_host(
+    *, host_id: str, pool_id: str, name_label: str, tags: Sequence[str] = ()
+) -> dict[str, Any]:
     host = copy.deepcopy(samples.HOST)
     d = _digest(host_id)
     host.update(
@@ -78,6 +82,7 @@ def make_host(*, host_id: str, pool_id: str, name_label: str) -> dict[str, Any]:
         hostname=name_label.lower().replace(" ", "-") or "localhost",
         _xapiRef=_xapi_ref(),
         residentVms=[host["controlDomain"]],
+        tags=list(tags),
     )
     host["$pool"] = host["$poolId"] = pool_id
     return host

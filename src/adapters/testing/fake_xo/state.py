@@ -91,28 +91,45 @@ class FakeXOState:
         return obj
 
     # -- pools and hosts -------------------------------------------------------
-    def add_pool(self, *, name_label: str, pool_id: str | None = None) -> dict[str, Any]:
+    def add_pool(
+        self, *, name_label: str, pool_id: str | None = None, tags: Sequence[str] = ()
+    ) -> dict[str, Any]:
         pool_id = (pool_id or objects.new_id()).lower()
         if pool_id in self.objects["pool"]:
             raise StateError(f"pool {pool_id} already exists", status=409)
-        pool = objects.make_pool(pool_id=pool_id, name_label=name_label)
+        pool = objects.make_pool(pool_id=pool_id, name_label=name_label, tags=_tag_list(tags))
         self.objects["pool"][pool_id] = pool
         self._emit("pool", None, pool)
         return pool
 
     def add_host(
-        self, *, pool_id: str, name_label: str, host_id: str | None = None
+        self,
+        *,
+        pool_id: str,
+        name_label: str,
+        host_id: str | None = None,
+        tags: Sequence[str] = (),
     ) -> dict[str, Any]:
         pool = self._require("pool", pool_id.lower())
         host_id = (host_id or objects.new_id()).lower()
         if host_id in self.objects["host"]:
             raise StateError(f"host {host_id} already exists", status=409)
-        host = objects.make_host(host_id=host_id, pool_id=pool["id"], name_label=name_label)
+        host = objects.make_host(
+            host_id=host_id, pool_id=pool["id"], name_label=name_label, tags=_tag_list(tags)
+        )
         self.objects["host"][host_id] = host
         self._emit("host", None, host)
         if not pool.get("master"):
             self._change("pool", pool["id"], lambda p: p.update(master=host_id))
         return host
+
+    def tag_host(self, host_id: str, *, tags: Sequence[str]) -> dict[str, Any]:
+        """Replace the host's tags (as XO's tag editor does): an ``update`` event."""
+        return self._change("host", host_id.lower(), lambda h: h.update(tags=_tag_list(tags)))
+
+    def tag_pool(self, pool_id: str, *, tags: Sequence[str]) -> dict[str, Any]:
+        """Replace the pool's tags: an ``update`` event."""
+        return self._change("pool", pool_id.lower(), lambda p: p.update(tags=_tag_list(tags)))
 
     def disconnect_pool(self, pool_id: str) -> None:
         """XO lost the pool: its objects vanish (``remove``) until reconnected."""
@@ -237,7 +254,7 @@ class FakeXOState:
         )
 
     def tag_vm(self, vm_id: str, *, tags: Sequence[str]) -> dict[str, Any]:
-        return self._change("VM", vm_id.lower(), lambda v: v.update(tags=list(tags)))
+        return self._change("VM", vm_id.lower(), lambda v: v.update(tags=_tag_list(tags)))
 
     def set_addresses(self, vm_id: str, *, addresses: Mapping[str, str]) -> dict[str, Any]:
         """What the guest tools report (applied at once when the VM runs)."""
@@ -320,3 +337,10 @@ class FakeXOState:
     @classmethod
     def load(cls, path: str | Path) -> FakeXOState:
         return cls.from_json(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def _tag_list(tags: Sequence[str]) -> list[str]:
+    """XO's tags: strings (a control request with anything else is refused, 422)."""
+    if isinstance(tags, str) or not all(isinstance(t, str) for t in tags):
+        raise StateError("tags must be a list of strings", status=422)
+    return list(tags)

@@ -8,7 +8,17 @@ from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import replace
 
 from domain.errors import InventoryError
-from domain.model import VM, ChangeKind, Host, InventorySnapshot, Pool, PowerState, VMChange
+from domain.model import (
+    VM,
+    Change,
+    ChangeKind,
+    Host,
+    InventorySnapshot,
+    PlacementChange,
+    Pool,
+    PowerState,
+    VMChange,
+)
 
 
 class InMemoryInventory:
@@ -29,7 +39,7 @@ class InMemoryInventory:
         self.fail_with: InventoryError | None = None
         #: whether the credentials are an admin's (``admin_view``)
         self.admin = True
-        self._subscribers: list[asyncio.Queue[VMChange]] = []
+        self._subscribers: list[asyncio.Queue[Change]] = []
         self._last_snapshot: InventorySnapshot | None = None
 
     # -- the port ---------------------------------------------------------
@@ -90,8 +100,8 @@ class InMemoryInventory:
         self._last_snapshot = taken
         return taken
 
-    async def changes(self) -> AsyncIterator[VMChange]:
-        queue: asyncio.Queue[VMChange] = asyncio.Queue()
+    async def changes(self) -> AsyncIterator[Change]:
+        queue: asyncio.Queue[Change] = asyncio.Queue()
         self._subscribers.append(queue)
         try:
             yield VMChange(ChangeKind.RESYNC)
@@ -114,6 +124,26 @@ class InMemoryInventory:
     def add_host(self, host: Host) -> Host:
         self.hosts[host.id] = host
         return host
+
+    def tag_host(self, host_id: str, *, tags: Sequence[str]) -> Host:
+        """Replace the host's tags, as XO's tag editor does (announced when they change)."""
+        old = self.hosts[host_id]
+        host = self.hosts[host_id] = replace(old, tags=tuple(tags))
+        if host != old and host.pool_id not in self.disconnected:
+            self._announce(PlacementChange(host=host))
+        return host
+
+    def tag_pool(self, pool_id: str, *, tags: Sequence[str]) -> Pool:
+        """Replace the pool's tags (announced when they change)."""
+        old = self.pools[pool_id]
+        pool = self.pools[pool_id] = replace(old, tags=tuple(tags))
+        if pool != old and pool_id not in self.disconnected:
+            self._announce(PlacementChange(pool=pool))
+        return pool
+
+    def _announce(self, change: Change) -> None:
+        for queue in self._subscribers:
+            queue.put_nowait(change)
 
     def add_vm(self, vm: VM) -> VM:
         self.vms[vm.id] = vm
