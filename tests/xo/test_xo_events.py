@@ -181,9 +181,18 @@ class _HeldHostAnswers(httpx.AsyncHTTPTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         response = await super().handle_async_request(request)
         if "/hosts/" in request.url.path:
-            await response.aread()
+            body = await response.aread()  # decoded: gzip undone
             self.answered.set()
             await self.release.wait()
+            # Handed on as a stream (the adapter reads answers as they arrive).
+            headers = [
+                (k, v)
+                for k, v in response.headers.multi_items()
+                if k.lower() not in ("content-encoding", "content-length")
+            ]
+            return httpx.Response(
+                response.status_code, headers=headers, stream=httpx.ByteStream(body)
+            )
         return response
 
 
