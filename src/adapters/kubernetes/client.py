@@ -168,6 +168,11 @@ class KubeClient:
         """The configuration, loaded now if it was not (KubeConfigError when unusable)."""
         return await self._source.get(self._pool)
 
+    async def warm(self) -> None:
+        """Do now what the first request would do first: load the configuration, build
+        the TLS context, read the credentials (so the first node does not pay them)."""
+        await self._prepare(await self._loop_transport())
+
     @property
     def server(self) -> str:
         """The API server's URL as the configuration names it ("" until it is loaded)."""
@@ -318,6 +323,10 @@ class KubeClient:
         except NETWORK_ERRORS as err:
             raise ApiUnavailableError(
                 describe_network_error(err), method="WATCH", path=path
+            ) from None
+        except ValueError:  # a header the library will not send: it quotes it, token and all
+            raise ApiUnavailableError(
+                describe_network_error(UnsendableRequestError()), method="WATCH", path=path
             ) from None
         if response.status != 200:
             try:
