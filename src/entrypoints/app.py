@@ -64,6 +64,7 @@ async def _run(container: Container, settings: Settings) -> int:
         await record_client_check_failure(await provide(container.kube_client), error=reason)
         return fail(f"cannot use Xen Orchestra at {url}: {reason}")
     logger.info("Xen Orchestra answers at {}", url)
+    await _warm_up(container)
 
     try:
         await start(container, Service)
@@ -103,3 +104,20 @@ async def _run(container: Container, settings: Settings) -> int:
         gc.unfreeze()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+
+
+async def _warm_up(container: Container) -> None:
+    """Pay at start, before the process reports ready, what the first node would pay:
+    the Kubernetes clients' TLS contexts and credentials (the events client's are read
+    at the first event otherwise), and one snapshot of XO, which fills the host and
+    pool caches and opens XO's connections. A failure is only logged: what it would
+    have prepared is prepared at first use, as before."""
+    for client in (container.kube_client, container.event_client):
+        try:
+            await (await provide(client)).warm()
+        except Exception as err:  # a warm-up never stops the start
+            logger.debug("warm-up of a Kubernetes client failed: {}", err)
+    try:
+        await (await provide(container.status_snapshots)).take()
+    except InventoryError as err:
+        logger.debug("warm-up snapshot of XO failed: {}", err)

@@ -14,6 +14,7 @@ authorization, as ``k8s.io/cloud-provider`` sets it up.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,6 @@ from loguru import logger
 
 from adapters.kubernetes import ApiError, KubeConfigError, connect
 from adapters.kubernetes.client import ClientSettings, KubeClient
-from adapters.kubernetes.configuration import run_in_thread
 from adapters.observability.delegated_auth import DelegatedAuth, client_ca_from_cluster
 from adapters.observability.health import HealthServer, ReadinessCheck
 from adapters.observability.secure_serving import (
@@ -104,7 +104,7 @@ async def _client_ca(settings: Settings, client: KubeClient | None) -> bytes | N
     if settings.client_ca_file:
         try:
             path = Path(settings.client_ca_file)
-            return await run_in_thread(path.read_bytes, name="client-ca-read")
+            return await asyncio.to_thread(path.read_bytes)
         except OSError as err:
             raise SecureServingError(f"--client-ca-file: cannot read: {err}") from None
     if settings.authentication_skip_lookup:
@@ -168,7 +168,7 @@ async def secure_port(
             client_ca_pem=client_ca,
         )
         # File reads and an RSA key generation: off the loop.
-        context, origin = await run_in_thread(lambda: build_ssl_context(options), name="tls-setup")
+        context, origin = await asyncio.to_thread(build_ssl_context, options)
     except ServingError as err:
         raise SecureServingError(str(err)) from None
     port = SecurePort(None)

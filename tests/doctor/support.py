@@ -16,7 +16,6 @@ from typing import Any
 import yaml
 
 from adapters.kubernetes import ApiError, KubeClient
-from adapters.kubernetes.configuration import run_in_thread
 from adapters.kubernetes.convert import format_micro_time
 from adapters.testing.fake_xo import FakeXOServer
 from domain import labels
@@ -176,7 +175,7 @@ class Outcome:
 async def run_doctor(*argv: str) -> tuple[int, str]:
     """``main_doctor`` in a thread of its own (it runs its own event loop)."""
     out = io.StringIO()
-    code = await run_in_thread(lambda: main_doctor(list(argv), stdout=out), name="doctor")
+    code = await asyncio.to_thread(lambda: main_doctor(list(argv), stdout=out))
     return code, out.getvalue()
 
 

@@ -25,6 +25,7 @@ from adapters.kubernetes import (
     LeaseLeaderElector,
     connect,
 )
+from adapters.kubernetes.configuration import api_config, load
 
 from .controlplane import free_port
 from .stand_in import StandIn
@@ -38,7 +39,7 @@ def client_for(url: str, settings: ClientSettings = FAST, token: str = "") -> Ku
     configuration = k8s.Configuration(host=url)
     if token:
         configuration.api_key = {"authorization": f"Bearer {token}"}
-    return KubeClient(configuration, settings, name="test")
+    return KubeClient(api_config(configuration), settings, name="test")
 
 
 async def test_connect_reads_a_kubeconfig_and_talks_to_the_server(admin_kubeconfig: Path) -> None:
@@ -57,13 +58,14 @@ async def test_without_kubeconfig_outside_a_cluster_in_cluster_config_is_refused
         await connect(None)
 
 
-async def test_a_lazy_client_loads_its_kubeconfig_on_first_request(
+async def test_a_client_given_a_loader_loads_its_kubeconfig_on_first_request(
     admin_kubeconfig: Path, tmp_path: Path
 ) -> None:
-    async with KubeClient.from_kubeconfig(str(admin_kubeconfig), qps=5, burst=5) as client:
-        assert client.settings.qps == 5
+    async with KubeClient(lambda: load(str(admin_kubeconfig))) as client:
+        assert client.server == ""  # nothing read yet
         assert (await client.request("GET", "/version"))["major"] == "1"
-    async with KubeClient.from_kubeconfig(str(tmp_path / "absent")) as broken:
+        assert client.server.startswith("https://127.0.0.1:")
+    async with KubeClient(lambda: load(str(tmp_path / "absent"))) as broken:
         with pytest.raises(KubeConfigError):
             await broken.request("GET", "/version")
 

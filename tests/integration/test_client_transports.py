@@ -1,8 +1,7 @@
-"""Both ways a request can leave KubeClient behave alike: aiohttp from the loop (the
-default) and the generated client's urllib3 path in the pool's threads (kept for a
-SOCKS proxy). Then what only the loop transport has: credentials read again after a
-401 or once their time is up, large answers decoded off the loop, the configuration
-it cannot follow, TLS from a kubeconfig."""
+"""How a request leaves KubeClient (aiohttp, from the loop): answers decoded and 5xx
+retried, tokens trimmed, credentials read again after a 401 or once their time is
+up, large answers decoded off the loop, the configuration it cannot follow refused
+at load, TLS from a kubeconfig."""
 
 from __future__ import annotations
 
@@ -18,7 +17,8 @@ from kubernetes import client as k8s
 from adapters.kubernetes import ApiError, ApiUnavailableError, ClientSettings, KubeClient, connect
 from adapters.kubernetes import client as client_module
 from adapters.kubernetes import transport as transport_module
-from adapters.kubernetes.transport import supported
+from adapters.kubernetes.configuration import ApiConfig, api_config
+from adapters.kubernetes.errors import KubeConfigError
 
 from .controlplane import free_port
 from .stand_in import StandIn
@@ -27,16 +27,16 @@ from .test_client import FAST
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(params=[True, False], ids=["loop", "threads"])
-def settings(request: pytest.FixtureRequest) -> ClientSettings:
-    return replace(FAST, loop_transport=request.param)
+@pytest.fixture
+def settings() -> ClientSettings:
+    return FAST
 
 
 def client(url: str, settings: ClientSettings, token: str = "") -> KubeClient:
     configuration = k8s.Configuration(host=url)
     if token:
         configuration.api_key = {"authorization": f"Bearer {token}"}
-    return KubeClient(configuration, settings, name="test")
+    return KubeClient(api_config(configuration), settings, name="test")
 
 
 async def test_an_answer_is_decoded_and_5xx_retried(
@@ -102,7 +102,7 @@ async def test_a_401_reads_the_credentials_again(stand_in: StandIn) -> None:
 
     configuration.refresh_api_key_hook = refresh
     stand_in.answers = [(200, {}), (401, {}), (200, {}), (401, {}), (200, {})]
-    async with KubeClient(configuration, FAST, name="test") as kube:
+    async with KubeClient(api_config(configuration), FAST, name="test") as kube:
         await kube.request("GET", "/api/v1/nodes")
         await kube.request("GET", "/api/v1/nodes")  # 401, then 200 with the new token
         # Credentials that did not change: the 401 is the answer, no second try.
@@ -127,7 +127,7 @@ async def test_credentials_are_read_again_once_their_time_is_up(
     configuration = k8s.Configuration(host=stand_in.url)
     configuration.api_key = {"authorization": "Bearer t0k3n"}
     configuration.refresh_api_key_hook = lambda conf: reads.append(threading.current_thread().name)
-    async with KubeClient(configuration, FAST, name="test") as kube:
+    async with KubeClient(api_config(configuration), FAST, name="test") as kube:
         for _ in range(3):
             await kube.request("GET", "/api/v1/nodes")
         assert len(reads) == 1  # one read serves the requests within the TTL
@@ -148,7 +148,7 @@ async def test_requests_starting_together_share_one_credentials_read(
     configuration.api_key = {"authorization": "Bearer t0k3n"}
     configuration.refresh_api_key_hook = lambda conf: reads.append(threading.current_thread().name)
     settings = replace(FAST, workers=10)
-    async with KubeClient(configuration, settings, name="test") as kube:
+    async with KubeClient(api_config(configuration), settings, name="test") as kube:
         await asyncio.gather(*(kube.request("GET", "/api/v1/nodes") for _ in range(10)))
     assert len(reads) == 1, reads
     assert stand_in.authorization == ["Bearer t0k3n"] * 10
@@ -187,29 +187,34 @@ async def test_a_large_answer_is_decoded_off_the_loop(
     assert decoded_in[1] == threading.main_thread().name, decoded_in
 
 
-def _configuration(**fields: object) -> k8s.Configuration:
+def _configuration(**fields: object) -> ApiConfig:
     configuration = k8s.Configuration(host="https://10.0.0.1:6443")
     for key, value in fields.items():
         setattr(configuration, key, value)
-    return configuration
+    return api_config(configuration)
 
 
 @pytest.mark.parametrize(
-    ("fields", "loop"),
+    ("fields", "refused"),
     [
-        ({}, True),
-        ({"proxy": "http://proxy.example:3128"}, True),
-        ({"proxy": "socks5://proxy.example:1080"}, False),
-        ({"proxy": "socks5h://proxy.example:1080", "no_proxy": "10.0.0.0/8"}, True),
-        ({"assert_hostname": "kubernetes"}, False),
-        ({"tls_server_name": "kubernetes"}, True),
-        ({"verify_ssl": False}, True),
+        ({}, ""),
+        ({"proxy": "http://proxy.example:3128"}, ""),
+        ({"proxy": "socks5://proxy.example:1080"}, "SOCKS proxy"),
+        ({"proxy": "socks5h://proxy.example:1080", "no_proxy": "10.0.0.0/8"}, ""),
+        ({"assert_hostname": "kubernetes"}, "assert_hostname"),
+        ({"tls_server_name": "kubernetes"}, ""),
+        ({"verify_ssl": False}, ""),
     ],
 )
-def test_what_the_loop_transport_cannot_follow_goes_the_urllib3_way(
-    fields: dict[str, object], loop: bool
+def test_what_the_transport_cannot_follow_is_refused_at_load_in_one_line(
+    fields: dict[str, object], refused: str
 ) -> None:
-    assert supported(_configuration(**fields)) is loop
+    if not refused:
+        assert _configuration(**fields).host == "https://10.0.0.1:6443"
+        return
+    with pytest.raises(KubeConfigError, match=refused) as caught:
+        _configuration(**fields)
+    assert "\n" not in str(caught.value)
 
 
 async def test_a_kubeconfig_with_a_client_certificate_and_ca_works_from_the_loop(
@@ -220,9 +225,9 @@ async def test_a_kubeconfig_with_a_client_certificate_and_ca_works_from_the_loop
     async with kube:
         await kube.request("GET", "/api/v1/namespaces/default")
         assert kube._transport is not None  # the loop transport answered
-    insecure = await connect(str(admin_kubeconfig), qps=0, burst=1, name="insecure")
-    insecure_conf = insecure._source.get()
-    insecure_conf.verify_ssl = False
-    insecure_conf.ssl_ca_cert = None
+    loaded = await kube.load()
+    insecure = KubeClient(
+        replace(loaded, verify=False, ca_file=None, ca_data=None), name="insecure"
+    )
     async with insecure:
         await insecure.request("GET", "/api/v1/namespaces/default")

@@ -7,9 +7,9 @@ measured by the real Prometheus adapter.
 from __future__ import annotations
 
 import pytest
-from kubernetes import client as k8s
 
 from adapters.kubernetes import KubeClient, KubernetesEventRecorder
+from adapters.kubernetes.configuration import ApiConfig
 from adapters.kubernetes.convert import node_from_object
 from adapters.observability import PrometheusMetrics
 from domain.model import EventType, Node
@@ -50,7 +50,7 @@ async def test_recorded_and_dropped_events_are_counted_by_type(kube: KubeClient)
 
 async def test_an_event_the_api_server_never_got_is_counted_failed() -> None:
     metrics = PrometheusMetrics(process_metrics=False)
-    configuration = k8s.Configuration(host=f"http://127.0.0.1:{free_port()}")
+    configuration = ApiConfig(host=f"http://127.0.0.1:{free_port()}")
     async with KubeClient(configuration, name="down") as client:
         recorder = KubernetesEventRecorder(client, observer=metrics)
         await recorder.record(

@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from kubernetes import client as k8s
 
 from adapters.kubernetes import KubeClient, KubernetesEventRecorder
+from adapters.kubernetes.configuration import ApiConfig
 from adapters.kubernetes.convert import node_from_object
 from adapters.kubernetes.event_queue import QueuedEventRecorder
 from adapters.observability import PrometheusMetrics
@@ -52,7 +52,7 @@ async def test_a_worker_never_waits_for_an_api_server_that_does_not_answer() -> 
 
     server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    configuration = k8s.Configuration(host=f"http://127.0.0.1:{port}")
+    configuration = ApiConfig(host=f"http://127.0.0.1:{port}")
     try:
         async with KubeClient(configuration, name="silent") as client:
             writer = KubernetesEventRecorder(client)

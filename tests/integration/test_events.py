@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from kubernetes import client as k8s
 
 from adapters.kubernetes import KubeClient, KubernetesEventRecorder, record_client_check_failure
+from adapters.kubernetes.configuration import ApiConfig
 from adapters.kubernetes.convert import node_from_object
 from adapters.logging_setup import MASK, register_secret
 from domain.model import EventType, Node
@@ -80,7 +80,7 @@ async def test_a_repeated_event_bumps_the_count_of_one_object(kube: KubeClient) 
 
 
 async def test_recording_never_raises_when_the_api_is_unreachable() -> None:
-    configuration = k8s.Configuration(host=f"http://127.0.0.1:{free_port()}")
+    configuration = ApiConfig(host=f"http://127.0.0.1:{free_port()}")
     async with KubeClient(configuration, name="down") as client:
         recorder = KubernetesEventRecorder(client)
         await recorder.record(
@@ -201,7 +201,7 @@ async def test_client_check_failure_without_pod_variables_is_about_the_component
 
 
 async def test_client_check_failure_reports_false_when_it_cannot_write() -> None:
-    configuration = k8s.Configuration(host=f"http://127.0.0.1:{free_port()}")
+    configuration = ApiConfig(host=f"http://127.0.0.1:{free_port()}")
     async with KubeClient(configuration, name="down") as client:
         assert not await record_client_check_failure(client, error="boom", environ={})
 

@@ -29,7 +29,7 @@ from loguru import logger
 
 from adapters.kubernetes import ApiError, KubeClient, connect
 from adapters.kubernetes import transport as transport_module
-from adapters.kubernetes.credentials import Rotation
+from adapters.kubernetes.configuration import Rotation, api_config
 from adapters.testing.fake_xo import FakeXOServer, FakeXOState
 
 from .ccm_process import CCMProcess, write_cloud_config
@@ -109,7 +109,7 @@ class Identity:
         configuration = k8s.Configuration(host=server)
         configuration.ssl_ca_cert = str(ca_file)
         configuration.api_key = {"BearerToken": f"Bearer {token}"}
-        async with KubeClient(configuration, FAST, name="revoked") as probe:
+        async with KubeClient(api_config(configuration), FAST, name="revoked") as probe:
 
             async def refused() -> bool:
                 try:
@@ -272,7 +272,7 @@ def token_file_client(stand_in: StandIn, path: Path, token: str) -> KubeClient:
     configuration = k8s.Configuration(host=stand_in.url)
     configuration.api_key = {"BearerToken": f"Bearer {token}"}
     configuration.refresh_api_key_hook = Rotation(token_file=path, token=token)  # type: ignore[assignment]
-    return KubeClient(configuration, FAST, name="test")
+    return KubeClient(api_config(configuration), FAST, name="test")
 
 
 async def test_a_token_file_is_read_again_when_it_changes(

@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 import pytest
-from kubernetes import client as k8s
 
 from adapters.kubernetes import KubeClient
+from adapters.kubernetes.configuration import ApiConfig
 from entrypoints import adapter_builders as build
 from entrypoints.flags import (
     FlagError,
@@ -81,7 +81,7 @@ def test_the_client_threads_follow_the_worker_flags() -> None:
 
 
 async def test_events_get_a_client_with_their_own_budget() -> None:
-    main = KubeClient(k8s.Configuration(host="http://127.0.0.1:1"), name="kube")
+    main = KubeClient(ApiConfig(host="http://127.0.0.1:1"), name="kube")
     settings = Settings(event_qps=7, event_burst=9)
     builder = build.event_client(client=main, settings=settings)
     events = await anext(builder)

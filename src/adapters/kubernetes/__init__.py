@@ -1,10 +1,10 @@
-"""The ports on a real Kubernetes API server, over the official ``kubernetes`` client.
+"""The ports on a real Kubernetes API server.
 
-- :mod:`client`: ``connect()``/``KubeClient``: the official package's configuration
-  and credentials, requests sent from the loop (:mod:`transport`), rate limited
+- :mod:`client`: ``connect()``/``KubeClient``: one aiohttp session per client for
+  requests (:mod:`transport`) and watches (:mod:`watch`), rate limited
   (``--kube-api-qps``/``--kube-api-burst``), retrying 429/5xx with backoff; JSON
-  dicts in and out (:mod:`wire`); its watches (:mod:`watch`); where its
-  configuration comes from (:mod:`configuration`).
+  dicts in and out (:mod:`wire`); the kubeconfig and its credentials
+  (:mod:`configuration`, the one module that uses the official ``kubernetes`` package).
 - :mod:`nodes`: ``KubernetesNodeStore``: list+watch cache of lean domain Nodes,
   resourceVersion-guarded merge patches.
 - :mod:`events`: ``KubernetesEventRecorder`` (core/v1 Events about Nodes) and
@@ -15,7 +15,7 @@
 
 from adapters.kubernetes.breaker import KubernetesBreakerStore, breaker_lease_name
 from adapters.kubernetes.client import ClientSettings, KubeClient, connect
-from adapters.kubernetes.configuration import load_configuration
+from adapters.kubernetes.configuration import ApiConfig
 from adapters.kubernetes.errors import ApiError, ApiUnavailableError, KubeConfigError
 from adapters.kubernetes.events import KubernetesEventRecorder, record_client_check_failure
 from adapters.kubernetes.leader import LeaseLeaderElector, default_identity
@@ -25,6 +25,7 @@ from adapters.kubernetes.reflector import Reflector, unconverted
 from adapters.kubernetes.watch import WatchStream
 
 __all__ = [
+    "ApiConfig",
     "ApiError",
     "ApiUnavailableError",
     "Backoff",
@@ -41,7 +42,6 @@ __all__ = [
     "breaker_lease_name",
     "connect",
     "default_identity",
-    "load_configuration",
     "record_client_check_failure",
     "unconverted",
 ]

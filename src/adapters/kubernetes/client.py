@@ -1,21 +1,12 @@
-"""The Kubernetes API client: the official package's configuration, requests sent
-from the loop, watches read in threads.
+"""The Kubernetes API client: one aiohttp session for requests and watches.
 
-The kubernetes package (its sync client, not the experimental ``kubernetes.aio``)
-loads kubeconfigs, in-cluster service accounts, exec plugins and refreshes tokens:
-that is the mature part, and it is used for every request's configuration and
-credentials. Plain requests are then sent by :mod:`transport` with aiohttp from the
-event loop (half the CPU per request of the generated client's urllib3 path, which
-is kept for a configuration aiohttp cannot follow: a SOCKS proxy). Nothing here
-blocks the loop:
-
-- what may block (TLS files, a token refresh every few seconds, the urllib3 path,
-  decoding a large answer) runs on this client's own ``ThreadPoolExecutor``
-  (``workers`` threads) through ``loop.run_in_executor``, never the loop's default one;
-- config loading (file reads) runs in a one-shot thread;
-- each watch owns one thread that reads its stream; closing the watch shuts
-  the socket down from the loop (urllib3's ``HTTPResponse.shutdown``), which
-  wakes the blocked read, so no thread outlives ``aclose()``.
+The kubernetes package loads kubeconfigs, in-cluster service accounts, exec plugins
+and keeps credentials current (:mod:`configuration`, the one module that uses it);
+everything sent to the API server goes through one aiohttp session per client
+(:mod:`transport`), requests and watch streams alike, from the event loop. Nothing
+here blocks the loop: what may (loading the configuration, TLS files, a credential
+refresh, decoding a large answer) runs in this client's own ``ThreadPoolExecutor``
+(``workers`` threads), the only threads it has.
 
 Every call passes the client-side token bucket (``--kube-api-qps`` /
 ``--kube-api-burst``) first, so a throttled caller waits without holding a
@@ -25,31 +16,26 @@ preconditions, so a replay after an ambiguous 5xx fails with a conflict at
 worst instead of applying twice.
 
 Responses are decoded to plain dicts rather than generated models: a Node is
-kilobytes of managedFields and images the CCM never reads, and pydantic
-validation of all that on every watch event is pure cost. Adapters convert
-the few fields they need into domain values.
+kilobytes of managedFields and images the CCM never reads, and validating all
+that on every watch event is pure cost. Adapters convert the few fields they
+need into domain values.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import aiohttp
-from kubernetes import client as k8s
 from loguru import logger
 
 from adapters import jsonwire
-from adapters.kubernetes.configuration import (
-    ConfigSource,
-    load_configuration,
-    load_kubeconfig,
-    run_in_thread,
-)
-from adapters.kubernetes.credentials import invalidate
+from adapters.kubernetes import configuration
+from adapters.kubernetes.configuration import ApiConfig
 from adapters.kubernetes.errors import (
     NETWORK_ERRORS,
     ApiError,
@@ -58,9 +44,8 @@ from adapters.kubernetes.errors import (
     describe_network_error,
     undecodable_answer,
 )
-from adapters.kubernetes.generated import GeneratedClient
 from adapters.kubernetes.ratelimit import Backoff, TokenBucket
-from adapters.kubernetes.transport import LoopTransport, supported
+from adapters.kubernetes.transport import LoopTransport
 from adapters.kubernetes.watch import WatchStream
 from adapters.kubernetes.wire import JSON, JsonObject, Query, Timeout
 
@@ -79,10 +64,8 @@ class ClientSettings:
 
     ``qps``/``burst`` are ``--kube-api-qps``/``--kube-api-burst`` (client-go
     and the reference CCM default to 20/30). ``workers`` bounds concurrent
-    requests (connections kept, and threads for what may block; watches have
-    their own threads). ``max_retries`` applies to 429 and 5xx answers only.
-    ``loop_transport`` False sends requests the generated client's way, in the
-    pool's threads (what a configuration aiohttp cannot follow gets anyway).
+    requests (connections kept, and threads for what may block).
+    ``max_retries`` applies to 429 and 5xx answers only.
     """
 
     qps: float = 20.0
@@ -94,11 +77,35 @@ class ClientSettings:
     backoff_base: float = 0.1
     backoff_max: float = 10.0
     user_agent: str = "xenorchestra-cloud-controller-manager"
-    loop_transport: bool = True
 
     @property
     def timeout(self) -> tuple[float, float]:
         return (self.connect_timeout, self.read_timeout)
+
+
+class _Source:
+    """A client's configuration: given, or loaded once (in a pool thread) on first use;
+    a client and its siblings share it."""
+
+    def __init__(self, value: ApiConfig | Callable[[], ApiConfig]) -> None:
+        self.value = value if isinstance(value, ApiConfig) else None
+        self._loader = None if isinstance(value, ApiConfig) else value
+        self._loading: asyncio.Future[ApiConfig] | None = None
+
+    async def get(self, pool: ThreadPoolExecutor) -> ApiConfig:
+        if self.value is not None:
+            return self.value
+        if self._loading is None:
+            assert self._loader is not None
+            self._loading = asyncio.ensure_future(
+                asyncio.get_running_loop().run_in_executor(pool, self._loader)
+            )
+        try:
+            self.value = await asyncio.shield(self._loading)
+        finally:
+            if self._loading.done() and self._loading.exception() is not None:
+                self._loading = None  # a failed load is tried again
+        return self.value
 
 
 async def connect(
@@ -111,15 +118,25 @@ async def connect(
     name: str = "kube",
     master: str | None = None,
 ) -> KubeClient:
-    """A client whose configuration is loaded now (so a bad kubeconfig fails here):
+    """A client whose configuration is loaded now (so a bad kubeconfig, or one this
+    CCM cannot follow, fails here with KubeConfigError):
     ``await connect(flags.kubeconfig, qps=flags.kube_api_qps, burst=flags.kube_api_burst)``."""
-    configuration = await load_configuration(kubeconfig, context=context, master=master)
     base = settings or ClientSettings()
-    return KubeClient(configuration, replace(base, qps=qps, burst=burst), name=name)
+    client = KubeClient(
+        lambda: configuration.load(kubeconfig, context, master),
+        replace(base, qps=qps, burst=burst),
+        name=name,
+    )
+    try:
+        await client.load()
+    except BaseException:
+        await client.aclose()
+        raise
+    return client
 
 
 class KubeClient:
-    """One API connection pool, one bounded thread pool, one token bucket.
+    """One aiohttp session, one bounded thread pool, one token bucket.
 
     ``request`` is the only way requests are made (watches: ``watch``), so
     rate limiting, retries, timeouts, error decoding and request counting
@@ -129,21 +146,14 @@ class KubeClient:
 
     def __init__(
         self,
-        configuration: k8s.Configuration | ConfigSource,
+        config: ApiConfig | Callable[[], ApiConfig] | _Source,
         settings: ClientSettings | None = None,
         *,
         name: str = "kube",
     ) -> None:
-        self._source = (
-            configuration
-            if isinstance(configuration, ConfigSource)
-            else ConfigSource(configuration)
-        )
+        self._source = config if isinstance(config, _Source) else _Source(config)
         self.settings = settings or ClientSettings()
         self.name = name
-        self._generated = GeneratedClient(
-            self._source, connections=self.settings.workers, user_agent=self.settings.user_agent
-        )
         self._pool = ThreadPoolExecutor(
             max_workers=self.settings.workers, thread_name_prefix=f"{name}-api"
         )
@@ -151,36 +161,22 @@ class KubeClient:
         self.requests: Counter[str] = Counter()
         self._streams: set[WatchStream] = set()
         self._transport: LoopTransport | None = None
-        self._transport_chosen = False
         self._preparing = asyncio.Lock()
         self._closed = False
 
-    @classmethod
-    def from_kubeconfig(
-        cls,
-        kubeconfig: str | None = None,
-        *,
-        qps: float = 20.0,
-        burst: int = 30,
-        context: str | None = None,
-        settings: ClientSettings | None = None,
-        name: str = "kube",
-    ) -> KubeClient:
-        """A client for a synchronous composition root: does no I/O here.
+    async def load(self) -> ApiConfig:
+        """The configuration, loaded now if it was not (KubeConfigError when unusable)."""
+        return await self._source.get(self._pool)
 
-        The kubeconfig (in-cluster config when empty) is read by the first
-        request, in a worker thread; a bad one makes that request raise
-        KubeConfigError. Prefer ``await connect(...)`` to fail at startup.
-        """
-        source = ConfigSource(lambda: load_kubeconfig(kubeconfig, context))
-        base = settings or ClientSettings()
-        return cls(source, replace(base, qps=qps, burst=burst), name=name)
+    async def warm(self) -> None:
+        """Do now what the first request would do first: load the configuration, build
+        the TLS context, read the credentials (so the first node does not pay them)."""
+        await self._prepare(await self._loop_transport())
 
     @property
     def server(self) -> str:
         """The API server's URL as the configuration names it ("" until it is loaded)."""
-        configuration = self._source.loaded
-        return str(configuration.host or "") if configuration is not None else ""
+        return self._source.value.host if self._source.value is not None else ""
 
     def sibling(self, name: str, settings: ClientSettings | None = None) -> KubeClient:
         """Another client on the same configuration with its own pool and bucket.
@@ -223,7 +219,7 @@ class KubeClient:
         budget = self.settings.max_retries if retries is None else retries
         backoff = Backoff(base=self.settings.backoff_base, cap=self.settings.backoff_max)
         loop = asyncio.get_running_loop()
-        transport = await self._loop_transport(loop)
+        transport = await self._loop_transport()
         timeout = request_timeout or self.settings.timeout
         attempt = 0
         reconnected = False
@@ -232,25 +228,10 @@ class KubeClient:
             await self.limiter.acquire()
             self.requests[method] += 1
             try:
-                if transport is None:
-                    status, reason, resp_headers, data = await loop.run_in_executor(
-                        self._pool,
-                        self._generated.send,
-                        method,
-                        path,
-                        query,
-                        headers,
-                        body,
-                        timeout,
-                    )
-                else:
-                    if transport.needs_preparing():
-                        async with self._preparing:  # one read for all waiting requests
-                            if transport.needs_preparing():
-                                await loop.run_in_executor(self._pool, transport.prepare)
-                    status, reason, resp_headers, data = await transport.send(
-                        method, path, query, headers, body, timeout
-                    )
+                await self._prepare(transport)
+                status, reason, resp_headers, data = await transport.send(
+                    method, path, query, headers, body, timeout
+                )
             except aiohttp.ServerDisconnectedError:
                 # A kept connection the server had closed (a restart, an idle
                 # timeout): urllib3 reconnects once for these; so does this.
@@ -277,7 +258,7 @@ class KubeClient:
                     raise undecodable_answer(
                         status, resp_headers, data, method=method, path=path
                     ) from None
-            changed = status == 401 and await self._reread_credentials(loop, transport)
+            changed = status == 401 and await self._reread_credentials(transport)
             if changed and not reauthenticated:
                 reauthenticated = True
                 continue
@@ -300,54 +281,72 @@ class KubeClient:
             )
             await asyncio.sleep(delay)
 
-    async def _reread_credentials(
-        self, loop: asyncio.AbstractEventLoop, transport: LoopTransport | None
-    ) -> bool:
+    async def _prepare(self, transport: LoopTransport) -> None:
+        """TLS files and credentials (re)read in the pool when due, once for every
+        request waiting on them."""
+        if transport.needs_preparing():
+            async with self._preparing:
+                if transport.needs_preparing():
+                    await asyncio.get_running_loop().run_in_executor(self._pool, transport.prepare)
+
+    async def _reread_credentials(self, transport: LoopTransport) -> bool:
         """After a 401: read the credentials again (a rotated token file, a plugin run
-        again); True when the loop transport now sends other ones."""
-        invalidate(self._source.loaded)
-        if transport is None:
-            return False  # the generated client asks for them at every request
+        again); True when requests now carry other ones."""
         before = transport.authorization
         transport.forget_credentials()
-        async with self._preparing:
-            if transport.needs_preparing():
-                await loop.run_in_executor(self._pool, transport.prepare)
+        await self._prepare(transport)
         return transport.authorization != before
 
-    async def _loop_transport(self, loop: asyncio.AbstractEventLoop) -> LoopTransport | None:
-        """The aiohttp transport, made on the first request (the configuration may
-        be read then, in a thread); None: requests go the urllib3 way."""
-        if not self._transport_chosen:
-            configuration = await loop.run_in_executor(self._pool, self._source.get)
-            if self._transport_chosen:  # another request chose meanwhile
-                return self._transport
-            if self.settings.loop_transport and supported(configuration):
+    async def _loop_transport(self) -> LoopTransport:
+        """The session's transport, made on the first request (the configuration may
+        be loaded then, in the pool)."""
+        if self._transport is None:
+            config = await self._source.get(self._pool)
+            if self._transport is None:  # another request may have made it meanwhile
                 self._transport = LoopTransport(
-                    configuration,
-                    connections=self.settings.workers,
-                    user_agent=self.settings.user_agent,
+                    config, connections=self.settings.workers, user_agent=self.settings.user_agent
                 )
-            self._transport_chosen = True
         return self._transport
 
     # -- watches ----------------------------------------------------------
     async def watch(self, path: str, *, query: Query, request_timeout: Timeout) -> WatchStream:
-        """Open a watch (``query`` must include ``watch=1``); read it with ``next_event``."""
+        """Open a watch (``query`` must include ``watch=1``) on the client's session;
+        read it with ``next_event``. A 401 makes the credentials be read again."""
         if self._closed:
             raise ApiUnavailableError("client closed", method="WATCH", path=path)
         await self.limiter.acquire()
         self.requests["WATCH"] += 1
-        stream = WatchStream(
-            path, open_response=self._generated.open, on_close=self._forget, name=self.name
-        )
-        self._streams.add(stream)
+        transport = await self._loop_transport()
         try:
-            await stream.open(query, request_timeout)
-        except BaseException:
-            self._streams.discard(stream)
-            await stream.aclose()
-            raise
+            await self._prepare(transport)
+            response = await transport.open_stream(path, query, {"Accept": JSON}, request_timeout)
+        except NETWORK_ERRORS as err:
+            raise ApiUnavailableError(
+                describe_network_error(err), method="WATCH", path=path
+            ) from None
+        except ValueError:  # a header the library will not send: it quotes it, token and all
+            raise ApiUnavailableError(
+                describe_network_error(UnsendableRequestError()), method="WATCH", path=path
+            ) from None
+        if response.status != 200:
+            try:
+                data = await response.read()
+            except NETWORK_ERRORS:
+                data = b""
+            finally:
+                response.close()
+            if response.status == 401:
+                await self._reread_credentials(transport)
+            raise ApiError.from_response(
+                response.status,
+                response.reason or "",
+                data,
+                method="WATCH",
+                path=path,
+                headers=dict(response.headers),
+            )
+        stream = WatchStream(path, response, on_close=self._forget)
+        self._streams.add(stream)
         return stream
 
     def _forget(self, stream: WatchStream) -> None:
@@ -355,7 +354,7 @@ class KubeClient:
 
     # -- lifecycle --------------------------------------------------------
     async def aclose(self) -> None:
-        """Close every watch, wait for in-flight requests, close the connections."""
+        """Close every watch, then the connections; the pool stops taking work."""
         if self._closed:
             return
         self._closed = True
@@ -363,12 +362,7 @@ class KubeClient:
             await stream.aclose()
         if self._transport is not None:
             await self._transport.aclose()
-
-        def shutdown() -> None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._generated.close()
-
-        await run_in_thread(shutdown, name=f"{self.name}-close")
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     async def __aenter__(self) -> KubeClient:
         return self

@@ -1,10 +1,8 @@
 """What the API server said when it said no, decoded once.
 
-The generated client raises ``ApiException`` with the body as text; every
-caller here needs the ``Status`` object's ``reason`` and ``code`` instead
-(Conflict vs AlreadyExists are both 409; Expired is 410), so responses are
-decoded into :class:`ApiError` in one place and adapters map that to the
-domain's errors.
+Every caller needs the ``Status`` object's ``reason`` and ``code`` (Conflict vs
+AlreadyExists are both 409; Expired is 410), so answers are decoded into
+:class:`ApiError` in one place and adapters map that to the domain's errors.
 """
 
 from __future__ import annotations
@@ -14,11 +12,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
-import urllib3
-from kubernetes.client.exceptions import ApiException
 
 
-class UnsendableRequestError(urllib3.exceptions.HTTPError):
+class UnsendableRequestError(Exception):
     """The HTTP library refused to send a request, typically a header holding a
     control character (a kubeconfig token with a line break inside). Its own error
     quotes the header, bearer token included, so it is replaced by this one."""
@@ -30,16 +26,13 @@ class UnsendableRequestError(urllib3.exceptions.HTTPError):
         )
 
 
-#: What a request (or a watch read) raises when no answer came back (urllib3's
-#: for watches and the thread path, aiohttp's for requests from the loop; a timeout
-#: is an OSError).
-NETWORK_ERRORS = (urllib3.exceptions.HTTPError, aiohttp.ClientError, OSError, ApiException)
+#: What a request (or a watch read) raises when no answer came back (a timeout is
+#: an OSError).
+NETWORK_ERRORS = (aiohttp.ClientError, OSError)
 
 
 def describe_network_error(err: BaseException) -> str:
     """One line for a network failure (never the request's headers)."""
-    if isinstance(err, ApiException):
-        return f"{err.reason or type(err).__name__}".splitlines()[0]
     text = str(err).splitlines()[0] if str(err) else "timed out"
     return f"{type(err).__name__}: {text}"
 
