@@ -265,7 +265,14 @@ def test_two_replicas_one_leader_the_other_takes_over_and_logs_hold_no_secret(
         # the replacement pod (starting meanwhile) takes it, whichever asks first.
         successor = new_holder.split("_")[0]
         assert successor != leader
-        after = {p["metadata"]["name"] for p in ccm_pods(node_cluster)} - {leader}
+        # The replacement may still be ContainerCreating (no logs to read yet): wait
+        # until both replicas run again, so each one's log says who leads.
+        ready_after = wait_for(
+            lambda: len(r := ready_pods(node_cluster)) == 2 and r,
+            within=60,
+            what="2 Ready pods after the takeover",
+        )
+        after = {p["metadata"]["name"] for p in ready_after} - {leader}
         assert successor in after, (successor, after)
         others = after - {successor}
         for name in others:  # still one leader: the rest keep waiting
