@@ -4,7 +4,7 @@ Two blocks override the :class:`~entrypoints.container.Container`'s providers
 by name (``container.override(block)``), so a caller keeps the side it does not
 swap: the demo runs the in-memory XO against a real kube-apiserver by
 overriding only :class:`InMemoryXO`. Every adapter comes from
-:mod:`adapters.testing.memory`; each keeps its state in plain attributes a
+:mod:`adapters.memory`; each keeps its state in plain attributes a
 test can assert on (``container.nodes().nodes``...).
 """
 
@@ -14,7 +14,7 @@ from dependency_injector import containers, providers
 from pydantic import SecretStr
 
 from adapters.config import CloudConfig
-from adapters.testing.memory import (
+from adapters.memory import (
     InMemoryBreakerStore,
     InMemoryCertificateRequests,
     InMemoryEventRecorder,

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from adapters.kubernetes import KubeClient
-from adapters.testing.fake_xo import FakeXOControlClient, FakeXOServer
+from entrypoints.testkits.fake_xo import FakeXOControlClient, FakeXOServer
 from tests.integration.ccm_process import CCMProcess
 from tests.integration.e2e_support import (
     SUBSCRIPTIONS_PER_STREAM,

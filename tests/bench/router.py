@@ -15,7 +15,7 @@ import time
 import uuid
 from typing import Any
 
-from adapters.testing.memory import InMemoryInventory, InMemoryNodeStore
+from adapters.memory import InMemoryInventory, InMemoryNodeStore
 from application.change_router import ChangeRouter
 from domain.model import VM, ChangeKind, Node, PowerState, VMChange
 

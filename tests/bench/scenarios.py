@@ -35,10 +35,10 @@ from adapters.kubernetes import (
     connect,
 )
 from adapters.system_clock import SystemClock
-from adapters.testing.fake_xo import FakeXOServer
 from adapters.xenorchestra import XOInventory
 from domain import labels
 from domain.services import LabelSyncService, RegistrationService
+from entrypoints.testkits.fake_xo import FakeXOServer
 from tests.integration.ccm_process import CCMProcess, write_cloud_config
 from tests.integration.waiting import until
 

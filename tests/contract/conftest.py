@@ -18,7 +18,7 @@ import pytest
 
 from adapters.kubernetes import KubeClient, KubernetesNodeStore, connect
 from adapters.kubernetes.csr import KubernetesCertificateRequests
-from adapters.testing.fake_xo import FakeXOControlClient, FakeXOServer
+from entrypoints.testkits.fake_xo import FakeXOControlClient, FakeXOServer
 from tests.contract.csr_drivers import CSRWorld, KubernetesCSRWorld, MemoryCSRWorld
 from tests.contract.drivers import Driver, MemoryDriver, XOHTTPDriver
 from tests.contract.port_drivers import (

@@ -16,7 +16,7 @@ from typing import Protocol
 
 from adapters.kubernetes import ApiError, KubeClient
 from adapters.kubernetes.csr import KubernetesCertificateRequests
-from adapters.testing.memory import InMemoryCertificateRequests
+from adapters.memory import InMemoryCertificateRequests
 from domain.certificates import CertificateRequest, CSRState
 from domain.ports import CertificateRequests
 from tests.integration.controlplane import ControlPlane

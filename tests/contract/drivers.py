@@ -11,10 +11,10 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Protocol
 
-from adapters.testing.fake_xo import FakeXOControlClient
-from adapters.testing.memory import InMemoryInventory
+from adapters.memory import InMemoryInventory
 from domain.model import VM, Host, Pool, PowerState
 from domain.ports import Inventory
+from entrypoints.testkits.fake_xo import FakeXOControlClient
 from tests.xo.support import TOKEN
 
 GIB = 1024**3

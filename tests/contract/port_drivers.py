@@ -26,13 +26,13 @@ from adapters.kubernetes import (
 )
 from adapters.kubernetes.convert import node_from_object
 from adapters.kubernetes.event_queue import QueuedEventRecorder
-from adapters.sole_leader import SoleLeader
-from adapters.testing.memory import (
+from adapters.memory import (
     InMemoryBreakerStore,
     InMemoryEventRecorder,
     InMemoryLeaderElector,
     InMemoryNodeStore,
 )
+from adapters.sole_leader import SoleLeader
 from domain.errors import BreakerStoreError
 from domain.model import Node, Readiness
 from domain.ports import DeletionBreakerStore, EventRecorder, LeaderElector, NodeStore

@@ -13,8 +13,8 @@ from datetime import UTC
 
 import pytest
 
+from adapters.memory import FakeClock
 from adapters.system_clock import SystemClock
-from adapters.testing.memory import FakeClock
 from domain.ports import Clock
 
 Elapse = Callable[[float], Awaitable[None]]

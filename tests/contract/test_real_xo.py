@@ -23,7 +23,6 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from adapters.testing.fake_xo import FakeXOServer
 from adapters.xenorchestra import XOInventory
 from adapters.xenorchestra.auth import Credentials
 from adapters.xenorchestra.http import XOHttpClient
@@ -31,6 +30,7 @@ from adapters.xenorchestra.tls import tls_verify
 from domain.errors import VMDeletedError
 from domain.matching import confirm_absence
 from domain.model import ChangeKind, InventorySnapshot, PowerState
+from entrypoints.testkits.fake_xo import FakeXOServer
 from tests.spec.recording import RecordingTransport
 from tests.spec.xo_spec import XOSpec
 from tests.xo.support import FAST_RETRY, FAST_STREAM, HOST_B1, TOKEN, build_world

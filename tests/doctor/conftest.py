@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from adapters.kubernetes import KubeClient
-from adapters.testing.fake_xo import FakeXOServer
+from entrypoints.testkits.fake_xo import FakeXOServer
 from tests.integration import conftest as integration
 from tests.integration.controlplane import ControlPlane
 from tests.xo.pki import ThrowawayPKI, make_pki

@@ -17,13 +17,13 @@ import yaml
 
 from adapters.kubernetes import ApiError, KubeClient
 from adapters.kubernetes.convert import format_micro_time
-from adapters.testing.fake_xo import FakeXOServer
 from domain import labels
 from domain.model import InventorySnapshot, Node, Taint, TaintEffect
 from domain.options import CCMOptions
 from domain.policies.initialization import plan_initialization
 from domain.policies.metadata import instance_metadata
 from entrypoints.doctor import main_doctor
+from entrypoints.testkits.fake_xo import FakeXOServer
 from tests.integration.controlplane import ControlPlane, write_kubeconfig
 from tests.integration.kube import (
     RBAC_MANIFEST,

@@ -35,7 +35,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.testing.memory import (
+from adapters.memory import (
     FakeClock,
     InMemoryInventory,
     InMemoryNodeStore,

@@ -27,7 +27,7 @@ from pydantic import SecretStr
 
 from adapters.config import CloudConfig
 from adapters.kubernetes.convert import node_from_object
-from adapters.testing.memory import FakeClock, InMemoryInventory, InMemoryNodeStore
+from adapters.memory import FakeClock, InMemoryInventory, InMemoryNodeStore
 from domain.model import VM, Host, Node, Pool, PowerState
 from domain.providerid import is_uuid
 from entrypoints.container import Container, provide

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from adapters.testing.local_cluster.control_plane import (
+from entrypoints.testkits.local_cluster.control_plane import (
     AUDIT_POLICY,
     SA_ISSUER,
     ControlPlane,
     free_port,
     write_kubeconfig,
 )
-from adapters.testing.local_cluster.control_plane import find_binaries as _find
+from entrypoints.testkits.local_cluster.control_plane import find_binaries as _find
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO_ROOT / "scripts" / "build-control-plane.sh"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from adapters.kubernetes import KubeClient
-from adapters.testing.fake_xo import FakeXOControlClient
+from entrypoints.testkits.fake_xo import FakeXOControlClient
 
 from .conftest import ServiceAccountFactory
 from .e2e_support import CCMDaemon, FakeXOProcess, Nodes, SharedCCM

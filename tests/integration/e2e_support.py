@@ -43,8 +43,8 @@ import httpx
 
 from adapters.kubernetes import ApiError, KubeClient
 from adapters.kubernetes.convert import format_time
-from adapters.testing.fake_xo import FakeXOControlClient
 from domain import labels as L
+from entrypoints.testkits.fake_xo import FakeXOControlClient
 
 from .ccm_process import CCMProcess, ccm_argv, console_script
 from .controlplane import free_port

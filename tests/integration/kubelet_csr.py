@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from adapters.kubernetes import KubeClient, connect
-from adapters.testing.local_cluster.pki import CertificateAuthority
+from entrypoints.testkits.local_cluster.pki import CertificateAuthority
 
 from .controlplane import ControlPlane, write_kubeconfig
 from .kube import apply_object

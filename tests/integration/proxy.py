@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 from aiohttp import web
 
-from adapters.testing.local_cluster.pki import CertPair
+from entrypoints.testkits.local_cluster.pki import CertPair
 
 from .controlplane import ControlPlane, write_kubeconfig
 

@@ -1,4 +1,5 @@
-"""The console script against the real API server and the fake XO: starts, leads, stops."""
+"""The console script against the real API server and the fake XO: starts, leads, stops,
+and loads nothing of the kits on the way."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from adapters.kubernetes import KubeClient
-from adapters.testing.fake_xo import FakeXOServer, FakeXOState
+from entrypoints.testkits.fake_xo import FakeXOServer, FakeXOState
 
 from .ccm_process import CCMProcess, write_cloud_config
 from .kube import create_node, delete_node, get_node, unique
@@ -22,7 +23,13 @@ async def test_ccm_initializes_a_node_and_stops_cleanly(
     async with FakeXOServer(state=FakeXOState.from_samples()) as xo:
         vm = next(iter(xo.state.objects["VM"].values()))
         config = write_cloud_config(xo.url)
-        ccm = await CCMProcess(kubeconfig=admin_kubeconfig, cloud_config=config).start()
+        # Python reports every module it imports ("import time: ... | name"), for the
+        # whole life of the process: the static contract's claim, seen at run time.
+        ccm = await CCMProcess(
+            kubeconfig=admin_kubeconfig,
+            cloud_config=config,
+            env={"PYTHONPROFILEIMPORTTIME": "1"},
+        ).start()
         ccm_processes.append(ccm)
         await ccm.wait_ready()
         name = unique("smoke")
@@ -39,3 +46,20 @@ async def test_ccm_initializes_a_node_and_stops_cleanly(
             await delete_node(kube, name)
         assert await ccm.stop() == 0
         config.unlink()
+    loaded = imported_modules(ccm.log)
+    assert {"entrypoints.app", "adapters.xenorchestra", "application.controllers"} <= loaded
+    assert [m for m in loaded if m.startswith(KITS)] == []
+
+
+#: What the controller process never loads (the import-linter contract that says so
+#: names the same two).
+KITS = ("adapters.memory", "entrypoints.testkits")
+
+
+def imported_modules(log: str) -> set[str]:
+    """The modules named by ``-X importtime`` lines in a process's output."""
+    return {
+        line.rsplit("|", 1)[1].strip()
+        for line in log.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }

@@ -18,8 +18,8 @@ import pytest
 
 from adapters.kubernetes import KubeClient
 from adapters.logging_setup import secret_forms
-from adapters.testing.fake_xo import FakeXOServer
 from domain import labels as L
+from entrypoints.testkits.fake_xo import FakeXOServer
 from tests.secret_volume import SecretVolume
 
 from .ccm_process import CCMProcess

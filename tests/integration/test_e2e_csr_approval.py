@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from adapters.kubernetes import KubeClient
-from adapters.testing.fake_xo import FakeXOControlClient
+from entrypoints.testkits.fake_xo import FakeXOControlClient
 
 from .controlplane import ControlPlane
 from .e2e_fixtures import ccm, fake_xo, nodes, shared_ccm, xo  # noqa: F401 (fixtures)

@@ -15,8 +15,8 @@ from collections.abc import Callable
 import pytest
 
 from adapters.kubernetes import KubeClient
-from adapters.testing.fake_xo import FakeXOControlClient
 from domain import labels as L
+from entrypoints.testkits.fake_xo import FakeXOControlClient
 
 from .e2e_fixtures import ccm, fake_xo, identity, nodes, shared_ccm, xo  # noqa: F401 (fixtures)
 from .e2e_support import (

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from adapters.kubernetes import KubeClient
-from adapters.testing.fake_xo import FakeXOControlClient, FakeXOServer
 from domain import labels as L
+from entrypoints.testkits.fake_xo import FakeXOControlClient, FakeXOServer
 
 from .ccm_process import CCMProcess
 from .controlplane import ControlPlane, free_port, write_kubeconfig

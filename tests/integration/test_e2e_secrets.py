@@ -20,7 +20,7 @@ import pytest
 
 from adapters.kubernetes import KubeClient
 from adapters.logging_setup import secret_forms
-from adapters.testing.fake_xo import FakeXOServer
+from entrypoints.testkits.fake_xo import FakeXOServer
 
 from .ccm_process import CCMProcess
 from .e2e_support import TOKEN, cloud_config_file, start_ccm

@@ -30,7 +30,7 @@ from loguru import logger
 from adapters.kubernetes import ApiError, KubeClient, connect
 from adapters.kubernetes import transport as transport_module
 from adapters.kubernetes.configuration import Rotation, api_config
-from adapters.testing.fake_xo import FakeXOServer, FakeXOState
+from entrypoints.testkits.fake_xo import FakeXOServer, FakeXOState
 
 from .ccm_process import CCMProcess, write_cloud_config
 from .controlplane import ControlPlane

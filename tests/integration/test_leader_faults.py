@@ -20,7 +20,7 @@ from aiohttp import web
 
 from adapters.kubernetes import KubeClient, LeaseLeaderElector, connect
 from adapters.kubernetes.errors import ApiError
-from adapters.testing.memory import InMemoryMetrics
+from adapters.memory import InMemoryMetrics
 from application.manager import LeaderGate, LeadershipLost
 
 from .controlplane import ControlPlane

@@ -19,7 +19,7 @@ import pytest
 from aiohttp import web
 
 from adapters.kubernetes import ClientSettings, KubeClient, connect
-from adapters.testing.fake_xo import FakeXOServer, FakeXOState
+from entrypoints.testkits.fake_xo import FakeXOServer, FakeXOState
 
 from .ccm_process import CCMProcess, write_cloud_config
 from .controlplane import ControlPlane

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from adapters.kubernetes import KubeClient
-from adapters.testing.fake_xo import FakeXOServer, FakeXOState
+from entrypoints.testkits.fake_xo import FakeXOServer, FakeXOState
 
 from .ccm_process import CCMProcess, write_cloud_config
 from .flood import Flood, Prober, ProcessFigures, limit_descriptors, raise_own_descriptor_limit

@@ -13,7 +13,7 @@ import pytest
 
 from adapters.kubernetes import KubeClient, KubernetesEventRecorder, KubernetesNodeStore, connect
 from adapters.kubernetes.event_queue import QueuedEventRecorder
-from adapters.testing.memory import FakeClock, InMemoryInventory
+from adapters.memory import FakeClock, InMemoryInventory
 from domain.model import VM, Host, Pool, PowerState
 from domain.services import RegistrationService
 from entrypoints import adapter_builders as build

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from adapters.kubernetes import ApiError, KubeClient
-from adapters.testing.fake_xo import FakeXOServer, FakeXOState
+from entrypoints.testkits.fake_xo import FakeXOServer, FakeXOState
 from tests.integration.controlplane import ControlPlane
 from tests.integration.e2e_support import metric
 from tests.integration.kube import (

@@ -35,8 +35,8 @@ from typing import Any
 
 import yaml
 
-from adapters.testing.local_cluster.control_plane import write_kubeconfig
-from adapters.testing.local_cluster.pki import CertificateAuthority, CertPair, write_signing_key
+from entrypoints.testkits.local_cluster.control_plane import write_kubeconfig
+from entrypoints.testkits.local_cluster.pki import CertificateAuthority, CertPair, write_signing_key
 
 from .host import HostState
 from .netns import POD_CIDR, SERVICE_CIDR, SERVICE_IP, Namespaces

@@ -110,14 +110,16 @@ def test_the_venv_holds_exactly_the_lock_and_the_project(rootfs: Path) -> None:
 def test_no_test_kit_is_in_the_image(rootfs: Path, image_archive: Path) -> None:
     site = rootfs / VENV / "lib/python3.11/site-packages"
     assert (site / "adapters" / "xenorchestra").is_dir()
-    assert not (site / "adapters" / "testing").exists()
+    # The in-memory adapters ship (an embedder composes on them), the test kits do not.
+    assert (site / "adapters" / "memory").is_dir()
+    assert not (site / "entrypoints" / "testkits").exists()
     image = read(image_archive)
     for sub in ("fake-xo", "demo"):
         done = run_in(rootfs, image, [sub])
         assert done.returncode == 1, done.stderr
         assert done.stderr.strip().splitlines() == [
             f"xenorchestra-cloud-controller-manager: error: the {sub} sub-command needs the test "
-            "kits (adapters.testing), which this installation leaves out (the container image "
+            "kits (entrypoints.testkits), which this installation leaves out (the container image "
             "does): run it from a source install"
         ]
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from adapters.testing.fake_xo.control import PREFIX
+from entrypoints.testkits.fake_xo.control import PREFIX
 
 #: The token the fake XO accepts by default, and so the one in the CCM's Secret.
 TOKEN = "fake-xo-token"

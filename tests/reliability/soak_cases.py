@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from adapters.testing.local_cluster.control_plane import write_kubeconfig
+from entrypoints.testkits.local_cluster.control_plane import write_kubeconfig
 from tests.bench.plane import ManagedControlPlane
 from tests.bench.scenarios import metric
 from tests.integration.ccm_process import CCMProcess, console_script

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.testing.local_cluster.control_plane import write_kubeconfig
+from entrypoints.testkits.local_cluster.control_plane import write_kubeconfig
 from tests.bench.plane import ManagedControlPlane
 from tests.integration.ccm_process import FAST_LEADER_FLAGS
 from tests.integration.proxy import HttpProxy

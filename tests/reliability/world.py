@@ -28,8 +28,8 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from adapters.kubernetes import ApiUnavailableError, KubeClient
-from adapters.testing.fake_xo import FakeXOServer
 from domain import labels
+from entrypoints.testkits.fake_xo import FakeXOServer
 from tests.bench.cluster import (
     SHUTDOWN_TAINT,
     NodeWatch,

@@ -12,7 +12,7 @@ import ssl
 
 import httpx
 
-from adapters.testing.fake_xo.exchanges import Exchange
+from entrypoints.testkits.fake_xo.exchanges import Exchange
 
 
 class RecordingTransport(httpx.AsyncBaseTransport):

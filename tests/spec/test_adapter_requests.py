@@ -15,10 +15,10 @@ from contextlib import aclosing
 
 import pytest
 
-from adapters.testing.fake_xo import FakeXOServer
 from adapters.xenorchestra import inventory as xo_inventory
 from adapters.xenorchestra.changes import EVENTS, SUBSCRIBE
 from domain.model import ChangeKind
+from entrypoints.testkits.fake_xo import FakeXOServer
 from tests.spec.xo_spec import XOSpec
 from tests.xo.support import (
     HOST_A1,

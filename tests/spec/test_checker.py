@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
-from adapters.testing.fake_xo import FakeXOServer
-from adapters.testing.fake_xo.exchanges import Exchange
 from adapters.xenorchestra.parsing import VM_FIELDS
+from entrypoints.testkits.fake_xo import FakeXOServer
+from entrypoints.testkits.fake_xo.exchanges import Exchange
 from tests.spec.xo_spec import XOSpec, read_as_published
 from tests.xo.support import HOST_A1, TOKEN, build_world
 

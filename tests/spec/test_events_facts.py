@@ -17,8 +17,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from adapters.testing.fake_xo import FakeXOServer
-from adapters.testing.fake_xo.events import LISTENER_TYPES
+from entrypoints.testkits.fake_xo import FakeXOServer
+from entrypoints.testkits.fake_xo.events import LISTENER_TYPES
 from tests.spec.sse import COOKIE, EventStream, open_events
 from tests.spec.xo_spec import XOSpec, listener_types
 from tests.xo.support import HOST_A1, HOST_A2, POOL_A, TOKEN, build_world

@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from adapters.testing.fake_xo import FakeXOServer
 from adapters.xenorchestra.parsing import HOST_FIELDS, POOL_FIELDS, VM_FIELDS
+from entrypoints.testkits.fake_xo import FakeXOServer
 from tests.spec.xo_spec import XOSpec
 from tests.xo.support import HOST_A1, POOL_A, TOKEN, build_world
 

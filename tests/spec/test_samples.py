@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from adapters.testing.fake_xo import FakeXOState, samples
+from entrypoints.testkits.fake_xo import FakeXOState, samples
 from tests.spec.xo_spec import XOSpec
 
 POOL = "8a3c1e54-7f0b-4c8e-9d21-0b6f3a9e2c11"

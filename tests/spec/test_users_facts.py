@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from adapters.testing.fake_xo import FakeXOServer
+from entrypoints.testkits.fake_xo import FakeXOServer
 from tests.spec.test_events_facts import says
 from tests.spec.xo_spec import XOSpec
 from tests.xo.support import TOKEN

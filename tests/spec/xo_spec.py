@@ -39,7 +39,7 @@ from openapi_schema_validator import OAS30Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
-from adapters.testing.fake_xo.exchanges import Exchange
+from entrypoints.testkits.fake_xo.exchanges import Exchange
 
 ROOT = Path(__file__).resolve().parents[2]
 FETCH = ROOT / "scripts" / "fetch-xo-spec"

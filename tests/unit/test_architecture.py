@@ -14,29 +14,6 @@ def _pyproject() -> dict[str, Any]:
     return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 
 
-def _modules(package: Path) -> set[str]:
-    """The direct sub-modules and sub-packages of a package directory, by dotted name."""
-    prefix = package.relative_to(SRC).as_posix().replace("/", ".")
-    found = set()
-    for child in package.iterdir():
-        if child.suffix == ".py" and child.stem != "__init__":
-            found.add(f"{prefix}.{child.stem}")
-        elif child.is_dir() and (child / "__init__.py").exists():
-            found.add(f"{prefix}.{child.name}")
-    return found
-
-
-def test_every_real_adapter_is_barred_from_the_test_kits() -> None:
-    # A new adapter module must join the "ban test kits" contract, or it could
-    # quietly start depending on a fake.
-    contracts = _pyproject()["tool"]["importlinter"]["contracts"]
-    ban = next(c for c in contracts if c.get("forbidden_modules") == ["adapters.testing"])
-    real = _modules(SRC / "adapters") - {"adapters.testing"}
-    assert real, "no adapters found"
-    assert real <= set(ban["source_modules"])
-    assert {"domain", "application"} <= set(ban["source_modules"])
-
-
 def test_mypy_strict_covers_every_top_level_package() -> None:
     mypy = _pyproject()["tool"]["mypy"]
     packages = {p.name for p in SRC.iterdir() if (p / "__init__.py").exists()}

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from adapters.testing.memory import InMemoryInventory, InMemoryNodeStore, RecordingPokes
+from adapters.memory import InMemoryInventory, InMemoryNodeStore, RecordingPokes
 from application.change_router import ChangeRouter
 from application.node_index import NodeIndex
 from domain import labels as L

@@ -10,9 +10,9 @@ import pytest
 
 from adapters.config import ConfigError, load_config, load_config_env, load_config_file
 from adapters.logging_setup import configure_logging, register_secret
-from adapters.testing.memory import InMemoryInventory, InMemoryNodeStore
+from adapters.memory import InMemoryInventory, InMemoryNodeStore
 from application.controllers import DEFAULT_CONTROLLERS
-from entrypoints.cli import main
+from entrypoints.cli import TEST_KITS, main
 from entrypoints.container import Container
 from entrypoints.flags import (
     FlagError,
@@ -319,27 +319,28 @@ def test_cli_bad_input_prints_one_line_and_exits_1(
     assert err[-1].startswith("xenorchestra-cloud-controller-manager")
 
 
-def test_fake_xo_without_the_test_kits_says_so_in_one_line(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("sub", "args"), [("fake-xo", ["--listen", "127.0.0.1:0"]), ("demo", ["--cluster", "memory"])]
+)
+def test_a_sub_command_without_the_test_kits_says_so_in_one_line(
+    sub: str, args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The image leaves adapters.testing out: its fake-xo fails in one line (the
-    node suite runs fake-xo and demo in the image itself)."""
+    """The image leaves entrypoints.testkits out: its fake-xo and demo fail in one
+    line (the node suite runs them in the image itself)."""
     import sys
 
-    loaded = "entrypoints.fake_xo_command"
-    monkeypatch.delitem(sys.modules, loaded, raising=False)
     # As if absent, whatever an earlier test imported: a kit module left in
     # sys.modules would be found without its parent, and the fake XO would serve.
-    for name in [
-        n for n in sys.modules if n == "adapters.testing" or n.startswith("adapters.testing.")
-    ]:
+    for name in [n for n in sys.modules if n.startswith("entrypoints.demo")]:
+        monkeypatch.delitem(sys.modules, name)
+    for name in [n for n in sys.modules if n.startswith(f"{TEST_KITS}.")]:
         monkeypatch.setitem(sys.modules, name, None)
-    monkeypatch.setitem(sys.modules, "adapters.testing", None)
-    assert main(["fake-xo", "--listen", "127.0.0.1:0"]) == 1
+    monkeypatch.setitem(sys.modules, TEST_KITS, None)
+    assert main([sub, *args]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [
-        "xenorchestra-cloud-controller-manager: error: the fake-xo sub-command needs the "
-        "test kits (adapters.testing), which this installation leaves out (the container "
+        f"xenorchestra-cloud-controller-manager: error: the {sub} sub-command needs the "
+        "test kits (entrypoints.testkits), which this installation leaves out (the container "
         "image does): run it from a source install"
     ]
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from adapters.testing.memory import (
+from adapters.memory import (
     FakeClock,
     InMemoryEventRecorder,
     InMemoryInventory,

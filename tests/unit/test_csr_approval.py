@@ -8,7 +8,7 @@ import ipaddress
 
 import pytest
 
-from adapters.testing.memory import (
+from adapters.memory import (
     InMemoryCertificateRequests,
     InMemoryEventRecorder,
     InMemoryInventory,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.testing.memory import (
+from adapters.memory import (
     FakeClock,
     InMemoryBreakerStore,
     InMemoryEventRecorder,

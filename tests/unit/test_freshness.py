@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from adapters.testing.memory import FakeClock
+from adapters.memory import FakeClock
 from domain.freshness import HORIZON, Freshness, Observation
 
 from .factories import VM_1, VM_2

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from adapters.testing.memory import InMemoryNodeStore
+from adapters.memory import InMemoryNodeStore
 from domain.model import Node, NodeAddress
 from entrypoints.runtime import staggered
 

@@ -11,7 +11,7 @@ import logging
 
 import pytest
 
-from adapters.testing.memory import (
+from adapters.memory import (
     FakeClock,
     InMemoryBreakerStore,
     InMemoryEventRecorder,

@@ -11,9 +11,7 @@ from datetime import UTC, datetime
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from adapters.observability import PrometheusMetrics
-from adapters.observability.metrics import DELETION_OUTCOMES
-from adapters.testing.memory import (
+from adapters.memory import (
     FakeClock,
     InMemoryBreakerStore,
     InMemoryEventRecorder,
@@ -21,6 +19,8 @@ from adapters.testing.memory import (
     InMemoryMetrics,
     InMemoryNodeStore,
 )
+from adapters.observability import PrometheusMetrics
+from adapters.observability.metrics import DELETION_OUTCOMES
 from application.controllers import SYNC_RESULTS, QueueSettings, new_queue
 from domain.errors import NodeStoreError
 from domain.model import PowerState, Readiness

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from adapters.testing.memory import InMemoryMetrics
+from adapters.memory import InMemoryMetrics
 from application.controllers import CloudNodeController
 from domain import labels as L
 from domain.errors import NodeStoreError

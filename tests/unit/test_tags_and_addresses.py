@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from adapters.testing.memory import (
+from adapters.memory import (
     FakeClock,
     InMemoryEventRecorder,
     InMemoryInventory,

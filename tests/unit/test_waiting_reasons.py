@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.testing.memory import (
+from adapters.memory import (
     FakeClock,
     InMemoryEventRecorder,
     InMemoryInventory,

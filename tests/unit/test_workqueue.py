@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from adapters.testing.memory import FakeClock, InMemoryLeaderElector, InMemoryMetrics
+from adapters.memory import FakeClock, InMemoryLeaderElector, InMemoryMetrics
 from application.controllers import QueueSettings, new_queue, run_workers
 from application.manager import LeaderGate, LeadershipLost
 from application.periodic import run_every

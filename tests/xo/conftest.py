@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from adapters.testing.fake_xo import FakeXOServer
 from adapters.xenorchestra import XOInventory
+from entrypoints.testkits.fake_xo import FakeXOServer
 from tests.xo.support import (
     PASSWORD,
     PING_INTERVAL,

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from adapters.testing.fake_xo import FilterSyntaxError, parse_filter
+from entrypoints.testkits.fake_xo import FilterSyntaxError, parse_filter
 
 VM: dict[str, Any] = {
     "name_label": "Web Server (1)",

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from httpx_sse import aconnect_sse
 
-from adapters.testing.fake_xo import (
+from entrypoints.testkits.fake_xo import (
     FakeXOControlClient,
     FakeXOControlError,
     FakeXOServer,
@@ -349,15 +349,10 @@ async def test_state_round_trips_through_a_json_file(
 
 async def test_the_fake_xo_command_serves_until_sigterm(tmp_path: Path) -> None:
     state = tmp_path / "state.json"
-    script = (
-        "import argparse, asyncio, sys\n"
-        "from adapters.testing.fake_xo import add_arguments, serve\n"
-        "parser = argparse.ArgumentParser()\n"
-        "add_arguments(parser)\n"
-        "sys.exit(asyncio.run(serve(parser.parse_args(sys.argv[1:]))))\n"
-    )
+    # Through the console script's own door, as a user types it.
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", script, "--listen", "127.0.0.1:0", "--state", str(state),
+        sys.executable, "-m", "entrypoints.cli", "fake-xo",
+        "--listen", "127.0.0.1:0", "--state", str(state),
         "--token", "cli-token", "--vms", "2", "--ping-interval", "0.5",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.testing.fake_xo import FakeXOServer
-from adapters.testing.memory import (
+from adapters.memory import (
     FakeClock,
     InMemoryBreakerStore,
     InMemoryEventRecorder,
@@ -24,6 +23,7 @@ from domain.model import Node, Readiness
 from domain.options import CCMOptions, DeletionOptions
 from domain.policies.lifecycle import LifecycleAction
 from domain.services import LifecycleService
+from entrypoints.testkits.fake_xo import FakeXOServer
 from tests.xo.support import TOKEN, World, make_inventory
 
 VM_ID = "f07ab729-c0e8-721c-45ec-f11276377030"

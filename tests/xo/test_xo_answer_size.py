@@ -25,9 +25,9 @@ from aiohttp import web
 from httpx_sse import EventSource
 
 from adapters.config import parse_config
-from adapters.testing.fake_xo import FakeXOServer
 from adapters.xenorchestra import XOInventory
 from domain.errors import ProtocolError
+from entrypoints.testkits.fake_xo import FakeXOServer
 from tests.xo.support import FAST_RETRY, FAST_STREAM, TOKEN, World
 
 MiB = 1024 * 1024

@@ -8,9 +8,9 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from adapters.testing.fake_xo import FakeXOServer
 from adapters.xenorchestra import Credentials, XOInventory
 from domain.errors import AuthenticationError
+from entrypoints.testkits.fake_xo import FakeXOServer
 from tests.xo.support import PASSWORD, TOKEN, USERNAME, World, make_inventory
 
 VM_ID = "f07ab729-c0e8-721c-45ec-f11276377030"

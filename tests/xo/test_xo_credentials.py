@@ -16,10 +16,10 @@ from loguru import logger
 from pydantic import SecretStr
 
 from adapters.config import CloudConfig, load_config_file
-from adapters.testing.fake_xo import FakeXOServer
 from adapters.xenorchestra import XOInventory
 from adapters.xenorchestra.credentials import CredentialSource
 from domain.errors import AuthenticationError
+from entrypoints.testkits.fake_xo import FakeXOServer
 from tests.secret_volume import SecretVolume
 from tests.xo.support import (
     FAST_RETRY,

@@ -16,8 +16,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from adapters.testing.fake_xo import FakeXOServer
-from adapters.testing.memory import (
+from adapters.memory import (
     FakeClock,
     InMemoryBreakerStore,
     InMemoryEventRecorder,
@@ -31,6 +30,7 @@ from domain.errors import InventoryError, ProtocolError
 from domain.model import ChangeKind, Node, Readiness
 from domain.providerid import ProviderID
 from domain.services.lifecycle import LifecycleService
+from entrypoints.testkits.fake_xo import FakeXOServer
 from tests.xo.support import World, collecting, make_inventory
 
 BAD = "0a0a0a0a-0000-4000-8000-00000000000b"

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import asyncio
 
-from adapters.testing.fake_xo import FakeXOServer
 from domain.errors import VMDeletedError
 from domain.matching import confirm_absence
+from entrypoints.testkits.fake_xo import FakeXOServer
 from tests.xo.support import World, make_inventory
 
 VM_ID = "f07ab729-c0e8-721c-45ec-f11276377030"

@@ -9,11 +9,11 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from adapters.testing.fake_xo import FakeXOServer
 from adapters.xenorchestra import StreamPolicy, XOHttpClient, XOInventory
 from adapters.xenorchestra.auth import Credentials
 from adapters.xenorchestra.changes import diff_vms
 from domain.model import VM, ChangeKind, PlacementChange, PowerState, VMChange
+from entrypoints.testkits.fake_xo import FakeXOServer
 from tests.xo.support import TOKEN, ChangeCollector, World, collecting, make_inventory
 
 VM_1 = "f07ab729-c0e8-721c-45ec-f11276377030"

@@ -10,13 +10,13 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from adapters.testing.fake_xo import FakeXOServer
 from adapters.xenorchestra import XOInventory
 from adapters.xenorchestra.auth import Credentials
 from adapters.xenorchestra.http import XOHttpClient
 from adapters.xenorchestra.parsing import name_filter, parse_host, parse_pool, parse_vm
 from domain.errors import ProtocolError
 from domain.model import PowerState
+from entrypoints.testkits.fake_xo import FakeXOServer
 from tests.xo.support import (
     TOKEN,
     RecordingObserver,

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from adapters.testing.fake_xo import FakeXOServer
-from adapters.testing.memory import FakeClock, InMemoryEventRecorder, InMemoryNodeStore
+from adapters.memory import FakeClock, InMemoryEventRecorder, InMemoryNodeStore
 from adapters.xenorchestra import XOInventory
 from domain import labels
 from domain.model import Node, Taint, TaintEffect
 from domain.services import LabelSyncService, RegistrationService
+from entrypoints.testkits.fake_xo import FakeXOServer
 from tests.xo.support import World
 
 NODES = 1000

@@ -10,10 +10,10 @@ import pytest
 from pydantic import SecretStr
 
 from adapters.config import CloudConfig
-from adapters.testing.fake_xo import FakeXOServer
 from adapters.xenorchestra import RetryPolicy, XOInventory
 from adapters.xenorchestra.http import retry_after_seconds
 from domain.errors import InventoryError, VMNotFoundError
+from entrypoints.testkits.fake_xo import FakeXOServer
 from tests.xo.support import TOKEN, RecordingObserver, World, make_inventory
 
 VM_ID = "f07ab729-c0e8-721c-45ec-f11276377030"

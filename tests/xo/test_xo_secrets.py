@@ -9,10 +9,10 @@ from collections.abc import Iterator
 import pytest
 from loguru import logger
 
-from adapters.testing.fake_xo import FakeXOServer
 from adapters.xenorchestra import XOInventory
 from domain.errors import AuthenticationError, CCMError
 from domain.matching import confirm_absence
+from entrypoints.testkits.fake_xo import FakeXOServer
 from tests.xo.support import (
     PASSWORD,
     TOKEN,

@@ -17,10 +17,10 @@ from types import ModuleType
 
 import pytest
 
-from adapters.testing.fake_xo import FakeXOServer
 from adapters.xenorchestra import XOInventory
 from adapters.xenorchestra import observer as obs
 from domain.errors import ProtocolError
+from entrypoints.testkits.fake_xo import FakeXOServer
 from tests.xo.support import World, make_inventory
 
 VM_A = "0a0a0a0a-0000-4000-8000-00000000000a"

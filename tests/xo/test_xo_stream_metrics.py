@@ -11,10 +11,10 @@ import time
 import pytest
 
 from adapters.observability import PrometheusMetrics
-from adapters.testing.fake_xo import FakeXOServer
 from adapters.xenorchestra import RetryPolicy
 from domain.errors import InventoryError
 from domain.model import ChangeKind
+from entrypoints.testkits.fake_xo import FakeXOServer
 from tests.integration.waiting import until
 from tests.xo.support import TOKEN, World, collecting, make_inventory
 

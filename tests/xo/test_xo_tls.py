@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.testing.fake_xo import FakeXOServer
 from domain.errors import InventoryError
+from entrypoints.testkits.fake_xo import FakeXOServer
 from tests.xo.pki import ThrowawayPKI, make_pki
 from tests.xo.support import TOKEN, RecordingObserver, make_inventory
 

@@ -7,8 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from adapters.testing.fake_xo import FakeXOServer
-from adapters.testing.memory import FakeClock, InMemoryEventRecorder, InMemoryNodeStore
+from adapters.memory import FakeClock, InMemoryEventRecorder, InMemoryNodeStore
 from adapters.xenorchestra import XOInventory
 from adapters.xenorchestra.http import TLSError
 from domain import labels as L
@@ -21,6 +20,7 @@ from domain.errors import (
 )
 from domain.model import Node, Taint, TaintEffect
 from domain.services import RegistrationService
+from entrypoints.testkits.fake_xo import FakeXOServer
 from tests.xo.pki import ThrowawayPKI, make_pki
 from tests.xo.support import POOL_A, TOKEN, World, make_inventory
 

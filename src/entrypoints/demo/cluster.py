@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from adapters.kubernetes import KubeClient, KubernetesNodeStore
-from adapters.testing.memory import InMemoryEventRecorder, InMemoryNodeStore
+from adapters.memory import InMemoryEventRecorder, InMemoryNodeStore
 from domain import labels as L
 from domain.model import Node, Readiness
 from entrypoints.demo.world import UNINITIALIZED

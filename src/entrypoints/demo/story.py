@@ -8,9 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from adapters.config import CloudConfig
-from adapters.testing.fake_xo import FakeXOServer, FakeXOState
-from adapters.testing.local_cluster import ControlPlane, cached_binaries
-from adapters.testing.memory import InMemoryEventRecorder, InMemoryInventory, InMemoryNodeStore
+from adapters.memory import InMemoryEventRecorder, InMemoryInventory, InMemoryNodeStore
 from domain import labels as L
 from domain.model import Node, Readiness
 from domain.policies.system_uuid import swap_little_endian
@@ -19,6 +17,8 @@ from entrypoints.demo.cluster import ClusterSide, MemoryCluster, RealCluster
 from entrypoints.demo.world import HOST_NAMES, HOSTS, TOKEN, VMS, XOSide, fake_http_xo, memory_xo
 from entrypoints.flags import Settings
 from entrypoints.in_memory import PLACEHOLDER_CONFIG, InMemoryCluster, InMemoryXO
+from entrypoints.testkits.fake_xo import FakeXOServer, FakeXOState
+from entrypoints.testkits.local_cluster import ControlPlane, cached_binaries
 
 #: Added by the API server's admission to every new node and removed by
 #: kube-controller-manager, which the demo's bare control plane does not run.

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from adapters.testing.fake_xo import FakeXOServer
-from adapters.testing.memory import InMemoryInventory
+from adapters.memory import InMemoryInventory
 from domain import labels as L
 from domain.model import VM, Host, Pool, PowerState, Taint, TaintEffect
+from entrypoints.testkits.fake_xo import FakeXOServer
 
 GIB = 1024**3
 TOKEN = "fake-xo-token"

@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from adapters.testing.local_cluster.pki import CertificateAuthority, CertPair, write_signing_key
+from entrypoints.testkits.local_cluster.pki import CertificateAuthority, CertPair, write_signing_key
 
 #: Where scripts/build-control-plane.sh caches the binaries by default.
 DEFAULT_CACHE = Path.home() / ".cache" / "xenorchestra-ccm" / "control-plane"

@@ -15,14 +15,14 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters.testing.fake_xo import garbage
-from adapters.testing.fake_xo.events import LISTENER_TYPES
-from adapters.testing.fake_xo.exchanges import Exchange
-from adapters.testing.fake_xo.faults import Principal
-from adapters.testing.fake_xo.matcher import FilterSyntaxError, parse_filter
-from adapters.testing.fake_xo.objects import pick
-from adapters.testing.fake_xo.parts import Parts
-from adapters.testing.fake_xo.state import COLLECTIONS
+from entrypoints.testkits.fake_xo import garbage
+from entrypoints.testkits.fake_xo.events import LISTENER_TYPES
+from entrypoints.testkits.fake_xo.exchanges import Exchange
+from entrypoints.testkits.fake_xo.faults import Principal
+from entrypoints.testkits.fake_xo.matcher import FilterSyntaxError, parse_filter
+from entrypoints.testkits.fake_xo.objects import pick
+from entrypoints.testkits.fake_xo.parts import Parts
+from entrypoints.testkits.fake_xo.state import COLLECTIONS
 
 API = "/rest/v0"
 PING = "GET /ping"

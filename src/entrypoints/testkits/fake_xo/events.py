@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from adapters.testing.fake_xo.objects import pick
+from entrypoints.testkits.fake_xo.objects import pick
 
 #: One queued frame (event name and data), or None: close the stream.
 Frame = tuple[str, dict[str, Any]] | None

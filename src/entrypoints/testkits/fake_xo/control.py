@@ -17,8 +17,8 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters.testing.fake_xo.parts import Parts
-from adapters.testing.fake_xo.state import StateError
+from entrypoints.testkits.fake_xo.parts import Parts
+from entrypoints.testkits.fake_xo.state import StateError
 
 PREFIX = "/_control"
 Body = dict[str, Any]

@@ -12,15 +12,14 @@ API (``/_control``) and Python methods drive the world and inject faults.
 - ``counter``: requests per endpoint; ``parts``: what the routes are built from;
 - ``samples`` (+ ``sample_objects/*.json``): XO's own objects;
 - ``control``: the ``/_control`` routes; ``client``: an HTTP client for them;
-- ``cli``: the ``fake-xo`` sub-command (``add_arguments``, ``serve``).
+- ``cli``: the ``fake-xo`` sub-command (``main``), flags and all.
 """
 
-from adapters.testing.fake_xo.cli import add_arguments, serve
-from adapters.testing.fake_xo.client import FakeXOControlClient, FakeXOControlError
-from adapters.testing.fake_xo.faults import Faults
-from adapters.testing.fake_xo.matcher import FilterSyntaxError, parse_filter
-from adapters.testing.fake_xo.server import FakeXOServer
-from adapters.testing.fake_xo.state import FakeXOState, StateError
+from entrypoints.testkits.fake_xo.client import FakeXOControlClient, FakeXOControlError
+from entrypoints.testkits.fake_xo.faults import Faults
+from entrypoints.testkits.fake_xo.matcher import FilterSyntaxError, parse_filter
+from entrypoints.testkits.fake_xo.server import FakeXOServer
+from entrypoints.testkits.fake_xo.state import FakeXOState, StateError
 
 __all__ = [
     "FakeXOControlClient",
@@ -30,7 +29,5 @@ __all__ = [
     "Faults",
     "FilterSyntaxError",
     "StateError",
-    "add_arguments",
     "parse_filter",
-    "serve",
 ]

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from adapters.testing.fake_xo import samples
+from entrypoints.testkits.fake_xo import samples
 
 GIB = 1024**3
 

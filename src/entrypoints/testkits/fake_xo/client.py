@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from adapters.testing.fake_xo.control import PREFIX
+from entrypoints.testkits.fake_xo.control import PREFIX
 
 
 class FakeXOControlError(RuntimeError):

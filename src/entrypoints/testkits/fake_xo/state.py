@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from adapters.testing.fake_xo import objects, samples
-from adapters.testing.fake_xo.objects import GIB
+from entrypoints.testkits.fake_xo import objects, samples
+from entrypoints.testkits.fake_xo.objects import GIB
 
 ObjectType = Literal["VM", "host", "pool"]
 Listener = Callable[[str, str, "dict[str, Any] | None", "dict[str, Any] | None"], None]

@@ -6,7 +6,7 @@ kubelet, no controller-manager. Binaries come from
 ``scripts/build-control-plane.sh`` (built from their Go modules, cached).
 """
 
-from adapters.testing.local_cluster.control_plane import (
+from entrypoints.testkits.local_cluster.control_plane import (
     ControlPlane,
     cached_binaries,
     find_binaries,

@@ -27,14 +27,14 @@ from types import TracebackType
 from aiohttp import web
 from loguru import logger
 
-from adapters.testing.fake_xo.api import RestAPI
-from adapters.testing.fake_xo.control import ControlAPI
-from adapters.testing.fake_xo.counter import RequestCounter
-from adapters.testing.fake_xo.events import EventHub
-from adapters.testing.fake_xo.exchanges import ExchangeLog
-from adapters.testing.fake_xo.faults import AuthDB, FaultInjector
-from adapters.testing.fake_xo.parts import Parts
-from adapters.testing.fake_xo.state import FakeXOState
+from entrypoints.testkits.fake_xo.api import RestAPI
+from entrypoints.testkits.fake_xo.control import ControlAPI
+from entrypoints.testkits.fake_xo.counter import RequestCounter
+from entrypoints.testkits.fake_xo.events import EventHub
+from entrypoints.testkits.fake_xo.exchanges import ExchangeLog
+from entrypoints.testkits.fake_xo.faults import AuthDB, FaultInjector
+from entrypoints.testkits.fake_xo.parts import Parts
+from entrypoints.testkits.fake_xo.state import FakeXOState
 
 
 class FakeXOServer:

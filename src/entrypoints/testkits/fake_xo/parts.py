@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from adapters.testing.fake_xo.counter import RequestCounter
-from adapters.testing.fake_xo.events import EventHub
-from adapters.testing.fake_xo.exchanges import ExchangeLog
-from adapters.testing.fake_xo.faults import AuthDB, FaultInjector
-from adapters.testing.fake_xo.state import FakeXOState
+from entrypoints.testkits.fake_xo.counter import RequestCounter
+from entrypoints.testkits.fake_xo.events import EventHub
+from entrypoints.testkits.fake_xo.exchanges import ExchangeLog
+from entrypoints.testkits.fake_xo.faults import AuthDB, FaultInjector
+from entrypoints.testkits.fake_xo.state import FakeXOState
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ import uuid
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
-from adapters.testing.fake_xo import garbage
+from entrypoints.testkits.fake_xo import garbage
 
 GarbageMode = Literal[
     "html",

@@ -2,7 +2,9 @@
 
 ``xenorchestra-cloud-controller-manager fake-xo --listen 127.0.0.1:8080``
 serves until SIGTERM/SIGINT and prints its URL first. With ``--state FILE``
-the world is loaded from FILE when it exists and saved back on exit.
+the world is loaded from FILE when it exists and saved back on exit. The
+console script only opens the door (:func:`entrypoints.cli.main`); the whole
+sub-command, flags included, is here, beside the server it runs.
 """
 
 from __future__ import annotations
@@ -11,10 +13,12 @@ import argparse
 import asyncio
 import signal
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
-from adapters.testing.fake_xo.server import FakeXOServer
-from adapters.testing.fake_xo.state import FakeXOState
+from adapters.logging_setup import configure_logging
+from entrypoints.testkits.fake_xo.server import FakeXOServer
+from entrypoints.testkits.fake_xo.state import FakeXOState
 
 
 def _listen(value: str) -> tuple[str, int]:
@@ -24,8 +28,19 @@ def _listen(value: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The sub-command's flags (the lead's CLI owns the parser)."""
+def main(argv: Sequence[str]) -> int:
+    """Parse the flags, then serve until stopped; 0 after a clean stop."""
+    args = parser().parse_args(argv)
+    configure_logging(verbosity=2)
+    return asyncio.run(serve(args))
+
+
+def parser() -> argparse.ArgumentParser:
+    """The sub-command's flags."""
+    parser = argparse.ArgumentParser(
+        prog="xenorchestra-cloud-controller-manager fake-xo",
+        description="Serve a fake Xen Orchestra REST API (with a /_control API) until stopped.",
+    )
     parser.add_argument(
         "--listen",
         type=_listen,
@@ -60,6 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--tls-cert", type=Path, help="serve HTTPS with this PEM certificate")
     parser.add_argument("--tls-key", type=Path, help="the certificate's PEM private key")
+    return parser
 
 
 def build_server(args: argparse.Namespace) -> FakeXOServer:
