@@ -1,6 +1,2 @@
-"""Benchmarks of the CCM against the real kube-apiserver and the fake XO server.
-
-``python -m tests.bench.run`` (``scripts/bench``) runs them and writes a table
-and a JSON file; ``test_bench_counts.py`` runs the same code at a tiny size
-in the test suite, asserting request counts only (never timings).
-"""
+"""The benchmark code of :mod:`tools.bench` at a tiny size: counts and arithmetic,
+never timings."""

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from .router import router_cost
-from .scenarios import bench_env, registration, steady_state
+from tools.bench.router import router_cost
+from tools.bench.scenarios import bench_env, registration, steady_state
 
 pytestmark = pytest.mark.integration
 

@@ -7,9 +7,8 @@ from pathlib import Path
 import pytest
 
 from tests.integration.ccm_process import OPEN_PATHS
-
-from .builds import THIS_TREE, BenchCCM, Build
-from .table import ROWS, compare, medians, render
+from tools.bench.builds import THIS_TREE, BenchCCM, Build
+from tools.bench.table import ROWS, compare, medians, render
 
 
 def test_each_go_goal_is_translated_into_a_ratio_of_87c6494() -> None:
@@ -60,11 +59,11 @@ def test_a_revision_from_before_secure_serving_gets_no_authorization_flag(tmp_pa
     profiled = BenchCCM(
         build=THIS_TREE, kubeconfig="k", cloud_config="c", profile=tmp_path / "p.prof"
     )
-    assert profiled.argv[1:4] == ["-m", "tests.bench.profiled", str(tmp_path / "p.prof")]
+    assert profiled.argv[1:4] == ["-m", "tools.bench.profiled", str(tmp_path / "p.prof")]
 
 
 def test_issue_29_goals_are_ratios_to_the_baseline_or_absolute() -> None:
-    from .table import ISSUE29
+    from tools.bench.table import ISSUE29
 
     rows = {row.key: row for row in ISSUE29}
     assert rows["cpu200_10w"].met(2.0, 4.1) is True  # half the baseline's CPU

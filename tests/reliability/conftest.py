@@ -23,8 +23,8 @@ import pytest
 
 import tests.integration.conftest as integration
 from adapters.kubernetes import KubeClient
-from tests.bench.plane import ManagedControlPlane
 from tests.integration.conftest import _no_leftovers, kube
+from tools.bench.plane import ManagedControlPlane
 
 from .world import RESULTS, World
 

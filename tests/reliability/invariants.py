@@ -1,6 +1,6 @@
 """What must hold whatever goes wrong, checked on every change the API server shows.
 
-A :class:`InvariantTracker` is a :class:`tests.bench.cluster.NodeWatch` hook: it
+A :class:`InvariantTracker` is a :class:`tools.bench.cluster.NodeWatch` hook: it
 sees every version of every Node of a :class:`tests.reliability.world.World`
 and records a violation when
 
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from domain import labels
-from tests.bench.cluster import NodeView
+from tools.bench.cluster import NodeView
 
 if TYPE_CHECKING:
     from tests.reliability.world import World

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from entrypoints.testkits.local_cluster.control_plane import write_kubeconfig
-from tests.bench.plane import ManagedControlPlane
 from tests.integration.ccm_process import FAST_LEADER_FLAGS
 from tests.integration.proxy import HttpProxy
 from tests.integration.waiting import until
+from tools.bench.plane import ManagedControlPlane
 
 from .world import RESULTS, LeaderOverlap, World, leading, lease_not_json
 

@@ -17,10 +17,10 @@ import contextlib
 import pytest
 
 from adapters.kubernetes import KubeClient
-from tests.bench.scenarios import metric
 from tests.integration.ccm_process import CCMProcess, console_script
 from tests.integration.e2e_support import node_events
 from tests.integration.waiting import until
+from tools.bench.scenarios import metric
 
 from .world import RESULTS, World
 

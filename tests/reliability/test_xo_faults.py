@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from tests.bench.scenarios import metric
+from tools.bench.scenarios import metric
 
 from .world import (
     DECODING_MODES,

@@ -30,16 +30,16 @@ from aiohttp import web
 from adapters.kubernetes import ApiUnavailableError, KubeClient
 from domain import labels
 from entrypoints.testkits.fake_xo import FakeXOServer
-from tests.bench.cluster import (
+from tests.integration.ccm_process import CCMProcess, write_cloud_config
+from tests.integration.proxy import Rule
+from tools.bench.cluster import (
     SHUTDOWN_TAINT,
     NodeWatch,
     create_nodes,
     delete_run,
     kubelet_node,
 )
-from tests.bench.scenarios import metric
-from tests.integration.ccm_process import CCMProcess, write_cloud_config
-from tests.integration.proxy import Rule
+from tools.bench.scenarios import metric
 
 from .invariants import InvariantTracker
 

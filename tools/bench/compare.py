@@ -1,6 +1,6 @@
 """``scripts/bench --baseline [REV]`` and ``scripts/bench --profile``.
 
-``--baseline``: the rows of :mod:`tests.bench.table` for this tree and for REV
+``--baseline``: the rows of :mod:`tools.bench.table` for this tree and for REV
 (default 87c6494), each row's two runs back to back, printed with their ratio
 and the goal translated to a ratio of REV. ``--profile`` (instead of the table):
 a 1,000-node registration at QPS 500 under cProfile (every thread), for this

@@ -1,4 +1,4 @@
-"""The soak: ``python -m tests.reliability.soak [--minutes 10] [--nodes 500]``
+"""The soak: ``python -m tools.soak.run [--minutes 10] [--nodes 500]``
 (``scripts/soak`` does the set-up first).
 
 One CCM process, ``--nodes`` Nodes (5 % NotReady with their VM running, 5 %
@@ -12,7 +12,7 @@ their new pool lost, event streams dropped, kube-apiserver restarted), then a
 quiet spell in which all pending work must be done within a bound. The CCM's
 token ends with a newline, as ``echo tok | base64`` leaves it in a Secret.
 
-A last phase (``soak_cases``) replaces the process: the Lease answered with a
+A last phase (:mod:`tools.soak.cases`) replaces the process: the Lease answered with a
 non-JSON 200, a restart storm under the deletion breaker, a dry run; and at
 the end the token must show in no CCM output and no Event.
 
@@ -40,13 +40,12 @@ from typing import Any
 from loguru import logger
 
 from domain import labels
-from tests.bench.cluster import bench_client
-from tests.bench.plane import ManagedControlPlane
-from tests.bench.procfs import MIB, ProcSample, Sampler, machine, machine_line
 from tests.integration.ccm_process import CCMProcess
-
-from . import soak_cases
-from .world import DECODING_MODES, TOKEN, World, leading, texts_holding
+from tests.reliability.world import DECODING_MODES, TOKEN, World, leading, texts_holding
+from tools.bench.cluster import bench_client
+from tools.bench.plane import ManagedControlPlane
+from tools.bench.procfs import MIB, ProcSample, Sampler, machine, machine_line
+from tools.soak import cases
 
 DEFAULT_OUT = Path("bench-results/soak.json")
 #: Deletions in a soak are many and all legitimate: let the breaker allow them
@@ -432,11 +431,11 @@ async def _run(
 async def _last_phase(
     world: World, plane: ManagedControlPlane, runner: Soak, ccm: CCMProcess
 ) -> dict[str, Any]:
-    """Issue 13's cases that replace the CCM process (``soak_cases``)."""
+    """Issue 13's cases that replace the CCM process (:mod:`tools.soak.cases`)."""
     out: dict[str, Any] = {}
     try:
         log("last phase: the Lease answered with a non-JSON 200 (leader behind a proxy)")
-        ccm, out["non-JSON 200 on the Lease"] = await soak_cases.lease_not_json_case(
+        ccm, out["non-JSON 200 on the Lease"] = await cases.lease_not_json_case(
             world,
             plane,
             ccm,
@@ -447,7 +446,7 @@ async def _last_phase(
         )
         log(f"  {out['non-JSON 200 on the Lease']}")
         log("last phase: a restart storm under a cap of one deletion, then a dry run")
-        ccm, out["restart storm, then dry run"] = await soak_cases.breaker_cases(
+        ccm, out["restart storm, then dry run"] = await cases.breaker_cases(
             world,
             ccm,
             flags=SOAK_FLAGS,

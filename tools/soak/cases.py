@@ -29,13 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from entrypoints.testkits.local_cluster.control_plane import write_kubeconfig
-from tests.bench.plane import ManagedControlPlane
-from tests.bench.scenarios import metric
 from tests.integration.ccm_process import CCMProcess, console_script
 from tests.integration.proxy import HttpProxy
 from tests.integration.waiting import until
-
-from .world import LeaderOverlap, World, leading, lease_not_json
+from tests.reliability.world import LeaderOverlap, World, leading, lease_not_json
+from tools.bench.plane import ManagedControlPlane
+from tools.bench.scenarios import metric
 
 CONVERGE_BOUND = 45.0
 #: The CCMs of this phase: handovers in seconds, and a renew deadline a loaded

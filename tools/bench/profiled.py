@@ -1,4 +1,4 @@
-"""The CCM under cProfile, every thread included: ``python -m tests.bench.profiled
+"""The CCM under cProfile, every thread included: ``python -m tools.bench.profiled
 OUT.prof [CCM flags...]`` (what ``scripts/bench --profile`` starts instead of the
 console script).
 

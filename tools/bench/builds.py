@@ -53,11 +53,11 @@ class Build:
     def command(self, profile: Path | None = None) -> list[str]:
         python = str(self.python or sys.executable)
         if profile is not None:
-            return [python, "-m", "tests.bench.profiled", str(profile)]
+            return [python, "-m", "tools.bench.profiled", str(profile)]
         return [python, "-c", "import sys; from entrypoints.cli import main; sys.exit(main())"]
 
     def env(self) -> dict[str, str]:
-        """Its source first, then this tree (for ``tests.bench.profiled``)."""
+        """Its source first, then this tree (for ``tools.bench.profiled``)."""
         return {"PYTHONPATH": f"{self.src}:{ROOT}"}
 
     def next_profile(self, label: str) -> Path | None:

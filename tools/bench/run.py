@@ -1,4 +1,4 @@
-"""Run the benchmarks: ``python -m tests.bench.run [--nodes N] [--full] [--out FILE]``
+"""Run the benchmarks: ``python -m tools.bench.run [--nodes N] [--full] [--out FILE]``
 (``scripts/bench`` does the set-up first).
 
 Default run (about 5 minutes on 2 cores): registration of ``--nodes`` (200)
@@ -79,7 +79,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--rows",
         default="",
         help="with --baseline: only the runs measuring these row keys (comma-separated, "
-        "e.g. reg5000_10w,rest5000_cpu,rss5000; see tests/bench/table.py)",
+        "e.g. reg5000_10w,rest5000_cpu,rss5000; see tools/bench/table.py)",
     )
     parser.add_argument(
         "--table",
