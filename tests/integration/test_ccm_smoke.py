@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from adapters.kubernetes import KubeClient
 from adapters.testing.fake_xo import FakeXOServer, FakeXOState
 
-from .ccm_process import CCMProcess, write_cloud_config
+from .conftest import StartCCM
 from .kube import create_node, delete_node, get_node, unique
 from .waiting import until
 
@@ -17,14 +15,11 @@ pytestmark = pytest.mark.integration
 
 
 async def test_ccm_initializes_a_node_and_stops_cleanly(
-    kube: KubeClient, admin_kubeconfig: Path, ccm_processes: list[CCMProcess]
+    kube: KubeClient, start_ccm: StartCCM
 ) -> None:
     async with FakeXOServer(state=FakeXOState.from_samples()) as xo:
         vm = next(iter(xo.state.objects["VM"].values()))
-        config = write_cloud_config(xo.url)
-        ccm = await CCMProcess(kubeconfig=admin_kubeconfig, cloud_config=config).start()
-        ccm_processes.append(ccm)
-        await ccm.wait_ready()
+        ccm = await start_ccm(xo.url)
         name = unique("smoke")
         await create_node(kube, name, system_uuid=vm["id"])
         try:
@@ -38,4 +33,3 @@ async def test_ccm_initializes_a_node_and_stops_cleanly(
         finally:
             await delete_node(kube, name)
         assert await ccm.stop() == 0
-        config.unlink()
