@@ -30,9 +30,9 @@ from domain.policies.kubelet_serving import (
 )
 from domain.services.csr_approval import PENDING_EVENT, CSRApprovalService, Decision
 from entrypoints.flags import Settings, parse_controllers
+from tests.world import controllers_world
 
 from .factories import POOL_A, VM_1, host, node, pool, vm
-from .test_controllers import Harness
 
 NAME = "worker-1"
 USER = f"system:node:{NAME}"
@@ -446,14 +446,14 @@ def test_star_leaves_the_approver_off_and_naming_it_turns_it_on() -> None:
 
 
 async def test_off_by_default_nothing_about_csrs_is_built() -> None:
-    h = Harness()
+    h = controllers_world()
     assert h.container.controllers().csr_approval is None
     assert "cloud-node-csr-approval" not in [r.name for r in h.container.runnables()]
 
 
 async def test_the_controller_approves_as_requests_come_and_retries_with_backoff() -> None:
     controllers = (*DEFAULT_CONTROLLERS, "cloud-node-csr-approval")
-    h = Harness(controllers=controllers)
+    h = controllers_world(controllers=controllers)
     csrs: InMemoryCertificateRequests = h.container.certificate_requests()
     h.xo.add_vm(the_vm())
     async with h:
