@@ -85,13 +85,14 @@ class Given:
 
 #: Pool A, no host: enough for the lifecycle, which only asks whether a VM is there.
 ONE_POOL = Given(pools=(Pool(id=POOL_A, name_label="Pool A"),))
+#: Pool A with host 1, where the factories' VM runs.
+ONE_HOST = Given(
+    pools=ONE_POOL.pools, hosts=(Host(id=HOST_1, name_label="xcp-host-1", pool_id=POOL_A),)
+)
 #: Pool A with hosts 1 and 2: the controllers' world (a VM migrates between them).
 ONE_POOL_TWO_HOSTS = Given(
     pools=ONE_POOL.pools,
-    hosts=(
-        Host(id=HOST_1, name_label="xcp-host-1", pool_id=POOL_A),
-        Host(id=HOST_2, name_label="xcp-host-2", pool_id=POOL_A),
-    ),
+    hosts=(*ONE_HOST.hosts, Host(id=HOST_2, name_label="xcp-host-2", pool_id=POOL_A)),
 )
 #: Pools A (hosts 1, 2) and B (host 3): the services' world.
 TWO_POOLS = Given(
