@@ -18,10 +18,18 @@ from tests.integration.conftest import (
     ccm_processes,
     control_plane,
     kube,
+    start_ccm,
 )
 from tests.tools import InstalledTool, prepare_after_collection
 
-__all__ = ["_no_leftovers", "admin_kubeconfig", "ccm_processes", "control_plane", "kube"]
+__all__ = [
+    "_no_leftovers",
+    "admin_kubeconfig",
+    "ccm_processes",
+    "control_plane",
+    "kube",
+    "start_ccm",
+]
 
 PROMTOOL = InstalledTool("promtool", variable="XOCCM_PROMTOOL", script="install-promtool.sh")
 

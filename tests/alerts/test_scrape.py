@@ -11,21 +11,16 @@ created at 0 by the CCM, so the test sees what a fresh Prometheus would.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from adapters.kubernetes import KubeClient
 from entrypoints.testkits.fake_xo import FakeXOControlClient, FakeXOServer
 from tests.integration.ccm_process import CCMProcess
+from tests.integration.conftest import StartCCM
 from tests.integration.e2e_support import (
-    SUBSCRIPTIONS_PER_STREAM,
     Nodes,
     World,
-    cloud_config_file,
     metric,
-    start_ccm,
-    wait_event_stream,
     wait_initialized,
 )
 from tests.integration.waiting import until
@@ -59,20 +54,14 @@ async def scrape(ccm: CCMProcess) -> str:
 
 
 async def test_every_series_of_every_alert_and_panel_is_exported(
-    kube: KubeClient, admin_kubeconfig: Path, ccm_processes: list[CCMProcess], tmp_path: Path
+    kube: KubeClient, start_ccm: StartCCM
 ) -> None:
     nodes = Nodes(kube)
     async with FakeXOServer() as server, FakeXOControlClient(server.url) as xo:
         try:
             world = await World.create(xo, hosts=1)
             vm = await world.vm()
-            ccm = await start_ccm(
-                ccm_processes,
-                kubeconfig=admin_kubeconfig,
-                config=cloud_config_file(tmp_path, server.url),
-                flags=ccm_flags(),
-            )
-            await wait_event_stream(xo, at_least=SUBSCRIPTIONS_PER_STREAM, within=20)
+            ccm = await start_ccm(server.url, flags=ccm_flags(), subscribed=True)
             await wait_initialized(kube, await nodes.create("scrape", system_uuid=vm["id"]))
             # A node whose VM XO does not know: it waits, and XO answers 404 for it.
             await nodes.create("scrape-waiting", system_uuid=NO_SUCH_VM)

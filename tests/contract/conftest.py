@@ -40,13 +40,9 @@ from tests.integration import conftest as integration
 from tests.integration.controlplane import ControlPlane
 from tests.spec.xo_spec import XOSpec
 from tests.xo.support import (
-    HOST_A1,
-    HOST_A2,
-    HOST_B1,
     PING_INTERVAL,
-    POOL_A,
-    POOL_B,
     TOKEN,
+    TWO_POOLS,
     assert_no_tasks_left,
     make_inventory,
 )
@@ -81,12 +77,8 @@ async def subject(request: pytest.FixtureRequest) -> AsyncIterator[Driver]:
 
 
 async def _build_world(driver: Driver) -> None:
-    """Pool A (hosts A1, A2) and pool B (host B1)."""
-    await driver.add_pool(pool_id=POOL_A, name_label="Pool A")
-    await driver.add_pool(pool_id=POOL_B, name_label="Pool B")
-    await driver.add_host(host_id=HOST_A1, pool_id=POOL_A, name_label="host a1")
-    await driver.add_host(host_id=HOST_A2, pool_id=POOL_A, name_label="host a2")
-    await driver.add_host(host_id=HOST_B1, pool_id=POOL_B, name_label="host b1")
+    """Pool A (hosts A1, A2) and pool B (host B1): the XO suites' layout."""
+    await TWO_POOLS.through(driver)
 
 
 # -- the other ports: in memory, and on the real kube-apiserver (integration) -----------

@@ -13,7 +13,10 @@
   scripts (503s, 429s, delays) and which records what it was sent;
 - ``service_account`` (function): ``await service_account(name=..., cluster_role=...)``
   creates the ServiceAccount, binds the role, mints a token (TokenRequest)
-  and returns a kubeconfig path for that identity.
+  and returns a kubeconfig path for that identity;
+- ``start_ccm`` (function): ``await start_ccm(xo_url, **options)`` starts a CCM
+  of the test's own (admin kubeconfig, a cloud config in the test's tmp dir, a
+  Lease of its own) and stops it at the test's end; ``ccm_processes`` lists them.
 
 The binaries are looked up (and built, if absent: minutes) once collection
 is over, before any test starts, so a cold build never counts against a
@@ -26,16 +29,26 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 from aiohttp import web
 
 from adapters.kubernetes import KubeClient, connect
+from entrypoints.testkits.fake_xo import FakeXOControlClient
 
 from .ccm_process import CCMProcess
 from .controlplane import ControlPlane, find_binaries, free_port
+from .e2e_support import (
+    SUBSCRIPTIONS_PER_STREAM,
+    TOKEN,
+    cloud_config_file,
+    lease_flag,
+    subscription_count,
+    wait_event_stream,
+)
 from .kube import service_account_kubeconfig
 from .proxy import HttpProxy
 from .stand_in import StandIn
@@ -150,6 +163,79 @@ async def ccm_processes() -> AsyncIterator[list[CCMProcess]]:
         for proc in started:
             await proc.stop()
             proc.cleanup()
+
+
+class StartCCM(Protocol):
+    """What the ``start_ccm`` fixture returns."""
+
+    async def __call__(
+        self,
+        xo_url: str = "",
+        *,
+        config: Path | None = None,
+        token: str = TOKEN,
+        extra: str = "",
+        flags: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+        lease: str = "",
+        kubeconfig: Path | None = None,
+        ready: bool = True,
+        subscribed: bool = False,
+    ) -> CCMProcess: ...
+
+
+@pytest.fixture
+def start_ccm(ccm_processes: list[CCMProcess], admin_kubeconfig: Path, tmp_path: Path) -> StartCCM:
+    """Start a CCM of the test's own against the XO at ``xo_url``.
+
+    Its cloud config names ``xo_url`` with ``token`` and the ``extra`` lines, unless
+    ``config`` gives the file; it runs with the admin kubeconfig unless
+    ``kubeconfig`` says otherwise, on Lease ``lease`` (default: one of its own:
+    the API server is shared with the session). It is awaited until ready
+    (``ready=False``: only started, for a CCM that must fail) and, with
+    ``subscribed``, until it leads and has opened its event stream on the fake XO,
+    so XO changes reach it from then on. ``ccm_processes`` stops it.
+    """
+
+    async def start(
+        xo_url: str = "",
+        *,
+        config: Path | None = None,
+        token: str = TOKEN,
+        extra: str = "",
+        flags: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+        lease: str = "",
+        kubeconfig: Path | None = None,
+        ready: bool = True,
+        subscribed: bool = False,
+    ) -> CCMProcess:
+        if config is None:
+            if not xo_url:
+                raise ValueError("start_ccm needs the XO's url or a cloud config")
+            config = cloud_config_file(tmp_path, xo_url, token=token, extra=extra)
+        ccm = CCMProcess(
+            kubeconfig=kubeconfig or admin_kubeconfig,
+            cloud_config=config,
+            flags=[lease_flag(lease), *flags],
+            env=dict(env or {}),
+        )
+        if not subscribed:
+            return await _started(ccm, ready=ready)
+        async with FakeXOControlClient(xo_url) as control:
+            before = await subscription_count(control)
+            await _started(ccm, ready=ready)
+            await wait_event_stream(control, at_least=before + SUBSCRIPTIONS_PER_STREAM, within=20)
+        return ccm
+
+    async def _started(ccm: CCMProcess, *, ready: bool) -> CCMProcess:
+        ccm_processes.append(ccm)
+        await ccm.start()
+        if ready:
+            await ccm.wait_ready()
+        return ccm
+
+    return start
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ and a fake Xen Orchestra reached over HTTP.
 
 Two ways to run the CCM:
 
-- per test: :func:`start_ccm` starts a :class:`~.ccm_process.CCMProcess`
-  (registered with the ``ccm_processes`` fixture, which stops it) next to an
+- per test: the ``start_ccm`` fixture (``conftest``) starts a
+  :class:`~.ccm_process.CCMProcess`, stopped at the test's end, next to an
   in-process ``FakeXOServer`` the test owns;
 - per module: :class:`SharedCCM` runs a fake XO and a CCM for every test of a
   module (starting a CCM costs ~1.5 s; a scenario often less). Both are plain
@@ -46,7 +46,7 @@ from adapters.kubernetes.convert import format_time
 from domain import labels as L
 from entrypoints.testkits.fake_xo import FakeXOControlClient
 
-from .ccm_process import CCMProcess, ccm_argv, console_script
+from .ccm_process import ccm_argv, console_script
 from .controlplane import free_port
 from .kube import (
     RBAC_MANIFEST,
@@ -82,32 +82,6 @@ def cloud_config_file(directory: Path, url: str, *, token: str = TOKEN, extra: s
 
 def lease_flag(name: str = "") -> str:
     return f"--leader-elect-resource-name={name or unique('xoccm-e2e')}"
-
-
-# -- per-test CCM ------------------------------------------------------------------
-async def start_ccm(
-    processes: list[CCMProcess],
-    *,
-    kubeconfig: Path,
-    config: Path,
-    flags: Sequence[str] = (),
-    env: Mapping[str, str] | None = None,
-    ready: bool = True,
-    lease: str = "",
-) -> CCMProcess:
-    """Start a CCM on Lease ``lease`` (default: one of its own); ``processes``
-    (the fixture) stops it."""
-    ccm = CCMProcess(
-        kubeconfig=kubeconfig,
-        cloud_config=config,
-        flags=[lease_flag(lease), *flags],
-        env=dict(env or {}),
-    )
-    processes.append(ccm)
-    await ccm.start()
-    if ready:
-        await ccm.wait_ready()
-    return ccm
 
 
 async def wait_event_stream(control: FakeXOControlClient, *, at_least: int, within: float) -> None:

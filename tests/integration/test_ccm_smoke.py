@@ -3,14 +3,12 @@ and loads nothing of the kits on the way."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from adapters.kubernetes import KubeClient
 from entrypoints.testkits.fake_xo import FakeXOServer, FakeXOState
 
-from .ccm_process import CCMProcess, write_cloud_config
+from .conftest import StartCCM
 from .kube import create_node, delete_node, get_node, unique
 from .waiting import until
 
@@ -18,20 +16,13 @@ pytestmark = pytest.mark.integration
 
 
 async def test_ccm_initializes_a_node_and_stops_cleanly(
-    kube: KubeClient, admin_kubeconfig: Path, ccm_processes: list[CCMProcess]
+    kube: KubeClient, start_ccm: StartCCM
 ) -> None:
     async with FakeXOServer(state=FakeXOState.from_samples()) as xo:
         vm = next(iter(xo.state.objects["VM"].values()))
-        config = write_cloud_config(xo.url)
         # Python reports every module it imports ("import time: ... | name"), for the
         # whole life of the process: the static contract's claim, seen at run time.
-        ccm = await CCMProcess(
-            kubeconfig=admin_kubeconfig,
-            cloud_config=config,
-            env={"PYTHONPROFILEIMPORTTIME": "1"},
-        ).start()
-        ccm_processes.append(ccm)
-        await ccm.wait_ready()
+        ccm = await start_ccm(xo.url, env={"PYTHONPROFILEIMPORTTIME": "1"})
         name = unique("smoke")
         await create_node(kube, name, system_uuid=vm["id"])
         try:
@@ -45,7 +36,6 @@ async def test_ccm_initializes_a_node_and_stops_cleanly(
         finally:
             await delete_node(kube, name)
         assert await ccm.stop() == 0
-        config.unlink()
     loaded = imported_modules(ccm.log)
     assert {"entrypoints.app", "adapters.xenorchestra", "application.controllers"} <= loaded
     assert [m for m in loaded if m.startswith(KITS)] == []

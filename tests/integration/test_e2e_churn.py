@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,14 +22,12 @@ import pytest
 from adapters.kubernetes import KubeClient
 from domain import labels as L
 
+from .conftest import StartCCM
 from .e2e_support import (
     GIB,
     FakeXOProcess,
     Nodes,
     World,
-    cloud_config_file,
-    start_ccm,
-    wait_event_stream,
 )
 from .kube import get_node
 from .waiting import until
@@ -129,9 +126,7 @@ def lags(history: ZoneHistory, moves: list[tuple[float, str]]) -> list[float]:
 async def test_migrations_under_churn_never_revert_the_zone(
     frequency: str,
     kube: KubeClient,
-    admin_kubeconfig: Path,
-    ccm_processes: list[Any],
-    tmp_path: Path,
+    start_ccm: StartCCM,
 ) -> None:
     fake = FakeXOProcess(ping_interval=5.0).start()
     nodes = Nodes(kube)
@@ -141,10 +136,8 @@ async def test_migrations_under_churn_never_revert_the_zone(
             world = await World.create(control, hosts=2)
             mover = await world.vm(host=0)
             others = [await world.vm(host=i % 2) for i in range(3)]
-            config = cloud_config_file(tmp_path, fake.url)
             flags = [f"--node-status-update-frequency={frequency}"] if frequency else []
-            await start_ccm(ccm_processes, kubeconfig=admin_kubeconfig, config=config, flags=flags)
-            await wait_event_stream(control, at_least=3, within=20)
+            await start_ccm(fake.url, flags=flags, subscribed=True)
             names = [await nodes.create("churn", system_uuid=vm["id"]) for vm in [mover, *others]]
 
             async def initialized() -> bool:

@@ -22,14 +22,13 @@ from domain import labels as L
 from entrypoints.testkits.fake_xo import FakeXOServer
 from tests.secret_volume import SecretVolume
 
-from .ccm_process import CCMProcess
+from .conftest import StartCCM
 from .e2e_support import (
     Nodes,
     labels,
     lifecycle_results,
     metric,
     provider_id,
-    start_ccm,
     wait_initialized,
     wait_node,
 )
@@ -64,8 +63,7 @@ def failed_passes(log: str) -> list[str]:
 @pytest.mark.parametrize("layout", ["tokenFile", "go-config-secret"])
 async def test_a_token_rotated_while_xo_refuses_the_old_one_fails_no_pass(
     xo_server: FakeXOServer,
-    ccm_processes: list[CCMProcess],
-    admin_kubeconfig: Path,
+    start_ccm: StartCCM,
     kube: KubeClient,
     nodes: Nodes,
     tmp_path: Path,
@@ -89,7 +87,7 @@ async def test_a_token_rotated_while_xo_refuses_the_old_one_fails_no_pass(
         config.write_text(f"url: {xo_server.url}\ntokenFile: {volume.path('token')}\n")
     else:
         config = volume.path("config.yaml")
-    ccm = await start_ccm(ccm_processes, kubeconfig=admin_kubeconfig, config=config, flags=FLAGS)
+    ccm = await start_ccm(config=config, flags=FLAGS)
     name = await nodes.create("e2e-rotation", system_uuid=vm["id"])
     # NotReady with a running VM: every lifecycle pass asks XO for it by id
     await nodes.create(

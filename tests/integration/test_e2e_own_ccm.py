@@ -25,9 +25,9 @@ from domain import labels as L
 from entrypoints.testkits.fake_xo import FakeXOControlClient, FakeXOServer
 
 from .ccm_process import CCMProcess
+from .conftest import StartCCM
 from .controlplane import ControlPlane, free_port, write_kubeconfig
 from .e2e_support import (
-    SUBSCRIPTIONS_PER_STREAM,
     TOKEN,
     CCMDaemon,
     Nodes,
@@ -43,9 +43,7 @@ from .e2e_support import (
     provider_id,
     report,
     set_ready,
-    start_ccm,
     wait_event,
-    wait_event_stream,
     wait_gone,
     wait_initialized,
 )
@@ -105,22 +103,6 @@ def unreachable_xo_ccm(
         daemon.stop()
 
 
-async def run_ccm(
-    processes: list[CCMProcess],
-    *,
-    kubeconfig: Path,
-    tmp_path: Path,
-    xo: FakeXOControlClient,
-    url: str,
-    extra: str,
-    flags: Sequence[str] = (),
-) -> CCMProcess:
-    config = cloud_config_file(tmp_path, url, extra=extra)
-    ccm = await start_ccm(processes, kubeconfig=kubeconfig, config=config, flags=[*FLAGS, *flags])
-    await wait_event_stream(xo, at_least=SUBSCRIPTIONS_PER_STREAM, within=20)
-    return ccm
-
-
 def pod_env() -> dict[str, str]:
     """The downward-API variables of the Deployment's pod (a made-up pod)."""
     return {
@@ -154,15 +136,10 @@ def assert_check_client_event(events: list[dict[str, Any]], env: dict[str, str])
 async def test_a_refused_xo_token_fails_the_startup_check(
     xo_server: FakeXOServer,
     kube: KubeClient,
-    ccm_processes: list[CCMProcess],
-    admin_kubeconfig: Path,
-    tmp_path: Path,
+    start_ccm: StartCCM,
 ) -> None:
     env = pod_env()
-    config = cloud_config_file(tmp_path, xo_server.url, token="e2e-revoked-token")
-    ccm = await start_ccm(
-        ccm_processes, kubeconfig=admin_kubeconfig, config=config, env=env, ready=False
-    )
+    ccm = await start_ccm(xo_server.url, token="e2e-revoked-token", env=env, ready=False)
 
     assert await ccm.wait(within=30) == 1
     assert "cannot use Xen Orchestra" in ccm.log
@@ -176,17 +153,11 @@ async def test_one_of_two_replicas_leads_and_the_other_takes_over_when_it_dies(
     xo: FakeXOControlClient,
     kube: KubeClient,
     nodes: Nodes,
-    ccm_processes: list[CCMProcess],
-    admin_kubeconfig: Path,
-    tmp_path: Path,
+    start_ccm: StartCCM,
     record_property: Callable[[str, object], None],
 ) -> None:
     lease = unique("xoccm-e2e-failover")
-    config = cloud_config_file(tmp_path, xo_server.url)
-    replicas = [
-        await start_ccm(ccm_processes, kubeconfig=admin_kubeconfig, config=config, lease=lease)
-        for _ in range(2)
-    ]
+    replicas = [await start_ccm(xo_server.url, lease=lease) for _ in range(2)]
 
     async def statuses() -> list[float]:
         return [leader_status(await r.metrics()) for r in replicas if r.returncode is None]
@@ -233,7 +204,7 @@ async def test_one_of_two_replicas_leads_and_the_other_takes_over_when_it_dies(
 async def test_a_leader_cut_off_from_the_api_server_exits_non_zero(
     xo_server: FakeXOServer,
     control_plane: ControlPlane,
-    ccm_processes: list[CCMProcess],
+    start_ccm: StartCCM,
     tmp_path: Path,
     record_property: Callable[[str, object], None],
 ) -> None:
@@ -248,8 +219,7 @@ async def test_a_leader_cut_off_from_the_api_server_exits_non_zero(
             user="admin",
             client=control_plane.admin_cert,
         )
-        config = cloud_config_file(tmp_path, xo_server.url)
-        ccm = await start_ccm(ccm_processes, kubeconfig=via_proxy, config=config)
+        ccm = await start_ccm(xo_server.url, kubeconfig=via_proxy)
 
         async def leading() -> bool:
             return leader_status(await ccm.metrics()) == 1.0
@@ -275,20 +245,13 @@ async def test_a_leader_cut_off_from_the_api_server_exits_non_zero(
 async def test_a_deletion_waits_for_the_confirmation_delay(
     xo_server: FakeXOServer,
     xo: FakeXOControlClient,
-    ccm_processes: list[CCMProcess],
+    start_ccm: StartCCM,
     kube: KubeClient,
     nodes: Nodes,
-    admin_kubeconfig: Path,
-    tmp_path: Path,
     record_property: Callable[[str, object], None],
 ) -> None:
-    ccm = await run_ccm(
-        ccm_processes,
-        kubeconfig=admin_kubeconfig,
-        tmp_path=tmp_path,
-        xo=xo,
-        url=xo_server.url,
-        extra="deletionConfirmDelay: 3\n",
+    ccm = await start_ccm(
+        xo_server.url, extra="deletionConfirmDelay: 3\n", flags=FLAGS, subscribed=True
     )
     world = await World.create(xo, hosts=1)
     vm = await world.vm()
@@ -316,19 +279,12 @@ async def test_a_deletion_waits_for_the_confirmation_delay(
 async def test_the_rate_breaker_stops_deletions_past_the_limit(
     xo_server: FakeXOServer,
     xo: FakeXOControlClient,
-    ccm_processes: list[CCMProcess],
+    start_ccm: StartCCM,
     kube: KubeClient,
     nodes: Nodes,
-    admin_kubeconfig: Path,
-    tmp_path: Path,
 ) -> None:
-    ccm = await run_ccm(
-        ccm_processes,
-        kubeconfig=admin_kubeconfig,
-        tmp_path=tmp_path,
-        xo=xo,
-        url=xo_server.url,
-        extra="deletionConfirmDelay: 1\n",
+    ccm = await start_ccm(
+        xo_server.url, extra="deletionConfirmDelay: 1\n", flags=FLAGS, subscribed=True
     )
     world = await World.create(xo, hosts=1)
     vm_ids = await xo.populate(count=10, pool_id=world.pool_id)
@@ -382,11 +338,9 @@ async def test_the_rate_breaker_stops_deletions_past_the_limit(
 async def test_restart_storms_keep_the_breakers_count(
     xo_server: FakeXOServer,
     xo: FakeXOControlClient,
-    ccm_processes: list[CCMProcess],
+    start_ccm: StartCCM,
     kube: KubeClient,
     nodes: Nodes,
-    admin_kubeconfig: Path,
-    tmp_path: Path,
 ) -> None:
     """Issue 13, case 4: the breaker's count lives in the cluster, not in the process.
 
@@ -397,11 +351,7 @@ async def test_restart_storms_keep_the_breakers_count(
     """
     cap, total = 3, 12
     lease = unique("xoccm-e2e-storm")
-    config = cloud_config_file(
-        tmp_path,
-        xo_server.url,
-        extra=f"deletionConfirmDelay: 0\ndeletionRateMinimum: {cap}\ndeletionRatePercent: 0\n",
-    )
+    extra = f"deletionConfirmDelay: 0\ndeletionRateMinimum: {cap}\ndeletionRatePercent: 0\n"
     world = await World.create(xo, hosts=1)
     vm_ids = await xo.populate(count=total, pool_id=world.pool_id)
     names = await nodes.registered("e2e-storm", world.pool_id, vm_ids)
@@ -413,13 +363,7 @@ async def test_restart_storms_keep_the_breakers_count(
 
     try:
         for restart in range(4):
-            ccm = await start_ccm(
-                ccm_processes,
-                kubeconfig=admin_kubeconfig,
-                config=config,
-                lease=lease,
-                flags=FLAGS,
-            )
+            ccm = await start_ccm(xo_server.url, extra=extra, lease=lease, flags=FLAGS)
 
             async def had_its_say(ccm: CCMProcess = ccm) -> bool:
                 refused = lifecycle_results(await ccm.metrics(), "deletion-rate-limited")
@@ -444,20 +388,15 @@ async def test_restart_storms_keep_the_breakers_count(
 async def test_dry_run_deletions_delete_nothing_and_say_so(
     xo_server: FakeXOServer,
     xo: FakeXOControlClient,
-    ccm_processes: list[CCMProcess],
+    start_ccm: StartCCM,
     kube: KubeClient,
     nodes: Nodes,
-    admin_kubeconfig: Path,
-    tmp_path: Path,
 ) -> None:
-    ccm = await run_ccm(
-        ccm_processes,
-        kubeconfig=admin_kubeconfig,
-        tmp_path=tmp_path,
-        xo=xo,
-        url=xo_server.url,
+    ccm = await start_ccm(
+        xo_server.url,
         extra="deletionConfirmDelay: 1\n",
-        flags=["--dry-run-deletions"],
+        flags=[*FLAGS, "--dry-run-deletions"],
+        subscribed=True,
     )
     world = await World.create(xo, hosts=1)
     vm = await world.vm()
@@ -482,19 +421,15 @@ async def test_an_xo_that_answers_wrongly_never_gets_a_node_deleted(
     failure: str,
     xo_server: FakeXOServer,
     xo: FakeXOControlClient,
-    ccm_processes: list[CCMProcess],
+    start_ccm: StartCCM,
     kube: KubeClient,
     nodes: Nodes,
-    admin_kubeconfig: Path,
-    tmp_path: Path,
 ) -> None:
-    ccm = await run_ccm(
-        ccm_processes,
-        kubeconfig=admin_kubeconfig,
-        tmp_path=tmp_path,
-        xo=xo,
-        url=xo_server.url,
+    ccm = await start_ccm(
+        xo_server.url,
         extra="deletionConfirmDelay: 0\n",  # nothing but the lookup stands in the way
+        flags=FLAGS,
+        subscribed=True,
     )
     world = await World.create(xo, hosts=1)
     vm = await world.vm()
@@ -526,12 +461,10 @@ async def test_an_xo_that_answers_wrongly_never_gets_a_node_deleted(
 
 
 async def _ten_not_ready_nodes_and_a_slow_xo(
+    start_ccm: StartCCM,
     xo_server: FakeXOServer,
     xo: FakeXOControlClient,
-    ccm_processes: list[CCMProcess],
     nodes: Nodes,
-    admin_kubeconfig: Path,
-    tmp_path: Path,
     *,
     extra: str = "",
     flags: Sequence[str] = (),
@@ -539,14 +472,11 @@ async def _ten_not_ready_nodes_and_a_slow_xo(
     """A CCM deleting at the first sighting, ten NotReady nodes whose VMs run,
     and VM lookups that take 0.2 s: a lifecycle pass lasts ~2 s, during which
     an XO ``remove`` event makes the other path (the lifecycle queue) check a node."""
-    ccm = await run_ccm(
-        ccm_processes,
-        kubeconfig=admin_kubeconfig,
-        tmp_path=tmp_path,
-        xo=xo,
-        url=xo_server.url,
+    ccm = await start_ccm(
+        xo_server.url,
         extra="deletionConfirmDelay: 0\n" + extra,
-        flags=["--v=6", *flags],  # --v=6: every XO request in the log
+        flags=[*FLAGS, "--v=6", *flags],  # --v=6: every XO request in the log
+        subscribed=True,
     )
     world = await World.create(xo, hosts=1)
     vm_ids = await xo.populate(count=10, pool_id=world.pool_id)
@@ -575,17 +505,13 @@ async def _deleted_once(kube: KubeClient, xo_server: FakeXOServer, name: str) ->
 async def test_a_node_deleted_by_an_xo_event_during_a_pass_is_not_deleted_again_by_it(
     xo_server: FakeXOServer,
     xo: FakeXOControlClient,
-    ccm_processes: list[CCMProcess],
+    start_ccm: StartCCM,
     kube: KubeClient,
     nodes: Nodes,
-    admin_kubeconfig: Path,
-    tmp_path: Path,
 ) -> None:
     """Regression: ``LifecycleService.check`` re-reads the node before acting, so
     a pass never acts on the copy it listed before the node was deleted."""
-    _, vm_ids, names = await _ten_not_ready_nodes_and_a_slow_xo(
-        xo_server, xo, ccm_processes, nodes, admin_kubeconfig, tmp_path
-    )
+    _, vm_ids, names = await _ten_not_ready_nodes_and_a_slow_xo(start_ccm, xo_server, xo, nodes)
     await _wait_for_a_pass_to_start(xo_server)
 
     # The pass has just listed the nodes; the last one's VM goes now. The XO
@@ -597,15 +523,11 @@ async def test_a_node_deleted_by_an_xo_event_during_a_pass_is_not_deleted_again_
 async def test_a_node_checked_by_both_lifecycle_paths_at_once_is_deleted_once(
     xo_server: FakeXOServer,
     xo: FakeXOControlClient,
-    ccm_processes: list[CCMProcess],
+    start_ccm: StartCCM,
     kube: KubeClient,
     nodes: Nodes,
-    admin_kubeconfig: Path,
-    tmp_path: Path,
 ) -> None:
-    ccm, vm_ids, names = await _ten_not_ready_nodes_and_a_slow_xo(
-        xo_server, xo, ccm_processes, nodes, admin_kubeconfig, tmp_path
-    )
+    ccm, vm_ids, names = await _ten_not_ready_nodes_and_a_slow_xo(start_ccm, xo_server, xo, nodes)
     lookup = f"XO GET /vms/{vm_ids[-1]} "
     seen = ccm.log.count(lookup)
 
@@ -622,19 +544,15 @@ async def test_a_node_checked_by_both_lifecycle_paths_at_once_is_deleted_once(
 async def test_the_rate_breaker_holds_when_both_lifecycle_paths_delete_at_once(
     xo_server: FakeXOServer,
     xo: FakeXOControlClient,
-    ccm_processes: list[CCMProcess],
+    start_ccm: StartCCM,
     kube: KubeClient,
     nodes: Nodes,
-    admin_kubeconfig: Path,
-    tmp_path: Path,
 ) -> None:
     ccm, vm_ids, names = await _ten_not_ready_nodes_and_a_slow_xo(
+        start_ccm,
         xo_server,
         xo,
-        ccm_processes,
         nodes,
-        admin_kubeconfig,
-        tmp_path,
         # One deletion per window; API writes paced 0.5 s apart, as a busy API server would.
         extra="deletionRateMinimum: 1\ndeletionRatePercent: 0\n",
         flags=["--kube-api-qps=2", "--kube-api-burst=1"],

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,8 +21,8 @@ from adapters.kubernetes import KubeClient
 from adapters.logging_setup import secret_forms
 from entrypoints.testkits.fake_xo import FakeXOServer
 
-from .ccm_process import CCMProcess
-from .e2e_support import TOKEN, cloud_config_file, start_ccm
+from .conftest import StartCCM
+from .e2e_support import TOKEN
 from .kube import unique
 
 pytestmark = pytest.mark.integration
@@ -64,15 +63,9 @@ async def check_client_notes(kube: KubeClient, pod: str) -> list[str]:
 
 
 async def test_a_token_with_a_trailing_newline_works_and_is_never_shown_at_v10(
-    xo_server: FakeXOServer,
-    ccm_processes: list[CCMProcess],
-    admin_kubeconfig: Path,
-    tmp_path: Path,
+    xo_server: FakeXOServer, start_ccm: StartCCM
 ) -> None:
-    config = cloud_config_file(tmp_path, xo_server.url, token=f'"{TOKEN}\\n"')
-    ccm = await start_ccm(
-        ccm_processes, kubeconfig=admin_kubeconfig, config=config, flags=["--v=10"]
-    )
+    ccm = await start_ccm(xo_server.url, token=f'"{TOKEN}\\n"', flags=["--v=10"])
 
     await ccm.stop()
     assert "Xen Orchestra answers" in ccm.log
@@ -83,19 +76,11 @@ async def test_a_token_with_a_trailing_newline_works_and_is_never_shown_at_v10(
 async def test_a_refused_token_with_a_newline_never_reaches_the_event_or_stderr(
     xo_server: FakeXOServer,
     kube: KubeClient,
-    ccm_processes: list[CCMProcess],
-    admin_kubeconfig: Path,
-    tmp_path: Path,
+    start_ccm: StartCCM,
 ) -> None:
     env = pod_env()
-    config = cloud_config_file(tmp_path, xo_server.url, token=f'"{REVOKED}\\n"')
     ccm = await start_ccm(
-        ccm_processes,
-        kubeconfig=admin_kubeconfig,
-        config=config,
-        env=env,
-        flags=["--v=10"],
-        ready=False,
+        xo_server.url, token=f'"{REVOKED}\\n"', env=env, flags=["--v=10"], ready=False
     )
 
     assert await ccm.wait(within=30) == 1
@@ -108,14 +93,11 @@ async def test_a_refused_token_with_a_newline_never_reaches_the_event_or_stderr(
 @pytest.mark.parametrize("garbage", ["bad-encoding", "deep"])
 async def test_an_undecodable_answer_at_startup_is_one_line_not_a_traceback(
     xo_server: FakeXOServer,
-    ccm_processes: list[CCMProcess],
-    admin_kubeconfig: Path,
-    tmp_path: Path,
+    start_ccm: StartCCM,
     garbage: str,
 ) -> None:
     xo_server.faults.set(garbage=garbage)
-    config = cloud_config_file(tmp_path, xo_server.url)
-    ccm = await start_ccm(ccm_processes, kubeconfig=admin_kubeconfig, config=config, ready=False)
+    ccm = await start_ccm(xo_server.url, ready=False)
 
     assert await ccm.wait(within=30) == 1
     errors = [line for line in ccm.log.splitlines() if "error: cannot use Xen Orchestra" in line]

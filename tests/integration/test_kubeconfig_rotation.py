@@ -32,7 +32,7 @@ from adapters.kubernetes import transport as transport_module
 from adapters.kubernetes.configuration import Rotation, api_config
 from entrypoints.testkits.fake_xo import FakeXOServer, FakeXOState
 
-from .ccm_process import CCMProcess, write_cloud_config
+from .conftest import StartCCM
 from .controlplane import ControlPlane
 from .kube import apply_object, create_node, delete_node, get_node, unique
 from .stand_in import StandIn
@@ -187,7 +187,7 @@ async def test_a_running_ccm_follows_its_rotated_token_file_past_the_revocation(
     kube: KubeClient,
     identity: Identity,
     control_plane: ControlPlane,
-    ccm_processes: list[CCMProcess],
+    start_ccm: StartCCM,
     tmp_path: Path,
 ) -> None:
     first, first_secret = await identity.token()
@@ -197,9 +197,7 @@ async def test_a_running_ccm_follows_its_rotated_token_file_past_the_revocation(
     config_path = kubeconfig(tmp_path / "kubeconfig", control_plane, {"tokenFile": "token"})
     async with FakeXOServer(state=FakeXOState.from_samples()) as xo:
         vm = next(iter(xo.state.objects["VM"].values()))
-        cloud_config = write_cloud_config(xo.url)
-        ccm = CCMProcess(kubeconfig=config_path, cloud_config=cloud_config)
-        ccm_processes.append(await ccm.start())
+        ccm = await start_ccm(xo.url, kubeconfig=config_path, ready=False)
         await ccm.wait_ready(within=30)
         names = [unique("rotated-before"), unique("rotated-after")]
         try:
@@ -217,7 +215,6 @@ async def test_a_running_ccm_follows_its_rotated_token_file_past_the_revocation(
             for name in names:
                 await delete_node(kube, name)
         assert await ccm.stop() == 0
-        cloud_config.unlink()
 
 
 async def initialized(kube: KubeClient, name: str, vm_id: str) -> bool:

@@ -21,7 +21,7 @@ from aiohttp import web
 from adapters.kubernetes import ClientSettings, KubeClient, connect
 from entrypoints.testkits.fake_xo import FakeXOServer, FakeXOState
 
-from .ccm_process import CCMProcess, write_cloud_config
+from .conftest import StartCCM
 from .controlplane import ControlPlane
 from .kube import create_node, delete_node, get_node, unique
 from .proxy import HttpProxy, Upstream, proxied_kubeconfig
@@ -68,7 +68,7 @@ async def test_ten_node_sync_workers_have_ten_node_writes_in_flight(
     http_proxy: HttpProxy,
     control_plane: ControlPlane,
     kube: KubeClient,
-    ccm_processes: list[CCMProcess],
+    start_ccm: StartCCM,
     tmp_path: Path,
 ) -> None:
     prefix = unique("inflight")
@@ -76,12 +76,12 @@ async def test_ten_node_sync_workers_have_ten_node_writes_in_flight(
     http_proxy.rules.append(held)
     async with FakeXOServer(state=FakeXOState.from_samples()) as xo:
         vms = [vm["id"] for vm in xo.state.populate(count=10, prefix=prefix)]
-        ccm = await CCMProcess(
+        ccm = await start_ccm(
+            xo.url,
             kubeconfig=proxied_kubeconfig(http_proxy, control_plane, tmp_path),
-            cloud_config=write_cloud_config(xo.url),
             flags=["--concurrent-node-syncs=10", "--kube-api-qps=500", "--kube-api-burst=1000"],
-        ).start()
-        ccm_processes.append(ccm)
+            ready=False,
+        )
         await ccm.wait_ready(within=30)
         names = [f"{prefix}-{i}" for i in range(len(vms))]
         try:

@@ -2,58 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import replace
 
 import pytest
 
-from adapters.memory import (
-    FakeClock,
-    InMemoryEventRecorder,
-    InMemoryInventory,
-    InMemoryNodeStore,
-)
-from application.manager import LeaderGate
 from domain import labels as L
 from domain.errors import InventoryError
 from domain.model import Readiness
-from domain.options import CCMOptions, DeletionOptions, TopologyOptions, ZoneSource
-from entrypoints.flags import Settings
-from entrypoints.in_memory import in_memory_container
+from domain.options import CCMOptions, TopologyOptions, ZoneSource
+from tests.world import World, controllers_world
 
-from .factories import HOST_1, HOST_2, VM_1, host, node, pool, vm
-
-
-class Harness:
-    def __init__(self, **settings: object) -> None:
-        self.container = in_memory_container(Settings(leader_elect=False, **settings))  # type: ignore[arg-type]
-        # Swapped: time, and the deletion confirmation (immediate here).
-        self.clock = FakeClock()
-        self.container.clock.override(self.clock)
-        self.container.options.override(CCMOptions(deletion=DeletionOptions(confirm_delay=0)))
-        # The container's own in-memory adapters, driven and inspected by the tests.
-        self.xo: InMemoryInventory = self.container.inventory()
-        self.nodes: InMemoryNodeStore = self.container.nodes()
-        self.events: InMemoryEventRecorder = self.container.events()
-        self.xo.add_pool(pool())
-        self.xo.add_host(host())
-        self.xo.add_host(host(HOST_2, "xcp-host-2"))
-        self.task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> Harness:
-        gate: LeaderGate = self.container.gate()
-        self.task = asyncio.create_task(gate.run(self.container.runnables()))
-        await self.clock.settle()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self.task is not None
-        self.task.cancel()
-        await asyncio.gather(self.task, return_exceptions=True)
+from .factories import HOST_1, HOST_2, VM_1, node, pool, vm
 
 
 async def test_new_node_is_initialized_from_the_watch() -> None:
-    async with Harness() as h:
+    async with controllers_world() as h:
         h.xo.add_vm(vm())
         h.nodes.create(node())
         await h.clock.advance(0.001)
@@ -61,7 +24,7 @@ async def test_new_node_is_initialized_from_the_watch() -> None:
 
 
 async def test_node_whose_vm_appears_later_is_initialized_by_the_change_event() -> None:
-    async with Harness() as h:
+    async with controllers_world() as h:
         h.nodes.create(node())
         await h.clock.advance(0.001)
         assert h.nodes.nodes["worker-1"].has_taint(L.UNINITIALIZED_TAINT_KEY)
@@ -71,7 +34,7 @@ async def test_node_whose_vm_appears_later_is_initialized_by_the_change_event() 
 
 
 async def test_xo_outage_backs_off_then_recovers() -> None:
-    async with Harness() as h:
+    async with controllers_world() as h:
         h.xo.add_vm(vm())
         h.xo.fail_with = InventoryError("XO down")
         h.nodes.create(node())
@@ -84,7 +47,7 @@ async def test_xo_outage_backs_off_then_recovers() -> None:
 
 
 async def test_migration_reaches_labels_through_the_change_stream() -> None:
-    async with Harness() as h:
+    async with controllers_world() as h:
         h.xo.add_vm(vm())
         h.nodes.create(node())
         await h.clock.advance(0.001)
@@ -95,7 +58,7 @@ async def test_migration_reaches_labels_through_the_change_stream() -> None:
 
 
 async def test_a_retagged_host_moves_the_zone_through_the_change_stream() -> None:
-    h = Harness()
+    h = controllers_world()
     h.container.options.override(
         CCMOptions(topology=TopologyOptions(zone_source=ZoneSource.HOST_TAG))
     )
@@ -114,7 +77,7 @@ async def test_a_retagged_host_moves_the_zone_through_the_change_stream() -> Non
 
 
 async def test_periodic_label_sync_catches_up_without_events() -> None:
-    async with Harness(node_status_update_frequency=300.0) as h:
+    async with controllers_world(node_status_update_frequency=300.0) as h:
         h.xo.add_vm(vm())
         h.nodes.create(node())
         await h.clock.advance(0.001)
@@ -126,7 +89,7 @@ async def test_periodic_label_sync_catches_up_without_events() -> None:
 
 
 async def test_removed_vm_triggers_an_immediate_lifecycle_check() -> None:
-    async with Harness(node_monitor_period=3600.0) as h:
+    async with controllers_world(node_monitor_period=3600.0) as h:
         h.xo.add_vm(vm())
         h.nodes.create(node())
         await h.clock.advance(0.001)
@@ -137,7 +100,7 @@ async def test_removed_vm_triggers_an_immediate_lifecycle_check() -> None:
 
 
 async def test_pool_disconnect_storm_deletes_nothing() -> None:
-    async with Harness() as h:
+    async with controllers_world() as h:
         for i in range(50):
             vm_id = f"{i:08x}-0000-4000-8000-000000000000"
             h.xo.add_vm(vm(id=vm_id, name_label=f"w{i}"))
@@ -161,14 +124,14 @@ async def test_pool_disconnect_storm_deletes_nothing() -> None:
 async def test_disabled_controllers_do_not_run(
     controllers: tuple[str, ...], initialized: bool
 ) -> None:
-    async with Harness(controllers=controllers) as h:
+    async with controllers_world(controllers=controllers) as h:
         h.xo.add_vm(vm())
         h.nodes.create(node())
         await h.clock.advance(1)
         assert (not h.nodes.nodes["worker-1"].has_taint(L.UNINITIALIZED_TAINT_KEY)) is initialized
 
 
-async def _joining(h: Harness, count: int, *, with_address: bool = True) -> list[str]:
+async def _joining(h: World, count: int, *, with_address: bool = True) -> list[str]:
     """``count`` VMs (their XO events handled), then their nodes all at once."""
     ids = [f"0000{i:04d}-c0e8-721c-45ec-f11276377030" for i in range(count)]
     for i, vm_id in enumerate(ids):
@@ -182,7 +145,7 @@ async def _joining(h: Harness, count: int, *, with_address: bool = True) -> list
 
 
 async def test_nodes_joining_together_share_one_xo_snapshot() -> None:
-    async with Harness() as h:
+    async with controllers_world() as h:
         names = await _joining(h, 200)
         await h.clock.advance(0.001)
         assert all(not h.nodes.nodes[n].has_taint(L.UNINITIALIZED_TAINT_KEY) for n in names)
@@ -192,14 +155,14 @@ async def test_nodes_joining_together_share_one_xo_snapshot() -> None:
 
 
 async def test_a_node_alone_is_looked_up_by_id_not_by_snapshot() -> None:
-    async with Harness() as h:
+    async with controllers_world() as h:
         await _joining(h, 1)
         await h.clock.advance(0.001)
         assert h.xo.requests["snapshot"] == 0 and h.xo.requests["get_vm"] == 1
 
 
 async def test_a_burst_vm_without_an_address_yet_is_asked_of_xo() -> None:
-    async with Harness() as h:
+    async with controllers_world() as h:
         names = await _joining(h, 20, with_address=False)
         await h.clock.advance(0.001)
         assert h.xo.requests["get_vm"] == len(names)  # the snapshot could not answer
@@ -207,7 +170,7 @@ async def test_a_burst_vm_without_an_address_yet_is_asked_of_xo() -> None:
 
 
 async def test_a_burst_snapshot_is_never_reused_once_stale() -> None:
-    async with Harness() as h:
+    async with controllers_world() as h:
         await _joining(h, 20)
         await h.clock.advance(0.001)
         taken = h.container.burst_snapshots().taken
@@ -222,7 +185,7 @@ async def test_a_burst_snapshot_is_never_reused_once_stale() -> None:
 
 
 async def test_a_burst_the_workers_keep_up_with_still_shares_a_snapshot() -> None:
-    async with Harness() as h:
+    async with controllers_world() as h:
         ids = [f"2222{i:04d}-c0e8-721c-45ec-f11276377030" for i in range(100)]
         for i, vm_id in enumerate(ids):
             h.xo.add_vm(vm(id=vm_id, name_label=f"k-{i}", main_ip_address=f"10.1.8.{i}"))
@@ -239,7 +202,7 @@ async def test_a_burst_the_workers_keep_up_with_still_shares_a_snapshot() -> Non
 
 
 async def test_the_label_and_address_passes_share_one_snapshot_each_period() -> None:
-    async with Harness() as h:
+    async with controllers_world() as h:
         h.xo.add_vm(vm())
         h.nodes.create(node())
         await h.clock.advance(0.001)

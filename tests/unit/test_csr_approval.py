@@ -10,15 +10,11 @@ import pytest
 
 from adapters.memory import (
     InMemoryCertificateRequests,
-    InMemoryEventRecorder,
-    InMemoryInventory,
-    InMemoryNodeStore,
 )
 from application.controllers import DEFAULT_CONTROLLERS
 from domain import labels as L
 from domain.certificates import CertificateRequest, CSRState
 from domain.errors import InventoryError
-from domain.freshness import Freshness
 from domain.model import AddressType, EventType, Node, NodeAddress, PowerState
 from domain.options import AddressOptions
 from domain.policies.kubelet_serving import (
@@ -30,9 +26,9 @@ from domain.policies.kubelet_serving import (
 )
 from domain.services.csr_approval import PENDING_EVENT, CSRApprovalService, Decision
 from entrypoints.flags import Settings, parse_controllers
+from tests.world import ONE_HOST, World, controllers_world
 
-from .factories import POOL_A, VM_1, host, node, pool, vm
-from .test_controllers import Harness
+from .factories import POOL_A, VM_1, node, vm
 
 NAME = "worker-1"
 USER = f"system:node:{NAME}"
@@ -256,25 +252,24 @@ def test_what_the_vm_decides(
 
 
 # -- the service -------------------------------------------------------------------
-class World:
+class Approver(World):
+    """Pool A, host 1, the kubelet's VM; the container's CSR approval service."""
+
     def __init__(self) -> None:
-        self.xo = InMemoryInventory()
-        self.nodes = InMemoryNodeStore()
-        self.events = InMemoryEventRecorder()
-        self.csrs = InMemoryCertificateRequests()
-        self.xo.add_pool(pool())
-        self.xo.add_host(host())
+        super().__init__(ONE_HOST)
+        self.csrs = self.certificate_requests
         self.xo.add_vm(the_vm())
-        self.service = CSRApprovalService(
-            requests=self.csrs, nodes=self.nodes, inventory=self.xo, events=self.events
-        )
+
+    @property
+    def service(self) -> CSRApprovalService:
+        return self.csr_approval
 
     def pending_events(self) -> list[str]:
         return [e.message for e in self.events.events if e.reason == PENDING_EVENT]
 
 
 async def test_a_kubelets_request_is_approved_against_the_vm_read_just_now() -> None:
-    w = World()
+    w = Approver()
     w.nodes.create(initialized())
     w.csrs.file(csr())
 
@@ -290,7 +285,7 @@ async def test_a_kubelets_request_is_approved_against_the_vm_read_just_now() -> 
 
 
 async def test_a_request_left_pending_says_why_once_per_reason_on_the_node() -> None:
-    w = World()
+    w = Approver()
     w.nodes.create(initialized())
     w.csrs.file(csr(ip_addresses=("10.0.0.66",)))
 
@@ -309,7 +304,7 @@ async def test_a_request_left_pending_says_why_once_per_reason_on_the_node() -> 
 
 
 async def test_a_different_reason_is_said_again() -> None:
-    w = World()
+    w = Approver()
     w.nodes.create(node(NAME))  # not initialized yet
     w.csrs.file(csr(ip_addresses=("10.0.0.66",)))
     await w.service.review(name="csr-1")
@@ -321,7 +316,7 @@ async def test_a_different_reason_is_said_again() -> None:
 
 
 async def test_nothing_is_asked_of_xo_before_the_request_and_the_node_pass() -> None:
-    w = World()
+    w = Approver()
     w.nodes.create(node(NAME))
     w.csrs.file(csr(usages=("client auth",)))
     w.csrs.file(csr(name="csr-2", uid="u2"))
@@ -333,11 +328,8 @@ async def test_nothing_is_asked_of_xo_before_the_request_and_the_node_pass() -> 
 async def test_an_approval_rests_on_an_answer_no_change_event_overtook() -> None:
     """A change event for the VM arrives while its read is on the way (the address may
     just have been removed): that answer approves nothing, XO is asked again."""
-    w = World()
-    freshness = Freshness()
-    w.service = CSRApprovalService(
-        requests=w.csrs, nodes=w.nodes, inventory=w.xo, events=w.events, freshness=freshness
-    )
+    w = Approver()
+    freshness = w.container.freshness()  # the ledger the service judges by
     w.nodes.create(initialized())
     w.csrs.file(csr())
     real_get_vm = w.xo.get_vm
@@ -355,11 +347,8 @@ async def test_an_approval_rests_on_an_answer_no_change_event_overtook() -> None
 
 
 async def test_answers_overtaken_every_time_approve_nothing() -> None:
-    w = World()
-    freshness = Freshness()
-    w.service = CSRApprovalService(
-        requests=w.csrs, nodes=w.nodes, inventory=w.xo, events=w.events, freshness=freshness
-    )
+    w = Approver()
+    freshness = w.container.freshness()  # the ledger the service judges by
     w.nodes.create(initialized())
     w.csrs.file(csr())
     real_get_vm = w.xo.get_vm
@@ -375,7 +364,7 @@ async def test_answers_overtaken_every_time_approve_nothing() -> None:
 
 
 async def test_xo_unreachable_leaves_it_pending_to_retry() -> None:
-    w = World()
+    w = Approver()
     w.nodes.create(initialized())
     w.csrs.file(csr())
     w.xo.fail_with = InventoryError("XO down")
@@ -385,7 +374,7 @@ async def test_xo_unreachable_leaves_it_pending_to_retry() -> None:
 
 
 async def test_another_signers_or_a_decided_request_is_left_alone() -> None:
-    w = World()
+    w = Approver()
     w.nodes.create(initialized())
     w.csrs.file(csr(signer_name="kubernetes.io/kube-apiserver-client-kubelet"))
     w.csrs.file(csr(name="csr-2", state=CSRState.DENIED))
@@ -397,7 +386,7 @@ async def test_another_signers_or_a_decided_request_is_left_alone() -> None:
 
 
 async def test_a_request_from_no_node_is_logged_without_an_event() -> None:
-    w = World()
+    w = Approver()
     w.csrs.file(csr(username="system:anonymous"))
     review = await w.service.review(name="csr-1")
     assert review.decision is Decision.PENDING and not review.retry
@@ -405,7 +394,7 @@ async def test_a_request_from_no_node_is_logged_without_an_event() -> None:
 
 
 async def test_a_request_decided_by_someone_else_meanwhile_is_not_approved_over_it() -> None:
-    w = World()
+    w = Approver()
     w.nodes.create(initialized())
     w.csrs.file(csr())
     real_get = w.csrs.get
@@ -421,7 +410,7 @@ async def test_a_request_decided_by_someone_else_meanwhile_is_not_approved_over_
 
 
 async def test_a_request_replaced_under_its_name_is_gone() -> None:
-    w = World()
+    w = Approver()
     w.nodes.create(initialized())
     w.csrs.file(csr())
     stale = w.csrs.requests["csr-1"]
@@ -446,14 +435,14 @@ def test_star_leaves_the_approver_off_and_naming_it_turns_it_on() -> None:
 
 
 async def test_off_by_default_nothing_about_csrs_is_built() -> None:
-    h = Harness()
+    h = controllers_world()
     assert h.container.controllers().csr_approval is None
     assert "cloud-node-csr-approval" not in [r.name for r in h.container.runnables()]
 
 
 async def test_the_controller_approves_as_requests_come_and_retries_with_backoff() -> None:
     controllers = (*DEFAULT_CONTROLLERS, "cloud-node-csr-approval")
-    h = Harness(controllers=controllers)
+    h = controllers_world(controllers=controllers)
     csrs: InMemoryCertificateRequests = h.container.certificate_requests()
     h.xo.add_vm(the_vm())
     async with h:

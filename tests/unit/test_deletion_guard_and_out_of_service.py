@@ -4,13 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.memory import (
-    FakeClock,
-    InMemoryBreakerStore,
-    InMemoryEventRecorder,
-    InMemoryInventory,
-    InMemoryNodeStore,
-)
 from domain import labels as L
 from domain.model import PowerState, Readiness, Taint, TaintEffect
 from domain.options import (
@@ -24,9 +17,9 @@ from domain.policies.deletion_breaker import ARMED, BreakerState, Verdict
 from domain.policies.deletion_confirmation import DeletionConfirmation
 from domain.policies.lifecycle import LifecycleAction, needs_check
 from domain.policies.out_of_service import OUT_OF_SERVICE, plan_out_of_service
-from domain.services import LifecycleService
+from tests.world import ONE_POOL, World, vm_uuid
 
-from .factories import POOL_A, VM_1, node, pool, vm
+from .factories import VM_1, node
 
 TAGS = TagOptions()
 
@@ -142,68 +135,31 @@ def test_a_released_slot_is_given_back(
 async def test_concurrent_checks_of_one_node_delete_it_once() -> None:
     import asyncio
 
-    lc = Lifecycle(CCMOptions(deletion=DeletionOptions(confirm_delay=0)))
-    lc.add("n", _uuid(1))
-    lc.xo.delete_vm(_uuid(1))
-    results = await asyncio.gather(lc.svc.check_by_name(name="n"), lc.svc.run_pass())
+    lc = World(ONE_POOL, options=CCMOptions(deletion=DeletionOptions(confirm_delay=0)))
+    lc.add_registered("n", vm_uuid(1))
+    lc.xo.delete_vm(vm_uuid(1))
+    results = await asyncio.gather(lc.lifecycle.check_by_name(name="n"), lc.lifecycle.run_pass())
     assert results[0].action is LifecycleAction.DELETE_NODE
     assert lc.events.reasons() == ["DeletingNode"]
 
 
-class Lifecycle:
-    def __init__(self, options: CCMOptions) -> None:
-        self.xo, self.nodes, self.events, self.clock = (
-            InMemoryInventory(),
-            InMemoryNodeStore(),
-            InMemoryEventRecorder(),
-            FakeClock(),
-        )
-        self.xo.add_pool(pool())
-        self.svc = LifecycleService(
-            inventory=self.xo,
-            breaker=InMemoryBreakerStore(),
-            nodes=self.nodes,
-            events=self.events,
-            clock=self.clock,
-            options=options,
-        )
-
-    def add(
-        self, name: str, vm_id: str, *, running: bool = True, power: PowerState | None = None
-    ) -> None:
-        state = power or (PowerState.RUNNING if running else PowerState.HALTED)
-        self.xo.add_vm(vm(id=vm_id, power_state=state))
-        self.nodes.create(
-            node(
-                name,
-                taints=(),
-                provider_id=f"xenorchestra://{POOL_A}/{vm_id}",
-                readiness=Readiness.FALSE,
-            )
-        )
-
-
-def _uuid(i: int) -> str:
-    return f"{i:08x}-0000-4000-8000-000000000000"
-
-
 async def test_lifecycle_confirms_before_deleting() -> None:
-    lc = Lifecycle(CCMOptions(deletion=DeletionOptions(confirm_delay=30)))
-    lc.add("n", _uuid(1))
-    lc.xo.delete_vm(_uuid(1))
-    first = await lc.svc.check_by_name(name="n")
+    lc = World(ONE_POOL, options=CCMOptions(deletion=DeletionOptions(confirm_delay=30)))
+    lc.add_registered("n", vm_uuid(1))
+    lc.xo.delete_vm(vm_uuid(1))
+    first = await lc.lifecycle.check_by_name(name="n")
     assert first.action is LifecycleAction.WAIT_CONFIRMATION and first.recheck_after == 30
-    lc.clock._t = 30
-    assert (await lc.svc.check_by_name(name="n")).action is LifecycleAction.DELETE_NODE
+    await lc.clock.advance(30)
+    assert (await lc.lifecycle.check_by_name(name="n")).action is LifecycleAction.DELETE_NODE
     assert "n" not in lc.nodes.nodes
 
 
 async def test_lifecycle_rate_breaker_stops_deleting_and_warns() -> None:
-    lc = Lifecycle(CCMOptions(deletion=DeletionOptions(confirm_delay=0)))
+    lc = World(ONE_POOL, options=CCMOptions(deletion=DeletionOptions(confirm_delay=0)))
     for i in range(8):
-        lc.add(f"n{i}", _uuid(i))
-        lc.xo.delete_vm(_uuid(i))
-    result = await lc.svc.run_pass()
+        lc.add_registered(f"n{i}", vm_uuid(i))
+        lc.xo.delete_vm(vm_uuid(i))
+    result = await lc.lifecycle.run_pass()
     assert result.actions[LifecycleAction.DELETE_NODE] == 5
     assert result.actions[LifecycleAction.DELETION_RATE_LIMITED] == 3
     assert len(lc.nodes.nodes) == 3
@@ -212,40 +168,42 @@ async def test_lifecycle_rate_breaker_stops_deleting_and_warns() -> None:
 
 async def test_a_token_that_no_longer_sees_everything_deletes_nothing() -> None:
     # An ACL-limited token gets 404 for the VMs it may not see, with their pool known.
-    lc = Lifecycle(CCMOptions(deletion=DeletionOptions(confirm_delay=0)))
-    lc.add("n", _uuid(1))
-    lc.xo.delete_vm(_uuid(1))
+    lc = World(ONE_POOL, options=CCMOptions(deletion=DeletionOptions(confirm_delay=0)))
+    lc.add_registered("n", vm_uuid(1))
+    lc.xo.delete_vm(vm_uuid(1))
     lc.xo.admin = False
-    result = await lc.svc.check_by_name(name="n")
+    result = await lc.lifecycle.check_by_name(name="n")
     assert result.action is LifecycleAction.DELETION_UNVERIFIED
     assert "n" in lc.nodes.nodes
     assert lc.events.reasons() == ["NodeDeletionUnverified"]
     lc.xo.admin = True  # an admin's token again: the deletion goes ahead
-    assert (await lc.svc.check_by_name(name="n")).action is LifecycleAction.DELETE_NODE
+    assert (await lc.lifecycle.check_by_name(name="n")).action is LifecycleAction.DELETE_NODE
     assert "n" not in lc.nodes.nodes
 
 
 async def test_xo_unable_to_confirm_the_admin_view_deletes_nothing() -> None:
     from domain.errors import UnavailableError
 
-    lc = Lifecycle(CCMOptions(deletion=DeletionOptions(confirm_delay=0)))
-    lc.add("n", _uuid(1))
-    lc.xo.delete_vm(_uuid(1))
+    lc = World(ONE_POOL, options=CCMOptions(deletion=DeletionOptions(confirm_delay=0)))
+    lc.add_registered("n", vm_uuid(1))
+    lc.xo.delete_vm(vm_uuid(1))
 
     async def unavailable() -> bool:
         raise UnavailableError("XO timed out")
 
     lc.xo.admin_view = unavailable  # type: ignore[method-assign]
-    assert (await lc.svc.check_by_name(name="n")).action is LifecycleAction.DELETION_UNVERIFIED
+    assert (
+        await lc.lifecycle.check_by_name(name="n")
+    ).action is LifecycleAction.DELETION_UNVERIFIED
     assert "n" in lc.nodes.nodes
 
 
 async def test_the_admin_view_is_asked_once_for_a_burst_of_deletions() -> None:
-    lc = Lifecycle(CCMOptions(deletion=DeletionOptions(confirm_delay=0)))
+    lc = World(ONE_POOL, options=CCMOptions(deletion=DeletionOptions(confirm_delay=0)))
     for i in range(3):
-        lc.add(f"n{i}", _uuid(i))
-        lc.xo.delete_vm(_uuid(i))
-    await lc.svc.run_pass()
+        lc.add_registered(f"n{i}", vm_uuid(i))
+        lc.xo.delete_vm(vm_uuid(i))
+    await lc.lifecycle.run_pass()
     assert lc.nodes.nodes == {}
     assert lc.xo.requests["admin_view"] == 1
 
@@ -253,30 +211,29 @@ async def test_the_admin_view_is_asked_once_for_a_burst_of_deletions() -> None:
 async def test_a_vm_announced_after_its_404_is_not_deleted() -> None:
     # The 404 came back, then XO announced the VM (its pool reconnected) before
     # the deletion was written: the node stays.
-    from domain.freshness import Freshness
-
-    lc = Lifecycle(CCMOptions(deletion=DeletionOptions(confirm_delay=0)))
-    ledger = Freshness(lc.clock)
-    lc.svc._freshness = ledger
-    lc.add("n", _uuid(1))
-    lc.xo.delete_vm(_uuid(1))
+    lc = World(ONE_POOL, options=CCMOptions(deletion=DeletionOptions(confirm_delay=0)))
+    ledger = lc.container.freshness()  # the one the lifecycle service judges by
+    lc.add_registered("n", vm_uuid(1))
+    lc.xo.delete_vm(vm_uuid(1))
     real_admin_view = lc.xo.admin_view
 
     async def admin_view_while_the_vm_returns() -> bool:
-        ledger.announce(_uuid(1))
+        ledger.announce(vm_uuid(1))
         return await real_admin_view()
 
     lc.xo.admin_view = admin_view_while_the_vm_returns  # type: ignore[method-assign]
-    await lc.svc.check_by_name(name="n")
+    await lc.lifecycle.check_by_name(name="n")
     assert "n" in lc.nodes.nodes
     assert "DeletingNode" not in lc.events.reasons()
 
 
 async def test_dry_run_deletions_only_records() -> None:
-    lc = Lifecycle(CCMOptions(deletion=DeletionOptions(confirm_delay=0, dry_run=True)))
-    lc.add("n", _uuid(1))
-    lc.xo.delete_vm(_uuid(1))
-    assert (await lc.svc.check_by_name(name="n")).action is LifecycleAction.DRY_RUN_DELETE
+    lc = World(
+        ONE_POOL, options=CCMOptions(deletion=DeletionOptions(confirm_delay=0, dry_run=True))
+    )
+    lc.add_registered("n", vm_uuid(1))
+    lc.xo.delete_vm(vm_uuid(1))
+    assert (await lc.lifecycle.check_by_name(name="n")).action is LifecycleAction.DRY_RUN_DELETE
     assert "n" in lc.nodes.nodes and lc.events.reasons() == ["DeletingNodeDryRun"]
 
 
@@ -317,15 +274,18 @@ def test_operators_own_out_of_service_taint_is_kept() -> None:
 
 
 async def test_out_of_service_after_grace_then_removed_when_ready() -> None:
-    lc = Lifecycle(CCMOptions(out_of_service=OutOfServiceOptions(enabled=True, grace_period=60)))
-    lc.add("n", VM_1, running=False)
-    await lc.svc.run_pass()
+    lc = World(
+        ONE_POOL,
+        options=CCMOptions(out_of_service=OutOfServiceOptions(enabled=True, grace_period=60)),
+    )
+    lc.add_registered("n", VM_1, running=False)
+    await lc.lifecycle.run_pass()
     assert OUT_OF_SERVICE not in lc.nodes.nodes["n"].taints
-    lc.clock._t = 61
-    await lc.svc.run_pass()
+    await lc.clock.advance(61)
+    await lc.lifecycle.run_pass()
     assert OUT_OF_SERVICE in lc.nodes.nodes["n"].taints
     lc.nodes.set_readiness("n", Readiness.TRUE)
-    await lc.svc.run_pass()
+    await lc.lifecycle.run_pass()
     assert OUT_OF_SERVICE not in lc.nodes.nodes["n"].taints
 
 
@@ -338,25 +298,31 @@ async def test_out_of_service_after_grace_then_removed_when_ready() -> None:
 )
 async def test_a_vm_holding_its_memory_never_gets_out_of_service(power: PowerState) -> None:
     # Its pods would be force-deleted and volumes detached while the guest still holds them.
-    lc = Lifecycle(CCMOptions(out_of_service=OutOfServiceOptions(enabled=True, grace_period=1)))
-    lc.add("n", VM_1, power=power)
-    await lc.svc.run_pass()
+    lc = World(
+        ONE_POOL,
+        options=CCMOptions(out_of_service=OutOfServiceOptions(enabled=True, grace_period=1)),
+    )
+    lc.add_registered("n", VM_1, power=power)
+    await lc.lifecycle.run_pass()
     await lc.clock.advance(3600)
-    await lc.svc.run_pass()
+    await lc.lifecycle.run_pass()
     taints = lc.nodes.nodes["n"].taints
     assert OUT_OF_SERVICE not in taints
     assert L.SHUTDOWN_TAINT in taints  # not running: the shutdown taint, as upstream
 
 
 async def test_our_out_of_service_taint_goes_when_the_vm_is_suspended_instead() -> None:
-    lc = Lifecycle(CCMOptions(out_of_service=OutOfServiceOptions(enabled=True, grace_period=1)))
-    lc.add("n", VM_1, running=False)
-    await lc.svc.run_pass()
+    lc = World(
+        ONE_POOL,
+        options=CCMOptions(out_of_service=OutOfServiceOptions(enabled=True, grace_period=1)),
+    )
+    lc.add_registered("n", VM_1, running=False)
+    await lc.lifecycle.run_pass()
     await lc.clock.advance(2)
-    await lc.svc.run_pass()
+    await lc.lifecycle.run_pass()
     assert OUT_OF_SERVICE in lc.nodes.nodes["n"].taints
     lc.xo.update_vm(VM_1, power_state=PowerState.SUSPENDED)
-    await lc.svc.run_pass()
+    await lc.lifecycle.run_pass()
     assert OUT_OF_SERVICE not in lc.nodes.nodes["n"].taints
 
 

@@ -13,65 +13,34 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from adapters.memory import (
     FakeClock,
-    InMemoryBreakerStore,
-    InMemoryEventRecorder,
-    InMemoryInventory,
     InMemoryMetrics,
-    InMemoryNodeStore,
 )
 from adapters.observability import PrometheusMetrics
 from adapters.observability.metrics import DELETION_OUTCOMES
 from application.controllers import SYNC_RESULTS, QueueSettings, new_queue
 from domain.errors import NodeStoreError
-from domain.model import PowerState, Readiness
 from domain.options import CCMOptions, DeletionOptions
 from domain.policies.deletion_refusals import DeletionOutcome
-from domain.services import LifecycleService
+from tests.world import ONE_POOL, World, controllers_world, vm_uuid
 
-from .factories import POOL_A, node, pool, vm
-from .test_controllers import Harness
+from .factories import node, vm
 
 
 def _uuid(i: int) -> str:
-    return f"{i:08x}-0000-4000-8000-000000000000"
+    return vm_uuid(i)
 
 
-class Lifecycle:
-    """A lifecycle service whose nodes are NotReady and whose VMs are deleted."""
-
-    def __init__(self, deletion: DeletionOptions) -> None:
-        self.xo, self.nodes, self.clock = InMemoryInventory(), InMemoryNodeStore(), FakeClock()
-        self.metrics = InMemoryMetrics()
-        self.xo.add_pool(pool())
-        self.svc = LifecycleService(
-            inventory=self.xo,
-            breaker=InMemoryBreakerStore(),
-            nodes=self.nodes,
-            events=InMemoryEventRecorder(),
-            clock=self.clock,
-            options=CCMOptions(deletion=deletion),
-            metrics=self.metrics,
-        )
-
-    def add_gone(self, count: int) -> None:
-        for i in range(count):
-            self.xo.add_vm(vm(id=_uuid(i), power_state=PowerState.RUNNING))
-            self.nodes.create(
-                node(
-                    f"n{i}",
-                    taints=(),
-                    provider_id=f"xenorchestra://{POOL_A}/{_uuid(i)}",
-                    readiness=Readiness.FALSE,
-                )
-            )
-            self.xo.delete_vm(_uuid(i))
+def gone(count: int, deletion: DeletionOptions) -> World:
+    """``count`` NotReady nodes whose VMs were deleted, and a lifecycle with ``deletion``."""
+    world = World(ONE_POOL, options=CCMOptions(deletion=deletion))
+    world.delete_vms(world.add_series(count))
+    return world
 
 
 async def test_deletions_are_counted_by_outcome_and_the_breaker_reports_its_state() -> None:
-    lc = Lifecycle(DeletionOptions(confirm_delay=0))
-    lc.add_gone(8)
+    lc = gone(8, DeletionOptions(confirm_delay=0))
 
-    await lc.svc.run_pass()
+    await lc.lifecycle.run_pass()
 
     # max(5, 10 % of 8): five deleted, then the breaker trips and refuses three
     assert lc.metrics.deletions == {"deleted": 5, "refused": 3}
@@ -79,25 +48,22 @@ async def test_deletions_are_counted_by_outcome_and_the_breaker_reports_its_stat
 
 
 async def test_the_breaker_window_empties_as_time_passes() -> None:
-    lc = Lifecycle(DeletionOptions(confirm_delay=0, window=600))
-    lc.add_gone(2)
-    await lc.svc.run_pass()
+    lc = gone(2, DeletionOptions(confirm_delay=0, window=600))
+    await lc.lifecycle.run_pass()
     assert lc.metrics.breaker == (False, 2, 5)
-    lc.clock._t = 601
-    await lc.svc.run_pass()
+    await lc.clock.advance(601)
+    await lc.lifecycle.run_pass()
     assert lc.metrics.breaker == (False, 0, 5)
 
 
 async def test_dry_run_and_failed_deletions_are_counted_apart() -> None:
-    dry = Lifecycle(DeletionOptions(confirm_delay=0, dry_run=True))
-    dry.add_gone(1)
-    await dry.svc.check_by_name(name="n0")
+    dry = gone(1, DeletionOptions(confirm_delay=0, dry_run=True))
+    await dry.lifecycle.check_by_name(name="n0")
     assert dry.metrics.deletions == {"dry-run": 1}
 
-    failing = Lifecycle(DeletionOptions(confirm_delay=0))
-    failing.add_gone(1)
+    failing = gone(1, DeletionOptions(confirm_delay=0))
     failing.nodes.fail_writes = NodeStoreError("API server down")
-    await failing.svc.check_by_name(name="n0")
+    await failing.lifecycle.check_by_name(name="n0")
     assert failing.metrics.deletions == {"failed": 1}
     assert failing.metrics.breaker == (False, 0, 5)  # the slot was given back
 
@@ -109,7 +75,7 @@ def test_the_deletion_outcomes_are_the_ones_the_adapter_creates_series_for() -> 
 async def test_the_cloud_node_controller_counts_waiting_and_unregistered_nodes() -> None:
     older = datetime(2026, 1, 1, 10, 0, tzinfo=UTC)
     newer = datetime(2026, 1, 1, 10, 5, tzinfo=UTC)
-    async with Harness() as h:
+    async with controllers_world() as h:
         metrics: InMemoryMetrics = h.container.metrics()
         # No VM in XO yet: both nodes keep their uninitialized taint.
         h.nodes.create(node("w1", system_uuid=_uuid(1), created_at=newer))
@@ -127,7 +93,7 @@ async def test_the_cloud_node_controller_counts_waiting_and_unregistered_nodes()
 
 
 async def test_each_controller_declares_every_result_it_reports() -> None:
-    async with Harness() as h:
+    async with controllers_world() as h:
         metrics: InMemoryMetrics = h.container.metrics()
         assert metrics.declared_node_syncs == {k: tuple(v) for k, v in SYNC_RESULTS.items()}
         h.nodes.create(node("w1", system_uuid=_uuid(1)))

@@ -14,9 +14,9 @@ from domain import labels as L
 from domain.errors import NodeStoreError
 from domain.model import Node, Readiness
 from domain.services.quiet_pass import QuietPass
+from tests.world import World
 
 from .factories import HOST_2, UNINITIALIZED, VM_1, VM_2, node, vm
-from .test_services import World
 
 A, B = node("a"), node("b")
 
@@ -63,20 +63,20 @@ async def _settled_world() -> World:
     await world.join("worker-1")
     await world.join("worker-2", system_uuid=VM_2)
     for _ in range(2):  # the first passes settle, the next ones are quiet
-        assert (await world.label_sync.run_pass()).failed == 0
-        await world.registration.sync_addresses()
+        assert (await world.label_pass()).failed == 0
+        await world.address_pass()
     world.nodes.writes.clear()
     return world
 
 
 async def test_quiet_label_passes_write_nothing_until_xo_changes() -> None:
     world = await _settled_world()
-    assert (await world.label_sync.run_pass()).updated == 0
+    assert (await world.label_pass()).updated == 0
     world.xo.migrate_vm(VM_1, host_id=HOST_2)
 
-    assert (await world.label_sync.run_pass()).updated == 1
+    assert (await world.label_pass()).updated == 1
     assert world.nodes.nodes["worker-1"].labels[L.ZONE] == HOST_2
-    assert (await world.label_sync.run_pass()).updated == 0
+    assert (await world.label_pass()).updated == 0
     assert world.nodes.writes == {"update": 1}
 
 
@@ -85,7 +85,7 @@ async def test_a_label_edited_on_the_node_is_restored_after_quiet_passes() -> No
     edited = dict(world.nodes.nodes["worker-2"].labels) | {L.ZONE: "hand-edited"}
     world.nodes.touch("worker-2", labels=edited)
 
-    assert (await world.label_sync.run_pass()).updated == 1
+    assert (await world.label_pass()).updated == 1
     assert world.nodes.nodes["worker-2"].labels[L.ZONE] != "hand-edited"
 
 
@@ -93,25 +93,25 @@ async def test_a_failed_label_write_is_retried_by_the_next_pass_on_the_same_inpu
     world = await _settled_world()
     world.xo.migrate_vm(VM_1, host_id=HOST_2)
     world.nodes.fail_writes = NodeStoreError("API server down")
-    assert (await world.label_sync.run_pass()).failed == 1
+    assert (await world.label_pass()).failed == 1
     world.nodes.fail_writes = None
 
-    assert (await world.label_sync.run_pass()).updated == 1  # same nodes, same XO
+    assert (await world.label_pass()).updated == 1  # same nodes, same XO
     assert world.nodes.nodes["worker-1"].labels[L.ZONE] == HOST_2
 
 
 async def test_quiet_address_passes_follow_a_new_vm_address() -> None:
     world = await _settled_world()
-    assert (await world.registration.sync_addresses()).patched == 0
+    assert (await world.address_pass()).patched == 0
     world.xo.update_vm(VM_2, main_ip_address="10.1.6.200", addresses={"0/ipv4/0": "10.1.6.200"})
 
-    assert (await world.registration.sync_addresses()).patched == 1
+    assert (await world.address_pass()).patched == 1
     assert "10.1.6.200" in {a.address for a in world.nodes.nodes["worker-2"].addresses}
     world.nodes.fail_writes = NodeStoreError("API server down")
     world.xo.update_vm(VM_2, main_ip_address="10.1.6.201", addresses={"0/ipv4/0": "10.1.6.201"})
-    assert (await world.registration.sync_addresses()).failed == 1
+    assert (await world.address_pass()).failed == 1
     world.nodes.fail_writes = None
-    assert (await world.registration.sync_addresses()).patched == 1  # retried
+    assert (await world.address_pass()).patched == 1  # retried
 
 
 async def test_a_quiet_lifecycle_pass_still_sees_a_node_going_not_ready() -> None:

@@ -6,65 +6,22 @@ from dataclasses import replace
 
 import pytest
 
-from adapters.memory import (
-    FakeClock,
-    InMemoryBreakerStore,
-    InMemoryEventRecorder,
-    InMemoryInventory,
-    InMemoryNodeStore,
-)
 from domain import labels as L
 from domain.errors import AmbiguousVMError, InventoryError, VMNotFoundError
 from domain.model import AddressType, NodeAddress, NodeChange, PowerState, Readiness
 from domain.options import CCMOptions, DeletionOptions
 from domain.policies.lifecycle import LifecycleAction
 from domain.policies.system_uuid import swap_little_endian
-from domain.services import LabelSyncService, LifecycleService, RegistrationService
 from domain.services.registration import Outcome, RetryLater
+from tests.world import World
 
-from .factories import GIB, HOST_1, HOST_2, HOST_3, POOL_A, POOL_B, VM_1, VM_2, host, node, pool, vm
-
-
-class World:
-    def __init__(self) -> None:
-        self.xo = InMemoryInventory()
-        self.nodes = InMemoryNodeStore()
-        self.events = InMemoryEventRecorder()
-        self.clock = FakeClock()
-        self.xo.add_pool(pool())
-        self.xo.add_pool(pool(POOL_B, "Pool B"))
-        self.xo.add_host(host())
-        self.xo.add_host(host(HOST_2, "xcp-host-2"))
-        self.xo.add_host(host(HOST_3, "xcp-host-3", POOL_B))
-        self.registration = RegistrationService(
-            inventory=self.xo, nodes=self.nodes, events=self.events, clock=self.clock
-        )
-        # Deletion guards are tested on their own below; here a gone VM deletes at once.
-        self.lifecycle = LifecycleService(
-            inventory=self.xo,
-            breaker=InMemoryBreakerStore(),
-            nodes=self.nodes,
-            events=self.events,
-            clock=self.clock,
-            options=CCMOptions(deletion=DeletionOptions(confirm_delay=0)),
-        )
-        self.label_sync = LabelSyncService(inventory=self.xo, nodes=self.nodes, events=self.events)
-
-    async def join(self, name: str = "worker-1", **fields: object):  # type: ignore[no-untyped-def]
-        self.nodes.create(node(name, **fields))
-        await self.registration.sync(name=name)
-        return self.nodes.nodes[name]
-
-
-@pytest.fixture
-def world() -> World:
-    return World()
+from .factories import GIB, HOST_1, HOST_2, HOST_3, POOL_A, POOL_B, VM_1, VM_2, host, node, vm
 
 
 async def test_registration_initializes_a_tainted_node(world: World) -> None:
     world.xo.add_vm(vm())
     world.nodes.create(node())
-    world.clock._t = 42.0
+    await world.clock.advance(42.0)
     result = await world.registration.sync(name="worker-1")
     n = world.nodes.nodes["worker-1"]
     assert result.outcome is Outcome.INITIALIZED
@@ -111,15 +68,10 @@ async def test_registration_provided_ip_mismatch_requeues_and_writes_nothing(wor
     assert sum(world.nodes.writes.values()) == 0
 
 
-async def test_registration_by_name_when_enabled_and_unambiguous(world: World) -> None:
+async def test_registration_by_name_when_enabled_and_unambiguous() -> None:
+    world = World(options=CCMOptions(match_by_name=True))
+    svc = world.registration
     world.xo.add_vm(vm())
-    svc = RegistrationService(
-        inventory=world.xo,
-        nodes=world.nodes,
-        events=world.events,
-        clock=world.clock,
-        options=CCMOptions(match_by_name=True),
-    )
     world.nodes.create(node(system_uuid=""))
     assert (await svc.sync(name="worker-1")).outcome is Outcome.INITIALIZED
     world.xo.add_vm(vm(id=VM_2))  # a second VM of the same name
@@ -173,10 +125,10 @@ async def test_address_sync_patches_only_changes_from_one_snapshot(world: World)
     await world.join("worker-2", system_uuid=VM_2)
     world.xo.requests.clear()
     writes = sum(world.nodes.writes.values())
-    assert (await world.registration.sync_addresses()).patched == 0
+    assert (await world.address_pass()).patched == 0
     assert sum(world.nodes.writes.values()) == writes
     world.xo.update_vm(VM_2, main_ip_address="10.0.0.3")
-    assert (await world.registration.sync_addresses()).patched == 1
+    assert (await world.address_pass()).patched == 1
     assert (
         NodeAddress(AddressType.EXTERNAL_IP, "10.0.0.3") in world.nodes.nodes["worker-2"].addresses
     )
@@ -245,7 +197,7 @@ async def test_lifecycle_keeps_a_moved_node_when_xo_loses_its_new_pool(world: Wo
     world.xo.add_vm(vm())
     await world.join()
     world.xo.migrate_vm(VM_1, host_id=HOST_3)
-    await world.label_sync.run_pass()
+    await world.label_pass()
     assert world.nodes.nodes["worker-1"].labels[L.REGION] == POOL_B
     await _not_ready(world)
     world.xo.disconnect_pool(POOL_B)
@@ -300,19 +252,10 @@ async def test_lifecycle_pass_checks_no_ready_node_at_rest(world: World) -> None
     assert dict(result.actions) == {LifecycleAction.NOTHING: 1}  # only the NotReady one
 
 
-async def test_lifecycle_keeps_visiting_a_recovered_node_until_its_sighting_is_forgotten(
-    world: World,
-) -> None:
+async def test_lifecycle_keeps_visiting_a_recovered_node_until_its_sighting_is_forgotten() -> None:
     """A VM seen gone once, then the node Ready again: the next pass must still look at
     it, or the old sighting would let a later absence delete it without confirmation."""
-    world.lifecycle = LifecycleService(
-        inventory=world.xo,
-        breaker=InMemoryBreakerStore(),
-        nodes=world.nodes,
-        events=world.events,
-        clock=world.clock,
-        options=CCMOptions(deletion=DeletionOptions(confirm_delay=10)),
-    )
+    world = World(options=CCMOptions(deletion=DeletionOptions(confirm_delay=10)))
     world.xo.add_vm(vm())
     await world.join()
     await _not_ready(world)
@@ -349,14 +292,14 @@ async def test_label_sync_follows_migration_resize_and_pool_move(world: World) -
     world.xo.add_vm(vm())
     await world.join()
     world.xo.migrate_vm(VM_1, host_id=HOST_2)
-    assert (await world.label_sync.run_pass()).updated == 1
+    assert (await world.label_pass()).updated == 1
     n = world.nodes.nodes["worker-1"]
     assert (n.labels[L.ZONE], n.labels[L.ORIGINAL_HOST_ID]) == (HOST_2, HOST_1)
     world.xo.update_vm(VM_1, cpus=8, memory_bytes=16 * GIB)
-    await world.label_sync.run_pass()
+    await world.label_pass()
     assert world.nodes.nodes["worker-1"].labels[L.INSTANCE_TYPE] == "8vCPU-16GB"
     world.xo.migrate_vm(VM_1, host_id=HOST_3)
-    await world.label_sync.run_pass()
+    await world.label_pass()
     n = world.nodes.nodes["worker-1"]
     assert (n.labels[L.REGION], n.labels[L.ORIGINAL_POOL_ID]) == (POOL_B, POOL_A)
     assert n.labels[L.ORIGINAL_HOST_ID] == HOST_1
@@ -374,7 +317,7 @@ async def test_label_sync_pass_that_changes_nothing_writes_nothing(world: World)
     world.xo.add_vm(vm())
     await world.join()
     before = sum(world.nodes.writes.values())
-    assert (await world.label_sync.run_pass()).updated == 0
+    assert (await world.label_pass()).updated == 0
     assert sum(world.nodes.writes.values()) == before
 
 
@@ -382,7 +325,7 @@ async def test_label_sync_halted_vm_keeps_host_labels(world: World) -> None:
     world.xo.add_vm(vm())
     await world.join()
     world.xo.stop_vm(VM_1)
-    await world.label_sync.run_pass()
+    await world.label_pass()
     n = world.nodes.nodes["worker-1"]
     assert n.labels[L.ZONE] == HOST_1
     assert n.labels[L.HOST_ID] == HOST_1
@@ -432,26 +375,26 @@ async def test_a_label_pass_over_settled_nodes_plans_nothing_yet_follows_every_c
     world.xo.add_vm(vm(id=VM_2, name_label="worker-2"))
     await world.join()
     await world.join("worker-2", system_uuid=VM_2)
-    await world.label_sync.run_pass()
+    await world.label_pass()
     planned.clear()
-    await world.label_sync.run_pass()
+    await world.label_pass()
     assert planned == [], "nothing changed on either side: nothing is recomputed"
 
     world.xo.migrate_vm(VM_1, host_id=HOST_2)  # the VM changed
-    await world.label_sync.run_pass()
+    await world.label_pass()
     assert planned == ["worker-1"]
     assert world.nodes.nodes["worker-1"].labels[L.ZONE] == HOST_2
     planned.clear()
     world.xo.add_host(host(HOST_2, "renamed-host"))  # the host changed
-    await world.label_sync.run_pass()
+    await world.label_pass()
     assert planned == ["worker-1"]
     assert world.nodes.nodes["worker-1"].labels[L.HOST_NAME_LABEL] == "renamed-host"
-    await world.label_sync.run_pass()  # its own write changed the node: checked once more
+    await world.label_pass()  # its own write changed the node: checked once more
     planned.clear()
     labels = dict(world.nodes.nodes["worker-2"].labels)
     labels.pop(L.ZONE)
     world.nodes.nodes["worker-2"] = replace(world.nodes.nodes["worker-2"], labels=labels)
-    await world.label_sync.run_pass()  # the node changed
+    await world.label_pass()  # the node changed
     assert planned == ["worker-2"]
     assert world.nodes.nodes["worker-2"].labels[L.ZONE] == HOST_1
 
@@ -459,15 +402,15 @@ async def test_a_label_pass_over_settled_nodes_plans_nothing_yet_follows_every_c
 async def test_an_address_pass_over_settled_nodes_still_follows_a_new_ip(world: World) -> None:
     world.xo.add_vm(vm())
     await world.join()
-    await world.registration.sync_addresses()
-    assert (await world.registration.sync_addresses()).patched == 0
+    await world.address_pass()
+    assert (await world.address_pass()).patched == 0
     world.xo.update_vm(VM_1, main_ip_address="10.1.6.200")
-    assert (await world.registration.sync_addresses()).patched == 1
+    assert (await world.address_pass()).patched == 1
     assert (
         NodeAddress(AddressType.EXTERNAL_IP, "10.1.6.200")
         in world.nodes.nodes["worker-1"].addresses
     )
-    assert (await world.registration.sync_addresses()).patched == 0
+    assert (await world.address_pass()).patched == 0
 
 
 async def test_a_failed_host_or_pool_lookup_never_overwrites_a_known_name(world: World) -> None:
@@ -480,14 +423,14 @@ async def test_a_failed_host_or_pool_lookup_never_overwrites_a_known_name(world:
     del world.xo.pools[POOL_A]
     world.xo.update_vm(VM_1, name_label="renamed")
     assert await world.label_sync.sync_node(name="worker-1") is True
-    await world.label_sync.run_pass()
+    await world.label_pass()
     n = world.nodes.nodes["worker-1"]
     assert n.labels[L.VM_NAME_LABEL] == "renamed"
     assert (n.labels[L.HOST_NAME_LABEL], n.labels[L.POOL_NAME_LABEL]) == ("xcp-host-1", "Pool-A")
     # ...but a move to a host it cannot name leaves no wrong name behind.
     world.xo.migrate_vm(VM_1, host_id=HOST_2)
     del world.xo.hosts[HOST_2]
-    await world.label_sync.run_pass()
+    await world.label_pass()
     n = world.nodes.nodes["worker-1"]
     assert (n.labels[L.HOST_ID], n.labels[L.HOST_NAME_LABEL]) == (HOST_2, "unknown")
 
@@ -515,16 +458,8 @@ async def test_addresses_are_written_even_when_xo_announces_a_change_during_init
     # The guest tools report the VM's address just as the node is initialized: the
     # change event overtakes the answer the labels came from. The addresses must still
     # be written (from a newer answer), not left to the next address pass.
-    from domain.freshness import Freshness
-
-    ledger = Freshness(world.clock)
-    registration = RegistrationService(
-        inventory=world.xo,
-        nodes=world.nodes,
-        events=world.events,
-        clock=world.clock,
-        freshness=ledger,
-    )
+    ledger = world.container.freshness()
+    registration = world.registration
     world.xo.add_vm(vm(main_ip_address=None, addresses={}))
     world.nodes.create(node())
     real_update = world.nodes.update

@@ -6,12 +6,6 @@ import ipaddress
 
 import pytest
 
-from adapters.memory import (
-    FakeClock,
-    InMemoryEventRecorder,
-    InMemoryInventory,
-    InMemoryNodeStore,
-)
 from domain import labels as L
 from domain.model import AddressType, EventType, NodeAddress, Taint, TaintEffect
 from domain.options import (
@@ -23,7 +17,7 @@ from domain.policies.addresses import node_addresses
 from domain.policies.label_sync import plan_label_sync
 from domain.policies.metadata import instance_metadata
 from domain.policies.tags import MANAGED_LABELS, MANAGED_TAINTS, from_tags
-from domain.services import LabelSyncService, RegistrationService
+from tests.world import ONE_HOST, World
 
 from .factories import POOL_A, VM_1, VM_2, host, node, pool, vm
 
@@ -137,14 +131,13 @@ def test_tag_taints_only_at_registration_unless_sync_taints() -> None:
 
 
 async def test_registration_applies_tags_and_warns_about_invalid_ones() -> None:
-    xo, nodes, events = InMemoryInventory(), InMemoryNodeStore(), InMemoryEventRecorder()
-    xo.add_pool(pool())
-    xo.add_host(host())
+    world = World(ONE_HOST)
+    xo, nodes, events = world.xo, world.nodes, world.events
     xo.add_vm(
         vm(tags=("k8s.label/role=db", "k8s.taint/dedicated=db:NoSchedule", "k8s.label/bad key=x"))
     )
     nodes.create(node())
-    svc = RegistrationService(inventory=xo, nodes=nodes, events=events, clock=FakeClock())
+    svc = world.registration
     await svc.sync(name="worker-1")
     n = nodes.nodes["worker-1"]
     assert n.labels["role"] == "db"
@@ -224,20 +217,16 @@ def test_address_selection(
 
 
 async def test_label_sync_service_follows_tag_changes() -> None:
-    xo, nodes, events = InMemoryInventory(), InMemoryNodeStore(), InMemoryEventRecorder()
-    xo.add_pool(pool())
-    xo.add_host(host())
+    world = World(ONE_HOST)
+    xo, nodes = world.xo, world.nodes
     xo.add_vm(vm(tags=("k8s.label/role=db",)))
     nodes.create(node())
-    await RegistrationService(inventory=xo, nodes=nodes, events=events, clock=FakeClock()).sync(
-        name="worker-1"
-    )
-    sync = LabelSyncService(inventory=xo, nodes=nodes, events=events)
+    await world.registration.sync(name="worker-1")
     xo.update_vm(VM_1, tags=("k8s.label/role=cache",))
-    await sync.run_pass()
+    await world.label_pass()
     assert nodes.nodes["worker-1"].labels["role"] == "cache"
     xo.update_vm(VM_1, tags=())
-    await sync.run_pass()
+    await world.label_pass()
     assert "role" not in nodes.nodes["worker-1"].labels
 
 
@@ -308,14 +297,13 @@ def test_metadata_instance_type_from_a_tag_else_the_go_format(
 
 
 async def test_registration_uses_the_instance_type_tag_and_names_an_invalid_one() -> None:
-    xo, nodes, events = InMemoryInventory(), InMemoryNodeStore(), InMemoryEventRecorder()
-    xo.add_pool(pool())
-    xo.add_host(host())
+    world = World(ONE_HOST)
+    xo, nodes, events = world.xo, world.nodes, world.events
     xo.add_vm(vm(tags=("k8s.instance-type=gpu-large",)))
     xo.add_vm(vm(id=VM_2, name_label="worker-2", tags=("k8s.instance-type=gpu/large",)))
     nodes.create(node())
     nodes.create(node("worker-2", system_uuid=VM_2))
-    svc = RegistrationService(inventory=xo, nodes=nodes, events=events, clock=FakeClock())
+    svc = world.registration
     await svc.sync(name="worker-1")
     await svc.sync(name="worker-2")
 
@@ -328,15 +316,11 @@ async def test_registration_uses_the_instance_type_tag_and_names_an_invalid_one(
 
 
 async def test_label_sync_follows_the_instance_type_tag_and_falls_back_when_invalid() -> None:
-    xo, nodes, events = InMemoryInventory(), InMemoryNodeStore(), InMemoryEventRecorder()
-    xo.add_pool(pool())
-    xo.add_host(host())
+    world = World(ONE_HOST)
+    xo, nodes, events = world.xo, world.nodes, world.events
     xo.add_vm(vm())
     nodes.create(node())
-    await RegistrationService(inventory=xo, nodes=nodes, events=events, clock=FakeClock()).sync(
-        name="worker-1"
-    )
-    sync = LabelSyncService(inventory=xo, nodes=nodes, events=events)
+    await world.registration.sync(name="worker-1")
 
     def instance_type() -> tuple[str, str]:
         got = nodes.nodes["worker-1"].labels
@@ -344,15 +328,15 @@ async def test_label_sync_follows_the_instance_type_tag_and_falls_back_when_inva
 
     assert instance_type() == ("2vCPU-4GB", "2vCPU-4GB")
     xo.update_vm(VM_1, tags=("k8s.instance-type=gpu-large",))
-    await sync.run_pass()
+    await world.label_pass()
     assert instance_type() == ("gpu-large", "gpu-large")
     assert events.reasons("worker-1")[-1] == "NodeInstanceTypeHasChanged"
 
     xo.update_vm(VM_1, tags=("k8s.instance-type=gpu large!",))
-    await sync.run_pass()
+    await world.label_pass()
     assert instance_type() == ("2vCPU-4GB", "2vCPU-4GB")
     assert events.reasons("worker-1")[-2:] == ["NodeInstanceTypeHasChanged", "InvalidVMTag"]
     assert "'k8s.instance-type=gpu large!'" in events.events[-1].message
 
-    await sync.run_pass()  # nothing moved: nothing said again
+    await world.label_pass()  # nothing moved: nothing said again
     assert events.reasons("worker-1")[-1] == "InvalidVMTag" and len(events.events) == 4

@@ -5,54 +5,38 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.memory import (
-    FakeClock,
-    InMemoryEventRecorder,
-    InMemoryInventory,
-    InMemoryNodeStore,
-)
 from domain import labels as L
 from domain.model import Host
 from domain.options import CCMOptions, TopologyOptions, ZoneSource
-from domain.services import LabelSyncService, RegistrationService
+from tests.world import TWO_POOLS, Given, World
 
-from .factories import HOST_1, HOST_2, HOST_3, POOL_A, POOL_B, VM_1, node, pool, vm
+from .factories import HOST_1, HOST_2, HOST_3, POOL_A, POOL_B, VM_1, vm
 
 OPTIONS = CCMOptions(topology=TopologyOptions(zone_source=ZoneSource.HOST_TAG))
 
 
-class Racks:
-    """HOST_1 and HOST_2 in rack-a (pool A), HOST_3 in rack-b (pool B)."""
-
-    def __init__(self) -> None:
-        self.xo = InMemoryInventory()
-        self.nodes = InMemoryNodeStore()
-        self.events = InMemoryEventRecorder()
-        self.xo.add_pool(pool())
-        self.xo.add_pool(pool(POOL_B, "Pool B"))
+RACKS = Given(
+    pools=TWO_POOLS.pools,
+    hosts=tuple(
+        Host(id=host_id, name_label=name, pool_id=pool_id, tags=(f"k8s.zone={rack}",))
         for host_id, name, pool_id, rack in (
             (HOST_1, "xcp-1", POOL_A, "rack-a"),
             (HOST_2, "xcp-2", POOL_A, "rack-a"),
             (HOST_3, "xcp-3", POOL_B, "rack-b"),
-        ):
-            self.xo.add_host(
-                Host(id=host_id, name_label=name, pool_id=pool_id, tags=(f"k8s.zone={rack}",))
-            )
-        self.registration = RegistrationService(
-            inventory=self.xo,
-            nodes=self.nodes,
-            events=self.events,
-            clock=FakeClock(),
-            options=OPTIONS,
         )
-        self.label_sync = LabelSyncService(
-            inventory=self.xo, nodes=self.nodes, events=self.events, options=OPTIONS
-        )
+    ),
+)
 
-    async def join(self) -> None:
+
+class Racks(World):
+    """HOST_1 and HOST_2 in rack-a (pool A), HOST_3 in rack-b (pool B)."""
+
+    def __init__(self) -> None:
+        super().__init__(RACKS, options=OPTIONS)
+
+    async def join(self) -> None:  # type: ignore[override]
         self.xo.add_vm(vm())
-        self.nodes.create(node())
-        await self.registration.sync(name="worker-1")
+        await super().join()
 
     @property
     def labels(self) -> dict[str, str]:
@@ -71,7 +55,7 @@ async def test_a_node_registers_in_its_hosts_zone_and_keeps_it_inside_the_group(
     assert racks.labels[L.ZONE] == racks.labels[L.ZONE_BETA] == "rack-a"
 
     racks.xo.migrate_vm(VM_1, host_id=HOST_2)
-    await racks.label_sync.run_pass()
+    await racks.label_pass()
 
     assert racks.labels[L.ZONE] == "rack-a"
     assert (racks.labels[L.HOST_ID], racks.labels[L.ORIGINAL_HOST_ID]) == (HOST_2, HOST_1)
@@ -87,10 +71,10 @@ async def test_a_node_registers_in_its_hosts_zone_and_keeps_it_inside_the_group(
 
 async def test_a_retagged_host_moves_its_nodes_zone_at_the_next_pass(racks: Racks) -> None:
     await racks.join()
-    await racks.label_sync.run_pass()  # settled: the next pass compares only
+    await racks.label_pass()  # settled: the next pass compares only
 
     racks.xo.tag_host(HOST_1, tags=["k8s.zone=rack-c"])
-    assert (await racks.label_sync.run_pass()).updated == 1
+    assert (await racks.label_pass()).updated == 1
 
     assert racks.labels[L.ZONE] == "rack-c"
     assert L.ORIGINAL_HOST_ID not in racks.labels
@@ -114,10 +98,10 @@ async def test_an_untagged_host_leaves_the_zone_and_an_invalid_tag_is_a_warning(
     assert "'k8s.zone=rack a'" in warning.message and "xcp-1" in warning.message
 
     racks.xo.tag_host(HOST_1, tags=["k8s.zone=rack-a"])
-    await racks.label_sync.run_pass()
+    await racks.label_pass()
     assert racks.labels[L.ZONE] == "rack-a"
 
     racks.xo.tag_host(HOST_1, tags=[])
-    await racks.label_sync.run_pass()
+    await racks.label_pass()
     assert racks.labels[L.ZONE] == "rack-a"  # a lost tag never removes the zone
     assert racks.events.reasons().count("NodeZoneChanged") == 0

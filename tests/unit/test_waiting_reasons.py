@@ -5,12 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.memory import (
-    FakeClock,
-    InMemoryEventRecorder,
-    InMemoryInventory,
-    InMemoryNodeStore,
-)
 from domain import labels as L
 from domain.errors import (
     AmbiguousVMError,
@@ -32,9 +26,9 @@ from domain.model import Node
 from domain.options import CCMOptions
 from domain.policies.system_uuid import swap_little_endian
 from domain.policies.waiting import REASONS, waiting_reason
-from domain.services import RegistrationService
+from tests.world import AT_ONCE, ONE_POOL, World
 
-from .factories import POOL_A, VM_1, VM_2, node, pool, vm
+from .factories import POOL_A, VM_1, VM_2, node, vm
 
 PID = f"xenorchestra://{POOL_A}/{VM_1}"
 SWAPPED = swap_little_endian(VM_1)
@@ -191,19 +185,9 @@ def test_a_multi_line_cause_is_folded_into_one_line() -> None:
 
 
 # -- each cause through the registration service ------------------------------------------
-class Waiting:
+class Waiting(World):
     def __init__(self, options: CCMOptions | None = None) -> None:
-        self.xo = InMemoryInventory()
-        self.xo.add_pool(pool())
-        self.nodes = InMemoryNodeStore()
-        self.events = InMemoryEventRecorder()
-        self.registration = RegistrationService(
-            inventory=self.xo,
-            nodes=self.nodes,
-            events=self.events,
-            clock=FakeClock(),
-            options=options,
-        )
+        super().__init__(ONE_POOL, options=options or AT_ONCE)
 
     async def attempt(self, the_node: Node, raises: type[CCMError]) -> list[tuple[str, str]]:
         """One sync attempt that fails: the warnings it recorded on the node."""

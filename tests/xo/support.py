@@ -12,9 +12,10 @@ from typing import Any
 from pydantic import SecretStr
 
 from adapters.config import CloudConfig
-from adapters.xenorchestra import RetryPolicy, StreamPolicy, XOInventory
-from domain.model import VMChange
 from entrypoints.testkits.fake_xo import FakeXOServer
+from adapters.xenorchestra import RetryPolicy, StreamPolicy, XOInventory
+from domain.model import Host, Pool, VMChange
+from tests.world import Given
 
 TOKEN = "tok-3f9a1c77d2e84b6a"
 USERNAME = "ccm-admin"
@@ -133,13 +134,20 @@ HOST_A2 = "2d3e4f5a-6b7c-4d8e-9fa0-b1c2d3e4f5a6"
 HOST_B1 = "b61a5c92-700e-4966-a13b-00633f03eea8"
 
 
+#: Two pools: A (hosts A1, A2) and B (host B1); laid out by the XO and contract suites.
+TWO_POOLS = Given(
+    pools=(Pool(id=POOL_A, name_label="Pool A"), Pool(id=POOL_B, name_label="Pool B")),
+    hosts=(
+        Host(id=HOST_A1, name_label="host a1", pool_id=POOL_A),
+        Host(id=HOST_A2, name_label="host a2", pool_id=POOL_A),
+        Host(id=HOST_B1, name_label="host b1", pool_id=POOL_B),
+    ),
+)
+
+
 def build_world(xo: FakeXOServer) -> World:
-    """Two pools: A (hosts A1, A2) and B (host B1)."""
-    xo.state.add_pool(name_label="Pool A", pool_id=POOL_A)
-    xo.state.add_pool(name_label="Pool B", pool_id=POOL_B)
-    xo.state.add_host(pool_id=POOL_A, name_label="host a1", host_id=HOST_A1)
-    xo.state.add_host(pool_id=POOL_A, name_label="host a2", host_id=HOST_A2)
-    xo.state.add_host(pool_id=POOL_B, name_label="host b1", host_id=HOST_B1)
+    """The fake XO holds :data:`TWO_POOLS`."""
+    TWO_POOLS.onto_fake_xo(xo.state)
     return World(POOL_A, POOL_B, HOST_A1, HOST_A2, HOST_B1)
 
 

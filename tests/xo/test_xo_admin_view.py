@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import pytest
 
+from entrypoints.testkits.fake_xo import FakeXOServer
 from adapters.memory import (
-    FakeClock,
-    InMemoryBreakerStore,
     InMemoryEventRecorder,
     InMemoryNodeStore,
 )
@@ -22,8 +21,7 @@ from domain.matching import confirm_absence
 from domain.model import Node, Readiness
 from domain.options import CCMOptions, DeletionOptions
 from domain.policies.lifecycle import LifecycleAction
-from domain.services import LifecycleService
-from entrypoints.testkits.fake_xo import FakeXOServer
+from tests.world import World as CCM
 from tests.xo.support import TOKEN, World, make_inventory
 
 VM_ID = "f07ab729-c0e8-721c-45ec-f11276377030"
@@ -92,14 +90,12 @@ async def test_a_token_limited_by_acls_deletes_no_node(xo: FakeXOServer, world: 
     async with make_inventory(xo) as inventory:
         verdict = await confirm_absence(inventory, vm_id=HIDDEN, pools=[world.pool_a])
         assert isinstance(verdict, VMDeletedError)  # what the 404 and the pool alone say
-        lifecycle = LifecycleService(
+        lifecycle = CCM(
+            options=CCMOptions(deletion=DeletionOptions(confirm_delay=0)),
             inventory=inventory,
             nodes=nodes,
             events=events,
-            clock=FakeClock(),
-            breaker=InMemoryBreakerStore(),
-            options=CCMOptions(deletion=DeletionOptions(confirm_delay=0)),
-        )
+        ).lifecycle
         result = await lifecycle.check_by_name(name="worker-hidden")
     assert result.action is LifecycleAction.DELETION_UNVERIFIED
     assert "worker-hidden" in nodes.nodes

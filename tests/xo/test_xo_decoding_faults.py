@@ -16,10 +16,8 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
+from entrypoints.testkits.fake_xo import FakeXOServer
 from adapters.memory import (
-    FakeClock,
-    InMemoryBreakerStore,
-    InMemoryEventRecorder,
     InMemoryNodeStore,
     RecordingPokes,
 )
@@ -28,9 +26,9 @@ from application.change_router import ChangeRouter
 from domain import labels
 from domain.errors import InventoryError, ProtocolError
 from domain.model import ChangeKind, Node, Readiness
+from domain.options import CCMOptions
 from domain.providerid import ProviderID
-from domain.services.lifecycle import LifecycleService
-from entrypoints.testkits.fake_xo import FakeXOServer
+from tests.world import World as CCM
 from tests.xo.support import World, collecting, make_inventory
 
 BAD = "0a0a0a0a-0000-4000-8000-00000000000b"
@@ -126,13 +124,7 @@ async def test_one_bad_vm_does_not_stop_the_lifecycle_pass_for_the_others(
     nodes.create(_node("n-halted", HALTED, world.pool_a))
 
     async with make_inventory(xo) as inv:
-        service = LifecycleService(
-            inventory=inv,
-            nodes=nodes,
-            events=InMemoryEventRecorder(),
-            clock=FakeClock(),
-            breaker=InMemoryBreakerStore(),
-        )
+        service = CCM(options=CCMOptions(), inventory=inv, nodes=nodes).lifecycle
         for _ in range(2):  # the bad VM fails again next period, and nothing else does
             await service.run_pass()
 

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from adapters.memory import FakeClock, InMemoryEventRecorder, InMemoryNodeStore
+from entrypoints.testkits.fake_xo import FakeXOServer
+from adapters.memory import InMemoryNodeStore
 from adapters.xenorchestra import XOInventory
 from domain import labels
 from domain.model import Node, Taint, TaintEffect
-from domain.services import LabelSyncService, RegistrationService
-from entrypoints.testkits.fake_xo import FakeXOServer
+from tests.world import World as CCM
 from tests.xo.support import World
 
 NODES = 1000
@@ -46,13 +46,13 @@ async def test_a_label_sync_pass_over_1000_nodes_costs_one_snapshot(
     xo: FakeXOServer, inventory: XOInventory, fleet: list[dict[str, Any]]
 ) -> None:
     nodes = _initialized_nodes(fleet)
-    service = LabelSyncService(inventory=inventory, nodes=nodes, events=InMemoryEventRecorder())
+    service = CCM(inventory=inventory, nodes=nodes)
     xo.requests.reset()
 
-    first = await service.run_pass()
+    first = await service.label_pass()
     first_counts = xo.requests.snapshot()
     xo.requests.reset()
-    second = await service.run_pass()
+    second = await service.label_pass()
 
     assert first_counts == SNAPSHOT
     assert xo.requests.snapshot() == SNAPSHOT
@@ -67,9 +67,7 @@ async def test_an_address_sync_pass_over_1000_nodes_costs_one_snapshot(
     xo: FakeXOServer, inventory: XOInventory, fleet: list[dict[str, Any]]
 ) -> None:
     nodes = _initialized_nodes(fleet)
-    service = RegistrationService(
-        inventory=inventory, nodes=nodes, events=InMemoryEventRecorder(), clock=FakeClock()
-    )
+    service = CCM(inventory=inventory, nodes=nodes).registration
     xo.requests.reset()
 
     result = await service.sync_addresses()
@@ -99,9 +97,7 @@ async def test_initializing_a_node_costs_one_request_when_host_and_pool_are_cach
     vm = xo.state.add_vm(name_label="node-1", pool_id=world.pool_a, host_id=world.host_a2)
     nodes = InMemoryNodeStore()
     nodes.create(Node(name="node-1", system_uuid=vm["id"].upper(), taints=(UNINITIALIZED,)))
-    service = RegistrationService(
-        inventory=inventory, nodes=nodes, events=InMemoryEventRecorder(), clock=FakeClock()
-    )
+    service = CCM(inventory=inventory, nodes=nodes).registration
     if warm:
         await inventory.snapshot()
     xo.requests.reset()

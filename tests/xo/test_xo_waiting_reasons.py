@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from adapters.memory import FakeClock, InMemoryEventRecorder, InMemoryNodeStore
+from entrypoints.testkits.fake_xo import FakeXOServer
+from adapters.memory import InMemoryEventRecorder, InMemoryNodeStore
 from adapters.xenorchestra import XOInventory
 from adapters.xenorchestra.http import TLSError
 from domain import labels as L
@@ -19,8 +20,7 @@ from domain.errors import (
     VMNotFoundError,
 )
 from domain.model import Node, Taint, TaintEffect
-from domain.services import RegistrationService
-from entrypoints.testkits.fake_xo import FakeXOServer
+from tests.world import World as CCM
 from tests.xo.pki import ThrowawayPKI, make_pki
 from tests.xo.support import POOL_A, TOKEN, World, make_inventory
 
@@ -38,9 +38,7 @@ async def attempt(inventory: XOInventory, raises: type[CCMError]) -> list[tuple[
     nodes = InMemoryNodeStore()
     events = InMemoryEventRecorder()
     nodes.create(Node(name="worker-1", uid="u1", system_uuid=VM_ID, taints=(UNINITIALIZED,)))
-    service = RegistrationService(
-        inventory=inventory, nodes=nodes, events=events, clock=FakeClock()
-    )
+    service = CCM(options=None, inventory=inventory, nodes=nodes, events=events).registration
     with pytest.raises(raises):
         await service.sync(name="worker-1")
     assert nodes.nodes["worker-1"].has_taint(L.UNINITIALIZED_TAINT_KEY)
