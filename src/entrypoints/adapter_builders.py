@@ -42,7 +42,7 @@ from domain.freshness import Freshness
 from domain.options import CCMOptions
 from domain.ports import Inventory, NodeStore
 from entrypoints import serving
-from entrypoints.flags import Settings
+from entrypoints.flags.settings import Settings
 from entrypoints.lifecycle import Readiness
 from entrypoints.runtime import staggered
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from adapters.config import ConfigError, load_config
 from adapters.logging_setup import configure_logging, register_secret
 from entrypoints.console import PROG, fail
-from entrypoints.flags import FlagError, HelpRequested, parse_command_line
+from entrypoints.flags.settings import FlagError, HelpRequested, parse_command_line
 
 SUBCOMMANDS = ("demo", "fake-xo", "doctor")
 #: The test kits: the container image leaves them out (.dockerignore), and only the
@@ -23,7 +23,7 @@ TEST_KITS = "adapters.testing"
 
 
 def ccm_usage() -> str:
-    from entrypoints.go_flags import usage
+    from entrypoints.flags.pflag import usage
 
     return usage(PROG, (f"       {PROG} demo | doctor | fake-xo --help",))
 

@@ -48,7 +48,7 @@ from domain.freshness import Freshness
 from domain.services import LabelSyncService, LifecycleService, RegistrationService
 from domain.services.csr_approval import CSRApprovalService
 from entrypoints import adapter_builders as build
-from entrypoints.flags import Settings
+from entrypoints.flags.settings import Settings
 from entrypoints.lifecycle import Readiness
 
 T = TypeVar("T")

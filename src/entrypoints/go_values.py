@@ -1,7 +1,7 @@
 """The Go CCM's flag values and what a flag is: pflag's and klog's value types,
 parsed as Go parses them (``strconv.ParseBool``, ``time.ParseDuration``,
 ``strconv.ParseInt(s, 0, bits)``, ``net.ParseIP``, ...), and :class:`GoFlag`, one
-row of the flag table (:mod:`entrypoints.go_flag_table`).
+row of the flag table (:mod:`entrypoints.flags.table`).
 """
 
 from __future__ import annotations

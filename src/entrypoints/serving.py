@@ -32,7 +32,7 @@ from adapters.observability.secure_serving import (
     SNICertificate,
     build_ssl_context,
 )
-from entrypoints.flags import TLS_CIPHERS, Settings
+from entrypoints.flags.settings import TLS_CIPHERS, Settings
 
 #: client-go's QPS/burst for the delegation clients ("this will effectively limit
 #: API server responsiveness"), and their 10 s review timeout.

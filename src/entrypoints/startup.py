@@ -8,7 +8,7 @@ from loguru import logger
 
 from adapters.config import CloudConfig
 from domain.policies.topology import describe
-from entrypoints.flags import Settings
+from entrypoints.flags.settings import Settings
 from entrypoints.version import version
 
 

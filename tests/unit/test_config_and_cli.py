@@ -14,7 +14,7 @@ from adapters.testing.memory import InMemoryInventory, InMemoryNodeStore
 from application.controllers import DEFAULT_CONTROLLERS
 from entrypoints.cli import main
 from entrypoints.container import Container
-from entrypoints.flags import (
+from entrypoints.flags.settings import (
     FlagError,
     Settings,
     parse_command_line,

@@ -18,7 +18,7 @@ from domain import labels as L
 from domain.errors import InventoryError
 from domain.model import Readiness
 from domain.options import CCMOptions, DeletionOptions, TopologyOptions, ZoneSource
-from entrypoints.flags import Settings
+from entrypoints.flags.settings import Settings
 from entrypoints.in_memory import in_memory_container
 
 from .factories import HOST_1, HOST_2, VM_1, host, node, pool, vm

@@ -29,7 +29,7 @@ from domain.policies.kubelet_serving import (
     request_verdict,
 )
 from domain.services.csr_approval import PENDING_EVENT, CSRApprovalService, Decision
-from entrypoints.flags import Settings, parse_controllers
+from entrypoints.flags.settings import Settings, parse_controllers
 
 from .factories import POOL_A, VM_1, host, node, pool, vm
 from .test_controllers import Harness

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from entrypoints import go_flags
 from entrypoints.cli import main
-from entrypoints.flags import FlagError, parse_command_line
-from entrypoints.go_flags import (
+from entrypoints.flags import pflag
+from entrypoints.flags.pflag import (
     IMPLEMENTED,
     NO_EFFECT,
     REFUSED,
@@ -23,6 +22,7 @@ from entrypoints.go_flags import (
     go_int,
     parse_go_flags,
 )
+from entrypoints.flags.settings import FlagError, parse_command_line
 
 DATA = Path(__file__).parents[1] / "data"
 DOCS = Path(__file__).parents[2] / "docs" / "configuration.md"
@@ -51,7 +51,7 @@ def test_the_table_has_the_82_flags_of_the_go_binary() -> None:
 def test_every_go_flag_is_known_with_its_type_and_default(
     name: str, kind: str, default: str
 ) -> None:
-    flag = go_flags.BY_NAME[name]
+    flag = pflag.BY_NAME[name]
     assert TYPE_ALIASES.get(flag.kind, flag.kind) == kind
     if kind == "duration" and default:
         assert flag.default == go_duration(default.replace("h0m0s", "h").replace("m0s", "m"))
@@ -67,7 +67,7 @@ def test_every_go_flag_is_known_with_its_type_and_default(
         assert flag.default is (default == "true")
 
 
-def sample(flag: go_flags.GoFlag) -> str:
+def sample(flag: pflag.GoFlag) -> str:
     """A valid, non-default value of the flag's type (refused flags: the enabling one)."""
     return {
         "bool": "true",
@@ -90,7 +90,7 @@ def sample(flag: go_flags.GoFlag) -> str:
 
 @pytest.mark.parametrize("name", [n for n, _, _ in go_table()])
 def test_every_go_flag_parses_in_both_pflag_forms(name: str) -> None:
-    flag = go_flags.BY_NAME[name]
+    flag = pflag.BY_NAME[name]
     value = sample(flag)
     equals = parse_go_flags([f"--{name}={value}"])
     assert equals.was_set(name)
@@ -102,15 +102,13 @@ def test_every_go_flag_parses_in_both_pflag_forms(name: str) -> None:
 
 def test_classes_cover_every_go_flag() -> None:
     names = {n for n, _, _ in go_table()}
-    assert names <= set(go_flags.classes())
-    assert {c for c in go_flags.classes().values()} == {IMPLEMENTED, NO_EFFECT, REFUSED}
+    assert names <= set(pflag.classes())
+    assert {c for c in pflag.classes().values()} == {IMPLEMENTED, NO_EFFECT, REFUSED}
 
 
-@pytest.mark.parametrize(
-    "name", [n for n, _, _ in go_table() if go_flags.BY_NAME[n].klass == REFUSED]
-)
+@pytest.mark.parametrize("name", [n for n, _, _ in go_table() if pflag.BY_NAME[n].klass == REFUSED])
 def test_refused_flags_exit_1_with_one_line(name: str, capsys: pytest.CaptureFixture[str]) -> None:
-    flag = go_flags.BY_NAME[name]
+    flag = pflag.BY_NAME[name]
     assert main([f"--{name}={sample(flag)}"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"--{name}" in err[0]
@@ -118,7 +116,7 @@ def test_refused_flags_exit_1_with_one_line(name: str, capsys: pytest.CaptureFix
     parse_command_line([f"--{name}={_default_text(flag)}", "--cloud-provider=xenorchestra"])
 
 
-def _default_text(flag: go_flags.GoFlag) -> str:
+def _default_text(flag: pflag.GoFlag) -> str:
     if isinstance(flag.default, bool):
         return str(flag.default).lower()
     if isinstance(flag.default, tuple):
@@ -131,10 +129,10 @@ def test_webhooks_star_is_accepted_as_go_accepts_it() -> None:
 
 
 @pytest.mark.parametrize(
-    "name", [n for n, _, _ in go_table() if go_flags.BY_NAME[n].klass == NO_EFFECT]
+    "name", [n for n, _, _ in go_table() if pflag.BY_NAME[n].klass == NO_EFFECT]
 )
 def test_no_effect_flags_are_accepted_and_reported(name: str) -> None:
-    flag = go_flags.BY_NAME[name]
+    flag = pflag.BY_NAME[name]
     settings = parse_command_line([f"--{name}={sample(flag)}"])
     assert settings.no_effect == (name,)
 
@@ -151,11 +149,11 @@ def documented_classes() -> dict[str, str]:
 def test_configuration_doc_lists_every_flag_with_its_class_and_counts() -> None:
     words = {IMPLEMENTED: "implemented", NO_EFFECT: "no effect", REFUSED: "refused"}
     documented = documented_classes()
-    expected = {name: words[klass] for name, klass in go_flags.classes().items()}
+    expected = {name: words[klass] for name, klass in pflag.classes().items()}
     assert documented == expected
     text = DOCS.read_text()
     for klass, word in words.items():
-        count = sum(1 for n, _, _ in go_table() if go_flags.BY_NAME[n].klass == klass)
+        count = sum(1 for n, _, _ in go_table() if pflag.BY_NAME[n].klass == klass)
         assert f"{count} {word}" in text, f"docs/configuration.md must say '{count} {word}'"
 
 

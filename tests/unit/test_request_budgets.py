@@ -8,7 +8,7 @@ import pytest
 from adapters.kubernetes import KubeClient
 from adapters.kubernetes.configuration import ApiConfig
 from entrypoints import adapter_builders as build
-from entrypoints.flags import (
+from entrypoints.flags.settings import (
     FlagError,
     Settings,
     parse_command_line,

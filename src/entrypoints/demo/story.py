@@ -17,7 +17,7 @@ from domain.policies.system_uuid import swap_little_endian
 from entrypoints.container import Container, provide, shutdown
 from entrypoints.demo.cluster import ClusterSide, MemoryCluster, RealCluster
 from entrypoints.demo.world import HOST_NAMES, HOSTS, TOKEN, VMS, XOSide, fake_http_xo, memory_xo
-from entrypoints.flags import Settings
+from entrypoints.flags.settings import Settings
 from entrypoints.in_memory import PLACEHOLDER_CONFIG, InMemoryCluster, InMemoryXO
 
 #: Added by the API server's admission to every new node and removed by

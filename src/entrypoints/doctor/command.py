@@ -42,7 +42,7 @@ from entrypoints.doctor.xo import (
     probe_pool,
     read_xo,
 )
-from entrypoints.flags import Settings
+from entrypoints.flags.settings import Settings
 
 
 def _unexpected(check: str, subject: str, err: Exception) -> Finding:

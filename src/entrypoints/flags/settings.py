@@ -1,6 +1,6 @@
 """The Kubernetes cloud-controller-manager flags, parsed and validated.
 
-The command line is the Go CCM's (``entrypoints.go_flags`` knows every one of
+The command line is the Go CCM's (:mod:`entrypoints.flags.pflag` knows every one of
 its flags and parses them as pflag does); this module turns it into
 ``Settings`` and applies Go's validation rules, so a Go manifest starts this
 CCM unchanged and a value Go refuses is refused here with one line.
@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from application.controllers import ALL_CONTROLLERS, DEFAULT_CONTROLLERS, DISABLED_BY_DEFAULT
-from entrypoints import go_flags
-from entrypoints.go_flags import GoFlagError, ParsedFlags, go_bool, go_duration
+from entrypoints.flags import pflag
+from entrypoints.flags.pflag import GoFlagError, ParsedFlags, go_bool, go_duration
 
 #: Canonical controller names (``k8s.io/cloud-provider/names`` and the Go CCM's
 #: label-sync controller) -> this CCM's controller names.
@@ -234,12 +234,12 @@ def parse_command_line(argv: list[str] | tuple[str, ...]) -> Settings:
     Raises HelpRequested for ``--help``.
     """
     try:
-        parsed = go_flags.parse_go_flags(argv)
+        parsed = pflag.parse_go_flags(argv)
     except GoFlagError as err:
         raise FlagError(str(err)) from None
     if parsed["help"]:
         raise HelpRequested
-    refused = go_flags.refusals(parsed)
+    refused = pflag.refusals(parsed)
     if refused:
         raise FlagError(refused[0])
     return settings_from_flags(parsed)
@@ -251,7 +251,7 @@ def _none_if_empty(value: str) -> str | None:
 
 def settings_from_flags(parsed: ParsedFlags) -> Settings:
     values: dict[str, Any] = {}
-    for flag in go_flags.BY_NAME.values():
+    for flag in pflag.BY_NAME.values():
         if flag.field is None:
             continue
         # --logging-format and --log-format share a field: the one given wins.
@@ -273,7 +273,7 @@ def settings_from_flags(parsed: ParsedFlags) -> Settings:
     values["cloud_provider"] = values["cloud_provider"] or "xenorchestra"
     values["controllers"] = resolve_controllers(values["controllers"])
     values["v"] = min(int(values["v"]), 10)  # klog accepts any level; 10 is the most verbose
-    values["no_effect"] = tuple(go_flags.without_effect(parsed))
+    values["no_effect"] = tuple(pflag.without_effect(parsed))
     if not parsed.was_set("concurrent-node-syncs") and values["kube_api_qps"] > 0:
         values["concurrent_node_syncs"] = workers_for_qps(values["kube_api_qps"])
     settings = Settings(**values)

@@ -1,7 +1,7 @@
 """The Go CCM's command line, parsed the way pflag parses it.
 
 Every flag of the Go CCM v1.1.0 (``k8s.io/cloud-provider`` 0.36) is known, with
-its type and default (the table: :mod:`entrypoints.go_flag_table`; the value
+its type and default (the table: :mod:`entrypoints.flags.table`; the value
 types: :mod:`entrypoints.go_values`), so a manifest written for the Go binary
 starts this one unchanged. Syntax is pflag's: ``--flag=value``, ``--flag value`` (not for
 booleans), bare ``--flag`` for booleans, ``-v 4`` / ``-v=4`` / ``-v4``, ``--``
@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from entrypoints.go_flag_table import BY_NAME, BY_SHORTHAND, GO_FLAGS, OWN_FLAGS
+from entrypoints.flags.table import BY_NAME, BY_SHORTHAND, GO_FLAGS, OWN_FLAGS
 from entrypoints.go_values import (
     ACCUMULATING,
     BARE_OK,
