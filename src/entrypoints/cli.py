@@ -23,9 +23,9 @@ TEST_KITS = "adapters.testing"
 
 
 def ccm_usage() -> str:
-    from entrypoints.flags.pflag import usage
+    from entrypoints.flags.table import FLAGS
 
-    return usage(PROG, (f"       {PROG} demo | doctor | fake-xo --help",))
+    return FLAGS.usage(PROG, (f"       {PROG} demo | doctor | fake-xo --help",))
 
 
 def main_ccm(argv: Sequence[str]) -> int:
