@@ -37,14 +37,13 @@ from application.controllers import (
     CLOUD_NODE_LIFECYCLE,
     EnabledControllers,
 )
-from application.manager import Runnable
+from application.manager import Runnable, staggered
 from domain.freshness import Freshness
 from domain.options import CCMOptions
 from domain.ports import Inventory, NodeStore
 from entrypoints import serving
 from entrypoints.flags.settings import Settings
-from entrypoints.lifecycle import Readiness
-from entrypoints.runtime import staggered
+from entrypoints.readiness import Readiness
 
 
 def ccm_options(*, config: CloudConfig, settings: Settings) -> CCMOptions:

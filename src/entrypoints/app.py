@@ -34,7 +34,7 @@ from domain.errors import InventoryError
 from entrypoints.console import fail
 from entrypoints.container import Connection, Container, Service, provide, shutdown, start
 from entrypoints.flags.settings import Settings
-from entrypoints.lifecycle import STARTUP_CHECK_DEADLINE
+from entrypoints.readiness import STARTUP_CHECK_DEADLINE
 from entrypoints.serving import SecureServingError
 
 

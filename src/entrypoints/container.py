@@ -49,7 +49,7 @@ from domain.services import LabelSyncService, LifecycleService, RegistrationServ
 from domain.services.csr_approval import CSRApprovalService
 from entrypoints import adapter_builders as build
 from entrypoints.flags.settings import Settings
-from entrypoints.lifecycle import Readiness
+from entrypoints.readiness import Readiness
 
 T = TypeVar("T")
 

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 import pytest
 
 from adapters.testing.memory import InMemoryNodeStore
+from application.manager import staggered
 from domain.model import Node, NodeAddress
-from entrypoints.runtime import staggered
 
 
 class Named:
