@@ -42,3 +42,16 @@ def test_mypy_strict_covers_every_top_level_package() -> None:
     packages = {p.name for p in SRC.iterdir() if (p / "__init__.py").exists()}
     assert mypy["strict"] is True
     assert set(mypy["packages"]) == packages
+
+
+def test_every_entrypoint_module_has_a_room() -> None:
+    # The rooms contract only binds the modules it names: a new module of
+    # entrypoints must take its place in the order (the test kits' commands stay
+    # out of it, as production code never imports them).
+    contracts = _pyproject()["tool"]["importlinter"]["contracts"]
+    rooms = next(c for c in contracts if c.get("containers") == ["entrypoints"])
+    placed = {
+        f"entrypoints.{name.strip()}" for layer in rooms["layers"] for name in layer.split("|")
+    }
+    test_kits = {"entrypoints.fake_xo_command", "entrypoints.testkits"}
+    assert _modules(SRC / "entrypoints") - test_kits == placed
