@@ -25,7 +25,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from entrypoints.testkits.fake_xo.state import FakeXOState
 from adapters.memory import (
     FakeClock,
     InMemoryBreakerStore,
@@ -43,8 +42,9 @@ from domain.services.csr_approval import CSRApprovalService
 from domain.services.label_sync import LabelSyncResult
 from domain.services.registration import AddressSyncResult
 from entrypoints.container import Container
-from entrypoints.flags import Settings
+from entrypoints.flags.settings import Settings
 from entrypoints.in_memory import in_memory_container
+from entrypoints.testkits.fake_xo.state import FakeXOState
 from tests.unit.factories import HOST_1, HOST_2, HOST_3, POOL_A, POOL_B, node, vm
 
 

@@ -37,14 +37,13 @@ from application.controllers import (
     CLOUD_NODE_LIFECYCLE,
     EnabledControllers,
 )
-from application.manager import Runnable
+from application.manager import Runnable, staggered
 from domain.freshness import Freshness
 from domain.options import CCMOptions
 from domain.ports import Inventory, NodeStore
 from entrypoints import serving
-from entrypoints.flags import Settings
-from entrypoints.lifecycle import Readiness
-from entrypoints.runtime import staggered
+from entrypoints.flags.settings import Settings
+from entrypoints.readiness import Readiness
 
 
 def ccm_options(*, config: CloudConfig, settings: Settings) -> CCMOptions:
@@ -54,9 +53,14 @@ def ccm_options(*, config: CloudConfig, settings: Settings) -> CCMOptions:
 
 # -- clients -------------------------------------------------------------------
 def kube_client_settings(*, settings: Settings) -> ClientSettings:
-    """The API client's pool: as many threads as requests the controllers may have
-    in flight (``Settings.api_request_workers``)."""
-    return ClientSettings(workers=settings.api_request_workers)
+    """The API client's budget, ``--kube-api-qps`` / ``--kube-api-burst`` (the one way
+    they reach the client), and its pool: as many threads as requests the controllers
+    may have in flight (``Settings.api_request_workers``)."""
+    return ClientSettings(
+        qps=settings.kube_api_qps,
+        burst=settings.kube_api_burst,
+        workers=settings.api_request_workers,
+    )
 
 
 async def kube_client(
@@ -65,12 +69,7 @@ async def kube_client(
     """The API client; the kubeconfig is read now, so a bad one fails at startup
     (KubeConfigError)."""
     client = await connect(
-        settings.kubeconfig,
-        qps=settings.kube_api_qps,
-        burst=settings.kube_api_burst,
-        settings=client_settings,
-        name=name,
-        master=settings.master,
+        settings.kubeconfig, settings=client_settings, name=name, master=settings.master
     )
     async with client:
         yield client

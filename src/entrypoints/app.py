@@ -33,8 +33,8 @@ from application.manager import LeadershipLost
 from domain.errors import InventoryError
 from entrypoints.console import fail
 from entrypoints.container import Connection, Container, Service, provide, shutdown, start
-from entrypoints.flags import Settings
-from entrypoints.lifecycle import STARTUP_CHECK_DEADLINE
+from entrypoints.flags.settings import Settings
+from entrypoints.readiness import STARTUP_CHECK_DEADLINE
 from entrypoints.serving import SecureServingError
 
 

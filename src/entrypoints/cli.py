@@ -11,10 +11,14 @@ import asyncio
 import sys
 from collections.abc import Callable, Sequence
 
-from adapters.config import ConfigError, load_config
+from loguru import logger
+
+from adapters.config import CloudConfig, ConfigError, load_config
 from adapters.logging_setup import configure_logging, register_secret
+from domain.policies.topology import describe
 from entrypoints.console import PROG, fail
-from entrypoints.flags import FlagError, HelpRequested, parse_command_line
+from entrypoints.flags.settings import FlagError, HelpRequested, Settings, parse_command_line
+from entrypoints.version import print_version, version
 
 SUBCOMMANDS = ("demo", "fake-xo", "doctor")
 #: The test kits: the container image leaves them out (.dockerignore), and only the
@@ -24,9 +28,9 @@ TEST_KITS = "entrypoints.testkits"
 
 
 def ccm_usage() -> str:
-    from entrypoints.go_flags import usage
+    from entrypoints.flags.table import FLAGS
 
-    return usage(PROG, (f"       {PROG} demo | doctor | fake-xo --help",))
+    return FLAGS.usage(PROG, (f"       {PROG} demo | doctor | fake-xo --help",))
 
 
 def main_ccm(argv: Sequence[str]) -> int:
@@ -38,8 +42,6 @@ def main_ccm(argv: Sequence[str]) -> int:
     except FlagError as err:
         return fail(str(err))
     if settings.version != "false":
-        from entrypoints.version import print_version
-
         return print_version(settings.version)
     try:
         config = load_config(settings.cloud_config)
@@ -48,12 +50,31 @@ def main_ccm(argv: Sequence[str]) -> int:
     for secret in (config.token, config.password):
         register_secret(secret.get_secret_value() if secret else None)
     configure_logging(verbosity=settings.v, json=settings.log_format == "json")
-    from entrypoints.startup import log_startup
-
     log_startup(settings, config)
     from entrypoints.app import run_ccm
 
     return asyncio.run(run_ccm(settings, config))
+
+
+def log_startup(settings: Settings, config: CloudConfig) -> None:
+    """What the CCM says once at start: version, cluster, flags without effect,
+    cloud-config keys it ignored, and where zone and region come from when not the
+    Go CCM's."""
+    logger.info(
+        "xenorchestra-cloud-controller-manager {} for cluster {!r}",
+        version(),
+        settings.cluster_name,
+    )
+    if settings.v >= 2 and settings.no_effect:
+        logger.info(
+            "accepted for compatibility with the Go CCM, without effect here: {}",
+            ", ".join(f"--{name}" for name in settings.no_effect),
+        )
+    for warning in config.warnings:
+        logger.warning("{}", warning)
+    topology = config.options().topology
+    if not (topology.zone_is_host and topology.region_is_pool):
+        logger.info("topology labels: {}", describe(topology))
 
 
 def main_demo(argv: Sequence[str]) -> int:

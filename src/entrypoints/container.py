@@ -27,7 +27,7 @@ resolves either kind.
 from __future__ import annotations
 
 import inspect
-from typing import Any, ClassVar, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from dependency_injector import containers, providers
 
@@ -48,8 +48,8 @@ from domain.freshness import Freshness
 from domain.services import LabelSyncService, LifecycleService, RegistrationService
 from domain.services.csr_approval import CSRApprovalService
 from entrypoints import adapter_builders as build
-from entrypoints.flags import Settings
-from entrypoints.lifecycle import Readiness
+from entrypoints.flags.settings import Settings
+from entrypoints.readiness import Readiness
 
 T = TypeVar("T")
 
@@ -194,7 +194,6 @@ class Container(containers.DeclarativeContainer):
     )
 
     # -- controllers --------------------------------------------------------------
-    _timing: ClassVar[dict[str, providers.Provider[Any]]] = {"clock": clock, "metrics": metrics}
     cloud_node = providers.Singleton(
         CloudNodeController,
         service=registration,
@@ -202,19 +201,22 @@ class Container(containers.DeclarativeContainer):
         workers=settings.provided.concurrent_node_syncs,
         address_sync_period=settings.provided.node_status_update_frequency,
         address_workers=settings.provided.status_update_workers,
-        **_timing,
+        clock=clock,
+        metrics=metrics,
     )
     cloud_node_lifecycle = providers.Singleton(
         CloudNodeLifecycleController,
         service=lifecycle,
         period=settings.provided.node_monitor_period,
-        **_timing,
+        clock=clock,
+        metrics=metrics,
     )
     cloud_node_label_sync = providers.Singleton(
         CloudNodeLabelSyncController,
         service=label_sync,
         period=settings.provided.node_status_update_frequency,
-        **_timing,
+        clock=clock,
+        metrics=metrics,
     )
     cloud_node_csr_approval = providers.Selector(
         providers.Callable(build.csr_approval_mode, settings=settings),
@@ -223,7 +225,8 @@ class Container(containers.DeclarativeContainer):
             service=csr_approval,
             requests=certificate_requests,
             workers=settings.provided.concurrent_node_syncs,
-            **_timing,
+            clock=clock,
+            metrics=metrics,
         ),
         off=providers.Object(None),
     )

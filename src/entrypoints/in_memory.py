@@ -24,7 +24,7 @@ from adapters.memory import (
     InMemoryNodeStore,
 )
 from entrypoints.container import Container
-from entrypoints.flags import Settings
+from entrypoints.flags.settings import Settings
 
 #: A cloud config that names no real XO (nothing reads it once the XO side is in memory).
 PLACEHOLDER_CONFIG = CloudConfig(url="http://in-memory.invalid", token=SecretStr("in-memory"))

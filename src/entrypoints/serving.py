@@ -32,7 +32,7 @@ from adapters.observability.secure_serving import (
     SNICertificate,
     build_ssl_context,
 )
-from entrypoints.flags import TLS_CIPHERS, Settings
+from entrypoints.flags.settings import TLS_CIPHERS, Settings
 
 #: client-go's QPS/burst for the delegation clients ("this will effectively limit
 #: API server responsiveness"), and their 10 s review timeout.
@@ -86,7 +86,7 @@ async def review_client(kubeconfig: str | None, *, purpose: str) -> KubeClient |
     name = f"delegated-{purpose}"
     if kubeconfig:
         try:
-            return await connect(kubeconfig, qps=200, burst=400, settings=REVIEW_CLIENT, name=name)
+            return await connect(kubeconfig, settings=REVIEW_CLIENT, name=name)
         except KubeConfigError as err:
             raise SecureServingError(
                 f"failed to get delegated {purpose} kubeconfig: {err}"
@@ -94,7 +94,7 @@ async def review_client(kubeconfig: str | None, *, purpose: str) -> KubeClient |
     if not in_cluster():
         return None
     try:
-        return await connect(None, qps=200, burst=400, settings=REVIEW_CLIENT, name=name)
+        return await connect(None, settings=REVIEW_CLIENT, name=name)
     except KubeConfigError as err:
         logger.warning("failed to read in-cluster kubeconfig for delegated {}: {}", purpose, err)
         return None

@@ -6,7 +6,7 @@ import json
 import platform
 from importlib import metadata
 
-PROG = "xenorchestra-cloud-controller-manager"
+from entrypoints.console import PROG
 
 
 def version() -> str:

@@ -16,7 +16,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import pytest
 
-from adapters.kubernetes import KubeClient, KubernetesNodeStore, connect
+from adapters.kubernetes import ClientSettings, KubeClient, KubernetesNodeStore, connect
 from adapters.kubernetes.csr import KubernetesCertificateRequests
 from entrypoints.testkits.fake_xo import FakeXOControlClient, FakeXOServer
 from tests.contract.csr_drivers import CSRWorld, KubernetesCSRWorld, MemoryCSRWorld
@@ -167,7 +167,9 @@ async def csr_world(request: pytest.FixtureRequest) -> AsyncIterator[CSRWorld]:
 async def _client(request: pytest.FixtureRequest, name: str) -> AsyncIterator[KubeClient]:
     """A client of the session's control plane (an async fixture cannot ask for ``kube``)."""
     plane: ControlPlane = request.getfixturevalue("control_plane")
-    async with await connect(str(plane.admin_kubeconfig), qps=50, burst=50, name=name) as client:
+    async with await connect(
+        str(plane.admin_kubeconfig), settings=ClientSettings(qps=50, burst=50), name=name
+    ) as client:
         yield client
 
 

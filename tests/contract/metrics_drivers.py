@@ -12,8 +12,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Protocol
 
-from adapters.observability import PrometheusMetrics
 from adapters.memory import InMemoryMetrics
+from adapters.observability import PrometheusMetrics
 from domain.ports import Metrics
 
 

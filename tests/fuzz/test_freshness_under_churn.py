@@ -60,7 +60,7 @@ from domain.model import (
 from domain.options import CCMOptions, OutOfServiceOptions
 from domain.policies.instance_type import instance_type
 from domain.policies.label_values import sanitize_label_value
-from entrypoints.flags import Settings
+from entrypoints.flags.settings import Settings
 from entrypoints.in_memory import in_memory_container
 
 GIB = 1024**3

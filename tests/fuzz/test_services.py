@@ -31,7 +31,7 @@ from adapters.memory import FakeClock, InMemoryInventory, InMemoryNodeStore
 from domain.model import VM, Host, Node, Pool, PowerState
 from domain.providerid import is_uuid
 from entrypoints.container import Container, provide
-from entrypoints.flags import Settings
+from entrypoints.flags.settings import Settings
 from entrypoints.in_memory import in_memory_container
 from tests.fuzz.canned import Canned, CannedXO
 from tests.fuzz.strategies import FLEET, POOL_LABEL_KEYS, answers, fleets_of_nodes

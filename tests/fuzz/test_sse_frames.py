@@ -20,7 +20,7 @@ from adapters.config import CloudConfig
 from application.change_router import ChangeRouter
 from domain.model import ChangeKind, VMChange
 from entrypoints.container import provide
-from entrypoints.flags import Settings
+from entrypoints.flags.settings import Settings
 from entrypoints.in_memory import in_memory_container
 from tests.fuzz.canned import SENTINEL_VM, Canned, CannedXO
 from tests.fuzz.strategies import sse_frames

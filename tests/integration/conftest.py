@@ -94,7 +94,7 @@ def admin_kubeconfig(control_plane: ControlPlane) -> Path:
 
 @pytest.fixture
 async def kube(admin_kubeconfig: Path) -> AsyncIterator[KubeClient]:
-    client = await connect(str(admin_kubeconfig), qps=0, burst=1, name="admin")
+    client = await connect(str(admin_kubeconfig), name="admin")
     try:
         yield client
     finally:

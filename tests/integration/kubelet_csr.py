@@ -89,7 +89,7 @@ async def kubelet_client(control_plane: ControlPlane, node: str) -> KubeClient:
         user=f"system:node:{node}",
         client=pair,
     )
-    return await connect(str(path), qps=0, burst=1, name=f"kubelet-{node}")
+    return await connect(str(path), name=f"kubelet-{node}")
 
 
 async def file_request(

@@ -21,7 +21,7 @@ SERVE_AND_PROBE = r"""
 import asyncio, json, ssl, sys
 from loguru import logger
 from entrypoints.container import Container, provide, shutdown
-from entrypoints.flags import parse_command_line
+from entrypoints.flags.settings import parse_command_line
 
 async def ready():
     return True

@@ -72,7 +72,7 @@ async def test_a_client_given_a_loader_loads_its_kubeconfig_on_first_request(
 
 async def test_requests_are_rate_limited_by_qps_and_burst(admin_kubeconfig: Path) -> None:
     settings = ClientSettings(qps=10, burst=2)
-    async with await connect(str(admin_kubeconfig), qps=10, burst=2, settings=settings) as client:
+    async with await connect(str(admin_kubeconfig), settings=settings) as client:
         started = time.monotonic()
         await asyncio.gather(*(client.request("GET", "/version") for _ in range(7)))
         elapsed = time.monotonic() - started

@@ -177,7 +177,7 @@ async def test_a_large_answer_is_decoded_off_the_loop(
 
     monkeypatch.setattr(client_module, "_decode", spying)
     monkeypatch.setattr(client_module, "DECODE_ON_LOOP_MAX", 100)
-    kube = await connect(str(admin_kubeconfig), qps=0, burst=1, name="big")
+    kube = await connect(str(admin_kubeconfig), name="big")
     async with kube:
         answer = await kube.request("GET", "/api/v1/namespaces")  # over 100 bytes
         assert answer["kind"] == "NamespaceList"
@@ -221,7 +221,7 @@ async def test_a_kubeconfig_with_a_client_certificate_and_ca_works_from_the_loop
     admin_kubeconfig: Path,
 ) -> None:
     """The local control plane's admin: its own CA, a client certificate (TLS both ways)."""
-    kube = await connect(str(admin_kubeconfig), qps=0, burst=1, name="tls")
+    kube = await connect(str(admin_kubeconfig), name="tls")
     async with kube:
         await kube.request("GET", "/api/v1/namespaces/default")
         assert kube._transport is not None  # the loop transport answered

@@ -254,7 +254,7 @@ async def test_a_plugin_runs_again_after_a_401(
             }
         }
     path = kubeconfig(tmp_path / "kubeconfig", control_plane, user)
-    async with await connect(str(path), qps=0, burst=1, name="plugin") as client:
+    async with await connect(str(path), name="plugin") as client:
         await client.request("GET", "/api/v1/namespaces/default")
         assert runs.read_text() == "1"
         token_file.write_text(second)

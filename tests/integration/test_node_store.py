@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from adapters.kubernetes import KubeClient, KubernetesNodeStore, connect
+from adapters.kubernetes import ClientSettings, KubeClient, KubernetesNodeStore, connect
 from domain.errors import ConflictError, InvalidNodeError, NodeGoneError, NodeStoreError
 from domain.model import (
     AddressType,
@@ -30,7 +30,9 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 async def ccm_client(control_plane: ControlPlane) -> AsyncIterator[KubeClient]:
     """The CCM's own client (counted requests), separate from the admin one."""
-    client = await connect(str(control_plane.admin_kubeconfig), qps=50, burst=50, name="ccm")
+    client = await connect(
+        str(control_plane.admin_kubeconfig), settings=ClientSettings(qps=50, burst=50), name="ccm"
+    )
     try:
         yield client
     finally:

@@ -109,9 +109,7 @@ async def test_a_pool_larger_than_five_per_cpu_reuses_its_connections(
     http_proxy.rules.append(held)
     client = await connect(
         str(proxied_kubeconfig(http_proxy, control_plane, tmp_path)),
-        qps=1000,
-        burst=1000,
-        settings=ClientSettings(workers=workers),
+        settings=ClientSettings(qps=1000, burst=1000, workers=workers),
         name="wide",
     )
     async with client:

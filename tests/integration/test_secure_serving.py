@@ -25,7 +25,7 @@ from adapters.kubernetes import ApiUnavailableError, KubeClient
 from adapters.observability.delegated_auth import DelegatedAuth
 from adapters.observability.health import HealthServer
 from entrypoints.container import Container, provide, shutdown
-from entrypoints.flags import Settings, parse_command_line
+from entrypoints.flags.settings import Settings, parse_command_line
 from entrypoints.serving import SecurePort, SecureServingError
 
 from .controlplane import ControlPlane, free_port

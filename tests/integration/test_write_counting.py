@@ -17,7 +17,7 @@ from adapters.memory import FakeClock, InMemoryInventory
 from domain.model import VM, Host, Pool, PowerState
 from domain.services import RegistrationService
 from entrypoints import adapter_builders as build
-from entrypoints.flags import Settings
+from entrypoints.flags.settings import Settings
 
 from .controlplane import ControlPlane
 from .kube import UNINITIALIZED, create_node, get_node, unique

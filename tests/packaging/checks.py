@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from entrypoints.flags import Settings, parse_command_line
+from entrypoints.flags.settings import Settings, parse_command_line
 
 from .chart import Obj, ccm_container, flags, mount, pod_spec
 

@@ -14,7 +14,7 @@ from adapters.memory import InMemoryInventory, InMemoryNodeStore
 from application.controllers import DEFAULT_CONTROLLERS
 from entrypoints.cli import TEST_KITS, main
 from entrypoints.container import Container
-from entrypoints.flags import (
+from entrypoints.flags.settings import (
     FlagError,
     Settings,
     parse_command_line,

@@ -25,7 +25,7 @@ from domain.policies.kubelet_serving import (
     request_verdict,
 )
 from domain.services.csr_approval import PENDING_EVENT, CSRApprovalService, Decision
-from entrypoints.flags import Settings, parse_controllers
+from entrypoints.flags.settings import Settings, parse_controllers
 from tests.world import ONE_HOST, World, controllers_world
 
 from .factories import POOL_A, VM_1, node, vm

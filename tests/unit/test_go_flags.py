@@ -11,18 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from entrypoints import go_flags
 from entrypoints.cli import main
-from entrypoints.flags import FlagError, parse_command_line
-from entrypoints.go_flags import (
+from entrypoints.flags.pflag import (
     IMPLEMENTED,
     NO_EFFECT,
     REFUSED,
+    GoFlag,
     GoFlagError,
     go_duration,
     go_int,
-    parse_go_flags,
 )
+from entrypoints.flags.settings import FlagError, parse_command_line
+from entrypoints.flags.table import BY_NAME, FLAGS, classes
 
 DATA = Path(__file__).parents[1] / "data"
 DOCS = Path(__file__).parents[2] / "docs" / "configuration.md"
@@ -51,7 +51,7 @@ def test_the_table_has_the_82_flags_of_the_go_binary() -> None:
 def test_every_go_flag_is_known_with_its_type_and_default(
     name: str, kind: str, default: str
 ) -> None:
-    flag = go_flags.BY_NAME[name]
+    flag = BY_NAME[name]
     assert TYPE_ALIASES.get(flag.kind, flag.kind) == kind
     if kind == "duration" and default:
         assert flag.default == go_duration(default.replace("h0m0s", "h").replace("m0s", "m"))
@@ -67,7 +67,7 @@ def test_every_go_flag_is_known_with_its_type_and_default(
         assert flag.default is (default == "true")
 
 
-def sample(flag: go_flags.GoFlag) -> str:
+def sample(flag: GoFlag) -> str:
     """A valid, non-default value of the flag's type (refused flags: the enabling one)."""
     return {
         "bool": "true",
@@ -90,27 +90,25 @@ def sample(flag: go_flags.GoFlag) -> str:
 
 @pytest.mark.parametrize("name", [n for n, _, _ in go_table()])
 def test_every_go_flag_parses_in_both_pflag_forms(name: str) -> None:
-    flag = go_flags.BY_NAME[name]
+    flag = BY_NAME[name]
     value = sample(flag)
-    equals = parse_go_flags([f"--{name}={value}"])
+    equals = FLAGS.parse([f"--{name}={value}"])
     assert equals.was_set(name)
     if flag.kind not in ("bool", "version"):
-        assert parse_go_flags([f"--{name}", value])[name] == equals[name]
+        assert FLAGS.parse([f"--{name}", value])[name] == equals[name]
     else:
-        assert parse_go_flags([f"--{name}"])[name] == equals[name]
+        assert FLAGS.parse([f"--{name}"])[name] == equals[name]
 
 
 def test_classes_cover_every_go_flag() -> None:
     names = {n for n, _, _ in go_table()}
-    assert names <= set(go_flags.classes())
-    assert {c for c in go_flags.classes().values()} == {IMPLEMENTED, NO_EFFECT, REFUSED}
+    assert names <= set(classes())
+    assert {c for c in classes().values()} == {IMPLEMENTED, NO_EFFECT, REFUSED}
 
 
-@pytest.mark.parametrize(
-    "name", [n for n, _, _ in go_table() if go_flags.BY_NAME[n].klass == REFUSED]
-)
+@pytest.mark.parametrize("name", [n for n, _, _ in go_table() if BY_NAME[n].klass == REFUSED])
 def test_refused_flags_exit_1_with_one_line(name: str, capsys: pytest.CaptureFixture[str]) -> None:
-    flag = go_flags.BY_NAME[name]
+    flag = BY_NAME[name]
     assert main([f"--{name}={sample(flag)}"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"--{name}" in err[0]
@@ -118,7 +116,7 @@ def test_refused_flags_exit_1_with_one_line(name: str, capsys: pytest.CaptureFix
     parse_command_line([f"--{name}={_default_text(flag)}", "--cloud-provider=xenorchestra"])
 
 
-def _default_text(flag: go_flags.GoFlag) -> str:
+def _default_text(flag: GoFlag) -> str:
     if isinstance(flag.default, bool):
         return str(flag.default).lower()
     if isinstance(flag.default, tuple):
@@ -130,11 +128,9 @@ def test_webhooks_star_is_accepted_as_go_accepts_it() -> None:
     assert parse_command_line(["--webhooks=*"]).controllers
 
 
-@pytest.mark.parametrize(
-    "name", [n for n, _, _ in go_table() if go_flags.BY_NAME[n].klass == NO_EFFECT]
-)
+@pytest.mark.parametrize("name", [n for n, _, _ in go_table() if BY_NAME[n].klass == NO_EFFECT])
 def test_no_effect_flags_are_accepted_and_reported(name: str) -> None:
-    flag = go_flags.BY_NAME[name]
+    flag = BY_NAME[name]
     settings = parse_command_line([f"--{name}={sample(flag)}"])
     assert settings.no_effect == (name,)
 
@@ -151,24 +147,24 @@ def documented_classes() -> dict[str, str]:
 def test_configuration_doc_lists_every_flag_with_its_class_and_counts() -> None:
     words = {IMPLEMENTED: "implemented", NO_EFFECT: "no effect", REFUSED: "refused"}
     documented = documented_classes()
-    expected = {name: words[klass] for name, klass in go_flags.classes().items()}
+    expected = {name: words[klass] for name, klass in classes().items()}
     assert documented == expected
     text = DOCS.read_text()
     for klass, word in words.items():
-        count = sum(1 for n, _, _ in go_table() if go_flags.BY_NAME[n].klass == klass)
+        count = sum(1 for n, _, _ in go_table() if BY_NAME[n].klass == klass)
         assert f"{count} {word}" in text, f"docs/configuration.md must say '{count} {word}'"
 
 
 # -- pflag syntax ------------------------------------------------------------------
 def test_pflag_syntax() -> None:
-    parsed = parse_go_flags(
+    parsed = FLAGS.parse(
         ["-v", "4", "--leader-elect", "--controllers", "cloud-node", "--controllers=-route"]
     )
     assert parsed["v"] == 4 and parsed["leader-elect"] is True
     assert parsed["controllers"] == ("cloud-node", "-route")
-    assert parse_go_flags(["-v=5"])["v"] == 5
-    assert parse_go_flags(["-v6"])["v"] == 6
-    assert parse_go_flags(["--leader-elect=false", "--leader-elect=true"])["leader-elect"]
+    assert FLAGS.parse(["-v=5"])["v"] == 5
+    assert FLAGS.parse(["-v6"])["v"] == 6
+    assert FLAGS.parse(["--leader-elect=false", "--leader-elect=true"])["leader-elect"]
 
 
 @pytest.mark.parametrize(
@@ -187,7 +183,7 @@ def test_pflag_syntax() -> None:
 )
 def test_pflag_errors(argv: list[str], fragment: str) -> None:
     with pytest.raises(GoFlagError, match=re.escape(fragment)):
-        parse_go_flags(argv)
+        FLAGS.parse(argv)
 
 
 @pytest.mark.parametrize(

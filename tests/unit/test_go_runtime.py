@@ -8,8 +8,8 @@ from collections.abc import Sequence
 import pytest
 
 from adapters.memory import InMemoryNodeStore
+from application.manager import staggered
 from domain.model import Node, NodeAddress
-from entrypoints.runtime import staggered
 
 
 class Named:
@@ -56,7 +56,7 @@ class SlowStore(InMemoryNodeStore):
 
 @pytest.mark.parametrize("workers", [1, 3])
 async def test_address_sync_patches_with_the_status_update_workers(workers: int) -> None:
-    from entrypoints.flags import Settings
+    from entrypoints.flags.settings import Settings
     from entrypoints.in_memory import in_memory_container
 
     from .factories import node, vm

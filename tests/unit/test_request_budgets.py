@@ -8,7 +8,7 @@ import pytest
 from adapters.kubernetes import KubeClient
 from adapters.kubernetes.configuration import ApiConfig
 from entrypoints import adapter_builders as build
-from entrypoints.flags import (
+from entrypoints.flags.settings import (
     FlagError,
     Settings,
     parse_command_line,
@@ -80,9 +80,23 @@ def test_the_client_threads_follow_the_worker_flags() -> None:
     assert threads("--kube-api-qps=500") == 52  # 25 workers sized from the QPS
 
 
+def test_the_client_budget_comes_from_the_qps_and_burst_flags_alone() -> None:
+    def budget(*argv: str) -> tuple[float, int]:
+        client = build.kube_client_settings(settings=parse_command_line(list(argv)))
+        return client.qps, client.burst
+
+    assert budget() == (20, 30)  # Go's defaults, written in the flag table
+    assert budget("--kube-api-qps=7", "--kube-api-burst=9") == (7, 9)
+    assert (Settings().kube_api_qps, Settings().kube_api_burst) == (20, 30)
+
+
 async def test_events_get_a_client_with_their_own_budget() -> None:
-    main = KubeClient(ApiConfig(host="http://127.0.0.1:1"), name="kube")
     settings = Settings(event_qps=7, event_burst=9)
+    main = KubeClient(
+        ApiConfig(host="http://127.0.0.1:1"),
+        build.kube_client_settings(settings=settings),
+        name="kube",
+    )
     builder = build.event_client(client=main, settings=settings)
     events = await anext(builder)
     try:

@@ -12,9 +12,9 @@ from typing import Any
 from pydantic import SecretStr
 
 from adapters.config import CloudConfig
-from entrypoints.testkits.fake_xo import FakeXOServer
 from adapters.xenorchestra import RetryPolicy, StreamPolicy, XOInventory
 from domain.model import Host, Pool, VMChange
+from entrypoints.testkits.fake_xo import FakeXOServer
 from tests.world import Given
 
 TOKEN = "tok-3f9a1c77d2e84b6a"

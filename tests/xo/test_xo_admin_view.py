@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import pytest
 
-from entrypoints.testkits.fake_xo import FakeXOServer
 from adapters.memory import (
     InMemoryEventRecorder,
     InMemoryNodeStore,
@@ -21,6 +20,7 @@ from domain.matching import confirm_absence
 from domain.model import Node, Readiness
 from domain.options import CCMOptions, DeletionOptions
 from domain.policies.lifecycle import LifecycleAction
+from entrypoints.testkits.fake_xo import FakeXOServer
 from tests.world import World as CCM
 from tests.xo.support import TOKEN, World, make_inventory
 

@@ -16,7 +16,6 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from entrypoints.testkits.fake_xo import FakeXOServer
 from adapters.memory import (
     InMemoryNodeStore,
     RecordingPokes,
@@ -28,6 +27,7 @@ from domain.errors import InventoryError, ProtocolError
 from domain.model import ChangeKind, Node, Readiness
 from domain.options import CCMOptions
 from domain.providerid import ProviderID
+from entrypoints.testkits.fake_xo import FakeXOServer
 from tests.world import World as CCM
 from tests.xo.support import World, collecting, make_inventory
 

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from entrypoints.testkits.fake_xo import FakeXOServer
 from adapters.memory import InMemoryNodeStore
 from adapters.xenorchestra import XOInventory
 from domain import labels
 from domain.model import Node, Taint, TaintEffect
+from entrypoints.testkits.fake_xo import FakeXOServer
 from tests.world import World as CCM
 from tests.xo.support import World
 

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from entrypoints.testkits.fake_xo import FakeXOServer
 from adapters.memory import InMemoryEventRecorder, InMemoryNodeStore
 from adapters.xenorchestra import XOInventory
 from adapters.xenorchestra.http import TLSError
@@ -20,6 +19,7 @@ from domain.errors import (
     VMNotFoundError,
 )
 from domain.model import Node, Taint, TaintEffect
+from entrypoints.testkits.fake_xo import FakeXOServer
 from tests.world import World as CCM
 from tests.xo.pki import ThrowawayPKI, make_pki
 from tests.xo.support import POOL_A, TOKEN, World, make_inventory

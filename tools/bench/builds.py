@@ -131,5 +131,8 @@ def baseline(rev: str) -> Build:
                 check=True,
                 capture_output=True,
             )
-    secure = (tree / "src" / "entrypoints" / "go_serving_flags.py").exists()
+    entrypoints = tree / "src" / "entrypoints"
+    secure = (entrypoints / "go_serving_flags.py").exists() or (
+        entrypoints / "flags" / "table.py"
+    ).exists()
     return Build(name=rev, src=tree / "src", secure=secure)

@@ -41,7 +41,7 @@ async def bench_client(
     settings = ClientSettings(
         qps=0, burst=1, workers=workers, read_timeout=300.0, user_agent=BENCH_USER_AGENT
     )
-    return await connect(str(kubeconfig), qps=0, burst=1, settings=settings, name=name)
+    return await connect(str(kubeconfig), settings=settings, name=name)
 
 
 def _images(seed: int) -> list[dict[str, Any]]:

@@ -401,9 +401,7 @@ async def steady_state(env: BenchEnv, *, sizes: Sequence[int]) -> list[dict[str,
     pass that has nothing to change, at each fleet size."""
     results = []
     settings = ClientSettings(qps=0, burst=1, workers=8, user_agent="xoccm-bench-services")
-    client = await connect(
-        str(env.plane.admin_kubeconfig), qps=0, burst=1, settings=settings, name="services"
-    )
+    client = await connect(str(env.plane.admin_kubeconfig), settings=settings, name="services")
     try:
         async with KubernetesNodeStore(client) as store:
             for size in sizes:

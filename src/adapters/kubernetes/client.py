@@ -27,7 +27,7 @@ import asyncio
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import aiohttp
@@ -62,14 +62,15 @@ STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 class ClientSettings:
     """How one client talks to the API server.
 
-    ``qps``/``burst`` are ``--kube-api-qps``/``--kube-api-burst`` (client-go
-    and the reference CCM default to 20/30). ``workers`` bounds concurrent
-    requests (connections kept, and threads for what may block).
+    ``qps``/``burst`` are the client-side token bucket; the CCM's come from
+    ``--kube-api-qps``/``--kube-api-burst`` (whose defaults are written once, in the
+    flag table), and a client given none is not throttled (``qps`` 0). ``workers``
+    bounds concurrent requests (connections kept, and threads for what may block).
     ``max_retries`` applies to 429 and 5xx answers only.
     """
 
-    qps: float = 20.0
-    burst: int = 30
+    qps: float = 0.0
+    burst: int = 1
     workers: int = 4
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
@@ -111,20 +112,17 @@ class _Source:
 async def connect(
     kubeconfig: str | None = None,
     *,
-    qps: float = 20.0,
-    burst: int = 30,
     context: str | None = None,
     settings: ClientSettings | None = None,
     name: str = "kube",
     master: str | None = None,
 ) -> KubeClient:
     """A client whose configuration is loaded now (so a bad kubeconfig, or one this
-    CCM cannot follow, fails here with KubeConfigError):
-    ``await connect(flags.kubeconfig, qps=flags.kube_api_qps, burst=flags.kube_api_burst)``."""
-    base = settings or ClientSettings()
+    CCM cannot follow, fails here with KubeConfigError); ``settings`` carries its
+    request budget (``qps``, ``burst``) with the rest of how it talks."""
     client = KubeClient(
         lambda: configuration.load(kubeconfig, context, master),
-        replace(base, qps=qps, burst=burst),
+        settings,
         name=name,
     )
     try:

@@ -15,7 +15,7 @@ from domain.policies.system_uuid import swap_little_endian
 from entrypoints.container import Container, provide, shutdown
 from entrypoints.demo.cluster import ClusterSide, MemoryCluster, RealCluster
 from entrypoints.demo.world import HOST_NAMES, HOSTS, TOKEN, VMS, XOSide, fake_http_xo, memory_xo
-from entrypoints.flags import Settings
+from entrypoints.flags.settings import Settings
 from entrypoints.in_memory import PLACEHOLDER_CONFIG, InMemoryCluster, InMemoryXO
 from entrypoints.testkits.fake_xo import FakeXOServer, FakeXOState
 from entrypoints.testkits.local_cluster import ControlPlane, cached_binaries

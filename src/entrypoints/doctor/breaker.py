@@ -18,7 +18,7 @@ from domain.services.deletion_breaker import reset_breaker
 from entrypoints.container import Container, provide, shutdown
 from entrypoints.doctor.findings import EXIT_CANNOT_CHECK, EXIT_OK
 from entrypoints.doctor.options import DoctorOptions
-from entrypoints.flags import Settings
+from entrypoints.flags.settings import Settings
 
 
 def _was(state: BreakerState) -> str:

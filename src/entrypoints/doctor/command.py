@@ -42,7 +42,7 @@ from entrypoints.doctor.xo import (
     probe_pool,
     read_xo,
 )
-from entrypoints.flags import Settings
+from entrypoints.flags.settings import Settings
 
 
 def _unexpected(check: str, subject: str, err: Exception) -> Finding:
@@ -68,8 +68,8 @@ def doctor_container(opts: DoctorOptions, config: CloudConfig | None, report: Re
     container = Container(settings=settings)
     container.kube_client_settings.override(
         ClientSettings(
-            qps=100.0,
-            burst=100,
+            qps=settings.kube_api_qps,
+            burst=settings.kube_api_burst,
             workers=4,
             connect_timeout=opts.timeout,
             read_timeout=opts.timeout,
@@ -78,10 +78,11 @@ def doctor_container(opts: DoctorOptions, config: CloudConfig | None, report: Re
         )
     )
     if config is not None:
-        budget = {"client_timeout": min(config.client_timeout, opts.timeout)}
-        container.cloud_config.override(
-            config.model_copy(update={**budget, "max_concurrent_requests": 4})
-        )
+        budget = {
+            "client_timeout": min(config.client_timeout, opts.timeout),
+            "max_concurrent_requests": 4,
+        }
+        container.cloud_config.override(config.model_copy(update=budget))
     container.xo_retry.override(
         RetryPolicy(deadline=opts.timeout, initial_backoff=0.1, max_backoff=1.0)
     )

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from application.controllers import CLOUD_NODE_CSR_APPROVAL, DEFAULT_CONTROLLERS
 from entrypoints.doctor.nodes import DEFAULT_UNINITIALIZED_GRACE
-from entrypoints.flags import FlagError, parse_bool, parse_controllers, parse_duration
+from entrypoints.flags.settings import FlagError, parse_bool, parse_controllers, parse_duration
 
 PROG = "xenorchestra-cloud-controller-manager doctor"
 

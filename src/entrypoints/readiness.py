@@ -1,7 +1,9 @@
-"""What the process needs of its adapters beyond the ports: checks, caches, closing.
+"""Process readiness (``/readyz``): the Node cache synced and Xen Orchestra answering.
 
-Small Protocols instead of ``Any``: the XO adapter proves it is usable
-(``check``) and closes (``aclose``); the Node cache says when it has synced.
+What the process needs of its adapters beyond the ports, as small Protocols
+instead of ``Any``: the XO adapter proves it is usable (``check``) and closes
+(``aclose``); the Node cache says when it has synced. (Node lifecycle, the
+deletion of Nodes whose VM is gone, is ``domain.services.lifecycle``.)
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ XO_READINESS_TTL = 10.0
 STARTUP_CHECK_DEADLINE = 5.0
 
 
-class Lifecycle(Protocol):
+class CheckedConnection(Protocol):
     """An adapter with a connection to prove and to close."""
 
     async def check(self, *, deadline: float | None = None) -> None:
@@ -39,7 +41,7 @@ class SyncedCache(Protocol):
 class Readiness:
     """Ready once the node cache is synced and XO answered recently."""
 
-    def __init__(self, *, nodes: SyncedCache, inventory: Lifecycle) -> None:
+    def __init__(self, *, nodes: SyncedCache, inventory: CheckedConnection) -> None:
         self._nodes = nodes
         self._inventory = inventory
         self._checked_at = -XO_READINESS_TTL

@@ -1,9 +1,9 @@
 """The Kubernetes cloud-controller-manager flags, parsed and validated.
 
-The command line is the Go CCM's (``entrypoints.go_flags`` knows every one of
-its flags and parses them as pflag does); this module turns it into
-``Settings`` and applies Go's validation rules, so a Go manifest starts this
-CCM unchanged and a value Go refuses is refused here with one line.
+The command line is the Go CCM's (:mod:`entrypoints.flags.table` knows every one
+of its flags, :mod:`entrypoints.flags.pflag` parses them as pflag does); this module
+turns it into ``Settings`` and applies Go's validation rules, so a Go manifest
+starts this CCM unchanged and a value Go refuses is refused here with one line.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from application.controllers import ALL_CONTROLLERS, DEFAULT_CONTROLLERS, DISABLED_BY_DEFAULT
-from entrypoints import go_flags
-from entrypoints.go_flags import GoFlagError, ParsedFlags, go_bool, go_duration
+from entrypoints.flags.pflag import GoFlagError, ParsedFlags, go_bool, go_duration
+from entrypoints.flags.table import FLAGS
 
 #: Canonical controller names (``k8s.io/cloud-provider/names`` and the Go CCM's
 #: label-sync controller) -> this CCM's controller names.
@@ -140,8 +140,10 @@ class Settings:
     concurrent_node_syncs: int = 1
     node_status_update_frequency: float = 300.0
     node_monitor_period: float = 5.0
-    kube_api_qps: float = 20.0
-    kube_api_burst: int = 30
+    #: ``--kube-api-qps`` / ``--kube-api-burst``: the controllers' request budget, the
+    #: one source of the Kubernetes client's (``adapter_builders.kube_client_settings``).
+    kube_api_qps: float = FLAGS.default("kube-api-qps")
+    kube_api_burst: int = FLAGS.default("kube-api-burst")
     kubeconfig: str | None = None
     secure_port: int = 10258
     bind_address: str = "0.0.0.0"
@@ -152,8 +154,8 @@ class Settings:
     dry_run_deletions: bool = False
     #: ``--event-qps`` / ``--event-burst`` (this CCM's, kubelet's defaults): the node
     #: events' own request budget, apart from ``--kube-api-qps``.
-    event_qps: float = 50.0
-    event_burst: int = 100
+    event_qps: float = FLAGS.default("event-qps")
+    event_burst: int = FLAGS.default("event-burst")
     extra: dict[str, str] = field(default_factory=dict)
     # -- the rest of the Go CCM's flags with a meaning here
     cluster_name: str = "kubernetes"
@@ -234,12 +236,12 @@ def parse_command_line(argv: list[str] | tuple[str, ...]) -> Settings:
     Raises HelpRequested for ``--help``.
     """
     try:
-        parsed = go_flags.parse_go_flags(argv)
+        parsed = FLAGS.parse(argv)
     except GoFlagError as err:
         raise FlagError(str(err)) from None
     if parsed["help"]:
         raise HelpRequested
-    refused = go_flags.refusals(parsed)
+    refused = FLAGS.refusals(parsed)
     if refused:
         raise FlagError(refused[0])
     return settings_from_flags(parsed)
@@ -251,7 +253,7 @@ def _none_if_empty(value: str) -> str | None:
 
 def settings_from_flags(parsed: ParsedFlags) -> Settings:
     values: dict[str, Any] = {}
-    for flag in go_flags.BY_NAME.values():
+    for flag in FLAGS.by_name.values():
         if flag.field is None:
             continue
         # --logging-format and --log-format share a field: the one given wins.
@@ -273,7 +275,7 @@ def settings_from_flags(parsed: ParsedFlags) -> Settings:
     values["cloud_provider"] = values["cloud_provider"] or "xenorchestra"
     values["controllers"] = resolve_controllers(values["controllers"])
     values["v"] = min(int(values["v"]), 10)  # klog accepts any level; 10 is the most verbose
-    values["no_effect"] = tuple(go_flags.without_effect(parsed))
+    values["no_effect"] = tuple(FLAGS.without_effect(parsed))
     if not parsed.was_set("concurrent-node-syncs") and values["kube_api_qps"] > 0:
         values["concurrent_node_syncs"] = workers_for_qps(values["kube_api_qps"])
     settings = Settings(**values)
