@@ -1,8 +1,10 @@
 """The registration service on the real node store: one initializing pass writes,
 the passes after it write nothing at all.
 
-XO is the in-memory inventory (the XO adapter has its own contract tests);
-what is counted is requests to the real API server.
+The service comes from the in-memory container with the cluster side swapped for
+the real adapters (as an embedder swaps them); XO is the in-memory inventory (the
+XO adapter has its own contract tests); what is counted is requests to the real
+API server.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from adapters.kubernetes import KubeClient, KubernetesEventRecorder, KubernetesN
 from adapters.kubernetes.event_queue import QueuedEventRecorder
 from adapters.memory import FakeClock, InMemoryInventory
 from domain.model import VM, Host, Pool, PowerState
+from domain.ports import EventRecorder, NodeStore
 from domain.services import RegistrationService
 from entrypoints import adapter_builders as build
 from entrypoints.flags.settings import Settings
+from entrypoints.in_memory import in_memory_container
 
 from .controlplane import ControlPlane
 from .kube import UNINITIALIZED, create_node, get_node, unique
@@ -46,6 +50,18 @@ def _world(name: str) -> tuple[InMemoryInventory, str, str]:
     return inventory, pool, vm_id
 
 
+def _registration(
+    inventory: InMemoryInventory, nodes: NodeStore, events: EventRecorder
+) -> RegistrationService:
+    """The container's registration service on these collaborators."""
+    container = in_memory_container(Settings(leader_elect=False))
+    container.inventory.override(inventory)
+    container.nodes.override(nodes)
+    container.events.override(events)
+    container.clock.override(FakeClock())
+    return container.registration()
+
+
 async def test_initialization_writes_once_and_a_second_pass_writes_nothing(
     kube: KubeClient, control_plane: ControlPlane
 ) -> None:
@@ -55,12 +71,7 @@ async def test_initialization_writes_once_and_a_second_pass_writes_nothing(
 
     ccm = await connect(str(control_plane.admin_kubeconfig), name="ccm")
     async with ccm, KubernetesNodeStore(ccm) as nodes:
-        service = RegistrationService(
-            inventory=inventory,
-            nodes=nodes,
-            events=KubernetesEventRecorder(ccm),
-            clock=FakeClock(),
-        )
+        service = _registration(inventory, nodes, KubernetesEventRecorder(ccm))
         await until(lambda: nodes.get(name=name))
 
         first = ccm.requests.copy()
@@ -97,9 +108,7 @@ async def test_registration_spends_two_requests_of_the_api_budget_and_events_the
     recorder = QueuedEventRecorder(KubernetesEventRecorder(events))
     try:
         async with KubernetesNodeStore(ccm) as nodes:
-            service = RegistrationService(
-                inventory=inventory, nodes=nodes, events=recorder, clock=FakeClock()
-            )
+            service = _registration(inventory, nodes, recorder)
             await until(lambda: nodes.get(name=name))
             first = ccm.requests.copy()
             await service.sync(name=name)
