@@ -40,3 +40,24 @@ def test_the_generated_client_is_whole_for_whoever_asks_for_it_later() -> None:
         "print(client.Configuration is configuration.Configuration)\n"
     )
     assert out.splitlines() == ["CoreV1Api V1Node ApiClient", "True"]
+
+
+def test_oauthlib_waits_for_an_oidc_refresh_and_is_whole_then() -> None:
+    out = _run(
+        "import sys\n"
+        "from adapters.kubernetes import configuration\n"
+        "print('oauthlib.oauth2.rfc6749' in sys.modules)\n"
+        "from kubernetes.config import kube_config\n"
+        "error = kube_config.oauthlib.oauth2.rfc6749.errors.InvalidClientIdError\n"
+        "print(error.__module__, 'oauthlib.oauth2.rfc6749' in sys.modules)\n"
+        "session = kube_config.OAuth2Session(client_id='ccm')\n"
+        "print(type(session).__module__)\n"
+        "import oauthlib.oauth2\n"
+        "print(oauthlib.oauth2.WebApplicationClient.__name__)\n"
+    )
+    assert out.splitlines() == [
+        "False",
+        "oauthlib.oauth2.rfc6749.errors True",
+        "requests_oauthlib.oauth2_session",
+        "WebApplicationClient",
+    ]

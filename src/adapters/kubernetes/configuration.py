@@ -55,8 +55,8 @@ def _package() -> None:
 
     The ``kubernetes`` package's own ``__init__`` imports every client module; a
     package module with only its path is enough for the submodules used here. And
-    ``requests_oauthlib`` (an OIDC refresh's only need) is left to its first use. A
-    process that imported the real package first keeps it.
+    ``requests_oauthlib`` and ``oauthlib`` (an OIDC refresh's only needs) are left to
+    their first use. A process that imported the real packages first keeps them.
     """
     if "kubernetes" not in sys.modules:
         spec = importlib.util.find_spec("kubernetes")
@@ -68,6 +68,37 @@ def _package() -> None:
         sys.modules["kubernetes"] = package
     if "requests_oauthlib" not in sys.modules:
         sys.modules["requests_oauthlib"] = _OnFirstUse("requests_oauthlib", "OAuth2Session")
+    if not any(module in sys.modules for module in _OAUTHLIB):
+        parent, child = (_OnFirstAttribute(module) for module in _OAUTHLIB)
+        parent.oauth2 = child  # type: ignore[attr-defined]
+        sys.modules.update(zip(_OAUTHLIB, (parent, child), strict=True))
+
+
+#: Imported by the loader (``import oauthlib.oauth2``) for one exception class of the
+#: OIDC refresh: 58 modules, about 0.9 MiB of the process's memory (measured on the
+#: production install), left to the first attribute read.
+_OAUTHLIB = ("oauthlib", "oauthlib.oauth2")
+
+
+class _OnFirstAttribute(types.ModuleType):
+    """Stands for ``oauthlib`` or ``oauthlib.oauth2`` until one of its attributes is
+    read: then both are imported for real (replacing the stand-ins) and the read goes
+    to the real module."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        _realize_oauthlib()
+        return getattr(importlib.import_module(self.__name__), name)
+
+
+def _realize_oauthlib() -> None:
+    if not any(isinstance(sys.modules.get(m), _OnFirstAttribute) for m in _OAUTHLIB):
+        return
+    for module in _OAUTHLIB:
+        if isinstance(sys.modules.get(module), _OnFirstAttribute):
+            del sys.modules[module]
+    importlib.import_module("oauthlib.oauth2")
 
 
 @contextlib.contextmanager
@@ -118,6 +149,7 @@ class _OnFirstUse(types.ModuleType):
     @staticmethod
     def forward(module: str, name: str) -> Callable[..., Any]:
         def call(*args: Any, **kwargs: Any) -> Any:
+            _realize_oauthlib()  # requests_oauthlib imports it: the real one
             if isinstance(sys.modules.get(module), _OnFirstUse):
                 del sys.modules[module]
             return getattr(importlib.import_module(module), name)(*args, **kwargs)
