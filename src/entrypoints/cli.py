@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -53,7 +54,20 @@ def main_ccm(argv: Sequence[str]) -> int:
     log_startup(settings, config)
     from entrypoints.app import run_ccm
 
-    return asyncio.run(run_ccm(settings, config))
+    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        return runner.run(run_ccm(settings, config))
+
+
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop for the controller process: the event loop runs every request,
+    watch event and timer of the CCM, and libuv's loop (its transports and TLS in C)
+    costs a registration about 6 % less CPU than the standard one (see the README).
+    None (the standard loop) when ``XOCCM_EVENT_LOOP=asyncio`` asks for it."""
+    if os.environ.get("XOCCM_EVENT_LOOP", "").strip().lower() == "asyncio":
+        return None
+    import uvloop
+
+    return uvloop.new_event_loop
 
 
 def log_startup(settings: Settings, config: CloudConfig) -> None:

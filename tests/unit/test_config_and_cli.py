@@ -528,3 +528,22 @@ def test_the_start_names_topology_sources_other_than_the_go_ccms(
     main([f"--cloud-config={path}", f"--kubeconfig={tmp_path / 'none'}"])
     said = [x for x in capsys.readouterr().err.splitlines() if "topology labels" in x]
     assert [x[x.index("topology labels") :] for x in said] == ([line] if line else [])
+
+
+def test_the_ccm_runs_on_uvloop_unless_asked_for_the_standard_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import asyncio
+
+    import uvloop
+
+    from entrypoints.cli import event_loop_factory
+
+    monkeypatch.delenv("XOCCM_EVENT_LOOP", raising=False)
+    factory = event_loop_factory()
+    assert factory is uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        assert isinstance(runner.get_loop(), uvloop.Loop)
+        assert runner.run(asyncio.sleep(0, result="ran")) == "ran"
+    monkeypatch.setenv("XOCCM_EVENT_LOOP", "asyncio")
+    assert event_loop_factory() is None

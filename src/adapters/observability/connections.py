@@ -43,7 +43,7 @@ import gc
 import socket
 import ssl
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from adapters.observability.connection_limits import (
     ACCEPT_FAILED,
@@ -84,8 +84,8 @@ class Connection(asyncio.Protocol):
 
     # -- what the transport says ------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A stream transport (uvloop's are not asyncio.Transport subclasses).
+        self.transport = cast(asyncio.Transport, transport)
         self.inner = self._guard.handler_factory()
         self._guard.established(self)
         self.inner.connection_made(transport)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -69,6 +70,7 @@ class PrometheusMetrics:
             PlatformCollector(registry=r)
         self._leader_name = leader_name
         self._queues: set[str] = set()
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.queue_depth_gauge = Gauge(
             "workqueue_depth", "Current depth of workqueue", ["name"], registry=r
         )
@@ -203,15 +205,24 @@ class PrometheusMetrics:
         for known in STREAM_STATES:
             self.stream_state.labels(state=known).set(1 if known == state else 0)
 
+    def _child(self, metric: Any, *values: str) -> Any:
+        """``metric.labels(*values)``, looked up once: the controllers report several
+        series per node, and each ``labels`` call validates and locks."""
+        key = (id(metric), values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
+
     # -- domain.ports.Metrics ---------------------------------------------
     def queue_added(self, *, queue: str) -> None:
-        self.queue_adds.labels(name=queue).inc()
+        self._child(self.queue_adds, queue).inc()
 
     def queue_retried(self, *, queue: str) -> None:
-        self.queue_retries.labels(name=queue).inc()
+        self._child(self.queue_retries, queue).inc()
 
     def queue_depth(self, *, queue: str, depth: int) -> None:
-        self.queue_depth_gauge.labels(name=queue).set(depth)
+        self._child(self.queue_depth_gauge, queue).set(depth)
         if queue not in self._queues:
             # A queue reports its depth when it is created: its other series start at 0
             # then (once: depth is reported on every add and get).
@@ -221,10 +232,10 @@ class PrometheusMetrics:
             self.queue_work_duration_seconds.labels(name=queue)
 
     def queue_work_duration(self, *, queue: str, seconds: float) -> None:
-        self.queue_work_duration_seconds.labels(name=queue).observe(seconds)
+        self._child(self.queue_work_duration_seconds, queue).observe(seconds)
 
     def node_synced(self, *, controller: str, result: str) -> None:
-        self.node_syncs.labels(controller=controller, result=result).inc()
+        self._child(self.node_syncs, controller, result).inc()
 
     def taint_removal_delay(self, *, seconds: float) -> None:
         self.taint_removal_delay_seconds.observe(seconds)
@@ -257,7 +268,7 @@ class PrometheusMetrics:
     # -- the Kubernetes event recorder -------------------------------------
     def observe_kubernetes_event(self, *, type: str, result: str) -> None:
         """One node event: ``recorded``, ``dropped`` (spam filter) or ``failed``."""
-        self.kube_events.labels(type=type, result=result).inc()
+        self._child(self.kube_events, type, result).inc()
 
     # -- the XO adapter -----------------------------------------------------
     def observe_xo_request(self, *, endpoint: str, seconds: float, error: str | None) -> None:
@@ -266,7 +277,7 @@ class PrometheusMetrics:
         ``endpoint`` must be a template (``/rest/v0/vms/{id}``), never a URL
         with ids in it, or the series count grows with the inventory.
         """
-        self.xo_request_duration_seconds.labels(endpoint=endpoint).observe(seconds)
+        self._child(self.xo_request_duration_seconds, endpoint).observe(seconds)
         if error is not None:
             self.xo_request_errors.labels(endpoint=endpoint, error=error).inc()
         if error in _ANSWERED:
