@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import contextlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
@@ -115,9 +114,7 @@ class KubernetesCertificateRequests:
     ) -> None:
         self._client = client
         self._requests: dict[str, CertificateRequest] = {}
-        self._synced = asyncio.Event()
         self._watchers: set[asyncio.Queue[str]] = set()
-        self._task: asyncio.Task[None] | None = None
         self.reflector: Reflector[CertificateRequest] = Reflector(
             client,
             path=CSRS,
@@ -131,15 +128,10 @@ class KubernetesCertificateRequests:
 
     # -- lifecycle --------------------------------------------------------
     async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self.reflector.run(), name="kube-csr-reflector")
+        self.reflector.start(name="kube-csr-reflector")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        self._task = None
+        await self.reflector.stop()
 
     async def __aenter__(self) -> KubernetesCertificateRequests:
         await self.start()
@@ -150,14 +142,12 @@ class KubernetesCertificateRequests:
 
     @property
     def synced(self) -> bool:
-        return self._synced.is_set()
+        return self.reflector.synced
 
     async def wait_synced(self) -> None:
-        if self._synced.is_set():
-            return
-        if self._task is None:
+        if not self.reflector.synced and not self.reflector.started:
             raise CertificateRequestError("CSR cache not started: call start() first")
-        await self._synced.wait()
+        await self.reflector.wait_synced()
 
     # -- the cache --------------------------------------------------------
     def _notify(self, name: str) -> None:
@@ -175,7 +165,6 @@ class KubernetesCertificateRequests:
             self._notify(gone)
         for csr in requests:
             self._store(csr)
-        self._synced.set()
 
     def _on_event(self, kind: str, obj: JsonObject) -> None:
         if kind == "DELETED":

@@ -93,10 +93,8 @@ class KubernetesNodeStore:
         self.resync_period = resync_period
         self._resync_task: asyncio.Task[None] | None = None
         self._nodes: dict[str, Node] = {}
-        self._synced = asyncio.Event()
         self._watchers: set[asyncio.Queue[Node]] = set()
         self._removal_watchers: set[asyncio.Queue[Node]] = set()
-        self._task: asyncio.Task[None] | None = None
         self.reflector: Reflector[Node] = Reflector(
             client,
             path=NODES,
@@ -110,19 +108,18 @@ class KubernetesNodeStore:
     # -- lifecycle --------------------------------------------------------
     async def start(self) -> None:
         """Start listing and watching (returns at once; see ``wait_synced``)."""
-        if self._task is None:
-            self._task = asyncio.create_task(self.reflector.run(), name="kube-node-reflector")
+        self.reflector.start(name="kube-node-reflector")
         if self._resync_task is None and self.resync_period > 0:
             self._resync_task = asyncio.create_task(self._resync(), name="kube-node-resync")
 
     async def stop(self) -> None:
         """Stop watching; the cache keeps its last state."""
-        for task in (self._task, self._resync_task):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        self._task = self._resync_task = None
+        await self.reflector.stop()
+        if self._resync_task is not None:
+            self._resync_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._resync_task
+        self._resync_task = None
 
     async def __aenter__(self) -> KubernetesNodeStore:
         await self.start()
@@ -134,15 +131,13 @@ class KubernetesNodeStore:
     @property
     def synced(self) -> bool:
         """True once the first list has filled the cache."""
-        return self._synced.is_set()
+        return self.reflector.synced
 
     async def wait_synced(self) -> None:
         """Return once the cache holds a full list (bound it with ``asyncio.timeout``)."""
-        if self._synced.is_set():
-            return
-        if self._task is None:
+        if not self.reflector.synced and not self.reflector.started:
             raise NodeStoreError("node store not started: call start() first")
-        await self._synced.wait()
+        await self.reflector.wait_synced()
 
     # -- the cache --------------------------------------------------------
     def _store(self, node: Node) -> Node:
@@ -155,7 +150,7 @@ class KubernetesNodeStore:
         return node
 
     async def _resync(self) -> None:
-        await self._synced.wait()
+        await self.reflector.wait_synced()
         while True:
             await asyncio.sleep(self.resync_period * random.uniform(1.0, 2.0))
             self.resync()
@@ -182,9 +177,8 @@ class KubernetesNodeStore:
             self._drop(name)  # deleted while the watch was down
         for node in nodes:
             self._store(node)
-        if not self._synced.is_set():
+        if not self.reflector.synced:
             logger.info("node cache synced ({} nodes)", len(nodes))
-        self._synced.set()
 
     def _on_event(self, kind: str, obj: JsonObject) -> None:
         meta = obj.get("metadata")

@@ -16,6 +16,7 @@ peak back to the system.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
@@ -77,6 +78,35 @@ class Reflector(Generic[T]):
         #: How many full lists were made (the first one included).
         self.lists = 0
         self.last_error: ApiError | None = None
+        self._synced = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    # -- as a background task (what the caches built on it use) ----------------------------
+    def start(self, *, name: str) -> None:
+        """Run in a task named ``name`` (returns at once; see ``wait_synced``)."""
+        if self._task is None:
+            self._task = asyncio.create_task(self.run(), name=name)
+
+    async def stop(self) -> None:
+        """Stop listing and watching; the receiver keeps its last state."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._task = None
+
+    @property
+    def started(self) -> bool:
+        return self._task is not None
+
+    @property
+    def synced(self) -> bool:
+        """True once a first full list reached ``on_sync``."""
+        return self._synced.is_set()
+
+    async def wait_synced(self) -> None:
+        """Return once a first full list reached ``on_sync`` (bound it with a timeout)."""
+        await self._synced.wait()
 
     async def run(self) -> None:
         """List and watch until cancelled."""
@@ -126,6 +156,7 @@ class Reflector(Generic[T]):
                 break
         self.lists += 1
         self._on_sync(items)
+        self._synced.set()
         self.resource_version = version
         logger.debug("{}: listed {} objects at resourceVersion {}", self.path, len(items), version)
 
