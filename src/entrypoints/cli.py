@@ -18,7 +18,13 @@ from adapters.config import CloudConfig, ConfigError, load_config
 from adapters.logging_setup import configure_logging, register_secret
 from domain.policies.topology import describe
 from entrypoints.console import PROG, fail
-from entrypoints.flags.settings import FlagError, HelpRequested, Settings, parse_command_line
+from entrypoints.flags.settings import (
+    FlagError,
+    HelpRequested,
+    Settings,
+    event_loop_for,
+    parse_command_line,
+)
 from entrypoints.version import print_version, version
 
 SUBCOMMANDS = ("demo", "fake-xo", "doctor")
@@ -51,19 +57,23 @@ def main_ccm(argv: Sequence[str]) -> int:
     for secret in (config.token, config.password):
         register_secret(secret.get_secret_value() if secret else None)
     configure_logging(verbosity=settings.v, json=settings.log_format == "json")
+    try:
+        loop_factory = event_loop_factory(settings.kube_api_qps)
+    except ValueError as err:
+        return fail(str(err))
     log_startup(settings, config)
     from entrypoints.app import run_ccm
 
-    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
         return runner.run(run_ccm(settings, config))
 
 
-def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop's loop for the controller process: the event loop runs every request,
-    watch event and timer of the CCM, and libuv's loop (its transports and TLS in C)
-    costs a registration about 6 % less CPU than the standard one (see the README).
-    None (the standard loop) when ``XOCCM_EVENT_LOOP=asyncio`` asks for it."""
-    if os.environ.get("XOCCM_EVENT_LOOP", "").strip().lower() == "asyncio":
+def event_loop_factory(qps: float) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The controller process's loop (:func:`event_loop_for` chooses): uvloop's,
+    whose transports and TLS in C cost a registration about 6 % less CPU, when the
+    request budget makes CPU the limit; None (the standard loop) otherwise.
+    ``XOCCM_EVENT_LOOP=uvloop|asyncio`` overrides the choice (ValueError: another value)."""
+    if event_loop_for(qps, os.environ.get("XOCCM_EVENT_LOOP", "")) == "asyncio":
         return None
     import uvloop
 

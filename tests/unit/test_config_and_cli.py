@@ -530,9 +530,28 @@ def test_the_start_names_topology_sources_other_than_the_go_ccms(
     assert [x[x.index("topology labels") :] for x in said] == ([line] if line else [])
 
 
-def test_the_ccm_runs_on_uvloop_unless_asked_for_the_standard_loop(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize(
+    ("qps", "asked", "loop"),
+    [
+        (20.0, "", "asyncio"),  # the Go default: the rate limit is the limit
+        (99.9, "", "asyncio"),
+        (100.0, "", "uvloop"),  # a lifted limit: CPU per node is the limit
+        (500.0, "", "uvloop"),
+        (500.0, "asyncio", "asyncio"),
+        (20.0, " UVLOOP ", "uvloop"),
+        (20.0, "auto", "asyncio"),
+        (500.0, "auto", "uvloop"),
+    ],
+)
+def test_the_event_loop_follows_the_request_budget_unless_asked(
+    qps: float, asked: str, loop: str
 ) -> None:
+    from entrypoints.flags.settings import event_loop_for
+
+    assert event_loop_for(qps, asked) == loop
+
+
+def test_the_ccm_runs_on_the_loop_chosen(monkeypatch: pytest.MonkeyPatch) -> None:
     import asyncio
 
     import uvloop
@@ -540,10 +559,25 @@ def test_the_ccm_runs_on_uvloop_unless_asked_for_the_standard_loop(
     from entrypoints.cli import event_loop_factory
 
     monkeypatch.delenv("XOCCM_EVENT_LOOP", raising=False)
-    factory = event_loop_factory()
+    factory = event_loop_factory(500.0)
     assert factory is uvloop.new_event_loop
     with asyncio.Runner(loop_factory=factory) as runner:
         assert isinstance(runner.get_loop(), uvloop.Loop)
         assert runner.run(asyncio.sleep(0, result="ran")) == "ran"
-    monkeypatch.setenv("XOCCM_EVENT_LOOP", "asyncio")
-    assert event_loop_factory() is None
+    assert event_loop_factory(20.0) is None
+    monkeypatch.setenv("XOCCM_EVENT_LOOP", "uvloop")
+    assert event_loop_factory(20.0) is uvloop.new_event_loop
+
+
+def test_an_unknown_event_loop_is_one_error_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("url: https://xo\ntoken: t\n")
+    monkeypatch.setenv("XOCCM_EVENT_LOOP", "tokio")
+    code = main([f"--cloud-config={path}", f"--kubeconfig={tmp_path / 'none'}"])
+    assert code == 1
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "xenorchestra-cloud-controller-manager: error: "
+        "XOCCM_EVENT_LOOP='tokio': expected uvloop, asyncio or auto"
+    ]
