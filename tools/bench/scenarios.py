@@ -366,6 +366,34 @@ async def lone_joins(
     }
 
 
+#: What the controller process imports before it runs (both layouts measured have them).
+CONTROLLER_IMPORTS = "import entrypoints.cli, entrypoints.app"
+
+
+async def import_footprint(*, build: Build = THIS_TREE, repeat: int = 3) -> dict[str, Any]:
+    """RSS of a fresh interpreter of ``build``'s production install once it imported
+    what the controller process imports, before any work: the floor every Pod pays
+    (the median of ``repeat`` fresh processes)."""
+    code = (
+        f"{CONTROLLER_IMPORTS}\n"
+        "print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmRSS:')))"
+    )
+    readings = []
+    for _ in range(repeat):
+        proc = await asyncio.create_subprocess_exec(
+            *build.command()[:1],
+            "-c",
+            code,
+            env={**os.environ, **build.env()},
+            stdout=asyncio.subprocess.PIPE,
+        )
+        out, _ = await proc.communicate()
+        if proc.returncode != 0:
+            raise RuntimeError(f"{build.name}: importing the controller failed ({proc.returncode})")
+        readings.append(int(out.split()[-1]) * 1024 / MIB)
+    return {"rss_imports_mib": round(statistics.median(readings), 1), "readings": readings}
+
+
 async def grow_fleet(env: BenchEnv, size: int, *, hosts: int = 20) -> dict[str, float]:
     """Make the fleet ``size`` VMs, each with an initialized Node (made here, not by
     the CCM, so 5,000 take seconds); returns how long each part took."""
