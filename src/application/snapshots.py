@@ -24,6 +24,7 @@ from collections.abc import Callable
 
 from domain.freshness import Freshness, ObservedSnapshot
 from domain.ports import Clock, Inventory
+from domain.sharing import shared
 
 
 class SharedSnapshots:
@@ -47,7 +48,7 @@ class SharedSnapshots:
         if last is not None and self._clock.monotonic() - last.observation.at <= self._max_age:
             return last
         if self._pending is None:
-            self._pending = asyncio.ensure_future(self._take())
+            self._pending = shared(self._take())
         return await asyncio.shield(self._pending)
 
     async def _take(self) -> ObservedSnapshot:

@@ -48,6 +48,7 @@ from adapters.xenorchestra.policy import RetryPolicy, StreamPolicy
 from adapters.xenorchestra.tls import tls_verify
 from domain.errors import ProtocolError
 from domain.model import VM, Change, Host, InventorySnapshot, Pool
+from domain.sharing import shared
 
 VMS = "GET /vms"
 VM_BY_ID = "GET /vms/{id}"
@@ -297,7 +298,7 @@ class XOInventory:
         same host or pool share the answer instead of each asking XO."""
         pending = self._inflight.get(key)
         if pending is None:
-            pending = asyncio.ensure_future(fetch())
+            pending = shared(fetch())
             self._inflight[key] = pending
             pending.add_done_callback(lambda _f: self._inflight.pop(key, None))
         result: T = await asyncio.shield(pending)
