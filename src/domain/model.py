@@ -295,3 +295,12 @@ Change = VMChange | PlacementChange
 class EventType(StrEnum):
     NORMAL = "Normal"
     WARNING = "Warning"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeEventSpec:
+    """An event a service says about a Node (the EventRecorder port writes it)."""
+
+    type: EventType
+    reason: str
+    message: str

@@ -6,18 +6,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from domain import labels
-from domain.model import EventType, InstanceMetadata, Node, NodeChange
+from domain.model import EventType, InstanceMetadata, Node, NodeChange, NodeEventSpec
 from domain.options import RegionSource, TopologyOptions, ZoneSource
 from domain.policies.initialization import tag_change
 
 DEFAULT_TOPOLOGY = TopologyOptions()
-
-
-@dataclass(frozen=True, slots=True)
-class NodeEventSpec:
-    type: EventType
-    reason: str
-    message: str
 
 
 @dataclass(frozen=True, slots=True)

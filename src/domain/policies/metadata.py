@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 from domain import labels
-from domain.model import VM, Host, InstanceMetadata, Node, Pool, PowerState
+from domain.model import (
+    VM,
+    EventType,
+    Host,
+    InstanceMetadata,
+    Node,
+    NodeEventSpec,
+    Pool,
+    PowerState,
+)
 from domain.options import CCMOptions
 from domain.policies.addresses import node_addresses, provided_node_ips, reported_ips
 from domain.policies.instance_type import instance_type
 from domain.policies.label_values import sanitize_label_value
 from domain.policies.tags import from_tags
-from domain.policies.topology import resident_host_id, topology
+from domain.policies.topology import INVALID_TOPOLOGY_TAG, resident_host_id, topology
 from domain.providerid import ProviderID, is_ours
 
 DEFAULT_OPTIONS = CCMOptions()
+INVALID_VM_TAG = "InvalidVMTag"
 
 
 def instance_metadata(
@@ -73,4 +83,20 @@ def instance_metadata(
         invalid_tags=tags.invalid,
         unknown_names=frozenset(unknown),
         topology_problems=tuple(p.message for p in where.problems),
+    )
+
+
+def invalid_tag_warnings(metadata: InstanceMetadata) -> tuple[NodeEventSpec, ...]:
+    """One Warning per VM tag that could not be used, naming the tag and why."""
+    return tuple(
+        NodeEventSpec(EventType.WARNING, INVALID_VM_TAG, f"VM tag {tag!r} ignored: {why}")
+        for tag, why in metadata.invalid_tags
+    )
+
+
+def topology_tag_warnings(metadata: InstanceMetadata) -> tuple[NodeEventSpec, ...]:
+    """One Warning per host or pool tag the topology sources could not use."""
+    return tuple(
+        NodeEventSpec(EventType.WARNING, INVALID_TOPOLOGY_TAG, problem)
+        for problem in metadata.topology_problems
     )

@@ -11,14 +11,17 @@ from domain import labels
 from domain.errors import CCMError, OvertakenError, ProviderIDError
 from domain.freshness import Freshness, FreshSnapshots, Observation
 from domain.matching import vm_id_candidates
-from domain.model import VM, EventType, Host, Node, NodeChange, Pool
+from domain.model import VM, Host, Node, NodeChange, NodeEventSpec, Pool
 from domain.options import CCMOptions
 from domain.policies.label_sync import LabelSyncPlan, plan_label_sync
-from domain.policies.metadata import instance_metadata
-from domain.policies.topology import INVALID_TOPOLOGY_TAG
+from domain.policies.metadata import (
+    instance_metadata,
+    invalid_tag_warnings,
+    topology_tag_warnings,
+)
 from domain.ports import EventRecorder, Inventory, NodeStore, Snapshots
 from domain.providerid import is_ours
-from domain.services.node_updates import apply_plan
+from domain.services.node_updates import apply_plan, say
 from domain.services.quiet_pass import QuietPass
 
 log = logging.getLogger(__name__)
@@ -57,10 +60,10 @@ class _Planned:
     change: NodeChange
     plan: LabelSyncPlan | None = None
     overtaken: bool = False
-    #: (tag, why) of the VM's tags that could not be used (said with a write)
-    invalid_tags: tuple[tuple[str, str], ...] = ()
-    #: host or pool tags the topology sources could not use (``InvalidTopologyTag``)
-    tag_problems: tuple[str, ...] = ()
+    #: the VM's tags that could not be used (said with a write)
+    tag_warnings: tuple[NodeEventSpec, ...] = ()
+    #: host or pool tags the topology sources could not use (said at every plan)
+    topology_warnings: tuple[NodeEventSpec, ...] = ()
 
 
 class LabelSyncService:
@@ -210,8 +213,8 @@ class LabelSyncService:
         return _Planned(
             plan.change,
             plan,
-            invalid_tags=metadata.invalid_tags,
-            tag_problems=metadata.topology_problems,
+            tag_warnings=invalid_tag_warnings(metadata),
+            topology_warnings=topology_tag_warnings(metadata),
         )
 
     async def _apply(
@@ -222,35 +225,14 @@ class LabelSyncService:
         )
         if planned.overtaken:
             return _Outcome.OVERTAKEN
-        for problem in planned.tag_problems:
-            # Said each time the node is planned: only when it, its VM, host or pool
-            # changed since it was last found in step (the recorder folds repeats).
-            await self._events.record(
-                node=written,
-                type=EventType.WARNING,
-                reason=INVALID_TOPOLOGY_TAG,
-                message=problem,
-                source=SOURCE,
-            )
+        # Said each time the node is planned: only when it, its VM, host or pool
+        # changed since it was last found in step (the recorder folds repeats).
+        await say(self._events, written, planned.topology_warnings, source=SOURCE)
         if planned.change.empty or planned.plan is None:
             return _Outcome.UNCHANGED
         log.info("node %s: labels updated %s", node.name, dict(planned.change.set_labels))
-        for spec in planned.plan.events:
-            await self._events.record(
-                node=written,
-                type=spec.type,
-                reason=spec.reason,
-                message=spec.message,
-                source=SOURCE,
-            )
+        await say(self._events, written, planned.plan.events, source=SOURCE)
         # Said when the labels move, as registration says it: a tag changed to a
         # value that cannot be used (an instance type falling back) is explained.
-        for tag, why in planned.invalid_tags:
-            await self._events.record(
-                node=written,
-                type=EventType.WARNING,
-                reason="InvalidVMTag",
-                message=f"VM tag {tag!r} ignored: {why}",
-                source=SOURCE,
-            )
+        await say(self._events, written, planned.tag_warnings, source=SOURCE)
         return _Outcome.WRITTEN

@@ -1,13 +1,13 @@
-"""Optimistic Node updates shared by the services."""
+"""Optimistic Node updates, and the events said with them, shared by the services."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Protocol, TypeVar
 
 from domain.errors import ConflictError, NodeGoneError
-from domain.model import Node, NodeChange
-from domain.ports import NodeStore
+from domain.model import Node, NodeChange, NodeEventSpec
+from domain.ports import EventRecorder, NodeStore
 
 #: Attempts before a conflicting update is given back to the caller's queue.
 MAX_CONFLICT_RETRIES = 5
@@ -60,3 +60,13 @@ async def update_on_conflict_retry(
     """:func:`apply_plan` for a plan that is only a change."""
     written, planned = await apply_plan(nodes, node, lambda current: _Change(plan(current)))
     return written, planned.change
+
+
+async def say(
+    events: EventRecorder, node: Node, specs: Iterable[NodeEventSpec], *, source: str
+) -> None:
+    """Record each of ``specs`` about ``node``."""
+    for spec in specs:
+        await events.record(
+            node=node, type=spec.type, reason=spec.reason, message=spec.message, source=source
+        )

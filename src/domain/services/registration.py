@@ -13,16 +13,28 @@ from domain import labels
 from domain.errors import CCMError, ProvidedNodeIPMismatchError, ProviderIDError, RetryLater
 from domain.freshness import Freshness, FreshSnapshots, Observation
 from domain.matching import locate_in_snapshot, locate_vm, vm_id_candidates
-from domain.model import VM, EventType, Host, Node, NodeAddress, NodeChange, Pool
+from domain.model import (
+    VM,
+    EventType,
+    Host,
+    Node,
+    NodeAddress,
+    NodeChange,
+    NodeEventSpec,
+    Pool,
+)
 from domain.options import CCMOptions
 from domain.policies.addresses import node_addresses, provided_node_ips
 from domain.policies.initialization import plan_beta_to_ga, plan_initialization
-from domain.policies.metadata import instance_metadata
-from domain.policies.topology import INVALID_TOPOLOGY_TAG
+from domain.policies.metadata import (
+    instance_metadata,
+    invalid_tag_warnings,
+    topology_tag_warnings,
+)
 from domain.policies.waiting import waiting_reason
 from domain.ports import Clock, EventRecorder, Inventory, NodeStore, Snapshots
 from domain.providerid import is_ours
-from domain.services.node_updates import apply_plan, update_on_conflict_retry
+from domain.services.node_updates import apply_plan, say, update_on_conflict_retry
 from domain.services.quiet_pass import QuietPass
 
 log = logging.getLogger(__name__)
@@ -71,9 +83,10 @@ class _InitPlan:
     change: NodeChange
     addresses: tuple[NodeAddress, ...] = ()
     wait_reason: str = ""
-    invalid_tags: tuple[tuple[str, str], ...] = ()
+    #: the VM's tags that could not be used
+    tag_warnings: tuple[NodeEventSpec, ...] = ()
     #: host or pool tags the topology sources could not use
-    tag_problems: tuple[str, ...] = ()
+    topology_warnings: tuple[NodeEventSpec, ...] = ()
     #: the answer was overtaken by a newer one (``domain.freshness``): read again
     stale: bool = False
 
@@ -221,22 +234,8 @@ class RegistrationService:
             raise RetryLater(f"node {node.name}: XO's answers kept changing while initializing")
         if planned.wait_reason:
             raise ProvidedNodeIPMismatchError(node.name, planned.wait_reason)
-        for tag, why in planned.invalid_tags:
-            await self._events.record(
-                node=written,
-                type=EventType.WARNING,
-                reason="InvalidVMTag",
-                message=f"VM tag {tag!r} ignored: {why}",
-                source=SOURCE,
-            )
-        for problem in planned.tag_problems:
-            await self._events.record(
-                node=written,
-                type=EventType.WARNING,
-                reason=INVALID_TOPOLOGY_TAG,
-                message=problem,
-                source=SOURCE,
-            )
+        await say(self._events, written, planned.tag_warnings, source=SOURCE)
+        await say(self._events, written, planned.topology_warnings, source=SOURCE)
         if planned.change.empty:
             return RegistrationResult(Outcome.UNCHANGED)
         if planned.addresses:
@@ -284,8 +283,8 @@ class RegistrationService:
         return _InitPlan(
             init.change,
             init.addresses,
-            invalid_tags=metadata.invalid_tags,
-            tag_problems=metadata.topology_problems,
+            tag_warnings=invalid_tag_warnings(metadata),
+            topology_warnings=topology_tag_warnings(metadata),
         )
 
     async def _write_addresses(
