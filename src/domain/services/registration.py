@@ -83,10 +83,8 @@ class _InitPlan:
     change: NodeChange
     addresses: tuple[NodeAddress, ...] = ()
     wait_reason: str = ""
-    #: the VM's tags that could not be used
-    tag_warnings: tuple[NodeEventSpec, ...] = ()
-    #: host or pool tags the topology sources could not use
-    topology_warnings: tuple[NodeEventSpec, ...] = ()
+    #: the VM's tags, and the host or pool tags, that could not be used
+    warnings: tuple[NodeEventSpec, ...] = ()
     #: the answer was overtaken by a newer one (``domain.freshness``): read again
     stale: bool = False
 
@@ -234,8 +232,8 @@ class RegistrationService:
             raise RetryLater(f"node {node.name}: XO's answers kept changing while initializing")
         if planned.wait_reason:
             raise ProvidedNodeIPMismatchError(node.name, planned.wait_reason)
-        await say(self._events, written, planned.tag_warnings, source=SOURCE)
-        await say(self._events, written, planned.topology_warnings, source=SOURCE)
+        if planned.warnings:
+            await say(self._events, written, planned.warnings, source=SOURCE)
         if planned.change.empty:
             return RegistrationResult(Outcome.UNCHANGED)
         if planned.addresses:
@@ -283,8 +281,7 @@ class RegistrationService:
         return _InitPlan(
             init.change,
             init.addresses,
-            tag_warnings=invalid_tag_warnings(metadata),
-            topology_warnings=topology_tag_warnings(metadata),
+            warnings=(*invalid_tag_warnings(metadata), *topology_tag_warnings(metadata)),
         )
 
     async def _write_addresses(
