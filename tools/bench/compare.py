@@ -136,6 +136,18 @@ def _repeat(results: dict[str, Any]) -> int:
         return 1
 
 
+def _peers(result: dict[str, Any]) -> str:
+    """The others' CPU in the run, and the time it leaves as a floor."""
+    peers = result.get("peers_cpu_seconds")
+    if not peers:
+        return ""
+    spent = ", ".join(f"{name} {cpu:.2f} s" for name, cpu in peers.items())
+    return (
+        f"; meanwhile {spent} of CPU: {result['peers_floor_seconds']:.2f} s on "
+        f"{os.cpu_count()} cores with no CCM at all (run: {result['all_initialized_seconds']} s)"
+    )
+
+
 def render(results: dict[str, Any]) -> str:
     load = ", ".join(f"{x:.2f}" for x in results["loadavg_at_start"])
     parts = [machine_line(results["machine"]) + f"; load average at start {load}"]
@@ -161,6 +173,7 @@ def render(results: dict[str, Any]) -> str:
                 == r["result"]["kube_requests_per_node"]
                 else f" (+{r['result']['event_requests_per_node']} events on their own budget)"
             )
+            + _peers(r["result"])
             for r in regs
         ]
         parts.append("\nCPU per initialized node (CCM process)\n" + "\n".join(lines))

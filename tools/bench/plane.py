@@ -27,6 +27,7 @@ import yaml
 from tests.integration.controlplane import ControlPlane, find_binaries
 
 APISERVER = "kube-apiserver"
+ETCD = "etcd"
 #: The User-Agent the CCM's Kubernetes client sends (adapters.kubernetes.client).
 CCM_USER_AGENT = "xenorchestra-cloud-controller-manager"
 _AUDIT_POLICY: dict[str, Any] = {
@@ -77,6 +78,14 @@ class ManagedControlPlane(ControlPlane):
     def apiserver_pid(self) -> int | None:
         proc = self._process(APISERVER)
         return proc.pid if proc else None
+
+    def server_pids(self) -> dict[str, int]:
+        """The running kube-apiserver and etcd, by name."""
+        return {
+            name: proc.pid
+            for name in (APISERVER, ETCD)
+            if (proc := self._process(name)) is not None
+        }
 
     def stop_apiserver(self, *, grace: float = 15.0) -> None:
         """SIGTERM kube-apiserver, SIGKILL it after ``grace`` seconds (etcd keeps
