@@ -50,6 +50,18 @@ from loguru import logger
 from adapters.kubernetes.errors import KubeConfigError
 
 
+def _bare_package(name: str) -> types.ModuleType:
+    """The installed package ``name`` as a module holding only its path: its submodules
+    import, its ``__init__`` does not run."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise KubeConfigError("the kubernetes package is not installed")
+    package = types.ModuleType(name)
+    package.__path__ = list(spec.submodule_search_locations)
+    package.__spec__ = spec
+    return package
+
+
 def _package() -> None:
     """Make ``import kubernetes.config`` load the configuration loader alone.
 
@@ -59,13 +71,7 @@ def _package() -> None:
     their first use. A process that imported the real packages first keeps them.
     """
     if "kubernetes" not in sys.modules:
-        spec = importlib.util.find_spec("kubernetes")
-        if spec is None or not spec.submodule_search_locations:
-            raise KubeConfigError("the kubernetes package is not installed")
-        package = types.ModuleType("kubernetes")
-        package.__path__ = list(spec.submodule_search_locations)
-        package.__spec__ = spec
-        sys.modules["kubernetes"] = package
+        sys.modules["kubernetes"] = _bare_package("kubernetes")
     if "requests_oauthlib" not in sys.modules:
         sys.modules["requests_oauthlib"] = _OnFirstUse("requests_oauthlib", "OAuth2Session")
     if not any(module in sys.modules for module in _OAUTHLIB):
@@ -115,13 +121,7 @@ def _without_generated_client() -> Iterator[None]:
     if "kubernetes.client" in sys.modules:
         yield
         return
-    spec = importlib.util.find_spec("kubernetes.client")
-    if spec is None or not spec.submodule_search_locations:
-        raise KubeConfigError("the kubernetes package is not installed")
-    stand_in = types.ModuleType("kubernetes.client")
-    stand_in.__path__ = list(spec.submodule_search_locations)
-    stand_in.__spec__ = spec
-    sys.modules["kubernetes.client"] = stand_in
+    stand_in = sys.modules["kubernetes.client"] = _bare_package("kubernetes.client")
     try:
         configuration = importlib.import_module("kubernetes.client.configuration")
         stand_in.Configuration = configuration.Configuration  # type: ignore[attr-defined]
