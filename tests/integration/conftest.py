@@ -31,7 +31,6 @@ import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Protocol
 
 import pytest
 from aiohttp import web
@@ -165,28 +164,9 @@ async def ccm_processes() -> AsyncIterator[list[CCMProcess]]:
             proc.cleanup()
 
 
-class StartCCM(Protocol):
-    """What the ``start_ccm`` fixture returns."""
-
-    async def __call__(
-        self,
-        xo_url: str = "",
-        *,
-        config: Path | None = None,
-        token: str = TOKEN,
-        extra: str = "",
-        flags: Sequence[str] = (),
-        env: Mapping[str, str] | None = None,
-        lease: str = "",
-        kubeconfig: Path | None = None,
-        ready: bool = True,
-        subscribed: bool = False,
-    ) -> CCMProcess: ...
-
-
-@pytest.fixture
-def start_ccm(ccm_processes: list[CCMProcess], admin_kubeconfig: Path, tmp_path: Path) -> StartCCM:
-    """Start a CCM of the test's own against the XO at ``xo_url``.
+class StartCCM:
+    """Starts a CCM of the test's own against the XO at ``xo_url`` (the ``start_ccm``
+    fixture).
 
     Its cloud config names ``xo_url`` with ``token`` and the ``extra`` lines, unless
     ``config`` gives the file; it runs with the admin kubeconfig unless
@@ -197,7 +177,13 @@ def start_ccm(ccm_processes: list[CCMProcess], admin_kubeconfig: Path, tmp_path:
     so XO changes reach it from then on. ``ccm_processes`` stops it.
     """
 
-    async def start(
+    def __init__(self, processes: list[CCMProcess], admin_kubeconfig: Path, tmp_path: Path) -> None:
+        self._processes = processes
+        self._admin_kubeconfig = admin_kubeconfig
+        self._tmp_path = tmp_path
+
+    async def __call__(
+        self,
         xo_url: str = "",
         *,
         config: Path | None = None,
@@ -213,29 +199,33 @@ def start_ccm(ccm_processes: list[CCMProcess], admin_kubeconfig: Path, tmp_path:
         if config is None:
             if not xo_url:
                 raise ValueError("start_ccm needs the XO's url or a cloud config")
-            config = cloud_config_file(tmp_path, xo_url, token=token, extra=extra)
+            config = cloud_config_file(self._tmp_path, xo_url, token=token, extra=extra)
         ccm = CCMProcess(
-            kubeconfig=kubeconfig or admin_kubeconfig,
+            kubeconfig=kubeconfig or self._admin_kubeconfig,
             cloud_config=config,
             flags=[lease_flag(lease), *flags],
             env=dict(env or {}),
         )
         if not subscribed:
-            return await _started(ccm, ready=ready)
+            return await self._started(ccm, ready=ready)
         async with FakeXOControlClient(xo_url) as control:
             before = await subscription_count(control)
-            await _started(ccm, ready=ready)
+            await self._started(ccm, ready=ready)
             await wait_event_stream(control, at_least=before + SUBSCRIPTIONS_PER_STREAM, within=20)
         return ccm
 
-    async def _started(ccm: CCMProcess, *, ready: bool) -> CCMProcess:
-        ccm_processes.append(ccm)
+    async def _started(self, ccm: CCMProcess, *, ready: bool) -> CCMProcess:
+        self._processes.append(ccm)
         await ccm.start()
         if ready:
             await ccm.wait_ready()
         return ccm
 
-    return start
+
+@pytest.fixture
+def start_ccm(ccm_processes: list[CCMProcess], admin_kubeconfig: Path, tmp_path: Path) -> StartCCM:
+    """A :class:`StartCCM` whose CCMs ``ccm_processes`` stops."""
+    return StartCCM(ccm_processes, admin_kubeconfig, tmp_path)
 
 
 @pytest.fixture
