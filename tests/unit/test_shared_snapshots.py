@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from typing import Any
 
 import pytest
 
@@ -13,6 +12,7 @@ from application.snapshots import SharedSnapshots
 from domain.errors import InventoryError
 from domain.freshness import Freshness
 from domain.model import InventorySnapshot
+from tests.loop_checks import unhandled_by_the_loop
 
 
 class _SlowThenDown(InMemoryInventory):
@@ -31,15 +31,11 @@ async def test_a_snapshot_whose_readers_left_fails_without_a_stray_traceback() -
     """A reader cancelled (shutdown, a timeout) while the snapshot it started is in flight:
     the snapshot's failure was logged by asyncio as "Task exception was never retrieved"
     with a traceback, an operator's log full of noise at every stop while XO was down."""
-    loop = asyncio.get_running_loop()
-    unhandled: list[dict[str, Any]] = []
-    previous = loop.get_exception_handler()
-    loop.set_exception_handler(lambda _loop, context: unhandled.append(context))
-    try:
-        inventory = _SlowThenDown()
-        shared = SharedSnapshots(
-            inventory=inventory, freshness=Freshness(), clock=FakeClock(), max_age=2.0
-        )
+    inventory = _SlowThenDown()
+    shared = SharedSnapshots(
+        inventory=inventory, freshness=Freshness(), clock=FakeClock(), max_age=2.0
+    )
+    with unhandled_by_the_loop() as unhandled:
         reader = asyncio.create_task(shared.take())
         await asyncio.sleep(0)
         reader.cancel()
@@ -50,8 +46,6 @@ async def test_a_snapshot_whose_readers_left_fails_without_a_stray_traceback() -
             await asyncio.sleep(0)
         gc.collect()  # asyncio reports an unretrieved exception when the task is collected
         assert unhandled == []
-        # the failure is not kept: the next reader asks XO again, and hears why
-        with pytest.raises(InventoryError, match="unreachable"):
-            await shared.take()
-    finally:
-        loop.set_exception_handler(previous)
+    # the failure is not kept: the next reader asks XO again, and hears why
+    with pytest.raises(InventoryError, match="unreachable"):
+        await shared.take()

@@ -227,14 +227,12 @@ class LabelSyncService:
             return _Outcome.OVERTAKEN
         # Said each time the node is planned: only when it, its VM, host or pool
         # changed since it was last found in step (the recorder folds repeats).
-        if planned.topology_warnings:
-            await say(self._events, written, planned.topology_warnings, source=SOURCE)
+        await say(self._events, written, planned.topology_warnings, source=SOURCE)
         if planned.change.empty or planned.plan is None:
             return _Outcome.UNCHANGED
         log.info("node %s: labels updated %s", node.name, dict(planned.change.set_labels))
         await say(self._events, written, planned.plan.events, source=SOURCE)
         # Said when the labels move, as registration says it: a tag changed to a
         # value that cannot be used (an instance type falling back) is explained.
-        if planned.tag_warnings:
-            await say(self._events, written, planned.tag_warnings, source=SOURCE)
+        await say(self._events, written, planned.tag_warnings, source=SOURCE)
         return _Outcome.WRITTEN

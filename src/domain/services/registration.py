@@ -232,7 +232,7 @@ class RegistrationService:
             raise RetryLater(f"node {node.name}: XO's answers kept changing while initializing")
         if planned.wait_reason:
             raise ProvidedNodeIPMismatchError(node.name, planned.wait_reason)
-        if planned.warnings:
+        if planned.warnings:  # every registration passes here: no call for nothing to say
             await say(self._events, written, planned.warnings, source=SOURCE)
         if planned.change.empty:
             return RegistrationResult(Outcome.UNCHANGED)
