@@ -1,7 +1,7 @@
 """The ports on a real Kubernetes API server.
 
-- :mod:`client`: ``connect()``/``KubeClient``: one aiohttp session per client for
-  requests (:mod:`transport`) and watches (:mod:`watch`), rate limited
+- :mod:`client`: ``connect()``/``KubeClient``: kept connections per client for
+  requests (:mod:`transport`, :mod:`direct`) and watches (:mod:`watch`), rate limited
   (``--kube-api-qps``/``--kube-api-burst``), retrying 429/5xx with backoff; JSON
   dicts in and out (:mod:`wire`); the kubeconfig and its credentials
   (:mod:`configuration`, the one module that uses the official ``kubernetes`` package).

@@ -1,9 +1,10 @@
-"""The Kubernetes API client: one aiohttp session for requests and watches.
+"""The Kubernetes API client: kept connections for requests and watches.
 
 The kubernetes package loads kubeconfigs, in-cluster service accounts, exec plugins
 and keeps credentials current (:mod:`configuration`, the one module that uses it);
-everything sent to the API server goes through one aiohttp session per client
-(:mod:`transport`), requests and watch streams alike, from the event loop. Nothing
+everything sent to the API server goes through one transport per client
+(:mod:`transport`: its own kept connections, or aiohttp through a proxy), requests
+and watch streams alike, from the event loop. Nothing
 here blocks the loop: what may (loading the configuration, TLS files, a credential
 refresh, decoding a large answer) runs in this client's own ``ThreadPoolExecutor``
 (``workers`` threads), the only threads it has.
@@ -36,6 +37,7 @@ from loguru import logger
 from adapters import jsonwire
 from adapters.kubernetes import configuration
 from adapters.kubernetes.configuration import ApiConfig
+from adapters.kubernetes.direct import ServerDisconnectedError
 from adapters.kubernetes.errors import (
     NETWORK_ERRORS,
     ApiError,
@@ -134,7 +136,7 @@ async def connect(
 
 
 class KubeClient:
-    """One aiohttp session, one bounded thread pool, one token bucket.
+    """One transport, one bounded thread pool, one token bucket.
 
     ``request`` is the only way requests are made (watches: ``watch``), so
     rate limiting, retries, timeouts, error decoding and request counting
@@ -230,7 +232,7 @@ class KubeClient:
                 status, reason, resp_headers, data = await transport.send(
                     method, path, query, headers, body, timeout
                 )
-            except aiohttp.ServerDisconnectedError:
+            except (aiohttp.ServerDisconnectedError, ServerDisconnectedError):
                 # A kept connection the server had closed (a restart, an idle
                 # timeout): urllib3 reconnects once for these; so does this.
                 if reconnected:
@@ -341,7 +343,7 @@ class KubeClient:
                 data,
                 method="WATCH",
                 path=path,
-                headers=dict(response.headers),
+                headers=response.headers,
             )
         stream = WatchStream(path, response, on_close=self._forget)
         self._streams.add(stream)

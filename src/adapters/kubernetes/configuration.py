@@ -3,7 +3,7 @@
 The package loads a kubeconfig as client-go does (contexts, clusters, users, exec
 and auth-provider plugins, the in-cluster service account): that is the mature
 part, and the only one the CCM uses. Everything that talks to the API server (one
-aiohttp session per client: :mod:`transport`) reads :class:`ApiConfig`, plain
+transport per client: :mod:`transport`) reads :class:`ApiConfig`, plain
 values made from the package's ``Configuration`` here, and asks
 :class:`Credentials` for the ``Authorization`` header.
 

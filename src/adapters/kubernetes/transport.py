@@ -1,10 +1,10 @@
-"""Requests and watch streams to the API server, sent from the event loop with aiohttp.
+"""Requests and watch streams to the API server, sent from the event loop.
 
-One aiohttp session per client carries both, as kopf's does: a watch is a GET
-whose answer is read line by line as it arrives (:mod:`watch`). Why aiohttp: its
-HTTP parser is compiled, so a small PATCH costs the CCM about half the CPU of the
-generated client's urllib3 path (380 µs instead of 770 µs on the bench machine),
-and it already serves /metrics here; and a watch needs no thread of its own.
+Requests and watches (a GET whose answer is read line by line as it arrives:
+:mod:`watch`) go over the CCM's own kept connections (:mod:`direct`): a quarter
+of the CCM's CPU at QPS 500 was aiohttp's client machinery. Through an HTTP(S)
+proxy named in the kubeconfig they go through one aiohttp session per client,
+which follows proxies (and already serves /metrics here).
 
 What an :class:`~adapters.kubernetes.configuration.ApiConfig` says is honoured:
 the host, TLS verification and its CA, a client certificate, ``tls-server-name``,
@@ -15,6 +15,7 @@ runs in the client's thread pool; sending only touches the loop.
 
 from __future__ import annotations
 
+import functools
 import ssl
 import time
 from collections.abc import Mapping
@@ -24,15 +25,13 @@ import aiohttp
 
 from adapters import jsonwire
 from adapters.kubernetes.configuration import ApiConfig
-from adapters.kubernetes.wire import Query, Timeout
+from adapters.kubernetes.direct import DirectConnections
+from adapters.kubernetes.wire import Answer, Query, StreamedAnswer, Timeout
 
 #: How long the credentials header is reused before it is asked again (a changed
 #: token file is read then, a plugin refreshed; blocking work done in a thread). A
 #: 401 asks at once.
 CREDENTIALS_TTL = 5.0
-
-#: (status, reason, headers, body) of one answer.
-Answer = tuple[int, str, dict[str, str], bytes]
 
 
 def tls_context(config: ApiConfig) -> ssl.SSLContext | None:
@@ -65,6 +64,7 @@ class LoopTransport:
         self._headers: dict[str, str] = {"User-Agent": user_agent}
         self._credentials_at = float("-inf")
         self._session: aiohttp.ClientSession | None = None
+        self._direct: DirectConnections | None = None
 
     def needs_preparing(self) -> bool:
         """True when ``prepare`` must run (in a thread) before the next request."""
@@ -117,19 +117,39 @@ class LoopTransport:
         """One request; its answer whatever the status. Raises aiohttp's errors,
         TimeoutError, OSError, or ValueError when a header cannot be sent."""
         data = None if body is None else jsonwire.dumps(body)
+        if not self._config.proxy:
+            return await self._direct_connections().send(
+                method, path, query, {**self._headers, **headers}, data, request_timeout
+            )
         async with self._request(method, path, query, headers, data, request_timeout) as answer:
             content = await answer.read()
-            return answer.status, answer.reason or "", dict(answer.headers), content
+            # The headers as received (read-only, still valid once the connection is
+            # back in the pool): only a failed answer's are read.
+            return answer.status, answer.reason or "", answer.headers, content
+
+    def _direct_connections(self) -> DirectConnections:
+        if self._direct is None:
+            self._direct = DirectConnections(
+                self._host,
+                tls=self._tls,
+                server_name=self._config.server_name,
+                limit=self._connections,
+            )
+        return self._direct
 
     async def open_stream(
         self, path: str, query: Query, headers: Mapping[str, str], request_timeout: Timeout
-    ) -> aiohttp.ClientResponse:
+    ) -> StreamedAnswer:
         """A GET whose answer is read as it arrives (a watch): the caller reads and
         closes it. Raises what :meth:`send` raises."""
+        if not self._config.proxy:
+            return await self._direct_connections().open_stream(
+                path, query, {**self._headers, **headers}, request_timeout
+            )
         response: aiohttp.ClientResponse = await self._request(
             "GET", path, query, headers, None, request_timeout
         )
-        return response
+        return _ProxiedStream(response)
 
     def _request(
         self,
@@ -140,6 +160,7 @@ class LoopTransport:
         data: bytes | None,
         request_timeout: Timeout,
     ) -> Any:
+        routing: dict[str, Any] = self._routing
         return self._open_session().request(
             method,
             self._host + path,
@@ -147,18 +168,52 @@ class LoopTransport:
             data=data,
             headers={**self._headers, **headers},
             timeout=_client_timeout(request_timeout),
-            proxy=self._config.proxy,
-            proxy_headers=self._config.proxy_headers,
-            server_hostname=self._config.server_name,
             allow_redirects=False,
+            **routing,
         )
 
+    @functools.cached_property
+    def _routing(self) -> dict[str, Any]:
+        """The proxy and TLS server name, passed only when the configuration sets them
+        (aiohttp then skips their handling on every request)."""
+        config = self._config
+        routing: dict[str, Any] = {}
+        if config.proxy:
+            routing["proxy"] = config.proxy
+            routing["proxy_headers"] = config.proxy_headers
+        if config.server_name:
+            routing["server_hostname"] = config.server_name
+        return routing
+
     async def aclose(self) -> None:
+        if self._direct is not None:
+            self._direct.aclose()
+            self._direct = None
         if self._session is not None:
             await self._session.close()
             self._session = None
 
 
+class _ProxiedStream:
+    """An aiohttp answer read as it arrives (a watch through a proxy)."""
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+        self.status = response.status
+        self.reason = response.reason or ""
+        self.headers: Mapping[str, str] = response.headers
+
+    async def readany(self) -> bytes:
+        return await self._response.content.readany()
+
+    async def read(self) -> bytes:
+        return await self._response.read()
+
+    def close(self) -> None:
+        self._response.close()
+
+
+@functools.lru_cache(maxsize=64)  # a handful of values, one per kind of request
 def _client_timeout(timeout: Timeout) -> aiohttp.ClientTimeout:
     """A number bounds the whole request; a pair bounds the connection and each read
     (a watch waits for its next event at most that long)."""

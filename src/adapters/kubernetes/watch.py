@@ -1,18 +1,16 @@
 """One open watch: newline-delimited JSON events read on the loop as they arrive.
 
-A :class:`WatchStream` wraps the streaming answer ``KubeClient.watch`` opened on the
-client's aiohttp session. Lines are cut from the chunks as they come, without
-aiohttp's line-length limit (a Node with many images is a long line), but with one
-of ours: an event longer than ``max_event`` bytes is refused rather than buffered
-without end.
+A :class:`WatchStream` wraps the streamed answer ``KubeClient.watch`` opened (on a
+connection of its own, :mod:`direct`, or through aiohttp when a proxy is in the
+way). Lines are cut from the chunks as they come, without a line-length limit of
+the HTTP library's (a Node with many images is a long line), but with one of ours:
+an event longer than ``max_event`` bytes is refused rather than buffered without end.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-
-import aiohttp
 
 from adapters import jsonwire
 from adapters.kubernetes.errors import (
@@ -21,7 +19,7 @@ from adapters.kubernetes.errors import (
     ApiUnavailableError,
     describe_network_error,
 )
-from adapters.kubernetes.wire import JsonObject
+from adapters.kubernetes.wire import JsonObject, StreamedAnswer
 
 #: The longest watch event accepted (bytes): far above any Node, a bound on memory.
 MAX_EVENT = 16 * 1024 * 1024
@@ -33,7 +31,7 @@ class WatchStream:
     def __init__(
         self,
         path: str,
-        response: aiohttp.ClientResponse,
+        response: StreamedAnswer,
         *,
         on_close: Callable[[WatchStream], None],
         max_event: int = MAX_EVENT,
@@ -96,7 +94,7 @@ class WatchStream:
                 rest = bytes(self._buffer).strip()
                 self._buffer.clear()
                 return rest or None
-            chunk = await self._response.content.readany()
+            chunk = await self._response.readany()
             if not chunk:
                 self._ended = True
             else:
