@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 
 from domain import labels
 from domain.errors import (
@@ -54,6 +55,7 @@ class MatchedBy(StrEnum):
     NAME_LABEL = "name_label"
 
 
+@lru_cache(maxsize=4096)  # asked at every event of every node: swap each uuid once
 def system_uuid_candidates(system_uuid: str) -> tuple[str, ...]:
     """The uuid kubelet reports and its little-endian twin (empty unless uuid-shaped)."""
     uuid = system_uuid.strip().lower()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from domain.errors import ProviderIDError
 
@@ -41,20 +42,10 @@ class ProviderID:
         Raises ProviderIDError naming the problem for anything malformed,
         including foreign schemes: callers check :func:`is_ours` first.
         """
-        if not is_ours(value):
-            raise ProviderIDError(f"providerID {value!r} does not start with {PREFIX!r}")
-        rest = value[len(PREFIX) :]
-        parts = rest.split("/")
-        if len(parts) != 2:
-            raise ProviderIDError(f"providerID {value!r} must be {PREFIX}<pool uuid>/<vm uuid>")
-        pool_id, vm_id = parts
-        if not vm_id:
-            raise ProviderIDError(f"providerID {value!r} has no VM uuid")
-        if not is_uuid(vm_id):
-            raise ProviderIDError(f"providerID {value!r}: VM id {vm_id!r} is not a uuid")
-        if pool_id and not is_uuid(pool_id):
-            raise ProviderIDError(f"providerID {value!r}: pool id {pool_id!r} is not a uuid")
-        return cls(pool_id=pool_id.lower(), vm_id=vm_id.lower())
+        parsed = _parsed(value)
+        if isinstance(parsed, str):
+            raise ProviderIDError(parsed)
+        return parsed
 
     def format(self) -> str:
         """The canonical string form, as written to ``spec.providerID``."""
@@ -62,3 +53,21 @@ class ProviderID:
 
     def __str__(self) -> str:
         return self.format()
+
+
+@lru_cache(maxsize=4096)  # every event of every node asks: check each providerID once
+def _parsed(value: str) -> ProviderID | str:
+    """:meth:`ProviderID.parse`'s answer: the parsed value, or why it is malformed."""
+    if not is_ours(value):
+        return f"providerID {value!r} does not start with {PREFIX!r}"
+    parts = value[len(PREFIX) :].split("/")
+    if len(parts) != 2:
+        return f"providerID {value!r} must be {PREFIX}<pool uuid>/<vm uuid>"
+    pool_id, vm_id = parts
+    if not vm_id:
+        return f"providerID {value!r} has no VM uuid"
+    if not is_uuid(vm_id):
+        return f"providerID {value!r}: VM id {vm_id!r} is not a uuid"
+    if pool_id and not is_uuid(pool_id):
+        return f"providerID {value!r}: pool id {pool_id!r} is not a uuid"
+    return ProviderID(pool_id=pool_id.lower(), vm_id=vm_id.lower())

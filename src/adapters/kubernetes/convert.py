@@ -72,10 +72,21 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
+#: Enum members by their wire value: a dict lookup, not an Enum call that raises
+#: (each Node read converts its taints, addresses and Ready condition).
+_EFFECTS = {effect.value: effect for effect in TaintEffect}
+_ADDRESS_TYPES = {kind.value: kind for kind in AddressType}
+_READINESS = {readiness.value: readiness for readiness in Readiness}
+
+
+def _member(members: Mapping[str, Any], value: Any) -> Any:
+    """The member spelled ``value``, None for anything else (an unhashable one too)."""
+    return members.get(value) if isinstance(value, str) else None
+
+
 def _taint(raw: Mapping[str, Any]) -> Taint | None:
-    try:
-        effect = TaintEffect(raw.get("effect", ""))
-    except (ValueError, TypeError):
+    effect = _member(_EFFECTS, raw.get("effect", ""))
+    if effect is None:
         logger.debug(
             "ignoring taint {} with unknown effect {!r}", raw.get("key"), raw.get("effect")
         )
@@ -90,21 +101,17 @@ def _taint(raw: Mapping[str, Any]) -> Taint | None:
 
 def _address(raw: Mapping[str, Any]) -> NodeAddress | None:
     address = raw.get("address")
-    if not isinstance(address, str):
+    kind = _member(_ADDRESS_TYPES, raw.get("type", ""))
+    if not isinstance(address, str) or kind is None:
         return None
-    try:
-        return NodeAddress(type=AddressType(raw.get("type", "")), address=address)
-    except (ValueError, TypeError):
-        return None
+    return NodeAddress(type=kind, address=address)
 
 
 def _readiness(conditions: Any) -> Readiness:
     for condition in _items(conditions):
         if condition.get("type") == "Ready":
-            try:
-                return Readiness(condition.get("status", "Unknown"))
-            except (ValueError, TypeError):
-                return Readiness.UNKNOWN
+            found: Readiness | None = _member(_READINESS, condition.get("status", "Unknown"))
+            return Readiness.UNKNOWN if found is None else found
     return Readiness.MISSING
 
 

@@ -238,7 +238,7 @@ class KubernetesNodeStore:
             obj = await self._client.request("PATCH", path, body=patch, content_type=MERGE_PATCH)
         except ApiError as err:
             raise await self._translate(err, node) from None
-        return self._store(node_from_object(obj))
+        return self._written(obj)
 
     async def set_addresses(self, *, node: Node, addresses: Sequence[NodeAddress]) -> Node:
         current = self._nodes.get(node.name)
@@ -251,6 +251,16 @@ class KubernetesNodeStore:
             obj = await self._client.request("PATCH", path, body=patch, content_type=MERGE_PATCH)
         except ApiError as err:
             raise await self._translate(err, node) from None
+        return self._written(obj)
+
+    def _written(self, obj: JsonObject) -> Node:
+        """The Node a write answered, cached. When the watch brought that version (or a
+        newer one) first, the cached copy is the answer: no second conversion."""
+        meta = obj.get("metadata")
+        name = meta.get("name") if isinstance(meta, dict) else None
+        cached = self._nodes.get(name) if isinstance(name, str) else None
+        if cached is not None and _stale(obj, cached):
+            return cached
         return self._store(node_from_object(obj))
 
     async def delete(self, *, node: Node) -> None:

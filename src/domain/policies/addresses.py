@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 
 from domain import labels
 from domain.model import VM, AddressType, NodeAddress
@@ -27,6 +28,7 @@ def reported_ips(vm: VM) -> frozenset[str]:
     return frozenset(ip for ip in ips if ip)
 
 
+@lru_cache(maxsize=4096)  # a node's few IPs are compared at every pass: parse each once
 def canonical_ip(text: str) -> str:
     """An IP as one spelling (``FE80:0:0::1`` and ``fe80::1`` are one address), or the
     text itself, stripped and lower-cased, when it is not an IP."""
