@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -439,6 +440,27 @@ def test_logs_never_show_registered_secrets() -> None:
     text = buffer.getvalue()
     assert secret not in text
     assert text.count("***") >= 2
+
+
+def test_a_log_line_is_time_level_logger_and_message_and_an_error_keeps_its_traceback() -> None:
+    buffer = io.StringIO()
+    configure_logging(verbosity=2, sink=buffer)
+    logging.getLogger("domain.services.registration").info("node %s initialized", "{n-1}")
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        logging.getLogger("adapters.kubernetes.nodes").exception("write failed")
+    configure_logging(verbosity=0, sink=io.StringIO())
+    first, second, *trace = buffer.getvalue().splitlines()
+    line = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d (\w+) +(\S+): (.*)")
+    assert (m := line.fullmatch(first)) and m.groups() == (
+        "INFO",
+        __name__,  # the module that logged (loguru's name), as every module logs
+        "node {n-1} initialized",
+    )
+    assert (m := line.fullmatch(second))
+    assert m.groups()[:2] == ("ERROR", __name__)
+    assert trace[0].startswith("Traceback") and trace[-1] == "RuntimeError: boom"
 
 
 # -- the Go CCM's config rules (xenorchestra-k8s-common) ------------------------------
