@@ -397,3 +397,18 @@ async def _events(stream: WatchStream) -> AsyncIterator[dict[str, object]]:
             yield got
     finally:
         await stream.aclose()
+
+
+async def test_closing_the_client_closes_a_connection_in_use(server: ScriptedServer) -> None:
+    """A request still waiting when the client closes fails; its connection is closed
+    then, not left open when the request would have returned it to the pool."""
+    server.replies = [Reply(answer({"late": True}), after=0.3)]
+    kube = client_for(server.url)
+    waiting = asyncio.create_task(kube.request("GET", "/api/v1/nodes/a"))
+    await asyncio.sleep(0.1)
+    await kube.aclose()
+    with pytest.raises(ApiUnavailableError):
+        await waiting
+    transport = kube._transport
+    assert transport is not None and transport._direct is not None
+    assert not [c for c in transport._direct._open if c.open]

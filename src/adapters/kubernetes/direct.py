@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import weakref
 from collections.abc import Mapping
 from typing import cast
 from urllib.parse import urlencode, urlsplit
@@ -295,6 +296,9 @@ class DirectConnections:
         self._server_name = (server_name or self._host) if tls is not None else None
         self._slots = asyncio.Semaphore(max(1, limit))
         self._idle: list[_Connection] = []
+        #: every open connection, in use or kept, streams too: closed by :meth:`aclose`
+        self._open: weakref.WeakSet[_Connection] = weakref.WeakSet()
+        self._closed = False
 
     async def send(
         self,
@@ -310,6 +314,7 @@ class DirectConnections:
         (ServerDisconnectedError when the server closed the connection unanswered)."""
         request = self._request(method, path, query, headers, body)
         loop = asyncio.get_running_loop()
+        self._refuse_when_closed()
         if isinstance(request_timeout, tuple):
             connect_timeout, read_timeout = request_timeout
             deadline = None
@@ -325,7 +330,7 @@ class DirectConnections:
                 )
                 answered = True
             finally:
-                if answered and connection.reusable:
+                if answered and connection.reusable and not self._closed:
                     self._idle.append(connection)
                 else:
                     connection.close()
@@ -338,6 +343,7 @@ class DirectConnections:
         own (not one of the ``limit``: a watch holds it for minutes). Raises what
         :meth:`send` raises."""
         request = self._request("GET", path, query, headers, None)
+        self._refuse_when_closed()
         connect_timeout, read_timeout = (
             request_timeout if isinstance(request_timeout, tuple) else (request_timeout,) * 2
         )
@@ -350,9 +356,16 @@ class DirectConnections:
         return DirectStream(connection, read_timeout)
 
     def aclose(self) -> None:
-        """Close every kept connection (requests in flight close theirs when done)."""
-        while self._idle:
-            self._idle.pop().close()
+        """Close every connection, those in use too (their requests fail), and refuse
+        new requests."""
+        self._closed = True
+        self._idle.clear()
+        for connection in list(self._open):
+            connection.close()
+
+    def _refuse_when_closed(self) -> None:
+        if self._closed:
+            raise ConnectionAbortedError("the client's connections are closed")
 
     def _idle_connection(self) -> _Connection | None:
         while self._idle:
@@ -370,6 +383,10 @@ class DirectConnections:
                 ssl=self._tls,
                 server_hostname=self._server_name,
             )
+        if self._closed:  # closed while connecting
+            connection.close()
+            self._refuse_when_closed()
+        self._open.add(connection)
         return connection
 
     def _request(
