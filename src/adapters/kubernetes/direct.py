@@ -63,6 +63,8 @@ class _Connection(asyncio.Protocol):
         self._buffered = 0
         self._paused = False
         self._error: BaseException | None = None
+        #: done once the transport is gone (``connection_lost``)
+        self.lost: asyncio.Future[None] = loop.create_future()
         self.open = False
 
     # -- asyncio.Protocol -----------------------------------------------------
@@ -73,6 +75,8 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.open = False
+        if not self.lost.done():
+            self.lost.set_result(None)
         if self._received:
             error = exc or ConnectionResetError("the server closed the connection mid-answer")
         else:
@@ -176,13 +180,17 @@ class _Connection(asyncio.Protocol):
     def headers(self) -> Mapping[str, str]:
         return self._headers
 
-    def close(self) -> None:
+    def close(self, *, abort: bool = False) -> None:
+        """Close the connection (``abort``: at once, without TLS's closing exchange)."""
         self.open = False
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         if self._transport is not None:
-            self._transport.close()
+            if abort:
+                self._transport.abort()
+            else:
+                self._transport.close()
 
     # -- the answer's waiting -------------------------------------------------
     def _send(self, request: bytes) -> None:
@@ -355,13 +363,18 @@ class DirectConnections:
             raise
         return DirectStream(connection, read_timeout)
 
-    def aclose(self) -> None:
-        """Close every connection, those in use too (their requests fail), and refuse
-        new requests."""
+    async def aclose(self) -> None:
+        """Close every connection, those in use too (their requests fail), refuse new
+        requests, and wait (a second at most) until their sockets are gone: a loop
+        closed right after must not leave a TLS shutdown half done."""
         self._closed = True
         self._idle.clear()
-        for connection in list(self._open):
-            connection.close()
+        connections = list(self._open)
+        for connection in connections:
+            connection.close(abort=True)
+        pending = [c.lost for c in connections if not c.lost.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=1.0)
 
     def _refuse_when_closed(self) -> None:
         if self._closed:

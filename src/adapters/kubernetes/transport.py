@@ -187,7 +187,7 @@ class LoopTransport:
 
     async def aclose(self) -> None:
         if self._direct is not None:
-            self._direct.aclose()  # kept (closed): a request still on its way is refused
+            await self._direct.aclose()  # kept (closed): a later request is refused
         if self._session is not None:
             await self._session.close()
             self._session = None
