@@ -29,10 +29,17 @@ class NodeIndex:
     def __init__(self) -> None:
         self._names: dict[str, set[str]] = {}
         self._vm_ids: dict[str, tuple[str, ...]] = {}
+        #: what each node's ids were computed from: most changes of a Node (its
+        #: status, labels, taints) leave both alone, and then nothing is recomputed
+        self._keys: dict[str, tuple[str, str]] = {}
 
     def put(self, node: Node) -> None:
         """``node`` was added or changed."""
+        key = (node.provider_id, node.system_uuid)
+        if self._keys.get(node.name) == key:
+            return
         ids = node_vm_ids(node)
+        self._keys[node.name] = key
         old = self._vm_ids.get(node.name)
         if old == ids:
             return
@@ -44,6 +51,7 @@ class NodeIndex:
 
     def drop(self, name: str) -> None:
         """The Node ``name`` was deleted."""
+        self._keys.pop(name, None)
         old = self._vm_ids.pop(name, None)
         if old is not None:
             self._unlink(name, old)

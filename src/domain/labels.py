@@ -42,13 +42,17 @@ SHUTDOWN_TAINT = Taint(
 )
 
 
+_KUBERNETES_NAMESPACES = ("kubernetes.io", "k8s.io")
+_KUBERNETES_SUBDOMAINS = (".kubernetes.io", ".k8s.io")
+
+
 def in_kubernetes_namespace(key: str) -> bool:
     """True for keys under ``kubernetes.io`` or ``k8s.io`` (and their subdomains).
 
     The cloud-node controller never adds such keys as "additional" labels:
     those namespaces belong to Kubernetes itself.
     """
-    if "/" not in key:
+    prefix, slash, _ = key.partition("/")
+    if not slash:
         return False
-    prefix = key.split("/", 1)[0]
-    return any(prefix == ns or prefix.endswith("." + ns) for ns in ("kubernetes.io", "k8s.io"))
+    return prefix in _KUBERNETES_NAMESPACES or prefix.endswith(_KUBERNETES_SUBDOMAINS)

@@ -92,6 +92,18 @@ def test_the_index_follows_a_change_and_a_deletion() -> None:
     assert index.names(VM_2) == [] and len(index) == 0
 
 
+def test_a_node_deleted_and_created_again_is_indexed_again() -> None:
+    """The index skips a change that keeps a node's providerID and systemUUID: one
+    deleted and then created again with both unchanged must still be indexed."""
+    index = NodeIndex()
+    ready = node("a", provider_id=_pid(VM_1), taints=())
+    index.put(ready)
+    index.put(replace(ready, labels={"any": "change"}))
+    index.drop("a")
+    index.put(ready)
+    assert index.names(VM_1) == ["a"] and len(index) == 1
+
+
 async def test_events_poke_the_indexed_node() -> None:
     async with Router() as r:
         r.nodes.create(node("a", provider_id=_pid(VM_1), taints=()))

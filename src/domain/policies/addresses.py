@@ -50,8 +50,13 @@ def missing_provided_ips(
     """
     if not reported:
         return ()
+    # One spelling on both sides (the usual case) needs no parsing; kubelet without
+    # ``--node-ip`` provides none, and then the VM's addresses are not parsed at all.
+    unmatched = [ip for ip in provided_ips if ip not in reported]
+    if not unmatched:
+        return ()
     known = {canonical_ip(ip) for ip in reported}
-    return tuple(ip for ip in provided_ips if canonical_ip(ip) not in known)
+    return tuple(ip for ip in unmatched if canonical_ip(ip) not in known)
 
 
 def guest_ips(vm: VM) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:

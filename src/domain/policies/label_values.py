@@ -7,6 +7,8 @@ import re
 MAX_LABEL_VALUE = 63
 _INVALID = re.compile(r"[^A-Za-z0-9_.-]")
 _EDGE_JUNK = re.compile(r"^[^A-Za-z0-9]+|[^A-Za-z0-9]+$")
+#: A value that is valid already (the usual name or uuid): returned as it is.
+_VALID = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?)?")
 
 
 def sanitize_label_value(value: str) -> str:
@@ -17,5 +19,7 @@ def sanitize_label_value(value: str) -> str:
     leading and trailing non-alphanumerics are trimmed, and the result is cut to
     63 characters and trimmed again so the cut never ends on ``-``.
     """
+    if _VALID.fullmatch(value):
+        return value
     out = _EDGE_JUNK.sub("", _INVALID.sub("-", value))
     return _EDGE_JUNK.sub("", out[:MAX_LABEL_VALUE])

@@ -14,8 +14,7 @@ def swap_little_endian(uuid: str) -> str:
     parts = uuid.lower().split("-")
     if len(parts) != 5 or [len(p) for p in parts[:3]] != [8, 4, 4]:
         return uuid.lower()
-
-    def swap(field: str) -> str:
-        return "".join(reversed([field[i : i + 2] for i in range(0, len(field), 2)]))
-
-    return "-".join([swap(parts[0]), swap(parts[1]), swap(parts[2]), parts[3], parts[4]])
+    a, b, c = parts[0], parts[1], parts[2]
+    return "-".join(
+        (a[6:8] + a[4:6] + a[2:4] + a[0:2], b[2:4] + b[0:2], c[2:4] + c[0:2], parts[3], parts[4])
+    )
