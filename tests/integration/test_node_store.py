@@ -329,3 +329,27 @@ async def test_watch_resumes_after_a_dropped_connection_without_relisting(
 async def test_reads_before_start_are_refused(ccm_client: KubeClient) -> None:
     with pytest.raises(NodeStoreError, match="not started"):
         await KubernetesNodeStore(ccm_client).get(name="x")
+
+
+async def test_the_watch_skips_only_versions_the_cache_holds(
+    kube: KubeClient, store: KubernetesNodeStore
+) -> None:
+    """What the store tells its watch to skip undecoded (the echo of its own write):
+    the cached version and older ones of that very Node, nothing newer, nothing of a
+    Node created again under the same name."""
+    name = unique("held")
+    await create_node(kube, name)
+    cached = await eventually(store, name, lambda n: True)
+    written = await store.update(node=cached, change=NodeChange(set_labels={"by": "ccm"}))
+    version = int(written.resource_version)
+    holds = store.reflector._known
+    assert holds is not None
+    assert holds(name, written.uid, str(version))
+    assert holds(name, written.uid, str(version - 1))
+    assert not holds(name, written.uid, str(version + 1))
+    assert not holds(name, "00000000-0000-4000-8000-000000000000", str(version))
+    assert not holds(unique("absent"), written.uid, str(version))
+    other = await label_node(kube, name, by="someone-else")
+    seen = await eventually(store, name, lambda n: n.labels.get("by") == "someone-else")
+    assert seen.resource_version == other["metadata"]["resourceVersion"]
+    await delete_node(kube, name)

@@ -114,3 +114,64 @@ async def test_reflector_lists_in_pages_and_converts_each_page_as_it_comes(
     assert pages >= 3  # at least three pages of two
     # page k converted while k pages had been asked for: never after the last one
     assert sorted(set(pages_asked_at_convert)) == list(range(1, pages + 1))
+
+
+async def test_a_node_version_the_receiver_holds_comes_as_a_bookmark_undecoded(
+    kube: KubeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The echo of the CCM's own write is two of a registering node's three watch
+    events: the receiver says which versions it holds, and those reach it as
+    bookmarks (the watch resumes past them) without their JSON being decoded."""
+    from adapters import jsonwire
+
+    from .kube import create_node, delete_node, label_node
+
+    decoded: list[bytes] = []
+    real_loads = jsonwire.loads
+
+    def spying_loads(data: bytes | bytearray | str) -> Any:
+        decoded.append(bytes(data) if not isinstance(data, str) else data.encode())
+        return real_loads(data)
+
+    monkeypatch.setattr(jsonwire, "loads", spying_loads)
+    name = unique("echo")
+    created = (await create_node(kube, name))["metadata"]
+    echo = (await label_node(kube, name, written="by-the-ccm"))["metadata"]
+    other = (await label_node(kube, name, written="by-someone-else"))["metadata"]
+    held = {echo["resourceVersion"]}
+    events: list[tuple[str, str]] = []
+    asked: list[tuple[str, str, str]] = []
+
+    def known(node: str, uid: str, version: str) -> bool:
+        asked.append((node, uid, version))
+        return version in held
+
+    def on_event(kind: str, obj: dict[str, Any]) -> None:
+        if obj["metadata"]["name"] == name:
+            events.append((kind, obj["metadata"]["resourceVersion"]))
+
+    reflector = Reflector(
+        kube,
+        path="/api/v1/nodes",
+        convert=unconverted,
+        on_sync=lambda items: None,
+        on_event=on_event,
+        known=known,
+    )
+    # resumed from the creation: the watch replays both writes, the held one first
+    reflector.resource_version = created["resourceVersion"]
+    task = asyncio.create_task(reflector.run())
+    try:
+        await until(lambda: ("MODIFIED", other["resourceVersion"]) in events)
+        await until(lambda: int(reflector.resource_version) >= int(other["resourceVersion"]))
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await delete_node(kube, name)
+    assert (name, echo["uid"], echo["resourceVersion"]) in asked
+    assert events == [("MODIFIED", other["resourceVersion"])]
+    version_mark = f'"resourceVersion":"{echo["resourceVersion"]}"'.encode()
+    watched = [line for line in decoded if line.startswith(b'{"type":')]
+    assert [line for line in watched if name.encode() in line]  # the other writer's
+    assert not [line for line in watched if name.encode() in line and version_mark in line]

@@ -49,16 +49,21 @@ def _is_newer(candidate: Node, current: Node) -> bool:
     return _newer_version(candidate.resource_version, current.resource_version)
 
 
+def _held(current: Node | None, uid: str, version: str) -> bool:
+    """Whether ``current`` is that Node at ``version`` or newer."""
+    return (
+        current is not None
+        and current.uid == uid
+        and not _newer_version(version, current.resource_version)
+    )
+
+
 def _stale(obj: JsonObject, current: Node | None) -> bool:
     """Whether a watched object is one the cache already holds (or an older one):
     the echo of the CCM's own write, whose response the cache took already. Read
     from the raw object, so an echo costs no conversion."""
-    if current is None:
-        return False
     meta = obj.get("metadata") or {}
-    if str(meta.get("uid") or "") != current.uid:
-        return False
-    return not _newer_version(str(meta.get("resourceVersion") or ""), current.resource_version)
+    return _held(current, str(meta.get("uid") or ""), str(meta.get("resourceVersion") or ""))
 
 
 def _readable(obj: JsonObject) -> Node | None:
@@ -101,6 +106,7 @@ class KubernetesNodeStore:
             convert=_readable,
             on_sync=self._replace,
             on_event=self._on_event,
+            known=self._holds,
             page_size=page_size,
             watch_timeout=watch_timeout,
         )
@@ -179,6 +185,11 @@ class KubernetesNodeStore:
             self._store(node)
         if not self.reflector.synced:
             logger.info("node cache synced ({} nodes)", len(nodes))
+
+    def _holds(self, name: str, uid: str, version: str) -> bool:
+        """Whether the cache holds that version of the Node (or a newer one): the watch
+        then skips its event undecoded."""
+        return _held(self._nodes.get(name), uid, version)
 
     def _on_event(self, kind: str, obj: JsonObject) -> None:
         meta = obj.get("metadata")

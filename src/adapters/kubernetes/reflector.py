@@ -26,7 +26,7 @@ from loguru import logger
 from adapters.kubernetes.client import KubeClient
 from adapters.kubernetes.errors import ApiError
 from adapters.kubernetes.ratelimit import Backoff
-from adapters.kubernetes.watch import WatchStream
+from adapters.kubernetes.watch import Known, WatchStream
 from adapters.kubernetes.wire import JsonObject, Query
 
 T = TypeVar("T")
@@ -46,6 +46,8 @@ class Reflector(Generic[T]):
     state with it. ``on_event(type, object)`` receives ``ADDED``/``MODIFIED``/
     ``DELETED`` raw in between. All are called on the loop and must not block.
     ``selector`` (e.g. a field selector) narrows both the list and the watch.
+    ``known`` (see :meth:`WatchStream.next_event`): versions the receiver holds
+    already, which reach it as bookmarks, undecoded.
     """
 
     def __init__(
@@ -61,8 +63,10 @@ class Reflector(Generic[T]):
         backoff_base: float = 0.8,
         backoff_cap: float = 30.0,
         selector: Query = (),
+        known: Known | None = None,
     ) -> None:
         self._client = client
+        self._known = known
         self.path = path
         #: query parameters of both the list and the watch (a field selector)
         self._selector = tuple(selector)
@@ -190,7 +194,7 @@ class Reflector(Generic[T]):
         self._stream = stream
         delivered = False
         try:
-            while (event := await stream.next_event()) is not None:
+            while (event := await stream.next_event(self._known)) is not None:
                 kind = str(event.get("type", ""))
                 obj = event.get("object") or {}
                 if kind == "ERROR":

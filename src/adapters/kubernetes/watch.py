@@ -10,6 +10,7 @@ an event longer than ``max_event`` bytes is refused rather than buffered without
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable
 
 from adapters import jsonwire
@@ -23,6 +24,28 @@ from adapters.kubernetes.wire import JsonObject, StreamedAnswer
 
 #: The longest watch event accepted (bytes): far above any Node, a bound on memory.
 MAX_EVENT = 16 * 1024 * 1024
+
+#: The head of a Node's MODIFIED event as kube-apiserver writes it (its fields in the
+#: order of the Go structs), a Node's name (a DNS subdomain) and uid as they always
+#: are; any other spelling does not match and the event is decoded whole.
+_MODIFIED_NODE_HEAD = re.compile(
+    rb'\{"type":"MODIFIED","object":\{"kind":"Node","apiVersion":"v1",'
+    rb'"metadata":\{"name":"([a-z0-9.-]+)","uid":"([0-9a-fA-F-]+)","resourceVersion":"(\d+)"'
+)
+
+#: ``known(name, uid, resourceVersion)``: whether the reader holds that version of
+#: the object, or a newer one, already.
+Known = Callable[[str, str, str], bool]
+
+
+def modified_node_head(line: bytes) -> tuple[str, str, str] | None:
+    """Name, uid and resourceVersion of a Node's MODIFIED event, read from its first
+    bytes without decoding the rest; None for any other event or spelling."""
+    match = _MODIFIED_NODE_HEAD.match(line)
+    if match is None:
+        return None
+    name, uid, version = match.groups()
+    return name.decode("ascii"), uid.decode("ascii"), version.decode("ascii")
 
 
 class WatchStream:
@@ -44,9 +67,15 @@ class WatchStream:
         self._ended = False
         self._closed = False
 
-    async def next_event(self) -> JsonObject | None:
+    async def next_event(self, known: Known | None = None) -> JsonObject | None:
         """The next event (``{"type": ..., "object": ...}``), or None when the server ended
-        the watch (its timeout) or the stream was closed."""
+        the watch (its timeout) or the stream was closed.
+
+        ``known``: a Node's MODIFIED event for a version it holds already (the echo of
+        the reader's own write, whose answer it took) comes back as the BOOKMARK it
+        amounts to, its resourceVersion alone, without decoding the object: two of a
+        registered node's three events are such echoes, each a few kilobytes of JSON.
+        """
         if self._closed:
             return None
         try:
@@ -59,6 +88,8 @@ class WatchStream:
             ) from None
         if line is None:
             return None
+        if known is not None and (head := modified_node_head(line)) is not None and known(*head):
+            return {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": head[2]}}}
         try:
             event = jsonwire.loads(line)
         except (ValueError, RecursionError) as err:
