@@ -28,33 +28,31 @@ class NodeIndex:
 
     def __init__(self) -> None:
         self._names: dict[str, set[str]] = {}
-        self._vm_ids: dict[str, tuple[str, ...]] = {}
-        #: what each node's ids were computed from: most changes of a Node (its
-        #: status, labels, taints) leave both alone, and then nothing is recomputed
-        self._keys: dict[str, tuple[str, str]] = {}
+        #: each node's VM ids, and the providerID and systemUUID they were computed
+        #: from: most changes of a Node (its status, labels, taints) leave both alone,
+        #: and then nothing is recomputed
+        self._vm_ids: dict[str, tuple[tuple[str, str], tuple[str, ...]]] = {}
 
     def put(self, node: Node) -> None:
         """``node`` was added or changed."""
         key = (node.provider_id, node.system_uuid)
-        if self._keys.get(node.name) == key:
+        old = self._vm_ids.get(node.name)
+        if old is not None and old[0] == key:
             return
         ids = node_vm_ids(node)
-        self._keys[node.name] = key
-        old = self._vm_ids.get(node.name)
-        if old == ids:
+        self._vm_ids[node.name] = (key, ids)
+        if old is not None and old[1] == ids:
             return
         if old is not None:
-            self._unlink(node.name, old)
-        self._vm_ids[node.name] = ids
+            self._unlink(node.name, old[1])
         for vm_id in ids:
             self._names.setdefault(vm_id, set()).add(node.name)
 
     def drop(self, name: str) -> None:
         """The Node ``name`` was deleted."""
-        self._keys.pop(name, None)
         old = self._vm_ids.pop(name, None)
         if old is not None:
-            self._unlink(name, old)
+            self._unlink(name, old[1])
 
     def names(self, vm_id: str) -> list[str]:
         """The Nodes that may be ``vm_id``'s, sorted."""

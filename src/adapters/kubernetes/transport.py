@@ -15,7 +15,6 @@ runs in the client's thread pool; sending only touches the loop.
 
 from __future__ import annotations
 
-import functools
 import ssl
 import time
 from collections.abc import Mapping
@@ -160,7 +159,6 @@ class LoopTransport:
         data: bytes | None,
         request_timeout: Timeout,
     ) -> Any:
-        routing: dict[str, Any] = self._routing
         return self._open_session().request(
             method,
             self._host + path,
@@ -168,22 +166,11 @@ class LoopTransport:
             data=data,
             headers={**self._headers, **headers},
             timeout=_client_timeout(request_timeout),
+            proxy=self._config.proxy,
+            proxy_headers=self._config.proxy_headers,
+            server_hostname=self._config.server_name,
             allow_redirects=False,
-            **routing,
         )
-
-    @functools.cached_property
-    def _routing(self) -> dict[str, Any]:
-        """The proxy and TLS server name, passed only when the configuration sets them
-        (aiohttp then skips their handling on every request)."""
-        config = self._config
-        routing: dict[str, Any] = {}
-        if config.proxy:
-            routing["proxy"] = config.proxy
-            routing["proxy_headers"] = config.proxy_headers
-        if config.server_name:
-            routing["server_hostname"] = config.server_name
-        return routing
 
     async def aclose(self) -> None:
         if self._direct is not None:
@@ -212,7 +199,6 @@ class _ProxiedStream:
         self._response.close()
 
 
-@functools.lru_cache(maxsize=64)  # a handful of values, one per kind of request
 def _client_timeout(timeout: Timeout) -> aiohttp.ClientTimeout:
     """A number bounds the whole request; a pair bounds the connection and each read
     (a watch waits for its next event at most that long)."""
