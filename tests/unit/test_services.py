@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import cast
 
 import pytest
 
 from domain import labels as L
-from domain.errors import AmbiguousVMError, InventoryError, VMNotFoundError
-from domain.model import AddressType, NodeAddress, NodeChange, PowerState, Readiness
+from domain.errors import (
+    AmbiguousVMError,
+    ConflictError,
+    InventoryError,
+    NodeGoneError,
+    VMNotFoundError,
+)
+from domain.model import AddressType, Node, NodeAddress, NodeChange, PowerState, Readiness
 from domain.options import CCMOptions, DeletionOptions
 from domain.policies.lifecycle import LifecycleAction
 from domain.policies.system_uuid import swap_little_endian
+from domain.ports import NodeStore
+from domain.services.node_updates import update_on_conflict_retry
 from domain.services.registration import Outcome, RetryLater
 from tests.world import World
 
@@ -107,6 +116,39 @@ async def test_registration_retries_on_conflict_and_keeps_the_other_writers_labe
     n = world.nodes.nodes["worker-1"]
     assert n.labels["team"] == "blue"
     assert n.labels[L.ZONE] == HOST_1
+
+
+class _RecreatedAfterTheRead:
+    """A node store whose Node was deleted and created again under its name after the
+    caller read it: the write from the old copy conflicts, and the re-read finds the
+    new Node (another uid), as a store that refreshes after a conflict does."""
+
+    def __init__(self, successor: Node) -> None:
+        self.successor = successor
+        self.written: list[str] = []
+
+    async def update(self, *, node: Node, change: NodeChange) -> Node:
+        if node.uid != self.successor.uid:
+            raise ConflictError(f"node {node.name}: the object has been modified")
+        self.written.append(node.uid)
+        return node
+
+    async def get(self, *, name: str) -> Node | None:
+        return self.successor
+
+
+async def test_a_plan_is_never_applied_to_a_node_created_again_under_its_name() -> None:
+    old = node(uid="uid-old", resource_version="7")
+    store = _RecreatedAfterTheRead(node(uid="uid-new", resource_version="9"))
+    planned_for: list[str] = []
+
+    def plan(current: Node) -> NodeChange:
+        planned_for.append(current.uid)
+        return NodeChange(provider_id="xenorchestra://pool-a/vm-of-the-old-node")
+
+    with pytest.raises(NodeGoneError, match="uid-old"):
+        await update_on_conflict_retry(cast(NodeStore, store), old, plan)
+    assert planned_for == ["uid-old"] and store.written == []
 
 
 async def test_registration_of_initialized_node_copies_beta_labels_without_xo(world: World) -> None:

@@ -207,7 +207,16 @@ def _taint_keys(taints: Sequence[Taint]) -> list[tuple[str, str, str]]:
 
 def addresses_patch(node: Node, addresses: Sequence[NodeAddress]) -> JsonObject | None:
     """A merge patch for the status subresource replacing ``status.addresses``, or None
-    when they are already those (in order: kubelet and clients read the first)."""
+    when they are already those (in order: kubelet and clients read the first).
+
+    ``metadata.uid`` makes the server refuse it if the Node was deleted and created
+    again under its name since ``node`` was read: the addresses are those of the
+    old Node's VM. (No resourceVersion: kubelet's status heartbeats would make it
+    conflict all the time, and the list is replaced whole, computed from the VM.)
+    """
     if tuple(addresses) == node.addresses:
         return None
-    return {"status": {"addresses": [address_to_object(a) for a in addresses]}}
+    patch: JsonObject = {"status": {"addresses": [address_to_object(a) for a in addresses]}}
+    if node.uid:
+        patch["metadata"] = {"uid": node.uid}
+    return patch

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from urllib.parse import quote
 
@@ -27,6 +28,9 @@ from domain.errors import ConflictError, InvalidNodeError, NodeGoneError, NodeSt
 from domain.model import Node, NodeAddress, NodeChange
 
 NODES = "/api/v1/nodes"
+#: Uids of deleted Nodes remembered, so a late answer or event for one never brings
+#: it back (uids are never reused; these matter for the seconds a request takes).
+GONE_UIDS_KEPT = 1024
 
 
 def _newer_version(candidate: str, current: str) -> bool:
@@ -40,12 +44,11 @@ def _is_newer(candidate: Node, current: Node) -> bool:
     """Whether ``candidate`` should replace ``current`` in the cache.
 
     resourceVersions are opaque by contract but integers (etcd revisions) in
-    practice; comparing them keeps a late watch event from overwriting the
-    newer copy a write response already put in the cache. A different uid is
-    a re-created Node: always newer.
+    practice; comparing them keeps a late watch event or write answer from
+    overwriting a newer copy. That holds across uids too: a Node created again
+    under the name of a deleted one has a higher revision than anything written
+    to the old one, so a late answer for the old Node never replaces it.
     """
-    if candidate.uid != current.uid:
-        return True
     return _newer_version(candidate.resource_version, current.resource_version)
 
 
@@ -98,6 +101,7 @@ class KubernetesNodeStore:
         self.resync_period = resync_period
         self._resync_task: asyncio.Task[None] | None = None
         self._nodes: dict[str, Node] = {}
+        self._gone: OrderedDict[str, None] = OrderedDict()
         self._watchers: set[asyncio.Queue[Node]] = set()
         self._removal_watchers: set[asyncio.Queue[Node]] = set()
         self.reflector: Reflector[Node] = Reflector(
@@ -148,12 +152,19 @@ class KubernetesNodeStore:
     # -- the cache --------------------------------------------------------
     def _store(self, node: Node) -> Node:
         current = self._nodes.get(node.name)
-        if current is not None and not _is_newer(node, current):
-            return current
+        if node.uid in self._gone or (current is not None and not _is_newer(node, current)):
+            return current if current is not None and current.uid == node.uid else node
         self._nodes[node.name] = node
         for queue in self._watchers:
             queue.put_nowait(node)
         return node
+
+    def _bury(self, uid: str) -> None:
+        """``uid`` was deleted: no answer or event of it is cached from now on."""
+        if uid:
+            self._gone[uid] = None
+            if len(self._gone) > GONE_UIDS_KEPT:
+                self._gone.popitem(last=False)
 
     async def _resync(self) -> None:
         await self.reflector.wait_synced()
@@ -167,13 +178,16 @@ class KubernetesNodeStore:
             for queue in self._watchers:
                 queue.put_nowait(node)
 
-    def _forget(self, name: str, uid: str = "") -> None:
+    def _forget(self, name: str, uid: str) -> None:
+        """Node ``name`` with ``uid`` was deleted: out of the cache, if it is the one there."""
+        self._bury(uid)
         current = self._nodes.get(name)
-        if current is not None and (not uid or current.uid == uid):
+        if current is not None and current.uid == uid:
             self._drop(name)
 
     def _drop(self, name: str) -> None:
         gone = self._nodes.pop(name)
+        self._bury(gone.uid)
         for queue in self._removal_watchers:
             queue.put_nowait(gone)
 
@@ -265,8 +279,10 @@ class KubernetesNodeStore:
         return self._written(obj)
 
     def _written(self, obj: JsonObject) -> Node:
-        """The Node a write answered, cached. When the watch brought that version (or a
-        newer one) first, the cached copy is the answer: no second conversion."""
+        """The Node a write answered, cached unless the cache holds a newer copy. When
+        the watch brought that version (or a newer one) first, the cached copy is the
+        answer: no second conversion. Never another Node of that name: what the caller
+        goes on writing is for the Node it wrote."""
         meta = obj.get("metadata")
         name = meta.get("name") if isinstance(meta, dict) else None
         cached = self._nodes.get(name) if isinstance(name, str) else None
@@ -290,10 +306,19 @@ class KubernetesNodeStore:
 
     async def _translate(self, err: ApiError, node: Node) -> Exception:
         if err.not_found:
-            self._forget(node.name)
+            self._forget(node.name, node.uid)
             return NodeGoneError(f"node {node.name} not found")
-        if err.conflict:
+        if err.conflict or (err.invalid and "metadata.uid" in err.message):
+            # A version precondition failed, or the uid one (an immutable field the
+            # status patch names): read the Node now to tell which.
             await self._refresh(node.name)
+            now = self._nodes.get(node.name)
+            if now is None or now.uid != node.uid:
+                self._bury(node.uid)
+                return NodeGoneError(
+                    f"node {node.name} (uid {node.uid or '-'}) was deleted"
+                    + (f"; node {now.name} now has uid {now.uid}" if now is not None else "")
+                )
             return ConflictError(
                 f"node {node.name}: {err.message or 'the object has been modified'}"
             )
@@ -308,7 +333,9 @@ class KubernetesNodeStore:
             obj = await self._client.request("GET", f"{NODES}/{quote(name, safe='')}")
         except ApiError as err:
             if err.not_found:
-                self._forget(name)
+                current = self._nodes.get(name)
+                if current is not None:
+                    self._forget(name, current.uid)
             else:
                 logger.debug("node {}: refresh after conflict failed: {}", name, err)
             return

@@ -28,7 +28,8 @@ async def apply_plan(nodes: NodeStore, node: Node, plan: Callable[[Node], P]) ->
 
     The plan is recomputed from the fresh copy, so a concurrent writer's labels are
     never overwritten with stale ones (cloud-provider computes its modifiers, then
-    applies them inside ``RetryOnConflict`` the same way). Returns the written node
+    applies them inside ``RetryOnConflict`` the same way); a fresh copy of another
+    uid is another Node (NodeGoneError). Returns the written node
     (the one given when nothing was written) and the plan that was applied.
     """
     for _ in range(MAX_CONFLICT_RETRIES):
@@ -39,8 +40,13 @@ async def apply_plan(nodes: NodeStore, node: Node, plan: Callable[[Node], P]) ->
             return await nodes.update(node=node, change=planned.change), planned
         except ConflictError:
             fresh = await nodes.get(name=node.name)
-            if fresh is None:
-                raise NodeGoneError(f"node {node.name} was deleted") from None
+            if fresh is None or fresh.uid != node.uid:
+                # Deleted, or deleted and created again under its name: another node,
+                # which comes with its own event. The plan was made for this one (its
+                # VM found by its providerID or uuid) and must not land on that one.
+                raise NodeGoneError(
+                    f"node {node.name} (uid {node.uid or '-'}) was deleted"
+                ) from None
             node = fresh
     raise ConflictError(
         f"node {node.name}: still conflicting after {MAX_CONFLICT_RETRIES} attempts"
