@@ -151,7 +151,13 @@ class ChangeRouter:
 
     async def _follow_removals(self) -> None:
         async for node in self._nodes.removals():
-            self.index.drop(node.name)
+            # The other stream may have indexed a Node created again under this name
+            # already: the store says which Node the name is now.
+            current = await self._nodes.get(name=node.name)
+            if current is None:
+                self.index.drop(node.name)
+            else:
+                self.index.put(current)
 
     async def _route(self) -> None:
         async for change in self._inventory.changes():

@@ -127,6 +127,23 @@ async def test_a_node_deleted_by_someone_else_leaves_the_index() -> None:
         assert len(r.router.index) == 0
 
 
+async def test_a_node_created_again_while_its_removal_waits_stays_indexed() -> None:
+    """Changes and removals come on two streams: the new Node of a name can be indexed
+    before the removal of the old one is read, which must not unindex the new one
+    (its VM's XO events would then miss it until its next change)."""
+    async with Router() as r:
+        r.nodes.create(node("c", provider_id=_pid(VM_2), taints=()))
+        r.nodes.create(node("a", provider_id=_pid(VM_1), taints=()))
+        await asyncio.sleep(0.01)
+        r.nodes.touch("c", labels={"any": "change"})  # wakes the change stream first
+        r.nodes.remove("a")
+        again = "00000000-0000-4000-8000-0000000000bb"
+        r.nodes.create(node("a", provider_id="", system_uuid=again, taints=(UNINITIALIZED,)))
+        await asyncio.sleep(0.01)
+        assert r.router.index.names(again) == ["a"]
+        assert r.router.index.names(VM_1) == []
+
+
 async def test_nodes_present_before_the_router_starts_are_indexed() -> None:
     r = Router()
     r.nodes.create(node("a", provider_id=_pid(VM_1)))
