@@ -6,11 +6,13 @@ real node store."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, cast
 
 import pytest
 
 from adapters.kubernetes import ClientSettings, KubeClient, KubernetesNodeStore, connect
+from adapters.kubernetes.convert import node_from_object
 from domain.errors import NodeGoneError
 from domain.model import AddressType, Node, NodeAddress, NodeChange
 from domain.services.node_updates import update_on_conflict_retry
@@ -149,3 +151,99 @@ async def test_a_late_answer_for_a_deleted_node_does_not_bring_it_back(
     await until(forgotten)
     store._written(answer)
     assert await store.get(name=name) is None
+
+
+class _SlowNodeReads:
+    """The store's client, with a hook run around each GET of one Node: the answer
+    reaches the store only after ``meanwhile`` (what the world did while it travelled)."""
+
+    def __init__(self, client: KubeClient, meanwhile: Callable[[], Awaitable[None]]) -> None:
+        self._client = client
+        self._meanwhile = meanwhile
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        if method != "GET" or path == "/api/v1/nodes":
+            return await self._client.request(method, path, **kwargs)
+        try:
+            return await self._client.request(method, path, **kwargs)
+        finally:
+            await self._meanwhile()
+
+
+async def test_a_read_that_found_no_node_does_not_forget_the_one_created_after_it(
+    kube: KubeClient, control_plane: ControlPlane
+) -> None:
+    """A write refused (the Node was made again), the read that follows finds no Node (it
+    was deleted again), and a third one is created and watched before that answer is
+    taken: the answer says nothing of the third one, which stays cached and followed."""
+    name = unique("third")
+    client = await connect(
+        str(control_plane.admin_kubeconfig), settings=ClientSettings(qps=50, burst=50), name="ccm"
+    )
+    third: list[str] = []
+    store: KubernetesNodeStore
+
+    async def recreate() -> None:
+        third.append((await create_node(kube, name))["metadata"]["uid"])
+        await cached(store, name, third[0])
+
+    store = KubernetesNodeStore(cast(KubeClient, _SlowNodeReads(client, recreate)))
+    try:
+        async with store:
+            await store.wait_synced()
+            await create_node(kube, name)
+            first = await cached(store, name)
+            await delete_node(kube, name)
+            await create_node(kube, name)  # the second: the write on the first conflicts
+            real_request = client.request
+
+            async def delete_before_the_read(method: str, path: str, **kwargs: Any) -> Any:
+                if method == "GET" and path.endswith(f"/{name}"):
+                    await delete_node(kube, name)  # gone again when the read arrives
+                return await real_request(method, path, **kwargs)
+
+            client.request = delete_before_the_read  # type: ignore[method-assign]
+            with pytest.raises(NodeGoneError):
+                await store.update(node=first, change=NodeChange(set_labels={"a": "b"}))
+            client.request = real_request  # type: ignore[method-assign]
+            assert (await store.get(name=name)) is not None
+            assert (await store.get(name=name)).uid == third[0]  # type: ignore[union-attr]
+            await label_node(kube, name, seen="later")
+            followed = await cached(store, name, third[0])
+            await until(lambda: _labelled(store, name))
+            assert followed.uid == third[0]
+    finally:
+        await client.aclose()
+
+
+async def _labelled(store: KubernetesNodeStore, name: str) -> bool:
+    node = await store.get(name=name)
+    return node is not None and node.labels.get("seen") == "later"
+
+
+async def test_a_list_older_than_a_cached_node_leaves_it_cached(
+    kube: KubeClient, store: KubernetesNodeStore
+) -> None:
+    """A re-list answered before a Node was made again under a deleted one's name, taken
+    after the cache got the new Node (from a write's refresh): the list does not know
+    the new Node, which stays cached and followed."""
+    name = unique("relist")
+    await create_node(kube, name)
+    await cached(store, name)
+    await delete_node(kube, name)
+    await until(lambda: _absent(store, name))
+    listing = await kube.request("GET", "/api/v1/nodes")
+    uid = (await create_node(kube, name))["metadata"]["uid"]
+    await cached(store, name, uid)
+    store.reflector.resource_version = listing["metadata"]["resourceVersion"]
+    store._replace([node_from_object(obj) for obj in listing["items"]])  # the late list
+    assert (await store.get(name=name)) is not None
+    await label_node(kube, name, seen="later")
+    await until(lambda: _labelled(store, name))
+
+
+async def _absent(store: KubernetesNodeStore, name: str) -> bool:
+    return await store.get(name=name) is None

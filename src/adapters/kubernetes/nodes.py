@@ -52,6 +52,15 @@ def _is_newer(candidate: Node, current: Node) -> bool:
     return _newer_version(candidate.resource_version, current.resource_version)
 
 
+def _later_than(version: str, listed: str) -> bool:
+    """Whether ``version`` was written after a list answered at ``listed`` (never, for
+    versions that are not numbers: then the list has the last word)."""
+    try:
+        return int(version) > int(listed)
+    except ValueError:
+        return False
+
+
 def _held(current: Node | None, uid: str, version: str) -> bool:
     """Whether ``current`` is that Node at ``version`` or newer."""
     return (
@@ -192,9 +201,16 @@ class KubernetesNodeStore:
             queue.put_nowait(gone)
 
     def _replace(self, nodes: Sequence[Node]) -> None:
+        """A (re-)list: what it lacks was deleted while the watch was down, unless the
+        cache got it after the list was answered (a write's answer or refresh)."""
+        listed = self.reflector.resource_version
         names = {node.name for node in nodes}
-        for name in [n for n in self._nodes if n not in names]:
-            self._drop(name)  # deleted while the watch was down
+        for name in [
+            n
+            for n, node in self._nodes.items()
+            if n not in names and not _later_than(node.resource_version, listed)
+        ]:
+            self._drop(name)
         for node in nodes:
             self._store(node)
         if not self.reflector.synced:
@@ -308,17 +324,20 @@ class KubernetesNodeStore:
         if err.not_found:
             self._forget(node.name, node.uid)
             return NodeGoneError(f"node {node.name} not found")
-        if err.conflict or (err.invalid and "metadata.uid" in err.message):
-            # A version precondition failed, or the uid one (an immutable field the
-            # status patch names): read the Node now to tell which.
-            await self._refresh(node.name)
+        # The status write's uid precondition (an immutable field it names) proves
+        # the Node was made again; a version conflict is read again to tell.
+        replaced = err.invalid and "metadata.uid" in err.message
+        if err.conflict or replaced:
+            await self._refresh(node.name, node.uid)
             now = self._nodes.get(node.name)
-            if now is None or now.uid != node.uid:
-                self._bury(node.uid)
-                return NodeGoneError(
-                    f"node {node.name} (uid {node.uid or '-'}) was deleted"
-                    + (f"; node {now.name} now has uid {now.uid}" if now is not None else "")
+            if replaced or now is None or now.uid != node.uid:
+                self._forget(node.name, node.uid)
+                made = (
+                    f"; the Node of that name now has uid {now.uid}"
+                    if now is not None and now.uid != node.uid
+                    else ""
                 )
+                return NodeGoneError(f"node {node.name} (uid {node.uid or '-'}) was deleted{made}")
             return ConflictError(
                 f"node {node.name}: {err.message or 'the object has been modified'}"
             )
@@ -326,16 +345,19 @@ class KubernetesNodeStore:
             return InvalidNodeError(f"node {node.name}: {err.message}")
         return NodeStoreError(f"node {node.name}: {err}")
 
-    async def _refresh(self, name: str) -> None:
+    async def _refresh(self, name: str, uid: str) -> None:
         """After a conflict, read the Node now so the caller's re-read is fresh (the
-        watch may not have delivered the newer version yet)."""
+        watch may not have delivered the newer version yet). "Not found" says the
+        writer's ``uid`` and the one cached before the read are gone, not one the
+        watch brought while the answer travelled."""
+        before = self._nodes.get(name)
         try:
             obj = await self._client.request("GET", f"{NODES}/{quote(name, safe='')}")
         except ApiError as err:
             if err.not_found:
-                current = self._nodes.get(name)
-                if current is not None:
-                    self._forget(name, current.uid)
+                self._forget(name, uid)
+                if before is not None:
+                    self._forget(name, before.uid)
             else:
                 logger.debug("node {}: refresh after conflict failed: {}", name, err)
             return

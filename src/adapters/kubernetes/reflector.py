@@ -43,8 +43,9 @@ class Reflector(Generic[T]):
 
     ``on_sync(items)`` receives the full list after every (re-)list, each
     object as ``convert`` made it (None: left out): the receiver replaces its
-    state with it. ``on_event(type, object)`` receives ``ADDED``/``MODIFIED``/
-    ``DELETED`` raw in between. All are called on the loop and must not block.
+    state with it (``resource_version`` is the list's by then).
+    ``on_event(type, object)`` receives ``ADDED``/``MODIFIED``/``DELETED`` raw
+    in between. All are called on the loop and must not block.
     ``selector`` (e.g. a field selector) narrows both the list and the watch.
     ``known`` (see :meth:`WatchStream.next_event`): versions the receiver holds
     already, which reach it as bookmarks, undecoded.
@@ -159,9 +160,9 @@ class Reflector(Generic[T]):
             if not token:
                 break
         self.lists += 1
+        self.resource_version = version  # on_sync may read what the list is as of
         self._on_sync(items)
         self._synced.set()
-        self.resource_version = version
         logger.debug("{}: listed {} objects at resourceVersion {}", self.path, len(items), version)
 
     async def _page(self, token: str, into: list[T]) -> tuple[str, str]:
