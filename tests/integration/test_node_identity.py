@@ -23,6 +23,19 @@ from .waiting import until
 
 pytestmark = pytest.mark.integration
 
+NODES = "/api/v1/nodes"
+
+
+@pytest.fixture(autouse=True)
+async def _nodes_removed_after(kube: KubeClient) -> AsyncIterator[None]:
+    """The Nodes a test made are deleted after it: uninitialized Nodes of VMs no XO
+    knows would keep the CCMs of later tests retrying (and logging) for nothing."""
+    before = {obj["metadata"]["name"] for obj in (await kube.request("GET", NODES))["items"]}
+    yield
+    for obj in (await kube.request("GET", NODES))["items"]:
+        if obj["metadata"]["name"] not in before:
+            await delete_node(kube, obj["metadata"]["name"])
+
 
 @pytest.fixture
 async def store(control_plane: ControlPlane) -> AsyncIterator[KubernetesNodeStore]:
@@ -247,3 +260,63 @@ async def test_a_list_older_than_a_cached_node_leaves_it_cached(
 
 async def _absent(store: KubernetesNodeStore, name: str) -> bool:
     return await store.get(name=name) is None
+
+
+async def test_a_node_replaced_by_a_re_list_never_comes_back_from_a_late_answer(
+    kube: KubeClient, store: KubernetesNodeStore
+) -> None:
+    """A re-list (the watch was down) shows another Node under the name: the cached one
+    was deleted, said as a removal, and an answer to a write on it that arrives after
+    the new one was deleted too does not bring the old one back."""
+    name = unique("relisted")
+    await create_node(kube, name)
+    old = await cached(store, name)
+    removed: list[str] = []
+
+    async def follow_removals() -> None:
+        async for gone in store.removals():
+            removed.append(gone.uid)
+
+    follower = asyncio.create_task(follow_removals())
+    await asyncio.sleep(0)
+    late_answer = await label_node(kube, name, written="before-delete")
+    await store.reflector.stop()  # the watch is down: the cache hears nothing
+    await delete_node(kube, name)
+    successor = await create_node(kube, name)
+    listing = await kube.request("GET", "/api/v1/nodes")
+    store.reflector.resource_version = listing["metadata"]["resourceVersion"]
+    store._replace([node_from_object(obj) for obj in listing["items"]])
+    assert (await store.get(name=name)).uid == successor["metadata"]["uid"]  # type: ignore[union-attr]
+    await delete_node(kube, name)
+    store._on_event("DELETED", successor)  # the watch, back, says the new one went too
+    store._written(late_answer)
+    await asyncio.sleep(0)
+    follower.cancel()
+    assert await store.get(name=name) is None
+    assert old.uid in removed
+
+
+async def test_a_node_kept_by_a_finalizer_stays_followed_after_the_ccm_deletes_it(
+    kube: KubeClient, store: KubernetesNodeStore
+) -> None:
+    """A DELETE answered with the Node still there (a finalizer holds it, as autoscalers
+    add): the cache keeps following it until the watch says it is gone."""
+    name = unique("final")
+    await create_node(kube, name)
+    await kube.request(
+        "PATCH",
+        f"/api/v1/nodes/{name}",
+        body={"metadata": {"finalizers": ["example.com/hold"]}},
+        content_type="application/merge-patch+json",
+    )
+    node = await cached(store, name)
+    await store.delete(node=node)
+    await label_node(kube, name, seen="later")
+    await until(lambda: _labelled(store, name))
+    await kube.request(
+        "PATCH",
+        f"/api/v1/nodes/{name}",
+        body={"metadata": {"finalizers": None}},
+        content_type="application/merge-patch+json",
+    )
+    await until(lambda: _absent(store, name))

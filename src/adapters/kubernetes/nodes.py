@@ -29,8 +29,9 @@ from domain.model import Node, NodeAddress, NodeChange
 
 NODES = "/api/v1/nodes"
 #: Uids of deleted Nodes remembered, so a late answer or event for one never brings
-#: it back (uids are never reused; these matter for the seconds a request takes).
-GONE_UIDS_KEPT = 1024
+#: it back (uids are never reused; these matter for the seconds a request takes, and
+#: a mass deletion handled meanwhile must not push them out: about 1 MiB when full).
+GONE_UIDS_KEPT = 8192
 
 
 def _newer_version(candidate: str, current: str) -> bool:
@@ -52,13 +53,13 @@ def _is_newer(candidate: Node, current: Node) -> bool:
     return _newer_version(candidate.resource_version, current.resource_version)
 
 
-def _later_than(version: str, listed: str) -> bool:
-    """Whether ``version`` was written after a list answered at ``listed`` (never, for
-    versions that are not numbers: then the list has the last word)."""
+def _revision(version: str) -> int | None:
+    """The etcd revision a resourceVersion is in practice; None when it is not a number
+    (opaque by contract): then nothing is concluded from comparing it."""
     try:
-        return int(version) > int(listed)
+        return int(version)
     except ValueError:
-        return False
+        return None
 
 
 def _held(current: Node | None, uid: str, version: str) -> bool:
@@ -160,9 +161,26 @@ class KubernetesNodeStore:
 
     # -- the cache --------------------------------------------------------
     def _store(self, node: Node) -> Node:
+        """Cache ``node`` unless it is older than the cached Node of its name or its uid
+        was deleted; the Node returned is ``node``'s own (the cached copy when that is
+        the same Node, newer). Two Nodes of a name never live at once, so of two uids
+        the older revision is a deleted Node."""
         current = self._nodes.get(node.name)
-        if node.uid in self._gone or (current is not None and not _is_newer(node, current)):
-            return current if current is not None and current.uid == node.uid else node
+        if node.uid in self._gone:
+            return node
+        if current is not None:
+            ordered = None not in (
+                _revision(node.resource_version),
+                _revision(current.resource_version),
+            )
+            if not _is_newer(node, current):
+                if current.uid == node.uid:
+                    return current
+                if ordered:
+                    self._bury(node.uid)
+                return node
+            if current.uid != node.uid:
+                self._drop(node.name, bury=ordered)  # told by a list or a read, not the watch
         self._nodes[node.name] = node
         for queue in self._watchers:
             queue.put_nowait(node)
@@ -194,23 +212,26 @@ class KubernetesNodeStore:
         if current is not None and current.uid == uid:
             self._drop(name)
 
-    def _drop(self, name: str) -> None:
+    def _drop(self, name: str, *, bury: bool = True) -> None:
         gone = self._nodes.pop(name)
-        self._bury(gone.uid)
+        if bury:
+            self._bury(gone.uid)
         for queue in self._removal_watchers:
             queue.put_nowait(gone)
 
     def _replace(self, nodes: Sequence[Node]) -> None:
         """A (re-)list: what it lacks was deleted while the watch was down, unless the
         cache got it after the list was answered (a write's answer or refresh)."""
-        listed = self.reflector.resource_version
+        listed = _revision(self.reflector.resource_version)
         names = {node.name for node in nodes}
-        for name in [
-            n
-            for n, node in self._nodes.items()
-            if n not in names and not _later_than(node.resource_version, listed)
-        ]:
-            self._drop(name)
+        for name, node in list(self._nodes.items()):
+            if name in names:
+                continue
+            cached = _revision(node.resource_version)
+            if listed is None or cached is None:
+                self._drop(name, bury=False)  # no order to read: the list says, the watch next
+            elif cached <= listed:
+                self._drop(name)
         for node in nodes:
             self._store(node)
         if not self.reflector.synced:
@@ -312,12 +333,15 @@ class KubernetesNodeStore:
             body = {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": node.uid}}
         path = f"{NODES}/{quote(node.name, safe='')}"
         try:
-            await self._client.request("DELETE", path, body=body)
+            answer = await self._client.request("DELETE", path, body=body)
         except ApiError as err:
             if err.not_found or err.status == 409:
                 self._forget(node.name, node.uid)
                 raise NodeGoneError(f"node {node.name} (uid {node.uid or '-'}) is gone") from None
             raise NodeStoreError(f"node {node.name}: delete failed: {err}") from None
+        meta = answer.get("metadata") if isinstance(answer, dict) else None
+        if isinstance(meta, dict) and meta.get("finalizers"):
+            return  # still there until its finalizers are done: the watch says when it goes
         self._forget(node.name, node.uid)
 
     async def _translate(self, err: ApiError, node: Node) -> Exception:
