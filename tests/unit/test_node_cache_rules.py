@@ -25,41 +25,26 @@ def _uid(store: KubernetesNodeStore) -> str | None:
 
 
 @pytest.mark.parametrize(
-    ("cached", "listed_at", "kept"),
+    ("cached", "listed_at", "kept", "comes_back"),
     [
-        pytest.param("12", "10", True, id="cached-after-the-list"),
-        pytest.param("10", "10", False, id="cached-at-the-list"),
-        pytest.param("8", "10", False, id="cached-before-the-list"),
-        pytest.param("abc", "10", False, id="opaque-cached"),
-        pytest.param("12", "xyz", False, id="opaque-list"),
+        pytest.param("12", "10", True, True, id="cached-after-the-list"),
+        pytest.param("10", "10", False, False, id="at-the-list: proven deleted"),
+        pytest.param("8", "10", False, False, id="before-the-list: proven deleted"),
+        pytest.param("abc", "10", False, True, id="opaque-cached: no proof"),
+        pytest.param("12", "xyz", False, True, id="opaque-list: no proof"),
     ],
 )
-def test_a_re_list_lacking_a_node_drops_it_unless_cached_after_the_list(
-    cached: str, listed_at: str, kept: bool
+def test_a_re_list_lacking_a_node_drops_it_and_only_a_proof_refuses_it_for_good(
+    cached: str, listed_at: str, kept: bool, comes_back: bool
 ) -> None:
+    """Dropped unless cached after the list; refused later (its uid remembered as
+    deleted) only when the versions say it was deleted."""
     store = _store()
     store._on_event("ADDED", _node("u1", cached))
     store.reflector.resource_version = listed_at
     store._replace([])
     assert (_uid(store) == "u1") is kept
-
-
-@pytest.mark.parametrize(
-    ("cached", "listed_at", "comes_back"),
-    [
-        pytest.param("8", "10", False, id="numbers: proven deleted, never taken again"),
-        pytest.param("abc", "10", True, id="opaque: no proof, the watch may bring it back"),
-        pytest.param("8", "xyz", True, id="opaque list: no proof either"),
-    ],
-)
-def test_only_a_proven_deletion_refuses_the_node_for_good(
-    cached: str, listed_at: str, comes_back: bool
-) -> None:
-    store = _store()
-    store._on_event("ADDED", _node("u1", cached))
-    store.reflector.resource_version = listed_at
-    store._replace([])
-    store._on_event("MODIFIED", _node("u1", "zzz" if not cached.isdigit() else "20"))
+    store._on_event("MODIFIED", _node("u1", "20" if cached.isdigit() else "zzz"))
     assert (_uid(store) == "u1") is comes_back
 
 
