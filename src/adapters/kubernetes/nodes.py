@@ -34,11 +34,26 @@ NODES = "/api/v1/nodes"
 GONE_UIDS_KEPT = 8192
 
 
-def _newer_version(candidate: str, current: str) -> bool:
+def _revision(version: str) -> int | None:
+    """The etcd revision a resourceVersion is in practice; None when it is not a number
+    (opaque by contract): then nothing is concluded from comparing it."""
     try:
-        return int(candidate) > int(current)
+        return int(version)
     except ValueError:
-        return candidate != current
+        return None
+
+
+def _newer_version(candidate: str, current: str) -> bool:
+    old, new = _revision(current), _revision(candidate)
+    return new > old if new is not None and old is not None else candidate != current
+
+
+def _ordered(one: Node, other: Node) -> bool:
+    """Whether the two versions can be ordered (both numbers): only then does the
+    older of two uids of one name prove a deleted Node."""
+    return _revision(one.resource_version) is not None and (
+        _revision(other.resource_version) is not None
+    )
 
 
 def _is_newer(candidate: Node, current: Node) -> bool:
@@ -51,15 +66,6 @@ def _is_newer(candidate: Node, current: Node) -> bool:
     to the old one, so a late answer for the old Node never replaces it.
     """
     return _newer_version(candidate.resource_version, current.resource_version)
-
-
-def _revision(version: str) -> int | None:
-    """The etcd revision a resourceVersion is in practice; None when it is not a number
-    (opaque by contract): then nothing is concluded from comparing it."""
-    try:
-        return int(version)
-    except ValueError:
-        return None
 
 
 def _held(current: Node | None, uid: str, version: str) -> bool:
@@ -169,18 +175,14 @@ class KubernetesNodeStore:
         if node.uid in self._gone:
             return node
         if current is not None:
-            ordered = None not in (
-                _revision(node.resource_version),
-                _revision(current.resource_version),
-            )
             if not _is_newer(node, current):
                 if current.uid == node.uid:
                     return current
-                if ordered:
+                if _ordered(node, current):
                     self._bury(node.uid)
                 return node
-            if current.uid != node.uid:
-                self._drop(node.name, bury=ordered)  # told by a list or a read, not the watch
+            if current.uid != node.uid:  # told by a list or a read, not the watch
+                self._drop(node.name, bury=_ordered(node, current))
         self._nodes[node.name] = node
         for queue in self._watchers:
             queue.put_nowait(node)
