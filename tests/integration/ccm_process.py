@@ -17,6 +17,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import httpx
 
@@ -45,6 +46,40 @@ def console_script() -> str:
     if not found:
         raise RuntimeError(f"{CONSOLE_SCRIPT} is not installed (pip install -e .)")
     return found
+
+
+class ProcessLog:
+    """A child process's output, in a file of the temp dir.
+
+    The file is made when the process first starts (a wrapper built only to read
+    its command line makes none), its descriptor is this object's only while the
+    child is being spawned, and :meth:`remove` deletes it.
+    """
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self._path: Path | None = None
+
+    @property
+    def path(self) -> Path:
+        if self._path is None:
+            raise RuntimeError(f"no {self.prefix}* log yet: the process was never started")
+        return self._path
+
+    def open(self) -> BinaryIO:
+        """For the child's stdout, emptied; close it once the child holds its copy."""
+        if self._path is None:
+            handle, name = tempfile.mkstemp(prefix=self.prefix, suffix=".txt")
+            self._path = Path(name)
+            return os.fdopen(handle, "wb")
+        return self._path.open("wb")
+
+    def read(self) -> str:
+        return "" if self._path is None else self._path.read_text(errors="replace")
+
+    def remove(self) -> None:
+        if self._path is not None:
+            self._path.unlink(missing_ok=True)
 
 
 def write_cloud_config(url: str, *, token: str = "fake-xo-token", extra: str = "") -> Path:
@@ -89,7 +124,7 @@ class CCMProcess:
             kubeconfig=kubeconfig, cloud_config=cloud_config, port=self.port, flags=flags
         )
         self.env = {**os.environ, **(env or {})}
-        self.log_path = Path(tempfile.mkstemp(prefix="xoccm-log-", suffix=".txt")[1])
+        self._log = ProcessLog("xoccm-log-")
         self.proc: asyncio.subprocess.Process | None = None
         self.started_at = 0.0
 
@@ -98,8 +133,12 @@ class CCMProcess:
         return f"https://127.0.0.1:{self.port}"
 
     @property
+    def log_path(self) -> Path:
+        return self._log.path
+
+    @property
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        return self._log.read()
 
     @property
     def pid(self) -> int:
@@ -112,7 +151,7 @@ class CCMProcess:
 
     async def start(self) -> CCMProcess:
         self.started_at = time.monotonic()
-        with self.log_path.open("wb") as log:
+        with self._log.open() as log:
             self.proc = await asyncio.create_subprocess_exec(
                 *self.argv,
                 stdout=log,
@@ -165,4 +204,4 @@ class CCMProcess:
         return await self.proc.wait()
 
     def cleanup(self) -> None:
-        self.log_path.unlink(missing_ok=True)
+        self._log.remove()

@@ -30,7 +30,6 @@ import re
 import signal
 import statistics
 import subprocess
-import tempfile
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,7 +45,7 @@ from adapters.kubernetes.convert import format_time
 from domain import labels as L
 from entrypoints.testkits.fake_xo import FakeXOControlClient
 
-from .ccm_process import ccm_argv, console_script
+from .ccm_process import ProcessLog, ccm_argv, console_script
 from .controlplane import free_port
 from .kube import (
     RBAC_MANIFEST,
@@ -117,7 +116,7 @@ class FakeXOProcess:
 
     def __init__(self, *, ping_interval: float = 5.0) -> None:
         self.ping_interval = ping_interval
-        self.log_path = Path(tempfile.mkstemp(prefix="xoccm-e2e-fakexo-", suffix=".txt")[1])
+        self._log = ProcessLog("xoccm-e2e-fakexo-")
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = ""
 
@@ -130,7 +129,7 @@ class FakeXOProcess:
             f"--token={TOKEN}",
             f"--ping-interval={self.ping_interval}",
         ]
-        with self.log_path.open("wb") as log:
+        with self._log.open() as log:
             self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + within
         while time.monotonic() < deadline:
@@ -146,7 +145,7 @@ class FakeXOProcess:
 
     @property
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        return self._log.read()
 
     def control(self) -> FakeXOControlClient:
         return FakeXOControlClient(self.url)
@@ -154,7 +153,7 @@ class FakeXOProcess:
     def stop(self) -> None:
         if self.proc is not None:
             _stop_popen(self.proc, 10.0)
-        self.log_path.unlink(missing_ok=True)
+        self._log.remove()
 
 
 class CCMDaemon:
@@ -176,7 +175,7 @@ class CCMDaemon:
             flags=[lease_flag(), *flags],
         )
         self.env = {**os.environ, **(env or {})}
-        self.log_path = Path(tempfile.mkstemp(prefix="xoccm-e2e-ccm-", suffix=".txt")[1])
+        self._log = ProcessLog("xoccm-e2e-ccm-")
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -184,15 +183,19 @@ class CCMDaemon:
         return f"https://127.0.0.1:{self.port}"
 
     @property
+    def log_path(self) -> Path:
+        return self._log.path
+
+    @property
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        return self._log.read()
 
     @property
     def returncode(self) -> int | None:
         return None if self.proc is None else self.proc.poll()
 
     def start(self) -> CCMDaemon:
-        with self.log_path.open("wb") as log:
+        with self._log.open() as log:
             self.proc = subprocess.Popen(
                 self.argv, stdout=log, stderr=subprocess.STDOUT, env=self.env
             )
@@ -219,7 +222,7 @@ class CCMDaemon:
 
     def stop(self, within: float = 15.0) -> int:
         code = 0 if self.proc is None else _stop_popen(self.proc, within)
-        self.log_path.unlink(missing_ok=True)
+        self._log.remove()
         return code
 
 
