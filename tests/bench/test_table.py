@@ -72,3 +72,25 @@ def test_issue_29_goals_are_ratios_to_the_baseline_or_absolute() -> None:
     assert rows["first_over_p50"].met(1.9, None) is True  # absolute: no baseline needed
     assert rows["first_over_p50"].met(2.1, 1.0) is False
     assert rows["rss200"].target_ratio is None
+
+
+def test_the_control_plane_floor_is_shown_beside_the_time_it_bounds_never_judged() -> None:
+    from tools.bench.table import ISSUE29
+
+    keys = [row.key for row in ISSUE29]
+    assert keys.index("floor200_10w") == keys.index("reg200_10w") + 1
+    assert keys.index("floor200_auto") == keys.index("reg200_auto") + 1
+    measured = {
+        "this-tree": {"reg200_10w": 1.11, "floor200_10w": 0.87},
+        "4a6c53b": {"reg200_10w": 1.24, "floor200_10w": 0.96},
+    }
+    rows = {r["key"]: r for r in compare(measured, "this-tree", "4a6c53b", rows=ISSUE29)}
+    assert rows["reg200_10w"]["met"] is False
+    assert rows["floor200_10w"]["met"] is None and rows["floor200_10w"]["this"] == 0.87
+    line = next(
+        line
+        for line in render(list(rows.values()), "this-tree", "4a6c53b").splitlines()
+        if "control plane alone" in line
+    )
+    assert "0.87" in line and "0.96" in line and "reference" in line
+    assert "MET" not in line and "MISSED" not in line and "not run" not in line
