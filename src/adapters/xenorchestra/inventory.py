@@ -9,7 +9,11 @@ Cost model (what keeps 1,000 nodes cheap):
   passes the very VM values they saw last time);
 - ``get_host``/``get_pool`` answer from those caches and only ask XO on a
   miss, so initializing a node whose host and pool are known costs one
-  request (``GET /vms/{id}``);
+  request (``GET /vms/{id}``); the caches never go back in time: an entry is
+  replaced only by an answer observed after it for certain (the rule of
+  ``domain.freshness``), or by an event, so a snapshot that was asked first and
+  finishes last never puts an older host or pool back (labels are computed
+  from them);
 - ``get_vm`` asks XO (a 404 is None: what it means is the domain's call,
   ``domain.matching.confirm_absence``); ``pools_known`` asks XO whether each
   pool still exists (the pool-disconnect trap in ``xo-rest-api.md``), never
@@ -20,6 +24,7 @@ Cost model (what keeps 1,000 nodes cheap):
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from types import MappingProxyType, TracebackType
@@ -47,6 +52,7 @@ from adapters.xenorchestra.parsing import (
 from adapters.xenorchestra.policy import RetryPolicy, StreamPolicy
 from adapters.xenorchestra.tls import tls_verify
 from domain.errors import ProtocolError
+from domain.freshness import Observation
 from domain.model import VM, Change, Host, InventorySnapshot, Pool
 from domain.sharing import shared
 
@@ -115,12 +121,11 @@ class XOInventory:
         self._client = client
         self._hosts: dict[str, Host] = {}
         self._pools: dict[str, Pool] = {}
-        #: per host or pool id, the number of the event that last changed its cache
-        #: entry: a snapshot older than that event never overwrites it
-        self._event_writes: dict[tuple[str, str], int] = {}
-        self._events_seen = 0
-        #: lone host and pool requests on their way (event marks are kept meanwhile)
-        self._lone_requests = 0
+        #: request starts and ends, and events, in the order the event loop sees them
+        self._tickets = itertools.count(1)
+        #: per ("host"|"pool", id): when the answer or event that last set (or removed)
+        #: its cache entry was observed; one entry per host and pool XO ever named
+        self._observed: dict[tuple[str, str], Observation] = {}
         self._inflight: dict[tuple[str, str], asyncio.Future[Any]] = {}
         #: per list endpoint: the bytes of its last answer and what they parsed to
         self._last_lists: dict[str, tuple[bytes, Mapping[str, Any]]] = {}
@@ -265,33 +270,35 @@ class XOInventory:
         return await self._single_flight(("host", key), lambda: self._fetch_host(key))
 
     async def _fetch_host(self, key: str) -> Host | None:
-        started = self._events_seen
+        """Ask XO; the answer goes to the cache unless what the cache holds was observed
+        later or at the same time (then the cache's entry is the answer)."""
+        started = next(self._tickets)
         try:
-            body = await self._fetching(
-                self._client.get_json(f"/hosts/{_segment(key)}", endpoint=HOST_BY_ID)
-            )
+            body = await self._client.get_json(f"/hosts/{_segment(key)}", endpoint=HOST_BY_ID)
         except XONotFound:
-            return self._hosts.get(key) if self._overtaken("host", key, started) else None
+            if self._takes("host", key, started):
+                self._hosts.pop(key, None)
+                return None
+            return self._hosts.get(key)
         host = parse_host(body, endpoint=HOST_BY_ID)
         expect_id(host.id, key, endpoint=HOST_BY_ID, what="host")
-        if self._overtaken("host", key, started):
-            return self._hosts.get(key)
-        self._hosts[host.id] = host
-        return host
+        if self._takes("host", key, started):
+            self._hosts[key] = host
+            return host
+        return self._hosts.get(key)
 
-    async def _fetching(self, request: Awaitable[T]) -> T:
-        """``request``, counted while in flight: event marks outlive it (see _overtaken)."""
-        self._lone_requests += 1
-        try:
-            return await request
-        finally:
-            self._lone_requests -= 1
-
-    def _overtaken(self, kind: str, key: str, started: int) -> bool:
-        """Whether an event about this host or pool arrived since a request for it
-        started (event number ``started``): the event is newer than the answer, whose
-        cache entry it already wrote (a removal included)."""
-        return self._event_writes.get((kind, key), 0) > started
+    def _takes(self, kind: str, key: str, started: int) -> bool:
+        """Whether an answer whose request started at ticket ``started`` (and came back
+        now) may set the cache entry of this host or pool: only when it was observed
+        after the answer or event that set the entry, for certain (two answers whose
+        requests overlapped cannot be ordered: the entry stays). If so, it is recorded
+        as the entry's."""
+        seen = Observation(start=started, end=next(self._tickets))
+        last = self._observed.get((kind, key))
+        if last is not None and not seen.newer_than(last):
+            return False
+        self._observed[(kind, key)] = seen
+        return True
 
     async def _single_flight(self, key: tuple[str, str], fetch: Callable[[], Awaitable[T]]) -> T:
         """One XO request per object at a time: concurrent workers missing the
@@ -316,25 +323,24 @@ class XOInventory:
 
     async def _fetch_pool(self, pool_id: str) -> Pool | None:
         """Ask XO (never the cache) and keep the cache in step with the answer, unless
-        an event about the pool arrived meanwhile (it is newer: the cache holds it)."""
+        the cache's entry was observed later (an event meanwhile): XO's answer is still
+        what this returns (``pools_known`` asks whether XO knows the pool now)."""
         key = pool_id.strip().lower()
-        started = self._events_seen
+        started = next(self._tickets)
         try:
-            body = await self._fetching(
-                self._client.get_json(f"/pools/{_segment(key)}", endpoint=POOL_BY_ID)
-            )
+            body = await self._client.get_json(f"/pools/{_segment(key)}", endpoint=POOL_BY_ID)
         except XONotFound:
-            if not self._overtaken("pool", key, started):
+            if self._takes("pool", key, started):
                 self._pools.pop(key, None)
             return None
         pool = parse_pool(body, endpoint=POOL_BY_ID)
         expect_id(pool.id, key, endpoint=POOL_BY_ID, what="pool")
-        if not self._overtaken("pool", key, started):
-            self._pools[pool.id] = pool
+        if self._takes("pool", key, started):
+            self._pools[key] = pool
         return pool
 
     async def snapshot(self) -> InventorySnapshot:
-        started = self._events_seen
+        started = next(self._tickets)
         # Each list is parsed as it arrives: a bad one cancels the others at once.
         vms, hosts, pools = await _all_or_none(
             self._list("/vms", VMS, VM_FIELDS, parse_vm),
@@ -387,41 +393,37 @@ class XOInventory:
     def _refreshed(
         self, kind: str, cached: dict[str, T], listed: Mapping[str, T], started: int
     ) -> dict[str, T]:
-        """The cache as a list answer leaves it: the list's objects, except those an
-        event changed after the list was asked for (the event is newer: a host renamed
-        while the list was on its way keeps its new name)."""
-        fresh = dict(listed)
-        for (what, key), number in self._event_writes.items():
-            if what != kind or number <= started:
+        """The cache as a list answer (asked at ticket ``started``) leaves it: the list's
+        objects, and none it lacks, except for entries observed later or at the same
+        time (an event while the list was on its way, a snapshot asked after this one
+        that finished first): those stay as they are."""
+        answered = {key.lower(): obj for key, obj in listed.items()}
+        fresh = dict(cached)
+        for key in cached.keys() | answered.keys():
+            if not self._takes(kind, key, started):
                 continue
-            if key in cached:
-                fresh[key] = cached[key]
+            if key in answered:
+                fresh[key] = answered[key]
             else:
                 fresh.pop(key, None)
-        if (
-            self._event_writes
-            and not self._lone_requests
-            and not any(n > started for n in self._event_writes.values())
-        ):
-            # every event is older than this list, and no lone request is on its way
-            # that an event may have overtaken: forget them
-            self._event_writes.clear()
         return fresh
 
     def _note_event(self, kind: str, key: str) -> None:
-        self._events_seen += 1
-        self._event_writes[(kind, key)] = self._events_seen
+        """An event is the newest word on its object: every answer observed before it is
+        older, every request started after it is newer."""
+        ticket = next(self._tickets)
+        self._observed[(kind, key.lower())] = Observation(start=ticket, end=ticket)
 
     def _cache_host(self, host: Host, removed: bool) -> None:
         self._note_event("host", host.id)
         if removed:
-            self._hosts.pop(host.id, None)
+            self._hosts.pop(host.id.lower(), None)
         else:
-            self._hosts[host.id] = host
+            self._hosts[host.id.lower()] = host
 
     def _cache_pool(self, pool: Pool, removed: bool) -> None:
         self._note_event("pool", pool.id)
         if removed:
-            self._pools.pop(pool.id, None)
+            self._pools.pop(pool.id.lower(), None)
         else:
-            self._pools[pool.id] = pool
+            self._pools[pool.id.lower()] = pool
