@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from domain import labels as L
-from domain.model import PowerState, Readiness, Taint, TaintEffect
+from domain.errors import InventoryError
+from domain.model import VM, PowerState, Readiness, Taint, TaintEffect
 from domain.options import (
     CCMOptions,
     DeletionOptions,
@@ -17,9 +20,9 @@ from domain.policies.deletion_breaker import ARMED, BreakerState, Verdict
 from domain.policies.deletion_confirmation import DeletionConfirmation
 from domain.policies.lifecycle import LifecycleAction, needs_check
 from domain.policies.out_of_service import OUT_OF_SERVICE, plan_out_of_service
-from tests.world import ONE_POOL, World, vm_uuid
+from tests.world import ONE_HOST, ONE_POOL, World, vm_uuid
 
-from .factories import VM_1, node
+from .factories import HOST_1, VM_1, node
 
 TAGS = TagOptions()
 
@@ -239,18 +242,22 @@ async def test_dry_run_deletions_only_records() -> None:
 
 # -- out of service ---------------------------------------------------------------------
 @pytest.mark.parametrize(
-    ("enabled", "down_for", "ready", "has", "change"),
+    ("enabled", "down_for", "ready", "has", "known", "change"),
     [
-        pytest.param(True, 299.0, False, False, "none", id="within-grace-nothing"),
-        pytest.param(True, 300.0, False, False, "add", id="after-grace-added"),
-        pytest.param(False, 9999.0, False, False, "none", id="disabled-never-added"),
-        pytest.param(True, None, True, True, "remove", id="ready-again-removed"),
-        pytest.param(True, None, False, True, "remove", id="vm-running-again-removed"),
-        pytest.param(True, 9999.0, False, True, "none", id="already-there"),
+        pytest.param(True, 299.0, False, False, True, "none", id="within-grace-nothing"),
+        pytest.param(True, 300.0, False, False, True, "add", id="after-grace-added"),
+        pytest.param(False, 9999.0, False, False, True, "none", id="disabled-never-added"),
+        pytest.param(True, None, True, True, True, "remove", id="ready-again-removed"),
+        pytest.param(True, None, False, True, True, "remove", id="vm-running-again-removed"),
+        pytest.param(True, 9999.0, False, True, True, "none", id="already-there"),
+        # XO said nothing (no answer, the VM's pool lost): neither added nor removed
+        pytest.param(True, None, False, True, False, "none", id="unknown-kept"),
+        pytest.param(True, 9999.0, False, False, False, "none", id="unknown-not-added"),
+        pytest.param(True, None, True, True, False, "remove", id="unknown-but-ready-removed"),
     ],
 )
 def test_out_of_service_policy(
-    enabled: bool, down_for: float | None, ready: bool, has: bool, change: str
+    enabled: bool, down_for: float | None, ready: bool, has: bool, change: str, known: bool
 ) -> None:
     n = node(
         taints=(OUT_OF_SERVICE,) if has else (),
@@ -260,6 +267,7 @@ def test_out_of_service_policy(
         node=n,
         halted_for=down_for,
         options=OutOfServiceOptions(enabled=enabled, grace_period=300),
+        vm_state_known=known,
     )
     kind = "add" if got.add_taints else "remove" if got.remove_taints else "none"
     assert kind == change
@@ -271,6 +279,90 @@ def test_operators_own_out_of_service_taint_is_kept() -> None:
     assert plan_out_of_service(
         node=n, halted_for=None, options=OutOfServiceOptions(enabled=True)
     ).empty
+
+
+def _outage(lc: World, kind: str) -> Callable[[], None]:
+    """XO cannot say what became of the VM (no answer, or its pool lost); returns the end."""
+    pool = lc.xo.vms[VM_1].pool_id
+    if kind == "xo-unreachable":
+        lc.xo.fail_with = InventoryError("XO unreachable")
+    else:
+        lc.xo.disconnect_pool(pool)
+
+    def over() -> None:
+        lc.xo.fail_with = None
+        lc.xo.reconnect_pool(pool)
+
+    return over
+
+
+def _out_of_service_world() -> World:
+    lc = World(
+        ONE_POOL,
+        options=CCMOptions(out_of_service=OutOfServiceOptions(enabled=True, grace_period=60)),
+    )
+    lc.add_registered("n", VM_1, running=False)
+    return lc
+
+
+@pytest.mark.parametrize("outage", ["xo-unreachable", "pool-lost"])
+async def test_out_of_service_stays_while_xo_cannot_say(outage: str) -> None:
+    """The lifecycle rule leaves a node as it is when XO does not answer or lost the
+    VM's pool (KEEP_UNCERTAIN): the out-of-service taint too."""
+    lc = _out_of_service_world()
+    await lc.lifecycle.run_pass()
+    await lc.clock.advance(61)
+    await lc.lifecycle.run_pass()
+    assert OUT_OF_SERVICE in lc.nodes.nodes["n"].taints
+    _outage(lc, outage)
+    result = await lc.lifecycle.run_pass()
+    assert dict(result.actions) == {LifecycleAction.KEEP_UNCERTAIN: 1}
+    assert OUT_OF_SERVICE in lc.nodes.nodes["n"].taints
+
+
+@pytest.mark.parametrize("outage", ["xo-unreachable", "pool-lost"])
+async def test_the_time_halted_goes_on_while_xo_cannot_say(outage: str) -> None:
+    lc = _out_of_service_world()
+    await lc.lifecycle.run_pass()
+    await lc.clock.advance(30)
+    over = _outage(lc, outage)
+    await lc.lifecycle.run_pass()
+    over()
+    await lc.clock.advance(31)
+    await lc.lifecycle.run_pass()  # halted since 61 s, XO says it again
+    assert OUT_OF_SERVICE in lc.nodes.nodes["n"].taints
+
+
+async def test_a_check_overtaken_by_a_newer_answer_restarts_the_grace() -> None:
+    """The check that would have seen the VM running was overtaken (an event for it
+    arrived while XO's answer was on its way) and acts on nothing; the time halted
+    then starts again at the next halted answer, not at one older than the run."""
+    lc = World(
+        ONE_HOST,
+        options=CCMOptions(out_of_service=OutOfServiceOptions(enabled=True, grace_period=60)),
+    )
+    lc.add_registered("n", VM_1, running=False)
+    await lc.lifecycle.run_pass()
+    await lc.clock.advance(30)
+    lc.xo.start_vm(VM_1, host_id=HOST_1)
+    answer = lc.xo.get_vm
+
+    async def overtaken(*, vm_id: str) -> VM | None:
+        vm = await answer(vm_id=vm_id)
+        lc.container.freshness().announce(vm_id)
+        return vm
+
+    lc.xo.get_vm = overtaken  # type: ignore[method-assign]
+    assert (await lc.lifecycle.check_by_name(name="n")).action is LifecycleAction.NOTHING
+    lc.xo.get_vm = answer  # type: ignore[method-assign]
+    await lc.clock.advance(25)
+    lc.xo.stop_vm(VM_1)
+    await lc.clock.advance(6)
+    await lc.lifecycle.run_pass()
+    assert OUT_OF_SERVICE not in lc.nodes.nodes["n"].taints  # halted for 6 s only
+    await lc.clock.advance(61)
+    await lc.lifecycle.run_pass()
+    assert OUT_OF_SERVICE in lc.nodes.nodes["n"].taints
 
 
 async def test_out_of_service_after_grace_then_removed_when_ready() -> None:

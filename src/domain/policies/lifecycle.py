@@ -21,6 +21,10 @@ class VMState(StrEnum):
     NOT_OURS = "not-ours"  # empty or foreign providerID: exists, not shut down
 
 
+#: what XO said tells nothing of the VM: the node is left exactly as it is
+UNKNOWN_STATES = frozenset({VMState.POOL_UNKNOWN, VMState.LOOKUP_FAILED})
+
+
 class LifecycleAction(StrEnum):
     NOTHING = "nothing"
     REMOVE_SHUTDOWN_TAINT = "remove-shutdown-taint"
@@ -83,6 +87,6 @@ def decide(*, node: Node, vm_state: VMState | None) -> LifecycleAction:
         return LifecycleAction.DELETE_NODE
     if is_down(vm_state):
         return LifecycleAction.NOTHING if has_shutdown else LifecycleAction.ADD_SHUTDOWN_TAINT
-    if vm_state in (VMState.POOL_UNKNOWN, VMState.LOOKUP_FAILED):
+    if vm_state in UNKNOWN_STATES:
         return LifecycleAction.KEEP_UNCERTAIN
     return LifecycleAction.NOTHING

@@ -31,16 +31,26 @@ def has_our_out_of_service(node: Node) -> bool:
 
 
 def plan_out_of_service(
-    *, node: Node, halted_for: float | None, options: OutOfServiceOptions
+    *,
+    node: Node,
+    halted_for: float | None,
+    options: OutOfServiceOptions,
+    vm_state_known: bool = True,
 ) -> NodeChange:
     """Add the taint once the VM has been halted ``grace_period``; remove ours when it is not.
 
     ``halted_for`` is how long the VM has been seen halted (None: it is not halted,
-    paused and suspended included, or the node is Ready). An operator's own
-    out-of-service taint (any other value) is never removed.
+    paused and suspended included, or the node is Ready). ``vm_state_known`` False:
+    XO said nothing about the VM (no answer, its pool lost), so nothing is added nor
+    removed unless the node is Ready. An operator's own out-of-service taint (any
+    other value) is never removed.
     """
     ours = has_our_out_of_service(node)
-    if halted_for is None or node.ready:
+    if node.ready:
+        return NodeChange(remove_taints=(OUT_OF_SERVICE,)) if ours else NodeChange()
+    if not vm_state_known:
+        return NodeChange()
+    if halted_for is None:
         return NodeChange(remove_taints=(OUT_OF_SERVICE,)) if ours else NodeChange()
     if options.enabled and not ours and halted_for >= options.grace_period:
         return NodeChange(add_taints=(OUT_OF_SERVICE,))

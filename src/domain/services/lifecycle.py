@@ -24,6 +24,7 @@ from domain.options import CCMOptions
 from domain.policies.deletion_confirmation import DeletionConfirmation
 from domain.policies.deletion_refusals import DeletionOutcome, GuardState, refusal
 from domain.policies.lifecycle import (
+    UNKNOWN_STATES,
     LifecycleAction,
     VMState,
     decide,
@@ -245,8 +246,10 @@ class LifecycleService:
             and not self._freshness.admits(lookup.vm_id, lookup.seen)
         ):
             # A newer answer about this VM was applied, or a change event announced one,
-            # while this one was on its way: act on nothing it says (the next check asks again).
+            # while this one was on its way: act on nothing it says (the next check asks
+            # again). The VM may have run meanwhile: the time halted starts again.
             log.debug("node %s: VM %s's answer was overtaken; next check", node.name, lookup.vm_id)
+            self._halted_since.pop(key, None)
             return CheckResult(LifecycleAction.NOTHING)
         if action is LifecycleAction.DELETE_NODE:
             if not self.confirmation.confirmed(key, now):
@@ -271,7 +274,7 @@ class LifecycleService:
             self.confirmation.seen_present(key)
         if state is VMState.HALTED:
             self._halted_since.setdefault(key, now)
-        elif state is not None or node.ready:
+        elif node.ready or (state is not None and state not in UNKNOWN_STATES):
             self._halted_since.pop(key, None)
         try:
             await self._apply(node, action, lookup, reservation)
@@ -378,6 +381,7 @@ class LifecycleService:
                     node=current,
                     halted_for=None if since is None else now - since,
                     options=self._options.out_of_service,
+                    vm_state_known=lookup is None or lookup.state not in UNKNOWN_STATES,
                 )
             )
 
