@@ -11,7 +11,9 @@ the polling stream run concurrently, and the one asked first may finish last).
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
 
 import httpx
 import pytest
@@ -24,34 +26,49 @@ from entrypoints.testkits.fake_xo import FakeXOServer
 from tests.xo.support import TOKEN, World, collecting
 
 
+@dataclass
+class _Held:
+    """One answer held on the wire: ``answered`` once XO sent it (its content is fixed
+    then), handed on once ``release`` is set."""
+
+    answered: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+
 class _ListsHeld(httpx.AsyncHTTPTransport):
-    """The network to the fake XO, where the next answers of chosen lists (once
-    :meth:`hold` names them) are read as XO sends them, their content fixed then, and
-    held until the test releases each."""
+    """The network to the fake XO, where the next answers of a list are held, one
+    :class:`_Held` per :meth:`hold`, in the order XO sends them."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.answered: dict[str, asyncio.Event] = {}
-        self.release: dict[str, asyncio.Event] = {}
+        self._holds: dict[str, deque[_Held]] = {}
 
-    def hold(self, *paths: str) -> None:
-        self.answered = {path: asyncio.Event() for path in paths}
-        self.release = {path: asyncio.Event() for path in paths}
+    def hold(self, path: str) -> _Held:
+        held = _Held()
+        self._holds.setdefault(path, deque()).append(held)
+        return held
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         response = await super().handle_async_request(request)
-        path = request.url.path.removeprefix("/rest/v0")
-        if path not in self.answered or self.answered[path].is_set():
+        waiting = self._holds.get(request.url.path.removeprefix("/rest/v0"))
+        if not waiting:
             return response
+        held = waiting.popleft()
         body = await response.aread()  # decoded: gzip undone
-        self.answered[path].set()
-        await self.release[path].wait()
+        held.answered.set()
+        await held.release.wait()
         headers = [
             (k, v)
             for k, v in response.headers.multi_items()
             if k.lower() not in ("content-encoding", "content-length")
         ]
         return httpx.Response(response.status_code, headers=headers, stream=httpx.ByteStream(body))
+
+
+def _inventory(xo: FakeXOServer, network: _ListsHeld) -> XOInventory:
+    return XOInventory(
+        XOHttpClient(url=xo.url, credentials=Credentials(token=SecretStr(TOKEN)), transport=network)
+    )
 
 
 @pytest.mark.parametrize("events", [True, False], ids=["event-stream", "no-events"])
@@ -61,20 +78,17 @@ async def test_a_snapshot_that_finishes_last_never_puts_an_older_host_back(
     xo.state.tag_host(world.host_a1, tags=["k8s.zone=old"])
     xo.state.tag_pool(world.pool_a, tags=["k8s.region=old"])
     network = _ListsHeld()
-    client = XOHttpClient(
-        url=xo.url, credentials=Credentials(token=SecretStr(TOKEN)), transport=network
-    )
     async with AsyncExitStack() as stack:
-        inventory = await stack.enter_async_context(XOInventory(client))
+        inventory = await stack.enter_async_context(_inventory(xo, network))
         if events:
             changes = await stack.enter_async_context(collecting(inventory.changes()))
             assert (await changes.next()).kind is ChangeKind.RESYNC
-        network.hold("/vms", "/hosts", "/pools")
+        held = {path: network.hold(path) for path in ("/vms", "/hosts", "/pools")}
         older = asyncio.create_task(inventory.snapshot())
-        for path in ("/vms", "/hosts", "/pools"):
-            await network.answered[path].wait()  # XO answered "old" for all three
-        network.release["/hosts"].set()
-        network.release["/pools"].set()  # on their way; the VM list is slow
+        for one in held.values():
+            await one.answered.wait()  # XO answered "old" for all three
+        held["/hosts"].release.set()
+        held["/pools"].release.set()  # on their way; the VM list is slow
 
         xo.state.tag_host(world.host_a1, tags=["k8s.zone=new"])
         xo.state.tag_pool(world.pool_a, tags=["k8s.region=new"])
@@ -82,7 +96,7 @@ async def test_a_snapshot_that_finishes_last_never_puts_an_older_host_back(
             moved = [await changes.next(), await changes.next()]
             assert all(isinstance(change, PlacementChange) for change in moved)
         await inventory.snapshot()  # asked after the change: "new"
-        network.release["/vms"].set()
+        held["/vms"].release.set()
         await asyncio.wait_for(older, 5)
 
         host = await inventory.get_host(host_id=world.host_a1)
@@ -90,3 +104,38 @@ async def test_a_snapshot_that_finishes_last_never_puts_an_older_host_back(
 
     assert host is not None and host.tags == ("k8s.zone=new",)
     assert pool is not None and pool.tags == ("k8s.region=new",)
+
+
+async def test_two_snapshots_that_crossed_and_differ_leave_the_host_to_be_asked_again(
+    xo: FakeXOServer, world: World
+) -> None:
+    """Without events (XO before 5.113): the first snapshot asked, answered before a
+    retag, finishes first; a second one, asked before the first came back and answered
+    after the retag, finishes next. Neither is newer for certain: the host is asked
+    again, and XO's answer now is what the cache holds."""
+    xo.state.tag_host(world.host_a1, tags=["k8s.zone=old"])
+    network = _ListsHeld()
+    async with _inventory(xo, network) as inventory:
+        first_vms, first_hosts = network.hold("/vms"), network.hold("/hosts")
+        first = asyncio.create_task(inventory.snapshot())
+        await first_vms.answered.wait()
+        await first_hosts.answered.wait()  # the first's host list said "old"
+        first_hosts.release.set()
+        xo.state.tag_host(world.host_a1, tags=["k8s.zone=new"])
+        second_vms, second_hosts = network.hold("/vms"), network.hold("/hosts")
+        second = asyncio.create_task(inventory.snapshot())
+        await second_vms.answered.wait()
+        await second_hosts.answered.wait()  # the second's said "new"
+        second_hosts.release.set()
+        first_vms.release.set()
+        await asyncio.wait_for(first, 5)
+        second_vms.release.set()
+        await asyncio.wait_for(second, 5)
+        xo.requests.reset()
+
+        host = await inventory.get_host(host_id=world.host_a1)
+        again = await inventory.get_host(host_id=world.host_a1)
+
+    assert host is not None and host.tags == ("k8s.zone=new",)
+    assert again == host
+    assert xo.requests.snapshot() == {"GET /hosts/{id}": 1}  # asked once, then cached

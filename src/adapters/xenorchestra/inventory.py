@@ -56,6 +56,9 @@ from domain.freshness import Observation
 from domain.model import VM, Change, Host, InventorySnapshot, Pool
 from domain.sharing import shared
 
+#: how many times a host or pool is asked while its answers cross others (see _asked)
+ASKS = 3
+
 VMS = "GET /vms"
 VM_BY_ID = "GET /vms/{id}"
 HOSTS = "GET /hosts"
@@ -270,34 +273,59 @@ class XOInventory:
         return await self._single_flight(("host", key), lambda: self._fetch_host(key))
 
     async def _fetch_host(self, key: str) -> Host | None:
-        """Ask XO; the answer goes to the cache unless what the cache holds was observed
-        later or at the same time (then the cache's entry is the answer)."""
-        started = next(self._tickets)
-        try:
-            body = await self._client.get_json(f"/hosts/{_segment(key)}", endpoint=HOST_BY_ID)
-        except XONotFound:
-            if self._takes("host", key, started):
-                self._hosts.pop(key, None)
-                return None
-            return self._hosts.get(key)
-        host = parse_host(body, endpoint=HOST_BY_ID)
-        expect_id(host.id, key, endpoint=HOST_BY_ID, what="host")
-        if self._takes("host", key, started):
-            self._hosts[key] = host
-            return host
-        return self._hosts.get(key)
+        """XO's answer now, settled into the cache (see :meth:`_settle`)."""
 
-    def _takes(self, kind: str, key: str, started: int) -> bool:
-        """Whether an answer whose request started at ticket ``started`` (and came back
-        now) may set the cache entry of this host or pool: only when it was observed
-        after the answer or event that set the entry, for certain (two answers whose
-        requests overlapped cannot be ordered: the entry stays). If so, it is recorded
-        as the entry's."""
+        async def ask() -> Host | None:
+            try:
+                body = await self._client.get_json(f"/hosts/{_segment(key)}", endpoint=HOST_BY_ID)
+            except XONotFound:
+                return None
+            host = parse_host(body, endpoint=HOST_BY_ID)
+            expect_id(host.id, key, endpoint=HOST_BY_ID, what="host")
+            return host
+
+        return await self._asked("host", self._hosts, key, ask)
+
+    async def _asked(
+        self, kind: str, cache: dict[str, T], key: str, ask: Callable[[], Awaitable[T | None]]
+    ) -> T | None:
+        """``ask()``'s answer, settled into ``cache``; asked again (twice at most) while
+        it cannot be told from a different answer observed meanwhile, which a request
+        started after both can (one of them is older: not knowing which, keep neither)."""
+        for _ in range(ASKS):
+            started = next(self._tickets)
+            answer = await ask()
+            if self._settle(kind, cache, key, answer, started):
+                break
+            logger.debug("XO's answers about {} {} crossed: asking again", kind, key)
+        return answer
+
+    def _settle(
+        self, kind: str, cache: dict[str, T], key: str, answer: T | None, started: int
+    ) -> bool:
+        """Put XO's answer about one host or pool (None: XO has none), its request
+        started at ticket ``started`` and back now, into ``cache`` unless it may be
+        older than the entry (the rule of ``domain.freshness``):
+
+        - observed after the entry's answer or event for certain: it replaces it;
+        - the same as the entry: nothing to do;
+        - else the two were observed at overlapping times and differ, and which is
+          newer cannot be told: the entry is dropped (the next reader asks XO, and an
+          answer started after this one came back is newer than both). False then.
+        """
         seen = Observation(start=started, end=next(self._tickets))
         last = self._observed.get((kind, key))
-        if last is not None and not seen.newer_than(last):
-            return False
         self._observed[(kind, key)] = seen
+        if last is not None and not seen.newer_than(last):
+            if cache.get(key) == answer:
+                self._observed[(kind, key)] = last
+                return True
+            cache.pop(key, None)
+            return False
+        if answer is None:
+            cache.pop(key, None)
+        else:
+            cache[key] = answer
         return True
 
     async def _single_flight(self, key: tuple[str, str], fetch: Callable[[], Awaitable[T]]) -> T:
@@ -322,22 +350,20 @@ class XOInventory:
         return await self._single_flight(("pool", key), lambda: self._fetch_pool(key))
 
     async def _fetch_pool(self, pool_id: str) -> Pool | None:
-        """Ask XO (never the cache) and keep the cache in step with the answer, unless
-        the cache's entry was observed later (an event meanwhile): XO's answer is still
-        what this returns (``pools_known`` asks whether XO knows the pool now)."""
+        """XO's answer now (never the cache: ``pools_known`` asks whether XO knows the
+        pool now), settled into the cache (see :meth:`_settle`)."""
         key = pool_id.strip().lower()
-        started = next(self._tickets)
-        try:
-            body = await self._client.get_json(f"/pools/{_segment(key)}", endpoint=POOL_BY_ID)
-        except XONotFound:
-            if self._takes("pool", key, started):
-                self._pools.pop(key, None)
-            return None
-        pool = parse_pool(body, endpoint=POOL_BY_ID)
-        expect_id(pool.id, key, endpoint=POOL_BY_ID, what="pool")
-        if self._takes("pool", key, started):
-            self._pools[key] = pool
-        return pool
+
+        async def ask() -> Pool | None:
+            try:
+                body = await self._client.get_json(f"/pools/{_segment(key)}", endpoint=POOL_BY_ID)
+            except XONotFound:
+                return None
+            pool = parse_pool(body, endpoint=POOL_BY_ID)
+            expect_id(pool.id, key, endpoint=POOL_BY_ID, what="pool")
+            return pool
+
+        return await self._asked("pool", self._pools, key, ask)
 
     async def snapshot(self) -> InventorySnapshot:
         started = next(self._tickets)
@@ -393,24 +419,20 @@ class XOInventory:
     def _refreshed(
         self, kind: str, cached: dict[str, T], listed: Mapping[str, T], started: int
     ) -> dict[str, T]:
-        """The cache as a list answer (asked at ticket ``started``) leaves it: the list's
-        objects, and none it lacks, except for entries observed later or at the same
-        time (an event while the list was on its way, a snapshot asked after this one
-        that finished first): those stay as they are."""
+        """The cache as a list answer (asked at ticket ``started``) leaves it: each
+        object listed, or its absence, settled as a lone answer would be (an entry set
+        by an event or a snapshot asked later that finished first is never replaced
+        by this older list)."""
         answered = {key.lower(): obj for key, obj in listed.items()}
         fresh = dict(cached)
         for key in cached.keys() | answered.keys():
-            if not self._takes(kind, key, started):
-                continue
-            if key in answered:
-                fresh[key] = answered[key]
-            else:
-                fresh.pop(key, None)
+            self._settle(kind, fresh, key, answered.get(key), started)
         return fresh
 
     def _note_event(self, kind: str, key: str) -> None:
-        """An event is the newest word on its object: every answer observed before it is
-        older, every request started after it is newer."""
+        """An event is XO's word on its object as it is received: newer than every
+        answer already back, older than every request started after it (one on its way
+        that says otherwise drops the entry, see :meth:`_settle`)."""
         ticket = next(self._tickets)
         self._observed[(kind, key.lower())] = Observation(start=ticket, end=ticket)
 
