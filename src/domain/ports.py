@@ -40,9 +40,11 @@ class Inventory(Protocol):
         ...
 
     async def pools_known(self, *, pool_ids: Collection[str]) -> Mapping[str, bool]:
-        """Whether XO knows each of these pools now (ids lower-cased): asked of XO, never
-        from a cache, all at once; concurrent askers of one pool share one request.
-        A pool XO does not answer for raises InventoryError, never "unknown"."""
+        """Whether XO vouches for each of these pools now (ids lower-cased): it holds the
+        pool and its VMs, and has lost none of the pools it manages (a VM moved to a
+        pool XO lost is absent as well). Asked of XO, never from a cache, all at once;
+        concurrent askers share requests. A question XO does not answer raises
+        InventoryError, never "unknown"."""
         ...
 
     async def find_vms_by_name(self, *, name_label: str) -> Sequence[VM]:

@@ -62,7 +62,9 @@ class Driver(Protocol):
 
     async def disconnect_pool(self, pool_id: str) -> None: ...
 
-    async def reconnect_pool(self, pool_id: str) -> None: ...
+    async def reconnect_pool(self, pool_id: str, *, vms_loaded: bool = True) -> None: ...
+
+    async def load_pool_vms(self, pool_id: str) -> None: ...
 
     async def drop_streams(self) -> None: ...
 
@@ -134,8 +136,11 @@ class MemoryDriver:
     async def disconnect_pool(self, pool_id: str) -> None:
         self.memory.disconnect_pool(pool_id)
 
-    async def reconnect_pool(self, pool_id: str) -> None:
-        self.memory.reconnect_pool(pool_id)
+    async def reconnect_pool(self, pool_id: str, *, vms_loaded: bool = True) -> None:
+        self.memory.reconnect_pool(pool_id, vms_loaded=vms_loaded)
+
+    async def load_pool_vms(self, pool_id: str) -> None:
+        self.memory.load_pool_vms(pool_id)
 
     async def drop_streams(self) -> None:
         self.memory.drop_streams()
@@ -203,8 +208,11 @@ class XOHTTPDriver:
     async def disconnect_pool(self, pool_id: str) -> None:
         await self.control.disconnect_pool(pool_id)
 
-    async def reconnect_pool(self, pool_id: str) -> None:
-        await self.control.reconnect_pool(pool_id)
+    async def reconnect_pool(self, pool_id: str, *, vms_loaded: bool = True) -> None:
+        await self.control.reconnect_pool(pool_id, vms_loaded=vms_loaded)
+
+    async def load_pool_vms(self, pool_id: str) -> None:
+        await self.control.load_pool_vms(pool_id)
 
     async def drop_streams(self) -> None:
         await self.control.drop_event_streams()

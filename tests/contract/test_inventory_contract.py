@@ -124,6 +124,23 @@ async def _moved_then_new_pool_lost(driver: Driver) -> tuple[str, ...]:
     return (POOL_A, POOL_B)
 
 
+async def _moved_unlabelled_then_new_pool_lost(driver: Driver) -> tuple[str, ...]:
+    # As above, but the node names pool A only (label sync off, or not done yet): the
+    # VM is as absent as a deleted one, and XO lost a pool.
+    await add_running(driver)
+    await driver.migrate_vm(VM_1, host_id=HOST_B1)
+    await driver.disconnect_pool(POOL_B)
+    return (POOL_A,)
+
+
+async def _pool_back_without_its_vms(driver: Driver) -> tuple[str, ...]:
+    # XO reconnected the pool but its fetch of the VMs failed (xen-api logs it, goes on).
+    await add_running(driver)
+    await driver.disconnect_pool(POOL_A)
+    await driver.reconnect_pool(POOL_A, vms_loaded=False)
+    return (POOL_A,)
+
+
 async def _deleted_after_a_move(driver: Driver) -> tuple[str, ...]:
     await add_running(driver)
     await driver.migrate_vm(VM_1, host_id=HOST_B1)
@@ -145,8 +162,20 @@ async def _deleted_after_a_move(driver: Driver) -> tuple[str, ...]:
         pytest.param(
             _moved_then_new_pool_lost,
             PoolUnavailableError,
-            (POOL_B,),
+            (POOL_A, POOL_B),
             id="one-of-two-pools-lost-unavailable",
+        ),
+        pytest.param(
+            _moved_unlabelled_then_new_pool_lost,
+            PoolUnavailableError,
+            (POOL_A,),
+            id="moved-to-a-lost-pool-its-node-does-not-name-unavailable",
+        ),
+        pytest.param(
+            _pool_back_without_its_vms,
+            PoolUnavailableError,
+            (POOL_A,),
+            id="pool-back-without-its-vms-unavailable",
         ),
         pytest.param(_deleted_after_a_move, VMDeletedError, (), id="both-pools-known-deleted"),
     ],
@@ -166,13 +195,27 @@ async def test_a_missing_vm_is_deleted_only_when_every_pool_it_was_in_is_still_k
 
 
 async def test_pools_known_answers_for_each_pool_asked(subject: Driver) -> None:
+    asked = [POOL_A.upper(), POOL_B, UNKNOWN_POOL, " "]
+    held = await subject.inventory.pools_known(pool_ids=asked)
     await subject.disconnect_pool(POOL_B)
+    one_lost = await subject.inventory.pools_known(pool_ids=asked)
 
-    known = await subject.inventory.pools_known(
-        pool_ids=[POOL_A.upper(), POOL_B, UNKNOWN_POOL, " "]
-    )
+    assert held == {POOL_A: True, POOL_B: True, UNKNOWN_POOL: False}
+    # XO lost a pool: a VM moved into it is absent too, whatever pool its node names
+    assert one_lost == {POOL_A: False, POOL_B: False, UNKNOWN_POOL: False}
 
-    assert known == {POOL_A: True, POOL_B: False, UNKNOWN_POOL: False}
+
+async def test_a_pool_whose_vms_are_loaded_again_is_known_again(subject: Driver) -> None:
+    await add_running(subject)
+    await subject.disconnect_pool(POOL_A)
+    await subject.reconnect_pool(POOL_A, vms_loaded=False)
+    without = await subject.inventory.pools_known(pool_ids=[POOL_A])
+    missing = await subject.inventory.get_vm(vm_id=VM_1)
+    await subject.load_pool_vms(POOL_A)
+
+    assert without == {POOL_A: False} and missing is None
+    assert await subject.inventory.pools_known(pool_ids=[POOL_A]) == {POOL_A: True}
+    assert (await subject.inventory.get_vm(vm_id=VM_1)) is not None
 
 
 async def test_a_reconnected_pool_brings_its_vms_back(subject: Driver) -> None:

@@ -20,9 +20,9 @@ from domain.policies.deletion_breaker import ARMED, BreakerState, Verdict
 from domain.policies.deletion_confirmation import DeletionConfirmation
 from domain.policies.lifecycle import LifecycleAction, needs_check
 from domain.policies.out_of_service import OUT_OF_SERVICE, plan_out_of_service
-from tests.world import ONE_HOST, ONE_POOL, World, vm_uuid
+from tests.world import ONE_HOST, ONE_POOL, TWO_POOLS, World, vm_uuid
 
-from .factories import HOST_1, VM_1, node
+from .factories import HOST_1, HOST_3, POOL_B, VM_1, node, vm
 
 TAGS = TagOptions()
 
@@ -438,3 +438,44 @@ def test_which_nodes_a_lifecycle_pass_checks(
     readiness: Readiness, taints: tuple[Taint, ...], checked: bool
 ) -> None:
     assert needs_check(node("n", readiness=readiness, taints=taints)) is checked
+
+
+# -- "gone" is not "deleted": what XO may not hold ---------------------------------------
+async def test_a_vm_moved_to_a_pool_xo_lost_keeps_its_node_whatever_pool_it_names() -> None:
+    """The VM moved to pool B (its uuid kept); the node still names pool A only (label
+    sync off, or not there yet); XO loses pool B: the VM is absent like a deleted one,
+    pool A is known, and the node must stay (review s8b, F1)."""
+    lc = World(TWO_POOLS, options=CCMOptions(deletion=DeletionOptions(confirm_delay=0)))
+    lc.xo.add_vm(vm())
+    await lc.join("worker-1")
+    lc.xo.migrate_vm(VM_1, host_id=HOST_3)
+    lc.xo.disconnect_pool(POOL_B)
+    lc.nodes.set_readiness("worker-1", Readiness.FALSE)
+
+    for _ in range(2):
+        result = await lc.lifecycle.run_pass()
+        await lc.clock.advance(31)
+
+    assert dict(result.actions) == {LifecycleAction.KEEP_UNCERTAIN: 1}
+    assert "worker-1" in lc.nodes.nodes
+
+
+async def test_a_pool_xo_has_back_without_its_vms_keeps_their_nodes() -> None:
+    """XO reconnected pool A but its fetch of the VMs failed: the pool answers, the VMs
+    404 until they change. Their NotReady nodes stay (review s8b, F2)."""
+    lc = World(ONE_POOL, options=CCMOptions(deletion=DeletionOptions(confirm_delay=0)))
+    lc.add_registered("n1", vm_uuid(1), running=False)
+    lc.add_registered("n2", vm_uuid(2), running=False)
+    pool = lc.xo.vms[vm_uuid(1)].pool_id
+    lc.xo.disconnect_pool(pool)
+    lc.xo.reconnect_pool(pool, vms_loaded=False)
+
+    for _ in range(2):
+        result = await lc.lifecycle.run_pass()
+        await lc.clock.advance(31)
+    lc.xo.load_pool_vms(pool)
+    after = await lc.lifecycle.run_pass()
+
+    assert dict(result.actions) == {LifecycleAction.KEEP_UNCERTAIN: 2}
+    assert {"n1", "n2"} <= lc.nodes.nodes.keys()
+    assert LifecycleAction.KEEP_UNCERTAIN not in dict(after.actions)

@@ -77,8 +77,10 @@ async def test_a_redirect_elsewhere_is_a_protocol_error(xo: FakeXOServer) -> Non
 async def test_a_token_limited_by_acls_deletes_no_node(xo: FakeXOServer, world: World) -> None:
     xo.state.add_vm(name_label="seen", vm_id=VM_ID, pool_id=world.pool_a)
     xo.state.add_vm(name_label="hidden", vm_id=HIDDEN, pool_id=world.pool_a)
-    # The admin is demoted while the CCM runs: its token now sees the pool, one VM.
-    xo.auth.add_token(token=TOKEN, admin=False, sees=[world.pool_a, VM_ID])
+    # The admin is demoted while the CCM runs: its token now sees the pool, its control
+    # domains (XO vouches for the pool's VMs with them) and one VM.
+    dom0s = [c["id"] for c in xo.state.vm_controllers() if c["$pool"] == world.pool_a]
+    xo.auth.add_token(token=TOKEN, admin=False, sees=[world.pool_a, *dom0s, VM_ID])
     nodes, events = InMemoryNodeStore(), InMemoryEventRecorder()
     nodes.create(
         Node(

@@ -35,6 +35,8 @@ class InMemoryInventory:
         self.hosts: dict[str, Host] = {}
         self.pools: dict[str, Pool] = {}
         self.disconnected: set[str] = set()
+        #: pools XO has again without their VMs (its fetch of them failed)
+        self.unloaded: set[str] = set()
         self.requests: Counter[str] = Counter()
         self.fail_with: InventoryError | None = None
         #: whether the credentials are an admin's (``admin_view``)
@@ -50,7 +52,8 @@ class InMemoryInventory:
 
     def _visible_vm(self, vm_id: str) -> VM | None:
         vm = self.vms.get(vm_id)
-        return vm if vm is not None and vm.pool_id not in self.disconnected else None
+        hidden = vm is None or vm.pool_id in self.disconnected or vm.pool_id in self.unloaded
+        return None if hidden else vm
 
     async def get_vm(self, *, vm_id: str) -> VM | None:
         self._read("get_vm")
@@ -59,7 +62,10 @@ class InMemoryInventory:
     async def pools_known(self, *, pool_ids: Collection[str]) -> Mapping[str, bool]:
         self._read("pools_known")
         keys = {p.strip().lower() for p in pool_ids if p.strip()}
-        return {p: p in self.pools and p not in self.disconnected for p in sorted(keys)}
+        # as XOInventory: a pool with its VMs, and no pool of XO lost (a VM moved to it
+        # would be absent too)
+        lost = bool(self.disconnected & self.pools.keys())
+        return {p: not lost and p in self.pools and p not in self.unloaded for p in sorted(keys)}
 
     async def find_vms_by_name(self, *, name_label: str) -> Sequence[VM]:
         self._read("find_vms_by_name")
@@ -206,11 +212,19 @@ class InMemoryInventory:
             self._publish(ChangeKind.REMOVED, vm)
         self.disconnected.add(pool_id)
 
-    def reconnect_pool(self, pool_id: str) -> None:
+    def reconnect_pool(self, pool_id: str, *, vms_loaded: bool = True) -> None:
+        """XO has the pool again; ``vms_loaded`` False: but not its VMs (``load_pool_vms``)."""
         self.disconnected.discard(pool_id)
+        if not vms_loaded:
+            self.unloaded.add(pool_id)
+            return
         for vm in self.vms.values():
             if vm.pool_id == pool_id:
                 self._publish(ChangeKind.ADDED, vm)
+
+    def load_pool_vms(self, pool_id: str) -> None:
+        self.unloaded.discard(pool_id)
+        self.reconnect_pool(pool_id)
 
     def drop_streams(self) -> None:
         """Simulate a reconnect of the change stream: everyone must re-list."""

@@ -15,10 +15,13 @@ Cost model (what keeps 1,000 nodes cheap):
   finishes last never puts an older host or pool back (labels are computed
   from them);
 - ``get_vm`` asks XO (a 404 is None: what it means is the domain's call,
-  ``domain.matching.confirm_absence``); ``pools_known`` asks XO whether each
-  pool still exists (the pool-disconnect trap in ``xo-rest-api.md``), never
-  the cache, concurrently, one request per pool however many nodes ask at once
-  (single flight).
+  ``domain.matching.confirm_absence``); ``pools_known`` asks XO whether it
+  vouches for each pool (the pool-disconnect trap in ``xo-rest-api.md``), never
+  the cache, concurrently, one request per question however many nodes ask at
+  once (single flight): the pool exists, its VMs are loaded (its control
+  domains are listed: XO fetches them with the VMs, and a failed fetch leaves
+  the pool without either), and none of XO's servers is disconnected (a VM
+  moved to a pool XO lost is absent too, whatever pool its node names).
 """
 
 from __future__ import annotations
@@ -65,6 +68,8 @@ HOSTS = "GET /hosts"
 HOST_BY_ID = "GET /hosts/{id}"
 POOLS = "GET /pools"
 POOL_BY_ID = "GET /pools/{id}"
+SERVERS = "GET /servers"
+VM_CONTROLLERS = "GET /vm-controllers"
 CURRENT_USER = "GET /users/me"
 USER_BY_ID = "GET /users/{id}"
 #: Where XO's ``/users/me`` alias redirects: the current user's own path.
@@ -217,10 +222,64 @@ class XOInventory:
         # Never the cache: it cannot tell a deleted VM's pool from one XO just lost. A
         # pass over many nodes of one pool shares each request (single flight).
         keys = sorted({p.strip().lower() for p in pool_ids if p.strip()})
+        if not keys:
+            return {}
         answers = await _all_or_none(*(self._confirm_pool(key) for key in keys))
-        known = {key: pool is not None for key, pool in zip(keys, answers, strict=True)}
-        logger.debug("pools known to XO: {}", known or "none asked")
+        held = [key for key, pool in zip(keys, answers, strict=True) if pool is not None]
+        loaded = dict(
+            zip(
+                held, await _all_or_none(*(self._pool_vms_loaded(key) for key in held)), strict=True
+            )
+        )
+        # last, closest to the caller's second look at the VM (confirm_absence)
+        lost = await self._single_flight(("servers", ""), self._lost_servers)
+        known = {key: loaded.get(key, False) and not lost for key in keys}
+        if lost:
+            logger.info(
+                "XO's connection to {} is not up: no VM absence counts as a deletion meanwhile",
+                ", ".join(lost),
+            )
+        for key in held:
+            if not loaded[key]:
+                logger.info("XO knows pool {} but none of its VMs (not loaded yet?)", key)
+        logger.debug("pools known to XO: {}", known)
         return known
+
+    async def _lost_servers(self) -> list[str]:
+        """XO's enabled servers (pools) it is not connected to, by label and status;
+        none when this XO has no ``/servers`` (older REST API: nothing to ask)."""
+        try:
+            body = await self._client.get_json(
+                "/servers", endpoint=SERVERS, params={"fields": "id,label,enabled,status"}
+            )
+        except XONotFound:
+            return []
+        lost = []
+        for item in parse_list(body, endpoint=SERVERS):
+            if not isinstance(item, dict) or not isinstance(item.get("status"), str):
+                raise ProtocolError(f"Xen Orchestra {SERVERS}: a server without a status")
+            if item.get("enabled") is not False and item["status"] != "connected":
+                name = item.get("label") or item.get("id") or "a server"
+                lost.append(f"{name} ({item['status']})")
+        return lost
+
+    async def _pool_vms_loaded(self, key: str) -> bool:
+        """:meth:`_vms_loaded`, concurrent askers of one pool sharing one request."""
+        return await self._single_flight(("pool-vms", key), lambda: self._vms_loaded(key))
+
+    async def _vms_loaded(self, pool_id: str) -> bool:
+        """Whether XO lists a control domain of the pool: XO fetches them with the
+        pool's VMs, so none means it has not loaded them (or this XO has no
+        ``/vm-controllers``: True, nothing to ask)."""
+        try:
+            body = await self._client.get_json(
+                "/vm-controllers",
+                endpoint=VM_CONTROLLERS,
+                params={"filter": f"$pool:{pool_id}", "fields": "id", "limit": "1"},
+            )
+        except XONotFound:
+            return True
+        return bool(parse_list(body, endpoint=VM_CONTROLLERS))
 
     async def admin_view(self) -> bool:
         """Whether the credentials are an admin's, from XO's own user record.

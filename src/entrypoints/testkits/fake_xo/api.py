@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from aiohttp import web
@@ -126,8 +126,12 @@ class RestAPI:
         r = app.router
         r.add_get(f"{API}/ping", self.ping)
         for collection, type_ in COLLECTIONS.items():
-            r.add_get(f"{API}/{collection}", self._lister(collection, type_))
+            r.add_get(f"{API}/{collection}", self._lister(collection, self._visible(type_)))
             r.add_get(f"{API}/{collection}/{{id}}", self._getter(type_))
+        r.add_get(f"{API}/servers", self._lister("servers", self.state.servers))
+        r.add_get(
+            f"{API}/vm-controllers", self._lister("vm-controllers", self.state.vm_controllers)
+        )
         r.add_get(f"{API}/users/me", self.current_user)
         r.add_get(f"{API}/users/{{id}}", self.user)
         r.add_get(f"{API}/events", self.events)
@@ -202,11 +206,14 @@ class RestAPI:
     async def ping(self, request: web.Request) -> web.Response:
         return web.json_response({"result": "pong", "timestamp": int(time.time() * 1000)})
 
-    def _lister(self, collection: str, type_: str) -> Handler:
+    def _visible(self, type_: str) -> Callable[[], Iterable[dict[str, Any]]]:
+        return lambda: self.state.all_visible(type_)
+
+    def _lister(self, collection: str, listed: Callable[[], Iterable[dict[str, Any]]]) -> Handler:
         async def handle(request: web.Request) -> web.StreamResponse:
             query = request.query
             who = request[PRINCIPAL_KEY]
-            objs = list(self.state.all_visible(type_))
+            objs = list(listed())
             if not who.admin:
                 objs = [o for o in objs if who.sees is not None and o["id"] in who.sees]
             if "filter" in query:

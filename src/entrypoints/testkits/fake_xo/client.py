@@ -145,8 +145,11 @@ class FakeXOControlClient:
     async def disconnect_pool(self, pool_id: str) -> None:
         await self.call("POST", f"/pools/{pool_id}/disconnect")
 
-    async def reconnect_pool(self, pool_id: str) -> None:
-        await self.call("POST", f"/pools/{pool_id}/reconnect")
+    async def reconnect_pool(self, pool_id: str, *, vms_loaded: bool = True) -> None:
+        await self.call("POST", f"/pools/{pool_id}/reconnect", {"vms_loaded": vms_loaded})
+
+    async def load_pool_vms(self, pool_id: str) -> None:
+        await self.call("POST", f"/pools/{pool_id}/load-vms")
 
     # -- faults, events, counters ----------------------------------------------
     async def set_faults(self, **changes: Any) -> dict[str, Any]:

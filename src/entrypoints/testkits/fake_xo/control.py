@@ -46,7 +46,13 @@ class ControlAPI:
             ("POST", f"{PREFIX}/state/save", lambda r, b: self.save_state(b.get("path")), 200),
             ("POST", f"{PREFIX}/pools", lambda r, b: state.add_pool(**_args(b, POOL)), 201),
             ("POST", f"{PREFIX}/pools/{{id}}/disconnect", self._pool(state.disconnect_pool), 200),
-            ("POST", f"{PREFIX}/pools/{{id}}/reconnect", self._pool(state.reconnect_pool), 200),
+            (
+                "POST",
+                f"{PREFIX}/pools/{{id}}/reconnect",
+                lambda r, b: state.reconnect_pool(_id(r), **_args(b, RECONNECT)),
+                200,
+            ),
+            ("POST", f"{PREFIX}/pools/{{id}}/load-vms", self._pool(state.load_pool_vms), 200),
             ("POST", f"{PREFIX}/pools/{{id}}/tags", lambda r, b: state.tag_pool(_id(r), **b), 200),
             ("POST", f"{PREFIX}/hosts", lambda r, b: state.add_host(**_args(b, HOST)), 201),
             ("POST", f"{PREFIX}/hosts/{{id}}/tags", lambda r, b: state.tag_host(_id(r), **b), 200),
@@ -106,6 +112,7 @@ class ControlAPI:
 
 
 POOL = {"name_label": "name_label", "id": "pool_id", "tags": "tags"}
+RECONNECT = {"vms_loaded": "vms_loaded"}
 HOST = {"name_label": "name_label", "id": "host_id", "pool_id": "pool_id", "tags": "tags"}
 VM = {
     "name_label": "name_label",

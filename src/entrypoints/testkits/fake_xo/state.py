@@ -43,13 +43,20 @@ class FakeXOState:
     def __init__(self) -> None:
         self.objects: dict[str, dict[str, dict[str, Any]]] = {"VM": {}, "host": {}, "pool": {}}
         self.disconnected: set[str] = set()
+        #: pools XO (re)connected without loading their VMs: the pool and its hosts are
+        #: there, its VMs and control domains are not (xen-api logs a failed
+        #: ``VM.get_all_records`` and goes on; the VMs come back on their next change)
+        self.unloaded: set[str] = set()
         #: what each VM's guest tools report while it runs (cleared from the object when halted)
         self.guest_addresses: dict[str, dict[str, str]] = {}
         self.listeners: list[Listener] = []
 
     # -- reading ------------------------------------------------------------
     def visible(self, obj: Mapping[str, Any]) -> bool:
-        return obj.get("$pool") not in self.disconnected
+        pool = obj.get("$pool")
+        if pool in self.disconnected:
+            return False
+        return not (pool in self.unloaded and obj.get("type") == "VM")
 
     def all_visible(self, type_: str) -> Iterator[dict[str, Any]]:
         return (o for o in self.objects[type_].values() if self.visible(o))
@@ -147,16 +154,46 @@ class FakeXOState:
                 listener("remove", type_, obj, None)
         self.disconnected.add(pool_id)
 
-    def reconnect_pool(self, pool_id: str) -> None:
+    def reconnect_pool(self, pool_id: str, *, vms_loaded: bool = True) -> None:
+        """XO has the pool again; ``vms_loaded`` False: but not its VMs (see ``unloaded``)."""
         pool_id = self._require("pool", pool_id.lower())["id"]
         if pool_id not in self.disconnected:
             return
         self.disconnected.discard(pool_id)
+        if not vms_loaded:
+            self.unloaded.add(pool_id)
         for type_ in ("pool", "host", "VM"):
             for obj in self.objects[type_].values():
-                if obj.get("$pool") == pool_id:
+                if obj.get("$pool") == pool_id and self.visible(obj):
                     for listener in list(self.listeners):
                         listener("add", type_, None, obj)
+
+    def load_pool_vms(self, pool_id: str) -> None:
+        """XO fetched the VMs of a pool it had without them: each is added."""
+        pool_id = self._require("pool", pool_id.lower())["id"]
+        if pool_id not in self.unloaded:
+            return
+        self.unloaded.discard(pool_id)
+        for obj in self.objects["VM"].values():
+            if obj.get("$pool") == pool_id and self.visible(obj):
+                for listener in list(self.listeners):
+                    listener("add", "VM", None, obj)
+
+    def servers(self) -> list[dict[str, Any]]:
+        """XO's servers (``/servers``): one per pool, ``disconnected`` while it is lost."""
+        return [
+            objects.make_server(pool, connected=pool["id"] not in self.disconnected)
+            for pool in self.objects["pool"].values()
+        ]
+
+    def vm_controllers(self) -> list[dict[str, Any]]:
+        """The control domains (``/vm-controllers``): one per host of a pool XO holds
+        with its VMs (they are VM records, fetched with them)."""
+        return [
+            objects.make_vm_controller(host)
+            for host in self.objects["host"].values()
+            if self.visible(host) and host["$pool"] not in self.unloaded
+        ]
 
     # -- VMs ----------------------------------------------------------------
     def _default_pool(self) -> str:
@@ -313,6 +350,7 @@ class FakeXOState:
             "hosts": list(self.objects["host"].values()),
             "vms": list(self.objects["VM"].values()),
             "disconnected": sorted(self.disconnected),
+            "unloaded": sorted(self.unloaded),
             "guest_addresses": self.guest_addresses,
         }
 
@@ -325,6 +363,7 @@ class FakeXOState:
                     raise StateError(f"state file: a {type_} without an id", status=422)
                 state.objects[type_][obj["id"]] = obj
         state.disconnected = set(data.get("disconnected", []))
+        state.unloaded = set(data.get("unloaded", []))
         state.guest_addresses = {k: dict(v) for k, v in data.get("guest_addresses", {}).items()}
         return state
 
