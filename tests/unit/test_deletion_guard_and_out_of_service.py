@@ -479,3 +479,22 @@ async def test_a_pool_xo_has_back_without_its_vms_keeps_their_nodes() -> None:
     assert dict(result.actions) == {LifecycleAction.KEEP_UNCERTAIN: 2}
     assert {"n1", "n2"} <= lc.nodes.nodes.keys()
     assert LifecycleAction.KEEP_UNCERTAIN not in dict(after.actions)
+
+
+async def test_a_node_ready_again_while_its_vm_was_looked_up_is_not_deleted() -> None:
+    """The decision was made on the Node read before the lookup; the kubelet posted
+    Ready while XO was slow to answer: the DELETE is not sent (review s8b, F4)."""
+    lc = World(ONE_POOL, options=CCMOptions(deletion=DeletionOptions(confirm_delay=0)))
+    lc.add_registered("n", VM_1, running=False)
+    lc.xo.delete_vm(VM_1)
+    answer = lc.xo.get_vm
+
+    async def slow(*, vm_id: str) -> VM | None:
+        lc.nodes.set_readiness("n", Readiness.TRUE)  # meanwhile, the kubelet is back
+        return await answer(vm_id=vm_id)
+
+    lc.xo.get_vm = slow  # type: ignore[method-assign]
+    await lc.lifecycle.check_by_name(name="n")
+
+    assert "n" in lc.nodes.nodes
+    assert "DeletingNode" not in lc.events.reasons()

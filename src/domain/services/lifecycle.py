@@ -403,6 +403,18 @@ class LifecycleService:
             await self.breaker.release(reservation)
             log.info("node %s: VM %s changed since its 404: not deleting", node.name, lookup.vm_id)
             return
+        # ...and the Node itself, decided on as it was read before them: one Ready again
+        # (its kubelet is back) or replaced meanwhile is not the Node to delete.
+        current = await self._nodes.get(name=node.name)
+        if current is None or current.uid != node.uid or current.ready:
+            await self.breaker.release(reservation)
+            key = node.uid or node.name
+            if current is None or current.uid != node.uid:
+                self._forget(key)
+            else:
+                self.confirmation.seen_present(key)
+            log.info("node %s changed while its VM was looked up: not deleting", node.name)
+            return
         await self._record(
             node,
             EventType.NORMAL,
