@@ -11,10 +11,16 @@ from __future__ import annotations
 
 import asyncio
 
-from domain.errors import VMDeletedError
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from adapters.xenorchestra import XOHttpClient, XOInventory
+from adapters.xenorchestra.auth import Credentials
+from domain.errors import ProtocolError, VMDeletedError
 from domain.matching import confirm_absence
 from entrypoints.testkits.fake_xo import FakeXOServer
-from tests.xo.support import World, make_inventory
+from tests.xo.support import TOKEN, World, make_inventory
 
 VM_ID = "f07ab729-c0e8-721c-45ec-f11276377030"
 POOL_CHECK = "GET /pools/{id}"
@@ -52,3 +58,28 @@ async def test_a_vm_absent_before_and_after_the_pool_check_is_deleted(
     # One request for the VM on each side of the pool checks, one per pool.
     counts = xo.requests.snapshot()
     assert (counts["GET /vms/{id}"], counts[POOL_CHECK]) == (2, 2)
+
+
+class _PathRoutedProxy(httpx.AsyncHTTPTransport):
+    """The network to the fake XO through a proxy routing by path, whose route for one
+    VM's URL is broken: it answers its own 404 page, never asking XO."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.startswith("/rest/v0/vms/"):
+            page = httpx.ByteStream(b"<html>404 Not Found</html>")
+            return httpx.Response(404, headers={"content-type": "text/html"}, stream=page)
+        return await super().handle_async_request(request)
+
+
+async def test_a_404_that_is_not_xo_saying_no_such_vm_is_an_error_not_an_absence(
+    xo: FakeXOServer, world: World
+) -> None:
+    xo.state.add_vm(name_label="n1", vm_id=VM_ID, pool_id=world.pool_a)
+    client = XOHttpClient(
+        url=xo.url, credentials=Credentials(token=SecretStr(TOKEN)), transport=_PathRoutedProxy()
+    )
+    async with XOInventory(client) as proxied, make_inventory(xo) as direct:
+        with pytest.raises(ProtocolError, match="404 without XO's error body"):
+            await proxied.get_vm(vm_id=VM_ID)
+        xo.state.delete_vm(VM_ID)
+        assert await direct.get_vm(vm_id=VM_ID) is None  # XO's own 404: no such VM

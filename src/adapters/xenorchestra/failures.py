@@ -14,6 +14,7 @@ import json
 import ssl
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 
@@ -22,11 +23,24 @@ from domain.errors import AuthenticationError, InventoryError, ProtocolError, TL
 
 
 class XONotFound(InventoryError):
-    """XO answered 404 for this object or endpoint (internal to the adapter)."""
+    """XO answered 404 for this object or endpoint (internal to the adapter).
 
-    def __init__(self, endpoint: str, message: str) -> None:
+    ``error`` is the answer's body when it is XO's error object (``{"error": ...}``),
+    else None: a 404 in some other shape may come from something in front of XO.
+    """
+
+    def __init__(self, endpoint: str, message: str, error: Mapping[str, Any] | None) -> None:
         super().__init__(f"{endpoint}: 404 {message}")
         self.endpoint = endpoint
+        self.error = error
+
+    def says_missing(self, kind: str) -> bool:
+        """Whether this is XO saying it has no such object of ``kind`` (``VM``): its
+        error object, naming that type when it names one."""
+        if self.error is None:
+            return False
+        data = self.error.get("data")
+        return not isinstance(data, Mapping) or data.get("type", kind) == kind
 
 
 class XORedirect(InventoryError):
@@ -74,6 +88,17 @@ def error_class(err: BaseException) -> str:
     if isinstance(err, InventoryError):
         return obs.ERROR_CLIENT
     return "cancelled" if isinstance(err, asyncio.CancelledError) else "error"
+
+
+def xo_error(text: str) -> Mapping[str, Any] | None:
+    """The body as XO's error object (``{"error": "<message>", "data": ...}``), or None."""
+    try:
+        body = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    if isinstance(body, Mapping) and isinstance(body.get("error"), str):
+        return body
+    return None
 
 
 def error_message(text: str, reason: str) -> str:

@@ -62,6 +62,7 @@ from adapters.xenorchestra.failures import (
     is_tls_failure,
     library_error,
     retry_after_seconds,
+    xo_error,
 )
 from adapters.xenorchestra.observer import NullObserver, XORequestObserver, safe_observe
 from adapters.xenorchestra.policy import RetryPolicy
@@ -341,7 +342,7 @@ class XOHttpClient:
         text = content.decode(response.encoding or "utf-8", errors="replace")
         message = error_message(text, response.reason_phrase)
         if status == 404:
-            raise XONotFound(endpoint, message)
+            raise XONotFound(endpoint, message, xo_error(text))
         if status in (401, 403):
             raise CredentialsRefused(
                 f"Xen Orchestra refused {endpoint} ({status} {message}): {ADMIN_HINT}",

@@ -212,8 +212,14 @@ class XOInventory:
             return None
         try:
             body = await self._client.get_json(f"/vms/{_segment(vm_id)}", endpoint=VM_BY_ID)
-        except XONotFound:
-            return None
+        except XONotFound as err:
+            if err.says_missing("VM"):
+                return None
+            # Something else answered (a proxy routing by path?): not XO saying "no such VM"
+            raise ProtocolError(
+                f"Xen Orchestra {VM_BY_ID}: 404 without XO's error body ({err}): "
+                "not read as a missing VM"
+            ) from None
         vm = parse_vm(body, endpoint=VM_BY_ID)
         expect_id(vm.id, vm_id, endpoint=VM_BY_ID, what="VM")
         return vm
