@@ -107,6 +107,15 @@ class Freshness:
         """The change stream (re)connected: events may have been missed for any VM."""
         self._resynced = self.ticket()
 
+    def changed_since(self, vm_id: str, ticket: int) -> bool:
+        """Whether a change event for ``vm_id`` (or a stream reconnect, which may have
+        missed one) came after ``ticket``: what XO said of the VM then may no longer
+        have held all along."""
+        if ticket < self._resynced:
+            return True
+        entry = self._vms.get(vm_id.lower())
+        return entry is not None and entry.announced > ticket
+
     def admits(self, vm_id: str, seen: Observation) -> bool:
         """Whether a write for ``vm_id`` may be computed from an answer observed at ``seen``."""
         if self._clock is not None and self._now() - seen.at > HORIZON:

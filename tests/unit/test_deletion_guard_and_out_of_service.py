@@ -498,3 +498,29 @@ async def test_a_node_ready_again_while_its_vm_was_looked_up_is_not_deleted() ->
 
     assert "n" in lc.nodes.nodes
     assert "DeletingNode" not in lc.events.reasons()
+
+
+async def test_a_vm_that_ran_between_two_checks_restarts_its_grace() -> None:
+    """Halted at 0, started at 30 (its change event received, the answer that saw it
+    run applied by label sync, no lifecycle check in between), halted again at 55: at
+    61 it has been halted for 6 s, not 61 (review s8a, F2)."""
+    lc = World(
+        ONE_HOST,
+        options=CCMOptions(out_of_service=OutOfServiceOptions(enabled=True, grace_period=60)),
+    )
+    lc.add_registered("n", VM_1, running=False)
+    await lc.lifecycle.run_pass()
+    await lc.clock.advance(30)
+    lc.xo.start_vm(VM_1, host_id=HOST_1)
+    lc.container.freshness().announce(VM_1)  # the change router got XO's event
+    await lc.label_sync.sync_node(name="n")
+    await lc.clock.advance(25)
+    lc.xo.stop_vm(VM_1)
+    lc.container.freshness().announce(VM_1)
+    await lc.clock.advance(6)
+
+    await lc.lifecycle.run_pass()
+    assert OUT_OF_SERVICE not in lc.nodes.nodes["n"].taints
+    await lc.clock.advance(60)
+    await lc.lifecycle.run_pass()
+    assert OUT_OF_SERVICE in lc.nodes.nodes["n"].taints

@@ -165,3 +165,30 @@ async def test_an_answer_older_than_the_horizon_is_never_admitted_and_old_entrie
     later = ledger.finish(ledger.begin())
     assert ledger.admit(VM_2, later)  # prunes what is older than the horizon
     assert ledger.tracked == 1
+
+
+@pytest.mark.parametrize(
+    ("events", "asked_after", "changed"),
+    [
+        pytest.param([], 0, False, id="nothing-announced"),
+        pytest.param(["announce"], 0, True, id="announced-after"),
+        pytest.param(["announce"], 1, False, id="announced-before"),
+        pytest.param(["other-vm"], 0, False, id="another-vm"),
+        pytest.param(["reconnect"], 0, True, id="stream-reconnected-after"),
+        pytest.param(["reconnect"], 1, False, id="stream-reconnected-before"),
+    ],
+)
+def test_whether_a_vm_may_have_changed_since_a_ticket(
+    events: list[str], asked_after: int, changed: bool
+) -> None:
+    ledger = Freshness()
+    ticket = ledger.ticket()
+    for event in events:
+        {
+            "announce": lambda: ledger.announce("VM-1"),
+            "other-vm": lambda: ledger.announce("vm-2"),
+            "reconnect": ledger.announce_all,
+        }[event]()
+    if asked_after:
+        ticket = ledger.ticket()
+    assert ledger.changed_since("vm-1", ticket) is changed

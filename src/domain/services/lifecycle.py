@@ -117,8 +117,9 @@ class LifecycleService:
         self._metrics = metrics
         self.confirmation = DeletionConfirmation(self._options.deletion.confirm_delay)
         self.breaker = PersistedBreaker(store=breaker, options=self._options.deletion, clock=clock)
-        #: since when each node's VM has been seen halted (the out-of-service grace)
-        self._halted_since: dict[str, float] = {}
+        #: since when each node's VM has been seen halted (the out-of-service grace),
+        #: and the ticket of the answer that first said so
+        self._halted_since: dict[str, tuple[float, int]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._total_nodes = 0
         #: nodes a pass found nothing to check on: the very (immutable) Node value it
@@ -273,7 +274,7 @@ class LifecycleService:
         else:
             self.confirmation.seen_present(key)
         if state is VMState.HALTED:
-            self._halted_since.setdefault(key, now)
+            self._halted_at(key, lookup, now)
         elif node.ready or (state is not None and state not in UNKNOWN_STATES):
             self._halted_since.pop(key, None)
         try:
@@ -281,6 +282,19 @@ class LifecycleService:
         except CCMError as err:
             log.warning("node %s: %s failed: %s", node.name, action.value, err)
         return CheckResult(action, recheck)
+
+    def _halted_at(self, key: str, lookup: VMLookup | None, now: float) -> None:
+        """The VM is halted now: the time halted starts here, unless it was halted
+        already and no change of the VM was announced since (it may have run in
+        between: then it starts again, whoever applied the answer that saw it run)."""
+        ticket = lookup.seen.start if lookup is not None and lookup.seen is not None else None
+        held = self._halted_since.get(key)
+        if held is None or (
+            ticket is not None
+            and lookup is not None
+            and self._freshness.changed_since(lookup.vm_id, held[1])
+        ):
+            self._halted_since[key] = (now, ticket or 0)
 
     async def _sees_everything(self, node: Node) -> bool:
         """Whether XO confirms (or confirmed within ``ADMIN_VIEW_TTL``) that the
@@ -365,7 +379,8 @@ class LifecycleService:
             state = lookup.state if lookup is not None else None
             log.info("node %s is not ready and its VM state is %s: left alone", node.name, state)
         key = node.uid or node.name
-        since = self._halted_since.get(key)
+        held = self._halted_since.get(key)
+        since = None if held is None else held[0]
         now = self._clock.monotonic()
 
         def plan(current: Node) -> NodeChange:
