@@ -20,7 +20,7 @@ from domain.policies.deletion_breaker import ARMED, BreakerState, Verdict
 from domain.policies.deletion_confirmation import DeletionConfirmation
 from domain.policies.lifecycle import LifecycleAction, needs_check
 from domain.policies.out_of_service import OUT_OF_SERVICE, plan_out_of_service
-from tests.world import ONE_HOST, ONE_POOL, TWO_POOLS, World, vm_uuid
+from tests.world import ONE_HOST, ONE_POOL, TWO_POOLS, Given, World, vm_uuid
 
 from .factories import HOST_1, HOST_3, POOL_B, VM_1, node, vm
 
@@ -296,12 +296,22 @@ def _outage(lc: World, kind: str) -> Callable[[], None]:
     return over
 
 
-def _out_of_service_world() -> World:
+def _out_of_service_world(given: Given = ONE_POOL) -> World:
+    """Node ``n`` on a halted VM, the out-of-service taint on after 60 s halted."""
     lc = World(
-        ONE_POOL,
+        given,
         options=CCMOptions(out_of_service=OutOfServiceOptions(enabled=True, grace_period=60)),
     )
     lc.add_registered("n", VM_1, running=False)
+    return lc
+
+
+async def _halted_then_started_at_30() -> World:
+    """:func:`_out_of_service_world`, checked halted at 0, its VM started at 30."""
+    lc = _out_of_service_world(ONE_HOST)
+    await lc.lifecycle.run_pass()
+    await lc.clock.advance(30)
+    lc.xo.start_vm(VM_1, host_id=HOST_1)
     return lc
 
 
@@ -337,14 +347,7 @@ async def test_a_check_overtaken_by_a_newer_answer_restarts_the_grace() -> None:
     """The check that would have seen the VM running was overtaken (an event for it
     arrived while XO's answer was on its way) and acts on nothing; the time halted
     then starts again at the next halted answer, not at one older than the run."""
-    lc = World(
-        ONE_HOST,
-        options=CCMOptions(out_of_service=OutOfServiceOptions(enabled=True, grace_period=60)),
-    )
-    lc.add_registered("n", VM_1, running=False)
-    await lc.lifecycle.run_pass()
-    await lc.clock.advance(30)
-    lc.xo.start_vm(VM_1, host_id=HOST_1)
+    lc = await _halted_then_started_at_30()
     answer = lc.xo.get_vm
 
     async def overtaken(*, vm_id: str) -> VM | None:
@@ -504,14 +507,7 @@ async def test_a_vm_that_ran_between_two_checks_restarts_its_grace() -> None:
     """Halted at 0, started at 30 (its change event received, the answer that saw it
     run applied by label sync, no lifecycle check in between), halted again at 55: at
     61 it has been halted for 6 s, not 61 (review s8a, F2)."""
-    lc = World(
-        ONE_HOST,
-        options=CCMOptions(out_of_service=OutOfServiceOptions(enabled=True, grace_period=60)),
-    )
-    lc.add_registered("n", VM_1, running=False)
-    await lc.lifecycle.run_pass()
-    await lc.clock.advance(30)
-    lc.xo.start_vm(VM_1, host_id=HOST_1)
+    lc = await _halted_then_started_at_30()
     lc.container.freshness().announce(VM_1)  # the change router got XO's event
     await lc.label_sync.sync_node(name="n")
     await lc.clock.advance(25)

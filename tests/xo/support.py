@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 from pydantic import SecretStr
 
 from adapters.config import CloudConfig
@@ -158,3 +159,14 @@ async def assert_no_tasks_left() -> None:
     current = asyncio.current_task()
     left = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
     assert not left, f"tasks left behind: {left}"
+
+
+def replayed(response: httpx.Response, body: bytes) -> httpx.Response:
+    """``response`` again, its ``body`` already read (decoded: gzip undone), handed on
+    as a stream as the adapter reads answers (a transport that held it on the wire)."""
+    headers = [
+        (k, v)
+        for k, v in response.headers.multi_items()
+        if k.lower() not in ("content-encoding", "content-length")
+    ]
+    return httpx.Response(response.status_code, headers=headers, stream=httpx.ByteStream(body))

@@ -23,7 +23,7 @@ from adapters.xenorchestra import XOHttpClient, XOInventory
 from adapters.xenorchestra.auth import Credentials
 from domain.model import ChangeKind, PlacementChange
 from entrypoints.testkits.fake_xo import FakeXOServer
-from tests.xo.support import TOKEN, World, collecting
+from tests.xo.support import TOKEN, World, collecting, replayed
 
 
 @dataclass
@@ -57,12 +57,7 @@ class _ListsHeld(httpx.AsyncHTTPTransport):
         body = await response.aread()  # decoded: gzip undone
         held.answered.set()
         await held.release.wait()
-        headers = [
-            (k, v)
-            for k, v in response.headers.multi_items()
-            if k.lower() not in ("content-encoding", "content-length")
-        ]
-        return httpx.Response(response.status_code, headers=headers, stream=httpx.ByteStream(body))
+        return replayed(response, body)
 
 
 def _inventory(xo: FakeXOServer, network: _ListsHeld) -> XOInventory:

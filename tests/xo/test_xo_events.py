@@ -14,7 +14,14 @@ from adapters.xenorchestra.auth import Credentials
 from adapters.xenorchestra.changes import diff_vms
 from domain.model import VM, ChangeKind, PlacementChange, PowerState, VMChange
 from entrypoints.testkits.fake_xo import FakeXOServer
-from tests.xo.support import TOKEN, ChangeCollector, World, collecting, make_inventory
+from tests.xo.support import (
+    TOKEN,
+    ChangeCollector,
+    World,
+    collecting,
+    make_inventory,
+    replayed,
+)
 
 VM_1 = "f07ab729-c0e8-721c-45ec-f11276377030"
 VM_2 = "3e1c9a0d-52b4-4f7e-8a6c-1d2e3f4a5b6c"
@@ -184,15 +191,7 @@ class _HeldHostAnswers(httpx.AsyncHTTPTransport):
             body = await response.aread()  # decoded: gzip undone
             self.answered.set()
             await self.release.wait()
-            # Handed on as a stream (the adapter reads answers as they arrive).
-            headers = [
-                (k, v)
-                for k, v in response.headers.multi_items()
-                if k.lower() not in ("content-encoding", "content-length")
-            ]
-            return httpx.Response(
-                response.status_code, headers=headers, stream=httpx.ByteStream(body)
-            )
+            return replayed(response, body)
         return response
 
 

@@ -339,17 +339,21 @@ class XOInventory:
 
     async def _fetch_host(self, key: str) -> Host | None:
         """XO's answer now, settled into the cache (see :meth:`_settle`)."""
+        return await self._asked(
+            "host", self._hosts, key, lambda: self._one("/hosts", HOST_BY_ID, parse_host, key)
+        )
 
-        async def ask() -> Host | None:
-            try:
-                body = await self._client.get_json(f"/hosts/{_segment(key)}", endpoint=HOST_BY_ID)
-            except XONotFound:
-                return None
-            host = parse_host(body, endpoint=HOST_BY_ID)
-            expect_id(host.id, key, endpoint=HOST_BY_ID, what="host")
-            return host
-
-        return await self._asked("host", self._hosts, key, ask)
+    async def _one(
+        self, path: str, endpoint: str, parse: Callable[..., Listed], key: str
+    ) -> Listed | None:
+        """The object ``key`` of a collection (None: XO has no such object)."""
+        try:
+            body = await self._client.get_json(f"{path}/{_segment(key)}", endpoint=endpoint)
+        except XONotFound:
+            return None
+        obj = parse(body, endpoint=endpoint)
+        expect_id(obj.id, key, endpoint=endpoint, what=path.strip("/").removesuffix("s"))
+        return obj
 
     async def _asked(
         self, kind: str, cache: dict[str, T], key: str, ask: Callable[[], Awaitable[T | None]]
@@ -418,17 +422,9 @@ class XOInventory:
         """XO's answer now (never the cache: ``pools_known`` asks whether XO knows the
         pool now), settled into the cache (see :meth:`_settle`)."""
         key = pool_id.strip().lower()
-
-        async def ask() -> Pool | None:
-            try:
-                body = await self._client.get_json(f"/pools/{_segment(key)}", endpoint=POOL_BY_ID)
-            except XONotFound:
-                return None
-            pool = parse_pool(body, endpoint=POOL_BY_ID)
-            expect_id(pool.id, key, endpoint=POOL_BY_ID, what="pool")
-            return pool
-
-        return await self._asked("pool", self._pools, key, ask)
+        return await self._asked(
+            "pool", self._pools, key, lambda: self._one("/pools", POOL_BY_ID, parse_pool, key)
+        )
 
     async def snapshot(self) -> InventorySnapshot:
         started = next(self._tickets)
