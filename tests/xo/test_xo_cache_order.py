@@ -134,3 +134,30 @@ async def test_two_snapshots_that_crossed_and_differ_leave_the_host_to_be_asked_
     assert host is not None and host.tags == ("k8s.zone=new",)
     assert again == host
     assert xo.requests.snapshot() == {"GET /hosts/{id}": 1}  # asked once, then cached
+
+
+async def test_a_lone_answer_back_after_a_snapshot_settles_into_the_cache_that_serves(
+    xo: FakeXOServer, world: World
+) -> None:
+    """A host asked alone (a cache miss) while a snapshot is on its way, and answered
+    after it: what the lone answer settles is what the next reader gets (it went into
+    the cache the snapshot had just replaced, and the next reader got the snapshot's
+    older answer, after the asker had been handed the newer one)."""
+    xo.state.tag_host(world.host_a1, tags=["k8s.zone=old"])
+    network = _ListsHeld()
+    async with _inventory(xo, network) as inventory:
+        listed = network.hold("/hosts")
+        snapshot = asyncio.create_task(inventory.snapshot())
+        await listed.answered.wait()  # the list said "old"
+        xo.state.tag_host(world.host_a1, tags=["k8s.zone=new"])
+        lone = network.hold(f"/hosts/{world.host_a1}")
+        asked = asyncio.create_task(inventory.get_host(host_id=world.host_a1))
+        await lone.answered.wait()  # XO said "new"; held on the wire
+        listed.release.set()
+        await asyncio.wait_for(snapshot, 5)
+        lone.release.set()
+        handed = await asyncio.wait_for(asked, 5)
+        cached = await inventory.get_host(host_id=world.host_a1)
+
+    assert handed is not None and handed.tags == ("k8s.zone=new",)
+    assert cached == handed

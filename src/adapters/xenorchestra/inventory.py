@@ -434,8 +434,8 @@ class XOInventory:
             self._list("/hosts", HOSTS, HOST_FIELDS, parse_host),
             self._list("/pools", POOLS, POOL_FIELDS, parse_pool),
         )
-        self._hosts = self._refreshed("host", self._hosts, hosts, started)
-        self._pools = self._refreshed("pool", self._pools, pools, started)
+        self._refresh("host", self._hosts, hosts, started)
+        self._refresh("pool", self._pools, pools, started)
         logger.debug("XO snapshot: {} VMs, {} hosts, {} pools", len(vms), len(hosts), len(pools))
         return InventorySnapshot(vms=vms, hosts=hosts, pools=pools)
 
@@ -477,18 +477,16 @@ class XOInventory:
         ).run()
 
     # -- cache maintenance from events ------------------------------------
-    def _refreshed(
-        self, kind: str, cached: dict[str, T], listed: Mapping[str, T], started: int
-    ) -> dict[str, T]:
-        """The cache as a list answer (asked at ticket ``started``) leaves it: each
-        object listed, or its absence, settled as a lone answer would be (an entry set
-        by an event or a snapshot asked later that finished first is never replaced
-        by this older list)."""
+    def _refresh(
+        self, kind: str, cache: dict[str, T], listed: Mapping[str, T], started: int
+    ) -> None:
+        """Settle a list answer (asked at ticket ``started``) into ``cache``, in place
+        (a lone request on its way settles into this same cache): each object listed,
+        or its absence, as a lone answer would be (an entry set by an event or a
+        snapshot asked later that finished first is never replaced by this list)."""
         answered = {key.lower(): obj for key, obj in listed.items()}
-        fresh = dict(cached)
-        for key in cached.keys() | answered.keys():
-            self._settle(kind, fresh, key, answered.get(key), started)
-        return fresh
+        for key in cache.keys() | answered.keys():
+            self._settle(kind, cache, key, answered.get(key), started)
 
     def _note_event(self, kind: str, key: str) -> None:
         """An event is XO's word on its object as it is received: newer than every
