@@ -13,7 +13,7 @@ from pydantic import SecretStr
 from adapters.xenorchestra import XOInventory
 from adapters.xenorchestra.auth import Credentials
 from adapters.xenorchestra.http import XOHttpClient
-from adapters.xenorchestra.parsing import name_filter, parse_host, parse_pool, parse_vm
+from adapters.xenorchestra.parsing import exact_filter, parse_host, parse_pool, parse_vm
 from domain.errors import ProtocolError
 from domain.model import PowerState
 from entrypoints.testkits.fake_xo import FakeXOServer
@@ -182,7 +182,7 @@ def test_host_and_pool_tags_are_read_and_absent_ones_are_none() -> None:
     ],
 )
 def test_the_name_filter_is_an_escaped_anchored_regex(name: str, expected: str) -> None:
-    assert name_filter(name) == expected
+    assert exact_filter("name_label", name) == expected
 
 
 class _HungHostList(httpx.AsyncHTTPTransport):

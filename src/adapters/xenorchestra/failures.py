@@ -33,14 +33,18 @@ class XONotFound(InventoryError):
         super().__init__(f"{endpoint}: 404 {message}")
         self.endpoint = endpoint
         self.error = error
+        #: ``404 <message>``, the message cut short (a page may be long)
+        self.status_line = f"404 {message[:80]}"
 
-    def says_missing(self, kind: str) -> bool:
-        """Whether this is XO saying it has no such object of ``kind`` (``VM``): its
-        error object, naming that type when it names one."""
-        if self.error is None:
-            return False
-        data = self.error.get("data")
-        return not isinstance(data, Mapping) or data.get("type", kind) == kind
+    def says_missing(self, kind: str, object_id: str) -> bool:
+        """Whether this is XO saying it has no ``kind`` (``VM``) ``object_id``: its error
+        object naming both (``{"error": ..., "data": {"id": ..., "type": ...}}``)."""
+        data = None if self.error is None else self.error.get("data")
+        return (
+            isinstance(data, Mapping)
+            and data.get("type") == kind
+            and str(data.get("id", "")).strip().lower() == object_id
+        )
 
 
 class XORedirect(InventoryError):

@@ -45,8 +45,8 @@ from adapters.xenorchestra.parsing import (
     HOST_FIELDS,
     POOL_FIELDS,
     VM_FIELDS,
+    exact_filter,
     expect_id,
-    name_filter,
     parse_host,
     parse_list,
     parse_pool,
@@ -213,16 +213,26 @@ class XOInventory:
         try:
             body = await self._client.get_json(f"/vms/{_segment(vm_id)}", endpoint=VM_BY_ID)
         except XONotFound as err:
-            if err.says_missing("VM"):
+            if err.says_missing("VM", vm_id.strip().lower()):
                 return None
-            # Something else answered (a proxy routing by path?): not XO saying "no such VM"
-            raise ProtocolError(
-                f"Xen Orchestra {VM_BY_ID}: 404 without XO's error body ({err}): "
-                "not read as a missing VM"
-            ) from None
+            await self._check_absent_by_list(vm_id.strip().lower(), err)
+            return None
         vm = parse_vm(body, endpoint=VM_BY_ID)
         expect_id(vm.id, vm_id, endpoint=VM_BY_ID, what="VM")
         return vm
+
+    async def _check_absent_by_list(self, vm_id: str, err: XONotFound) -> None:
+        """A 404 for the VM that is not XO's error object naming it (an older XO's
+        router, or a proxy routing by path) proves nothing alone: XO's list answers
+        for it (every XO version filters lists). Raises unless it lists no such VM."""
+        body = await self._client.get_json(
+            "/vms", endpoint=VMS, params={"filter": exact_filter("id", vm_id), "fields": "id"}
+        )
+        if parse_list(body, endpoint=VMS):
+            raise ProtocolError(
+                f"Xen Orchestra {VM_BY_ID}: {err.status_line} for VM {vm_id}, yet XO lists it "
+                "(something other than XO answering that route?): not read as a missing VM"
+            )
 
     async def pools_known(self, *, pool_ids: Collection[str]) -> Mapping[str, bool]:
         # Never the cache: it cannot tell a deleted VM's pool from one XO just lost. A
@@ -322,7 +332,10 @@ class XOInventory:
         body = await self._client.get_json(
             "/vms",
             endpoint=VMS,
-            params={"filter": name_filter(name_label), "fields": ",".join(VM_FIELDS)},
+            params={
+                "filter": exact_filter("name_label", name_label),
+                "fields": ",".join(VM_FIELDS),
+            },
         )
         vms = [parse_vm(item, endpoint=VMS) for item in parse_list(body, endpoint=VMS)]
         return [vm for vm in vms if vm.name_label == name_label]

@@ -177,13 +177,13 @@ def parse_list(data: Any, *, endpoint: str) -> Sequence[Any]:
     return data
 
 
-def name_filter(name_label: str) -> str:
-    """An XO complex-matcher filter matching ``name_label`` exactly.
+def exact_filter(field: str, value: str) -> str:
+    """An XO complex-matcher filter matching ``field`` equal to ``value`` exactly.
 
-    A regex, because a plain ``name_label:value`` is a case-insensitive
+    A regex, because a plain ``field:value`` is a case-insensitive
     substring match and raw strings cannot hold spaces or colons. Escaped for
     JavaScript regexes, including the ``/`` that would end the literal.
     """
     special = set("\\^$.*+?()[]{}|/-")
-    escaped = "".join("\\" + c if c in special else c for c in name_label)
-    return f"name_label:/^{escaped}$/"
+    escaped = "".join("\\" + c if c in special else c for c in value)
+    return f"{field}:/^{escaped}$/"
