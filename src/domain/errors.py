@@ -92,8 +92,8 @@ class PoolUnavailableError(VMNotFoundError):
         super().__init__(
             vm_id,
             f"VM {vm_id} not found and its {unknown} {'is' if len(pools) == 1 else 'are'} "
-            "unknown to Xen Orchestra (pool disconnected, its VMs not loaded, or another "
-            "pool lost?): not treated as deleted",
+            "unknown to Xen Orchestra (pool disconnected, or its VMs not loaded?): "
+            "not treated as deleted",
         )
         self.pools = tuple(pools)
 

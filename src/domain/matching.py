@@ -129,12 +129,17 @@ async def confirm_absence(
     inventory: Inventory, *, vm_id: str, pools: Collection[str]
 ) -> VM | VMNotFoundError:
     """What it means that XO answered 404 for VM ``vm_id``, whose node was placed in
-    ``pools``: the error :func:`absence_verdict` names, each pool asked of XO now.
+    ``pools``: the error :func:`absence_verdict` names, each pool asked of XO now,
+    with the pool XO was last seen to hold the VM in (it may have moved since the
+    node's pools were written), when the node names any.
 
     A VMDeletedError holds only when the VM is still absent once the pools answered:
     a pool XO reconnected meanwhile brings its VMs back, and then the VM is returned.
     """
-    keys = sorted({p.strip().lower() for p in pools if p.strip()})
+    named = {p.strip().lower() for p in pools if p.strip()}
+    # Only beside a pool the node names: a node naming none is never deleted.
+    last = (inventory.last_pool_of(vm_id=vm_id) or "").strip().lower() if named else ""
+    keys = sorted(named | {last} - {""})
     known = await inventory.pools_known(pool_ids=keys) if keys else {}
     verdict = absence_verdict(vm_id, {key: bool(known.get(key)) for key in keys})
     if isinstance(verdict, VMDeletedError):

@@ -41,10 +41,15 @@ class Inventory(Protocol):
 
     async def pools_known(self, *, pool_ids: Collection[str]) -> Mapping[str, bool]:
         """Whether XO vouches for each of these pools now (ids lower-cased): it holds the
-        pool and its VMs, and has lost none of the pools it manages (a VM moved to a
-        pool XO lost is absent as well). Asked of XO, never from a cache, all at once;
-        concurrent askers share requests. A question XO does not answer raises
-        InventoryError, never "unknown"."""
+        pool and its VMs. Asked of XO, never from a cache, all at once; concurrent
+        askers share requests. A question XO does not answer raises InventoryError,
+        never "unknown"."""
+        ...
+
+    def last_pool_of(self, *, vm_id: str) -> str | None:
+        """The pool this process last saw the VM in (a list, an event, a lookup), gone
+        from XO or not; None: never seen. A VM moved to a pool XO then lost is absent
+        like a deleted one, whatever pool its node still names."""
         ...
 
     async def find_vms_by_name(self, *, name_label: str) -> Sequence[VM]:

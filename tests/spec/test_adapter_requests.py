@@ -41,7 +41,6 @@ ADAPTER_ENDPOINTS = {
     xo_inventory.HOSTS,
     xo_inventory.POOLS,
     xo_inventory.POOL_BY_ID,
-    xo_inventory.SERVERS,
     xo_inventory.VM_CONTROLLERS,
     xo_inventory.CURRENT_USER,
     xo_inventory.USER_BY_ID,

@@ -17,10 +17,11 @@ from pydantic import SecretStr
 
 from adapters.xenorchestra import XOHttpClient, XOInventory
 from adapters.xenorchestra.auth import Credentials
-from domain.errors import ProtocolError, VMDeletedError
+from domain.errors import PoolUnavailableError, ProtocolError, VMDeletedError
 from domain.matching import confirm_absence
+from domain.model import ChangeKind, VMChange
 from entrypoints.testkits.fake_xo import FakeXOServer
-from tests.xo.support import TOKEN, World, make_inventory
+from tests.xo.support import TOKEN, World, collecting, make_inventory
 
 VM_ID = "f07ab729-c0e8-721c-45ec-f11276377030"
 POOL_CHECK = "GET /pools/{id}"
@@ -107,3 +108,25 @@ async def test_a_404_that_is_not_xo_naming_the_vm_is_checked_against_xos_list(
         xo.state.delete_vm(VM_ID)
         assert await inventory.get_vm(vm_id=VM_ID) is None  # XO's list: no such VM
         assert await inventory.get_vm(vm_id="not-a-uuid") is None  # no VM has that id
+
+
+async def test_the_pool_a_vm_left_with_is_remembered_from_xos_events(
+    xo: FakeXOServer, world: World
+) -> None:
+    """A VM moved to pool B (XO's update event), then XO loses pool B (a remove event
+    carrying the VM's last object): its node may name pool A only, the pool to check is
+    B, with no list asked in between."""
+    xo.state.add_vm(name_label="n1", vm_id=VM_ID, pool_id=world.pool_a)
+    async with make_inventory(xo) as inventory, collecting(inventory.changes()) as changes:
+        await changes.next()  # RESYNC
+        xo.state.migrate_vm(VM_ID, host_id=world.host_b1)
+        moved = await changes.next()
+        xo.state.disconnect_pool(world.pool_b)
+        while (await changes.next()).kind is not ChangeKind.REMOVED:
+            pass
+        last = inventory.last_pool_of(vm_id=VM_ID)
+        verdict = await confirm_absence(inventory, vm_id=VM_ID, pools=[world.pool_a])
+
+    assert isinstance(moved, VMChange) and moved.kind is ChangeKind.UPDATED
+    assert last == world.pool_b
+    assert isinstance(verdict, PoolUnavailableError) and verdict.pools == (world.pool_b,)

@@ -37,6 +37,8 @@ class InMemoryInventory:
         self.disconnected: set[str] = set()
         #: pools XO has again without their VMs (its fetch of them failed)
         self.unloaded: set[str] = set()
+        #: the pool each deleted VM was last in (``last_pool_of``)
+        self.deleted_pools: dict[str, str] = {}
         self.requests: Counter[str] = Counter()
         self.fail_with: InventoryError | None = None
         #: whether the credentials are an admin's (``admin_view``)
@@ -62,10 +64,16 @@ class InMemoryInventory:
     async def pools_known(self, *, pool_ids: Collection[str]) -> Mapping[str, bool]:
         self._read("pools_known")
         keys = {p.strip().lower() for p in pool_ids if p.strip()}
-        # as XOInventory: a pool with its VMs, and no pool of XO lost (a VM moved to it
-        # would be absent too)
-        lost = bool(self.disconnected & self.pools.keys())
-        return {p: not lost and p in self.pools and p not in self.unloaded for p in sorted(keys)}
+        # as XOInventory: a pool XO holds with its VMs
+        return {
+            p: p in self.pools and p not in self.disconnected and p not in self.unloaded
+            for p in sorted(keys)
+        }
+
+    def last_pool_of(self, *, vm_id: str) -> str | None:
+        key = vm_id.strip().lower()
+        vm = self.vms.get(key)
+        return vm.pool_id if vm is not None else self.deleted_pools.get(key)
 
     async def find_vms_by_name(self, *, name_label: str) -> Sequence[VM]:
         self._read("find_vms_by_name")
@@ -170,6 +178,7 @@ class InMemoryInventory:
 
     def delete_vm(self, vm_id: str) -> VM:
         vm = self.vms.pop(vm_id)
+        self.deleted_pools[vm.id] = vm.pool_id
         self._publish(ChangeKind.REMOVED, vm)
         return vm
 

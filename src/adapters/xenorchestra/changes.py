@@ -111,12 +111,14 @@ class ChangeStream:
         snapshot: Callable[[], Awaitable[InventorySnapshot]],
         on_host: Callable[[Host, bool], None],
         on_pool: Callable[[Pool, bool], None],
+        on_vm: Callable[[VMChange], None] = lambda _change: None,
     ) -> None:
         self._client = client
         self._policy = policy
         self._snapshot = snapshot
         self._on_host = on_host
         self._on_pool = on_pool
+        self._on_vm = on_vm
 
     async def run(self) -> AsyncGenerator[Change, None]:
         """Yield changes forever: reconnect with backoff, poll when events are missing.
@@ -264,7 +266,9 @@ class ChangeStream:
         endpoint = f"event {frame.event} {collection}"
         try:
             if collection == "VM":
-                return VMChange(kind, parse_vm(data, endpoint=endpoint))
+                change = VMChange(kind, parse_vm(data, endpoint=endpoint))
+                self._on_vm(change)
+                return change
             if collection == "host":
                 host = parse_host(data, endpoint=endpoint)
                 self._on_host(host, kind is ChangeKind.REMOVED)

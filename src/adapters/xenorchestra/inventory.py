@@ -18,10 +18,10 @@ Cost model (what keeps 1,000 nodes cheap):
   ``domain.matching.confirm_absence``); ``pools_known`` asks XO whether it
   vouches for each pool (the pool-disconnect trap in ``xo-rest-api.md``), never
   the cache, concurrently, one request per question however many nodes ask at
-  once (single flight): the pool exists, its VMs are loaded (its control
+  once (single flight): the pool exists and its VMs are loaded (its control
   domains are listed: XO fetches them with the VMs, and a failed fetch leaves
-  the pool without either), and none of XO's servers is disconnected (a VM
-  moved to a pool XO lost is absent too, whatever pool its node names).
+  the pool without either); ``last_pool_of`` says where a VM was last seen (a
+  VM moved to a pool XO then lost is absent too, whatever pool its node names).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from types import MappingProxyType, TracebackType
 from typing import Any, TypeVar
@@ -56,11 +57,14 @@ from adapters.xenorchestra.policy import RetryPolicy, StreamPolicy
 from adapters.xenorchestra.tls import tls_verify
 from domain.errors import ProtocolError
 from domain.freshness import Observation
-from domain.model import VM, Change, Host, InventorySnapshot, Pool
+from domain.model import VM, Change, ChangeKind, Host, InventorySnapshot, Pool, VMChange
 from domain.sharing import shared
 
 #: how many times a host or pool is asked while its answers cross others (see _asked)
 ASKS = 3
+#: seconds the pool of a VM gone from XO's answers is remembered (``last_pool_of``):
+#: far above a deletion's confirmation, bounded for VMs deleted for good
+VANISHED_KEPT = 3600.0
 
 VMS = "GET /vms"
 VM_BY_ID = "GET /vms/{id}"
@@ -68,7 +72,6 @@ HOSTS = "GET /hosts"
 HOST_BY_ID = "GET /hosts/{id}"
 POOLS = "GET /pools"
 POOL_BY_ID = "GET /pools/{id}"
-SERVERS = "GET /servers"
 VM_CONTROLLERS = "GET /vm-controllers"
 CURRENT_USER = "GET /users/me"
 USER_BY_ID = "GET /users/{id}"
@@ -134,6 +137,12 @@ class XOInventory:
         #: per ("host"|"pool", id): when the answer or event that last set (or removed)
         #: its cache entry was observed; one entry per host and pool XO ever named
         self._observed: dict[tuple[str, str], Observation] = {}
+        #: the VMs of the newest VM list (for certain), and when it was observed
+        self._vm_list: Mapping[str, VM] = {}
+        self._vm_list_seen: Observation | None = None
+        #: per VM gone from XO's answers: the pool it was last in, and since when
+        self._vanished: dict[str, tuple[str, float]] = {}
+        self._said_no_controllers = False
         self._inflight: dict[tuple[str, str], asyncio.Future[Any]] = {}
         #: per list endpoint: the bytes of its last answer and what they parsed to
         self._last_lists: dict[str, tuple[bytes, Mapping[str, Any]]] = {}
@@ -219,7 +228,41 @@ class XOInventory:
             return None
         vm = parse_vm(body, endpoint=VM_BY_ID)
         expect_id(vm.id, vm_id, endpoint=VM_BY_ID, what="VM")
+        self._vanished.pop(vm.id, None)
         return vm
+
+    def last_pool_of(self, *, vm_id: str) -> str | None:
+        key = vm_id.strip().lower()
+        gone = self._vanished.get(key)
+        if gone is not None:
+            return gone[0]
+        vm = self._vm_list.get(key)
+        return None if vm is None else vm.pool_id
+
+    def _note_vm_change(self, change: VMChange) -> None:
+        """A VM event: a ``remove`` says which pool the VM was last in (its last object)."""
+        if change.vm is None:
+            return
+        if change.kind is ChangeKind.REMOVED:
+            self._vanished[change.vm.id] = (change.vm.pool_id, time.monotonic())
+        else:
+            self._vanished.pop(change.vm.id, None)
+
+    def _note_vm_list(self, vms: Mapping[str, VM], started: int) -> None:
+        """A VM list answer: the VMs the newest list (for certain) had and this one has
+        not are gone, their pools remembered for ``VANISHED_KEPT`` seconds."""
+        seen = Observation(start=started, end=next(self._tickets))
+        last = self._vm_list_seen
+        if vms is self._vm_list or (last is not None and not seen.newer_than(last)):
+            return
+        now = time.monotonic()
+        for vm_id, vm in self._vm_list.items():
+            if vm_id not in vms:
+                self._vanished[vm_id] = (vm.pool_id, now)
+        for vm_id, (_pool, since) in list(self._vanished.items()):
+            if vm_id in vms or now - since > VANISHED_KEPT:
+                del self._vanished[vm_id]
+        self._vm_list, self._vm_list_seen = vms, seen
 
     async def _check_absent_by_list(self, vm_id: str, err: XONotFound) -> None:
         """A 404 for the VM that is not XO's error object naming it (an older XO's
@@ -247,37 +290,16 @@ class XOInventory:
                 held, await _all_or_none(*(self._pool_vms_loaded(key) for key in held)), strict=True
             )
         )
-        # last, closest to the caller's second look at the VM (confirm_absence)
-        lost = await self._single_flight(("servers", ""), self._lost_servers)
-        known = {key: loaded.get(key, False) and not lost for key in keys}
-        if lost:
-            logger.info(
-                "XO's connection to {} is not up: no VM absence counts as a deletion meanwhile",
-                ", ".join(lost),
-            )
+        known = {key: loaded.get(key, False) for key in keys}
         for key in held:
             if not loaded[key]:
-                logger.info("XO knows pool {} but none of its VMs (not loaded yet?)", key)
+                logger.info(
+                    "XO lists no control domain of pool {}: its VMs not loaded yet, or not "
+                    "visible to these credentials (not an admin's?)",
+                    key,
+                )
         logger.debug("pools known to XO: {}", known)
         return known
-
-    async def _lost_servers(self) -> list[str]:
-        """XO's enabled servers (pools) it is not connected to, by label and status;
-        none when this XO has no ``/servers`` (older REST API: nothing to ask)."""
-        try:
-            body = await self._client.get_json(
-                "/servers", endpoint=SERVERS, params={"fields": "id,label,enabled,status"}
-            )
-        except XONotFound:
-            return []
-        lost = []
-        for item in parse_list(body, endpoint=SERVERS):
-            if not isinstance(item, dict) or not isinstance(item.get("status"), str):
-                raise ProtocolError(f"Xen Orchestra {SERVERS}: a server without a status")
-            if item.get("enabled") is not False and item["status"] != "connected":
-                name = item.get("label") or item.get("id") or "a server"
-                lost.append(f"{name} ({item['status']})")
-        return lost
 
     async def _pool_vms_loaded(self, key: str) -> bool:
         """:meth:`_vms_loaded`, concurrent askers of one pool sharing one request."""
@@ -286,16 +308,28 @@ class XOInventory:
     async def _vms_loaded(self, pool_id: str) -> bool:
         """Whether XO lists a control domain of the pool: XO fetches them with the
         pool's VMs, so none means it has not loaded them (or this XO has no
-        ``/vm-controllers``: True, nothing to ask)."""
+        ``/vm-controllers``: True, nothing to ask, said once). Only one of that pool
+        counts, whatever the filter did (something in front of XO may drop it)."""
         try:
             body = await self._client.get_json(
                 "/vm-controllers",
                 endpoint=VM_CONTROLLERS,
-                params={"filter": f"$pool:{pool_id}", "fields": "id", "limit": "1"},
+                params={"filter": f"$pool:{pool_id}", "fields": "id,$pool", "limit": "1"},
             )
         except XONotFound:
+            if not self._said_no_controllers:
+                self._said_no_controllers = True
+                logger.warning(
+                    "XO answers 404 for {}: a VM's absence is not checked against its pool's "
+                    "control domains (an XO before Sept 2024, or a proxy that lets only "
+                    "some routes through)",
+                    VM_CONTROLLERS,
+                )
             return True
-        return bool(parse_list(body, endpoint=VM_CONTROLLERS))
+        return any(
+            isinstance(item, dict) and str(item.get("$pool", "")).lower() == pool_id
+            for item in parse_list(body, endpoint=VM_CONTROLLERS)
+        )
 
     async def admin_view(self) -> bool:
         """Whether the credentials are an admin's, from XO's own user record.
@@ -449,6 +483,7 @@ class XOInventory:
         )
         self._refresh("host", self._hosts, hosts, started)
         self._refresh("pool", self._pools, pools, started)
+        self._note_vm_list(vms, started)
         logger.debug("XO snapshot: {} VMs, {} hosts, {} pools", len(vms), len(hosts), len(pools))
         return InventorySnapshot(vms=vms, hosts=hosts, pools=pools)
 
@@ -487,6 +522,7 @@ class XOInventory:
             snapshot=self.snapshot,
             on_host=self._cache_host,
             on_pool=self._cache_pool,
+            on_vm=self._note_vm_change,
         ).run()
 
     # -- cache maintenance from events ------------------------------------
