@@ -98,6 +98,20 @@ class PoolUnavailableError(VMNotFoundError):
         self.pools = tuple(pools)
 
 
+class VMWhereaboutsUnknownError(PoolUnavailableError):
+    """The VM is unknown, this process never saw where XO placed it, and XO has lost
+    one of its pools: the VM may have moved there (its node naming an older pool)."""
+
+    def __init__(self, vm_id: str, pools: Sequence[str]) -> None:
+        VMNotFoundError.__init__(
+            self,
+            vm_id,
+            f"VM {vm_id} not found, never seen by this CCM, and Xen Orchestra has lost one "
+            "of its pools (the VM may have moved there): not treated as deleted",
+        )
+        self.pools = tuple(pools)
+
+
 class AmbiguousVMError(InventoryError):
     """Several VMs match a node by name: refusing to guess (``vm_ids`` says which)."""
 

@@ -35,6 +35,7 @@ from domain.errors import (
     ProviderIDError,
     VMDeletedError,
     VMNotFoundError,
+    VMWhereaboutsUnknownError,
 )
 from domain.model import VM, Host, InventorySnapshot, Node, Pool
 from domain.policies.system_uuid import swap_little_endian
@@ -130,16 +131,19 @@ async def confirm_absence(
 ) -> VM | VMNotFoundError:
     """What it means that XO answered 404 for VM ``vm_id``, whose node was placed in
     ``pools``: the error :func:`absence_verdict` names, each pool asked of XO now,
-    with the pool XO was last seen to hold the VM in (it may have moved since the
+    with every pool XO was seen to place the VM in (it may have moved since the
     node's pools were written), when the node names any.
 
     A VMDeletedError holds only when the VM is still absent once the pools answered:
     a pool XO reconnected meanwhile brings its VMs back, and then the VM is returned.
     """
     named = {p.strip().lower() for p in pools if p.strip()}
-    # Only beside a pool the node names: a node naming none is never deleted.
-    last = (inventory.last_pool_of(vm_id=vm_id) or "").strip().lower() if named else ""
-    keys = sorted(named | {last} - {""})
+    if named:  # beside the node's own pools only: a node naming none is never deleted
+        seen = await inventory.pools_seen(vm_id=vm_id)
+        if seen is None:
+            return VMWhereaboutsUnknownError(vm_id, sorted(named))
+        named |= {p.strip().lower() for p in seen if p.strip()}
+    keys = sorted(named)
     known = await inventory.pools_known(pool_ids=keys) if keys else {}
     verdict = absence_verdict(vm_id, {key: bool(known.get(key)) for key in keys})
     if isinstance(verdict, VMDeletedError):

@@ -46,10 +46,11 @@ class Inventory(Protocol):
         never "unknown"."""
         ...
 
-    def last_pool_of(self, *, vm_id: str) -> str | None:
-        """The pool this process last saw the VM in (a list, an event, a lookup), gone
-        from XO or not; None: never seen. A VM moved to a pool XO then lost is absent
-        like a deleted one, whatever pool its node still names."""
+    async def pools_seen(self, *, vm_id: str) -> frozenset[str] | None:
+        """The pools this process saw XO place the VM in (lists, events, lookups), gone
+        from XO or not: a VM moved to a pool XO then lost is absent like a deleted one,
+        whatever pool its node still names. Empty: never seen, and XO has lost none of
+        its pools; None: never seen while XO has lost one (it may be there)."""
         ...
 
     async def find_vms_by_name(self, *, name_label: str) -> Sequence[VM]:

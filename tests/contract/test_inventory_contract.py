@@ -39,6 +39,7 @@ async def add_running(driver: Driver, vm_id: str = VM_1, name: str = "node-1") -
         addresses=ADDRESSES,
         tags=("k8s", "worker"),
     )
+    await driver.inventory.snapshot()  # the CCM's passes list XO's VMs
 
 
 # -- lookups -------------------------------------------------------------------

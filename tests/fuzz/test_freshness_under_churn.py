@@ -124,8 +124,8 @@ class LaggingXO:
     async def pools_known(self, **kw: Any) -> Any:
         return await self._late(self.xo.pools_known(**kw))
 
-    def last_pool_of(self, **kw: Any) -> str | None:
-        return self.xo.last_pool_of(**kw)
+    async def pools_seen(self, **kw: Any) -> frozenset[str] | None:
+        return await self.xo.pools_seen(**kw)
 
     async def find_vms_by_name(self, **kw: Any) -> Sequence[VM]:
         return await self._late(self.xo.find_vms_by_name(**kw))  # type: ignore[no-any-return]

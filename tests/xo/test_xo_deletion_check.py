@@ -31,11 +31,12 @@ async def test_a_pool_reconnected_during_the_check_brings_the_vm_back(
     xo: FakeXOServer, world: World
 ) -> None:
     xo.state.add_vm(name_label="n1", vm_id=VM_ID, pool_id=world.pool_a)
-    xo.state.disconnect_pool(world.pool_a)
-    # The pool check is slow: XO reconnects the pool while it is on its way.
-    xo.faults.set(latency=0.3, endpoint=POOL_CHECK)
 
     async with make_inventory(xo) as inv:
+        await inv.snapshot()  # the CCM's passes saw the VM in pool A
+        xo.state.disconnect_pool(world.pool_a)
+        # The pool check is slow: XO reconnects the pool while it is on its way.
+        xo.faults.set(latency=0.3, endpoint=POOL_CHECK)
         lookup = asyncio.create_task(confirm_absence(inv, vm_id=VM_ID, pools=[world.pool_a]))
         while not xo.requests.snapshot().get(POOL_CHECK):  # noqa: ASYNC110 - the VM is 404 now
             await asyncio.sleep(0.01)
@@ -124,9 +125,9 @@ async def test_the_pool_a_vm_left_with_is_remembered_from_xos_events(
         xo.state.disconnect_pool(world.pool_b)
         while (await changes.next()).kind is not ChangeKind.REMOVED:
             pass
-        last = inventory.last_pool_of(vm_id=VM_ID)
+        seen = await inventory.pools_seen(vm_id=VM_ID)
         verdict = await confirm_absence(inventory, vm_id=VM_ID, pools=[world.pool_a])
 
     assert isinstance(moved, VMChange) and moved.kind is ChangeKind.UPDATED
-    assert last == world.pool_b
+    assert seen is not None and world.pool_b in seen
     assert isinstance(verdict, PoolUnavailableError) and verdict.pools == (world.pool_b,)

@@ -70,10 +70,14 @@ class InMemoryInventory:
             for p in sorted(keys)
         }
 
-    def last_pool_of(self, *, vm_id: str) -> str | None:
+    async def pools_seen(self, *, vm_id: str) -> frozenset[str] | None:
+        # as XOInventory: where the VM is or was; never known, and a pool lost: None
         key = vm_id.strip().lower()
         vm = self.vms.get(key)
-        return vm.pool_id if vm is not None else self.deleted_pools.get(key)
+        pool = vm.pool_id if vm is not None else self.deleted_pools.get(key)
+        if pool:
+            return frozenset({pool})
+        return None if self.disconnected & self.pools.keys() else frozenset()
 
     async def find_vms_by_name(self, *, name_label: str) -> Sequence[VM]:
         self._read("find_vms_by_name")

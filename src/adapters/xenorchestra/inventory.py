@@ -20,8 +20,9 @@ Cost model (what keeps 1,000 nodes cheap):
   the cache, concurrently, one request per question however many nodes ask at
   once (single flight): the pool exists and its VMs are loaded (its control
   domains are listed: XO fetches them with the VMs, and a failed fetch leaves
-  the pool without either); ``last_pool_of`` says where a VM was last seen (a
-  VM moved to a pool XO then lost is absent too, whatever pool its node names).
+  the pool without either); ``pools_seen`` says where a VM was seen (a VM moved
+  to a pool XO then lost is absent too, whatever pool its node names), and for a
+  VM never seen, whether every one of XO's servers is connected.
 """
 
 from __future__ import annotations
@@ -57,13 +58,13 @@ from adapters.xenorchestra.policy import RetryPolicy, StreamPolicy
 from adapters.xenorchestra.tls import tls_verify
 from domain.errors import ProtocolError
 from domain.freshness import Observation
-from domain.model import VM, Change, ChangeKind, Host, InventorySnapshot, Pool, VMChange
+from domain.model import VM, Change, Host, InventorySnapshot, Pool, VMChange
 from domain.sharing import shared
 
 #: how many times a host or pool is asked while its answers cross others (see _asked)
 ASKS = 3
-#: seconds the pool of a VM gone from XO's answers is remembered (``last_pool_of``):
-#: far above a deletion's confirmation, bounded for VMs deleted for good
+#: seconds a pool a VM was seen in is remembered at least (``pools_seen``), and then
+#: until XO holds that pool again: far above a deletion's confirmation
 VANISHED_KEPT = 3600.0
 
 VMS = "GET /vms"
@@ -72,6 +73,7 @@ HOSTS = "GET /hosts"
 HOST_BY_ID = "GET /hosts/{id}"
 POOLS = "GET /pools"
 POOL_BY_ID = "GET /pools/{id}"
+SERVERS = "GET /servers"
 VM_CONTROLLERS = "GET /vm-controllers"
 CURRENT_USER = "GET /users/me"
 USER_BY_ID = "GET /users/{id}"
@@ -140,8 +142,9 @@ class XOInventory:
         #: the VMs of the newest VM list (for certain), and when it was observed
         self._vm_list: Mapping[str, VM] = {}
         self._vm_list_seen: Observation | None = None
-        #: per VM gone from XO's answers: the pool it was last in, and since when
-        self._vanished: dict[str, tuple[str, float]] = {}
+        #: per VM, the pools XO was seen to place it in other than the VM list's (it
+        #: moved, or left XO's answers), and since when
+        self._other_pools: dict[str, dict[str, float]] = {}
         self._said_no_controllers = False
         self._inflight: dict[tuple[str, str], asyncio.Future[Any]] = {}
         #: per list endpoint: the bytes of its last answer and what they parsed to
@@ -228,40 +231,79 @@ class XOInventory:
             return None
         vm = parse_vm(body, endpoint=VM_BY_ID)
         expect_id(vm.id, vm_id, endpoint=VM_BY_ID, what="VM")
-        self._vanished.pop(vm.id, None)
+        self._saw(vm)
         return vm
 
-    def last_pool_of(self, *, vm_id: str) -> str | None:
+    async def pools_seen(self, *, vm_id: str) -> frozenset[str] | None:
         key = vm_id.strip().lower()
-        gone = self._vanished.get(key)
-        if gone is not None:
-            return gone[0]
-        vm = self._vm_list.get(key)
-        return None if vm is None else vm.pool_id
+        listed = self._vm_list.get(key)
+        pools = set(self._other_pools.get(key, ()))
+        if listed is not None:
+            pools.add(listed.pool_id)
+        pools.discard("")
+        if pools:
+            return frozenset(pools)
+        lost = await self._single_flight(("servers", ""), self._lost_servers)
+        if lost:
+            logger.info(
+                "VM {} was never seen by this process and XO's connection to {} is not up: "
+                "it may have moved there",
+                key,
+                ", ".join(lost),
+            )
+            return None
+        return frozenset()
+
+    async def _lost_servers(self) -> list[str]:
+        """XO's enabled servers (pools) it is not connected to, by label and status;
+        none when this XO has no ``/servers`` (before July 2024: nothing to ask)."""
+        try:
+            body = await self._client.get_json(
+                "/servers", endpoint=SERVERS, params={"fields": "id,label,enabled,status"}
+            )
+        except XONotFound:
+            return []
+        lost = []
+        for item in parse_list(body, endpoint=SERVERS):
+            if not isinstance(item, dict) or not isinstance(item.get("status"), str):
+                raise ProtocolError(f"Xen Orchestra {SERVERS}: a server without a status")
+            if item.get("enabled") is not False and item["status"] != "connected":
+                lost.append(
+                    f"{item.get('label') or item.get('id') or 'a server'} ({item['status']})"
+                )
+        return lost
+
+    def _saw(self, vm: VM) -> None:
+        """XO placed ``vm`` in its pool (a lookup, an event): remembered when the VM
+        list does not say so (the list's pool is read from it)."""
+        listed = self._vm_list.get(vm.id)
+        if vm.pool_id and (listed is None or listed.pool_id != vm.pool_id):
+            self._other_pools.setdefault(vm.id, {})[vm.pool_id] = time.monotonic()
 
     def _note_vm_change(self, change: VMChange) -> None:
-        """A VM event: a ``remove`` says which pool the VM was last in (its last object)."""
-        if change.vm is None:
-            return
-        if change.kind is ChangeKind.REMOVED:
-            self._vanished[change.vm.id] = (change.vm.pool_id, time.monotonic())
-        else:
-            self._vanished.pop(change.vm.id, None)
+        """A VM event: its object says which pool the VM is (or, removed, was last) in."""
+        if change.vm is not None:
+            self._saw(change.vm)
 
     def _note_vm_list(self, vms: Mapping[str, VM], started: int) -> None:
-        """A VM list answer: the VMs the newest list (for certain) had and this one has
-        not are gone, their pools remembered for ``VANISHED_KEPT`` seconds."""
+        """A VM list answer, the newest for certain: the pool each VM of the previous
+        one was in is remembered where this one says otherwise (moved or gone), until
+        ``VANISHED_KEPT`` seconds have passed and XO holds that pool again."""
         seen = Observation(start=started, end=next(self._tickets))
         last = self._vm_list_seen
         if vms is self._vm_list or (last is not None and not seen.newer_than(last)):
             return
         now = time.monotonic()
         for vm_id, vm in self._vm_list.items():
-            if vm_id not in vms:
-                self._vanished[vm_id] = (vm.pool_id, now)
-        for vm_id, (_pool, since) in list(self._vanished.items()):
-            if vm_id in vms or now - since > VANISHED_KEPT:
-                del self._vanished[vm_id]
+            now_in = vms.get(vm_id)
+            if vm.pool_id and (now_in is None or now_in.pool_id != vm.pool_id):
+                self._other_pools.setdefault(vm_id, {}).setdefault(vm.pool_id, now)
+        for vm_id, pools in list(self._other_pools.items()):
+            for pool, since in list(pools.items()):
+                if now - since > VANISHED_KEPT and pool in self._pools:
+                    del pools[pool]
+            if not pools:
+                del self._other_pools[vm_id]
         self._vm_list, self._vm_list_seen = vms, seen
 
     async def _check_absent_by_list(self, vm_id: str, err: XONotFound) -> None:

@@ -128,6 +128,7 @@ class RestAPI:
         for collection, type_ in COLLECTIONS.items():
             r.add_get(f"{API}/{collection}", self._lister(collection, self._visible(type_)))
             r.add_get(f"{API}/{collection}/{{id}}", self._getter(type_))
+        r.add_get(f"{API}/servers", self._lister("servers", self.state.servers))
         r.add_get(
             f"{API}/vm-controllers", self._lister("vm-controllers", self.state.vm_controllers)
         )

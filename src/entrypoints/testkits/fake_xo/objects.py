@@ -88,6 +88,22 @@ def make_host(
     return host
 
 
+def make_server(pool: Mapping[str, Any], *, connected: bool) -> dict[str, Any]:
+    """XO's record of the connection to ``pool``'s master (``/servers``)."""
+    server_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"xo-server:{pool['id']}"))
+    return {
+        "id": server_id,
+        "label": pool["name_label"],
+        "host": f"{pool['name_label'].lower().replace(' ', '-') or 'pool'}.example.test",
+        "username": "root",
+        "enabled": True,
+        "readOnly": False,
+        "allowUnauthorized": False,
+        "status": "connected" if connected else "disconnected",
+        "poolId": pool["id"],
+    }
+
+
 def make_vm_controller(host: Mapping[str, Any]) -> dict[str, Any]:
     """The control domain (dom0) of ``host``: a VM record of type ``VM-controller``."""
     dom0 = str(uuid.uuid5(uuid.NAMESPACE_URL, f"xo-dom0:{host['id']}"))

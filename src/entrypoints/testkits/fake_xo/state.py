@@ -179,6 +179,13 @@ class FakeXOState:
                 for listener in list(self.listeners):
                     listener("add", "VM", None, obj)
 
+    def servers(self) -> list[dict[str, Any]]:
+        """XO's servers (``/servers``): one per pool, ``disconnected`` while it is lost."""
+        return [
+            objects.make_server(pool, connected=pool["id"] not in self.disconnected)
+            for pool in self.objects["pool"].values()
+        ]
+
     def vm_controllers(self) -> list[dict[str, Any]]:
         """The control domains (``/vm-controllers``): one per host of a pool XO holds
         with its VMs (they are VM records, fetched with them)."""
