@@ -87,11 +87,12 @@ class PoolUnavailableError(VMNotFoundError):
     outage, not a deletion. ``pools`` are the unknown ones.
     """
 
-    def __init__(self, vm_id: str, pools: Sequence[str]) -> None:
+    def __init__(self, vm_id: str, pools: Sequence[str], message: str | None = None) -> None:
         unknown = _pools(pools)
         super().__init__(
             vm_id,
-            f"VM {vm_id} not found and its {unknown} {'is' if len(pools) == 1 else 'are'} "
+            message
+            or f"VM {vm_id} not found and its {unknown} {'is' if len(pools) == 1 else 'are'} "
             "unknown to Xen Orchestra (pool disconnected, or its VMs not loaded?): "
             "not treated as deleted",
         )
@@ -103,13 +104,12 @@ class VMWhereaboutsUnknownError(PoolUnavailableError):
     one of its pools: the VM may have moved there (its node naming an older pool)."""
 
     def __init__(self, vm_id: str, pools: Sequence[str]) -> None:
-        VMNotFoundError.__init__(
-            self,
+        super().__init__(
             vm_id,
+            pools,
             f"VM {vm_id} not found, never seen by this CCM, and Xen Orchestra has lost one "
             "of its pools (the VM may have moved there): not treated as deleted",
         )
-        self.pools = tuple(pools)
 
 
 class AmbiguousVMError(InventoryError):

@@ -139,8 +139,10 @@ async def confirm_absence(
     """
     named = {p.strip().lower() for p in pools if p.strip()}
     if named:  # beside the node's own pools only: a node naming none is never deleted
-        seen = await inventory.pools_seen(vm_id=vm_id)
-        if seen is None:
+        # A VM moved to a pool XO then lost is absent like a deleted one, whatever pool
+        # its node still names; one this process never saw may have moved to any.
+        seen = inventory.pools_seen(vm_id=vm_id)
+        if not seen and await inventory.lost_pools():
             return VMWhereaboutsUnknownError(vm_id, sorted(named))
         named |= {p.strip().lower() for p in seen if p.strip()}
     keys = sorted(named)

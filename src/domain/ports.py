@@ -46,11 +46,14 @@ class Inventory(Protocol):
         never "unknown"."""
         ...
 
-    async def pools_seen(self, *, vm_id: str) -> frozenset[str] | None:
+    def pools_seen(self, *, vm_id: str) -> frozenset[str]:
         """The pools this process saw XO place the VM in (lists, events, lookups), gone
-        from XO or not: a VM moved to a pool XO then lost is absent like a deleted one,
-        whatever pool its node still names. Empty: never seen, and XO has lost none of
-        its pools; None: never seen while XO has lost one (it may be there)."""
+        from XO or not (empty: never seen)."""
+        ...
+
+    async def lost_pools(self) -> Sequence[str]:
+        """XO's pools (servers) it is not connected to now, each named for a log line;
+        none when XO cannot say."""
         ...
 
     async def find_vms_by_name(self, *, name_label: str) -> Sequence[VM]:

@@ -124,8 +124,11 @@ class LaggingXO:
     async def pools_known(self, **kw: Any) -> Any:
         return await self._late(self.xo.pools_known(**kw))
 
-    async def pools_seen(self, **kw: Any) -> frozenset[str] | None:
-        return await self.xo.pools_seen(**kw)
+    def pools_seen(self, **kw: Any) -> frozenset[str]:
+        return self.xo.pools_seen(**kw)
+
+    async def lost_pools(self) -> Any:
+        return await self._late(self.xo.lost_pools())
 
     async def find_vms_by_name(self, **kw: Any) -> Sequence[VM]:
         return await self._late(self.xo.find_vms_by_name(**kw))  # type: ignore[no-any-return]

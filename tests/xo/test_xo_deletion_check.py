@@ -125,7 +125,7 @@ async def test_the_pool_a_vm_left_with_is_remembered_from_xos_events(
         xo.state.disconnect_pool(world.pool_b)
         while (await changes.next()).kind is not ChangeKind.REMOVED:
             pass
-        seen = await inventory.pools_seen(vm_id=VM_ID)
+        seen = inventory.pools_seen(vm_id=VM_ID)
         verdict = await confirm_absence(inventory, vm_id=VM_ID, pools=[world.pool_a])
 
     assert isinstance(moved, VMChange) and moved.kind is ChangeKind.UPDATED

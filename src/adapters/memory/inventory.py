@@ -37,7 +37,7 @@ class InMemoryInventory:
         self.disconnected: set[str] = set()
         #: pools XO has again without their VMs (its fetch of them failed)
         self.unloaded: set[str] = set()
-        #: the pool each deleted VM was last in (``last_pool_of``)
+        #: the pool each deleted VM was last in (``pools_seen``)
         self.deleted_pools: dict[str, str] = {}
         self.requests: Counter[str] = Counter()
         self.fail_with: InventoryError | None = None
@@ -70,14 +70,15 @@ class InMemoryInventory:
             for p in sorted(keys)
         }
 
-    async def pools_seen(self, *, vm_id: str) -> frozenset[str] | None:
-        # as XOInventory: where the VM is or was; never known, and a pool lost: None
+    def pools_seen(self, *, vm_id: str) -> frozenset[str]:
         key = vm_id.strip().lower()
         vm = self.vms.get(key)
         pool = vm.pool_id if vm is not None else self.deleted_pools.get(key)
-        if pool:
-            return frozenset({pool})
-        return None if self.disconnected & self.pools.keys() else frozenset()
+        return frozenset({pool}) if pool else frozenset()
+
+    async def lost_pools(self) -> Sequence[str]:
+        self._read("lost_pools")
+        return sorted(self.disconnected & self.pools.keys())
 
     async def find_vms_by_name(self, *, name_label: str) -> Sequence[VM]:
         self._read("find_vms_by_name")

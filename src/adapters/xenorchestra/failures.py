@@ -112,12 +112,9 @@ def error_message(text: str, reason: str) -> str:
     Older XO answers 401 with ``Unauthorized`` as text/plain, proxies answer
     HTML: anything goes, so this never raises.
     """
-    try:
-        body = json.loads(text)
-        if isinstance(body, Mapping) and isinstance(body.get("error"), str):
-            return str(body["error"])[:200]
-    except (ValueError, RecursionError):
-        pass
+    body = xo_error(text)
+    if body is not None:
+        return str(body["error"])[:200]
     text = " ".join(text.split())
     return text[:120] or reason or "no message"
 

@@ -234,25 +234,20 @@ class XOInventory:
         self._saw(vm)
         return vm
 
-    async def pools_seen(self, *, vm_id: str) -> frozenset[str] | None:
+    def pools_seen(self, *, vm_id: str) -> frozenset[str]:
         key = vm_id.strip().lower()
         listed = self._vm_list.get(key)
         pools = set(self._other_pools.get(key, ()))
         if listed is not None:
             pools.add(listed.pool_id)
         pools.discard("")
-        if pools:
-            return frozenset(pools)
+        return frozenset(pools)
+
+    async def lost_pools(self) -> Sequence[str]:
         lost = await self._single_flight(("servers", ""), self._lost_servers)
         if lost:
-            logger.info(
-                "VM {} was never seen by this process and XO's connection to {} is not up: "
-                "it may have moved there",
-                key,
-                ", ".join(lost),
-            )
-            return None
-        return frozenset()
+            logger.info("XO's connection to {} is not up", ", ".join(lost))
+        return lost
 
     async def _lost_servers(self) -> list[str]:
         """XO's enabled servers (pools) it is not connected to, by label and status;

@@ -46,11 +46,9 @@ def plan_out_of_service(
     other value) is never removed.
     """
     ours = has_our_out_of_service(node)
-    if node.ready:
-        return NodeChange(remove_taints=(OUT_OF_SERVICE,)) if ours else NodeChange()
-    if not vm_state_known:
+    if not vm_state_known and not node.ready:
         return NodeChange()
-    if halted_for is None:
+    if halted_for is None or node.ready:
         return NodeChange(remove_taints=(OUT_OF_SERVICE,)) if ours else NodeChange()
     if options.enabled and not ours and halted_for >= options.grace_period:
         return NodeChange(add_taints=(OUT_OF_SERVICE,))

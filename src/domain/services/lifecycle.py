@@ -287,14 +287,11 @@ class LifecycleService:
         """The VM is halted now: the time halted starts here, unless it was halted
         already and no change of the VM was announced since (it may have run in
         between: then it starts again, whoever applied the answer that saw it run)."""
-        ticket = lookup.seen.start if lookup is not None and lookup.seen is not None else None
         held = self._halted_since.get(key)
-        if held is None or (
-            ticket is not None
-            and lookup is not None
-            and self._freshness.changed_since(lookup.vm_id, held[1])
-        ):
-            self._halted_since[key] = (now, ticket or 0)
+        if lookup is None or lookup.seen is None:
+            self._halted_since.setdefault(key, (now, 0))
+        elif held is None or self._freshness.changed_since(lookup.vm_id, held[1]):
+            self._halted_since[key] = (now, lookup.seen.start)
 
     async def _sees_everything(self, node: Node) -> bool:
         """Whether XO confirms (or confirmed within ``ADMIN_VIEW_TTL``) that the
