@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import aclosing, asynccontextmanager, suppress
 from dataclasses import dataclass, field
@@ -13,7 +14,8 @@ import httpx
 from pydantic import SecretStr
 
 from adapters.config import CloudConfig
-from adapters.xenorchestra import RetryPolicy, StreamPolicy, XOInventory
+from adapters.xenorchestra import RetryPolicy, StreamPolicy, XOHttpClient, XOInventory
+from adapters.xenorchestra.auth import Credentials
 from domain.model import Host, Pool, VMChange
 from entrypoints.testkits.fake_xo import FakeXOServer
 from tests.world import Given
@@ -170,3 +172,45 @@ def replayed(response: httpx.Response, body: bytes) -> httpx.Response:
         if k.lower() not in ("content-encoding", "content-length")
     ]
     return httpx.Response(response.status_code, headers=headers, stream=httpx.ByteStream(body))
+
+
+@dataclass
+class Held:
+    """One answer held on the wire: ``answered`` once XO sent it (its content is fixed
+    then), handed on once ``release`` is set."""
+
+    answered: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class HeldAnswers(httpx.AsyncHTTPTransport):
+    """The network to the fake XO, where the next answers for a path are held, one
+    :class:`Held` per :meth:`hold`, in the order XO sends them: an answer that
+    arrives after XO's state changed, as a slow network delivers it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._holds: dict[str, deque[Held]] = {}
+
+    def hold(self, path: str) -> Held:
+        held = Held()
+        self._holds.setdefault(path, deque()).append(held)
+        return held
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await super().handle_async_request(request)
+        waiting = self._holds.get(request.url.path.removeprefix("/rest/v0"))
+        if not waiting:
+            return response
+        held = waiting.popleft()
+        body = await response.aread()  # decoded: gzip undone
+        held.answered.set()
+        await held.release.wait()
+        return replayed(response, body)
+
+
+def held_inventory(xo: FakeXOServer, network: HeldAnswers) -> XOInventory:
+    """An inventory reaching the fake XO through ``network``."""
+    return XOInventory(
+        XOHttpClient(url=xo.url, credentials=Credentials(token=SecretStr(TOKEN)), transport=network)
+    )

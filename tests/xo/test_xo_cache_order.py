@@ -11,59 +11,13 @@ the polling stream run concurrently, and the one asked first may finish last).
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
 
-import httpx
 import pytest
-from pydantic import SecretStr
 
-from adapters.xenorchestra import XOHttpClient, XOInventory
-from adapters.xenorchestra.auth import Credentials
 from domain.model import ChangeKind, PlacementChange
 from entrypoints.testkits.fake_xo import FakeXOServer
-from tests.xo.support import TOKEN, World, collecting, replayed
-
-
-@dataclass
-class _Held:
-    """One answer held on the wire: ``answered`` once XO sent it (its content is fixed
-    then), handed on once ``release`` is set."""
-
-    answered: asyncio.Event = field(default_factory=asyncio.Event)
-    release: asyncio.Event = field(default_factory=asyncio.Event)
-
-
-class _ListsHeld(httpx.AsyncHTTPTransport):
-    """The network to the fake XO, where the next answers of a list are held, one
-    :class:`_Held` per :meth:`hold`, in the order XO sends them."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._holds: dict[str, deque[_Held]] = {}
-
-    def hold(self, path: str) -> _Held:
-        held = _Held()
-        self._holds.setdefault(path, deque()).append(held)
-        return held
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        response = await super().handle_async_request(request)
-        waiting = self._holds.get(request.url.path.removeprefix("/rest/v0"))
-        if not waiting:
-            return response
-        held = waiting.popleft()
-        body = await response.aread()  # decoded: gzip undone
-        held.answered.set()
-        await held.release.wait()
-        return replayed(response, body)
-
-
-def _inventory(xo: FakeXOServer, network: _ListsHeld) -> XOInventory:
-    return XOInventory(
-        XOHttpClient(url=xo.url, credentials=Credentials(token=SecretStr(TOKEN)), transport=network)
-    )
+from tests.xo.support import HeldAnswers, World, collecting, held_inventory
 
 
 @pytest.mark.parametrize("events", [True, False], ids=["event-stream", "no-events"])
@@ -72,9 +26,9 @@ async def test_a_snapshot_that_finishes_last_never_puts_an_older_host_back(
 ) -> None:
     xo.state.tag_host(world.host_a1, tags=["k8s.zone=old"])
     xo.state.tag_pool(world.pool_a, tags=["k8s.region=old"])
-    network = _ListsHeld()
+    network = HeldAnswers()
     async with AsyncExitStack() as stack:
-        inventory = await stack.enter_async_context(_inventory(xo, network))
+        inventory = await stack.enter_async_context(held_inventory(xo, network))
         if events:
             changes = await stack.enter_async_context(collecting(inventory.changes()))
             assert (await changes.next()).kind is ChangeKind.RESYNC
@@ -109,8 +63,8 @@ async def test_two_snapshots_that_crossed_and_differ_leave_the_host_to_be_asked_
     after the retag, finishes next. Neither is newer for certain: the host is asked
     again, and XO's answer now is what the cache holds."""
     xo.state.tag_host(world.host_a1, tags=["k8s.zone=old"])
-    network = _ListsHeld()
-    async with _inventory(xo, network) as inventory:
+    network = HeldAnswers()
+    async with held_inventory(xo, network) as inventory:
         first_vms, first_hosts = network.hold("/vms"), network.hold("/hosts")
         first = asyncio.create_task(inventory.snapshot())
         await first_vms.answered.wait()
@@ -144,8 +98,8 @@ async def test_a_lone_answer_back_after_a_snapshot_settles_into_the_cache_that_s
     the cache the snapshot had just replaced, and the next reader got the snapshot's
     older answer, after the asker had been handed the newer one)."""
     xo.state.tag_host(world.host_a1, tags=["k8s.zone=old"])
-    network = _ListsHeld()
-    async with _inventory(xo, network) as inventory:
+    network = HeldAnswers()
+    async with held_inventory(xo, network) as inventory:
         listed = network.hold("/hosts")
         snapshot = asyncio.create_task(inventory.snapshot())
         await listed.answered.wait()  # the list said "old"

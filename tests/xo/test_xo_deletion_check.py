@@ -21,7 +21,7 @@ from domain.errors import PoolUnavailableError, ProtocolError, VMDeletedError
 from domain.matching import confirm_absence
 from domain.model import ChangeKind, VMChange
 from entrypoints.testkits.fake_xo import FakeXOServer
-from tests.xo.support import TOKEN, World, collecting, make_inventory
+from tests.xo.support import TOKEN, HeldAnswers, World, collecting, held_inventory, make_inventory
 
 VM_ID = "f07ab729-c0e8-721c-45ec-f11276377030"
 POOL_CHECK = "GET /pools/{id}"
@@ -131,3 +131,36 @@ async def test_the_pool_a_vm_left_with_is_remembered_from_xos_events(
     assert isinstance(moved, VMChange) and moved.kind is ChangeKind.UPDATED
     assert seen is not None and world.pool_b in seen
     assert isinstance(verdict, PoolUnavailableError) and verdict.pools == (world.pool_b,)
+
+
+async def test_pool_answers_on_their_way_before_the_vm_s_404_are_not_shared(
+    xo: FakeXOServer, world: World
+) -> None:
+    """s8b S1: other nodes' pool checks asked while XO still had pool A (their
+    answers slow on the wire) must not answer for a VM whose 404 came after XO lost
+    it: joined, "pool A is there and loaded" read as a deletion."""
+    xo.state.add_vm(name_label="n1", vm_id=VM_ID, pool_id=world.pool_a)
+    pool_a = world.pool_a
+    network = HeldAnswers()
+    async with held_inventory(xo, network) as inv:
+        await inv.snapshot()  # the CCM's passes saw the VM in pool A
+        # Another node's check: its pool answer is back, its control-domain one slow.
+        controllers = network.hold("/vm-controllers")
+        first = asyncio.create_task(inv.pools_known(pool_ids=[pool_a]))
+        await controllers.answered.wait()  # XO answered: loaded
+        # A third node's check: its pool answer slow too.
+        pool = network.hold(f"/pools/{pool_a}")
+        second = asyncio.create_task(inv.pools_known(pool_ids=[pool_a]))
+        await pool.answered.wait()  # XO answered: pool A is there
+        xo.state.disconnect_pool(pool_a)
+        assert await inv.get_vm(vm_id=VM_ID) is None
+        check = asyncio.create_task(confirm_absence(inv, vm_id=VM_ID, pools=[pool_a]))
+        await asyncio.sleep(0.1)  # the check on its way, sharing what it may
+        pool.release.set()
+        await asyncio.sleep(0.1)
+        controllers.release.set()
+        verdict = await check
+        await asyncio.gather(first, second)
+
+    assert isinstance(verdict, PoolUnavailableError)
+    assert not isinstance(verdict, VMDeletedError)

@@ -32,6 +32,7 @@ import itertools
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
+from functools import partial
 from types import MappingProxyType, TracebackType
 from typing import Any, TypeVar
 from urllib.parse import quote, unquote
@@ -146,7 +147,11 @@ class XOInventory:
         #: moved, or left XO's answers), and since when
         self._other_pools: dict[str, dict[str, float]] = {}
         self._said_no_controllers = False
-        self._inflight: dict[tuple[str, str], asyncio.Future[Any]] = {}
+        #: per object asked for: the request on its way, and the ticket it started at
+        self._inflight: dict[tuple[str, str], tuple[int, asyncio.Future[Any]]] = {}
+        #: the ticket taken when XO last answered that a VM is missing: the checks of
+        #: such an answer never share a request started before it
+        self._last_absence = 0
         #: per list endpoint: the bytes of its last answer and what they parsed to
         self._last_lists: dict[str, tuple[bytes, Mapping[str, Any]]] = {}
         self._stream_policy = stream or StreamPolicy()
@@ -225,9 +230,9 @@ class XOInventory:
         try:
             body = await self._client.get_json(f"/vms/{_segment(vm_id)}", endpoint=VM_BY_ID)
         except XONotFound as err:
-            if err.says_missing("VM", vm_id.strip().lower()):
-                return None
-            await self._check_absent_by_list(vm_id.strip().lower(), err)
+            if not err.says_missing("VM", vm_id.strip().lower()):
+                await self._check_absent_by_list(vm_id.strip().lower(), err)
+            self._last_absence = next(self._tickets)
             return None
         vm = parse_vm(body, endpoint=VM_BY_ID)
         expect_id(vm.id, vm_id, endpoint=VM_BY_ID, what="VM")
@@ -244,7 +249,9 @@ class XOInventory:
         return frozenset(pools)
 
     async def lost_pools(self) -> Sequence[str]:
-        lost = await self._single_flight(("servers", ""), self._lost_servers)
+        lost = await self._single_flight(
+            ("servers", ""), self._lost_servers, after=self._last_absence
+        )
         if lost:
             logger.info("XO's connection to {} is not up", ", ".join(lost))
         return lost
@@ -340,7 +347,9 @@ class XOInventory:
 
     async def _pool_vms_loaded(self, key: str) -> bool:
         """:meth:`_vms_loaded`, concurrent askers of one pool sharing one request."""
-        return await self._single_flight(("pool-vms", key), lambda: self._vms_loaded(key))
+        return await self._single_flight(
+            ("pool-vms", key), lambda: self._vms_loaded(key), after=self._last_absence
+        )
 
     async def _vms_loaded(self, pool_id: str) -> bool:
         """Whether XO lists a control domain of the pool: XO fetches them with the
@@ -397,7 +406,9 @@ class XOInventory:
 
     async def _confirm_pool(self, key: str) -> Pool | None:
         """XO's answer for the pool now (never the cache); concurrent askers share it."""
-        return await self._single_flight(("confirm-pool", key), lambda: self._fetch_pool(key))
+        return await self._single_flight(
+            ("confirm-pool", key), lambda: self._fetch_pool(key), after=self._last_absence
+        )
 
     async def find_vms_by_name(self, *, name_label: str) -> Sequence[VM]:
         body = await self._client.get_json(
@@ -481,16 +492,31 @@ class XOInventory:
             cache[key] = answer
         return True
 
-    async def _single_flight(self, key: tuple[str, str], fetch: Callable[[], Awaitable[T]]) -> T:
+    async def _single_flight(
+        self, key: tuple[str, str], fetch: Callable[[], Awaitable[T]], *, after: int = 0
+    ) -> T:
         """One XO request per object at a time: concurrent workers missing the
-        same host or pool share the answer instead of each asking XO."""
-        pending = self._inflight.get(key)
-        if pending is None:
+        same host or pool share the answer instead of each asking XO. Only a request
+        started after ticket ``after`` is shared: one older may answer for XO as it was
+        before what the caller saw."""
+        flight = self._inflight.get(key)
+        if flight is None or flight[0] <= after:
             pending = shared(fetch())
-            self._inflight[key] = pending
-            pending.add_done_callback(lambda _f: self._inflight.pop(key, None))
-        result: T = await asyncio.shield(pending)
+            flight = (next(self._tickets), pending)
+            self._inflight[key] = flight
+            pending.add_done_callback(partial(self._landed, key, flight))
+        result: T = await asyncio.shield(flight[1])
         return result
+
+    def _landed(
+        self,
+        key: tuple[str, str],
+        flight: tuple[int, asyncio.Future[Any]],
+        _done: asyncio.Future[Any],
+    ) -> None:
+        """The request is back: no longer shared (unless a newer one replaced it)."""
+        if self._inflight.get(key) is flight:
+            del self._inflight[key]
 
     async def get_pool(self, *, pool_id: str) -> Pool | None:
         key = pool_id.strip().lower()
