@@ -103,12 +103,13 @@ class VMWhereaboutsUnknownError(PoolUnavailableError):
     """The VM is unknown, this process never saw where XO placed it, and XO has lost
     one of its pools: the VM may have moved there (its node naming an older pool)."""
 
-    def __init__(self, vm_id: str, pools: Sequence[str]) -> None:
+    def __init__(self, vm_id: str, pools: Sequence[str], lost: Sequence[str]) -> None:
         super().__init__(
             vm_id,
             pools,
-            f"VM {vm_id} not found, never seen by this CCM, and Xen Orchestra has lost one "
-            "of its pools (the VM may have moved there): not treated as deleted",
+            f"VM {vm_id} not found, never seen by this CCM, and Xen Orchestra's connection "
+            f"to {', '.join(lost)} is not up (the VM may have moved there): not treated as "
+            "deleted",
         )
 
 

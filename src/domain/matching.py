@@ -39,6 +39,7 @@ from domain.errors import (
 )
 from domain.model import VM, Host, InventorySnapshot, Node, Pool
 from domain.policies.system_uuid import swap_little_endian
+from domain.policies.xo_servers import lost_servers
 from domain.ports import Inventory
 from domain.providerid import ProviderID, is_ours, is_uuid
 
@@ -142,8 +143,9 @@ async def confirm_absence(
         # A VM moved to a pool XO then lost is absent like a deleted one, whatever pool
         # its node still names; one this process never saw may have moved to any.
         seen = inventory.pools_seen(vm_id=vm_id)
-        if not seen and await inventory.lost_pools():
-            return VMWhereaboutsUnknownError(vm_id, sorted(named))
+        lost = lost_servers(await inventory.servers() or ()) if not seen else []
+        if lost:
+            return VMWhereaboutsUnknownError(vm_id, sorted(named), lost)
         named |= {p.strip().lower() for p in seen if p.strip()}
     keys = sorted(named)
     known = await inventory.pools_known(pool_ids=keys) if keys else {}

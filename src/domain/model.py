@@ -72,6 +72,22 @@ class Pool:
     tags: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class XOServer:
+    """XO's connection to one pool's master (its ``/servers`` record).
+
+    ``pool_id`` is only known while connected; ``error`` is what XO says went wrong
+    (empty: nothing), set once a failed connect or, on XO's event loop, once the pool
+    has gone ``xapiMarkDisconnectedDelay`` (5 min by default) without news.
+    """
+
+    label: str
+    enabled: bool
+    status: str
+    pool_id: str = ""
+    error: str = ""
+
+
 class TaintEffect(StrEnum):
     NO_SCHEDULE = "NoSchedule"
     PREFER_NO_SCHEDULE = "PreferNoSchedule"

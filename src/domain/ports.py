@@ -22,6 +22,7 @@ from domain.model import (
     NodeAddress,
     NodeChange,
     Pool,
+    XOServer,
 )
 from domain.policies.deletion_breaker import BreakerState, StoredBreaker
 
@@ -51,9 +52,9 @@ class Inventory(Protocol):
         from XO or not (empty: never seen)."""
         ...
 
-    async def lost_pools(self) -> Sequence[str]:
-        """XO's pools (servers) it is not connected to now, each named for a log line;
-        none when XO cannot say."""
+    async def servers(self) -> Sequence[XOServer] | None:
+        """XO's connections to its pools, asked now; None when this XO has no list of
+        them (``domain.policies.xo_servers`` reads what they say)."""
         ...
 
     async def find_vms_by_name(self, *, name_label: str) -> Sequence[VM]:

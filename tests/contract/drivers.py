@@ -66,6 +66,11 @@ class Driver(Protocol):
 
     async def load_pool_vms(self, pool_id: str) -> None: ...
 
+    async def events_failing(self, pool_id: str, error: str | None) -> None:
+        """XO's event loop with the pool fails (``error``: the code of the Error XO
+        shows) or works again (None); it keeps serving the pool's last objects."""
+        ...
+
     async def drop_streams(self) -> None: ...
 
     async def set_admin(self, admin: bool) -> None:
@@ -142,6 +147,12 @@ class MemoryDriver:
     async def load_pool_vms(self, pool_id: str) -> None:
         self.memory.load_pool_vms(pool_id)
 
+    async def events_failing(self, pool_id: str, error: str | None) -> None:
+        if error is None:
+            self.memory.server_errors.pop(pool_id, None)
+        else:
+            self.memory.server_errors[pool_id] = error
+
     async def drop_streams(self) -> None:
         self.memory.drop_streams()
 
@@ -213,6 +224,9 @@ class XOHTTPDriver:
 
     async def load_pool_vms(self, pool_id: str) -> None:
         await self.control.load_pool_vms(pool_id)
+
+    async def events_failing(self, pool_id: str, error: str | None) -> None:
+        await self.control.events_failing(pool_id, None if error is None else {"code": error})
 
     async def drop_streams(self) -> None:
         await self.control.drop_event_streams()

@@ -17,6 +17,7 @@ from domain.matching import confirm_absence, locate_vm
 from domain.model import Change, ChangeKind, Node, PlacementChange, PowerState, VMChange
 from domain.policies.system_uuid import swap_little_endian
 from domain.policies.topology import resident_host_id
+from domain.policies.xo_servers import lost_servers, pool_current
 from tests.contract.drivers import GIB, Driver
 from tests.xo.support import HOST_A1, HOST_A2, HOST_B1, POOL_A, POOL_B, next_change
 
@@ -494,6 +495,21 @@ async def test_an_update_that_changes_nothing_is_not_streamed(
     following = await next_change(changes)
 
     assert following.kind is ChangeKind.REMOVED
+
+
+# -- XO's servers ------------------------------------------------------------------
+async def test_servers_say_which_pools_xo_hears_from_now(subject: Driver) -> None:
+    await add_running(subject)
+    await subject.disconnect_pool(POOL_B)
+    await subject.events_failing(POOL_A, "EVENTS_LOST")
+    failing = await subject.inventory.servers()
+    await subject.events_failing(POOL_A, None)
+    back = await subject.inventory.servers()
+
+    assert failing is not None and back is not None
+    assert not pool_current(failing, POOL_A) and pool_current(back, POOL_A)
+    assert not pool_current(back, POOL_B) and len(lost_servers(back)) == 1
+    assert await subject.inventory.get_vm(vm_id=VM_1) is not None  # served all along
 
 
 # -- the admin view ------------------------------------------------------------------

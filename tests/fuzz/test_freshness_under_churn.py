@@ -127,8 +127,8 @@ class LaggingXO:
     def pools_seen(self, **kw: Any) -> frozenset[str]:
         return self.xo.pools_seen(**kw)
 
-    async def lost_pools(self) -> Any:
-        return await self._late(self.xo.lost_pools())
+    async def servers(self) -> Any:
+        return await self._late(self.xo.servers())
 
     async def find_vms_by_name(self, **kw: Any) -> Sequence[VM]:
         return await self._late(self.xo.find_vms_by_name(**kw))  # type: ignore[no-any-return]

@@ -273,6 +273,25 @@ def test_out_of_service_policy(
     assert kind == change
 
 
+@pytest.mark.parametrize(
+    ("has", "change"),
+    [
+        pytest.param(False, "none", id="not-added"),
+        pytest.param(True, "none", id="ours-kept"),
+    ],
+)
+def test_out_of_service_waits_while_xo_may_not_hear_from_the_pool(has: bool, change: str) -> None:
+    n = node(taints=(OUT_OF_SERVICE,) if has else (), readiness=Readiness.FALSE)
+    got = plan_out_of_service(
+        node=n,
+        halted_for=9999.0,
+        options=OutOfServiceOptions(enabled=True, grace_period=300),
+        pool_current=False,
+    )
+    kind = "add" if got.add_taints else "remove" if got.remove_taints else "none"
+    assert kind == change
+
+
 def test_operators_own_out_of_service_taint_is_kept() -> None:
     theirs = Taint(OUT_OF_SERVICE.key, TaintEffect.NO_EXECUTE, "maintenance")
     n = node(taints=(theirs,), readiness=Readiness.TRUE)
@@ -519,4 +538,47 @@ async def test_a_vm_that_ran_between_two_checks_restarts_its_grace() -> None:
     assert OUT_OF_SERVICE not in lc.nodes.nodes["n"].taints
     await lc.clock.advance(60)
     await lc.lifecycle.run_pass()
+    assert OUT_OF_SERVICE in lc.nodes.nodes["n"].taints
+
+
+@pytest.mark.parametrize(
+    ("error", "disconnected"),
+    [
+        pytest.param("EVENTS_LOST", False, id="server-error"),
+        pytest.param("", True, id="server-not-connected"),
+    ],
+)
+async def test_out_of_service_waits_while_xo_may_not_hear_from_the_vm_s_pool(
+    error: str, disconnected: bool
+) -> None:
+    """s8b S2: XO whose event loop with the pool fails keeps serving its last objects
+    (for its xapiMarkDisconnectedDelay), a VM started meanwhile still reads halted;
+    the NoExecute taint waits until XO's server of the pool is connected without error."""
+    lc = _out_of_service_world()
+    await lc.lifecycle.run_pass()
+    await lc.clock.advance(61)
+    pool = lc.xo.vms[VM_1].pool_id
+    if error:
+        lc.xo.server_errors[pool] = error
+    if disconnected:
+        lc.xo.server_status[pool] = "connecting"  # XO keeps the objects meanwhile
+    await lc.lifecycle.run_pass()
+    assert OUT_OF_SERVICE not in lc.nodes.nodes["n"].taints
+    assert L.SHUTDOWN_TAINT in lc.nodes.nodes["n"].taints  # upstream's own meaning, as before
+    lc.xo.server_errors.clear()
+    lc.xo.server_status.clear()
+    await lc.lifecycle.run_pass()
+    assert OUT_OF_SERVICE in lc.nodes.nodes["n"].taints
+
+
+async def test_xo_s_servers_are_asked_only_when_the_taint_is_due() -> None:
+    lc = _out_of_service_world()
+    await lc.lifecycle.run_pass()
+    await lc.clock.advance(30)
+    await lc.lifecycle.run_pass()
+    assert lc.xo.requests["servers"] == 0
+    await lc.clock.advance(31)
+    await lc.lifecycle.run_pass()
+    await lc.lifecycle.run_pass()  # there now: not asked again
+    assert lc.xo.requests["servers"] == 1
     assert OUT_OF_SERVICE in lc.nodes.nodes["n"].taints

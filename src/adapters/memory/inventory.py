@@ -18,6 +18,7 @@ from domain.model import (
     Pool,
     PowerState,
     VMChange,
+    XOServer,
 )
 
 
@@ -39,6 +40,12 @@ class InMemoryInventory:
         self.unloaded: set[str] = set()
         #: the pool each deleted VM was last in (``pools_seen``)
         self.deleted_pools: dict[str, str] = {}
+        #: per pool, the error XO shows on its server (its event loop failing: the
+        #: pool's objects served are its last ones)
+        self.server_errors: dict[str, str] = {}
+        #: per pool, the status its server shows instead of XO's connection's own
+        #: (``connecting`` while XO reconnects, objects still served)
+        self.server_status: dict[str, str] = {}
         self.requests: Counter[str] = Counter()
         self.fail_with: InventoryError | None = None
         #: whether the credentials are an admin's (``admin_view``)
@@ -76,9 +83,22 @@ class InMemoryInventory:
         pool = vm.pool_id if vm is not None else self.deleted_pools.get(key)
         return frozenset({pool}) if pool else frozenset()
 
-    async def lost_pools(self) -> Sequence[str]:
-        self._read("lost_pools")
-        return sorted(self.disconnected & self.pools.keys())
+    async def servers(self) -> Sequence[XOServer] | None:
+        self._read("servers")
+        servers = []
+        for pool in self.pools.values():
+            lost = "disconnected" if pool.id in self.disconnected else "connected"
+            status = self.server_status.get(pool.id, lost)
+            servers.append(
+                XOServer(
+                    label=pool.name_label,
+                    enabled=True,
+                    status=status,
+                    pool_id=pool.id if status == "connected" else "",
+                    error=self.server_errors.get(pool.id, ""),
+                )
+            )
+        return servers
 
     async def find_vms_by_name(self, *, name_label: str) -> Sequence[VM]:
         self._read("find_vms_by_name")

@@ -53,13 +53,14 @@ from adapters.xenorchestra.parsing import (
     parse_host,
     parse_list,
     parse_pool,
+    parse_server,
     parse_vm,
 )
 from adapters.xenorchestra.policy import RetryPolicy, StreamPolicy
 from adapters.xenorchestra.tls import tls_verify
 from domain.errors import ProtocolError
 from domain.freshness import Observation
-from domain.model import VM, Change, Host, InventorySnapshot, Pool, VMChange
+from domain.model import VM, Change, Host, InventorySnapshot, Pool, VMChange, XOServer
 from domain.sharing import shared
 
 #: how many times a host or pool is asked while its answers cross others (see _asked)
@@ -248,32 +249,24 @@ class XOInventory:
         pools.discard("")
         return frozenset(pools)
 
-    async def lost_pools(self) -> Sequence[str]:
-        lost = await self._single_flight(
-            ("servers", ""), self._lost_servers, after=self._last_absence
+    async def servers(self) -> Sequence[XOServer] | None:
+        """XO's connections to its pools, asked now (an absence check's share only a
+        request started after the VM's 404); None when this XO has no ``/servers``
+        (before July 2024)."""
+        return await self._single_flight(
+            ("servers", ""), self._fetch_servers, after=self._last_absence
         )
-        if lost:
-            logger.info("XO's connection to {} is not up", ", ".join(lost))
-        return lost
 
-    async def _lost_servers(self) -> list[str]:
-        """XO's enabled servers (pools) it is not connected to, by label and status;
-        none when this XO has no ``/servers`` (before July 2024: nothing to ask)."""
+    async def _fetch_servers(self) -> Sequence[XOServer] | None:
         try:
             body = await self._client.get_json(
-                "/servers", endpoint=SERVERS, params={"fields": "id,label,enabled,status"}
+                "/servers",
+                endpoint=SERVERS,
+                params={"fields": "id,label,host,enabled,status,poolId,error"},
             )
         except XONotFound:
-            return []
-        lost = []
-        for item in parse_list(body, endpoint=SERVERS):
-            if not isinstance(item, dict) or not isinstance(item.get("status"), str):
-                raise ProtocolError(f"Xen Orchestra {SERVERS}: a server without a status")
-            if item.get("enabled") is not False and item["status"] != "connected":
-                lost.append(
-                    f"{item.get('label') or item.get('id') or 'a server'} ({item['status']})"
-                )
-        return lost
+            return None
+        return [parse_server(item, endpoint=SERVERS) for item in parse_list(body, endpoint=SERVERS)]
 
     def _saw(self, vm: VM) -> None:
         """XO placed ``vm`` in its pool (a lookup, an event): remembered when the VM

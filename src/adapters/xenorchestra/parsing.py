@@ -16,7 +16,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from domain.errors import ProtocolError
-from domain.model import VM, Host, Pool, PowerState
+from domain.model import VM, Host, Pool, PowerState, XOServer
 
 #: ``fields=`` of a VM list and of the VM event subscription. Top-level keys only:
 #: XO picks a dotted path (``CPUs.max``) as a partial nested object, which its
@@ -151,6 +151,36 @@ def parse_pool(data: Any, *, endpoint: str) -> Pool:
         name_label=_str(obj, "name_label", endpoint, "pool", required=False),
         tags=_tags(obj, endpoint, f"pool {pool_id}"),
     )
+
+
+def parse_server(data: Any, *, endpoint: str) -> XOServer:
+    """One of XO's connections to a pool. ``poolId`` is there only while connected;
+    ``error`` is whatever XO stored or overlaid (a raw Error serialised: its message
+    may be missing, its code or nothing said): any value but null is an error."""
+    obj = _object(data, endpoint, "server")
+    status = obj.get("status")
+    if not isinstance(status, str) or not status:
+        raise ProtocolError(f"Xen Orchestra {endpoint}: a server without a status")
+    label = obj.get("label") or obj.get("host") or obj.get("id") or ""
+    return XOServer(
+        label=str(label),
+        enabled=obj.get("enabled") is not False,
+        status=status,
+        pool_id=_str(obj, "poolId", endpoint, "server", required=False).lower(),
+        error=_error_text(obj.get("error")),
+    )
+
+
+def _error_text(error: Any) -> str:
+    if error is None:
+        return ""
+    if isinstance(error, dict):
+        for key in ("message", "code"):
+            said = error.get(key)
+            if isinstance(said, str) and said:
+                return said[:200]
+        return "an error, no message"
+    return str(error)[:200] or "an error, no message"
 
 
 def expect_id(answered: str, asked: str, *, endpoint: str, what: str) -> None:

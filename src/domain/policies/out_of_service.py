@@ -30,19 +30,36 @@ def has_our_out_of_service(node: Node) -> bool:
     )
 
 
+def out_of_service_due(
+    *, node: Node, halted_for: float | None, options: OutOfServiceOptions
+) -> bool:
+    """Whether the taint is to be added now, if XO's view of the VM's pool is current."""
+    return (
+        options.enabled
+        and not node.ready
+        and halted_for is not None
+        and halted_for >= options.grace_period
+        and not has_our_out_of_service(node)
+    )
+
+
 def plan_out_of_service(
     *,
     node: Node,
     halted_for: float | None,
     options: OutOfServiceOptions,
     vm_state_known: bool = True,
+    pool_current: bool = True,
 ) -> NodeChange:
     """Add the taint once the VM has been halted ``grace_period``; remove ours when it is not.
 
     ``halted_for`` is how long the VM has been seen halted (None: it is not halted,
     paused and suspended included, or the node is Ready). ``vm_state_known`` False:
     XO said nothing about the VM (no answer, its pool lost), so nothing is added nor
-    removed unless the node is Ready. An operator's own out-of-service taint (any
+    removed unless the node is Ready. ``pool_current`` False: XO's server of the VM's
+    pool is not connected or shows an error (``domain.policies.xo_servers``), so
+    "halted" may be the last state XO had before it stopped hearing from the pool
+    (the VM may run since): not added. An operator's own out-of-service taint (any
     other value) is never removed.
     """
     ours = has_our_out_of_service(node)
@@ -50,6 +67,6 @@ def plan_out_of_service(
         return NodeChange()
     if halted_for is None or node.ready:
         return NodeChange(remove_taints=(OUT_OF_SERVICE,)) if ours else NodeChange()
-    if options.enabled and not ours and halted_for >= options.grace_period:
+    if pool_current and out_of_service_due(node=node, halted_for=halted_for, options=options):
         return NodeChange(add_taints=(OUT_OF_SERVICE,))
     return NodeChange()

@@ -32,7 +32,8 @@ from domain.policies.lifecycle import (
     needs_lookup,
     state_of,
 )
-from domain.policies.out_of_service import plan_out_of_service
+from domain.policies.out_of_service import out_of_service_due, plan_out_of_service
+from domain.policies.xo_servers import pool_current, server_problem
 from domain.ports import Clock, DeletionBreakerStore, EventRecorder, Inventory, Metrics, NodeStore
 from domain.providerid import is_ours
 from domain.services.deletion_breaker import Grant, PersistedBreaker, Reservation
@@ -53,6 +54,8 @@ class VMLookup:
     state: VMState
     vm_id: str = ""
     seen: Observation | None = None
+    #: the pool XO placed the VM in (found VMs only)
+    pool_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +111,7 @@ class LifecycleService:
         self._freshness = Freshness(clock) if freshness is None else freshness
         #: when XO last confirmed the credentials see all of it (an admin's)
         self._admin_view_at: float | None = None
+        self._said_no_servers = False
         #: why the last deletion could not be verified (events and ``doctor`` say it)
         self.unverified_reason = ""
         self._nodes = nodes
@@ -344,7 +348,7 @@ class LifecycleService:
         if isinstance(found, VMNotFoundError):
             log.warning("node %s kept: %s, no pool to confirm a deletion with", node.name, found)
             return VMLookup(VMState.POOL_UNKNOWN)
-        return VMLookup(state_of(found), vm_id, seen)
+        return VMLookup(state_of(found), vm_id, seen, found.pool_id)
 
     async def _apply(
         self,
@@ -379,6 +383,17 @@ class LifecycleService:
         held = self._halted_since.get(key)
         since = None if held is None else held[0]
         now = self._clock.monotonic()
+        halted_for = None if since is None else now - since
+        # Added only when XO's view of the pool was found current just now (asked only
+        # then: a request per taint added, not per check).
+        xo_current = (
+            lookup is not None
+            and lookup.state is VMState.HALTED
+            and out_of_service_due(
+                node=node, halted_for=halted_for, options=self._options.out_of_service
+            )
+            and await self._xo_current_on(node, lookup.pool_id)
+        )
 
         def plan(current: Node) -> NodeChange:
             overtaken = (
@@ -391,13 +406,45 @@ class LifecycleService:
             return _taint_change(current, action).merge(
                 plan_out_of_service(
                     node=current,
-                    halted_for=None if since is None else now - since,
+                    halted_for=halted_for,
                     options=self._options.out_of_service,
                     vm_state_known=lookup is None or lookup.state not in UNKNOWN_STATES,
+                    pool_current=xo_current,
                 )
             )
 
         await update_on_conflict_retry(self._nodes, node, plan)
+
+    async def _xo_current_on(self, node: Node, pool_id: str) -> bool:
+        """Whether XO's server of ``pool_id`` says its objects are current: "halted"
+        may otherwise be the last state XO had of a VM started since. An XO without a
+        list of its servers (before July 2024) drops a pool's objects as soon as its
+        event loop fails: taken as current, said once."""
+        try:
+            servers = await self._inventory.servers()
+        except InventoryError as err:
+            log.warning(
+                "node %s: out-of-service taint waits: XO's servers unreadable: %s", node.name, err
+            )
+            return False
+        if servers is None:
+            if not self._said_no_servers:
+                self._said_no_servers = True
+                log.warning(
+                    "XO has no list of its servers: the out-of-service taint trusts a "
+                    "halted VM without checking XO still hears from its pool"
+                )
+            return True
+        if pool_current(servers, pool_id):
+            return True
+        log.warning(
+            "node %s: out-of-service taint waits: XO may not hear from pool %s (%s), so "
+            "its VM's halted state may be old",
+            node.name,
+            pool_id or "-",
+            server_problem(servers, pool_id),
+        )
+        return False
 
     async def _record(self, node: Node, type: EventType, reason: str, message: str) -> None:
         await self._events.record(

@@ -151,6 +151,9 @@ class FakeXOControlClient:
     async def load_pool_vms(self, pool_id: str) -> None:
         await self.call("POST", f"/pools/{pool_id}/load-vms")
 
+    async def events_failing(self, pool_id: str, error: Any) -> None:
+        await self.call("POST", f"/pools/{pool_id}/events-failing", {"error": error})
+
     # -- faults, events, counters ----------------------------------------------
     async def set_faults(self, **changes: Any) -> dict[str, Any]:
         return dict(await self.call("POST", "/faults", changes))

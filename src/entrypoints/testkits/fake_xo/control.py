@@ -53,6 +53,12 @@ class ControlAPI:
                 200,
             ),
             ("POST", f"{PREFIX}/pools/{{id}}/load-vms", self._pool(state.load_pool_vms), 200),
+            (
+                "POST",
+                f"{PREFIX}/pools/{{id}}/events-failing",
+                lambda r, b: state.events_failing(_id(r), b.get("error")),
+                200,
+            ),
             ("POST", f"{PREFIX}/pools/{{id}}/tags", lambda r, b: state.tag_pool(_id(r), **b), 200),
             ("POST", f"{PREFIX}/hosts", lambda r, b: state.add_host(**_args(b, HOST)), 201),
             ("POST", f"{PREFIX}/hosts/{{id}}/tags", lambda r, b: state.tag_host(_id(r), **b), 200),

@@ -88,10 +88,11 @@ def make_host(
     return host
 
 
-def make_server(pool: Mapping[str, Any], *, connected: bool) -> dict[str, Any]:
-    """XO's record of the connection to ``pool``'s master (``/servers``)."""
+def make_server(pool: Mapping[str, Any], *, connected: bool, error: Any = None) -> dict[str, Any]:
+    """XO's record of the connection to ``pool``'s master (``/servers``): ``poolId``
+    only while connected (XO reads it from the live connection), ``error`` when set."""
     server_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"xo-server:{pool['id']}"))
-    return {
+    server: dict[str, Any] = {
         "id": server_id,
         "label": pool["name_label"],
         "host": f"{pool['name_label'].lower().replace(' ', '-') or 'pool'}.example.test",
@@ -100,8 +101,12 @@ def make_server(pool: Mapping[str, Any], *, connected: bool) -> dict[str, Any]:
         "readOnly": False,
         "allowUnauthorized": False,
         "status": "connected" if connected else "disconnected",
-        "poolId": pool["id"],
     }
+    if connected:
+        server["poolId"] = pool["id"]
+    if error is not None:
+        server["error"] = error
+    return server
 
 
 def make_vm_controller(host: Mapping[str, Any]) -> dict[str, Any]:

@@ -47,6 +47,9 @@ class FakeXOState:
         #: there, its VMs and control domains are not (xen-api logs a failed
         #: ``VM.get_all_records`` and goes on; the VMs come back on their next change)
         self.unloaded: set[str] = set()
+        #: per pool, the error XO overlays on its server once its event loop has gone
+        #: ``xapiMarkDisconnectedDelay`` without news (the objects served are its last)
+        self.server_errors: dict[str, Any] = {}
         #: what each VM's guest tools report while it runs (cleared from the object when halted)
         self.guest_addresses: dict[str, dict[str, str]] = {}
         self.listeners: list[Listener] = []
@@ -182,9 +185,24 @@ class FakeXOState:
     def servers(self) -> list[dict[str, Any]]:
         """XO's servers (``/servers``): one per pool, ``disconnected`` while it is lost."""
         return [
-            objects.make_server(pool, connected=pool["id"] not in self.disconnected)
+            objects.make_server(
+                pool,
+                connected=pool["id"] not in self.disconnected,
+                error=self.server_errors.get(pool["id"]),
+            )
             for pool in self.objects["pool"].values()
         ]
+
+    def events_failing(self, pool_id: str, error: Any) -> None:
+        """XO's event loop with the pool fails and it keeps serving the pool's last
+        objects (an XO that waits ``xapiMarkDisconnectedDelay`` before dropping them):
+        its server overlays ``error`` (an Error serialised: maybe ``{}``); None: the
+        loop works again."""
+        pool_id = self._require("pool", pool_id.lower())["id"]
+        if error is None:
+            self.server_errors.pop(pool_id, None)
+        else:
+            self.server_errors[pool_id] = error
 
     def vm_controllers(self) -> list[dict[str, Any]]:
         """The control domains (``/vm-controllers``): one per host of a pool XO holds
