@@ -22,7 +22,7 @@ from domain.policies.lifecycle import LifecycleAction, needs_check
 from domain.policies.out_of_service import OUT_OF_SERVICE, plan_out_of_service
 from tests.world import ONE_HOST, ONE_POOL, TWO_POOLS, Given, World, vm_uuid
 
-from .factories import HOST_1, HOST_3, POOL_B, VM_1, node, vm
+from .factories import HOST_1, HOST_3, POOL_A, POOL_B, VM_1, node, vm
 
 TAGS = TagOptions()
 
@@ -182,6 +182,33 @@ async def test_a_token_that_no_longer_sees_everything_deletes_nothing() -> None:
     lc.xo.admin = True  # an admin's token again: the deletion goes ahead
     assert (await lc.lifecycle.check_by_name(name="n")).action is LifecycleAction.DELETE_NODE
     assert "n" not in lc.nodes.nodes
+
+
+@pytest.mark.parametrize(
+    ("admin", "action", "events"),
+    [
+        pytest.param(True, LifecycleAction.KEEP_UNCERTAIN, [], id="admin-pool-lost"),
+        pytest.param(
+            False,
+            LifecycleAction.DELETION_UNVERIFIED,
+            ["NodeDeletionUnverified"],
+            id="not-admin-says-why",
+        ),
+    ],
+)
+async def test_a_vm_missing_with_its_pool_in_doubt_names_credentials_that_cannot_see(
+    admin: bool, action: LifecycleAction, events: list[str]
+) -> None:
+    """XO's ACLs hide a pool's control domains (or the pool) from a user's token: the
+    pool looks lost. The node is kept either way; the Warning says what to fix."""
+    lc = World(ONE_POOL, options=CCMOptions(deletion=DeletionOptions(confirm_delay=0)))
+    lc.add_registered("n", vm_uuid(1))
+    lc.xo.delete_vm(vm_uuid(1))
+    lc.xo.unloaded.add(POOL_A)  # what a user's token sees of a pool without its dom0s
+    lc.xo.admin = admin
+    assert (await lc.lifecycle.check_by_name(name="n")).action is action
+    assert "n" in lc.nodes.nodes
+    assert lc.events.reasons() == events
 
 
 async def test_xo_unable_to_confirm_the_admin_view_deletes_nothing() -> None:

@@ -15,7 +15,7 @@ from adapters.memory import (
     InMemoryEventRecorder,
     InMemoryNodeStore,
 )
-from domain.errors import ProtocolError, VMDeletedError
+from domain.errors import PoolUnavailableError, ProtocolError, VMDeletedError
 from domain.matching import confirm_absence
 from domain.model import Node, Readiness
 from domain.options import CCMOptions, DeletionOptions
@@ -74,13 +74,19 @@ async def test_a_redirect_elsewhere_is_a_protocol_error(xo: FakeXOServer) -> Non
         await runner.cleanup()
 
 
-async def test_a_token_limited_by_acls_deletes_no_node(xo: FakeXOServer, world: World) -> None:
+@pytest.mark.parametrize("sees_dom0s", [True, False], ids=["sees-control-domains", "pool-only"])
+async def test_a_token_limited_by_acls_deletes_no_node_and_says_why(
+    xo: FakeXOServer, world: World, sees_dom0s: bool
+) -> None:
+    """The Warning names the credentials, whether or not the ACLs let the token see
+    the pool's control domains (without them, the pool itself is not vouched for)."""
     xo.state.add_vm(name_label="seen", vm_id=VM_ID, pool_id=world.pool_a)
     xo.state.add_vm(name_label="hidden", vm_id=HIDDEN, pool_id=world.pool_a)
-    # The admin is demoted while the CCM runs: its token now sees the pool, its control
-    # domains (XO vouches for the pool's VMs with them) and one VM.
+    # The admin is demoted while the CCM runs: its token now sees the pool, maybe its
+    # control domains (XO vouches for the pool's VMs with them), and one VM.
     dom0s = [c["id"] for c in xo.state.vm_controllers() if c["$pool"] == world.pool_a]
-    xo.auth.add_token(token=TOKEN, admin=False, sees=[world.pool_a, *dom0s, VM_ID])
+    sees = [world.pool_a, *(dom0s if sees_dom0s else []), VM_ID]
+    xo.auth.add_token(token=TOKEN, admin=False, sees=sees)
     nodes, events = InMemoryNodeStore(), InMemoryEventRecorder()
     nodes.create(
         Node(
@@ -91,7 +97,8 @@ async def test_a_token_limited_by_acls_deletes_no_node(xo: FakeXOServer, world: 
     )
     async with make_inventory(xo) as inventory:
         verdict = await confirm_absence(inventory, vm_id=HIDDEN, pools=[world.pool_a])
-        assert isinstance(verdict, VMDeletedError)  # what the 404 and the pool alone say
+        # what the 404 and the pool alone say
+        assert isinstance(verdict, VMDeletedError if sees_dom0s else PoolUnavailableError)
         lifecycle = CCM(
             options=CCMOptions(deletion=DeletionOptions(confirm_delay=0)),
             inventory=inventory,

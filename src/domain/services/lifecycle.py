@@ -56,6 +56,8 @@ class VMLookup:
     seen: Observation | None = None
     #: the pool XO placed the VM in (found VMs only)
     pool_id: str = ""
+    #: XO answered 404 for the VM, and a pool it may be in was not vouched for
+    absence_unconfirmed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +114,7 @@ class LifecycleService:
         #: when XO last confirmed the credentials see all of it (an admin's)
         self._admin_view_at: float | None = None
         self._said_no_servers = False
+        self._said_not_admin = False
         #: why the last deletion could not be verified (events and ``doctor`` say it)
         self.unverified_reason = ""
         self._nodes = nodes
@@ -241,6 +244,15 @@ class LifecycleService:
         lookup = await self.vm_state(node) if needs_lookup(node) else None
         state = lookup.state if lookup is not None else None
         action = decide(node=node, vm_state=state)
+        if (
+            action is LifecycleAction.KEEP_UNCERTAIN
+            and lookup is not None
+            and lookup.absence_unconfirmed
+            and await self._not_an_admin(node)
+        ):
+            # ACLs hide a pool's control domains (or the pool) as they hide its VMs: the
+            # node is kept either way, and the Warning says what to fix.
+            action = LifecycleAction.DELETION_UNVERIFIED
         now = self._clock.monotonic()
         key = node.uid or node.name
         recheck = None
@@ -297,6 +309,10 @@ class LifecycleService:
         elif held is None or self._freshness.changed_since(lookup.vm_id, held[1]):
             self._halted_since[key] = (now, lookup.seen.start)
 
+    async def _not_an_admin(self, node: Node) -> bool:
+        """Whether XO says (not: failed to say) the credentials are not an admin's."""
+        return not await self._sees_everything(node) and self._said_not_admin
+
     async def _sees_everything(self, node: Node) -> bool:
         """Whether XO confirms (or confirmed within ``ADMIN_VIEW_TTL``) that the
         credentials see all of it: a token limited by ACLs gets 404 for the VMs it may
@@ -304,6 +320,7 @@ class LifecycleService:
         now = self._clock.monotonic()
         if self._admin_view_at is not None and now - self._admin_view_at <= ADMIN_VIEW_TTL:
             return True
+        self._said_not_admin = False
         try:
             admin = await self._inventory.admin_view()
         except InventoryError as err:
@@ -313,6 +330,7 @@ class LifecycleService:
                 self._admin_view_at = now
                 self.unverified_reason = ""
                 return True
+            self._said_not_admin = True
             self.unverified_reason = (
                 "XO says the credentials are not an admin's: they may not see every VM, so "
                 "a VM they cannot find proves nothing"
@@ -344,7 +362,7 @@ class LifecycleService:
             return VMLookup(VMState.DELETED, vm_id, seen)
         if isinstance(found, PoolUnavailableError):
             log.warning("node %s kept: %s", node.name, found)
-            return VMLookup(VMState.POOL_UNKNOWN)
+            return VMLookup(VMState.POOL_UNKNOWN, absence_unconfirmed=True)
         if isinstance(found, VMNotFoundError):
             log.warning("node %s kept: %s, no pool to confirm a deletion with", node.name, found)
             return VMLookup(VMState.POOL_UNKNOWN)
