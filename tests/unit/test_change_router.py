@@ -162,17 +162,28 @@ async def test_a_stale_entry_is_checked_against_the_store_before_acting() -> Non
     assert r.poked == [] and len(r.router.index) == 0
 
 
-async def test_a_host_or_pool_change_pokes_the_nodes_placed_there_and_announces_their_vms() -> None:
+def _placements(*placed: Node) -> tuple[ChangeRouter, RecordingPokes, Freshness]:
+    """A router (not running: indexed once) over ``placed``, its pokes and its ledger."""
     freshness = Freshness()
     pokes = RecordingPokes()
     nodes = InMemoryNodeStore()
+    for n in placed:
+        nodes.create(n)
     router = ChangeRouter(
         inventory=InMemoryInventory(), nodes=nodes, pokes=pokes, freshness=freshness
     )
-    on_1 = {L.HOST_ID: HOST_1, L.POOL_ID: POOL_A}
-    nodes.create(node("a", provider_id=_pid(VM_1), taints=(), labels=on_1))
-    nodes.create(node("b", provider_id=_pid(VM_2), taints=(), labels={L.HOST_ID: HOST_2}))
-    nodes.create(node("w", provider_id="", system_uuid=VM_2, labels=on_1))  # still waiting
+    return router, pokes, freshness
+
+
+ON_1 = {L.HOST_ID: HOST_1, L.POOL_ID: POOL_A}
+
+
+async def test_a_host_or_pool_change_pokes_the_nodes_placed_there_and_announces_their_vms() -> None:
+    router, pokes, freshness = _placements(
+        node("a", provider_id=_pid(VM_1), taints=(), labels=ON_1),
+        node("b", provider_id=_pid(VM_2), taints=(), labels={L.HOST_ID: HOST_2}),
+        node("w", provider_id="", system_uuid=VM_2, labels=ON_1),  # still waiting
+    )
     before = freshness.finish(freshness.begin())  # an answer asked for before
 
     await router.handle(PlacementChange(host=host(HOST_1)))
@@ -189,15 +200,10 @@ async def test_a_host_change_pokes_a_node_whose_vm_moved_there_before_its_label_
     HOST_2's cached tags is in flight), then HOST_2 is retagged. The node is not
     labelled HOST_2 yet, but it must be poked again: the write in flight was
     computed from HOST_2's older tags, and nothing else re-syncs it before the pass."""
-    freshness = Freshness()
-    pokes = RecordingPokes()
-    nodes = InMemoryNodeStore()
-    router = ChangeRouter(
-        inventory=InMemoryInventory(), nodes=nodes, pokes=pokes, freshness=freshness
+    router, pokes, freshness = _placements(
+        node("a", provider_id=_pid(VM_1), taints=(), labels=ON_1),
+        node("b", provider_id=_pid(VM_2), taints=(), labels=ON_1),
     )
-    on_1 = {L.HOST_ID: HOST_1, L.POOL_ID: POOL_A}
-    nodes.create(node("a", provider_id=_pid(VM_1), taints=(), labels=on_1))
-    nodes.create(node("b", provider_id=_pid(VM_2), taints=(), labels=on_1))
     await router.index_all()
     await router.handle(VMChange(ChangeKind.UPDATED, vm(id=VM_1, container=HOST_2)))
     await router.handle(VMChange(ChangeKind.UPDATED, vm(id=VM_2, container=HOST_2)))
@@ -219,10 +225,9 @@ async def test_a_host_change_pokes_a_node_whose_vm_moved_there_before_its_label_
 
 
 async def test_a_vm_moved_to_another_pool_is_followed_by_that_pool_s_changes() -> None:
-    pokes = RecordingPokes()
-    nodes = InMemoryNodeStore()
-    router = ChangeRouter(inventory=InMemoryInventory(), nodes=nodes, pokes=pokes)
-    nodes.create(node("a", provider_id=_pid(VM_1), taints=(), labels={L.POOL_ID: POOL_A}))
+    router, pokes, _ = _placements(
+        node("a", provider_id=_pid(VM_1), taints=(), labels={L.POOL_ID: POOL_A})
+    )
     await router.index_all()
     await router.handle(VMChange(ChangeKind.UPDATED, vm(id=VM_1, pool_id=POOL_B, container="")))
     await router.handle(PlacementChange(pool=pool(POOL_B)))
