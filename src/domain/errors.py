@@ -87,7 +87,14 @@ class PoolUnavailableError(VMNotFoundError):
     outage, not a deletion. ``pools`` are the unknown ones.
     """
 
-    def __init__(self, vm_id: str, pools: Sequence[str], message: str | None = None) -> None:
+    def __init__(
+        self,
+        vm_id: str,
+        pools: Sequence[str],
+        message: str | None = None,
+        *,
+        without_vms: Sequence[str] = (),
+    ) -> None:
         unknown = _pools(pools)
         super().__init__(
             vm_id,
@@ -97,6 +104,9 @@ class PoolUnavailableError(VMNotFoundError):
             "not treated as deleted",
         )
         self.pools = tuple(pools)
+        #: those of ``pools`` XO holds without listing their VMs (not loaded, or hidden
+        #: from the credentials by XO's ACLs)
+        self.without_vms = tuple(without_vms)
 
 
 class VMWhereaboutsUnknownError(PoolUnavailableError):

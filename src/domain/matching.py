@@ -37,7 +37,7 @@ from domain.errors import (
     VMNotFoundError,
     VMWhereaboutsUnknownError,
 )
-from domain.model import VM, Host, InventorySnapshot, Node, Pool
+from domain.model import VM, Host, InventorySnapshot, Node, Pool, PoolPresence
 from domain.policies.system_uuid import swap_little_endian
 from domain.policies.xo_servers import lost_servers
 from domain.ports import Inventory
@@ -112,18 +112,23 @@ def placement_pools(node: Node) -> frozenset[str]:
     return frozenset(pools)
 
 
-def absence_verdict(vm_id: str, known: Mapping[str, bool]) -> VMNotFoundError:
+def absence_verdict(
+    vm_id: str, known: Mapping[str, bool], *, without_vms: Collection[str] = ()
+) -> VMNotFoundError:
     """What the absence of VM ``vm_id`` means, given XO's answer for each placement pool.
 
     No pool to check: VMNotFoundError (nothing proves a deletion). One pool
-    unknown: PoolUnavailableError (XO lost it: an outage). Every pool known:
-    VMDeletedError, the only error that may lead to deleting a Node.
+    unknown: PoolUnavailableError (XO lost it: an outage; or, among ``without_vms``,
+    XO holds it without listing its VMs). Every pool known: VMDeletedError, the only
+    error that may lead to deleting a Node.
     """
     if not known:
         return VMNotFoundError(vm_id)
     unknown = sorted(pool for pool, is_known in known.items() if not is_known)
     if unknown:
-        return PoolUnavailableError(vm_id, unknown)
+        return PoolUnavailableError(
+            vm_id, unknown, without_vms=[p for p in unknown if p in without_vms]
+        )
     return VMDeletedError(vm_id, sorted(known))
 
 
@@ -148,8 +153,12 @@ async def confirm_absence(
             return VMWhereaboutsUnknownError(vm_id, sorted(named), lost)
         named |= {p.strip().lower() for p in seen if p.strip()}
     keys = sorted(named)
-    known = await inventory.pools_known(pool_ids=keys) if keys else {}
-    verdict = absence_verdict(vm_id, {key: bool(known.get(key)) for key in keys})
+    presence = await inventory.pools_known(pool_ids=keys) if keys else {}
+    verdict = absence_verdict(
+        vm_id,
+        {key: presence.get(key) is PoolPresence.HELD for key in keys},
+        without_vms=[key for key in keys if presence.get(key) is PoolPresence.WITHOUT_VMS],
+    )
     if isinstance(verdict, VMDeletedError):
         vm = await inventory.get_vm(vm_id=vm_id)
         if vm is not None:

@@ -72,6 +72,18 @@ class Pool:
     tags: tuple[str, ...] = ()
 
 
+class PoolPresence(StrEnum):
+    """What XO holds of a pool now, as a VM's absence is judged (``pools_known``)."""
+
+    #: the pool and its VMs (XO lists a control domain of it: fetched with the VMs)
+    HELD = "held"
+    #: the pool, without a control domain listed: its VMs not loaded (a failed VM
+    #: fetch after a reconnect), or hidden from a token by XO's ACLs
+    WITHOUT_VMS = "without-vms"
+    #: not the pool: XO lost it (or never had it)
+    LOST = "lost"
+
+
 @dataclass(frozen=True, slots=True)
 class XOServer:
     """XO's connection to one pool's master (its ``/servers`` record).

@@ -22,6 +22,7 @@ from domain.model import (
     NodeAddress,
     NodeChange,
     Pool,
+    PoolPresence,
     XOServer,
 )
 from domain.policies.deletion_breaker import BreakerState, StoredBreaker
@@ -40,11 +41,11 @@ class Inventory(Protocol):
         absence means). Any other failure is an InventoryError."""
         ...
 
-    async def pools_known(self, *, pool_ids: Collection[str]) -> Mapping[str, bool]:
-        """Whether XO vouches for each of these pools now (ids lower-cased): it holds the
-        pool and its VMs. Asked of XO, never from a cache, all at once; concurrent
-        askers share requests. A question XO does not answer raises InventoryError,
-        never "unknown"."""
+    async def pools_known(self, *, pool_ids: Collection[str]) -> Mapping[str, PoolPresence]:
+        """What XO holds of each of these pools now (ids lower-cased); only ``HELD``
+        (the pool and its VMs) vouches for it. Asked of XO, never from a cache, all at
+        once; concurrent askers share requests. A question XO does not answer raises
+        InventoryError, never "lost"."""
         ...
 
     def pools_seen(self, *, vm_id: str) -> frozenset[str]:

@@ -14,7 +14,15 @@ import pytest
 
 from domain.errors import PoolUnavailableError, VMDeletedError, VMNotFoundError
 from domain.matching import confirm_absence, locate_vm
-from domain.model import Change, ChangeKind, Node, PlacementChange, PowerState, VMChange
+from domain.model import (
+    Change,
+    ChangeKind,
+    Node,
+    PlacementChange,
+    PoolPresence,
+    PowerState,
+    VMChange,
+)
 from domain.policies.system_uuid import swap_little_endian
 from domain.policies.topology import resident_host_id
 from domain.policies.xo_servers import lost_servers, pool_current
@@ -22,6 +30,7 @@ from tests.contract.drivers import GIB, Driver
 from tests.xo.support import HOST_A1, HOST_A2, HOST_B1, POOL_A, POOL_B, next_change
 
 VM_1 = "f07ab729-c0e8-721c-45ec-f11276377030"
+HELD, LOST, WITHOUT_VMS = PoolPresence.HELD, PoolPresence.LOST, PoolPresence.WITHOUT_VMS
 VM_2 = "3e1c9a0d-52b4-4f7e-8a6c-1d2e3f4a5b6c"
 VM_3 = "9d8c7b6a-5f4e-4d3c-8b2a-190807060504"
 UNKNOWN_VM = "00000000-1111-4222-8333-444444444444"
@@ -205,7 +214,7 @@ async def test_pools_known_answers_for_each_pool_asked(subject: Driver) -> None:
         pool_ids=[POOL_A.upper(), POOL_B, UNKNOWN_POOL, " "]
     )
 
-    assert known == {POOL_A: True, POOL_B: False, UNKNOWN_POOL: False}
+    assert known == {POOL_A: HELD, POOL_B: LOST, UNKNOWN_POOL: LOST}
 
 
 async def test_a_pool_whose_vms_are_loaded_again_is_known_again(subject: Driver) -> None:
@@ -216,8 +225,8 @@ async def test_a_pool_whose_vms_are_loaded_again_is_known_again(subject: Driver)
     missing = await subject.inventory.get_vm(vm_id=VM_1)
     await subject.load_pool_vms(POOL_A)
 
-    assert without == {POOL_A: False} and missing is None
-    assert await subject.inventory.pools_known(pool_ids=[POOL_A]) == {POOL_A: True}
+    assert without == {POOL_A: WITHOUT_VMS} and missing is None
+    assert await subject.inventory.pools_known(pool_ids=[POOL_A]) == {POOL_A: HELD}
     assert (await subject.inventory.get_vm(vm_id=VM_1)) is not None
 
 

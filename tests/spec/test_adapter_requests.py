@@ -17,7 +17,7 @@ import pytest
 
 from adapters.xenorchestra import inventory as xo_inventory
 from adapters.xenorchestra.changes import EVENTS, SUBSCRIBE
-from domain.model import ChangeKind
+from domain.model import ChangeKind, PoolPresence
 from entrypoints.testkits.fake_xo import FakeXOServer
 from tests.spec.xo_spec import XOSpec
 from tests.xo.support import (
@@ -78,8 +78,8 @@ async def test_every_request_the_adapter_sends_is_the_spec_s(xo_spec: XOSpec, au
             assert (await inventory.get_vm(vm_id=VM_ID)).id == VM_ID
             assert await inventory.get_vm(vm_id=GONE) is None
             assert await inventory.pools_known(pool_ids=[POOL_A, POOL_B]) == {
-                POOL_A: True,
-                POOL_B: True,
+                POOL_A: PoolPresence.HELD,
+                POOL_B: PoolPresence.HELD,
             }
             assert [vm.id for vm in await inventory.find_vms_by_name(name_label="node 1/a")] == [
                 VM_ID

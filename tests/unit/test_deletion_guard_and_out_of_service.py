@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 import pytest
 
 from domain import labels as L
-from domain.errors import InventoryError
+from domain.errors import InventoryError, UnavailableError
 from domain.model import VM, PowerState, Readiness, Taint, TaintEffect
 from domain.options import (
     CCMOptions,
@@ -20,6 +21,7 @@ from domain.policies.deletion_breaker import ARMED, BreakerState, Verdict
 from domain.policies.deletion_confirmation import DeletionConfirmation
 from domain.policies.lifecycle import LifecycleAction, needs_check
 from domain.policies.out_of_service import OUT_OF_SERVICE, plan_out_of_service
+from domain.services.lifecycle import ADMIN_VIEW_TTL
 from tests.world import ONE_HOST, ONE_POOL, TWO_POOLS, Given, World, vm_uuid
 
 from .factories import HOST_1, HOST_3, POOL_A, POOL_B, VM_1, node, vm
@@ -179,36 +181,78 @@ async def test_a_token_that_no_longer_sees_everything_deletes_nothing() -> None:
     assert result.action is LifecycleAction.DELETION_UNVERIFIED
     assert "n" in lc.nodes.nodes
     assert lc.events.reasons() == ["NodeDeletionUnverified"]
-    lc.xo.admin = True  # an admin's token again: the deletion goes ahead
+    lc.xo.admin = True  # an admin's token again: the deletion goes ahead (XO's answer kept
+    await lc.clock.advance(ADMIN_VIEW_TTL + 1)  # that long)
     assert (await lc.lifecycle.check_by_name(name="n")).action is LifecycleAction.DELETE_NODE
     assert "n" not in lc.nodes.nodes
 
 
 @pytest.mark.parametrize(
-    ("admin", "action", "events"),
+    ("admin", "lost", "action", "events"),
     [
-        pytest.param(True, LifecycleAction.KEEP_UNCERTAIN, [], id="admin-pool-lost"),
+        pytest.param(True, False, LifecycleAction.KEEP_UNCERTAIN, [], id="admin"),
         pytest.param(
+            False,
             False,
             LifecycleAction.DELETION_UNVERIFIED,
             ["NodeDeletionUnverified"],
             id="not-admin-says-why",
         ),
+        # XO lost the pool: an outage, whoever's the token (review s9 F3)
+        pytest.param(False, True, LifecycleAction.KEEP_UNCERTAIN, [], id="not-admin-pool-lost"),
     ],
 )
-async def test_a_vm_missing_with_its_pool_in_doubt_names_credentials_that_cannot_see(
-    admin: bool, action: LifecycleAction, events: list[str]
+async def test_a_vm_missing_with_its_pool_s_vms_unlisted_names_credentials_that_cannot_see(
+    admin: bool, lost: bool, action: LifecycleAction, events: list[str]
 ) -> None:
-    """XO's ACLs hide a pool's control domains (or the pool) from a user's token: the
-    pool looks lost. The node is kept either way; the Warning says what to fix."""
+    """XO's ACLs hide a pool's control domains from a user's token: the pool answers
+    without them. The node is kept either way; the Warning says what to fix."""
     lc = World(ONE_POOL, options=CCMOptions(deletion=DeletionOptions(confirm_delay=0)))
-    lc.add_registered("n", vm_uuid(1))
-    lc.xo.delete_vm(vm_uuid(1))
-    lc.xo.unloaded.add(POOL_A)  # what a user's token sees of a pool without its dom0s
+    for i in range(3):
+        lc.add_registered(f"n{i}", vm_uuid(i))
+        lc.xo.delete_vm(vm_uuid(i))
+    if lost:
+        lc.xo.disconnect_pool(POOL_A)
+    else:
+        lc.xo.unloaded.add(POOL_A)  # what a user's token sees of a pool without its dom0s
     lc.xo.admin = admin
-    assert (await lc.lifecycle.check_by_name(name="n")).action is action
-    assert "n" in lc.nodes.nodes
-    assert lc.events.reasons() == events
+    result = await lc.lifecycle.run_pass()
+    assert dict(result.actions) == {action: 3}
+    assert len(lc.nodes.nodes) == 3
+    assert lc.events.reasons() == events * 3
+    assert lc.xo.requests["admin_view"] == (0 if lost else 1)  # kept 10 s, whatever it said
+
+
+async def test_a_check_whose_admin_answer_failed_never_borrows_another_s() -> None:
+    """Review s9 F2: two checks at once; XO says "not an admin's" to one and times
+    out for the other, which keeps its node uncertain (no Warning of the other's)."""
+    lc = World(ONE_POOL, options=CCMOptions(deletion=DeletionOptions(confirm_delay=0)))
+    for i in range(2):
+        lc.add_registered(f"n{i}", vm_uuid(i))
+        lc.xo.delete_vm(vm_uuid(i))
+    lc.xo.unloaded.add(POOL_A)
+    gates = [asyncio.Event(), asyncio.Event()]
+    asked = 0
+
+    async def admin_view() -> bool:
+        nonlocal asked
+        mine, asked = asked, asked + 1
+        await gates[mine].wait()
+        if mine == 0:
+            return False
+        raise UnavailableError("XO timed out")
+
+    lc.xo.admin_view = admin_view  # type: ignore[method-assign]
+    first = asyncio.create_task(lc.lifecycle.check_by_name(name="n0"))
+    second = asyncio.create_task(lc.lifecycle.check_by_name(name="n1"))
+    while asked < 2:  # noqa: ASYNC110 - both checks wait on XO
+        await asyncio.sleep(0)
+    gates[0].set()
+    said_not = await first
+    gates[1].set()
+    failed = await second
+    assert said_not.action is LifecycleAction.DELETION_UNVERIFIED
+    assert failed.action is LifecycleAction.KEEP_UNCERTAIN
 
 
 async def test_xo_unable_to_confirm_the_admin_view_deletes_nothing() -> None:
@@ -594,8 +638,34 @@ async def test_out_of_service_waits_while_xo_may_not_hear_from_the_vm_s_pool(
     assert L.SHUTDOWN_TAINT in lc.nodes.nodes["n"].taints  # upstream's own meaning, as before
     lc.xo.server_errors.clear()
     lc.xo.server_status.clear()
+    await lc.lifecycle.run_pass()  # only halted answers of a current XO count: again
+    assert OUT_OF_SERVICE not in lc.nodes.nodes["n"].taints
+    await lc.clock.advance(61)
     await lc.lifecycle.run_pass()
     assert OUT_OF_SERVICE in lc.nodes.nodes["n"].taints
+
+
+async def test_xo_hearing_from_the_pool_after_the_vm_s_answer_does_not_vouch_for_it() -> None:
+    """Review s9 F1: XO's event loop with the pool failed (error shown) and the VM was
+    started meanwhile; the check's answer is the stale "halted", then XO hears from
+    the pool again (error cleared, the VM running) before its event reaches the CCM.
+    XO's servers are read before the VM's answer: they vouch for nothing after it."""
+    lc = _out_of_service_world(ONE_HOST)
+    pool = lc.xo.vms[VM_1].pool_id
+    await lc.lifecycle.run_pass()
+    await lc.clock.advance(61)
+    lc.xo.server_errors[pool] = "EVENTS_LOST"
+    answer = lc.xo.get_vm
+
+    async def stale_then_recovered(*, vm_id: str) -> VM | None:
+        vm = await answer(vm_id=vm_id)  # halted: XO's last state
+        lc.xo.server_errors.clear()
+        lc.xo.start_vm(VM_1, host_id=HOST_1)
+        return vm
+
+    lc.xo.get_vm = stale_then_recovered  # type: ignore[method-assign]
+    await lc.lifecycle.run_pass()
+    assert OUT_OF_SERVICE not in lc.nodes.nodes["n"].taints
 
 
 async def test_xo_s_servers_are_asked_only_when_the_taint_is_due() -> None:

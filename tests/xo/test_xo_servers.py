@@ -15,6 +15,7 @@ from pydantic import SecretStr
 
 from adapters.xenorchestra import XOHttpClient, XOInventory
 from adapters.xenorchestra.auth import Credentials
+from domain.model import PoolPresence
 from domain.policies.xo_servers import lost_servers, pool_current
 from entrypoints.testkits.fake_xo import FakeXOServer
 from tests.xo.support import TOKEN, World, make_inventory
@@ -91,4 +92,4 @@ async def test_an_xo_without_control_domains_vouches_for_a_pool_it_holds(
     xo.state.disconnect_pool(world.pool_b)
     async with _older_xo(xo, "/vm-controllers") as inventory:
         known = await inventory.pools_known(pool_ids=[world.pool_a, world.pool_b])
-    assert known == {world.pool_a: True, world.pool_b: False}
+    assert known == {world.pool_a: PoolPresence.HELD, world.pool_b: PoolPresence.LOST}

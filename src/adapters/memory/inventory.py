@@ -16,6 +16,7 @@ from domain.model import (
     InventorySnapshot,
     PlacementChange,
     Pool,
+    PoolPresence,
     PowerState,
     VMChange,
     XOServer,
@@ -68,14 +69,16 @@ class InMemoryInventory:
         self._read("get_vm")
         return self._visible_vm(vm_id.strip().lower())
 
-    async def pools_known(self, *, pool_ids: Collection[str]) -> Mapping[str, bool]:
+    async def pools_known(self, *, pool_ids: Collection[str]) -> Mapping[str, PoolPresence]:
         self._read("pools_known")
         keys = {p.strip().lower() for p in pool_ids if p.strip()}
         # as XOInventory: a pool XO holds with its VMs
-        return {
-            p: p in self.pools and p not in self.disconnected and p not in self.unloaded
-            for p in sorted(keys)
-        }
+        return {p: self._presence(p) for p in sorted(keys)}
+
+    def _presence(self, pool_id: str) -> PoolPresence:
+        if pool_id not in self.pools or pool_id in self.disconnected:
+            return PoolPresence.LOST
+        return PoolPresence.WITHOUT_VMS if pool_id in self.unloaded else PoolPresence.HELD
 
     def pools_seen(self, *, vm_id: str) -> frozenset[str]:
         key = vm_id.strip().lower()

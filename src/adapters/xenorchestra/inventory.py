@@ -60,7 +60,16 @@ from adapters.xenorchestra.policy import RetryPolicy, StreamPolicy
 from adapters.xenorchestra.tls import tls_verify
 from domain.errors import ProtocolError
 from domain.freshness import Observation
-from domain.model import VM, Change, Host, InventorySnapshot, Pool, VMChange, XOServer
+from domain.model import (
+    VM,
+    Change,
+    Host,
+    InventorySnapshot,
+    Pool,
+    PoolPresence,
+    VMChange,
+    XOServer,
+)
 from domain.sharing import shared
 
 #: how many times a host or pool is asked while its answers cross others (see _asked)
@@ -314,7 +323,7 @@ class XOInventory:
                 "(something other than XO answering that route?): not read as a missing VM"
             )
 
-    async def pools_known(self, *, pool_ids: Collection[str]) -> Mapping[str, bool]:
+    async def pools_known(self, *, pool_ids: Collection[str]) -> Mapping[str, PoolPresence]:
         # Never the cache: it cannot tell a deleted VM's pool from one XO just lost. A
         # pass over many nodes of one pool shares each request (single flight).
         keys = sorted({p.strip().lower() for p in pool_ids if p.strip()})
@@ -327,7 +336,14 @@ class XOInventory:
                 held, await _all_or_none(*(self._pool_vms_loaded(key) for key in held)), strict=True
             )
         )
-        known = {key: loaded.get(key, False) for key in keys}
+        known = {
+            key: PoolPresence.LOST
+            if key not in loaded
+            else PoolPresence.HELD
+            if loaded[key]
+            else PoolPresence.WITHOUT_VMS
+            for key in keys
+        }
         for key in held:
             if not loaded[key]:
                 logger.info(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from domain import labels
@@ -19,7 +20,7 @@ from domain.errors import (
 )
 from domain.freshness import Freshness, Observation
 from domain.matching import confirm_absence, placement_pools, vm_id_candidates
-from domain.model import EventType, Node, NodeChange
+from domain.model import EventType, Node, NodeChange, XOServer
 from domain.options import CCMOptions
 from domain.policies.deletion_confirmation import DeletionConfirmation
 from domain.policies.deletion_refusals import DeletionOutcome, GuardState, refusal
@@ -56,8 +57,33 @@ class VMLookup:
     seen: Observation | None = None
     #: the pool XO placed the VM in (found VMs only)
     pool_id: str = ""
-    #: XO answered 404 for the VM, and a pool it may be in was not vouched for
+    #: XO answered 404 for the VM, and each pool not vouched for answered without its
+    #: control domains: what a token whose ACLs hide them sees (or a failed VM fetch)
     absence_unconfirmed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AdminAnswer:
+    """What XO said of the credentials: ``admin`` True, False (XO says they are not
+    an admin's), None (it could not say); ``reason`` says why a deletion is unverified."""
+
+    admin: bool | None
+    reason: str = ""
+
+
+NOT_ADMIN = (
+    "XO says the credentials are not an admin's: they may not see every VM, so a VM "
+    "they cannot find proves nothing"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ServersSeen:
+    """XO's servers as asked before a VM's answer, for the out-of-service taint:
+    ``servers`` None when this XO has no list of them; ``error`` when unreadable."""
+
+    servers: Sequence[XOServer] | None
+    error: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,10 +137,9 @@ class LifecycleService:
     ) -> None:
         self._inventory = inventory
         self._freshness = Freshness(clock) if freshness is None else freshness
-        #: when XO last confirmed the credentials see all of it (an admin's)
-        self._admin_view_at: float | None = None
+        #: XO's last answer about the credentials (admin or not), and when
+        self._admin_answer: tuple[float, AdminAnswer] | None = None
         self._said_no_servers = False
-        self._said_not_admin = False
         #: why the last deletion could not be verified (events and ``doctor`` say it)
         self.unverified_reason = ""
         self._nodes = nodes
@@ -241,20 +266,26 @@ class LifecycleService:
             self._forget(node.uid or node.name)
             return CheckResult(LifecycleAction.NOTHING)
         node = current
+        key = node.uid or node.name
+        # Asked before the VM's answer when the out-of-service taint may be due: an XO
+        # that hears from the pool again after serving a stale "halted" must not vouch
+        # for that answer.
+        servers = await self._servers_seen() if self._taint_may_be_due(node, key) else None
         lookup = await self.vm_state(node) if needs_lookup(node) else None
         state = lookup.state if lookup is not None else None
         action = decide(node=node, vm_state=state)
+        unverified = ""
         if (
             action is LifecycleAction.KEEP_UNCERTAIN
             and lookup is not None
             and lookup.absence_unconfirmed
-            and await self._not_an_admin(node)
         ):
-            # ACLs hide a pool's control domains (or the pool) as they hide its VMs: the
-            # node is kept either way, and the Warning says what to fix.
-            action = LifecycleAction.DELETION_UNVERIFIED
+            # ACLs hide a pool's control domains as they hide its VMs: the node is kept
+            # either way, and when XO says the token is a user's the Warning says so.
+            answer = await self._admin()
+            if answer.admin is False:
+                action, unverified = LifecycleAction.DELETION_UNVERIFIED, answer.reason
         now = self._clock.monotonic()
-        key = node.uid or node.name
         recheck = None
         reservation = Reservation(Grant.UNKNOWN)
         if (
@@ -275,8 +306,8 @@ class LifecycleService:
                 log.info(
                     "node %s: VM gone, confirming in %.0fs before deleting", node.name, recheck
                 )
-            elif not await self._sees_everything(node):
-                action = LifecycleAction.DELETION_UNVERIFIED
+            elif (answer := await self._admin()).admin is not True:
+                action, unverified = LifecycleAction.DELETION_UNVERIFIED, answer.reason
             elif self._options.deletion.dry_run:
                 # Outside the breaker: a dry run reserves nothing, so every pass
                 # reports every node a real run would delete (before its breaker).
@@ -294,7 +325,7 @@ class LifecycleService:
         elif node.ready or (state is not None and state not in UNKNOWN_STATES):
             self._halted_since.pop(key, None)
         try:
-            await self._apply(node, action, lookup, reservation)
+            await self._apply(node, action, lookup, reservation, unverified, servers)
         except CCMError as err:
             log.warning("node %s: %s failed: %s", node.name, action.value, err)
         return CheckResult(action, recheck)
@@ -309,34 +340,24 @@ class LifecycleService:
         elif held is None or self._freshness.changed_since(lookup.vm_id, held[1]):
             self._halted_since[key] = (now, lookup.seen.start)
 
-    async def _not_an_admin(self, node: Node) -> bool:
-        """Whether XO says (not: failed to say) the credentials are not an admin's."""
-        return not await self._sees_everything(node) and self._said_not_admin
-
-    async def _sees_everything(self, node: Node) -> bool:
-        """Whether XO confirms (or confirmed within ``ADMIN_VIEW_TTL``) that the
-        credentials see all of it: a token limited by ACLs gets 404 for the VMs it may
-        not see, exactly as for deleted ones, so only an admin's 404 proves a deletion."""
+    async def _admin(self) -> AdminAnswer:
+        """Whether XO says the credentials see all of it (an admin's), its answer kept
+        ``ADMIN_VIEW_TTL`` seconds (one request per pass, even for a user's token): a
+        token limited by ACLs gets 404 for the VMs it may not see, exactly as for
+        deleted ones, so only an admin's 404 proves a deletion."""
         now = self._clock.monotonic()
-        if self._admin_view_at is not None and now - self._admin_view_at <= ADMIN_VIEW_TTL:
-            return True
-        self._said_not_admin = False
+        if self._admin_answer is not None and now - self._admin_answer[0] <= ADMIN_VIEW_TTL:
+            return self._admin_answer[1]
         try:
             admin = await self._inventory.admin_view()
         except InventoryError as err:
-            self.unverified_reason = f"XO could not confirm the credentials see all of it: {err}"
+            answer = AdminAnswer(None, f"XO could not confirm the credentials see all of it: {err}")
+            self._admin_answer = None
         else:
-            if admin:
-                self._admin_view_at = now
-                self.unverified_reason = ""
-                return True
-            self._said_not_admin = True
-            self.unverified_reason = (
-                "XO says the credentials are not an admin's: they may not see every VM, so "
-                "a VM they cannot find proves nothing"
-            )
-        self._admin_view_at = None
-        return False
+            answer = AdminAnswer(True) if admin else AdminAnswer(False, NOT_ADMIN)
+            self._admin_answer = (now, answer)
+        self.unverified_reason = answer.reason
+        return answer
 
     async def vm_state(self, node: Node) -> VMLookup:
         """What XO says about the node's VM, and when; errors become states, never
@@ -362,7 +383,8 @@ class LifecycleService:
             return VMLookup(VMState.DELETED, vm_id, seen)
         if isinstance(found, PoolUnavailableError):
             log.warning("node %s kept: %s", node.name, found)
-            return VMLookup(VMState.POOL_UNKNOWN, absence_unconfirmed=True)
+            hidden = bool(found.pools) and set(found.pools) <= set(found.without_vms)
+            return VMLookup(VMState.POOL_UNKNOWN, absence_unconfirmed=hidden)
         if isinstance(found, VMNotFoundError):
             log.warning("node %s kept: %s, no pool to confirm a deletion with", node.name, found)
             return VMLookup(VMState.POOL_UNKNOWN)
@@ -374,6 +396,8 @@ class LifecycleService:
         action: LifecycleAction,
         lookup: VMLookup | None,
         reservation: Reservation,
+        unverified: str = "",
+        servers: ServersSeen | None = None,
     ) -> None:
         if action is LifecycleAction.DELETE_NODE:
             await self._delete(node, reservation, lookup)
@@ -385,7 +409,7 @@ class LifecycleService:
                 in_window=self.breaker.deletions_in_window(),
                 limit=self.breaker.limit(self._total_nodes),
                 window=self._options.deletion.window,
-                unverified=self.unverified_reason,
+                unverified=unverified,
             ),
         )
         if stopped is not None:
@@ -402,15 +426,15 @@ class LifecycleService:
         since = None if held is None else held[0]
         now = self._clock.monotonic()
         halted_for = None if since is None else now - since
-        # Added only when XO's view of the pool was found current just now (asked only
-        # then: a request per taint added, not per check).
+        # Added only when XO's servers, asked before the VM's answer, said XO heard from
+        # its pool (asked only when the taint may be due: not a request per check).
         xo_current = (
             lookup is not None
             and lookup.state is VMState.HALTED
             and out_of_service_due(
                 node=node, halted_for=halted_for, options=self._options.out_of_service
             )
-            and await self._xo_current_on(node, lookup.pool_id)
+            and self._xo_current_on(node, lookup.pool_id, servers)
         )
 
         def plan(current: Node) -> NodeChange:
@@ -433,19 +457,31 @@ class LifecycleService:
 
         await update_on_conflict_retry(self._nodes, node, plan)
 
-    async def _xo_current_on(self, node: Node, pool_id: str) -> bool:
-        """Whether XO's server of ``pool_id`` says its objects are current: "halted"
-        may otherwise be the last state XO had of a VM started since. An XO without a
-        list of its servers (before July 2024) drops a pool's objects as soon as its
-        event loop fails: taken as current, said once."""
+    def _taint_may_be_due(self, node: Node, key: str) -> bool:
+        """Whether the out-of-service taint may be added at this check (before the VM's
+        answer: it may still say otherwise)."""
+        held = self._halted_since.get(key)
+        return held is not None and out_of_service_due(
+            node=node,
+            halted_for=self._clock.monotonic() - held[0],
+            options=self._options.out_of_service,
+        )
+
+    async def _servers_seen(self) -> ServersSeen:
         try:
-            servers = await self._inventory.servers()
+            return ServersSeen(await self._inventory.servers())
         except InventoryError as err:
-            log.warning(
-                "node %s: out-of-service taint waits: XO's servers unreadable: %s", node.name, err
-            )
-            return False
-        if servers is None:
+            return ServersSeen((), error=str(err))
+
+    def _xo_current_on(self, node: Node, pool_id: str, seen: ServersSeen | None) -> bool:
+        """Whether XO's servers, asked before the VM's answer, say its objects of
+        ``pool_id`` were current: "halted" may otherwise be the last state XO had of a
+        VM started since. Not: the time halted starts again (only current answers
+        count). An XO without a list of its servers (before July 2024) drops a pool's
+        objects as soon as its event loop fails: taken as current, said once."""
+        if seen is None:
+            return False  # not asked before this answer: the next check asks
+        if seen.servers is None and not seen.error:
             if not self._said_no_servers:
                 self._said_no_servers = True
                 log.warning(
@@ -453,15 +489,17 @@ class LifecycleService:
                     "halted VM without checking XO still hears from its pool"
                 )
             return True
-        if pool_current(servers, pool_id):
+        if seen.servers is not None and pool_current(seen.servers, pool_id):
             return True
+        problem = seen.error or server_problem(seen.servers or (), pool_id)
         log.warning(
             "node %s: out-of-service taint waits: XO may not hear from pool %s (%s), so "
             "its VM's halted state may be old",
             node.name,
             pool_id or "-",
-            server_problem(servers, pool_id),
+            problem,
         )
+        self._halted_since.pop(node.uid or node.name, None)
         return False
 
     async def _record(self, node: Node, type: EventType, reason: str, message: str) -> None:
