@@ -2,7 +2,7 @@
 
 A VM change names a VM; the controllers work on Nodes. A host or pool change
 (its name or tags: a zone may come from a host tag) pokes label sync for the
-nodes placed there: labelled so, or whose VM's last event moved it there. The router maps one
+nodes labelled as placed there. The router maps one
 to the other with the domain's matching rule (``domain.matching``: the
 providerID, else systemUUID for nodes still waiting for their VM) and pokes
 the right controller, so a live migration reaches its node in
@@ -28,7 +28,6 @@ from domain import labels
 from domain.freshness import Freshness
 from domain.model import Change, ChangeKind, Node, PlacementChange, VMChange
 from domain.policies.label_values import sanitize_label_value
-from domain.policies.topology import resident_host_id
 from domain.ports import Inventory, NodeStore
 
 log = logging.getLogger(__name__)
@@ -73,11 +72,6 @@ class ChangeRouter:
         self._nodes = nodes
         self._pokes = pokes
         self.index = NodeIndex()
-        #: where the last event of each VM with a Node placed it (host, pool): a host or
-        #: pool change reaches a node whose VM moved there before its labels say so.
-        #: At most one entry per VM of XO; one whose Node went is dropped at the VM's
-        #: next event (and never pokes: ``nodes_of`` asks the index).
-        self._placed: dict[str, tuple[str, str]] = {}
 
     async def index_all(self) -> None:
         """Index every Node now (at start; the watch then keeps the index)."""
@@ -109,12 +103,7 @@ class ChangeRouter:
         if change.vm is None:
             return
         self._freshness.announce(change.vm.id)
-        found = await self.nodes_of(change.vm.id)
-        if found and change.kind is not ChangeKind.REMOVED:
-            self._placed[change.vm.id] = (resident_host_id(change.vm), change.vm.pool_id)
-        else:
-            self._placed.pop(change.vm.id, None)
-        for node in found:
+        for node in await self.nodes_of(change.vm.id):
             log.debug("VM %s %s: poking node %s", change.vm.id, change.kind.value, node.name)
             if change.kind is ChangeKind.REMOVED:
                 await self._pokes.vm_removed(node.name)
@@ -125,39 +114,30 @@ class ChangeRouter:
 
     async def _placement_changed(self, change: PlacementChange) -> None:
         """A host or pool changed (its name, a tag that may be a zone or region): each
-        initialized node placed there is announced and re-synced at once, instead of at
-        the next label pass.
-
-        Placed there: labelled so, or whose VM's last event put it there. A VM that just
-        moved there has its label write in flight, computed from the host's tags
-        before this change: its node must be synced again after that write, and its
-        label does not name the host yet.
+        initialized node labelled as placed there is announced and re-synced at once,
+        instead of at the next label pass.
 
         The nodes come from the store's cache, so their VMs are announced after an
         await: an answer applied meanwhile was asked for before the change reached the
-        host cache, and the re-sync's own answer (asked for now) is newer than it.
+        host cache, and the re-sync's own answer (asked for now) is newer than it. A
+        node whose VM just moved there, not yet labelled so, was poked by its VM's event.
         """
         if change.host is not None:
-            key, ident, where = labels.HOST_ID, change.host.id, 0
+            key, ident = labels.HOST_ID, change.host.id
         elif change.pool is not None:
-            key, ident, where = labels.POOL_ID, change.pool.id, 1
+            key, ident = labels.POOL_ID, change.pool.id
         else:
             return
         value = sanitize_label_value(ident)
-        placed = {
-            node.name: node for node in await self._nodes.list() if node.labels.get(key) == value
-        }
-        moved = [vm_id for vm_id, at in self._placed.items() if at[where] == ident]
-        for vm_id in moved:
-            for node in await self.nodes_of(vm_id):
-                placed.setdefault(node.name, node)
-        initialized = [
-            node for node in placed.values() if not node.has_taint(labels.UNINITIALIZED_TAINT_KEY)
+        placed = [
+            node
+            for node in await self._nodes.list()
+            if node.labels.get(key) == value and not node.has_taint(labels.UNINITIALIZED_TAINT_KEY)
         ]
-        for node in initialized:
+        for node in placed:
             for vm_id in node_vm_ids(node):
                 self._freshness.announce(vm_id)
-        for node in initialized:
+        for node in placed:
             log.debug("%s %s changed: poking node %s", key, ident, node.name)
             await self._pokes.vm_changed(node.name)
 

@@ -148,6 +148,9 @@ class CloudNodeController:
         self._bursting = BurstGate(clock=clock, depth=lambda: len(self.queue))
         #: nodes an XO change poked: their next sync asks XO, never a shared snapshot
         self._poked: set[str] = set()
+        #: what a node initialized from a host or pool that changed meanwhile needs
+        #: (label sync, when enabled: ``EnabledControllers`` sets it)
+        self.labels_overtaken: Callable[[str], Awaitable[None]] | None = None
         self._waiting_counts: QuietPass[tuple[int, datetime | None, int]] = QuietPass()
         metrics.declare_node_syncs(controller=CLOUD_NODE, results=SYNC_RESULTS[CLOUD_NODE])
 
@@ -167,6 +170,8 @@ class CloudNodeController:
         self._metrics.node_synced(controller=CLOUD_NODE, result=result.outcome.value)
         if result.outcome is Outcome.INITIALIZED and result.taint_removal_delay is not None:
             self._metrics.taint_removal_delay(seconds=result.taint_removal_delay)
+        if result.labels_overtaken and self.labels_overtaken is not None:
+            await self.labels_overtaken(name)
 
     async def _watch(self) -> None:
         async for node in self._nodes.watch():
@@ -363,6 +368,10 @@ class EnabledControllers:
     label_sync: CloudNodeLabelSyncController
     #: the kubelet serving CSR approver: None unless enabled (it is built only then)
     csr_approval: Runnable | None = None
+
+    def __post_init__(self) -> None:
+        # A node initialized while its host or pool changed is label sync's to follow.
+        self.cloud_node.labels_overtaken = self.vm_changed
 
     def on(self, name: str) -> bool:
         return name in self.enabled

@@ -20,7 +20,6 @@ from .factories import (
     HOST_2,
     HOST_3,
     POOL_A,
-    POOL_B,
     UNINITIALIZED,
     VM_1,
     VM_2,
@@ -162,28 +161,17 @@ async def test_a_stale_entry_is_checked_against_the_store_before_acting() -> Non
     assert r.poked == [] and len(r.router.index) == 0
 
 
-def _placements(*placed: Node) -> tuple[ChangeRouter, RecordingPokes, Freshness]:
-    """A router (not running: indexed once) over ``placed``, its pokes and its ledger."""
+async def test_a_host_or_pool_change_pokes_the_nodes_placed_there_and_announces_their_vms() -> None:
     freshness = Freshness()
     pokes = RecordingPokes()
     nodes = InMemoryNodeStore()
-    for n in placed:
-        nodes.create(n)
     router = ChangeRouter(
         inventory=InMemoryInventory(), nodes=nodes, pokes=pokes, freshness=freshness
     )
-    return router, pokes, freshness
-
-
-ON_1 = {L.HOST_ID: HOST_1, L.POOL_ID: POOL_A}
-
-
-async def test_a_host_or_pool_change_pokes_the_nodes_placed_there_and_announces_their_vms() -> None:
-    router, pokes, freshness = _placements(
-        node("a", provider_id=_pid(VM_1), taints=(), labels=ON_1),
-        node("b", provider_id=_pid(VM_2), taints=(), labels={L.HOST_ID: HOST_2}),
-        node("w", provider_id="", system_uuid=VM_2, labels=ON_1),  # still waiting
-    )
+    on_1 = {L.HOST_ID: HOST_1, L.POOL_ID: POOL_A}
+    nodes.create(node("a", provider_id=_pid(VM_1), taints=(), labels=on_1))
+    nodes.create(node("b", provider_id=_pid(VM_2), taints=(), labels={L.HOST_ID: HOST_2}))
+    nodes.create(node("w", provider_id="", system_uuid=VM_2, labels=on_1))  # still waiting
     before = freshness.finish(freshness.begin())  # an answer asked for before
 
     await router.handle(PlacementChange(host=host(HOST_1)))
@@ -193,43 +181,3 @@ async def test_a_host_or_pool_change_pokes_the_nodes_placed_there_and_announces_
     assert pokes.poked == [("changed", "a"), ("changed", "a")]
     assert not freshness.admits(VM_1, before)
     assert freshness.admits(VM_2, before)
-
-
-async def test_a_host_change_pokes_a_node_whose_vm_moved_there_before_its_label_says_so() -> None:
-    """s8a: a VM migrated to HOST_2 (its event poked the node; the label write from
-    HOST_2's cached tags is in flight), then HOST_2 is retagged. The node is not
-    labelled HOST_2 yet, but it must be poked again: the write in flight was
-    computed from HOST_2's older tags, and nothing else re-syncs it before the pass."""
-    router, pokes, freshness = _placements(
-        node("a", provider_id=_pid(VM_1), taints=(), labels=ON_1),
-        node("b", provider_id=_pid(VM_2), taints=(), labels=ON_1),
-    )
-    await router.index_all()
-    await router.handle(VMChange(ChangeKind.UPDATED, vm(id=VM_1, container=HOST_2)))
-    await router.handle(VMChange(ChangeKind.UPDATED, vm(id=VM_2, container=HOST_2)))
-    await router.handle(VMChange(ChangeKind.REMOVED, vm(id=VM_2, container=HOST_2)))
-    before = freshness.finish(freshness.begin())
-
-    await router.handle(PlacementChange(host=host(HOST_2)))
-    await router.handle(PlacementChange(host=host(HOST_1)))  # labels still say HOST_1
-
-    assert pokes.poked == [
-        ("changed", "a"),
-        ("changed", "b"),
-        ("removed", "b"),
-        ("changed", "a"),
-        ("changed", "a"),
-        ("changed", "b"),
-    ]
-    assert not freshness.admits(VM_1, before)
-
-
-async def test_a_vm_moved_to_another_pool_is_followed_by_that_pool_s_changes() -> None:
-    router, pokes, _ = _placements(
-        node("a", provider_id=_pid(VM_1), taints=(), labels={L.POOL_ID: POOL_A})
-    )
-    await router.index_all()
-    await router.handle(VMChange(ChangeKind.UPDATED, vm(id=VM_1, pool_id=POOL_B, container="")))
-    await router.handle(PlacementChange(pool=pool(POOL_B)))
-    await router.handle(PlacementChange(host=host(HOST_1)))  # halted now: no host
-    assert pokes.poked == [("changed", "a"), ("changed", "a")]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 
 import pytest
 
 from domain import labels as L
 from domain.errors import InventoryError
-from domain.model import Readiness
+from domain.model import Node, NodeChange, Readiness
 from domain.options import CCMOptions, TopologyOptions, ZoneSource
 from tests.world import World, controllers_world
 
@@ -74,6 +75,47 @@ async def test_a_retagged_host_moves_the_zone_through_the_change_stream() -> Non
 
         assert h.nodes.nodes["worker-1"].labels[L.ZONE] == "rack-b"
         assert h.events.reasons().count("NodeZoneChanged") == 1
+
+
+@pytest.mark.parametrize("how", ["label-sync", "label-pass", "registration"])
+async def test_a_host_retagged_while_its_older_tags_are_written_is_followed(how: str) -> None:
+    """Review s8a/s9: the VM's node is written with HOST_2's tags (it migrated there,
+    or joins there) and HOST_2 is retagged while that write is on its way. The change
+    router pokes the nodes labelled HOST_2, which this one is not yet; the writer
+    sees the host it used replaced and syncs the node again."""
+    h = controllers_world(node_status_update_frequency=300.0)
+    h.container.options.override(
+        CCMOptions(topology=TopologyOptions(zone_source=ZoneSource.HOST_TAG))
+    )
+    async with h:
+        h.xo.tag_host(HOST_1, tags=["k8s.zone=rack-a"])
+        h.xo.tag_host(HOST_2, tags=["k8s.zone=rack-b"])
+        write = h.nodes.update
+
+        async def retagged_on_the_way(*, node: Node, change: NodeChange) -> Node:
+            if change.set_labels.get(L.ZONE) == "rack-b":
+                h.xo.tag_host(HOST_2, tags=["k8s.zone=rack-c"])
+                for _ in range(10):  # the router handles the host's event meanwhile
+                    await asyncio.sleep(0)
+            return await write(node=node, change=change)
+
+        h.nodes.update = retagged_on_the_way  # type: ignore[method-assign]
+        if how == "registration":
+            h.xo.add_vm(vm(container=HOST_2))
+            h.nodes.create(node())
+        else:
+            h.xo.add_vm(vm())
+            h.nodes.create(node())
+            await h.clock.advance(0.001)
+            assert h.nodes.nodes["worker-1"].labels[L.ZONE] == "rack-a"
+        if how == "label-sync":
+            h.xo.migrate_vm(VM_1, host_id=HOST_2)
+        elif how == "label-pass":  # silently (no event): the 5-minute pass finds it
+            h.xo.vms[VM_1] = replace(h.xo.vms[VM_1], container=HOST_2)
+            await h.clock.advance(301)
+        await h.clock.settle()
+
+        assert h.nodes.nodes["worker-1"].labels[L.ZONE] == "rack-c"
 
 
 async def test_periodic_label_sync_catches_up_without_events() -> None:

@@ -21,7 +21,7 @@ from domain.policies.metadata import (
 )
 from domain.ports import EventRecorder, Inventory, NodeStore, Snapshots
 from domain.providerid import is_ours
-from domain.services.node_updates import apply_plan, say
+from domain.services.node_updates import apply_plan, placement_overtaken, say
 from domain.services.quiet_pass import QuietPass
 
 log = logging.getLogger(__name__)
@@ -135,6 +135,7 @@ class LabelSyncService:
         updated = failed = 0
         settled: dict[str, tuple[Node, VM, Host | None, Pool | None]] = {}
         overtaken: list[str] = []
+        followed: list[str] = []
         for node, vm_id in targets:
             vm = snap.vms.get(vm_id)
             if vm is None:
@@ -154,16 +155,20 @@ class LabelSyncService:
                 overtaken.append(node.name)
             elif outcome is _Outcome.WRITTEN:
                 updated += 1
+                if await placement_overtaken(self._inventory, host, pool):
+                    followed.append(node.name)  # the snapshot's host or pool changed since
             else:
                 settled[node.name] = (node, vm, host, pool)
-        for name in overtaken:
+        for name in (*overtaken, *followed):
             try:
-                updated += await self.sync_node(name=name)
+                wrote = await self.sync_node(name=name)
             except CCMError as err:
                 failed += 1
                 log.warning("node %s: label sync failed: %s", name, err)
+            else:
+                updated += wrote and name not in followed
         self._settled = settled
-        if updated or failed or overtaken:
+        if updated or failed or overtaken or followed:
             self._quiet_pass.forget()
         else:
             self._quiet_pass.remember(nodes, targets, snap.vms, snap.hosts, snap.pools)
@@ -172,22 +177,27 @@ class LabelSyncService:
     async def sync_node(self, *, name: str) -> bool:
         """Sync one node now from its VM as XO says it is now (the VM changed); True
         when labels were written. OvertakenError when newer answers kept arriving."""
+        wrote = False
         for _ in range(FRESH_READS):
             node = await self._nodes.get(name=name)
             vm_id = _vm_id(node) if node else None
             if node is None or vm_id is None:
-                return False
+                return wrote
             # The event that poked this node carried the VM, but its moment cannot be
             # ordered against an answer already applied (XO emitted it at some point
             # before it arrived): XO is asked now, which the freshness rule can order.
             vm, seen = await self._freshness.observe(partial(self._inventory.get_vm, vm_id=vm_id))
             if vm is None:
-                return False  # gone or unreachable: the lifecycle controller's business
+                return wrote  # gone or unreachable: the lifecycle controller's business
             host = await self._inventory.get_host(host_id=vm.container) if vm.container else None
             pool = await self._inventory.get_pool(pool_id=vm.pool_id) if vm.pool_id else None
             outcome = await self._apply(node, vm, host, pool, seen)
-            if outcome is not _Outcome.OVERTAKEN:
-                return outcome is _Outcome.WRITTEN
+            if outcome is _Outcome.WRITTEN:
+                wrote = True
+                if not await placement_overtaken(self._inventory, host, pool):
+                    return True
+            elif outcome is _Outcome.UNCHANGED:
+                return wrote
         raise OvertakenError(f"node {name}: XO's answers kept changing while syncing labels")
 
     def _plan(

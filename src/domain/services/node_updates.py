@@ -6,8 +6,8 @@ from collections.abc import Callable, Iterable
 from typing import Protocol, TypeVar
 
 from domain.errors import ConflictError, NodeGoneError
-from domain.model import Node, NodeChange, NodeEventSpec
-from domain.ports import EventRecorder, NodeStore
+from domain.model import Host, Node, NodeChange, NodeEventSpec, Pool
+from domain.ports import EventRecorder, Inventory, NodeStore
 
 #: Attempts before a conflicting update is given back to the caller's queue.
 MAX_CONFLICT_RETRIES = 5
@@ -76,3 +76,13 @@ async def say(
         await events.record(
             node=node, type=spec.type, reason=spec.reason, message=spec.message, source=source
         )
+
+
+async def placement_overtaken(inventory: Inventory, host: Host | None, pool: Pool | None) -> bool:
+    """Whether the inventory now holds another ``host`` or ``pool`` than the labels just
+    written were computed from: an event changed it (a tag, a name) while the write
+    was on its way, and the change router poked only the nodes labelled so at that
+    moment. The writer then syncs the node again, from the one held now."""
+    if host is not None and await inventory.get_host(host_id=host.id) != host:
+        return True
+    return pool is not None and await inventory.get_pool(pool_id=pool.id) != pool

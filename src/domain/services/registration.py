@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from functools import partial
 
@@ -34,7 +34,12 @@ from domain.policies.metadata import (
 from domain.policies.waiting import waiting_reason
 from domain.ports import Clock, EventRecorder, Inventory, NodeStore, Snapshots
 from domain.providerid import is_ours
-from domain.services.node_updates import apply_plan, say, update_on_conflict_retry
+from domain.services.node_updates import (
+    apply_plan,
+    placement_overtaken,
+    say,
+    update_on_conflict_retry,
+)
 from domain.services.quiet_pass import QuietPass
 
 log = logging.getLogger(__name__)
@@ -58,6 +63,9 @@ class RegistrationResult:
     outcome: Outcome
     #: seconds from the node's creation to the taint's removal, when known
     taint_removal_delay: float | None = None
+    #: the host or pool its labels came from changed while they were written: its
+    #: labels are to be synced again (label sync's business)
+    labels_overtaken: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,7 +246,11 @@ class RegistrationService:
             return RegistrationResult(Outcome.UNCHANGED)
         if planned.addresses:
             written = await self._settle_addresses(written, located, planned.addresses)
-        return await self._done(written)
+        done = await self._done(written)
+        if await placement_overtaken(self._inventory, located.host, located.pool):
+            log.debug("node %s: its host or pool changed while initialized", node.name)
+            return replace(done, labels_overtaken=True)
+        return done
 
     async def _settle_addresses(
         self, node: Node, located: Located, addresses: tuple[NodeAddress, ...]
