@@ -14,6 +14,8 @@ import pytest
 if TYPE_CHECKING:
     from tests.spec.xo_spec import XOSpec
 
+pytest_plugins = ["tests.interrupt"]
+
 
 @pytest.fixture(scope="session")
 def xo_spec() -> XOSpec:
