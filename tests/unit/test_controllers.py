@@ -11,7 +11,8 @@ from domain import labels as L
 from domain.errors import InventoryError
 from domain.model import Node, NodeChange, Readiness
 from domain.options import CCMOptions, TopologyOptions, ZoneSource
-from tests.world import World, controllers_world
+from domain.services.registration import Outcome
+from tests.world import ONE_HOST, World, controllers_world, vm_uuid
 
 from .factories import HOST_1, HOST_2, VM_1, node, pool, vm
 
@@ -255,3 +256,43 @@ async def test_the_label_and_address_passes_share_one_snapshot_each_period() -> 
         h.xo.migrate_vm(VM_1, host_id=HOST_2)
         await h.clock.advance(300)
         assert h.nodes.nodes["worker-1"].labels[L.ZONE] == HOST_2
+
+
+async def test_xo_failing_when_the_writer_checks_its_host_leaves_the_node_followed() -> None:
+    """Review s9b G2: XO fails as a label write lands, before its writer compares the
+    host it used (a cache miss asks XO): the pass goes on with the other nodes, and
+    the node is followed (synced again), not dropped."""
+    lc = World(ONE_HOST)
+    for i in range(2):
+        lc.add_registered(f"n{i}", vm_uuid(i))
+    for name in lc.nodes.nodes:  # labels to write again
+        lc.nodes.nodes[name] = replace(lc.nodes.nodes[name], labels={})
+    write = lc.nodes.update
+    writes: list[str] = []
+
+    async def then_xo_down(*, node: Node, change: NodeChange) -> Node:
+        written = await write(node=node, change=change)
+        writes.append(node.name)
+        lc.xo.fail_with = InventoryError("XO unreachable")
+        return written
+
+    lc.nodes.update = then_xo_down  # type: ignore[method-assign]
+    result = await lc.label_pass()
+    assert writes == ["n0", "n1"]
+    assert result.failed == 2  # each followed, and XO is down for that
+
+
+async def test_xo_failing_after_an_initialization_hands_its_labels_to_label_sync() -> None:
+    lc = World(ONE_HOST)
+    lc.xo.add_vm(vm())
+    lc.nodes.create(node())
+    write = lc.nodes.update
+
+    async def then_xo_down(*, node: Node, change: NodeChange) -> Node:
+        written = await write(node=node, change=change)
+        lc.xo.fail_with = InventoryError("XO unreachable")
+        return written
+
+    lc.nodes.update = then_xo_down  # type: ignore[method-assign]
+    result = await lc.registration.sync(name="worker-1")
+    assert result.outcome is Outcome.INITIALIZED and result.labels_overtaken

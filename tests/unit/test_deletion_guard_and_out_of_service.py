@@ -430,7 +430,33 @@ async def test_the_time_halted_goes_on_while_xo_cannot_say(outage: str) -> None:
     over()
     await lc.clock.advance(31)
     await lc.lifecycle.run_pass()  # halted since 61 s, XO says it again
+    await lc.lifecycle.run_pass()  # and XO's servers, asked before it, say XO hears the pool
     assert OUT_OF_SERVICE in lc.nodes.nodes["n"].taints
+
+
+@pytest.mark.parametrize("outage", ["xo-unreachable", "pool-lost"])
+async def test_an_outage_asks_xo_s_servers_at_no_check(outage: str) -> None:
+    """Review s9b G1: nodes due for the taint whose VMs XO cannot answer for: nothing
+    can follow from XO's servers, so they are not asked at every check of each."""
+    lc = World(
+        ONE_POOL,
+        options=CCMOptions(out_of_service=OutOfServiceOptions(enabled=True, grace_period=60)),
+    )
+    for i in range(5):
+        lc.add_registered(f"n{i}", vm_uuid(i), running=False)
+    await lc.lifecycle.run_pass()
+    await lc.clock.advance(30)
+    pool = lc.xo.vms[vm_uuid(0)].pool_id
+    if outage == "xo-unreachable":
+        lc.xo.fail_with = InventoryError("XO unreachable")
+    else:
+        lc.xo.disconnect_pool(pool)
+    await lc.clock.advance(31)
+    for _ in range(3):
+        await lc.lifecycle.run_pass()
+        await lc.clock.advance(30)
+    assert lc.xo.requests["servers"] == 5  # once each, after their last halted answer
+    assert not any(OUT_OF_SERVICE in n.taints for n in lc.nodes.nodes.values())
 
 
 async def test_a_check_overtaken_by_a_newer_answer_restarts_the_grace() -> None:

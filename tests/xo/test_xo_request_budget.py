@@ -123,3 +123,26 @@ async def test_concurrent_misses_of_one_host_and_pool_cost_one_request_each(
         *(inventory.get_pool(pool_id=world.pool_a) for _ in range(10)),
     )
     assert xo.requests.snapshot() == {"GET /hosts/{id}": 1, "GET /pools/{id}": 1}
+
+
+@pytest.mark.parametrize("how", ["registration", "label-sync"])
+async def test_a_halted_vm_s_node_costs_no_host_request(
+    xo: FakeXOServer, world: World, inventory: XOInventory, how: str
+) -> None:
+    """A halted VM's ``$container`` is its pool: no host to ask XO for (asked, it
+    answered 404 at every sync of such a node)."""
+    vm = xo.state.add_vm(name_label="node-1", pool_id=world.pool_a, power_state="Halted")
+    nodes = InMemoryNodeStore()
+    ours = f"xenorchestra://{world.pool_a}/{vm['id']}"
+    taints = (UNINITIALIZED,) if how == "registration" else ()
+    nodes.create(Node(name="node-1", system_uuid=vm["id"], provider_id=ours, taints=taints))
+    ccm = CCM(inventory=inventory, nodes=nodes)
+    await inventory.snapshot()
+    xo.requests.reset()
+
+    if how == "registration":
+        await ccm.registration.sync(name="node-1")
+    else:
+        await ccm.label_sync.sync_node(name="node-1")
+
+    assert xo.requests.snapshot() == {"GET /vms/{id}": 1}

@@ -19,6 +19,7 @@ from domain.policies.metadata import (
     invalid_tag_warnings,
     topology_tag_warnings,
 )
+from domain.policies.topology import resident_host_id
 from domain.ports import EventRecorder, Inventory, NodeStore, Snapshots
 from domain.providerid import is_ours
 from domain.services.node_updates import apply_plan, placement_overtaken, say
@@ -189,7 +190,8 @@ class LabelSyncService:
             vm, seen = await self._freshness.observe(partial(self._inventory.get_vm, vm_id=vm_id))
             if vm is None:
                 return wrote  # gone or unreachable: the lifecycle controller's business
-            host = await self._inventory.get_host(host_id=vm.container) if vm.container else None
+            resident = resident_host_id(vm)  # a halted VM's container is no host to ask for
+            host = await self._inventory.get_host(host_id=resident) if resident else None
             pool = await self._inventory.get_pool(pool_id=vm.pool_id) if vm.pool_id else None
             outcome = await self._apply(node, vm, host, pool, seen)
             if outcome is _Outcome.WRITTEN:

@@ -140,8 +140,6 @@ class LifecycleService:
         #: XO's last answer about the credentials (admin or not), and when
         self._admin_answer: tuple[float, AdminAnswer] | None = None
         self._said_no_servers = False
-        #: why the last deletion could not be verified (events and ``doctor`` say it)
-        self.unverified_reason = ""
         self._nodes = nodes
         self._events = events
         self._clock = clock
@@ -152,6 +150,8 @@ class LifecycleService:
         #: since when each node's VM has been seen halted (the out-of-service grace),
         #: and the ticket of the answer that first said so
         self._halted_since: dict[str, tuple[float, int]] = {}
+        #: nodes whose last check read their VM halted (not an outage's unknown)
+        self._halted_last: set[str] = set()
         self._locks: dict[str, asyncio.Lock] = {}
         self._total_nodes = 0
         #: nodes a pass found nothing to check on: the very (immutable) Node value it
@@ -181,10 +181,12 @@ class LifecycleService:
         self.confirmation.keep_only(keys)
         for key in [k for k in self._halted_since if k not in keys]:
             del self._halted_since[key]
+        self._halted_last &= keys
 
     def _forget(self, key: str) -> None:
         self.confirmation.seen_present(key)
         self._halted_since.pop(key, None)
+        self._halted_last.discard(key)
 
     @property
     def tracked_nodes(self) -> int:
@@ -321,6 +323,10 @@ class LifecycleService:
         else:
             self.confirmation.seen_present(key)
         if state is VMState.HALTED:
+            self._halted_last.add(key)
+        else:
+            self._halted_last.discard(key)
+        if state is VMState.HALTED:
             self._halted_at(key, lookup, now)
         elif node.ready or (state is not None and state not in UNKNOWN_STATES):
             self._halted_since.pop(key, None)
@@ -356,7 +362,6 @@ class LifecycleService:
         else:
             answer = AdminAnswer(True) if admin else AdminAnswer(False, NOT_ADMIN)
             self._admin_answer = (now, answer)
-        self.unverified_reason = answer.reason
         return answer
 
     async def vm_state(self, node: Node) -> VMLookup:
@@ -459,12 +464,17 @@ class LifecycleService:
 
     def _taint_may_be_due(self, node: Node, key: str) -> bool:
         """Whether the out-of-service taint may be added at this check (before the VM's
-        answer: it may still say otherwise)."""
+        answer: it may still say otherwise): only after a check that read the VM halted,
+        so an outage (XO down, the pool lost) asks nothing more at each check."""
         held = self._halted_since.get(key)
-        return held is not None and out_of_service_due(
-            node=node,
-            halted_for=self._clock.monotonic() - held[0],
-            options=self._options.out_of_service,
+        return (
+            key in self._halted_last
+            and held is not None
+            and out_of_service_due(
+                node=node,
+                halted_for=self._clock.monotonic() - held[0],
+                options=self._options.out_of_service,
+            )
         )
 
     async def _servers_seen(self) -> ServersSeen:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Protocol, TypeVar
 
-from domain.errors import ConflictError, NodeGoneError
+from domain.errors import ConflictError, InventoryError, NodeGoneError
 from domain.model import Host, Node, NodeChange, NodeEventSpec, Pool
 from domain.ports import EventRecorder, Inventory, NodeStore
 
@@ -82,7 +82,11 @@ async def placement_overtaken(inventory: Inventory, host: Host | None, pool: Poo
     """Whether the inventory now holds another ``host`` or ``pool`` than the labels just
     written were computed from: an event changed it (a tag, a name) while the write
     was on its way, and the change router poked only the nodes labelled so at that
-    moment. The writer then syncs the node again, from the one held now."""
-    if host is not None and await inventory.get_host(host_id=host.id) != host:
+    moment. The writer then syncs the node again, from the one held now. XO failing to
+    say (a cache miss asks it) counts as changed: the node is followed, not dropped."""
+    try:
+        if host is not None and await inventory.get_host(host_id=host.id) != host:
+            return True
+        return pool is not None and await inventory.get_pool(pool_id=pool.id) != pool
+    except InventoryError:
         return True
-    return pool is not None and await inventory.get_pool(pool_id=pool.id) != pool

@@ -31,6 +31,7 @@ from domain.policies.metadata import (
     invalid_tag_warnings,
     topology_tag_warnings,
 )
+from domain.policies.topology import resident_host_id
 from domain.policies.waiting import waiting_reason
 from domain.ports import Clock, EventRecorder, Inventory, NodeStore, Snapshots
 from domain.providerid import is_ours
@@ -184,7 +185,8 @@ class RegistrationService:
         vm, seen = await self._freshness.observe(
             lambda: locate_vm(self._inventory, node, match_by_name=self._options.match_by_name)
         )
-        host = await self._inventory.get_host(host_id=vm.container) if vm.container else None
+        resident = resident_host_id(vm)  # a halted VM's container is no host to ask for
+        host = await self._inventory.get_host(host_id=resident) if resident else None
         pool = await self._inventory.get_pool(pool_id=vm.pool_id) if vm.pool_id else None
         return Located(vm, host, pool, seen)
 
