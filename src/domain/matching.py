@@ -224,10 +224,12 @@ def _way(node: Node, candidate: str) -> str:
 class VMIndex:
     """A snapshot indexed once for per-node lookups (by id, and by name when asked)."""
 
-    def __init__(self, snapshot: InventorySnapshot) -> None:
+    def __init__(self, snapshot: InventorySnapshot, *, without_vms: Collection[str] = ()) -> None:
+        """``without_vms``: pools of the snapshot XO holds without their VMs (no control
+        domain listed): not known, as ``confirm_absence`` judges them."""
         self.snapshot = snapshot
         self._by_id = {vm_id.lower(): vm for vm_id, vm in snapshot.vms.items()}
-        self._pools = {p.lower() for p in snapshot.pools}
+        self._pools = {p.lower() for p in snapshot.pools} - {p.lower() for p in without_vms}
         self._by_name: dict[str, list[VM]] | None = None
 
     def vm(self, vm_id: str) -> VM | None:

@@ -501,7 +501,9 @@ async def test_host_zones_name_the_untagged_host_and_no_label_drift_inside_a_gro
     ("mistake", "status", "phrases"),
     [
         ("deleted", "warn", ("is gone while pool", "cloud-node-lifecycle will delete this node")),
-        ("pool-disconnected", "fail", ("protected", "pool disconnected?")),
+        ("pool-disconnected", "fail", ("protected", "pool disconnected, or its VMs not loaded?")),
+        # review s9b: XO has the pool again without its VMs (a failed VM fetch)
+        ("pool-back-without-vms", "fail", ("protected", "are unknown to XO")),
         ("halted", "warn", ("its VM is Halted", "will get the node.cloudprovider")),
         ("running", "warn", ("although its VM runs", "kubelet")),
     ],
@@ -510,14 +512,16 @@ async def test_what_the_lifecycle_controller_will_do_with_a_not_ready_node(
     cluster: Cluster, mistake: str, status: str, phrases: tuple[str, ...]
 ) -> None:
     w = cluster.world
-    host = w.host_b1 if mistake == "pool-disconnected" else w.host_a1
+    host = w.host_b1 if mistake.startswith("pool-") else w.host_a1
     vm_id = cluster.add_vm("worker-1", host_id=host)
     cluster.add_vm("other-a", host_id=w.host_a2)  # pool A stays visible whatever happens
     await cluster.add_initialized_nodes({"worker-1": vm_id}, ready="False")
     if mistake == "deleted":
         cluster.xo.state.delete_vm(vm_id)
-    elif mistake == "pool-disconnected":
+    elif mistake.startswith("pool-"):
         cluster.xo.state.disconnect_pool(w.pool_b)
+        if mistake == "pool-back-without-vms":
+            cluster.xo.state.reconnect_pool(w.pool_b, vms_loaded=False)
     elif mistake == "halted":
         cluster.xo.state.stop_vm(vm_id)
 

@@ -30,7 +30,12 @@ from entrypoints.doctor.findings import (
     unknown,
 )
 from entrypoints.doctor.kube import KubeReading, read_kube
-from entrypoints.doctor.nodes import DEFAULT_OPTIONS, diagnose_nodes, ranked_placement_pools
+from entrypoints.doctor.nodes import (
+    DEFAULT_OPTIONS,
+    diagnose_nodes,
+    pools_of_missing_vms,
+    ranked_placement_pools,
+)
 from entrypoints.doctor.options import DoctorOptions, doctor_parser, options_from_args
 from entrypoints.doctor.report import Report, render_json, render_table
 from entrypoints.doctor.topology import diagnose_topology
@@ -39,6 +44,7 @@ from entrypoints.doctor.xo import (
     XOReading,
     diagnose_events,
     diagnose_xo_access,
+    pools_without_vms,
     probe_pool,
     read_xo,
 )
@@ -176,6 +182,10 @@ async def _run(
         complete = xo.snapshot is not None and not any(
             f.check == XO_ADMIN and f.status is not Status.OK for f in report.findings
         )
+        without_vms: frozenset[str] = frozenset()
+        if complete and xo.snapshot is not None and xo.inventory is not None:
+            asked = pools_of_missing_vms(kube.nodes, xo.snapshot)
+            without_vms = await pools_without_vms(xo.inventory, asked)
         report.findings.extend(
             diagnose_nodes(
                 kube.nodes,
@@ -183,6 +193,7 @@ async def _run(
                 now=datetime.now(UTC),
                 options=options,
                 uninitialized_grace=opts.uninitialized_grace,
+                pools_without_vms=without_vms,
             )
         )
 

@@ -125,7 +125,8 @@ def vm_findings(
                 NODE_VM,
                 name,
                 f"protected: VM {pid.vm_id} and its {pools_phrase(lookup.unknown_pools)} are "
-                "unknown to XO (pool disconnected?): the CCM does not treat the VM as deleted",
+                "unknown to XO (pool disconnected, or its VMs not loaded?): the CCM does not treat "
+                "the VM as deleted",
                 POOL_FIX,
             )
         ]
@@ -177,8 +178,8 @@ def lifecycle_findings(node: Node, lookup: SnapshotMatch, options: CCMOptions) -
                 NODE_LIFECYCLE,
                 name,
                 f"{readiness}, protected: VM {lookup.tried[0] if lookup.tried else '?'} and its "
-                f"{pools_phrase(lookup.unknown_pools)} are unknown to XO (pool disconnected?), so "
-                "cloud-node-lifecycle keeps the node",
+                f"{pools_phrase(lookup.unknown_pools)} are unknown to XO (pool disconnected, or "
+                "its VMs not loaded?), so cloud-node-lifecycle keeps the node",
                 POOL_FIX,
             )
         ]

@@ -259,10 +259,12 @@ def diagnose_nodes(
     now: datetime,
     options: CCMOptions = DEFAULT_OPTIONS,
     uninitialized_grace: float = DEFAULT_UNINITIALIZED_GRACE,
+    pools_without_vms: frozenset[str] = frozenset(),
 ) -> list[Finding]:
-    """Every node against one snapshot (None: XO could not be read): no per-node I/O."""
+    """Every node against one snapshot (None: XO could not be read): no per-node I/O.
+    ``pools_without_vms``: pools XO holds without their VMs (a VM missing there is kept)."""
     found: list[Finding] = []
-    index = VMIndex(snapshot) if snapshot is not None else None
+    index = VMIndex(snapshot, without_vms=pools_without_vms) if snapshot is not None else None
     for node in sorted(nodes, key=lambda n: n.name):
         lookup = (
             find_vm(node, index, match_by_name=options.match_by_name) if index is not None else None
@@ -290,6 +292,20 @@ def diagnose_nodes(
             )
         )
     return found
+
+
+def pools_of_missing_vms(nodes: Iterable[Node], snapshot: InventorySnapshot) -> set[str]:
+    """The snapshot's pools that nodes of ours whose VM it lacks were placed in: the ones
+    whose VMs XO may not hold (asked of XO only then: none when every VM is there)."""
+    index = VMIndex(snapshot)
+    known = {p.lower() for p in snapshot.pools}
+    return {
+        pool
+        for node in nodes
+        if is_ours(node.provider_id) and find_vm(node, index).vm is None
+        for pool in placement_pools(node)
+        if pool in known
+    }
 
 
 def ranked_placement_pools(nodes: Iterable[Node]) -> list[str]:

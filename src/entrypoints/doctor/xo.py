@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from enum import StrEnum
 from urllib.parse import quote
 
 from adapters.config import CloudConfig
-from adapters.xenorchestra import XOHttpClient
+from adapters.xenorchestra import XOHttpClient, XOInventory
 from adapters.xenorchestra.http import ADMIN_HINT, TLSError, XONotFound
 from domain.errors import (
     AuthenticationError,
@@ -24,7 +25,7 @@ from domain.errors import (
     ProtocolError,
     UnavailableError,
 )
-from domain.model import InventorySnapshot
+from domain.model import InventorySnapshot, PoolPresence
 from entrypoints.container import Container, provide
 from entrypoints.doctor.config import auth_method
 from entrypoints.doctor.findings import (
@@ -267,6 +268,8 @@ class XOReading:
     #: XO's word on the credentials (``admin_view``); None: it could not say
     admin: bool | None = None
     admin_detail: str = ""
+    #: the adapter that read it (doctor asks it again about pools of missing VMs)
+    inventory: XOInventory | None = None
 
 
 async def read_xo(container: Container, config: CloudConfig, *, wait: float) -> XOReading:
@@ -311,13 +314,26 @@ async def read_xo(container: Container, config: CloudConfig, *, wait: float) -> 
         out.snapshot = await inventory.snapshot()
     except InventoryError as err:
         return failed(problem_of(err), err)
-    out.client = client
+    out.client, out.inventory = client, inventory
     try:
         out.admin = await inventory.admin_view()
     except InventoryError as err:
         out.admin_detail = detail_of(err)
     out.events, out.events_detail = await probe_events(client, wait)
     return out
+
+
+async def pools_without_vms(inventory: XOInventory, pools: Collection[str]) -> frozenset[str]:
+    """Which of ``pools`` XO holds without their VMs, asked as the lifecycle controller
+    asks before a deletion (two requests per pool): a VM missing there is not deleted.
+    None said when XO does not answer (its other findings say why)."""
+    if not pools:
+        return frozenset()
+    try:
+        presence = await inventory.pools_known(pool_ids=list(pools))
+    except InventoryError:
+        return frozenset()
+    return frozenset(p for p, held in presence.items() if held is PoolPresence.WITHOUT_VMS)
 
 
 async def probe_events(client: XOHttpClient, wait: float) -> tuple[bool | None, str]:
