@@ -336,13 +336,9 @@ class XOInventory:
                 held, await _all_or_none(*(self._pool_vms_loaded(key) for key in held)), strict=True
             )
         )
-        known = {
-            key: PoolPresence.LOST
-            if key not in loaded
-            else PoolPresence.HELD
-            if loaded[key]
-            else PoolPresence.WITHOUT_VMS
-            for key in keys
+        known = dict.fromkeys(keys, PoolPresence.LOST) | {
+            key: PoolPresence.HELD if vms else PoolPresence.WITHOUT_VMS
+            for key, vms in loaded.items()
         }
         for key in held:
             if not loaded[key]:

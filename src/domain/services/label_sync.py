@@ -19,10 +19,9 @@ from domain.policies.metadata import (
     invalid_tag_warnings,
     topology_tag_warnings,
 )
-from domain.policies.topology import resident_host_id
 from domain.ports import EventRecorder, Inventory, NodeStore, Snapshots
 from domain.providerid import is_ours
-from domain.services.node_updates import apply_plan, placement_overtaken, say
+from domain.services.node_updates import apply_plan, placement_of, placement_overtaken, say
 from domain.services.quiet_pass import QuietPass
 
 log = logging.getLogger(__name__)
@@ -160,20 +159,26 @@ class LabelSyncService:
                     followed.append(node.name)  # the snapshot's host or pool changed since
             else:
                 settled[node.name] = (node, vm, host, pool)
-        for name in (*overtaken, *followed):
-            try:
-                wrote = await self.sync_node(name=name)
-            except CCMError as err:
-                failed += 1
-                log.warning("node %s: label sync failed: %s", name, err)
-            else:
-                updated += wrote and name not in followed
+        written, errors = await self._sync_again(overtaken)
+        _, again = await self._sync_again(followed)  # written above already: not counted
+        updated, failed = updated + written, failed + errors + again
         self._settled = settled
         if updated or failed or overtaken or followed:
             self._quiet_pass.forget()
         else:
             self._quiet_pass.remember(nodes, targets, snap.vms, snap.hosts, snap.pools)
         return LabelSyncResult(updated, failed)
+
+    async def _sync_again(self, names: list[str]) -> tuple[int, int]:
+        """Sync each node from XO's answer now: how many were written, how many failed."""
+        written = failed = 0
+        for name in names:
+            try:
+                written += await self.sync_node(name=name)
+            except CCMError as err:
+                failed += 1
+                log.warning("node %s: label sync failed: %s", name, err)
+        return written, failed
 
     async def sync_node(self, *, name: str) -> bool:
         """Sync one node now from its VM as XO says it is now (the VM changed); True
@@ -190,9 +195,7 @@ class LabelSyncService:
             vm, seen = await self._freshness.observe(partial(self._inventory.get_vm, vm_id=vm_id))
             if vm is None:
                 return wrote  # gone or unreachable: the lifecycle controller's business
-            resident = resident_host_id(vm)  # a halted VM's container is no host to ask for
-            host = await self._inventory.get_host(host_id=resident) if resident else None
-            pool = await self._inventory.get_pool(pool_id=vm.pool_id) if vm.pool_id else None
+            host, pool = await placement_of(self._inventory, vm)
             outcome = await self._apply(node, vm, host, pool, seen)
             if outcome is _Outcome.WRITTEN:
                 wrote = True

@@ -324,12 +324,11 @@ class LifecycleService:
             self.confirmation.seen_present(key)
         if state is VMState.HALTED:
             self._halted_last.add(key)
+            self._halted_at(key, lookup, now)
         else:
             self._halted_last.discard(key)
-        if state is VMState.HALTED:
-            self._halted_at(key, lookup, now)
-        elif node.ready or (state is not None and state not in UNKNOWN_STATES):
-            self._halted_since.pop(key, None)
+            if node.ready or (state is not None and state not in UNKNOWN_STATES):
+                self._halted_since.pop(key, None)
         try:
             await self._apply(node, action, lookup, reservation, unverified, servers)
         except CCMError as err:

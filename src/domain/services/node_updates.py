@@ -6,7 +6,8 @@ from collections.abc import Callable, Iterable
 from typing import Protocol, TypeVar
 
 from domain.errors import ConflictError, InventoryError, NodeGoneError
-from domain.model import Host, Node, NodeChange, NodeEventSpec, Pool
+from domain.model import VM, Host, Node, NodeChange, NodeEventSpec, Pool
+from domain.policies.topology import resident_host_id
 from domain.ports import EventRecorder, Inventory, NodeStore
 
 #: Attempts before a conflicting update is given back to the caller's queue.
@@ -76,6 +77,15 @@ async def say(
         await events.record(
             node=node, type=spec.type, reason=spec.reason, message=spec.message, source=source
         )
+
+
+async def placement_of(inventory: Inventory, vm: VM) -> tuple[Host | None, Pool | None]:
+    """The host the VM runs on and its pool, as the inventory holds them (a halted VM's
+    ``$container`` is its pool: no host to ask for)."""
+    resident = resident_host_id(vm)
+    host = await inventory.get_host(host_id=resident) if resident else None
+    pool = await inventory.get_pool(pool_id=vm.pool_id) if vm.pool_id else None
+    return host, pool
 
 
 async def placement_overtaken(inventory: Inventory, host: Host | None, pool: Pool | None) -> bool:

@@ -31,12 +31,12 @@ from domain.policies.metadata import (
     invalid_tag_warnings,
     topology_tag_warnings,
 )
-from domain.policies.topology import resident_host_id
 from domain.policies.waiting import waiting_reason
 from domain.ports import Clock, EventRecorder, Inventory, NodeStore, Snapshots
 from domain.providerid import is_ours
 from domain.services.node_updates import (
     apply_plan,
+    placement_of,
     placement_overtaken,
     say,
     update_on_conflict_retry,
@@ -185,9 +185,7 @@ class RegistrationService:
         vm, seen = await self._freshness.observe(
             lambda: locate_vm(self._inventory, node, match_by_name=self._options.match_by_name)
         )
-        resident = resident_host_id(vm)  # a halted VM's container is no host to ask for
-        host = await self._inventory.get_host(host_id=resident) if resident else None
-        pool = await self._inventory.get_pool(pool_id=vm.pool_id) if vm.pool_id else None
+        host, pool = await placement_of(self._inventory, vm)
         return Located(vm, host, pool, seen)
 
     async def _initialize(self, node: Node, burst: bool) -> RegistrationResult:
