@@ -94,3 +94,58 @@ def test_the_control_plane_floor_is_shown_beside_the_time_it_bounds_never_judged
     )
     assert "0.87" in line and "0.96" in line and "reference" in line
     assert "MET" not in line and "MISSED" not in line and "not run" not in line
+
+
+def test_the_go_ccm_runs_as_built_with_its_manifests_flags_and_answers_healthz(
+    tmp_path: Path,
+) -> None:
+    from tools.bench.builds import go_ccm
+
+    binary = tmp_path / "xenorchestra-cloud-controller-manager"
+    binary.write_text("#!/bin/sh\n")
+    with pytest.raises(SystemExit, match="not an executable file"):
+        go_ccm(binary)
+    binary.chmod(0o755)
+    go = go_ccm(binary)
+    assert go.with_runtime() is go  # no interpreter to install
+    ccm = BenchCCM(build=go, kubeconfig="k", cloud_config="c", flags=["--v=2"])
+    assert ccm.argv[:3] == [
+        str(binary),
+        "--cloud-provider=xenorchestra",
+        "--controllers=cloud-node,cloud-node-lifecycle,cloud-node-label-sync",
+    ]
+    assert "--cloud-config=c" in ccm.argv and OPEN_PATHS in ccm.argv
+    assert go.env() == {}  # a binary: no PYTHONPATH of a tree
+    assert ccm.ready_path == "/healthz"
+    assert BenchCCM(build=THIS_TREE, kubeconfig="k", cloud_config="c").ready_path == "/readyz"
+
+
+def test_the_go_ccm_gets_a_column_of_its_own_and_no_import_run(tmp_path: Path) -> None:
+    from tools.bench.table import ISSUE29, plan
+
+    readings = {
+        "this-tree": {"reg200_10w": [1.16], "rss_imports": [60.1]},
+        "4a6c53b": {"reg200_10w": [1.15], "rss_imports": [66.2]},
+        "go-ccm": {"reg200_10w": [1.50]},
+    }
+    rows = {
+        r["key"]: r
+        for r in compare(medians(readings), "this-tree", "4a6c53b", readings, ISSUE29, go="go-ccm")
+    }
+    assert rows["reg200_10w"]["go_now"] == 1.50
+    assert rows["reg200_10w"]["vs_go"] == pytest.approx(1.16 / 1.50, abs=1e-3)
+    assert rows["reg200_10w"]["met"] is False  # the goal stays the baseline's
+    assert rows["rss_imports"]["vs_go"] is None
+    text = render(list(rows.values()), "this-tree", "4a6c53b", "go-ccm")
+    assert "go-ccm now" in text and "0.77x" in text
+    binary = tmp_path / "ccm"
+    binary.write_text("")
+    binary.chmod(0o755)
+    from tools.bench.builds import go_ccm
+
+    runs = plan(None, go_ccm(binary), full=False, window=1.0)  # type: ignore[arg-type]
+    assert runs and not any("rss_imports" in readers for _, _, readers in runs)
+    assert any(
+        "rss_imports" in readers
+        for _, _, readers in plan(None, THIS_TREE, full=False, window=1.0)  # type: ignore[arg-type]
+    )

@@ -127,6 +127,8 @@ class CCMProcess:
         self._log = ProcessLog("xoccm-log-")
         self.proc: asyncio.subprocess.Process | None = None
         self.started_at = 0.0
+        #: answers 200 once the process is ready
+        self.ready_path = "/readyz"
 
     @property
     def url(self) -> str:
@@ -172,7 +174,7 @@ class CCMProcess:
             if self.returncode is not None:
                 raise RuntimeError(f"CCM exited with {self.returncode}:\n{self.log[-3000:]}")
             try:
-                if (await self.get("/readyz")).status_code == 200:
+                if (await self.get(self.ready_path)).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass

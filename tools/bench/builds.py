@@ -7,6 +7,11 @@ revision, else one made under ``bench-results/``) with this tree's interpreter a
 own ``src`` first on ``PYTHONPATH``. Revisions from before secure serving
 (87c6494 and older) serve ``/metrics`` over plain HTTP on ``--secure-port`` and
 know none of the authorization flags: :attr:`Build.secure` says which.
+
+``scripts/bench --go-ccm BIN`` adds the Go CCM itself (:func:`go_ccm`): the binary an
+operator switches from, built from its source (its module is not served to the
+machines this project runs on, so the bench cannot fetch it), run with the same
+flags and cloud config, as drop-in promises.
 """
 
 from __future__ import annotations
@@ -45,12 +50,28 @@ class Build:
     profile_dir: Path | None = None
     #: the interpreter (``with_runtime``: the production install; None: this one)
     python: Path | None = None
+    #: the Go CCM's executable instead of a Python tree (:func:`go_ccm`)
+    binary: Path | None = None
+
+    @property
+    def ready_path(self) -> str:
+        """What says it is ready: the Go CCM serves ``/healthz``, not ``/readyz``."""
+        return "/readyz" if self.binary is None else "/healthz"
 
     def with_runtime(self) -> Build:
         """This build on the production install of its own lock file."""
+        if self.binary is not None:
+            return self
         return replace(self, python=production_python(self.src.parent / "requirements.lock"))
 
     def command(self, profile: Path | None = None) -> list[str]:
+        if self.binary is not None:
+            # The Go CCM's manifests pass these two; this CCM takes and needs neither.
+            return [
+                str(self.binary),
+                "--cloud-provider=xenorchestra",
+                f"--controllers={GO_CONTROLLERS}",
+            ]
         python = str(self.python or sys.executable)
         if profile is not None:
             return [python, "-m", "tools.bench.profiled", str(profile)]
@@ -58,7 +79,7 @@ class Build:
 
     def env(self) -> dict[str, str]:
         """Its source first, then this tree (for ``tools.bench.profiled``)."""
-        return {"PYTHONPATH": f"{self.src}:{ROOT}"}
+        return {} if self.binary is not None else {"PYTHONPATH": f"{self.src}:{ROOT}"}
 
     def next_profile(self, label: str) -> Path | None:
         """Where the next run's profile goes (None: not profiling)."""
@@ -70,6 +91,15 @@ class Build:
 
 
 THIS_TREE = Build(name="this-tree", src=ROOT / "src")
+#: The controllers the Go CCM's manifests run.
+GO_CONTROLLERS = "cloud-node,cloud-node-lifecycle,cloud-node-label-sync"
+
+
+def go_ccm(binary: Path) -> Build:
+    """The Go CCM's binary as a build (``--go-ccm``)."""
+    if not (binary.is_file() and os.access(binary, os.X_OK)):
+        raise SystemExit(f"--go-ccm {binary}: not an executable file")
+    return Build(name="go-ccm", src=binary.parent, binary=binary)
 
 
 class BenchCCM(CCMProcess):
@@ -89,6 +119,7 @@ class BenchCCM(CCMProcess):
         )
         self.build = build
         self.profile = profile
+        self.ready_path = build.ready_path
         argv = [a for a in self.argv[1:] if build.secure or a != OPEN_PATHS]
         self.argv = [*build.command(profile), *argv]
 

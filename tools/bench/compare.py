@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from . import scenarios, table
-from .builds import THIS_TREE, Build, baseline
+from .builds import THIS_TREE, Build, baseline, go_ccm
 from .procfs import machine, machine_line
 from .profiled import top
 
@@ -35,6 +35,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     builds = [THIS_TREE]
     if args.baseline:
         builds.append(baseline(args.baseline))
+    if getattr(args, "go_ccm", None):
+        builds.append(go_ccm(Path(args.go_ccm)))
     _log("production installs of each build's lock file ...")
     builds = [b.with_runtime() for b in builds]
     results: dict[str, Any] = {
@@ -69,9 +71,13 @@ async def _table(
         for b in builds
     ]
     repeat = max(1, getattr(args, "repeat", 1))
-    for steps in zip(*plans, strict=True):  # each row: this tree, then the baseline, ...
+    labels = [{label: (measure, readers) for label, measure, readers in p} for p in plans]
+    for label, _, _ in plans[0]:  # each row: this tree, then the baseline, then Go
         for turn in range(1, repeat + 1):
-            for build, (label, measure, readers) in zip(builds, steps, strict=True):
+            for build, runs_of in zip(builds, labels, strict=True):
+                if label not in runs_of:
+                    continue  # the Go CCM has no Python imports to measure
+                measure, readers = runs_of[label]
                 shown = f"{label} ({turn}/{repeat})" if repeat > 1 else label
                 _log(f"{build.name}: {shown} ...")
                 started = time.monotonic()
@@ -80,7 +86,10 @@ async def _table(
                 runs.append({"build": build.name, "label": label, "turn": turn, "result": result})
                 for key, read in readers.items():
                     readings[build.name].setdefault(key, []).append(read(result))
-    return table.compare(table.medians(readings), builds[0].name, builds[1].name, readings, chosen)
+    go = next((b.name for b in builds if b.binary is not None), None)
+    return table.compare(
+        table.medians(readings), builds[0].name, builds[1].name, readings, chosen, go=go
+    )
 
 
 async def _profiles(
@@ -152,7 +161,7 @@ def render(results: dict[str, Any]) -> str:
     load = ", ".join(f"{x:.2f}" for x in results["loadavg_at_start"])
     parts = [machine_line(results["machine"]) + f"; load average at start {load}"]
     if "table" in results:
-        this, base = results["builds"]
+        this, base, *go = results["builds"]
         parts.append(
             f"\nThis tree vs {base} (same run, each on the production install of its lock; "
             "goal / base: the goal as a ratio of the baseline measured now (for issue 16, "
@@ -160,7 +169,7 @@ def render(results: dict[str, Any]) -> str:
             "ratio <= it, or the figure <= an absolute goal"
             + (f"; medians of {repeat} runs each" if (repeat := _repeat(results)) > 1 else "")
             + ")\n"
-            + table.render(results["table"], this, base)
+            + table.render(results["table"], this, base, go[0] if go else None)
         )
         regs = [r for r in results["runs"] if "cpu_seconds_per_node" in r["result"]]
         lines = [

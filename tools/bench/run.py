@@ -89,6 +89,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "figures; 29: CPU per node, workers sized, lone joins and memory against REV)",
     )
     parser.add_argument(
+        "--go-ccm",
+        default=None,
+        metavar="BIN",
+        help="with --baseline: the Go CCM's binary (built from its source: `go build "
+        "./cmd/xenorchestra-cloud-controller-manager`), measured in the same runs, a "
+        "column of its own (the goals stay the baseline's)",
+    )
+    parser.add_argument(
         "--repeat",
         type=int,
         default=1,

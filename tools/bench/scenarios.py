@@ -256,6 +256,8 @@ async def registration(
 
             async def all_recorded() -> bool:
                 text = await ccm.metrics()
+                if build.binary is not None:  # the Go CCM: cloud-provider's histogram
+                    return metric(text, "cloud_provider_taint_removal_delay_seconds_count") >= nodes
                 done = metric(
                     text,
                     "xenorchestra_ccm_node_syncs_total",

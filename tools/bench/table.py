@@ -234,6 +234,8 @@ def plan(
             ),
             ("at rest 5000", rest(5000), {"rest5000_cpu": cpu_per_minute, "rss5000": rss}),
         ]
+    if build.binary is not None:  # the Go CCM: no interpreter, no imports
+        runs = [run for run in runs if "rss_imports" not in run[2]]
     if rows:
         runs = [run for run in runs if set(run[2]) & set(rows)]
     return runs
@@ -259,19 +261,23 @@ def compare(
     base: str,
     readings: dict[str, dict[str, list[float]]] | None = None,
     rows: tuple[Row, ...] = ROWS,
+    *,
+    go: str | None = None,
 ) -> list[dict[str, Any]]:
     """Each row: both figures (medians when repeated, every reading kept), this /
-    baseline, the goal, met or not."""
+    baseline, the goal, met or not; with ``go`` (the Go CCM's build, ``--go-ccm``), its
+    figure and this / Go too (a figure beside the goal, which stays the baseline's)."""
     out = []
     for row in rows:
         mine, theirs = measured.get(this, {}).get(row.key), measured.get(base, {}).get(row.key)
         ratio = mine / theirs if mine is not None and theirs else None
+        golang = measured.get(go, {}).get(row.key) if go else None
         target = row.target_ratio
         out.append(
             {
                 "readings": {
                     build: (readings or {}).get(build, {}).get(row.key, [])
-                    for build in (this, base)
+                    for build in (this, base, *([go] if go else []))
                 },
                 "key": row.key,
                 "title": row.title,
@@ -284,12 +290,14 @@ def compare(
                 "ratio": round(ratio, 3) if ratio is not None else None,
                 "met": row.met(mine, theirs),
                 "reference": row.reference,
+                "go_now": golang,
+                "vs_go": round(mine / golang, 3) if mine is not None and golang else None,
             }
         )
     return out
 
 
-def render(rows: list[dict[str, Any]], this: str, base: str) -> str:
+def render(rows: list[dict[str, Any]], this: str, base: str, go: str | None = None) -> str:
     from .run import table
 
     issue16 = any(r["go"] is not None for r in rows)
@@ -307,6 +315,8 @@ def render(rows: list[dict[str, Any]], this: str, base: str) -> str:
             "-" if r["ratio"] is None else f"{r['ratio']:.2f}x",
             "" if r.get("reference") else {True: "MET", False: "MISSED", None: "not run"}[r["met"]],
         ]
+        if go:
+            line += [_fmt(r.get("go_now")), "-" if r.get("vs_go") is None else f"{r['vs_go']:.2f}x"]
         cells.append(line)
     headers = ["row"]
     if issue16:
@@ -319,4 +329,6 @@ def render(rows: list[dict[str, Any]], this: str, base: str) -> str:
         "now ratio",
         "",
     ]
+    if go:
+        headers += [f"{go} now", "this / Go"]
     return table(headers, cells)
