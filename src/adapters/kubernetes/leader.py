@@ -11,7 +11,11 @@ Nodes. The rules, as in client-go's ``leaderelection`` package:
   by the Lease's resourceVersion, so two candidates can never both win;
 - if renewals keep failing for ``renew_deadline`` (shorter than the lease
   duration), ``lost()`` returns: controllers stop *before* the Lease can
-  expire and another replica start. Seeing another holder in a valid Lease
+  expire and another replica start. The deadline counts from when the last
+  won write was *sent*, not from when its answer came: the others count the
+  lease from when they saw the write land, which is after it was sent and may
+  be long before its answer reaches this replica (client-go counts from the
+  answer, and says it cannot promise one leader). Seeing another holder in a valid Lease
   ends leadership at once (client-go would wait out the deadline; stopping
   sooner is strictly safer);
 - ``release()`` clears the holder (and shortens the duration to 1 s), so a
@@ -105,11 +109,12 @@ class LeaseLeaderElector:
             return
         logger.info("leader election: {} trying to acquire lease {}", self.identity, self._path)
         while True:
-            if await self._attempt(budget=self.renew_deadline):
+            sent = self._clock()
+            if await self._attempt(budget=self.renew_deadline) and self._fresh(sent):
                 break
             await asyncio.sleep(self.retry_period * random.uniform(1.0, JITTER))
         self._leading = True
-        self._last_renew = self._clock()
+        self._last_renew = sent
         self._lost.clear()
         self._renewer = asyncio.create_task(self._renew_loop(), name=f"lease-renew-{self.name}")
         logger.info("leader election: {} acquired lease {}", self.identity, self._path)
@@ -179,7 +184,8 @@ class LeaseLeaderElector:
     async def _renew_until_lost(self) -> str:
         while True:
             await asyncio.sleep(self.retry_period)
-            remaining = self.renew_deadline - (self._clock() - self._last_renew)
+            sent = self._clock()
+            remaining = self.renew_deadline - (sent - self._last_renew)
             renewed = False
             if remaining > 0:
                 try:
@@ -188,12 +194,19 @@ class LeaseLeaderElector:
                 except TimeoutError:
                     renewed = False
             if renewed:
-                self._last_renew = self._clock()
+                self._last_renew = sent
                 continue
             if self._other_holder:
                 return f"lease now held by {self._other_holder}"
             if self._clock() - self._last_renew >= self.renew_deadline:
                 return f"could not renew for {self.renew_deadline:g}s"
+
+    def _fresh(self, sent: float) -> bool:
+        """Whether a won write sent at ``sent`` still leaves time to lead: its answer
+        may come late (a slow server, this loop busy), and the others count the
+        lease from when the write landed, after ``sent``; a win answered a whole
+        renew deadline late is tried again (it renews this replica's own record)."""
+        return self._clock() - sent < self.renew_deadline
 
     async def _attempt(self, *, budget: float) -> bool:
         """One acquire-or-renew; any failure (an API error, an unreadable answer,
