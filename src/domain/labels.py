@@ -37,6 +37,10 @@ UNKNOWN_NAME = "unknown"
 PROVIDED_NODE_IP = "alpha.kubernetes.io/provided-node-ip"
 
 UNINITIALIZED_TAINT_KEY = "node.cloudprovider.kubernetes.io/uninitialized"
+#: On a Node whose out-of-service taint this CCM added (written in the same patch):
+#: the taint's value alone cannot say whose it is, since Kubernetes' documentation
+#: tells operators to add the very same one by hand.
+OUT_OF_SERVICE_ADDED_BY = "node.k8s.xenorchestra/out-of-service-taint"
 SHUTDOWN_TAINT = Taint(
     key="node.cloudprovider.kubernetes.io/shutdown", effect=TaintEffect.NO_SCHEDULE
 )

@@ -161,6 +161,13 @@ class Node:
         # Asked of every node by every pass; most have no taint at all.
         return bool(self.taints) and any(t.key == key for t in self.taints)
 
+    def carries(self, taint: Taint) -> bool:
+        """Whether a taint of that key *and* effect is there (how Kubernetes tells
+        taints apart: another effect under the same key is someone else's)."""
+        return bool(self.taints) and any(
+            t.key == taint.key and t.effect is taint.effect for t in self.taints
+        )
+
     @property
     def ready(self) -> bool:
         return self.readiness is Readiness.TRUE
@@ -217,6 +224,7 @@ class NodeChange:
     remove_taint_keys: frozenset[str] = frozenset()
     remove_taints: tuple[Taint, ...] = ()  # matched by key and effect
     set_annotations: Mapping[str, str] = field(default_factory=_empty)
+    remove_annotations: frozenset[str] = frozenset()
 
     @property
     def empty(self) -> bool:
@@ -228,6 +236,7 @@ class NodeChange:
             or self.remove_taint_keys
             or self.remove_taints
             or self.set_annotations
+            or self.remove_annotations
         )
 
     def merge(self, other: NodeChange) -> NodeChange:
@@ -242,14 +251,25 @@ class NodeChange:
             add_taints=self.add_taints + other.add_taints,
             remove_taint_keys=self.remove_taint_keys | other.remove_taint_keys,
             remove_taints=self.remove_taints + other.remove_taints,
-            set_annotations={**self.set_annotations, **other.set_annotations},
+            set_annotations={
+                **{
+                    k: v
+                    for k, v in self.set_annotations.items()
+                    if k not in other.remove_annotations
+                },
+                **other.set_annotations,
+            },
+            remove_annotations=(self.remove_annotations - set(other.set_annotations))
+            | other.remove_annotations,
         )
 
     def apply(self, node: Node) -> Node:
         """The Node as it will be once this change is written (pure)."""
         labels = {k: v for k, v in node.labels.items() if k not in self.remove_labels}
         labels.update(self.set_labels)
-        annotations = dict(node.annotations)
+        annotations = {
+            k: v for k, v in node.annotations.items() if k not in self.remove_annotations
+        }
         annotations.update(self.set_annotations)
         dropped = {(t.key, t.effect) for t in self.remove_taints}
         taints = tuple(

@@ -151,14 +151,49 @@ async def test_out_of_service_taint_after_the_grace_period_and_gone_when_ready(
         "value": "nodeshutdown",
         "effect": "NoExecute",
     }
+    assert L.OUT_OF_SERVICE_ADDED_BY in node["metadata"]["annotations"]  # it says it is ours
 
     await xo.start_vm(vm["id"])
     await set_ready(kube, name, "True")
-    await wait_node(
+    node = await wait_node(
         kube,
         name,
         lambda n: OUT_OF_SERVICE_TAINT not in taints(n) and SHUTDOWN_TAINT not in taints(n),
     )
+    assert L.OUT_OF_SERVICE_ADDED_BY not in (node["metadata"].get("annotations") or {})
+
+
+async def test_an_operators_out_of_service_taint_stays_whatever_the_vm_does(
+    ccm: CCMDaemon, kube: KubeClient, xo: FakeXOControlClient, nodes: Nodes
+) -> None:
+    """Kubernetes' non-graceful shutdown guide has the operator add this very taint by
+    hand to a node whose guest hangs: the CCM neither removes it nor takes it for its own."""
+    world = await World.create(xo, hosts=1)
+    vm = await world.vm()
+    name = await nodes.create("e2e-oos-theirs", system_uuid=vm["id"])
+    await wait_initialized(kube, name)
+    await set_ready(kube, name, "False")
+    theirs = {"key": OUT_OF_SERVICE_TAINT, "value": "nodeshutdown", "effect": "NoExecute"}
+    current = await get_node(kube, name)
+    await kube.request(
+        "PATCH",
+        f"/api/v1/nodes/{name}",
+        body={
+            "metadata": {"resourceVersion": current["metadata"]["resourceVersion"]},
+            "spec": {"taints": [*(current["spec"].get("taints") or []), theirs]},
+        },
+        content_type="application/merge-patch+json",
+    )
+    await asyncio.sleep(GRACE * 2)  # several lifecycle passes, the VM running
+    await xo.stop_vm(vm["id"])
+    await wait_node(kube, name, lambda n: SHUTDOWN_TAINT in taints(n))
+    await asyncio.sleep(GRACE * 2)  # halted past the grace period
+    await xo.start_vm(vm["id"])
+    await set_ready(kube, name, "True")
+    await wait_node(kube, name, lambda n: SHUTDOWN_TAINT not in taints(n))
+    node = await get_node(kube, name)
+    assert taints(node)[OUT_OF_SERVICE_TAINT] == theirs
+    assert L.OUT_OF_SERVICE_ADDED_BY not in (node["metadata"].get("annotations") or {})
 
 
 @pytest.mark.parametrize("power_state", ["Suspended", "Paused"])

@@ -183,6 +183,32 @@ async def test_update_writes_labels_taints_and_provider_id_in_one_request(
     assert {"keep-me", "example.com/extra"} <= keys
 
 
+async def test_update_sets_and_removes_annotations_with_a_taint_in_one_request(
+    kube: KubeClient, store: KubernetesNodeStore, ccm_client: KubeClient
+) -> None:
+    """How the out-of-service taint and the annotation saying it is ours come and go:
+    together, so no reader ever sees one without the other."""
+    name = unique("mark")
+    await create_node(kube, name, uninitialized=False, annotations={"someone/else": "kept"})
+    node = await eventually(store, name, lambda n: True)
+    taint = Taint("node.kubernetes.io/out-of-service", TaintEffect.NO_EXECUTE, "nodeshutdown")
+    before = ccm_client.requests.copy()
+    added = await store.update(
+        node=node, change=NodeChange(add_taints=(taint,), set_annotations={"ours/mark": "yes"})
+    )
+    removed = await store.update(
+        node=added,
+        change=NodeChange(remove_taints=(taint,), remove_annotations=frozenset({"ours/mark"})),
+    )
+    assert ccm_client.requests - before == {"PATCH": 2}
+    assert added.annotations["ours/mark"] == "yes" and taint in added.taints
+    assert "ours/mark" not in removed.annotations and taint not in removed.taints
+    server = await get_node(kube, name)
+    assert server["metadata"]["annotations"].get("ours/mark") is None
+    assert server["metadata"]["annotations"]["someone/else"] == "kept"
+    assert taint.key not in {t["key"] for t in server["spec"].get("taints") or []}
+
+
 async def test_update_from_a_stale_copy_conflicts_and_the_next_read_is_fresh(
     kube: KubeClient, store: KubernetesNodeStore
 ) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from domain import labels as L
 from domain.errors import InventoryError, UnavailableError
-from domain.model import VM, PowerState, Readiness, Taint, TaintEffect
+from domain.model import VM, NodeChange, PowerState, Readiness, Taint, TaintEffect
 from domain.options import (
     CCMOptions,
     DeletionOptions,
@@ -20,7 +20,11 @@ from domain.policies import deletion_breaker as breaker
 from domain.policies.deletion_breaker import ARMED, BreakerState, Verdict
 from domain.policies.deletion_confirmation import DeletionConfirmation
 from domain.policies.lifecycle import LifecycleAction, needs_check
-from domain.policies.out_of_service import OUT_OF_SERVICE, plan_out_of_service
+from domain.policies.out_of_service import (
+    ADDED_BY_THIS_CCM,
+    OUT_OF_SERVICE,
+    plan_out_of_service,
+)
 from domain.services.lifecycle import ADMIN_VIEW_TTL
 from tests.world import ONE_HOST, ONE_POOL, TWO_POOLS, Given, World, vm_uuid
 
@@ -312,36 +316,68 @@ async def test_dry_run_deletions_only_records() -> None:
 
 
 # -- out of service ---------------------------------------------------------------------
+#: the out-of-service taint as this CCM leaves it: the taint and its annotation
+OURS = {"taints": (OUT_OF_SERVICE,), "annotations": {L.OUT_OF_SERVICE_ADDED_BY: ADDED_BY_THIS_CCM}}
+#: the same taint added by hand, as Kubernetes' non-graceful shutdown guide says
+THEIRS = {"taints": (OUT_OF_SERVICE,)}
+#: the annotation alone: the taint was removed by hand
+MARK_ONLY = {"annotations": {L.OUT_OF_SERVICE_ADDED_BY: ADDED_BY_THIS_CCM}}
+NONE: dict[str, object] = {}
+
+
+def _kind(change: NodeChange) -> str:
+    if change.add_taints:
+        assert change.set_annotations == {L.OUT_OF_SERVICE_ADDED_BY: ADDED_BY_THIS_CCM}
+        return "add"
+    if change.remove_taints:
+        assert change.remove_annotations == {L.OUT_OF_SERVICE_ADDED_BY}
+        return "remove"
+    if change.remove_annotations:
+        return "forget"
+    assert change.empty
+    return "none"
+
+
 @pytest.mark.parametrize(
     ("enabled", "down_for", "ready", "has", "known", "change"),
     [
-        pytest.param(True, 299.0, False, False, True, "none", id="within-grace-nothing"),
-        pytest.param(True, 300.0, False, False, True, "add", id="after-grace-added"),
-        pytest.param(False, 9999.0, False, False, True, "none", id="disabled-never-added"),
-        pytest.param(True, None, True, True, True, "remove", id="ready-again-removed"),
-        pytest.param(True, None, False, True, True, "remove", id="vm-running-again-removed"),
-        pytest.param(True, 9999.0, False, True, True, "none", id="already-there"),
+        pytest.param(True, 299.0, False, NONE, True, "none", id="within-grace-nothing"),
+        pytest.param(True, 300.0, False, NONE, True, "add", id="after-grace-added"),
+        pytest.param(False, 9999.0, False, NONE, True, "none", id="disabled-never-added"),
+        pytest.param(True, None, True, OURS, True, "remove", id="ready-again-removed"),
+        pytest.param(True, None, False, OURS, True, "remove", id="vm-running-again-removed"),
+        pytest.param(False, None, False, OURS, True, "remove", id="disabled-ours-still-removed"),
+        pytest.param(True, 9999.0, False, OURS, True, "none", id="already-there"),
         # XO said nothing (no answer, the VM's pool lost): neither added nor removed
-        pytest.param(True, None, False, True, False, "none", id="unknown-kept"),
-        pytest.param(True, 9999.0, False, False, False, "none", id="unknown-not-added"),
-        pytest.param(True, None, True, True, False, "remove", id="unknown-but-ready-removed"),
+        pytest.param(True, None, False, OURS, False, "none", id="unknown-kept"),
+        pytest.param(True, 9999.0, False, NONE, False, "none", id="unknown-not-added"),
+        pytest.param(True, None, True, OURS, False, "remove", id="unknown-but-ready-removed"),
+        # an operator's taint (no annotation) is never removed, and none added beside it
+        pytest.param(True, None, False, THEIRS, True, "none", id="theirs-vm-running-kept"),
+        pytest.param(False, None, False, THEIRS, True, "none", id="theirs-disabled-kept"),
+        pytest.param(True, None, True, THEIRS, True, "none", id="theirs-ready-kept"),
+        pytest.param(True, 9999.0, False, THEIRS, True, "none", id="theirs-halted-not-taken"),
+        # the taint removed by hand: the annotation goes, whatever else
+        pytest.param(True, None, True, MARK_ONLY, True, "forget", id="mark-alone-forgotten"),
+        pytest.param(True, 9999.0, False, MARK_ONLY, True, "forget", id="mark-alone-halted"),
     ],
 )
 def test_out_of_service_policy(
-    enabled: bool, down_for: float | None, ready: bool, has: bool, change: str, known: bool
+    enabled: bool,
+    down_for: float | None,
+    ready: bool,
+    has: dict[str, object],
+    change: str,
+    known: bool,
 ) -> None:
-    n = node(
-        taints=(OUT_OF_SERVICE,) if has else (),
-        readiness=Readiness.TRUE if ready else Readiness.FALSE,
-    )
+    n = node(readiness=Readiness.TRUE if ready else Readiness.FALSE, **has)
     got = plan_out_of_service(
         node=n,
         halted_for=down_for,
         options=OutOfServiceOptions(enabled=enabled, grace_period=300),
         vm_state_known=known,
     )
-    kind = "add" if got.add_taints else "remove" if got.remove_taints else "none"
-    assert kind == change
+    assert _kind(got) == change
 
 
 @pytest.mark.parametrize(
@@ -352,7 +388,7 @@ def test_out_of_service_policy(
     ],
 )
 def test_out_of_service_waits_while_xo_may_not_hear_from_the_pool(has: bool, change: str) -> None:
-    n = node(taints=(OUT_OF_SERVICE,) if has else (), readiness=Readiness.FALSE)
+    n = node(readiness=Readiness.FALSE, **(OURS if has else NONE))
     got = plan_out_of_service(
         node=n,
         halted_for=9999.0,
@@ -522,6 +558,89 @@ async def test_a_vm_holding_its_memory_never_gets_out_of_service(power: PowerSta
     assert L.SHUTDOWN_TAINT in taints  # not running: the shutdown taint, as upstream
 
 
+@pytest.mark.parametrize("enabled", [False, True], ids=["feature-off", "feature-on"])
+@pytest.mark.parametrize("power", [PowerState.RUNNING, PowerState.PAUSED, PowerState.SUSPENDED])
+async def test_an_operators_out_of_service_taint_is_never_removed(
+    power: PowerState, enabled: bool
+) -> None:
+    """Review s10: ``kubectl taint ... out-of-service=nodeshutdown:NoExecute`` on a NotReady
+    node (Kubernetes' non-graceful shutdown guide: a hung guest fenced by other means) was
+    removed at the next pass, even with the feature off: the value was taken for ours."""
+    lc = World(
+        ONE_POOL,
+        options=CCMOptions(out_of_service=OutOfServiceOptions(enabled=enabled, grace_period=1)),
+    )
+    lc.xo.add_vm(vm(id=VM_1, power_state=power))
+    lc.nodes.create(
+        node(
+            "n",
+            provider_id=f"xenorchestra://{POOL_A}/{VM_1}",
+            readiness=Readiness.FALSE,
+            **THEIRS,
+        )
+    )
+    for _ in range(3):
+        await lc.lifecycle.run_pass()
+        await lc.clock.advance(2)
+    assert OUT_OF_SERVICE in lc.nodes.nodes["n"].taints
+    assert L.OUT_OF_SERVICE_ADDED_BY not in lc.nodes.nodes["n"].annotations
+    lc.nodes.set_readiness("n", Readiness.TRUE)
+    await lc.lifecycle.run_pass()
+    assert OUT_OF_SERVICE in lc.nodes.nodes["n"].taints  # Ready again: still the operator's
+
+
+@pytest.mark.parametrize("provider_id", ["", "aws:///eu-west-1a/i-0123456789abcdef0"])
+async def test_a_node_not_ours_keeps_its_out_of_service_taint(provider_id: str) -> None:
+    lc = World(
+        ONE_POOL,
+        options=CCMOptions(out_of_service=OutOfServiceOptions(enabled=True, grace_period=1)),
+    )
+    lc.nodes.create(
+        node(
+            "other",
+            provider_id=provider_id,
+            system_uuid="",
+            readiness=Readiness.FALSE,
+            **THEIRS,
+        )
+    )
+    await lc.lifecycle.run_pass()
+    assert lc.nodes.nodes["other"].taints == (OUT_OF_SERVICE,)
+
+
+async def test_our_taint_carries_its_annotation_and_both_go_together() -> None:
+    lc = World(
+        ONE_POOL,
+        options=CCMOptions(out_of_service=OutOfServiceOptions(enabled=True, grace_period=1)),
+    )
+    lc.add_registered("n", VM_1, running=False)
+    await lc.lifecycle.run_pass()
+    await lc.clock.advance(2)
+    await lc.lifecycle.run_pass()
+    tainted = lc.nodes.nodes["n"]
+    assert OUT_OF_SERVICE in tainted.taints
+    assert tainted.annotations[L.OUT_OF_SERVICE_ADDED_BY] == ADDED_BY_THIS_CCM
+    lc.nodes.set_readiness("n", Readiness.TRUE)
+    await lc.lifecycle.run_pass()
+    assert OUT_OF_SERVICE not in lc.nodes.nodes["n"].taints
+    assert L.OUT_OF_SERVICE_ADDED_BY not in lc.nodes.nodes["n"].annotations
+
+
+async def test_a_shutdown_key_under_another_effect_is_someone_elses() -> None:
+    """Kubernetes tells taints apart by key and effect, as the Go CCM removes its
+    shutdown taint (NoSchedule): a NoExecute one under that key is not ours to remove."""
+    lc = World(ONE_POOL)
+    theirs = Taint(L.SHUTDOWN_TAINT.key, TaintEffect.NO_EXECUTE)
+    lc.add_registered("n", VM_1, running=False)
+    lc.nodes.touch("n", taints=(theirs,))
+    await lc.lifecycle.run_pass()
+    assert set(lc.nodes.nodes["n"].taints) == {theirs, L.SHUTDOWN_TAINT}  # ours added beside
+    lc.xo.update_vm(VM_1, power_state=PowerState.RUNNING)
+    lc.nodes.set_readiness("n", Readiness.TRUE)
+    await lc.lifecycle.run_pass()
+    assert lc.nodes.nodes["n"].taints == (theirs,)
+
+
 async def test_our_out_of_service_taint_goes_when_the_vm_is_suspended_instead() -> None:
     lc = World(
         ONE_POOL,
@@ -538,25 +657,27 @@ async def test_our_out_of_service_taint_goes_when_the_vm_is_suspended_instead() 
 
 
 @pytest.mark.parametrize(
-    ("readiness", "taints", "checked"),
+    ("readiness", "has", "checked"),
     [
-        (Readiness.TRUE, (), False),
-        (Readiness.TRUE, (L.SHUTDOWN_TAINT,), True),
-        (Readiness.TRUE, (OUT_OF_SERVICE,), True),
+        (Readiness.TRUE, NONE, False),
+        (Readiness.TRUE, {"taints": (L.SHUTDOWN_TAINT,)}, True),
+        (Readiness.TRUE, OURS, True),
+        (Readiness.TRUE, MARK_ONLY, True),
+        (Readiness.TRUE, THEIRS, False),
         (
             Readiness.TRUE,
-            (Taint(OUT_OF_SERVICE.key, TaintEffect.NO_EXECUTE, "maintenance"),),
+            {"taints": (Taint(OUT_OF_SERVICE.key, TaintEffect.NO_EXECUTE, "maintenance"),)},
             False,
         ),
-        (Readiness.TRUE, (Taint("example.com/other", TaintEffect.NO_SCHEDULE),), False),
-        (Readiness.FALSE, (), True),
-        (Readiness.UNKNOWN, (), True),
+        (Readiness.TRUE, {"taints": (Taint("example.com/other", TaintEffect.NO_SCHEDULE),)}, False),
+        (Readiness.FALSE, NONE, True),
+        (Readiness.UNKNOWN, NONE, True),
     ],
 )
 def test_which_nodes_a_lifecycle_pass_checks(
-    readiness: Readiness, taints: tuple[Taint, ...], checked: bool
+    readiness: Readiness, has: dict[str, object], checked: bool
 ) -> None:
-    assert needs_check(node("n", readiness=readiness, taints=taints)) is checked
+    assert needs_check(node("n", readiness=readiness, **has)) is checked
 
 
 # -- "gone" is not "deleted": what XO may not hold ---------------------------------------

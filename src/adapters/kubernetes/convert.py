@@ -170,7 +170,7 @@ def node_patch(node: Node, change: NodeChange) -> JsonObject | None:
     ``metadata.resourceVersion`` makes the server refuse the patch (409) if
     the Node changed since ``node`` was read: the taint list is replaced
     whole, so it must be computed from the very version it replaces.
-    Labels to remove are sent as null. ``spec.providerID`` is sent whenever
+    Labels and annotations to remove are sent as null. ``spec.providerID`` is sent whenever
     the change sets one that differs from the Node's, so a change of an
     already-set providerID reaches the server, which refuses it.
     """
@@ -184,7 +184,14 @@ def node_patch(node: Node, change: NodeChange) -> JsonObject | None:
     labels.update({k: v for k, v in change.set_labels.items() if node.labels.get(k) != v})
     if labels:
         meta["labels"] = labels
-    annotations = {k: v for k, v in change.set_annotations.items() if node.annotations.get(k) != v}
+    annotations: dict[str, str | None] = {
+        key: None
+        for key in change.remove_annotations
+        if key in node.annotations and key not in change.set_annotations
+    }
+    annotations.update(
+        {k: v for k, v in change.set_annotations.items() if node.annotations.get(k) != v}
+    )
     if annotations:
         meta["annotations"] = annotations
     spec: JsonObject = {}

@@ -6,7 +6,7 @@ from enum import StrEnum
 
 from domain import labels
 from domain.model import VM, Node, PowerState
-from domain.policies.out_of_service import has_our_out_of_service
+from domain.policies.out_of_service import has_our_mark
 
 
 class VMState(StrEnum):
@@ -63,14 +63,12 @@ def needs_lookup(node: Node) -> bool:
 def needs_check(node: Node) -> bool:
     """Whether a periodic pass must look at the node at all.
 
-    A Ready node without the shutdown taint or our out-of-service taint has
+    A Ready node without the shutdown taint or our out-of-service mark has
     nothing to lose or gain (:func:`decide` says NOTHING, the out-of-service
     rule removes nothing), so a pass over a healthy fleet costs nothing per
     node: only not-ready nodes and those carrying a taint of ours are visited.
     """
-    return (
-        not node.ready or node.has_taint(labels.SHUTDOWN_TAINT.key) or has_our_out_of_service(node)
-    )
+    return not node.ready or node.carries(labels.SHUTDOWN_TAINT) or has_our_mark(node)
 
 
 def decide(*, node: Node, vm_state: VMState | None) -> LifecycleAction:
@@ -80,7 +78,7 @@ def decide(*, node: Node, vm_state: VMState | None) -> LifecycleAction:
     the VM is *known* deleted, taint when it is shut down, and never act on
     an error or an unknown pool.
     """
-    has_shutdown = node.has_taint(labels.SHUTDOWN_TAINT.key)
+    has_shutdown = node.carries(labels.SHUTDOWN_TAINT)
     if node.ready:
         return LifecycleAction.REMOVE_SHUTDOWN_TAINT if has_shutdown else LifecycleAction.NOTHING
     if vm_state is VMState.DELETED:

@@ -3,7 +3,15 @@
 Kubernetes only detaches volumes from a shut-down node after 6 minutes,
 unless the node carries ``node.kubernetes.io/out-of-service``; then
 stateful pods move at once. The CCM adds it after a grace period and
-removes the one it added (value ``nodeshutdown``) when the node is back.
+removes the one it added when the node is back.
+
+Whose taint it is, the annotation ``node.k8s.xenorchestra/out-of-service-taint``
+says, written with the taint in one patch: Kubernetes' documentation has
+operators add the very same taint (``nodeshutdown:NoExecute``) by hand to fail
+a node over, and an operator's taint is never removed, whatever the VM's state,
+the node's readiness or the feature's setting. The CCM adds none while the
+node carries any out-of-service taint, and its own is removed even with the
+feature off (it was added when it was on).
 
 Only a **halted** VM qualifies: a paused or suspended guest still holds its
 pods' state and its volumes' caches in memory; force-deleting its pods and
@@ -13,21 +21,46 @@ the shutdown taint alone (its upstream meaning: not running).
 
 from __future__ import annotations
 
+from domain.labels import OUT_OF_SERVICE_ADDED_BY
 from domain.model import Node, NodeChange, Taint, TaintEffect
 from domain.options import OutOfServiceOptions
 
 OUT_OF_SERVICE = Taint(
     key="node.kubernetes.io/out-of-service", value="nodeshutdown", effect=TaintEffect.NO_EXECUTE
 )
+#: The annotation's value: who added the taint, for whoever reads the Node.
+ADDED_BY_THIS_CCM = "xenorchestra-cloud-controller-manager"
+
+_ADD = NodeChange(
+    add_taints=(OUT_OF_SERVICE,), set_annotations={OUT_OF_SERVICE_ADDED_BY: ADDED_BY_THIS_CCM}
+)
+_REMOVE = NodeChange(
+    remove_taints=(OUT_OF_SERVICE,), remove_annotations=frozenset({OUT_OF_SERVICE_ADDED_BY})
+)
+_FORGET = NodeChange(remove_annotations=frozenset({OUT_OF_SERVICE_ADDED_BY}))
+
+
+def _has_out_of_service(node: Node) -> bool:
+    """Any out-of-service taint that evicts (an operator's or ours, any value)."""
+    return any(
+        t.key == OUT_OF_SERVICE.key and t.effect is OUT_OF_SERVICE.effect for t in node.taints
+    )
 
 
 def has_our_out_of_service(node: Node) -> bool:
-    return any(
+    """Whether the node carries the out-of-service taint this CCM added."""
+    return OUT_OF_SERVICE_ADDED_BY in node.annotations and any(
         t.key == OUT_OF_SERVICE.key
         and t.effect is OUT_OF_SERVICE.effect
         and t.value == OUT_OF_SERVICE.value
         for t in node.taints
     )
+
+
+def has_our_mark(node: Node) -> bool:
+    """Whether the annotation is there, with or without the taint (someone removed
+    it by hand): a mark left alone would make a taint added later by hand look ours."""
+    return OUT_OF_SERVICE_ADDED_BY in node.annotations
 
 
 def out_of_service_due(
@@ -39,7 +72,7 @@ def out_of_service_due(
         and not node.ready
         and halted_for is not None
         and halted_for >= options.grace_period
-        and not has_our_out_of_service(node)
+        and not _has_out_of_service(node)
     )
 
 
@@ -59,14 +92,16 @@ def plan_out_of_service(
     removed unless the node is Ready. ``pool_current`` False: XO's server of the VM's
     pool is not connected or shows an error (``domain.policies.xo_servers``), so
     "halted" may be the last state XO had before it stopped hearing from the pool
-    (the VM may run since): not added. An operator's own out-of-service taint (any
-    other value) is never removed.
+    (the VM may run since): not added. An out-of-service taint without this CCM's
+    annotation is an operator's: never removed, and none is added beside it.
     """
     ours = has_our_out_of_service(node)
+    if has_our_mark(node) and not ours:
+        return _FORGET  # the taint was removed by hand: the mark goes with it
     if not vm_state_known and not node.ready:
         return NodeChange()
     if halted_for is None or node.ready:
-        return NodeChange(remove_taints=(OUT_OF_SERVICE,)) if ours else NodeChange()
+        return _REMOVE if ours else NodeChange()
     if pool_current and out_of_service_due(node=node, halted_for=halted_for, options=options):
-        return NodeChange(add_taints=(OUT_OF_SERVICE,))
+        return _ADD
     return NodeChange()

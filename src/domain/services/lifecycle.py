@@ -100,14 +100,12 @@ class LifecyclePassResult:
 
 
 def _taint_change(node: Node, action: LifecycleAction) -> NodeChange:
-    if action is LifecycleAction.REMOVE_SHUTDOWN_TAINT and node.has_taint(
-        labels.SHUTDOWN_TAINT.key
-    ):
-        return NodeChange(remove_taint_keys=frozenset({labels.SHUTDOWN_TAINT.key}))
+    if action is LifecycleAction.REMOVE_SHUTDOWN_TAINT and node.carries(labels.SHUTDOWN_TAINT):
+        return NodeChange(remove_taints=(labels.SHUTDOWN_TAINT,))
     if (
         action is LifecycleAction.ADD_SHUTDOWN_TAINT
         and not node.ready
-        and not node.has_taint(labels.SHUTDOWN_TAINT.key)
+        and not node.carries(labels.SHUTDOWN_TAINT)
     ):
         return NodeChange(add_taints=(labels.SHUTDOWN_TAINT,))
     return NodeChange()
