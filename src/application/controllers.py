@@ -168,8 +168,11 @@ class CloudNodeController:
             self._metrics.node_synced(controller=CLOUD_NODE, result="error")
             raise
         self._metrics.node_synced(controller=CLOUD_NODE, result=result.outcome.value)
-        if result.outcome is Outcome.INITIALIZED and result.taint_removal_delay is not None:
-            self._metrics.taint_removal_delay(seconds=result.taint_removal_delay)
+        if result.outcome is Outcome.INITIALIZED:
+            if result.taint_removal_delay is not None:
+                self._metrics.taint_removal_delay(seconds=result.taint_removal_delay)
+            if result.initial_sync_delay is not None:
+                self._metrics.initial_sync_delay(seconds=result.initial_sync_delay)
         if result.labels_overtaken and self.labels_overtaken is not None:
             await self.labels_overtaken(name)
 

@@ -13,8 +13,10 @@ from .monitoring import OPERATIONS_DOC, dashboard, panel_queries, panels, select
 
 #: What an operator must see at a glance (issue 17), and a series that shows each.
 TOPICS = {
-    "node initialization rate": "cloud_provider_taint_removal_delay_seconds_count",
-    "node initialization delay": "cloud_provider_taint_removal_delay_seconds_bucket",
+    "node initialization rate": "node_controller_cloud_provider_taint_removal_delay_seconds_count",
+    "node initialization delay": (
+        "node_controller_cloud_provider_taint_removal_delay_seconds_bucket"
+    ),
     "nodes waiting": "xenorchestra_ccm_nodes_waiting_initialization",
     "queue depth": "workqueue_depth",
     "queue retries": "workqueue_retries_total",

@@ -42,6 +42,10 @@ class MetricsReader(Protocol):
         """How many taint removal delays were observed, and their sum in seconds."""
         ...
 
+    def initial_sync(self) -> tuple[int, float]:
+        """How many initial sync delays were observed, and their sum in seconds."""
+        ...
+
     def leading(self) -> bool: ...
 
     def waiting(self) -> tuple[int, datetime | None]:
@@ -84,6 +88,10 @@ class MemoryMetricsReader:
 
     def taint_removal(self) -> tuple[int, float]:
         delays = self.kept.taint_removal_delays
+        return len(delays), sum(delays)
+
+    def initial_sync(self) -> tuple[int, float]:
+        delays = self.kept.initial_sync_delays
         return len(delays), sum(delays)
 
     def leading(self) -> bool:
@@ -140,10 +148,13 @@ class PrometheusMetricsReader:
         return None if value is None else int(value)
 
     def taint_removal(self) -> tuple[int, float]:
-        return (
-            self._count("cloud_provider_taint_removal_delay_seconds_count"),
-            self._sample("cloud_provider_taint_removal_delay_seconds_sum") or 0.0,
-        )
+        return self._histogram("node_controller_cloud_provider_taint_removal_delay_seconds")
+
+    def initial_sync(self) -> tuple[int, float]:
+        return self._histogram("node_controller_initial_node_sync_delay_seconds")
+
+    def _histogram(self, name: str) -> tuple[int, float]:
+        return self._count(f"{name}_count"), self._sample(f"{name}_sum") or 0.0
 
     def leading(self) -> bool:
         return self._sample("leader_election_master_status", name="contract") == 1

@@ -108,6 +108,14 @@ def test_taint_removal_delays_are_counted_and_summed(reader: MetricsReader) -> N
     count, total = reader.taint_removal()
     assert count == 2
     assert total == pytest.approx(45.0)
+    assert reader.initial_sync() == (0, 0.0)  # a histogram of its own
+
+
+def test_initial_sync_delays_are_counted_and_summed(reader: MetricsReader) -> None:
+    reader.metrics.initial_sync_delay(seconds=4.0)
+    count, total = reader.initial_sync()
+    assert (count, total) == (1, pytest.approx(4.0))
+    assert reader.taint_removal() == (0, 0.0)
 
 
 def test_leadership_follows_the_last_report(reader: MetricsReader) -> None:

@@ -88,6 +88,7 @@ async def test_metrics_endpoint_exposes_every_metric_the_ports_feed() -> None:
     metrics.queue_work_duration(queue="cloud-node", seconds=0.02)
     metrics.node_synced(controller="cloud-node", result="initialized")
     metrics.taint_removal_delay(seconds=42.0)
+    metrics.initial_sync_delay(seconds=43.0)
     metrics.leader(is_leader=True)
     metrics.observe_xo_request(endpoint="/rest/v0/vms/{id}", seconds=0.05, error=None)
     metrics.observe_xo_request(endpoint="/rest/v0/vms/{id}", seconds=5.0, error="timeout")
@@ -101,8 +102,9 @@ async def test_metrics_endpoint_exposes_every_metric_the_ports_feed() -> None:
         'workqueue_depth{name="cloud-node"} 3.0',
         'workqueue_work_duration_seconds_count{name="cloud-node"} 1.0',
         'xenorchestra_ccm_node_syncs_total{controller="cloud-node",result="initialized"} 1.0',
-        'cloud_provider_taint_removal_delay_seconds_bucket{le="60.0"} 1.0',
-        'cloud_provider_taint_removal_delay_seconds_bucket{le="300.0"} 1.0',
+        'node_controller_cloud_provider_taint_removal_delay_seconds_bucket{le="16.0"} 0.0',
+        'node_controller_cloud_provider_taint_removal_delay_seconds_bucket{le="64.0"} 1.0',
+        'node_controller_initial_node_sync_delay_seconds_bucket{le="64.0"} 1.0',
         'leader_election_master_status{name="cloud-controller-manager"} 1.0',
         'xenorchestra_request_duration_seconds_count{endpoint="/rest/v0/vms/{id}"} 2.0',
         'xenorchestra_request_errors_total{endpoint="/rest/v0/vms/{id}",error="timeout"} 1.0',

@@ -26,6 +26,7 @@ def exported() -> dict[str, tuple[str, set[str]]]:
     metrics.queue_work_duration(queue="q", seconds=0.1)
     metrics.node_synced(controller="c", result="r")
     metrics.taint_removal_delay(seconds=1.0)
+    metrics.initial_sync_delay(seconds=1.0)
     metrics.leader(is_leader=True)
     metrics.observe_xo_request(endpoint="GET /vms", seconds=0.1, error="timeout")
     out = {}

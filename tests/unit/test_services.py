@@ -35,6 +35,7 @@ async def test_registration_initializes_a_tainted_node(world: World) -> None:
     n = world.nodes.nodes["worker-1"]
     assert result.outcome is Outcome.INITIALIZED
     assert result.taint_removal_delay == pytest.approx(42.0)
+    assert result.initial_sync_delay == pytest.approx(42.0)  # no time passes in the world
     assert n.provider_id == f"xenorchestra://{POOL_A}/{VM_1}"
     assert not n.has_taint(L.UNINITIALIZED_TAINT_KEY)
     assert n.labels[L.ZONE] == HOST_1

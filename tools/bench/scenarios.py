@@ -65,6 +65,8 @@ PRODUCTION_FLAGS = (
     "--v=2",
 )
 DEFAULT_QPS, DEFAULT_BURST = 20.0, 30
+TAINT_REMOVAL_HISTOGRAM = "node_controller_cloud_provider_taint_removal_delay_seconds"
+OLD_TAINT_REMOVAL_HISTOGRAM = "cloud_provider_taint_removal_delay_seconds"
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -257,7 +259,7 @@ async def registration(
             async def all_recorded() -> bool:
                 text = await ccm.metrics()
                 if build.binary is not None:  # the Go CCM: cloud-provider's histogram
-                    return metric(text, "cloud_provider_taint_removal_delay_seconds_count") >= nodes
+                    return metric(text, f"{TAINT_REMOVAL_HISTOGRAM}_count") >= nodes
                 done = metric(
                     text,
                     "xenorchestra_ccm_node_syncs_total",
@@ -292,8 +294,18 @@ async def registration(
     floor = budget_total / qps
     floor_burst = max(0.0, budget_total - burst) / qps
     summary = window_summary(samples)
-    hist_count = metric(text, "cloud_provider_taint_removal_delay_seconds_count")
-    hist_sum = metric(text, "cloud_provider_taint_removal_delay_seconds_sum")
+    # Named as cloud-provider names it since the Go CCM was measured beside this one;
+    # revisions before that served it without the "node_controller_" prefix.
+    histogram = next(
+        (
+            name
+            for name in (TAINT_REMOVAL_HISTOGRAM, OLD_TAINT_REMOVAL_HISTOGRAM)
+            if metric(text, f"{name}_count")
+        ),
+        TAINT_REMOVAL_HISTOGRAM,
+    )
+    hist_count = metric(text, f"{histogram}_count")
+    hist_sum = metric(text, f"{histogram}_sum")
     return {
         "nodes": nodes,
         "flags": list(flags),

@@ -15,6 +15,7 @@ class InMemoryMetrics:
         self.depths: dict[str, int] = {}
         self.durations: list[tuple[str, float]] = []
         self.taint_removal_delays: list[float] = []
+        self.initial_sync_delays: list[float] = []
         self.is_leader = False
         #: controller -> the results it declared
         self.declared_node_syncs: dict[str, tuple[str, ...]] = {}
@@ -45,6 +46,9 @@ class InMemoryMetrics:
 
     def taint_removal_delay(self, *, seconds: float) -> None:
         self.taint_removal_delays.append(seconds)
+
+    def initial_sync_delay(self, *, seconds: float) -> None:
+        self.initial_sync_delays.append(seconds)
 
     def leader(self, *, is_leader: bool) -> None:
         self.is_leader = is_leader

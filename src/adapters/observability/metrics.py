@@ -2,10 +2,13 @@
 
 Metric names follow what Kubernetes controller managers already expose, so
 the dashboards and alerts written for the reference CCM keep working:
-client-go's ``workqueue_*`` family (label ``name``), cloud-provider's
-``cloud_provider_taint_removal_delay_seconds`` and component-base's
-``leader_election_master_status``. CCM- and XO-specific series carry a
-``xenorchestra_`` prefix.
+client-go's ``workqueue_*`` family (label ``name``), cloud-provider's node
+controller's ``node_controller_cloud_provider_taint_removal_delay_seconds`` and
+``node_controller_initial_node_sync_delay_seconds`` (its buckets too) and
+component-base's ``leader_election_master_status``, checked against what the Go
+CCM v1.1.0 serves (``tests/contract/go_ccm_metrics.txt``). CCM- and XO-specific
+series carry a ``xenorchestra_`` prefix. No ``*_created`` series: Go's client
+library has none, and they would double the series of every counter and histogram.
 
 Each instance owns its ``CollectorRegistry`` (never the process-global
 one), so tests and embedders can create as many as they like without
@@ -26,13 +29,15 @@ from prometheus_client import (
     Histogram,
     PlatformCollector,
     ProcessCollector,
+    disable_created_metrics,
 )
 from prometheus_client.exposition import choose_encoder
 
 #: client-go's workqueue duration buckets: 1 µs to 10 s, decades.
 _WORK_BUCKETS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
-#: Node creation -> taint removed: seconds when XO answers, minutes when a VM lags.
-_TAINT_BUCKETS = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 180.0, 240.0, 300.0)
+#: Node creation -> taint removed / initial sync done: cloud-provider's node
+#: controller's buckets (``ExponentialBuckets(1, 4, 6)``), so its dashboards read alike.
+_NODE_SYNC_BUCKETS = (1.0, 4.0, 16.0, 64.0, 256.0, 1024.0)
 #: XO REST calls: tens of milliseconds usually, up to the client timeout.
 _XO_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -63,6 +68,8 @@ class PrometheusMetrics:
         leader_name: str = "cloud-controller-manager",
         process_metrics: bool = True,
     ) -> None:
+        # The library's switch is process-wide (and untyped); no series here wants them.
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
         if process_metrics:
@@ -97,10 +104,17 @@ class PrometheusMetrics:
             registry=r,
         )
         self.taint_removal_delay_seconds = Histogram(
-            "cloud_provider_taint_removal_delay_seconds",
-            "Seconds from node creation until the cloud-node controller removed the "
-            "uninitialized taint",
-            buckets=_TAINT_BUCKETS,
+            "node_controller_cloud_provider_taint_removal_delay_seconds",
+            "Number of seconds after node creation when NodeController removed the "
+            "cloud-provider taint of a single node.",
+            buckets=_NODE_SYNC_BUCKETS,
+            registry=r,
+        )
+        self.initial_sync_delay_seconds = Histogram(
+            "node_controller_initial_node_sync_delay_seconds",
+            "Number of seconds after node creation when NodeController finished the "
+            "initial synchronization of a single node.",
+            buckets=_NODE_SYNC_BUCKETS,
             registry=r,
         )
         self.leader_status = Gauge(
@@ -239,6 +253,9 @@ class PrometheusMetrics:
 
     def taint_removal_delay(self, *, seconds: float) -> None:
         self.taint_removal_delay_seconds.observe(seconds)
+
+    def initial_sync_delay(self, *, seconds: float) -> None:
+        self.initial_sync_delay_seconds.observe(seconds)
 
     def leader(self, *, is_leader: bool) -> None:
         self.leader_status.labels(name=self._leader_name).set(1 if is_leader else 0)

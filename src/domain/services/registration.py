@@ -64,6 +64,9 @@ class RegistrationResult:
     outcome: Outcome
     #: seconds from the node's creation to the taint's removal, when known
     taint_removal_delay: float | None = None
+    #: seconds from the node's creation to the end of its initialization (addresses
+    #: written, event recorded), when known
+    initial_sync_delay: float | None = None
     #: the host or pool its labels came from changed while they were written: its
     #: labels are to be synced again (label sync's business)
     labels_overtaken: bool = False
@@ -204,7 +207,7 @@ class RegistrationService:
                     remove_taint_keys=frozenset({labels.UNINITIALIZED_TAINT_KEY})
                 ),
             )
-            return await self._done(written)
+            return await self._done(written, self._age(written))
         try:
             return await self._initialize_ours(node, burst)
         except CCMError as err:
@@ -244,9 +247,10 @@ class RegistrationService:
             await say(self._events, written, planned.warnings, source=SOURCE)
         if planned.change.empty:
             return RegistrationResult(Outcome.UNCHANGED)
+        untainted = self._age(written)
         if planned.addresses:
             written = await self._settle_addresses(written, located, planned.addresses)
-        done = await self._done(written)
+        done = await self._done(written, untainted)
         if await placement_overtaken(self._inventory, located.host, located.pool):
             log.debug("node %s: its host or pool changed while initialized", node.name)
             return replace(done, labels_overtaken=True)
@@ -312,7 +316,13 @@ class RegistrationService:
             if not lock.locked() and self._address_locks.get(node.name) is lock:
                 del self._address_locks[node.name]
 
-    async def _done(self, node: Node) -> RegistrationResult:
+    def _age(self, node: Node) -> float | None:
+        """Seconds since the node was created, when known."""
+        if node.created_at is None:
+            return None
+        return max(0.0, (self._clock.now() - node.created_at).total_seconds())
+
+    async def _done(self, node: Node, untainted: float | None) -> RegistrationResult:
         await self._events.record(
             node=node,
             type=EventType.NORMAL,
@@ -320,11 +330,10 @@ class RegistrationService:
             message="Node synced successfully",
             source=SOURCE,
         )
-        delay = None
-        if node.created_at is not None:
-            delay = max(0.0, (self._clock.now() - node.created_at).total_seconds())
         log.info("node %s initialized (providerID %s)", node.name, node.provider_id or "-")
-        return RegistrationResult(Outcome.INITIALIZED, taint_removal_delay=delay)
+        return RegistrationResult(
+            Outcome.INITIALIZED, taint_removal_delay=untainted, initial_sync_delay=self._age(node)
+        )
 
     def _address_candidates(self, nodes: Sequence[Node]) -> list[tuple[Node, str]]:
         """Each initialized node of ours with the id of its VM."""
