@@ -26,6 +26,9 @@ from domain.services.registration import Outcome
 log = logging.getLogger(__name__)
 
 CLOUD_NODE = "cloud-node"
+#: The cloud-node controller's queue as cloud-provider names it (``workqueue_*{name=}``
+#: series read by dashboards written for the Go CCM).
+NODES_QUEUE = "Nodes"
 CLOUD_NODE_LIFECYCLE = "cloud-node-lifecycle"
 CLOUD_NODE_LABEL_SYNC = "cloud-node-label-sync"
 #: The kubelet serving CSR approver (``application.csr_approval``): not the Go CCM's.
@@ -144,7 +147,7 @@ class CloudNodeController:
         self._workers = workers
         self._period = address_sync_period
         self._address_workers = address_workers
-        self.queue = new_queue(CLOUD_NODE, clock, metrics, queue_settings)
+        self.queue = new_queue(NODES_QUEUE, clock, metrics, queue_settings)
         self._bursting = BurstGate(clock=clock, depth=lambda: len(self.queue))
         #: nodes an XO change poked: their next sync asks XO, never a shared snapshot
         self._poked: set[str] = set()

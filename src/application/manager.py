@@ -92,6 +92,7 @@ class LeaderGate:
         self._metrics.leader(is_leader=True)
         log.info("leading: starting %s", ", ".join(r.name for r in runnables) or "nothing")
         tasks = [asyncio.create_task(r.run(), name=r.name) for r in runnables]
+        self._metrics.controllers_running(names=[r.name for r in runnables], running=True)
         lost = asyncio.create_task(self._elector.lost(), name="leader-lost")
         if self._on_started:
             self._on_started()
@@ -107,6 +108,7 @@ class LeaderGate:
             for task in [lost, *tasks]:
                 task.cancel()
             await asyncio.gather(lost, *tasks, return_exceptions=True)
+            self._metrics.controllers_running(names=[r.name for r in runnables], running=False)
             self.leading = False
             self._metrics.leader(is_leader=False)
             log.info("controllers stopped")

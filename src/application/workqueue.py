@@ -41,8 +41,18 @@ class WorkQueue:
         self._waiter_wakeup = asyncio.Event()
         self._shutdown = False
         self._waiter_task: asyncio.Task[None] | None = None
+        #: when each queued key was added, and when each key in work was taken
+        self._added_at: dict[str, float] = {}
+        self._taken_at: dict[str, float] = {}
         # Present from the start, as client-go's are: an empty queue reads 0, not nothing.
         metrics.queue_depth(queue=name, depth=0)
+        metrics.queue_in_progress(queue=name, probe=self._in_progress)
+
+    def _in_progress(self) -> tuple[float, float]:
+        """Seconds of work taken and not done yet, summed, and the longest of them."""
+        now = self._clock.monotonic()
+        running = [now - at for at in tuple(self._taken_at.values())]
+        return sum(running), max(running, default=0.0)
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -58,6 +68,7 @@ class WorkQueue:
             return
         self._dirty.add(key)
         self._metrics.queue_added(queue=self.name)
+        self._added_at.setdefault(key, self._clock.monotonic())
         if key in self._processing:
             return
         self._queue.append(key)
@@ -97,11 +108,15 @@ class WorkQueue:
             key = self._queue.popleft()
         self._processing.add(key)
         self._dirty.discard(key)
+        now = self._clock.monotonic()
+        self._metrics.queue_waited(queue=self.name, seconds=now - self._added_at.pop(key, now))
+        self._taken_at[key] = now
         self._metrics.queue_depth(queue=self.name, depth=len(self._queue))
         return key
 
     async def done(self, key: str) -> None:
         self._processing.discard(key)
+        self._taken_at.pop(key, None)
         if key in self._dirty and not self._shutdown:
             self._queue.append(key)
             async with self._ready:

@@ -7,7 +7,7 @@ adapter to it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
@@ -224,6 +224,19 @@ class Metrics(Protocol):
     def queue_depth(self, *, queue: str, depth: int) -> None: ...
 
     def queue_work_duration(self, *, queue: str, seconds: float) -> None: ...
+
+    def queue_waited(self, *, queue: str, seconds: float) -> None:
+        """How long a key stayed queued before a worker took it."""
+        ...
+
+    def queue_in_progress(self, *, queue: str, probe: Callable[[], tuple[float, float]]) -> None:
+        """``probe`` says, when metrics are read, the seconds of work in progress not
+        yet observed as work duration and how long the longest of it has run."""
+        ...
+
+    def controllers_running(self, *, names: Sequence[str], running: bool) -> None:
+        """The controllers this replica runs (started when it leads, stopped after)."""
+        ...
 
     def node_synced(self, *, controller: str, result: str) -> None: ...
 

@@ -25,6 +25,7 @@ from adapters.kubernetes import (
     LeaseLeaderElector,
     connect,
 )
+from adapters.kubernetes.client import KubeRequestObserver
 from adapters.kubernetes.csr import KubernetesCertificateRequests
 from adapters.kubernetes.event_queue import QueuedEventRecorder
 from adapters.observability.metrics import PrometheusMetrics
@@ -64,12 +65,20 @@ def kube_client_settings(*, settings: Settings) -> ClientSettings:
 
 
 async def kube_client(
-    *, settings: Settings, client_settings: ClientSettings, name: str = "kube"
+    *,
+    settings: Settings,
+    client_settings: ClientSettings,
+    name: str = "kube",
+    observer: KubeRequestObserver | None = None,
 ) -> AsyncIterator[KubeClient]:
     """The API client; the kubeconfig is read now, so a bad one fails at startup
-    (KubeConfigError)."""
+    (KubeConfigError). ``observer`` hears of every request (its siblings' too)."""
     client = await connect(
-        settings.kubeconfig, settings=client_settings, name=name, master=settings.master
+        settings.kubeconfig,
+        settings=client_settings,
+        name=name,
+        master=settings.master,
+        observer=observer,
     )
     async with client:
         yield client

@@ -91,16 +91,20 @@ class Container(containers.DeclarativeContainer):
     kube_client_settings = providers.Singleton(build.kube_client_settings, settings=settings)
     xo_retry = providers.Singleton(RetryPolicy)
 
+    metrics = providers.Singleton(build.prometheus_metrics, settings=settings)
+
     # -- clients ----------------------------------------------------------------
     kube_client = Connection(
-        build.kube_client, settings=settings, client_settings=kube_client_settings
+        build.kube_client,
+        settings=settings,
+        client_settings=kube_client_settings,
+        observer=metrics,
     )
     leader_client = providers.Resource(build.leader_client, client=kube_client)
     event_client = providers.Resource(build.event_client, client=kube_client, settings=settings)
 
     # -- ports ------------------------------------------------------------------
     clock = providers.Singleton(SystemClock)
-    metrics = providers.Singleton(build.prometheus_metrics, settings=settings)
     xo_observer = providers.Singleton(build.xo_request_observer, metrics=metrics)
     inventory = Connection(
         build.xo_inventory, config=cloud_config, observer=xo_observer, retry=xo_retry

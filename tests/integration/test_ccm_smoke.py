@@ -32,7 +32,7 @@ async def test_ccm_initializes_a_node_and_stops_cleanly(
                 return node["spec"].get("providerID", "").endswith(vm["id"])
 
             await until(initialized, within=15)
-            assert 'workqueue_adds_total{name="cloud-node"}' in await ccm.metrics()
+            assert 'workqueue_adds_total{name="Nodes"}' in await ccm.metrics()
         finally:
             await delete_node(kube, name)
         assert await ccm.stop() == 0

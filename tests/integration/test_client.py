@@ -114,6 +114,45 @@ async def test_retries_stop_after_the_budget(stand_in: StandIn) -> None:
     assert len(stand_in.seen) == 1 + FAST.max_retries
 
 
+async def test_every_attempt_reaches_the_request_metrics_as_client_go_counts_them(
+    admin_kubeconfig: Path, stand_in: StandIn
+) -> None:
+    """rest_client_requests_total and its histograms, as the Go CCM serves them: one
+    per attempt (a retried 503 too), the status code or <error>, watches as GET, and
+    a sibling client (leader election's, the events') reports to the same metrics."""
+    from urllib.parse import urlsplit
+
+    from adapters.observability.metrics import PrometheusMetrics
+
+    metrics = PrometheusMetrics(process_metrics=False)
+    async with await connect(str(admin_kubeconfig), observer=metrics) as client:
+        host = urlsplit(client.server).netloc
+        await client.request("GET", "/api/v1/nodes")
+        with pytest.raises(ApiError):
+            await client.request("GET", "/api/v1/nodes/does-not-exist")
+        stream = await client.watch(
+            "/api/v1/nodes", query=(("watch", "1"),), request_timeout=(5.0, 5.0)
+        )
+        await stream.aclose()
+        async with client.sibling("leader-election") as sibling:
+            await sibling.request("GET", "/api/v1/namespaces/default")
+    stand_in.answers = [(503, {})]
+    async with client_for(stand_in.url) as flaky:
+        flaky.observer = metrics
+        await flaky.request("GET", "/api/v1/nodes")
+    body = metrics.render()[0].decode()
+    for line in (
+        f'rest_client_requests_total{{code="200",host="{host}",method="GET"}} 3.0',
+        f'rest_client_requests_total{{code="404",host="{host}",method="GET"}} 1.0',
+        f'rest_client_request_duration_seconds_count{{host="{host}",verb="GET"}} 4.0',
+        f'rest_client_rate_limiter_duration_seconds_count{{host="{host}",verb="GET"}} 4.0',
+    ):
+        assert line in body, line
+    stand_in_host = urlsplit(stand_in.url).netloc
+    assert f'code="503",host="{stand_in_host}",method="GET"}} 1.0' in body
+    assert f'code="200",host="{stand_in_host}",method="GET"}} 1.0' in body
+
+
 async def test_client_errors_are_not_retried(admin_kubeconfig: Path) -> None:
     async with await connect(str(admin_kubeconfig)) as client:
         with pytest.raises(ApiError) as raised:
@@ -123,11 +162,16 @@ async def test_client_errors_are_not_retried(admin_kubeconfig: Path) -> None:
 
 
 async def test_an_unreachable_server_fails_fast() -> None:
+    from adapters.observability.metrics import PrometheusMetrics
+
+    metrics = PrometheusMetrics(process_metrics=False)
     async with client_for(f"http://127.0.0.1:{free_port()}") as client:
+        client.observer = metrics
         started = time.monotonic()
         with pytest.raises(ApiUnavailableError):
             await client.request("GET", "/version")
     assert time.monotonic() - started < 5
+    assert 'rest_client_requests_total{code="<error>"' in metrics.render()[0].decode()
 
 
 async def test_bearer_tokens_never_reach_the_logs(stand_in: StandIn) -> None:

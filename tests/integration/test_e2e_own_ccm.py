@@ -180,7 +180,7 @@ async def test_one_of_two_replicas_leads_and_the_other_takes_over_when_it_dies(
     name = await nodes.create("e2e-failover", system_uuid=first["id"])
     await wait_initialized(kube, name)
     # Only the leader runs controllers.
-    assert metric(await standby.metrics(), "workqueue_adds_total", name="cloud-node") == 0
+    assert metric(await standby.metrics(), "workqueue_adds_total", name="Nodes") == 0
 
     killed_at = time.monotonic()
     await leader.kill()

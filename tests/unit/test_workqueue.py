@@ -76,6 +76,28 @@ async def test_queue_key_readded_while_processing_runs_again_after_done() -> Non
     assert await q.get() == "a"
 
 
+async def test_queue_reports_waits_and_the_work_in_progress_as_client_go_does() -> None:
+    clock, metrics = FakeClock(), InMemoryMetrics()
+    q = _queue(clock, metrics)
+    probe = metrics.in_progress["test"]
+    assert probe() == (0.0, 0.0)
+    await q.add("a")
+    await q.add("b")
+    await clock.advance(2.0)
+    assert await q.get() == "a"
+    await clock.advance(1.0)
+    assert await q.get() == "b"
+    assert metrics.waits == [("test", 2.0), ("test", 3.0)]  # added -> taken
+    await clock.advance(4.0)
+    assert probe() == (5.0 + 4.0, 5.0)  # a for 5 s, b for 4 s: summed, and the longest
+    await q.add("a")  # again while in work: its wait starts now
+    await q.done("a")
+    assert probe() == (4.0, 4.0)
+    await clock.advance(1.0)
+    assert await q.get() == "a"
+    assert metrics.waits[-1] == ("test", 1.0)
+
+
 async def test_queue_add_after_waits_for_the_clock() -> None:
     clock = FakeClock()
     q = _queue(clock)
@@ -198,11 +220,13 @@ async def test_leader_gate_runs_only_while_leading_and_stops_cleanly() -> None:
     await asyncio.wait_for(ctrl.started.wait(), 1)
     assert gate.leading
     assert metrics.is_leader
+    assert metrics.controllers == {"c"}
     elector.revoke()
     with pytest.raises(LeadershipLost):
         await asyncio.wait_for(task, 1)
     assert ctrl.stopped.is_set()
     assert not metrics.is_leader
+    assert metrics.controllers == set()
 
 
 async def test_leader_gate_cancelled_releases_the_lease() -> None:

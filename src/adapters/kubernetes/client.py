@@ -29,7 +29,8 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
+from urllib.parse import urlsplit
 
 import aiohttp
 from loguru import logger
@@ -58,6 +59,23 @@ MERGE_PATCH = "application/merge-patch+json"
 #: of a 5,000-Node list is megabytes of JSON).
 DECODE_ON_LOOP_MAX = 256 * 1024
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
+
+
+#: client-go's ``code`` label for a request that got no answer.
+NO_ANSWER = "<error>"
+
+
+class KubeRequestObserver(Protocol):
+    """Hears of every attempt to reach the API server (requests and watch openings),
+    as client-go's request metrics do; the composition root picks who (the adapter
+    imports no metrics library)."""
+
+    def observe_kube_request(
+        self, *, host: str, method: str, code: str, seconds: float, waited: float
+    ) -> None:
+        """``code`` the HTTP status (``NO_ANSWER`` when none came); ``seconds`` from
+        sending to the answer; ``waited`` in the client's token bucket before it."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +136,7 @@ async def connect(
     settings: ClientSettings | None = None,
     name: str = "kube",
     master: str | None = None,
+    observer: KubeRequestObserver | None = None,
 ) -> KubeClient:
     """A client whose configuration is loaded now (so a bad kubeconfig, or one this
     CCM cannot follow, fails here with KubeConfigError); ``settings`` carries its
@@ -126,6 +145,7 @@ async def connect(
         lambda: configuration.load(kubeconfig, context, master),
         settings,
         name=name,
+        observer=observer,
     )
     try:
         await client.load()
@@ -150,10 +170,13 @@ class KubeClient:
         settings: ClientSettings | None = None,
         *,
         name: str = "kube",
+        observer: KubeRequestObserver | None = None,
     ) -> None:
         self._source = config if isinstance(config, _Source) else _Source(config)
         self.settings = settings or ClientSettings()
         self.name = name
+        self.observer = observer
+        self._host = ""
         self._pool = ThreadPoolExecutor(
             max_workers=self.settings.workers, thread_name_prefix=f"{name}-api"
         )
@@ -184,7 +207,9 @@ class KubeClient:
         Leader election uses one (as client-go's does) so that controllers
         saturating their own budget can never delay a lease renewal.
         """
-        return KubeClient(self._source, settings or self.settings, name=name)
+        return KubeClient(
+            self._source, settings or self.settings, name=name, observer=self.observer
+        )
 
     @property
     def writes(self) -> int:
@@ -225,13 +250,19 @@ class KubeClient:
         reconnected = False
         reauthenticated = False
         while True:
+            queued = loop.time()
             await self.limiter.acquire()
             self.requests[method] += 1
+            sent = loop.time()
             try:
                 await self._prepare(transport)
-                status, reason, resp_headers, data = await transport.send(
-                    method, path, query, headers, body, timeout
-                )
+                try:
+                    status, reason, resp_headers, data = await transport.send(
+                        method, path, query, headers, body, timeout
+                    )
+                except Exception:
+                    self._observe(method, NO_ANSWER, queued, sent)
+                    raise
             except (aiohttp.ServerDisconnectedError, ServerDisconnectedError):
                 # A kept connection the server had closed (a restart, an idle
                 # timeout): urllib3 reconnects once for these; so does this.
@@ -249,6 +280,7 @@ class KubeClient:
                 raise ApiUnavailableError(
                     describe_network_error(UnsendableRequestError()), method=method, path=path
                 ) from None
+            self._observe(method, str(status), queued, sent)
             if 200 <= status < 300:
                 try:
                     if len(data) <= DECODE_ON_LOOP_MAX:
@@ -280,6 +312,21 @@ class KubeClient:
                 budget,
             )
             await asyncio.sleep(delay)
+
+    def _observe(self, method: str, code: str, queued: float, sent: float) -> None:
+        """Report one attempt to the observer, if any (``queued``: before the token
+        bucket; ``sent``: after it)."""
+        if self.observer is None:
+            return
+        if not self._host:
+            self._host = urlsplit(self.server).netloc
+        self.observer.observe_kube_request(
+            host=self._host,
+            method=method,
+            code=code,
+            seconds=asyncio.get_running_loop().time() - sent,
+            waited=sent - queued,
+        )
 
     async def _prepare(self, transport: LoopTransport) -> None:
         """TLS files and credentials (re)read in the pool when due, once for every
@@ -314,12 +361,22 @@ class KubeClient:
         read it with ``next_event``. A 401 makes the credentials be read again."""
         if self._closed:
             raise ApiUnavailableError("client closed", method="WATCH", path=path)
+        loop = asyncio.get_running_loop()
+        queued = loop.time()
         await self.limiter.acquire()
         self.requests["WATCH"] += 1
+        sent = loop.time()
         transport = await self._loop_transport()
         try:
             await self._prepare(transport)
-            response = await transport.open_stream(path, query, {"Accept": JSON}, request_timeout)
+            try:
+                response = await transport.open_stream(
+                    path, query, {"Accept": JSON}, request_timeout
+                )
+            except Exception:
+                self._observe("GET", NO_ANSWER, queued, sent)
+                raise
+            self._observe("GET", str(response.status), queued, sent)
         except NETWORK_ERRORS as err:
             raise ApiUnavailableError(
                 describe_network_error(err), method="WATCH", path=path

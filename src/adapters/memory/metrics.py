@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 
@@ -14,6 +14,10 @@ class InMemoryMetrics:
         self.counters: Counter[tuple[str, str]] = Counter()
         self.depths: dict[str, int] = {}
         self.durations: list[tuple[str, float]] = []
+        self.waits: list[tuple[str, float]] = []
+        #: queue -> what it says of its work in progress (unfinished s, longest s)
+        self.in_progress: dict[str, Callable[[], tuple[float, float]]] = {}
+        self.controllers: set[str] = set()
         self.taint_removal_delays: list[float] = []
         self.initial_sync_delays: list[float] = []
         self.is_leader = False
@@ -37,6 +41,18 @@ class InMemoryMetrics:
 
     def queue_depth(self, *, queue: str, depth: int) -> None:
         self.depths[queue] = depth
+
+    def queue_waited(self, *, queue: str, seconds: float) -> None:
+        self.waits.append((queue, seconds))
+
+    def queue_in_progress(self, *, queue: str, probe: Callable[[], tuple[float, float]]) -> None:
+        self.in_progress[queue] = probe
+
+    def controllers_running(self, *, names: Sequence[str], running: bool) -> None:
+        if running:
+            self.controllers.update(names)
+        else:
+            self.controllers.difference_update(names)
 
     def queue_work_duration(self, *, queue: str, seconds: float) -> None:
         self.durations.append((queue, seconds))

@@ -18,7 +18,7 @@ one), so tests and embedders can create as many as they like without
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -33,8 +33,12 @@ from prometheus_client import (
 )
 from prometheus_client.exposition import choose_encoder
 
-#: client-go's workqueue duration buckets: 1 µs to 10 s, decades.
-_WORK_BUCKETS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
+#: client-go's workqueue duration buckets: 10 ns to 10 s, decades.
+_WORK_BUCKETS = (1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
+#: client-go's rest_client latency buckets.
+_REST_BUCKETS = (0.005, 0.025, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0)
+#: component-base's name for the manager in ``running_managed_controllers``.
+_MANAGER = "cloud-controller-manager"
 #: Node creation -> taint removed / initial sync done: cloud-provider's node
 #: controller's buckets (``ExponentialBuckets(1, 4, 6)``), so its dashboards read alike.
 _NODE_SYNC_BUCKETS = (1.0, 4.0, 16.0, 64.0, 256.0, 1024.0)
@@ -95,6 +99,52 @@ class PrometheusMetrics:
             "How long in seconds processing an item from workqueue takes",
             ["name"],
             buckets=_WORK_BUCKETS,
+            registry=r,
+        )
+        self.queue_duration_seconds = Histogram(
+            "workqueue_queue_duration_seconds",
+            "How long in seconds an item stays in workqueue before being requested.",
+            ["name"],
+            buckets=_WORK_BUCKETS,
+            registry=r,
+        )
+        self.queue_unfinished_seconds = Gauge(
+            "workqueue_unfinished_work_seconds",
+            "How many seconds of work has done that is in progress and hasn't been observed "
+            "by work_duration. Large values indicate stuck threads.",
+            ["name"],
+            registry=r,
+        )
+        self.queue_longest_seconds = Gauge(
+            "workqueue_longest_running_processor_seconds",
+            "How many seconds has the longest running processor for workqueue been running.",
+            ["name"],
+            registry=r,
+        )
+        self.controllers_gauge = Gauge(
+            "running_managed_controllers",
+            "Indicates where instances of a controller are currently running",
+            ["manager", "name"],
+            registry=r,
+        )
+        self.rest_requests = Counter(
+            "rest_client_requests",
+            "Number of HTTP requests, partitioned by status code, method, and host.",
+            ["code", "host", "method"],
+            registry=r,
+        )
+        self.rest_request_seconds = Histogram(
+            "rest_client_request_duration_seconds",
+            "Request latency in seconds. Broken down by verb, and host.",
+            ["host", "verb"],
+            buckets=_REST_BUCKETS,
+            registry=r,
+        )
+        self.rest_limiter_seconds = Histogram(
+            "rest_client_rate_limiter_duration_seconds",
+            "Client side rate limiter latency in seconds. Broken down by verb, and host.",
+            ["host", "verb"],
+            buckets=_REST_BUCKETS,
             registry=r,
         )
         self.node_syncs = Counter(
@@ -247,6 +297,26 @@ class PrometheusMetrics:
 
     def queue_work_duration(self, *, queue: str, seconds: float) -> None:
         self._child(self.queue_work_duration_seconds, queue).observe(seconds)
+
+    def queue_waited(self, *, queue: str, seconds: float) -> None:
+        self._child(self.queue_duration_seconds, queue).observe(seconds)
+
+    def queue_in_progress(self, *, queue: str, probe: Callable[[], tuple[float, float]]) -> None:
+        self.queue_unfinished_seconds.labels(queue).set_function(lambda: probe()[0])
+        self.queue_longest_seconds.labels(queue).set_function(lambda: probe()[1])
+
+    def controllers_running(self, *, names: Sequence[str], running: bool) -> None:
+        for name in names:
+            self.controllers_gauge.labels(_MANAGER, name).set(1 if running else 0)
+
+    def observe_kube_request(
+        self, *, host: str, method: str, code: str, seconds: float, waited: float
+    ) -> None:
+        """One request attempt to the API server (``kubernetes.client`` reports each):
+        client-go's ``rest_client_*`` series, under the names the Go CCM serves."""
+        self._child(self.rest_requests, code, host, method).inc()
+        self._child(self.rest_request_seconds, host, method).observe(seconds)
+        self._child(self.rest_limiter_seconds, host, method).observe(waited)
 
     def node_synced(self, *, controller: str, result: str) -> None:
         self._child(self.node_syncs, controller, result).inc()
