@@ -95,6 +95,18 @@ class Controller:
             self.stopped_at = time.monotonic()
 
 
+async def _stop(
+    gated: asyncio.Task[None] | None, waiting: asyncio.Task[None] | None, *electors: Any
+) -> None:
+    """Cancel the gate and the standby's wait, then stop both candidates."""
+    for task in (gated, waiting):
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    for elector in electors:
+        await elector.stop()
+
+
 async def _not_json(forward: Forward) -> web.Response:
     return web.Response(status=200, text="<html>OK</html>", content_type="application/json")
 
@@ -149,12 +161,7 @@ async def test_a_non_json_200_on_the_lease_ends_leadership_before_anyone_else_le
         assert standby.is_leader
         assert time.monotonic() > lost_at
     finally:
-        for task in (gated, waiting):
-            if task is not None:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-        await standby.stop()
-        await leader.stop()
+        await _stop(gated, waiting, standby, leader)
 
 
 async def test_the_client_maps_a_non_json_2xx_to_its_api_error(
@@ -277,9 +284,4 @@ async def test_a_late_answer_to_a_lease_write_never_makes_two_leaders(
         assert not controller.running, "two leaders: the old leader's controllers still run"
         assert not leader.is_leader
     finally:
-        for task in (gated, waiting):
-            if task is not None:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-        await standby.stop()
-        await leader.stop()
+        await _stop(gated, waiting, standby, leader)

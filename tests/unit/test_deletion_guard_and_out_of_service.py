@@ -608,7 +608,8 @@ async def test_a_node_not_ours_keeps_its_out_of_service_taint(provider_id: str) 
     assert lc.nodes.nodes["other"].taints == (OUT_OF_SERVICE,)
 
 
-async def test_our_taint_carries_its_annotation_and_both_go_together() -> None:
+async def _halted_past_grace() -> World:
+    """Node n, NotReady, its VM halted past a 1 s grace period: our taint added."""
     lc = World(
         ONE_POOL,
         options=CCMOptions(out_of_service=OutOfServiceOptions(enabled=True, grace_period=1)),
@@ -617,9 +618,13 @@ async def test_our_taint_carries_its_annotation_and_both_go_together() -> None:
     await lc.lifecycle.run_pass()
     await lc.clock.advance(2)
     await lc.lifecycle.run_pass()
-    tainted = lc.nodes.nodes["n"]
-    assert OUT_OF_SERVICE in tainted.taints
-    assert tainted.annotations[L.OUT_OF_SERVICE_ADDED_BY] == ADDED_BY_THIS_CCM
+    assert OUT_OF_SERVICE in lc.nodes.nodes["n"].taints
+    return lc
+
+
+async def test_our_taint_carries_its_annotation_and_both_go_together() -> None:
+    lc = await _halted_past_grace()
+    assert lc.nodes.nodes["n"].annotations[L.OUT_OF_SERVICE_ADDED_BY] == ADDED_BY_THIS_CCM
     lc.nodes.set_readiness("n", Readiness.TRUE)
     await lc.lifecycle.run_pass()
     assert OUT_OF_SERVICE not in lc.nodes.nodes["n"].taints
@@ -642,15 +647,7 @@ async def test_a_shutdown_key_under_another_effect_is_someone_elses() -> None:
 
 
 async def test_our_out_of_service_taint_goes_when_the_vm_is_suspended_instead() -> None:
-    lc = World(
-        ONE_POOL,
-        options=CCMOptions(out_of_service=OutOfServiceOptions(enabled=True, grace_period=1)),
-    )
-    lc.add_registered("n", VM_1, running=False)
-    await lc.lifecycle.run_pass()
-    await lc.clock.advance(2)
-    await lc.lifecycle.run_pass()
-    assert OUT_OF_SERVICE in lc.nodes.nodes["n"].taints
+    lc = await _halted_past_grace()
     lc.xo.update_vm(VM_1, power_state=PowerState.SUSPENDED)
     await lc.lifecycle.run_pass()
     assert OUT_OF_SERVICE not in lc.nodes.nodes["n"].taints
