@@ -26,8 +26,8 @@ from domain.services.registration import Outcome
 log = logging.getLogger(__name__)
 
 CLOUD_NODE = "cloud-node"
-#: The cloud-node controller's queue as cloud-provider names it (``workqueue_*{name=}``
-#: series read by dashboards written for the Go CCM).
+#: The cloud-node controller's queue in its ``workqueue_*{name=}`` series, as
+#: cloud-provider names it (dashboards written for the Go CCM read it); logs say cloud-node.
 NODES_QUEUE = "Nodes"
 CLOUD_NODE_LIFECYCLE = "cloud-node-lifecycle"
 CLOUD_NODE_LABEL_SYNC = "cloud-node-label-sync"
@@ -66,7 +66,14 @@ class QueueSettings:
     burst: int = 100
 
 
-def new_queue(name: str, clock: Clock, metrics: Metrics, settings: QueueSettings) -> WorkQueue:
+def new_queue(
+    name: str,
+    clock: Clock,
+    metrics: Metrics,
+    settings: QueueSettings,
+    *,
+    metric_name: str | None = None,
+) -> WorkQueue:
     limiter = ControllerRateLimiter(
         clock=clock,
         base_delay=settings.base_delay,
@@ -74,7 +81,9 @@ def new_queue(name: str, clock: Clock, metrics: Metrics, settings: QueueSettings
         qps=settings.qps,
         burst=settings.burst,
     )
-    return WorkQueue(name=name, clock=clock, rate_limiter=limiter, metrics=metrics)
+    return WorkQueue(
+        name=name, clock=clock, rate_limiter=limiter, metrics=metrics, metric_name=metric_name
+    )
 
 
 async def _worker(queue: WorkQueue, handle: Handler, metrics: Metrics, clock: Clock) -> None:
@@ -98,7 +107,9 @@ async def _worker(queue: WorkQueue, handle: Handler, metrics: Metrics, clock: Cl
         else:
             queue.forget(key)
         finally:
-            metrics.queue_work_duration(queue=queue.name, seconds=clock.monotonic() - started)
+            metrics.queue_work_duration(
+                queue=queue.metric_name, seconds=clock.monotonic() - started
+            )
             await queue.done(key)
 
 
@@ -147,7 +158,7 @@ class CloudNodeController:
         self._workers = workers
         self._period = address_sync_period
         self._address_workers = address_workers
-        self.queue = new_queue(NODES_QUEUE, clock, metrics, queue_settings)
+        self.queue = new_queue(CLOUD_NODE, clock, metrics, queue_settings, metric_name=NODES_QUEUE)
         self._bursting = BurstGate(clock=clock, depth=lambda: len(self.queue))
         #: nodes an XO change poked: their next sync asks XO, never a shared snapshot
         self._poked: set[str] = set()

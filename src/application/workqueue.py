@@ -25,9 +25,17 @@ class ShutDown(Exception):
 
 class WorkQueue:
     def __init__(
-        self, *, name: str, clock: Clock, rate_limiter: ControllerRateLimiter, metrics: Metrics
+        self,
+        *,
+        name: str,
+        clock: Clock,
+        rate_limiter: ControllerRateLimiter,
+        metrics: Metrics,
+        metric_name: str | None = None,
     ) -> None:
         self.name = name
+        #: the ``name`` of its ``workqueue_*`` series (logs and tasks say ``name``)
+        self.metric_name = metric_name or name
         self._clock = clock
         self._limiter = rate_limiter
         self._metrics = metrics
@@ -45,8 +53,8 @@ class WorkQueue:
         self._added_at: dict[str, float] = {}
         self._taken_at: dict[str, float] = {}
         # Present from the start, as client-go's are: an empty queue reads 0, not nothing.
-        metrics.queue_depth(queue=name, depth=0)
-        metrics.queue_in_progress(queue=name, probe=self._in_progress)
+        metrics.queue_depth(queue=self.metric_name, depth=0)
+        metrics.queue_in_progress(queue=self.metric_name, probe=self._in_progress)
 
     def _in_progress(self) -> tuple[float, float]:
         """Seconds of work taken and not done yet, summed, and the longest of them."""
@@ -67,12 +75,12 @@ class WorkQueue:
         if self._shutdown or key in self._dirty:
             return
         self._dirty.add(key)
-        self._metrics.queue_added(queue=self.name)
+        self._metrics.queue_added(queue=self.metric_name)
         self._added_at.setdefault(key, self._clock.monotonic())
         if key in self._processing:
             return
         self._queue.append(key)
-        self._metrics.queue_depth(queue=self.name, depth=len(self._queue))
+        self._metrics.queue_depth(queue=self.metric_name, depth=len(self._queue))
         async with self._ready:
             self._ready.notify()
 
@@ -91,7 +99,7 @@ class WorkQueue:
         self._waiter_wakeup.set()
 
     async def add_rate_limited(self, key: str) -> None:
-        self._metrics.queue_retried(queue=self.name)
+        self._metrics.queue_retried(queue=self.metric_name)
         await self.add_after(key, self._limiter.when(key))
 
     def forget(self, key: str) -> None:
@@ -109,9 +117,11 @@ class WorkQueue:
         self._processing.add(key)
         self._dirty.discard(key)
         now = self._clock.monotonic()
-        self._metrics.queue_waited(queue=self.name, seconds=now - self._added_at.pop(key, now))
+        self._metrics.queue_waited(
+            queue=self.metric_name, seconds=now - self._added_at.pop(key, now)
+        )
         self._taken_at[key] = now
-        self._metrics.queue_depth(queue=self.name, depth=len(self._queue))
+        self._metrics.queue_depth(queue=self.metric_name, depth=len(self._queue))
         return key
 
     async def done(self, key: str) -> None:
