@@ -90,7 +90,10 @@ async def test_a_new_node_gets_its_vm_identity_labels_addresses_and_a_synced_eve
     synced = await wait_event(kube, name, "Synced")
     assert synced["type"] == "Normal"
     assert synced["message"] == "Node synced successfully"
-    assert synced["source"]["component"] == "cloud-node-controller"
+    # As the Go CCM v1.1.0 records it (measured): the component alone, no host.
+    assert synced["source"] == {"component": "cloud-node-controller"}
+    assert synced["reportingComponent"] == "cloud-node-controller"
+    assert not synced.get("reportingInstance")
     assert synced["involvedObject"]["uid"] == node["metadata"]["uid"]
 
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import os
 import random
-import socket
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -119,10 +118,11 @@ class EventAggregator:
 class KubernetesEventRecorder:
     """Implements ``domain.ports.EventRecorder`` with core/v1 Events.
 
-    ``host`` fills ``source.host`` / ``reportingInstance`` (defaults to this
-    machine's name). Each call makes at most one request and never retries
-    beyond one attempt on throttling, so a sick API server slows a sync by
-    one request at most.
+    ``host`` fills ``source.host`` / ``reportingInstance`` when given; the CCM gives
+    none, as the Go CCM's controllers (their event source names the component
+    only). Each call makes at most one request and never retries beyond one
+    attempt on throttling, so a sick API server slows a sync by one request at
+    most.
     """
 
     def __init__(
@@ -136,7 +136,7 @@ class KubernetesEventRecorder:
     ) -> None:
         self._client = client
         self._observer = observer
-        self._host = host if host is not None else socket.gethostname()
+        self._host = host or ""
         self._namespace = namespace
         self._now = clock
         self._seen: OrderedDict[tuple[str, ...], _Seen] = OrderedDict()
@@ -240,7 +240,7 @@ class KubernetesEventRecorder:
             "reason": reason,
             "message": message,
             "type": type.value,
-            "source": {"component": source, "host": self._host},
+            "source": {"component": source, **({"host": self._host} if self._host else {})},
             "firstTimestamp": now,
             "lastTimestamp": now,
             "count": 1,
