@@ -4,9 +4,10 @@ Each row is measured for both builds in the same run, one after the other, on th
 same control plane and fake XO (5 ms per XO request), each build on the production
 install of its own lock file (``builds.Build.with_runtime``). A row's goal is one of:
 
-- against the Go CCM (issue 16): its figures cannot be measured here (its module is
-  not served to this machine), so the goal is translated into a ratio to the
-  revision the Go figures were compared with (87c6494, its figures in the row);
+- against the Go CCM (issue 16): the goal is translated into a ratio to the revision
+  the issue's Go figures were compared with (87c6494, its figures in the row); the
+  Go CCM itself is measured only when its binary is given (``--go-ccm``: its module
+  is not served to this machine), a column beside the goal, never the goal's base;
 - a ratio to the baseline revision measured now (issue 29: "half the CPU of 4a6c53b");
 - an absolute figure of this tree (the first lone join within 2x of the p50).
 
