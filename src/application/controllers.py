@@ -86,14 +86,13 @@ def new_queue(
     )
 
 
-async def _worker(queue: WorkQueue, handle: Handler, metrics: Metrics, clock: Clock) -> None:
+async def _worker(queue: WorkQueue, handle: Handler) -> None:
     """Take a key, handle it, then forget it (success) or requeue it with backoff."""
     while True:
         try:
             key = await queue.get()
         except ShutDown:
             return
-        started = clock.monotonic()
         try:
             await handle(key)
         except CCMError as err:
@@ -107,22 +106,15 @@ async def _worker(queue: WorkQueue, handle: Handler, metrics: Metrics, clock: Cl
         else:
             queue.forget(key)
         finally:
-            metrics.queue_work_duration(
-                queue=queue.metric_name, seconds=clock.monotonic() - started
-            )
-            await queue.done(key)
+            await queue.done(key)  # the queue times the work (taken -> done)
 
 
-async def run_workers(
-    queue: WorkQueue, handle: Handler, *, workers: int, metrics: Metrics, clock: Clock
-) -> None:
+async def run_workers(queue: WorkQueue, handle: Handler, *, workers: int) -> None:
     """``workers`` concurrent workers on one queue; the queue is shut down on exit."""
     try:
         async with asyncio.TaskGroup() as tg:
             for i in range(workers):
-                tg.create_task(
-                    _worker(queue, handle, metrics, clock), name=f"{queue.name}-worker-{i}"
-                )
+                tg.create_task(_worker(queue, handle), name=f"{queue.name}-worker-{i}")
     finally:
         await queue.shutdown()
 
@@ -226,8 +218,6 @@ class CloudNodeController:
                     self.queue,
                     self._handle,
                     workers=self._workers,
-                    metrics=self._metrics,
-                    clock=self._clock,
                 ),
                 name="cloud-node-workers",
             )
@@ -300,11 +290,7 @@ class CloudNodeLifecycleController:
             tg.create_task(
                 run_every(self._clock, self._period, self._pass, name=CLOUD_NODE_LIFECYCLE)
             )
-            tg.create_task(
-                run_workers(
-                    self.queue, self._handle, workers=1, metrics=self._metrics, clock=self._clock
-                )
-            )
+            tg.create_task(run_workers(self.queue, self._handle, workers=1))
 
 
 class CloudNodeLabelSyncController:
@@ -367,11 +353,7 @@ class CloudNodeLabelSyncController:
                 )
             )
             tg.create_task(self._on_request())
-            tg.create_task(
-                run_workers(
-                    self.queue, self._handle, workers=1, metrics=self._metrics, clock=self._clock
-                )
-            )
+            tg.create_task(run_workers(self.queue, self._handle, workers=1))
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,8 +68,6 @@ class CloudNodeCSRApprovalController:
                     self.queue,
                     self._handle,
                     workers=self._workers,
-                    metrics=self._metrics,
-                    clock=self._clock,
                 ),
                 name="csr-approval-workers",
             )

@@ -126,7 +126,11 @@ class WorkQueue:
 
     async def done(self, key: str) -> None:
         self._processing.discard(key)
-        self._taken_at.pop(key, None)
+        taken = self._taken_at.pop(key, None)
+        if taken is not None:
+            self._metrics.queue_work_duration(
+                queue=self.metric_name, seconds=self._clock.monotonic() - taken
+            )
         if key in self._dirty and not self._shutdown:
             self._queue.append(key)
             async with self._ready:

@@ -139,7 +139,7 @@ async def test_workers_back_off_exponentially_then_forget_on_success() -> None:
 
             raise InventoryError("XO down")
 
-    task = asyncio.create_task(run_workers(q, handle, workers=2, metrics=metrics, clock=clock))
+    task = asyncio.create_task(run_workers(q, handle, workers=2))
     await q.add("node")
     for _ in range(10):
         await clock.advance(0.005)
@@ -165,7 +165,7 @@ async def test_workers_never_process_one_key_concurrently() -> None:
         await release.wait()
         running.discard(key)
 
-    task = asyncio.create_task(run_workers(q, handle, workers=4, metrics=metrics, clock=clock))
+    task = asyncio.create_task(run_workers(q, handle, workers=4))
     await q.add("n")
     await clock.settle()
     await q.add("n")

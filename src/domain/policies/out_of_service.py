@@ -40,16 +40,9 @@ _REMOVE = NodeChange(
 _FORGET = NodeChange(remove_annotations=frozenset({OUT_OF_SERVICE_ADDED_BY}))
 
 
-def _has_out_of_service(node: Node) -> bool:
-    """Any out-of-service taint that evicts (an operator's or ours, any value)."""
-    return any(
-        t.key == OUT_OF_SERVICE.key and t.effect is OUT_OF_SERVICE.effect for t in node.taints
-    )
-
-
 def has_our_out_of_service(node: Node) -> bool:
     """Whether the node carries the out-of-service taint this CCM added."""
-    return OUT_OF_SERVICE_ADDED_BY in node.annotations and any(
+    return has_our_mark(node) and any(
         t.key == OUT_OF_SERVICE.key
         and t.effect is OUT_OF_SERVICE.effect
         and t.value == OUT_OF_SERVICE.value
@@ -72,7 +65,7 @@ def out_of_service_due(
         and not node.ready
         and halted_for is not None
         and halted_for >= options.grace_period
-        and not _has_out_of_service(node)
+        and not node.carries(OUT_OF_SERVICE)  # any value: an operator's too
     )
 
 
