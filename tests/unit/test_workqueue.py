@@ -92,6 +92,7 @@ async def test_queue_reports_waits_and_the_work_in_progress_as_client_go_does() 
     assert probe() == (5.0 + 4.0, 5.0)  # a for 5 s, b for 4 s: summed, and the longest
     await q.add("a")  # again while in work: its wait starts now
     await q.done("a")
+    assert metrics.durations == [("test", 5.0)]  # taken -> done, timed by the queue
     assert probe() == (4.0, 4.0)
     await clock.advance(1.0)
     assert await q.get() == "a"
