@@ -28,6 +28,7 @@ from adapters.kubernetes import (
 from adapters.kubernetes.client import KubeRequestObserver
 from adapters.kubernetes.csr import KubernetesCertificateRequests
 from adapters.kubernetes.event_queue import QueuedEventRecorder
+from adapters.kubernetes.fence import LeadershipFence
 from adapters.observability.metrics import PrometheusMetrics
 from adapters.xenorchestra import RetryPolicy, XOInventory, XORequestObserver
 from application.change_router import ChangeRouter
@@ -70,15 +71,18 @@ async def kube_client(
     client_settings: ClientSettings,
     name: str = "kube",
     observer: KubeRequestObserver | None = None,
+    fence: LeadershipFence | None = None,
 ) -> AsyncIterator[KubeClient]:
     """The API client; the kubeconfig is read now, so a bad one fails at startup
-    (KubeConfigError). ``observer`` hears of every request (its siblings' too)."""
+    (KubeConfigError). ``observer`` hears of every request (its siblings' too);
+    ``fence`` is asked before each of its writes (its siblings have none)."""
     client = await connect(
         settings.kubeconfig,
         settings=client_settings,
         name=name,
         master=settings.master,
         observer=observer,
+        fence=fence,
     )
     async with client:
         yield client
@@ -172,11 +176,17 @@ def election_mode(*, settings: Settings) -> str:
     return "lease" if settings.leader_elect else "sole"
 
 
+def write_fence(*, settings: Settings) -> LeadershipFence | None:
+    """The fence of the controllers' writes: with leader election, none sent once this
+    replica may no longer lead (:mod:`adapters.kubernetes.fence`); without, none."""
+    return LeadershipFence() if settings.leader_elect else None
+
+
 async def lease_elector(
-    *, settings: Settings, client: KubeClient
+    *, settings: Settings, client: KubeClient, fence: LeadershipFence | None = None
 ) -> AsyncIterator[LeaseLeaderElector]:
-    """Lease election with the ``--leader-elect-*`` flags; teardown stops renewing
-    (a clean shutdown has released the Lease already, through the gate)."""
+    """Lease election with the ``--leader-elect-*`` flags, moving ``fence``; teardown
+    stops renewing (a clean shutdown has released the Lease already, through the gate)."""
     elector = LeaseLeaderElector(
         client,
         name=settings.leader_elect_resource_name,
@@ -184,6 +194,7 @@ async def lease_elector(
         lease_duration=settings.leader_elect_lease_duration,
         renew_deadline=settings.leader_elect_renew_deadline,
         retry_period=settings.leader_elect_retry_period,
+        fence=fence,
     )
     try:
         yield elector

@@ -61,7 +61,8 @@ async def _run(container: Container, settings: Settings) -> int:
     except InventoryError as err:
         reason = str(err)  # the log, stderr and the Event each mask secrets themselves
         logger.error("Xen Orchestra check failed: {}", reason)
-        await record_client_check_failure(await provide(container.kube_client), error=reason)
+        # the events client: the controllers' one writes only while this replica leads
+        await record_client_check_failure(await provide(container.event_client), error=reason)
         return fail(f"cannot use Xen Orchestra at {url}: {reason}")
     logger.info("Xen Orchestra answers at {}", url)
     await _warm_up(container)

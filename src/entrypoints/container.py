@@ -94,11 +94,13 @@ class Container(containers.DeclarativeContainer):
     metrics = providers.Singleton(build.prometheus_metrics, settings=settings)
 
     # -- clients ----------------------------------------------------------------
+    write_fence = providers.Singleton(build.write_fence, settings=settings)
     kube_client = Connection(
         build.kube_client,
         settings=settings,
         client_settings=kube_client_settings,
         observer=metrics,
+        fence=write_fence,
     )
     leader_client = providers.Resource(build.leader_client, client=kube_client)
     event_client = providers.Resource(build.event_client, client=kube_client, settings=settings)
@@ -117,7 +119,9 @@ class Container(containers.DeclarativeContainer):
     certificate_requests = providers.Resource(build.certificate_requests, client=kube_client)
     leader_elector = providers.Selector(
         providers.Callable(build.election_mode, settings=settings),
-        lease=providers.Resource(build.lease_elector, settings=settings, client=leader_client),
+        lease=providers.Resource(
+            build.lease_elector, settings=settings, client=leader_client, fence=write_fence
+        ),
         sole=providers.Singleton(SoleLeader),
     )
 

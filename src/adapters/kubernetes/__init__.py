@@ -9,7 +9,8 @@
   resourceVersion-guarded merge patches.
 - :mod:`events`: ``KubernetesEventRecorder`` (core/v1 Events about Nodes) and
   ``record_client_check_failure`` (the events.k8s.io/v1 startup warning).
-- :mod:`leader`: ``LeaseLeaderElector`` (coordination.k8s.io/v1 Lease).
+- :mod:`leader`: ``LeaseLeaderElector`` (coordination.k8s.io/v1 Lease), moving the
+  :mod:`fence` the controllers' client asks before each write.
 - :mod:`breaker`: ``KubernetesBreakerStore`` (the deletion breaker's Lease annotations).
 """
 
@@ -18,6 +19,7 @@ from adapters.kubernetes.client import ClientSettings, KubeClient, connect
 from adapters.kubernetes.configuration import ApiConfig
 from adapters.kubernetes.errors import ApiError, ApiUnavailableError, KubeConfigError
 from adapters.kubernetes.events import KubernetesEventRecorder, record_client_check_failure
+from adapters.kubernetes.fence import LeadershipFence, NotLeadingError
 from adapters.kubernetes.leader import LeaseLeaderElector, default_identity
 from adapters.kubernetes.nodes import KubernetesNodeStore
 from adapters.kubernetes.ratelimit import Backoff, TokenBucket
@@ -35,7 +37,9 @@ __all__ = [
     "KubernetesBreakerStore",
     "KubernetesEventRecorder",
     "KubernetesNodeStore",
+    "LeadershipFence",
     "LeaseLeaderElector",
+    "NotLeadingError",
     "Reflector",
     "TokenBucket",
     "WatchStream",

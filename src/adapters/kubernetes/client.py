@@ -47,6 +47,7 @@ from adapters.kubernetes.errors import (
     describe_network_error,
     undecodable_answer,
 )
+from adapters.kubernetes.fence import LeadershipFence
 from adapters.kubernetes.ratelimit import Backoff, TokenBucket
 from adapters.kubernetes.transport import LoopTransport
 from adapters.kubernetes.watch import WatchStream
@@ -137,6 +138,7 @@ async def connect(
     name: str = "kube",
     master: str | None = None,
     observer: KubeRequestObserver | None = None,
+    fence: LeadershipFence | None = None,
 ) -> KubeClient:
     """A client whose configuration is loaded now (so a bad kubeconfig, or one this
     CCM cannot follow, fails here with KubeConfigError); ``settings`` carries its
@@ -146,6 +148,7 @@ async def connect(
         settings,
         name=name,
         observer=observer,
+        fence=fence,
     )
     try:
         await client.load()
@@ -162,6 +165,8 @@ class KubeClient:
     rate limiting, retries, timeouts, error decoding and request counting
     apply to all of them. ``requests`` counts requests sent, per HTTP method
     (retries included): tests use it to prove a no-op pass writes nothing.
+    ``fence`` (the controllers' client, with leader election) is asked just before
+    anything but a GET is sent (:mod:`fence`); siblings have none unless given one.
     """
 
     def __init__(
@@ -171,11 +176,13 @@ class KubeClient:
         *,
         name: str = "kube",
         observer: KubeRequestObserver | None = None,
+        fence: LeadershipFence | None = None,
     ) -> None:
         self._source = config if isinstance(config, _Source) else _Source(config)
         self.settings = settings or ClientSettings()
         self.name = name
         self.observer = observer
+        self.fence = fence
         self._host = ""
         self._pool = ThreadPoolExecutor(
             max_workers=self.settings.workers, thread_name_prefix=f"{name}-api"
@@ -201,14 +208,24 @@ class KubeClient:
         """The API server's URL as the configuration names it ("" until it is loaded)."""
         return self._source.value.host if self._source.value is not None else ""
 
-    def sibling(self, name: str, settings: ClientSettings | None = None) -> KubeClient:
+    def sibling(
+        self,
+        name: str,
+        settings: ClientSettings | None = None,
+        *,
+        fence: LeadershipFence | None = None,
+    ) -> KubeClient:
         """Another client on the same configuration with its own pool and bucket.
 
         Leader election uses one (as client-go's does) so that controllers
         saturating their own budget can never delay a lease renewal.
         """
         return KubeClient(
-            self._source, settings or self.settings, name=name, observer=self.observer
+            self._source,
+            settings or self.settings,
+            name=name,
+            observer=self.observer,
+            fence=fence,
         )
 
     @property
@@ -252,10 +269,12 @@ class KubeClient:
         while True:
             queued = loop.time()
             await self.limiter.acquire()
-            self.requests[method] += 1
             sent = loop.time()
             try:
                 await self._prepare(transport)
+                if self.fence is not None and method != "GET":
+                    self.fence.check(method, path)  # after every wait: as it leaves
+                self.requests[method] += 1
                 try:
                     status, reason, resp_headers, data = await transport.send(
                         method, path, query, headers, body, timeout

@@ -19,7 +19,11 @@ Nodes. The rules, as in client-go's ``leaderelection`` package:
   ends leadership at once (client-go would wait out the deadline; stopping
   sooner is strictly safer);
 - ``release()`` clears the holder (and shortens the duration to 1 s), so a
-  standby takes over at its next retry instead of waiting for expiry.
+  standby takes over at its next retry instead of waiting for expiry;
+- given a ``fence`` (:mod:`fence`), the elector keeps it open for a renew
+  deadline from each won write's sending and closes it when leadership ends,
+  so the controllers' client sends no write after the instant this replica
+  would give up, even when the event loop ran nothing meanwhile.
 
 The elector should get its own client (``KubeClient.sibling``), so that
 controllers exhausting their request budget cannot delay a renewal.
@@ -45,6 +49,7 @@ from loguru import logger
 from adapters.kubernetes.client import KubeClient
 from adapters.kubernetes.convert import format_micro_time
 from adapters.kubernetes.errors import ApiError
+from adapters.kubernetes.fence import LeadershipFence
 from adapters.kubernetes.wire import JsonObject
 
 #: client-go's JitterFactor: acquire retries wait retry_period * [1, 1.2).
@@ -70,6 +75,7 @@ class LeaseLeaderElector:
         retry_period: float = 2.0,
         identity: str | None = None,
         clock: Callable[[], float] = time.monotonic,
+        fence: LeadershipFence | None = None,
     ) -> None:
         if lease_duration <= renew_deadline:
             raise ValueError("lease_duration must be greater than renew_deadline")
@@ -85,6 +91,8 @@ class LeaseLeaderElector:
         self.retry_period = retry_period
         self.identity = identity or default_identity()
         self._clock = clock
+        #: the controllers' writes' fence (:mod:`fence`), on this elector's ``clock``
+        self._fence = fence
         self._path = (
             f"/apis/coordination.k8s.io/v1/namespaces/{quote(namespace, safe='')}"
             f"/leases/{quote(name, safe='')}"
@@ -114,7 +122,7 @@ class LeaseLeaderElector:
                 break
             await asyncio.sleep(self.retry_period * random.uniform(1.0, JITTER))
         self._leading = True
-        self._last_renew = sent
+        self._renewed(sent)
         self._lost.clear()
         self._renewer = asyncio.create_task(self._renew_loop(), name=f"lease-renew-{self.name}")
         logger.info("leader election: {} acquired lease {}", self.identity, self._path)
@@ -131,6 +139,7 @@ class LeaseLeaderElector:
         re-read the Lease and release that one while it is still ours.
         """
         await self._stop_renewing()
+        self._close_fence()
         if not self._leading or self._lease is None:
             self._leading = False
             return
@@ -159,9 +168,21 @@ class LeaseLeaderElector:
     async def stop(self) -> None:
         """Stop renewing *without* releasing: to the others, this replica crashed."""
         await self._stop_renewing()
+        self._close_fence()
         self._leading = False
 
     # -- internals ----------------------------------------------------------
+    def _renewed(self, sent: float) -> None:
+        """A won write sent at ``sent``: the controllers may write for a renew deadline
+        from then, the time this replica may take to give up after it."""
+        self._last_renew = sent
+        if self._fence is not None:
+            self._fence.open_until(sent + self.renew_deadline)
+
+    def _close_fence(self) -> None:
+        if self._fence is not None:
+            self._fence.close()
+
     async def _stop_renewing(self) -> None:
         task, self._renewer = self._renewer, None
         if task is not None and task is not asyncio.current_task():
@@ -177,6 +198,7 @@ class LeaseLeaderElector:
         except Exception as err:  # an unforeseen failure is a loss too, never silence
             reason = f"the renew loop failed: {type(err).__name__}: {err}"
         logger.error("leader election: {} lost lease {}: {}", self.identity, self._path, reason)
+        self._close_fence()
         self._leading = False
         self._lease = None
         self._lost.set()
@@ -194,7 +216,7 @@ class LeaseLeaderElector:
                 except TimeoutError:
                     renewed = False
             if renewed:
-                self._last_renew = sent
+                self._renewed(sent)
                 continue
             if self._other_holder:
                 return f"lease now held by {self._other_holder}"
