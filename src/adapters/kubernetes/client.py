@@ -166,7 +166,7 @@ class KubeClient:
     apply to all of them. ``requests`` counts requests sent, per HTTP method
     (retries included): tests use it to prove a no-op pass writes nothing.
     ``fence`` (the controllers' client, with leader election) is asked just before
-    anything but a GET is sent (:mod:`fence`); siblings have none unless given one.
+    anything but a GET is sent (:mod:`fence`).
     """
 
     def __init__(
@@ -208,24 +208,15 @@ class KubeClient:
         """The API server's URL as the configuration names it ("" until it is loaded)."""
         return self._source.value.host if self._source.value is not None else ""
 
-    def sibling(
-        self,
-        name: str,
-        settings: ClientSettings | None = None,
-        *,
-        fence: LeadershipFence | None = None,
-    ) -> KubeClient:
-        """Another client on the same configuration with its own pool and bucket.
+    def sibling(self, name: str, settings: ClientSettings | None = None) -> KubeClient:
+        """Another client on the same configuration with its own pool and bucket, and
+        no fence.
 
         Leader election uses one (as client-go's does) so that controllers
         saturating their own budget can never delay a lease renewal.
         """
         return KubeClient(
-            self._source,
-            settings or self.settings,
-            name=name,
-            observer=self.observer,
-            fence=fence,
+            self._source, settings or self.settings, name=name, observer=self.observer
         )
 
     @property
