@@ -417,7 +417,8 @@ class DirectConnections:
         lines += [f"{name}: {value}" for name, value in headers.items()]
         if body is not None:
             lines.append(f"Content-Length: {len(body)}")
-        if " " in target or any(mark in line for line in lines for mark in _LINE_BREAKS):
+        joined = "".join(lines)  # one scan per mark, not one per line and mark
+        if " " in target or any(mark in joined for mark in _LINE_BREAKS):
             raise ValueError("Newline or carriage return character detected in HTTP request")
         data = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         return data + body if body else data
