@@ -11,8 +11,10 @@ the Node store the controllers write with. Timings as in ``test_leader.py``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -64,13 +66,24 @@ async def _write_label(store: KubernetesNodeStore, name: str, value: str) -> Non
     await store.update(node=node, change=NodeChange(set_labels={LABEL: value}))
 
 
-async def test_a_write_after_a_stall_past_the_renew_deadline_is_not_sent(
-    kube: KubeClient, admin_kubeconfig: Path, node_name: str
-) -> None:
-    clock = SteppedClock()
+@dataclass
+class FencedReplica:
+    """A leader's elector and the Node store of its controllers, behind one fence."""
+
+    elector: LeaseLeaderElector
+    controllers: KubeClient
+    store: KubernetesNodeStore
+
+
+@contextlib.asynccontextmanager
+async def fenced_replica(
+    kubeconfig: Path, clock: Callable[[], float] = time.monotonic
+) -> AsyncIterator[FencedReplica]:
+    """A replica as the CCM assembles one (its own client for the Lease), its Node cache
+    synced, on ``clock``; stopped (not released) at the end."""
     fence = LeadershipFence(clock)
-    leader_client = await connect(str(admin_kubeconfig), name="leader-election")
-    controllers = await connect(str(admin_kubeconfig), name="ccm", fence=fence)
+    leader_client = await connect(str(kubeconfig), name="leader-election")
+    controllers = await connect(str(kubeconfig), name="ccm", fence=fence)
     elector = LeaseLeaderElector(
         leader_client,
         name=unique("fence"),
@@ -85,62 +98,51 @@ async def test_a_write_after_a_stall_past_the_renew_deadline_is_not_sent(
         async with KubernetesNodeStore(controllers) as store:
             async with asyncio.timeout(10):
                 await store.wait_synced()
-            await elector.acquire()
-            await _write_label(store, node_name, "leading")
-            assert controllers.requests["PATCH"] == 1
-
-            clock.ahead = RENEW  # the loop stalled for a renew deadline: nothing ran
-            # (the renewer may have run first, closing the fence: refused either way)
-            with pytest.raises(NodeStoreError, match=r"not renewed in time|does not lead"):
-                await _write_label(store, node_name, "after-the-stall")
-            assert controllers.requests["PATCH"] == 1  # refused before it was sent
-            labels = (await get_node(kube, node_name))["metadata"]["labels"]
-            assert labels[LABEL] == "leading"
-
-            async with asyncio.timeout(RENEW + 2):
-                await elector.lost()  # the renewer, once it runs, gives up: the gate's cue
-            with pytest.raises(NodeStoreError, match="does not lead"):
-                await _write_label(store, node_name, "after-the-loss")
-            assert controllers.requests["PATCH"] == 1
+            yield FencedReplica(elector, controllers, store)
     finally:
         await elector.stop()
         await controllers.aclose()
         await leader_client.aclose()
+
+
+async def test_a_write_after_a_stall_past_the_renew_deadline_is_not_sent(
+    kube: KubeClient, admin_kubeconfig: Path, node_name: str
+) -> None:
+    clock = SteppedClock()
+    async with fenced_replica(admin_kubeconfig, clock) as replica:
+        await replica.elector.acquire()
+        await _write_label(replica.store, node_name, "leading")
+        assert replica.controllers.requests["PATCH"] == 1
+
+        clock.ahead = RENEW  # the loop stalled for a renew deadline: nothing ran
+        # (the renewer may have run first, closing the fence: refused either way)
+        with pytest.raises(NodeStoreError, match=r"not renewed in time|does not lead"):
+            await _write_label(replica.store, node_name, "after-the-stall")
+        assert replica.controllers.requests["PATCH"] == 1  # refused before it was sent
+        labels = (await get_node(kube, node_name))["metadata"]["labels"]
+        assert labels[LABEL] == "leading"
+
+        async with asyncio.timeout(RENEW + 2):
+            await replica.elector.lost()  # the renewer, once it runs, gives up: the gate's cue
+        with pytest.raises(NodeStoreError, match="does not lead"):
+            await _write_label(replica.store, node_name, "after-the-loss")
+        assert replica.controllers.requests["PATCH"] == 1
 
 
 async def test_a_standby_writes_nothing_renewals_keep_the_fence_open_release_closes_it(
     kube: KubeClient, admin_kubeconfig: Path, node_name: str
 ) -> None:
-    fence = LeadershipFence()
-    leader_client = await connect(str(admin_kubeconfig), name="leader-election")
-    controllers = await connect(str(admin_kubeconfig), name="ccm", fence=fence)
-    elector = LeaseLeaderElector(
-        leader_client,
-        name=unique("fence"),
-        namespace="kube-system",
-        lease_duration=LEASE,
-        renew_deadline=RENEW,
-        retry_period=RETRY,
-        fence=fence,
-    )
-    try:
-        async with KubernetesNodeStore(controllers) as store:
-            async with asyncio.timeout(10):
-                await store.wait_synced()
-            with pytest.raises(NodeStoreError, match="does not lead"):
-                await _write_label(store, node_name, "before-leading")
-            await elector.acquire()
-            await asyncio.sleep(RENEW + RETRY)  # past the first won write's deadline
-            await _write_label(store, node_name, "renewed")
-            await elector.release()
-            with pytest.raises(NodeStoreError, match="does not lead"):
-                await _write_label(store, node_name, "released")
-        labels = (await get_node(kube, node_name))["metadata"]["labels"]
-        assert labels[LABEL] == "renewed"
-    finally:
-        await elector.stop()
-        await controllers.aclose()
-        await leader_client.aclose()
+    async with fenced_replica(admin_kubeconfig) as replica:
+        with pytest.raises(NodeStoreError, match="does not lead"):
+            await _write_label(replica.store, node_name, "before-leading")
+        await replica.elector.acquire()
+        await asyncio.sleep(RENEW + RETRY)  # past the first won write's deadline
+        await _write_label(replica.store, node_name, "renewed")
+        await replica.elector.release()
+        with pytest.raises(NodeStoreError, match="does not lead"):
+            await _write_label(replica.store, node_name, "released")
+    labels = (await get_node(kube, node_name))["metadata"]["labels"]
+    assert labels[LABEL] == "renewed"
 
 
 async def test_the_process_fences_the_controllers_client_and_not_the_leader_s(
