@@ -38,6 +38,7 @@ async def reset_deletion_breaker(opts: DoctorOptions) -> tuple[int, str]:
             leader_elect_resource_namespace=opts.lease_namespace,
         )
     )
+    container.write_fence.override(None)  # an operator's write, whoever leads
     try:
         store = await provide(container.breaker_store)
         before = await reset_breaker(store)

@@ -72,6 +72,8 @@ def doctor_container(opts: DoctorOptions, config: CloudConfig | None, report: Re
         leader_elect_resource_namespace=opts.lease_namespace,
     )
     container = Container(settings=settings)
+    # Not a replica: its access reviews are sent whoever leads (it never leads).
+    container.write_fence.override(None)
     container.kube_client_settings.override(
         ClientSettings(
             qps=settings.kube_api_qps,
