@@ -27,6 +27,7 @@ from adapters.kubernetes import (
     NotLeadingError,
     connect,
 )
+from adapters.kubernetes.client import MERGE_PATCH
 from domain.errors import NodeStoreError
 from domain.model import NodeChange
 from entrypoints.container import Container, provide, shutdown
@@ -167,12 +168,12 @@ async def test_the_process_fences_the_controllers_client_and_not_the_leader_s(
         client = await provide(elected.kube_client)
         elector = await provide(elected.leader_elector)
         with pytest.raises(NotLeadingError):
-            await client.request("PATCH", path, body=patch, content_type=MERGE)
+            await client.request("PATCH", path, body=patch, content_type=MERGE_PATCH)
         await elector.acquire()
-        await client.request("PATCH", path, body=patch, content_type=MERGE)
+        await client.request("PATCH", path, body=patch, content_type=MERGE_PATCH)
         await elector.release()
         with pytest.raises(NotLeadingError):
-            await client.request("PATCH", path, body=patch, content_type=MERGE)
+            await client.request("PATCH", path, body=patch, content_type=MERGE_PATCH)
     finally:
         await shutdown(elected)
 
@@ -182,9 +183,6 @@ async def test_the_process_fences_the_controllers_client_and_not_the_leader_s(
     try:
         client = await provide(sole.kube_client)
         assert client.fence is None
-        await client.request("PATCH", path, body=patch, content_type=MERGE)
+        await client.request("PATCH", path, body=patch, content_type=MERGE_PATCH)
     finally:
         await shutdown(sole)
-
-
-MERGE = "application/merge-patch+json"
