@@ -125,6 +125,48 @@ async def test_a_kept_connection_carries_the_next_requests(server: ScriptedServe
     assert server.requests[0].startswith(b"GET /api/v1/nodes/n0 HTTP/1.1\r\n")
 
 
+async def test_connections_opened_ahead_carry_the_first_requests(server: ScriptedServer) -> None:
+    """``warm`` opens them before any request (the CCM does at start): three requests
+    at once then open none, and a fourth connection is not opened past ``workers``."""
+    server.replies = [Reply(answer({"n": i}), after=0.1) for i in range(3)]
+    settings = ClientSettings(qps=0, burst=1, max_retries=0, workers=3)
+    async with KubeClient(api_config(k8s.Configuration(host=server.url)), settings) as kube:
+        assert await kube.warm(connections=5) == 3
+        await asyncio.sleep(0.05)  # the server's side accepts them
+        assert kube.kept_connections == 3 and server.connections == 3
+        assert await kube.warm(connections=3) == 0  # kept already
+        got = await asyncio.gather(*(kube.request("GET", f"/api/v1/nodes/n{i}") for i in range(3)))
+        assert sorted(g["n"] for g in got) == [0, 1, 2]
+        assert kube.kept_connections == 3
+    assert server.connections == 3
+
+
+async def test_opening_ahead_where_nothing_listens_fails_in_one_line() -> None:
+    listener = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{listener.sockets[0].getsockname()[1]}"
+    listener.close()
+    await listener.wait_closed()
+    async with client_for(url) as kube:
+        refused = r"CONNECT /: .*ConnectionRefusedError"
+        with pytest.raises(ApiUnavailableError, match=refused) as caught:
+            await kube.warm(connections=2)
+        assert "\n" not in str(caught.value)
+        assert kube.kept_connections == 0
+
+
+async def test_a_connection_opened_ahead_and_closed_by_the_server_is_not_used(
+    server: ScriptedServer,
+) -> None:
+    server.replies = [Reply(answer({"n": 1}), close=True), Reply(answer({"n": 2}))]
+    async with client_for(server.url) as kube:
+        assert await kube.warm(connections=1) == 1
+        assert await kube.request("GET", "/a") == {"n": 1}  # the server closes it after
+        await asyncio.sleep(0.05)
+        assert kube.kept_connections == 0
+        assert await kube.request("GET", "/b") == {"n": 2}
+    assert server.connections == 2
+
+
 async def test_an_answer_late_past_its_timeout_is_never_read_as_the_next_ones(
     server: ScriptedServer,
 ) -> None:

@@ -198,10 +198,26 @@ class KubeClient:
         """The configuration, loaded now if it was not (KubeConfigError when unusable)."""
         return await self._source.get(self._pool)
 
-    async def warm(self) -> None:
-        """Do now what the first request would do first: load the configuration, build
-        the TLS context, read the credentials (so the first node does not pay them)."""
-        await self._prepare(await self._loop_transport())
+    async def warm(self, *, connections: int = 0) -> int:
+        """Do now what the first requests would do first: load the configuration,
+        build the TLS context, read the credentials, and open up to ``connections``
+        kept connections (``workers`` at most), so the first nodes pay none of it.
+        The number of connections opened; ApiUnavailableError when none could be."""
+        transport = await self._loop_transport()
+        await self._prepare(transport)
+        if connections <= 0:
+            return 0
+        try:
+            return await transport.open_kept(connections, within=self.settings.connect_timeout)
+        except NETWORK_ERRORS as err:
+            raise ApiUnavailableError(
+                describe_network_error(err), method="CONNECT", path="/"
+            ) from None
+
+    @property
+    def kept_connections(self) -> int:
+        """How many connections wait for the next requests (:meth:`warm` opens some)."""
+        return self._transport.kept_connections if self._transport is not None else 0
 
     @property
     def server(self) -> str:

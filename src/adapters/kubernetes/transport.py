@@ -126,6 +126,19 @@ class LoopTransport:
             # back in the pool): only a failed answer's are read.
             return answer.status, answer.reason or "", answer.headers, content
 
+    @property
+    def kept_connections(self) -> int:
+        """How many of its own connections wait for the next requests (0 through a
+        proxy)."""
+        return self._direct.kept if self._direct is not None else 0
+
+    async def open_kept(self, count: int, *, within: float) -> int:
+        """Open up to ``count`` connections now, kept for the next requests; the
+        number opened (none through a proxy: aiohttp's pool opens its own)."""
+        if self._config.proxy:
+            return 0
+        return await self._direct_connections().open_kept(count, within=within)
+
     def _direct_connections(self) -> DirectConnections:
         if self._direct is None:
             self._direct = DirectConnections(
