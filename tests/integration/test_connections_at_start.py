@@ -1,14 +1,17 @@
 """What the CCM opens at start, before it reports ready, against the real API server:
-its clients' connections (the first burst of joins paid their TLS handshakes)."""
+its clients' connections (the first burst of joins paid their TLS handshakes), and
+the size of what each TLS connection of the standard loop keeps to read into."""
 
 from __future__ import annotations
 
 import asyncio
+from asyncio import sslproto
 from pathlib import Path
 
 import pytest
 
-from entrypoints.app import _warm_up
+from adapters.kubernetes import KubeClient, connect
+from entrypoints.app import TLS_READ_SIZE, _warm_up, tls_read_size
 from entrypoints.container import Container, provide, shutdown
 from entrypoints.flags.settings import parse_command_line
 
@@ -40,3 +43,29 @@ async def test_the_warm_up_opens_a_connection_per_cloud_node_worker(
         assert kube.kept_connections == 3
     finally:
         await shutdown(container)
+
+
+def read_buffers(kube: KubeClient) -> list[int]:
+    """The size of each TLS read buffer of the client's open connections."""
+    assert kube._transport is not None and kube._transport._direct is not None
+    return [
+        len(connection._transport._ssl_protocol._ssl_buffer)  # type: ignore[union-attr]
+        for connection in kube._transport._direct._open
+    ]
+
+
+async def test_the_ccms_tls_connections_on_the_standard_loop_keep_64_kib_to_read_into(
+    admin_kubeconfig: Path,
+) -> None:
+    """The standard loop's default, 256 KiB per connection filled with zeros and
+    kept: a megabyte of resident memory for the CCM's few connections."""
+    default = sslproto.SSLProtocol.max_size
+    with tls_read_size(TLS_READ_SIZE):
+        async with await connect(str(admin_kubeconfig), name="small") as kube:
+            await kube.warm(connections=2)
+            await kube.request("GET", "/api/v1/nodes")
+            assert read_buffers(kube) == [TLS_READ_SIZE] * 2
+    assert sslproto.SSLProtocol.max_size == default == 256 * 1024  # restored
+    async with await connect(str(admin_kubeconfig), name="default") as kube:
+        await kube.warm(connections=1)
+        assert read_buffers(kube) == [default]
