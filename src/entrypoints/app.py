@@ -28,10 +28,11 @@ import signal
 from asyncio import sslproto
 from collections.abc import Iterator
 
+from dependency_injector import providers
 from loguru import logger
 
 from adapters.config import CloudConfig
-from adapters.kubernetes import KubeConfigError, record_client_check_failure
+from adapters.kubernetes import KubeClient, KubeConfigError, record_client_check_failure
 from application.manager import LeadershipLost
 from domain.errors import InventoryError
 from entrypoints.console import fail
@@ -149,18 +150,25 @@ async def _warm_up(container: Container, settings: Settings) -> None:
     (a burst of joins keeps each busy) and the events client's one: opened on demand,
     the first 200 joins at QPS 500 with 10 workers opened 11, each TLS handshake
     about 0.4 ms of the CCM's CPU and as much of the API server's; and one snapshot
-    of XO, which fills the host and pool caches and opens XO's connections. A failure
-    is only logged: what it would have prepared is prepared at first use, as before."""
-    warmed = (
-        (container.kube_client, settings.concurrent_node_syncs),
-        (container.event_client, 1),
-    )
-    for client, connections in warmed:
+    of XO, which fills the host and pool caches and opens XO's connections. All at
+    once: an API server that never answers costs the start one connect timeout, not
+    one per client. A failure is only logged: what it would have prepared is
+    prepared at first use, as before."""
+
+    async def warm_client(client: providers.Provider[KubeClient], connections: int) -> None:
         try:
             await (await provide(client)).warm(connections=connections)
         except Exception as err:  # a warm-up never stops the start
             logger.debug("warm-up of a Kubernetes client failed: {}", err)
-    try:
-        await (await provide(container.status_snapshots)).take()
-    except InventoryError as err:
-        logger.debug("warm-up snapshot of XO failed: {}", err)
+
+    async def warm_xo() -> None:
+        try:
+            await (await provide(container.status_snapshots)).take()
+        except InventoryError as err:
+            logger.debug("warm-up snapshot of XO failed: {}", err)
+
+    await asyncio.gather(
+        warm_client(container.kube_client, settings.concurrent_node_syncs),
+        warm_client(container.event_client, 1),
+        warm_xo(),
+    )

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.kubernetes import KubeClient, connect
+from adapters.kubernetes import ClientSettings, KubeClient, connect
 from entrypoints.app import TLS_READ_SIZE, _warm_up, tls_read_size
 from entrypoints.container import Container, provide, shutdown
 from entrypoints.flags.settings import parse_command_line
@@ -43,6 +43,59 @@ async def test_the_warm_up_opens_a_connection_per_cloud_node_worker(
         assert kube.kept_connections == 3
     finally:
         await shutdown(container)
+
+
+async def test_an_api_server_that_never_answers_delays_the_start_once_not_per_client(
+    tmp_path: Path,
+) -> None:
+    """The clients are warmed together: against a server that takes the connection and
+    never answers the TLS handshake, the start waits one connect timeout, not one per
+    client, and keeps nothing half open."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+        await reader.read()
+
+    listener = await asyncio.start_server(hold, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        f"""apiVersion: v1
+kind: Config
+clusters:
+- name: silent
+  cluster: {{server: "https://127.0.0.1:{port}", insecure-skip-tls-verify: true}}
+users:
+- name: u
+  user: {{token: not-used}}
+contexts:
+- name: c
+  context: {{cluster: silent, user: u}}
+current-context: c
+"""
+    )
+    settings = parse_command_line(
+        [f"--kubeconfig={kubeconfig}", "--concurrent-node-syncs=2", "--leader-elect=false"]
+    )
+    container = Container(settings=settings)
+    container.status_snapshots.override(NoXO())
+    loop = asyncio.get_running_loop()
+    try:
+        started = loop.time()
+        await _warm_up(container, settings)
+        took = loop.time() - started
+        kube = await provide(container.kube_client)
+        events = await provide(container.event_client)
+        assert (kube.kept_connections, events.kept_connections) == (0, 0)
+    finally:
+        await shutdown(container)
+        for writer in held:
+            writer.close()
+        listener.close()
+        await listener.wait_closed()
+    timeout = ClientSettings().connect_timeout
+    assert timeout <= took < 1.5 * timeout
 
 
 def read_buffers(kube: KubeClient) -> list[int]:
