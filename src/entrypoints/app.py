@@ -145,17 +145,13 @@ async def _run(container: Container, settings: Settings) -> int:
 
 async def _warm_up(container: Container, settings: Settings) -> None:
     """Pay at start, before the process reports ready, what the first nodes would pay:
-    the Kubernetes clients' TLS contexts and credentials (the events client's are read
-    at the first event otherwise) and their connections, one per cloud-node worker
-    (a burst of joins keeps each busy) and the events client's one: opened on demand,
-    the first 200 joins at QPS 500 with 10 workers opened 11, each TLS handshake
-    about 0.4 ms of the CCM's CPU and as much of the API server's. kube-apiserver
-    closes a connection that carried no request after 32 s: these serve the nodes
-    waiting at start and the next half minute's; a later burst opens its own as it
-    goes. And one snapshot of XO, which fills the host and pool caches and opens XO's
-    connections. All at once: an API server that never answers costs the start one
-    connect timeout, not one per client. A failure is only logged: what it would
-    have prepared is prepared at first use, as before."""
+    the Kubernetes clients' TLS contexts, credentials and connections (one per
+    cloud-node worker, which a burst of joins keeps busy, and the events client's
+    one: their TLS handshakes, docs/configuration.md), and one snapshot of XO, which
+    fills the host and pool caches and opens XO's connections. All at once: an API
+    server that never answers costs the start one connect timeout, not one per
+    client. A failure is only logged: what it would have prepared is prepared at
+    first use, as before."""
 
     async def warm_client(client: providers.Provider[KubeClient], connections: int) -> None:
         try:

@@ -15,6 +15,8 @@ from entrypoints.app import TLS_READ_SIZE, _warm_up, tls_read_size
 from entrypoints.container import Container, provide, shutdown
 from entrypoints.flags.settings import parse_command_line
 
+from .controlplane import ControlPlane, write_kubeconfig
+
 pytestmark = pytest.mark.integration
 
 
@@ -46,7 +48,7 @@ async def test_the_warm_up_opens_a_connection_per_cloud_node_worker(
 
 
 async def test_an_api_server_that_never_answers_delays_the_start_once_not_per_client(
-    tmp_path: Path,
+    control_plane: ControlPlane, tmp_path: Path
 ) -> None:
     """The clients are warmed together: against a server that takes the connection and
     never answers the TLS handshake, the start waits one connect timeout, not one per
@@ -59,21 +61,12 @@ async def test_an_api_server_that_never_answers_delays_the_start_once_not_per_cl
 
     listener = await asyncio.start_server(hold, "127.0.0.1", 0)
     port = listener.sockets[0].getsockname()[1]
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        f"""apiVersion: v1
-kind: Config
-clusters:
-- name: silent
-  cluster: {{server: "https://127.0.0.1:{port}", insecure-skip-tls-verify: true}}
-users:
-- name: u
-  user: {{token: not-used}}
-contexts:
-- name: c
-  context: {{cluster: silent, user: u}}
-current-context: c
-"""
+    kubeconfig = write_kubeconfig(
+        tmp_path / "silent.kubeconfig",
+        server=f"https://127.0.0.1:{port}",
+        ca_file=control_plane.ca_file,
+        user="nobody",
+        token="t0k3n-not-used",
     )
     settings = parse_command_line(
         [f"--kubeconfig={kubeconfig}", "--concurrent-node-syncs=2", "--leader-elect=false"]
