@@ -96,6 +96,36 @@ def test_the_control_plane_floor_is_shown_beside_the_time_it_bounds_never_judged
     assert "MET" not in line and "MISSED" not in line and "not run" not in line
 
 
+def test_a_time_goal_below_the_control_plane_alone_reads_as_out_of_reach() -> None:
+    from tools.bench.table import ISSUE29
+
+    def verdict(mine: float, floor: float) -> tuple[dict[str, object], str]:
+        measured = {
+            "this-tree": {"reg200_auto": mine, "floor200_auto": floor},
+            "4a6c53b": {"reg200_auto": 1.10, "floor200_auto": 0.85},
+        }
+        rows = compare(measured, "this-tree", "4a6c53b", rows=ISSUE29)
+        row = next(r for r in rows if r["key"] == "reg200_auto")
+        line = next(
+            line
+            for line in render(rows, "this-tree", "4a6c53b").splitlines()
+            if "workers sized" in line and "(s)" in line
+        )
+        return row, line
+
+    # the goal is 0.6 x 1.10 = 0.66 s; the control plane alone took 0.86 s of it
+    row, line = verdict(0.97, 0.86)
+    assert row["met"] is False and row["out_of_reach"] is True
+    assert "MISSED, below the floor" in line
+    # a floor under the goal: the miss is the CCM's own
+    row, line = verdict(0.97, 0.50)
+    assert row["met"] is False and row["out_of_reach"] is False
+    assert line.rstrip().endswith("MISSED")
+    # met is met, whatever the floor
+    row, line = verdict(0.60, 0.86)
+    assert row["met"] is True and "MET" in line and "floor" not in line
+
+
 def test_the_go_ccm_runs_as_built_with_its_manifests_flags_and_answers_healthz(
     tmp_path: Path,
 ) -> None:

@@ -166,7 +166,9 @@ def render(results: dict[str, Any]) -> str:
             f"\nThis tree vs {base} (same run, each on the production install of its lock; "
             "goal / base: the goal as a ratio of the baseline measured now (for issue 16, "
             "the Go CCM goal as a ratio of 87c6494's figure in the issue); met when now "
-            "ratio <= it, or the figure <= an absolute goal"
+            "ratio <= it, or the figure <= an absolute goal; below the floor: the goal is "
+            "less than the control plane alone took over the cores, so a CCM using no CPU "
+            "at all would miss it on this machine"
             + (f"; medians of {repeat} runs each" if (repeat := _repeat(results)) > 1 else "")
             + ")\n"
             + table.render(results["table"], this, base, go[0] if go else None)
