@@ -165,8 +165,10 @@ class Prober:
     slowest: float = 0.0
     failures: list[str] = field(default_factory=list)
     _task: asyncio.Task[None] | None = None
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     def start(self) -> None:
+        self._stopping.clear()
         self._task = asyncio.create_task(self._run())
 
     async def probe(self) -> bool:
@@ -194,16 +196,19 @@ class Prober:
                 writer.transport.abort()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             started = time.monotonic()
             self.sent += 1
             if await self.probe():
                 self.answered += 1
-            await asyncio.sleep(max(0.0, self.every - (time.monotonic() - started)))
+            with contextlib.suppress(TimeoutError):
+                wait = max(0.0, self.every - (time.monotonic() - started))
+                await asyncio.wait_for(self._stopping.wait(), wait)
 
     async def stop(self) -> None:
+        """Stop probing; a probe in flight ends first (its ``timeout`` at most), so
+        every probe sent is counted answered or failed, none cut short by the stop."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            self._stopping.set()
+            await self._task
             self._task = None
