@@ -165,7 +165,7 @@ class Prober:
     slowest: float = 0.0
     failures: list[str] = field(default_factory=list)
     _task: asyncio.Task[None] | None = None
-    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
     def start(self) -> None:
         self._stopping.clear()

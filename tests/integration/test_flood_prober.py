@@ -9,16 +9,12 @@ import asyncio
 import ssl
 from pathlib import Path
 
-from adapters.observability.certificates import generate_self_signed
 from tests.integration.flood import Prober
+from tests.xo.pki import make_pki
 
 
 async def slow_healthz(tmp_path: Path, delay: float) -> asyncio.Server:
-    chain, key = generate_self_signed("127.0.0.1")
-    (tmp_path / "tls.crt").write_bytes(chain)
-    (tmp_path / "tls.key").write_bytes(key)
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(tmp_path / "tls.crt", tmp_path / "tls.key")
+    context = make_pki(tmp_path).server_context()
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
